@@ -1,0 +1,90 @@
+//! Storage dtypes of source tensors, as they sit in a checkpoint.
+//!
+//! The IR never computes in these types; they only say how many bytes a weight
+//! occupies in its file and how a frontend must decode it.
+
+use serde::Serialize;
+use std::fmt;
+
+/// How a tensor is stored in its source file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+    /// GGUF block formats (llama.cpp naming).
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q4K,
+    Q6K,
+}
+
+impl DType {
+    /// Elements per block and bytes per block.
+    pub const fn block(self) -> (usize, usize) {
+        match self {
+            DType::F32 => (1, 4),
+            DType::F16 | DType::BF16 => (1, 2),
+            DType::Q8_0 => (32, 34),
+            DType::Q4_0 => (32, 18),
+            DType::Q4_1 => (32, 20),
+            DType::Q5_0 => (32, 22),
+            DType::Q5_1 => (32, 24),
+            DType::Q4K => (256, 144),
+            DType::Q6K => (256, 210),
+        }
+    }
+
+    /// Bytes needed for `n` elements, or `None` when `n` is not a whole number of blocks.
+    pub fn bytes_for(self, n: u64) -> Option<u64> {
+        let (elems, bytes) = self.block();
+        let elems = elems as u64;
+        (n % elems == 0).then(|| n / elems * bytes as u64)
+    }
+
+    /// Storage bits per weight, block scales included.
+    pub fn bits_per_weight(self) -> f64 {
+        let (elems, bytes) = self.block();
+        bytes as f64 * 8.0 / elems as f64
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::Q8_0 => "q8_0",
+            DType::Q4_0 => "q4_0",
+            DType::Q4_1 => "q4_1",
+            DType::Q5_0 => "q5_0",
+            DType::Q5_1 => "q5_1",
+            DType::Q4K => "q4_k",
+            DType::Q6K => "q6_k",
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_sizes_match_llama_cpp_layouts() {
+        // q4_1: f16 scale + f16 min + 16 bytes of nibbles = 20 bytes per 32 weights.
+        assert_eq!(DType::Q4_1.bytes_for(64), Some(40));
+        assert_eq!(DType::Q4_1.bytes_for(33), None);
+        assert_eq!(DType::Q8_0.bits_per_weight(), 8.5);
+        assert_eq!(DType::Q6K.bits_per_weight(), 6.5625);
+        assert_eq!(DType::BF16.bytes_for(3), Some(6));
+    }
+}

@@ -1,0 +1,236 @@
+//! The model graph: a petgraph DAG of [`Node`]s joined by port-numbered [`Edge`]s.
+
+use crate::op::Op;
+use crate::weights::{WeightId, WeightInfo};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use serde::Serialize;
+
+/// One op instance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Node {
+    pub op: Op,
+    /// Per-position output width.
+    pub width: usize,
+    /// Decoder layer this node belongs to; `None` for the embedding and head.
+    pub layer: Option<usize>,
+    /// Human-readable name, e.g. `layers.0.attn.q`.
+    pub name: String,
+}
+
+/// A data edge; `port` is the operand position at the consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    pub port: usize,
+}
+
+/// Hyperparameters of the source model, kept for reports and later stages.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HParams {
+    /// Architecture as named by the source (`LlamaForCausalLM`, `llama`, ...).
+    pub architecture: String,
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub d_ff: usize,
+    pub max_positions: usize,
+    pub tied_embeddings: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+}
+
+/// A whole model: graph, weight table and hyperparameters.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub graph: DiGraph<Node, Edge>,
+    pub weights: Vec<WeightInfo>,
+    pub hparams: HParams,
+    pub input: NodeIndex,
+    pub output: NodeIndex,
+}
+
+/// Per-layer summary used by `taalasc inspect`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerSummary {
+    /// `"embed"`, `"layer 0"`, ..., `"head"`.
+    pub name: String,
+    pub layer: Option<usize>,
+    pub ops: Vec<String>,
+    pub params: u64,
+    pub bytes: u64,
+}
+
+impl Model {
+    pub fn node(&self, n: NodeIndex) -> &Node {
+        &self.graph[n]
+    }
+
+    pub fn weight(&self, id: WeightId) -> &WeightInfo {
+        &self.weights[id.0 as usize]
+    }
+
+    /// Operands of `n`, ordered by port.
+    pub fn inputs(&self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut v: Vec<(usize, NodeIndex)> = self
+            .graph
+            .edges_directed(n, Direction::Incoming)
+            .map(|e| (e.weight().port, e.source()))
+            .collect();
+        v.sort_unstable();
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Nodes in a deterministic topological order (ties broken by node index).
+    pub fn topo_order(&self) -> Vec<NodeIndex> {
+        let n = self.graph.node_count();
+        let mut indeg: Vec<usize> = (0..n)
+            .map(|i| {
+                self.graph
+                    .edges_directed(NodeIndex::new(i), Direction::Incoming)
+                    .count()
+            })
+            .collect();
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..n).filter(|&i| indeg[i] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop_first() {
+            order.push(NodeIndex::new(i));
+            for e in self
+                .graph
+                .edges_directed(NodeIndex::new(i), Direction::Outgoing)
+            {
+                let t = e.target().index();
+                indeg[t] -= 1;
+                if indeg[t] == 0 {
+                    ready.insert(t);
+                }
+            }
+        }
+        order
+    }
+
+    /// Total parameter count; a weight shared by two ops (tied embeddings) counts once.
+    pub fn param_count(&self) -> u64 {
+        self.weights.iter().map(WeightInfo::numel).sum()
+    }
+
+    /// Total bytes at source dtypes.
+    pub fn source_bytes(&self) -> u64 {
+        self.weights.iter().map(WeightInfo::source_bytes).sum()
+    }
+
+    /// Ops, parameters and bytes grouped by layer: embedding first, then each
+    /// decoder layer, then the head. A weight is charged to the first group
+    /// (in that order) that reads it.
+    pub fn layer_summaries(&self) -> Vec<LayerSummary> {
+        let order = self.topo_order();
+        let group_of = |n: &Node| -> usize {
+            match n.layer {
+                Some(l) => l + 1,
+                None if matches!(n.op, Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }) => 0,
+                None => self.hparams.n_layers + 1,
+            }
+        };
+        let groups = self.hparams.n_layers + 2;
+        let mut out: Vec<LayerSummary> = (0..groups)
+            .map(|g| LayerSummary {
+                name: match g {
+                    0 => "embed".to_string(),
+                    g if g == groups - 1 => "head".to_string(),
+                    g => format!("layer {}", g - 1),
+                },
+                layer: (g > 0 && g < groups - 1).then(|| g - 1),
+                ops: Vec::new(),
+                params: 0,
+                bytes: 0,
+            })
+            .collect();
+        let mut charged = vec![false; self.weights.len()];
+        for &n in &order {
+            let node = &self.graph[n];
+            let g = group_of(node);
+            out[g].ops.push(node.op.mnemonic().to_string());
+            for w in node.op.weights() {
+                if !std::mem::replace(&mut charged[w.0 as usize], true) {
+                    out[g].params += self.weight(w).numel();
+                    out[g].bytes += self.weight(w).source_bytes();
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Incremental graph construction used by frontends.
+#[derive(Debug, Default)]
+pub struct Builder {
+    graph: DiGraph<Node, Edge>,
+    weights: Vec<WeightInfo>,
+    layer: Option<usize>,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a weight and returns its id.
+    pub fn weight(&mut self, info: WeightInfo) -> WeightId {
+        self.weights.push(info);
+        WeightId(self.weights.len() as u32 - 1)
+    }
+
+    pub fn weight_info(&self, id: WeightId) -> &WeightInfo {
+        &self.weights[id.0 as usize]
+    }
+
+    /// Subsequent nodes belong to decoder layer `layer` (or to none).
+    pub fn set_layer(&mut self, layer: Option<usize>) {
+        self.layer = layer;
+    }
+
+    /// Adds a node fed by `inputs` (in port order).
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        op: Op,
+        width: usize,
+        inputs: &[NodeIndex],
+    ) -> NodeIndex {
+        let n = self.graph.add_node(Node {
+            op,
+            width,
+            layer: self.layer,
+            name: name.into(),
+        });
+        for (port, &src) in inputs.iter().enumerate() {
+            self.graph.add_edge(src, n, Edge { port });
+        }
+        n
+    }
+
+    pub fn width(&self, n: NodeIndex) -> usize {
+        self.graph[n].width
+    }
+
+    pub fn finish(
+        self,
+        hparams: HParams,
+        input: NodeIndex,
+        output: NodeIndex,
+    ) -> Result<Model, crate::verify::VerifyError> {
+        let model = Model {
+            graph: self.graph,
+            weights: self.weights,
+            hparams,
+            input,
+            output,
+        };
+        crate::verify::verify(&model)?;
+        Ok(model)
+    }
+}

@@ -1,0 +1,66 @@
+//! # taalasc-frontends: checkpoints in, model IR out
+//!
+//! [`load`] accepts what users actually hold: a Hugging Face folder, a
+//! `.safetensors` file with `config.json` beside it, a
+//! `model.safetensors.index.json` for sharded checkpoints, or a `.gguf` file.
+//! Every format ends in the same place: a verified [`taalasc_ir::Model`] plus a
+//! [`MappedWeights`] that reads tensor values lazily from memory-mapped files.
+//!
+//! Architecture invariant: only this crate reads checkpoint files.
+
+pub mod arch;
+pub mod dequant;
+pub mod error;
+pub mod gguf;
+pub mod hf;
+pub mod tensors;
+pub mod tokenizer;
+
+pub use error::LoadError;
+pub use tensors::MappedWeights;
+pub use tokenizer::TextTokenizer;
+
+use std::path::{Path, PathBuf};
+use taalasc_ir::Model;
+
+/// The container a model was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceFormat {
+    Safetensors,
+    Gguf,
+}
+
+/// A loaded checkpoint: graph, lazily-read weights, and its tokenizer if it ships one.
+pub struct LoadedModel {
+    pub model: Model,
+    pub weights: MappedWeights,
+    pub tokenizer: Option<TextTokenizer>,
+    pub format: SourceFormat,
+    pub path: PathBuf,
+}
+
+/// Loads any supported checkpoint, choosing the frontend from the path.
+pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
+    if !path.exists() {
+        return Err(LoadError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        ));
+    }
+    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    if is_gguf(path) {
+        return gguf::load(path);
+    }
+    if path.is_dir() && !path.join("config.json").exists() {
+        // A folder holding exactly one GGUF file (and no HF config) is that file.
+        let ggufs: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| LoadError::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_gguf(p))
+            .collect();
+        if ggufs.len() == 1 {
+            return gguf::load(&ggufs[0]);
+        }
+    }
+    hf::load(path)
+}

@@ -1,0 +1,235 @@
+//! Memory-mapped tensor storage shared by every checkpoint format.
+//!
+//! A [`TensorIndex`] maps source tensor names to byte ranges inside mapped
+//! files. [`MappedWeights`] binds IR weight ids to those ranges plus the
+//! layout transforms that turn a source tensor into its canonical IR layout.
+//! Nothing is copied until [`WeightSource::load_f32`] is called for one weight.
+
+use crate::dequant;
+use crate::error::LoadError;
+use memmap2::Mmap;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use taalasc_ir::{DType, WeightError, WeightId, WeightSource};
+
+/// One memory-mapped checkpoint file.
+pub struct MappedFile {
+    pub path: PathBuf,
+    pub map: Mmap,
+}
+
+impl MappedFile {
+    pub fn open(path: &Path) -> Result<Self, LoadError> {
+        let file = File::open(path).map_err(|e| LoadError::io(path, e))?;
+        // SAFETY: the mapping is read-only. If another process truncates the file
+        // while we hold it, reads fault; that is the documented memmap2 hazard and
+        // the same contract every mmap-based model loader accepts.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| LoadError::io(path, e))?;
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+}
+
+/// Where one source tensor lives.
+#[derive(Clone, Debug)]
+pub struct TensorEntry {
+    /// Index into [`TensorIndex::files`].
+    pub file: usize,
+    /// Absolute byte range inside the mapped file.
+    pub start: usize,
+    pub end: usize,
+    pub dtype: DType,
+    /// Source shape, outermost dimension first (row-major).
+    pub shape: Vec<usize>,
+}
+
+impl TensorEntry {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// All tensors of a checkpoint, by source name.
+#[derive(Default)]
+pub struct TensorIndex {
+    pub files: Vec<MappedFile>,
+    pub tensors: BTreeMap<String, TensorEntry>,
+}
+
+impl TensorIndex {
+    pub fn get(&self, name: &str) -> Option<&TensorEntry> {
+        self.tensors.get(name)
+    }
+
+    pub fn path_of(&self, entry: &TensorEntry) -> &Path {
+        &self.files[entry.file].path
+    }
+
+    pub fn bytes(&self, entry: &TensorEntry) -> &[u8] {
+        &self.files[entry.file].map[entry.start..entry.end]
+    }
+}
+
+/// A layout change applied, in order, to a source tensor to give its IR layout.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transform {
+    /// Swap the two dimensions of a matrix (GPT-2 `Conv1D` stores `[in, out]`).
+    Transpose,
+    /// Keep `len` entries starting at `start` along `axis` (GPT-2's fused `c_attn`).
+    Slice {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
+    /// Undo llama.cpp's rotary row permutation of Q/K projections (weights or
+    /// biases): within each head, GGUF stores rows interleaved as pairs
+    /// `(0, half), (1, half+1), ...`; the IR uses the split-halves layout.
+    UnpermuteRope { n_heads: usize },
+}
+
+impl Transform {
+    /// Shape after the transform, or a reason it does not apply.
+    pub fn apply_shape(&self, shape: &[usize]) -> Result<Vec<usize>, String> {
+        match *self {
+            Transform::Transpose => match shape {
+                [a, b] => Ok(vec![*b, *a]),
+                _ => Err(format!("cannot transpose a tensor of rank {}", shape.len())),
+            },
+            Transform::Slice { axis, start, len } => {
+                let mut s = shape.to_vec();
+                match s.get_mut(axis) {
+                    Some(d) if start + len <= *d => {
+                        *d = len;
+                        Ok(s)
+                    }
+                    _ => Err(format!("cannot take [{start}..{}] of axis {axis} of shape {shape:?}", start + len)),
+                }
+            }
+            Transform::UnpermuteRope { n_heads } => {
+                let rows = shape.first().copied().unwrap_or(0);
+                if n_heads == 0 || rows % (2 * n_heads) != 0 {
+                    return Err(format!("{rows} rows do not split into {n_heads} heads of even size"));
+                }
+                Ok(shape.to_vec())
+            }
+        }
+    }
+
+    fn apply(&self, data: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+        match *self {
+            Transform::Transpose => {
+                let (r, c) = (shape[0], shape[1]);
+                let mut out = vec![0.0; data.len()];
+                for i in 0..r {
+                    for j in 0..c {
+                        out[j * r + i] = data[i * c + j];
+                    }
+                }
+                out
+            }
+            Transform::Slice { axis, start, len } => {
+                let outer: usize = shape[..axis].iter().product();
+                let inner: usize = shape[axis + 1..].iter().product();
+                let dim = shape[axis];
+                let mut out = Vec::with_capacity(outer * len * inner);
+                for o in 0..outer {
+                    let base = o * dim * inner;
+                    out.extend_from_slice(&data[base + start * inner..base + (start + len) * inner]);
+                }
+                out
+            }
+            Transform::UnpermuteRope { n_heads } => {
+                let rows = shape[0];
+                let cols: usize = shape[1..].iter().product();
+                let head_rows = rows / n_heads;
+                let half = head_rows / 2;
+                let mut out = vec![0.0; data.len()];
+                for h in 0..n_heads {
+                    for i in 0..half {
+                        for (k, dst) in [(2 * i, i), (2 * i + 1, i + half)] {
+                            let s = (h * head_rows + k) * cols;
+                            let d = (h * head_rows + dst) * cols;
+                            out[d..d + cols].copy_from_slice(&data[s..s + cols]);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// How to produce one IR weight from a source tensor.
+#[derive(Clone, Debug)]
+pub struct WeightBinding {
+    pub tensor: String,
+    pub transforms: Vec<Transform>,
+}
+
+/// [`WeightSource`] over a [`TensorIndex`].
+pub struct MappedWeights {
+    pub index: TensorIndex,
+    pub bindings: Vec<WeightBinding>,
+}
+
+impl WeightSource for MappedWeights {
+    fn load_f32(&self, id: WeightId) -> Result<Vec<f32>, WeightError> {
+        let binding = self
+            .bindings
+            .get(id.0 as usize)
+            .ok_or(WeightError::UnknownId(id))?;
+        let entry = self
+            .index
+            .get(&binding.tensor)
+            .ok_or(WeightError::UnknownId(id))?;
+        let file = self.index.path_of(entry).display().to_string();
+        let invalid = |message: String| WeightError::Invalid {
+            file: file.clone(),
+            tensor: binding.tensor.clone(),
+            message,
+        };
+        let mut data = dequant::to_f32(entry.dtype, self.index.bytes(entry), entry.numel())
+            .map_err(invalid)?;
+        if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(WeightError::NonFinite {
+                file,
+                tensor: binding.tensor.clone(),
+                index,
+                value,
+            });
+        }
+        let mut shape = entry.shape.clone();
+        for t in &binding.transforms {
+            let next = t.apply_shape(&shape).map_err(invalid)?;
+            data = t.apply(data, &shape);
+            shape = next;
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpermute_restores_split_halves() {
+        // One head of 4 rows, 1 column: HF order [a0, a1, b0, b1] (halves a and b);
+        // llama.cpp stores pairs interleaved: [a0, b0, a1, b1].
+        let t = Transform::UnpermuteRope { n_heads: 1 };
+        assert_eq!(t.apply(vec![0., 2., 1., 3.], &[4, 1]), vec![0., 1., 2., 3.]);
+    }
+
+    #[test]
+    fn slice_then_transpose_extracts_a_conv1d_block() {
+        // [in=2, out=3*2] fused QKV; take K = columns 2..4 then transpose to [out, in].
+        let data: Vec<f32> = (0..12).map(|x| x as f32).collect();
+        let s = Transform::Slice { axis: 1, start: 2, len: 2 };
+        let sliced = s.apply(data, &[2, 6]);
+        assert_eq!(sliced, vec![2., 3., 8., 9.]);
+        assert_eq!(Transform::Transpose.apply(sliced, &[2, 2]), vec![2., 8., 3., 9.]);
+    }
+}
