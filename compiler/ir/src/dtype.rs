@@ -19,7 +19,10 @@ pub enum DType {
     Q4_1,
     Q5_0,
     Q5_1,
+    Q2K,
+    Q3K,
     Q4K,
+    Q5K,
     Q6K,
 }
 
@@ -34,7 +37,10 @@ impl DType {
             DType::Q4_1 => (32, 20),
             DType::Q5_0 => (32, 22),
             DType::Q5_1 => (32, 24),
+            DType::Q2K => (256, 84),
+            DType::Q3K => (256, 110),
             DType::Q4K => (256, 144),
+            DType::Q5K => (256, 176),
             DType::Q6K => (256, 210),
         }
     }
@@ -62,7 +68,10 @@ impl DType {
             DType::Q4_1 => "q4_1",
             DType::Q5_0 => "q5_0",
             DType::Q5_1 => "q5_1",
+            DType::Q2K => "q2_k",
+            DType::Q3K => "q3_k",
             DType::Q4K => "q4_k",
+            DType::Q5K => "q5_k",
             DType::Q6K => "q6_k",
         }
     }

@@ -1,0 +1,166 @@
+//! f32 kernels, each written to follow the Hugging Face implementation's order
+//! of operations so that float results agree to ~1e-6 relative.
+
+use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use taalasc_ir::RopeSpec;
+
+pub fn rms_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, eps: f32) -> Array2<f32> {
+    let mut out = x.to_owned();
+    for mut row in out.rows_mut() {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        row.iter_mut().zip(gain.iter()).for_each(|(v, g)| *v = g * (*v * r));
+    }
+    out
+}
+
+pub fn layer_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, bias: ArrayView1<f32>, eps: f32) -> Array2<f32> {
+    let mut out = x.to_owned();
+    for mut row in out.rows_mut() {
+        let n = row.len() as f32;
+        let mean = row.sum() / n;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let r = 1.0 / (var + eps).sqrt();
+        row.iter_mut()
+            .zip(gain.iter().zip(bias.iter()))
+            .for_each(|(v, (g, b))| *v = (*v - mean) * r * g + b);
+    }
+    out
+}
+
+/// `x W^T + b` with `W` as `[out, in]`.
+pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: Option<ArrayView1<f32>>) -> Array2<f32> {
+    let mut out = if x.nrows() == 1 {
+        matvec(x.row(0), w).insert_axis(Axis(0))
+    } else {
+        x.dot(&w.t())
+    };
+    if let Some(b) = bias {
+        out += &b;
+    }
+    out
+}
+
+/// One row times `W^T`: a dot product per weight row, split across threads
+/// for large matrices (the decode path; GEMM packing would dominate here).
+fn matvec(x: ArrayView1<f32>, w: ArrayView2<f32>) -> ndarray::Array1<f32> {
+    let x = x.to_vec();
+    let rows = w.nrows();
+    let mut out = vec![0.0f32; rows];
+    let dot_rows = |first: usize, dst: &mut [f32]| {
+        for (i, d) in dst.iter_mut().enumerate() {
+            let row = w.row(first + i);
+            *d = match row.as_slice() {
+                Some(r) => dot(r, &x),
+                None => row.iter().zip(&x).map(|(a, b)| a * b).sum(),
+            };
+        }
+    };
+    let threads = if rows * w.ncols() >= 1 << 16 {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+    } else {
+        1
+    };
+    if threads <= 1 {
+        dot_rows(0, &mut out);
+    } else {
+        let chunk = rows.div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (c, dst) in out.chunks_mut(chunk).enumerate() {
+                let f = &dot_rows;
+                scope.spawn(move || f(c * chunk, dst));
+            }
+        });
+    }
+    ndarray::Array1::from_vec(out)
+}
+
+/// Dot product with 8 independent accumulators (vectorizes; fixed order, so
+/// results do not depend on thread count).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Rotates each head's first `rotary_dim` features in split-halves layout,
+/// for rows at positions `pos0, pos0 + 1, ...`.
+pub fn rope(x: &mut Array2<f32>, n_heads: usize, head_dim: usize, spec: &RopeSpec, pos0: usize) {
+    let inv = spec.inv_freqs();
+    let half = spec.rotary_dim / 2;
+    for (t, mut row) in x.rows_mut().into_iter().enumerate() {
+        let p = (pos0 + t) as f64;
+        let cs: Vec<(f32, f32)> = inv.iter().map(|f| ((p * f).cos() as f32, (p * f).sin() as f32)).collect();
+        for h in 0..n_heads {
+            let base = h * head_dim;
+            for (i, &(c, sn)) in cs.iter().enumerate() {
+                let a = row[base + i];
+                let b = row[base + i + half];
+                row[base + i] = a * c - b * sn;
+                row[base + i + half] = b * c + a * sn;
+            }
+        }
+    }
+}
+
+/// Causal attention of the new rows `q` (at positions `pos0..`) over the
+/// whole cache `k`, `v` (`[positions, n_kv_heads * head_dim]`).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: ArrayView2<f32>,
+    k: ArrayView2<f32>,
+    v: ArrayView2<f32>,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    pos0: usize,
+    window: Option<usize>,
+) -> Array2<f32> {
+    let t = q.nrows();
+    let group = n_heads / n_kv_heads;
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let mut out = Array2::zeros((t, n_heads * head_dim));
+    for h in 0..n_heads {
+        let kvh = h / group;
+        let cols = s![.., h * head_dim..(h + 1) * head_dim];
+        let kv_cols = s![.., kvh * head_dim..(kvh + 1) * head_dim];
+        let mut scores = q.slice(cols).dot(&k.slice(kv_cols).t());
+        for (i, mut row) in scores.rows_mut().into_iter().enumerate() {
+            let p = pos0 + i;
+            let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
+            let mut max = f32::NEG_INFINITY;
+            for (j, s) in row.iter_mut().enumerate() {
+                if j > p || j < lo {
+                    *s = f32::NEG_INFINITY;
+                } else {
+                    *s *= scale;
+                    max = max.max(*s);
+                }
+            }
+            let mut sum = 0.0;
+            row.mapv_inplace(|s| {
+                let e = (s - max).exp();
+                sum += e;
+                e
+            });
+            row /= sum;
+        }
+        out.slice_mut(cols).assign(&scores.dot(&v.slice(kv_cols)));
+    }
+    out
+}
+
+pub fn gelu_tanh(x: f32) -> f32 {
+    const C: f32 = 0.797_884_6; // sqrt(2/pi)
+    0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
+}

@@ -1,0 +1,135 @@
+//! Perplexity in llama.cpp's convention, so that figures compare directly with
+//! `llama-perplexity -c CTX`:
+//!
+//! 1. tokenize the whole text once (with BOS only if the tokenizer adds one);
+//! 2. cut the ids into `floor(n / ctx)` non-overlapping chunks of `ctx` tokens;
+//! 3. if the model's tokenizer adds BOS, overwrite each chunk's first token with BOS;
+//! 4. run each chunk from an empty KV cache and score only its second half:
+//!    the logits at positions `ctx/2 .. ctx-1` predict the tokens after them,
+//!    `ctx - 1 - ctx/2` scored tokens per chunk;
+//! 5. perplexity = exp(mean negative log-likelihood over all scored tokens).
+
+use ndarray::Array2;
+use serde::Serialize;
+
+/// Anything that can produce logits for a whole chunk from an empty cache.
+pub trait LogitsEngine: Sync {
+    /// Logits `[tokens.len() - from, vocab]` for positions `from..`.
+    fn chunk_logits(&self, tokens: &[u32], from: usize) -> anyhow::Result<Array2<f32>>;
+}
+
+impl LogitsEngine for taalasc_float::FloatModel {
+    fn chunk_logits(&self, tokens: &[u32], from: usize) -> anyhow::Result<Array2<f32>> {
+        let mut s = self.session();
+        Ok(self.forward(&mut s, tokens, from)?)
+    }
+}
+
+/// Whether to overwrite each chunk's first token with BOS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BosPolicy {
+    /// As llama.cpp: only when the tokenizer adds BOS to a fresh prompt.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PerplexityReport {
+    pub perplexity: f64,
+    pub chunks: usize,
+    pub tokens_scored: usize,
+    pub ctx: usize,
+    pub text_tokens: usize,
+    pub bos_per_chunk: bool,
+    /// Mean NLL of each chunk (nats per token), in order.
+    pub nll_per_chunk: Vec<f64>,
+}
+
+/// Splits `ids` into chunks as described in the module docs.
+pub fn chunks(ids: &[u32], ctx: usize, bos: Option<u32>, max_chunks: Option<usize>) -> Vec<Vec<u32>> {
+    let n = (ids.len() / ctx).min(max_chunks.unwrap_or(usize::MAX));
+    (0..n)
+        .map(|i| {
+            let mut c = ids[i * ctx..(i + 1) * ctx].to_vec();
+            if let Some(b) = bos {
+                c[0] = b;
+            }
+            c
+        })
+        .collect()
+}
+
+/// Runs the chunks through `engine`, calling `progress(done)` after each.
+pub fn perplexity(
+    engine: &dyn LogitsEngine,
+    chunks: &[Vec<u32>],
+    text_tokens: usize,
+    bos_per_chunk: bool,
+    progress: &dyn Fn(usize),
+) -> anyhow::Result<PerplexityReport> {
+    let mut nll_per_chunk = Vec::with_capacity(chunks.len());
+    let (mut total, mut count) = (0.0f64, 0usize);
+    let ctx = chunks.first().map_or(0, Vec::len);
+    anyhow::ensure!(ctx >= 4 || chunks.is_empty(), "context {ctx} is too short to score");
+    for (i, chunk) in chunks.iter().enumerate() {
+        let first = ctx / 2;
+        let logits = engine.chunk_logits(chunk, first)?;
+        let mut sum = 0.0;
+        for j in first..ctx - 1 {
+            let row = logits.row(j - first);
+            let lp = taalasc_float::log_softmax(row.as_slice().expect("contiguous logits"));
+            sum -= lp[chunk[j + 1] as usize];
+        }
+        let scored = ctx - 1 - first;
+        nll_per_chunk.push(sum / scored as f64);
+        total += sum;
+        count += scored;
+        progress(i + 1);
+    }
+    anyhow::ensure!(count > 0, "the text is shorter than one context of {ctx} tokens: nothing to score");
+    Ok(PerplexityReport {
+        perplexity: (total / count as f64).exp(),
+        chunks: chunks.len(),
+        tokens_scored: count,
+        ctx,
+        text_tokens,
+        bos_per_chunk,
+        nll_per_chunk,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An engine whose logits make token `t+1` have probability 1/2 and the
+    /// rest share the other half uniformly: NLL = ln 2 for every scored token.
+    struct Half(usize);
+    impl LogitsEngine for Half {
+        fn chunk_logits(&self, tokens: &[u32], from: usize) -> anyhow::Result<Array2<f32>> {
+            let v = self.0;
+            let mut out = Array2::zeros((tokens.len() - from, v));
+            for (r, &t) in tokens[from..].iter().enumerate() {
+                let next = (t as usize + 1) % v;
+                // p(next) = e^a / (e^a + (v-1)) = 1/2  =>  a = ln(v-1)
+                out[[r, next]] = ((v - 1) as f32).ln();
+            }
+            Ok(out)
+        }
+    }
+
+    #[test]
+    fn llama_cpp_chunking_and_scoring() {
+        let ids: Vec<u32> = (0..37).map(|i| i % 10).collect();
+        let c = chunks(&ids, 8, Some(9), None);
+        assert_eq!(c.len(), 4);
+        assert_eq!(c[1][0], 9, "first token replaced by BOS");
+        assert_eq!(c[1][1], ids[9]);
+        let r = perplexity(&Half(10), &chunks(&ids, 8, None, None), 37, false, &|_| {}).unwrap();
+        // ctx 8: positions 4, 5, 6 are scored in each chunk.
+        assert_eq!(r.tokens_scored, 4 * 3);
+        assert!((r.perplexity - 2.0).abs() < 1e-6, "{}", r.perplexity);
+    }
+}
