@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with Rust:
+#   bash scripts/test.sh
+# Installs or checks every tool the tests need (fails loudly if one is
+# missing), fetches the real model and text, then runs formatting and lint
+# checks, every Rust test, and the CLI-vs-numpy oracle check.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+step() { echo; echo "==> $*"; }
+
+step "tools"
+need_apt=()
+command -v verilator >/dev/null || need_apt+=(verilator)
+command -v yosys >/dev/null || need_apt+=(yosys)
+command -v iverilog >/dev/null || need_apt+=(iverilog)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: missing ${need_apt[*]}; install with: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+verilator --version
+yosys -V
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy
+python3 -c 'import numpy; print("numpy", numpy.__version__)'
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+
+step "data"
+bash scripts/fetch-data.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test"
+INSTA_UPDATE=no cargo test --workspace 2>&1 | tee .cache/cargo-test.log
+# Fail loudly if any test was ignored: nothing is skipped silently.
+if grep -E "test result: .* [1-9][0-9]* ignored" .cache/cargo-test.log; then
+  echo "test.sh: some tests were ignored; every test must run" >&2
+  exit 1
+fi
+
+step "CLI oracle check (taalasc run --dump-logits vs numpy)"
+python3 tests/oracle/check_cli.py target/debug/taalasc
+
+echo
+echo "test.sh: all checks passed"
