@@ -10,7 +10,7 @@ Produces tests/fixtures/hf/<variant>/ for each variant below:
   logits.npy              -- float32 [len(tokens), vocab]: model(tokens).logits
   tokenizer.json          -- gpt2_tokenizer only
 
-Variants: llama_gqa, llama_mqa_tied, llama3_rope, mistral, qwen2, gpt2, gpt2_noprefix,
+Variants: llama_gqa, llama_mqa_tied, llama3_rope, mistral, mistral_window, qwen2, gpt2, gpt2_noprefix,
 llama_sharded, llama_bf16, llama_f16, llama_config_v4 (or llama_config_v5), gpt2_tokenizer.
 
 How expected values are produced: every model is built from a config with transformers,
@@ -267,6 +267,15 @@ def variant_mistral():
               "untied, vocab 112, rope_theta 10000."))
 
 
+def variant_mistral_window():
+    kw = llama_cfg(vocab_size=112, intermediate_size=96, sliding_window=4)
+    kw.pop("hidden_act")
+    return build_and_check("mistral_window", make_llama_like(
+        MistralForCausalLM, MistralConfig, kw, tied_expect=False,
+        notes="MistralForCausalLM like `mistral` but sliding_window 4, shorter than the "
+              "12-token sequence, so position p attends only to positions p-3..p."))
+
+
 def variant_qwen2():
     kw = llama_cfg(vocab_size=144, tie_word_embeddings=True, rms_norm_eps=1e-6,
                    **rope(1000000.0))
@@ -479,7 +488,7 @@ def main():
                variant_llama_sharded,
                lambda: variant_llama_half("llama_bf16", torch.bfloat16),
                lambda: variant_llama_half("llama_f16", torch.float16),
-               variant_config_layout, variant_gpt2_tokenizer):
+               variant_config_layout, variant_gpt2_tokenizer, variant_mistral_window):
         o = fn()
         results[o["variant"]] = o
     # extra facts attached after the fact
