@@ -41,7 +41,10 @@ fn load_err(dir: &Path) -> String {
 
 fn assert_mentions(msg: &str, parts: &[&str]) {
     for p in parts {
-        assert!(msg.contains(p), "error message `{msg}` does not mention `{p}`");
+        assert!(
+            msg.contains(p),
+            "error message `{msg}` does not mention `{p}`"
+        );
     }
 }
 
@@ -74,7 +77,10 @@ fn offsets_past_the_end() {
     let n = data.len() as u64;
     h["model.norm.weight"]["data_offsets"] = json!([n - 64, n + 64]);
     join(&f, &h, &data);
-    assert_mentions(&load_err(&dir), &["model.safetensors", "model.norm.weight", "run past the end"]);
+    assert_mentions(
+        &load_err(&dir),
+        &["model.safetensors", "model.norm.weight", "run past the end"],
+    );
 }
 
 #[test]
@@ -87,7 +93,9 @@ fn overlapping_tensors() {
         let o = &h["model.norm.weight"]["data_offsets"];
         o[1].as_u64().unwrap() - o[0].as_u64().unwrap()
     };
-    let other = h["model.layers.0.input_layernorm.weight"]["data_offsets"][0].as_u64().unwrap();
+    let other = h["model.layers.0.input_layernorm.weight"]["data_offsets"][0]
+        .as_u64()
+        .unwrap();
     h["model.norm.weight"]["data_offsets"] = json!([other + 4, other + 4 + size]);
     join(&f, &h, &data);
     assert_mentions(&load_err(&dir), &["model.safetensors", "overlapping"]);
@@ -100,7 +108,10 @@ fn size_that_disagrees_with_dtype_and_shape() {
     let (mut h, data) = split(&f);
     h["model.norm.weight"]["shape"] = json!([65]);
     join(&f, &h, &data);
-    assert_mentions(&load_err(&dir), &["model.safetensors", "model.norm.weight", "needs"]);
+    assert_mentions(
+        &load_err(&dir),
+        &["model.safetensors", "model.norm.weight", "needs"],
+    );
 }
 
 #[test]
@@ -112,7 +123,12 @@ fn shape_contradicting_config() {
     std::fs::write(&cfg, serde_json::to_vec(&c).unwrap()).unwrap();
     assert_mentions(
         &load_err(&dir),
-        &["model.safetensors", "model.layers.0.mlp.gate_proj.weight", "config.json", "[96, 32]"],
+        &[
+            "model.safetensors",
+            "model.layers.0.mlp.gate_proj.weight",
+            "config.json",
+            "[96, 32]",
+        ],
     );
 }
 
@@ -134,7 +150,10 @@ fn unsupported_dtype() {
     let (mut h, data) = split(&f);
     h["model.norm.weight"]["dtype"] = json!("F8_E4M3");
     join(&f, &h, &data);
-    assert_mentions(&load_err(&dir), &["model.safetensors", "model.norm.weight", "F8_E4M3"]);
+    assert_mentions(
+        &load_err(&dir),
+        &["model.safetensors", "model.norm.weight", "F8_E4M3"],
+    );
 }
 
 #[test]
@@ -144,7 +163,10 @@ fn unknown_architecture() {
     let mut c = read_json(&cfg);
     c["architectures"] = json!(["MambaForCausalLM"]);
     std::fs::write(&cfg, serde_json::to_vec(&c).unwrap()).unwrap();
-    assert_mentions(&load_err(&dir), &["config.json", "MambaForCausalLM", "LlamaForCausalLM"]);
+    assert_mentions(
+        &load_err(&dir),
+        &["config.json", "MambaForCausalLM", "LlamaForCausalLM"],
+    );
 }
 
 #[test]
@@ -175,11 +197,16 @@ fn missing_config() {
 fn nan_and_inf_weights_are_rejected_when_read() {
     // Documented choice: NaN/Inf is an error, raised by the first stage that
     // reads the values (run, eval, build); `inspect` reads no values.
-    for (bits, what) in [(f32::NAN.to_bits(), "NaN"), (f32::INFINITY.to_bits(), "inf")] {
+    for (bits, what) in [
+        (f32::NAN.to_bits(), "NaN"),
+        (f32::INFINITY.to_bits(), "inf"),
+    ] {
         let (_t, dir) = scratch();
         let f = dir.join("model.safetensors");
         let (h, mut data) = split(&f);
-        let start = h["model.layers.1.mlp.up_proj.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
+        let start = h["model.layers.1.mlp.up_proj.weight"]["data_offsets"][0]
+            .as_u64()
+            .unwrap() as usize;
         data[start + 12..start + 16].copy_from_slice(&bits.to_le_bytes());
         join(&f, &h, &data);
         let loaded = taalasc_frontends::load(&dir).expect("headers are fine");
@@ -187,7 +214,15 @@ fn nan_and_inf_weights_are_rejected_when_read() {
             .err()
             .unwrap_or_else(|| panic!("{what} weight accepted"))
             .to_string();
-        assert_mentions(&err, &["model.safetensors", "model.layers.1.mlp.up_proj.weight", "element 3", what]);
+        assert_mentions(
+            &err,
+            &[
+                "model.safetensors",
+                "model.layers.1.mlp.up_proj.weight",
+                "element 3",
+                what,
+            ],
+        );
     }
 }
 
@@ -232,6 +267,9 @@ fn cli_reports_errors_without_panicking() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: ") && stderr.contains("config.json"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("config.json"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

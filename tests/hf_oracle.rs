@@ -30,25 +30,43 @@ fn check(variant: &str) {
     let mut session = float.session();
     let logits = float.forward(&mut session, &tokens, 0).unwrap();
     let (shape, want) = read_npy(&dir.join("logits.npy"));
-    assert_eq!(shape, vec![tokens.len(), loaded.model.hparams.vocab_size], "{variant}: logits shape");
+    assert_eq!(
+        shape,
+        vec![tokens.len(), loaded.model.hparams.vocab_size],
+        "{variant}: logits shape"
+    );
     let got: Vec<f32> = logits.iter().copied().collect();
     let (max, bad_rows) = compare_logits(&got, &want, shape[1]);
     assert!(max <= 1e-4, "{variant}: max |Δlogit| = {max}");
-    assert!(bad_rows.is_empty(), "{variant}: top-1 differs at positions {bad_rows:?}");
+    assert!(
+        bad_rows.is_empty(),
+        "{variant}: top-1 differs at positions {bad_rows:?}"
+    );
 
     // Incremental decoding through the KV cache must give the same logits as
     // the whole-prompt pass, position by position.
     let mut s2 = float.session();
     for (i, &t) in tokens.iter().enumerate() {
         let row = float.forward(&mut s2, &[t], 0).unwrap();
-        let (m, _) = compare_logits(row.as_slice().unwrap(), &want[i * shape[1]..(i + 1) * shape[1]], shape[1]);
-        assert!(m <= 1e-4, "{variant}: incremental position {i}: max |Δ| = {m}");
+        let (m, _) = compare_logits(
+            row.as_slice().unwrap(),
+            &want[i * shape[1]..(i + 1) * shape[1]],
+            shape[1],
+        );
+        assert!(
+            m <= 1e-4,
+            "{variant}: incremental position {i}: max |Δ| = {m}"
+        );
     }
 
     let prompt = ids(&oracle["greedy_prompt"]);
     let max_new = oracle["greedy_max_new"].as_u64().unwrap() as usize;
     let cont = float.generate_greedy(&prompt, max_new, None).unwrap();
-    assert_eq!(cont, ids(&oracle["greedy_continuation"]), "{variant}: greedy continuation");
+    assert_eq!(
+        cont,
+        ids(&oracle["greedy_continuation"]),
+        "{variant}: greedy continuation"
+    );
 }
 
 macro_rules! oracle_tests {
@@ -97,7 +115,11 @@ fn fixture_properties_the_tests_rely_on() {
     let v5 = read_json(&fixture("hf/llama_gqa/config.json"));
     assert!(v5.get("rope_parameters").is_some());
     let bf16 = taalasc_frontends::load(&fixture("hf/llama_bf16")).unwrap();
-    assert!(bf16.model.weights.iter().all(|w| w.dtype == taalasc_ir::DType::BF16));
+    assert!(bf16
+        .model
+        .weights
+        .iter()
+        .all(|w| w.dtype == taalasc_ir::DType::BF16));
 }
 
 #[test]
@@ -107,6 +129,41 @@ fn tokenizer_json_matches_python_tokenizers() {
     let loaded = taalasc_frontends::load(&dir).unwrap();
     let tok = loaded.tokenizer.expect("tokenizer.json is loaded");
     let text = oracle["prompt_text"].as_str().unwrap();
-    assert_eq!(tok.encode(text, false).unwrap(), ids(&oracle["prompt_tokens"]));
+    assert_eq!(
+        tok.encode(text, false).unwrap(),
+        ids(&oracle["prompt_tokens"])
+    );
     assert_eq!(tok.decode(&ids(&oracle["prompt_tokens"])).unwrap(), text);
+}
+
+/// The tiny Llama written as GGUF the way llama.cpp's converter does (Q/K rows
+/// permuted, one F16 and one Q8_0 tensor, an embedded BPE tokenizer), against
+/// transformers run on the un-permuted weights.
+#[test]
+fn gguf_tiny_llama() {
+    let dir = fixture("gguf");
+    let oracle = read_json(&dir.join("tiny_llama_oracle.json"));
+    let loaded = taalasc_frontends::load(&dir.join("tiny_llama.gguf")).unwrap();
+    let float = FloatModel::new(&loaded.model, &loaded.weights).unwrap();
+    let tokens = ids(&oracle["tokens"]);
+    let logits = float.forward(&mut float.session(), &tokens, 0).unwrap();
+    let (shape, want) = read_npy(&dir.join("tiny_llama_logits.npy"));
+    let got: Vec<f32> = logits.iter().copied().collect();
+    let (max, bad) = compare_logits(&got, &want, shape[1]);
+    assert!(max <= 1e-4, "max |Δlogit| = {max}");
+    assert!(bad.is_empty(), "top-1 differs at {bad:?}");
+    let cont = float
+        .generate_greedy(
+            &ids(&oracle["greedy_prompt"]),
+            oracle["greedy_max_new"].as_u64().unwrap() as usize,
+            None,
+        )
+        .unwrap();
+    assert_eq!(cont, ids(&oracle["greedy_continuation"]));
+    let tok = loaded.tokenizer.expect("GGUF tokenizer");
+    assert_eq!(
+        tok.encode(oracle["prompt_text"].as_str().unwrap(), false)
+            .unwrap(),
+        ids(&oracle["prompt_tokens"])
+    );
 }

@@ -12,7 +12,8 @@ use taalasc_tests::*;
 #[test]
 fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
     let (d, layers, ff, vocab) = (2048usize, 8usize, 5504usize, 32000usize);
-    let mut tensors: Vec<(String, Vec<usize>)> = vec![("model.embed_tokens.weight".into(), vec![vocab, d])];
+    let mut tensors: Vec<(String, Vec<usize>)> =
+        vec![("model.embed_tokens.weight".into(), vec![vocab, d])];
     for l in 0..layers {
         let p = format!("model.layers.{l}");
         for (n, s) in [
@@ -35,7 +36,10 @@ fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
     let mut offset = 0u64;
     for (name, shape) in &tensors {
         let bytes = 2 * shape.iter().product::<usize>() as u64;
-        header.insert(name.clone(), json!({"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + bytes]}));
+        header.insert(
+            name.clone(),
+            json!({"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+        );
         offset += bytes;
     }
     assert!(offset > 1_000_000_000, "checkpoint is {offset} bytes");
@@ -64,9 +68,16 @@ fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
     let pid = child.id() as libc::pid_t;
     let out = child.wait_with_output_rusage();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["bytes"].as_u64(), Some(offset), "inspect counted every byte");
+    assert_eq!(
+        report["bytes"].as_u64(),
+        Some(offset),
+        "inspect counted every byte"
+    );
     let max_rss_mb = out.max_rss_kb as f64 / 1024.0;
-    eprintln!("inspect of a {:.2} GB checkpoint: peak RSS {max_rss_mb:.1} MB (pid {pid})", offset as f64 / 1e9);
+    eprintln!(
+        "inspect of a {:.2} GB checkpoint: peak RSS {max_rss_mb:.1} MB (pid {pid})",
+        offset as f64 / 1e9
+    );
     assert!(out.success, "inspect failed");
     assert!(max_rss_mb < 100.0, "peak RSS {max_rss_mb:.1} MB");
 }
@@ -85,7 +96,11 @@ impl WaitRusage for std::process::Child {
     fn wait_with_output_rusage(mut self) -> Finished {
         use std::io::Read;
         let mut stdout = Vec::new();
-        self.stdout.take().unwrap().read_to_end(&mut stdout).unwrap();
+        self.stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stdout)
+            .unwrap();
         let mut status = 0;
         // SAFETY: plain FFI call with valid pointers; the child is ours and not yet reaped.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

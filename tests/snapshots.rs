@@ -28,7 +28,10 @@ fn inspect_json_llama_mqa_tied() {
     // The head reads the embedding table: parameters are counted once.
     let h = &m.model.hparams;
     let embed = (h.vocab_size * h.d_model) as u64;
-    assert_eq!(report["layers"][h.n_layers + 1]["params"].as_u64(), Some(h.d_model as u64));
+    assert_eq!(
+        report["layers"][h.n_layers + 1]["params"].as_u64(),
+        Some(h.d_model as u64)
+    );
     assert_eq!(report["layers"][0]["params"].as_u64(), Some(embed));
     insta::assert_json_snapshot!(report);
 }

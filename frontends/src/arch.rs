@@ -151,7 +151,10 @@ impl Lowering<'_> {
             .ok_or_else(|| LoadError::MissingTensor {
                 path: self.names.checkpoint_path().to_path_buf(),
                 tensor: resolved.tensor.clone(),
-                role: format!("{role:?}{}", layer.map(|l| format!(" of layer {l}")).unwrap_or_default()),
+                role: format!(
+                    "{role:?}{}",
+                    layer.map(|l| format!(" of layer {l}")).unwrap_or_default()
+                ),
             })?;
         let path = self.index.path_of(entry).to_path_buf();
         let mut shape = entry.shape.clone();
@@ -193,7 +196,8 @@ impl Lowering<'_> {
         if !present {
             return Ok(None);
         }
-        self.weight(role, Some(layer), &[width], "bias width").map(Some)
+        self.weight(role, Some(layer), &[width], "bias width")
+            .map(Some)
     }
 
     fn norm(
@@ -236,7 +240,13 @@ impl Lowering<'_> {
         let h = self.spec.hparams.clone();
         let p = |s: &str| format!("layers.{l}.{s}");
         self.b.set_layer(Some(l));
-        let n1 = self.norm(&p("attn_norm"), Role::AttnNormGain, Role::AttnNormBias, Some(l), x)?;
+        let n1 = self.norm(
+            &p("attn_norm"),
+            Role::AttnNormGain,
+            Role::AttnNormBias,
+            Some(l),
+            x,
+        )?;
         let (qd, kvd) = (h.n_heads * h.head_dim, h.n_kv_heads * h.head_dim);
         let qkv = self.spec.qkv_bias;
         let mut q = self.linear(p("attn.q"), n1, (Role::QWeight, Role::QBias), qkv, l, qd)?;
@@ -258,23 +268,64 @@ impl Lowering<'_> {
             window: self.spec.sliding_window,
         };
         let a = self.b.add(p("attn"), att, qd, &[q, k, v]);
-        let o = self.linear(p("attn.o"), a, (Role::OWeight, Role::OBias), self.spec.o_bias, l, h.d_model)?;
+        let o = self.linear(
+            p("attn.o"),
+            a,
+            (Role::OWeight, Role::OBias),
+            self.spec.o_bias,
+            l,
+            h.d_model,
+        )?;
         let r1 = self.b.add(p("attn_residual"), Op::Add, h.d_model, &[x, o]);
-        let n2 = self.norm(&p("mlp_norm"), Role::MlpNormGain, Role::MlpNormBias, Some(l), r1)?;
+        let n2 = self.norm(
+            &p("mlp_norm"),
+            Role::MlpNormGain,
+            Role::MlpNormBias,
+            Some(l),
+            r1,
+        )?;
         let mb = self.spec.mlp_bias;
         let act = match self.spec.mlp {
             MlpKind::GatedSilu => {
-                let g = self.linear(p("mlp.gate"), n2, (Role::GateWeight, Role::GateBias), mb, l, h.d_ff)?;
-                let u = self.linear(p("mlp.up"), n2, (Role::UpWeight, Role::UpBias), mb, l, h.d_ff)?;
+                let g = self.linear(
+                    p("mlp.gate"),
+                    n2,
+                    (Role::GateWeight, Role::GateBias),
+                    mb,
+                    l,
+                    h.d_ff,
+                )?;
+                let u = self.linear(
+                    p("mlp.up"),
+                    n2,
+                    (Role::UpWeight, Role::UpBias),
+                    mb,
+                    l,
+                    h.d_ff,
+                )?;
                 let s = self.b.add(p("mlp.silu"), Op::Silu, h.d_ff, &[g]);
                 self.b.add(p("mlp.gated"), Op::Mul, h.d_ff, &[s, u])
             }
             MlpKind::GeluTanh => {
-                let u = self.linear(p("mlp.up"), n2, (Role::UpWeight, Role::UpBias), mb, l, h.d_ff)?;
+                let u = self.linear(
+                    p("mlp.up"),
+                    n2,
+                    (Role::UpWeight, Role::UpBias),
+                    mb,
+                    l,
+                    h.d_ff,
+                )?;
                 self.b.add(p("mlp.gelu"), Op::GeluTanh, h.d_ff, &[u])
             }
         };
-        let d = self.linear(p("mlp.down"), act, (Role::DownWeight, Role::DownBias), mb, l, h.d_model)?;
+        let d = self.linear(
+            p("mlp.down"),
+            act,
+            (Role::DownWeight, Role::DownBias),
+            mb,
+            l,
+            h.d_model,
+        )?;
         Ok(self.b.add(p("mlp_residual"), Op::Add, h.d_model, &[r1, d]))
     }
 }
@@ -295,34 +346,58 @@ pub fn lower(
         bindings: Vec::new(),
     };
     let tokens = lw.b.add("tokens", Op::Tokens, 1, &[]);
-    let table = lw.weight(Role::TokEmbed, None, &[vocab, d], "vocab_size x hidden_size")?;
+    let table = lw.weight(
+        Role::TokEmbed,
+        None,
+        &[vocab, d],
+        "vocab_size x hidden_size",
+    )?;
     let mut x = lw.b.add("embed", Op::Embed { table }, d, &[tokens]);
     if spec.positions == Positions::Learned {
         let max = hparams.max_positions;
-        let pos = lw.weight(Role::PosEmbed, None, &[max, d], "max_position_embeddings x hidden_size")?;
-        x = lw.b.add("positions", Op::AddPositions { table: pos }, d, &[x]);
+        let pos = lw.weight(
+            Role::PosEmbed,
+            None,
+            &[max, d],
+            "max_position_embeddings x hidden_size",
+        )?;
+        x =
+            lw.b.add("positions", Op::AddPositions { table: pos }, d, &[x]);
     }
     for l in 0..hparams.n_layers {
         x = lw.layer(l, x)?;
     }
     lw.b.set_layer(None);
-    x = lw.norm("final_norm", Role::FinalNormGain, Role::FinalNormBias, None, x)?;
+    x = lw.norm(
+        "final_norm",
+        Role::FinalNormGain,
+        Role::FinalNormBias,
+        None,
+        x,
+    )?;
     // Tied models read the embedding table in the head and store no lm_head tensor.
     let head = if hparams.tied_embeddings {
         table
     } else {
         lw.weight(Role::LmHead, None, &[vocab, d], "vocab_size x hidden_size")?
     };
-    let logits = lw.b.add("lm_head", Op::Linear { weight: head, bias: None }, vocab, &[x]);
+    let logits = lw.b.add(
+        "lm_head",
+        Op::Linear {
+            weight: head,
+            bias: None,
+        },
+        vocab,
+        &[x],
+    );
     let out = lw.b.add("logits", Op::Logits, vocab, &[logits]);
     let bindings = lw.bindings;
-    let model = lw
-        .b
-        .finish(hparams, tokens, out)
-        .map_err(|source| LoadError::Verify {
-            path: names.checkpoint_path().to_path_buf(),
-            source,
-        })?;
+    let model =
+        lw.b.finish(hparams, tokens, out)
+            .map_err(|source| LoadError::Verify {
+                path: names.checkpoint_path().to_path_buf(),
+                source,
+            })?;
     Ok((model, MappedWeights { index, bindings }))
 }
 
@@ -335,6 +410,10 @@ pub(crate) fn expected_bytes(
     numel: u64,
 ) -> Result<u64, LoadError> {
     dtype.bytes_for(numel).ok_or_else(|| {
-        LoadError::tensor(path, tensor, format!("{numel} elements are not a whole number of {dtype} blocks"))
+        LoadError::tensor(
+            path,
+            tensor,
+            format!("{numel} elements are not a whole number of {dtype} blocks"),
+        )
     })
 }

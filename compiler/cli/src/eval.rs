@@ -48,7 +48,12 @@ pub struct PerplexityReport {
 }
 
 /// Splits `ids` into chunks as described in the module docs.
-pub fn chunks(ids: &[u32], ctx: usize, bos: Option<u32>, max_chunks: Option<usize>) -> Vec<Vec<u32>> {
+pub fn chunks(
+    ids: &[u32],
+    ctx: usize,
+    bos: Option<u32>,
+    max_chunks: Option<usize>,
+) -> Vec<Vec<u32>> {
     let n = (ids.len() / ctx).min(max_chunks.unwrap_or(usize::MAX));
     (0..n)
         .map(|i| {
@@ -72,7 +77,10 @@ pub fn perplexity(
     let mut nll_per_chunk = Vec::with_capacity(chunks.len());
     let (mut total, mut count) = (0.0f64, 0usize);
     let ctx = chunks.first().map_or(0, Vec::len);
-    anyhow::ensure!(ctx >= 4 || chunks.is_empty(), "context {ctx} is too short to score");
+    anyhow::ensure!(
+        ctx >= 4 || chunks.is_empty(),
+        "context {ctx} is too short to score"
+    );
     for (i, chunk) in chunks.iter().enumerate() {
         let first = ctx / 2;
         let logits = engine.chunk_logits(chunk, first)?;
@@ -88,7 +96,10 @@ pub fn perplexity(
         count += scored;
         progress(i + 1);
     }
-    anyhow::ensure!(count > 0, "the text is shorter than one context of {ctx} tokens: nothing to score");
+    anyhow::ensure!(
+        count > 0,
+        "the text is shorter than one context of {ctx} tokens: nothing to score"
+    );
     Ok(PerplexityReport {
         perplexity: (total / count as f64).exp(),
         chunks: chunks.len(),

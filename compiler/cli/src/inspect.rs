@@ -72,16 +72,41 @@ pub fn render(r: &InspectReport) -> String {
         "  d_model {}  layers {}  heads {}/{} (head_dim {})  d_ff {}  vocab {}  max_positions {}  tied {}",
         h.d_model, h.n_layers, h.n_heads, h.n_kv_heads, h.head_dim, h.d_ff, h.vocab_size, h.max_positions, h.tied_embeddings
     );
-    let _ = writeln!(s, "  parameters {} ({:.1} M), {} bytes at source dtypes", r.params, r.params as f64 / 1e6, r.bytes);
+    let _ = writeln!(
+        s,
+        "  parameters {} ({:.1} M), {} bytes at source dtypes",
+        r.params,
+        r.params as f64 / 1e6,
+        r.bytes
+    );
     for d in &r.dtypes {
-        let _ = writeln!(s, "    {:<6} {:>4} tensors {:>12} params", d.dtype, d.tensors, d.params);
+        let _ = writeln!(
+            s,
+            "    {:<6} {:>4} tensors {:>12} params",
+            d.dtype, d.tensors, d.params
+        );
     }
-    let _ = writeln!(s, "\n  {:<10} {:>12} {:>12}  ops", "group", "params", "bytes");
+    let _ = writeln!(
+        s,
+        "\n  {:<10} {:>12} {:>12}  ops",
+        "group", "params", "bytes"
+    );
     for l in &r.layers {
-        let _ = writeln!(s, "  {:<10} {:>12} {:>12}  {}", l.name, l.params, l.bytes, l.ops.join(" "));
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>12} {:>12}  {}",
+            l.name,
+            l.params,
+            l.bytes,
+            l.ops.join(" ")
+        );
     }
     if let Some(t) = &r.tokenizer {
-        let _ = writeln!(s, "\n  tokenizer: vocab {} bos {:?} eos {:?}", t.vocab_size, t.bos, t.eos);
+        let _ = writeln!(
+            s,
+            "\n  tokenizer: vocab {} bos {:?} eos {:?}",
+            t.vocab_size, t.bos, t.eos
+        );
     }
     s
 }

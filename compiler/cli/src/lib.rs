@@ -34,6 +34,9 @@ pub fn parse_tokens(s: &str) -> anyhow::Result<Vec<u32>> {
     s.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<u32>().with_context(|| format!("`{t}` is not a token id")))
+        .map(|t| {
+            t.parse::<u32>()
+                .with_context(|| format!("`{t}` is not a token id"))
+        })
         .collect()
 }

@@ -8,7 +8,11 @@ use taalasc::eval::{self, BosPolicy};
 use taalasc::output::{npy_f32, write_atomic};
 
 #[derive(Parser)]
-#[command(name = "taalasc", version, about = "Compile trained transformer checkpoints into synthesizable silicon, with a bit-exact software reference.")]
+#[command(
+    name = "taalasc",
+    version,
+    about = "Compile trained transformer checkpoints into synthesizable silicon, with a bit-exact software reference."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -90,9 +94,15 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             if ir {
                 print!("{}", m.model);
             } else if json {
-                println!("{}", serde_json::to_string_pretty(&taalasc::inspect::report(&m))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&taalasc::inspect::report(&m))?
+                );
             } else {
-                print!("{}", taalasc::inspect::render(&taalasc::inspect::report(&m)));
+                print!(
+                    "{}",
+                    taalasc::inspect::render(&taalasc::inspect::report(&m))
+                );
             }
         }
         Command::Run {
@@ -112,25 +122,37 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             json,
         } => {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
-            let body = std::fs::read_to_string(&text).with_context(|| format!("reading {}", text.display()))?;
+            let body = std::fs::read_to_string(&text)
+                .with_context(|| format!("reading {}", text.display()))?;
             let (loaded, float) = taalasc::load_float(&model)?;
-            let tok = loaded
-                .tokenizer
-                .as_ref()
-                .with_context(|| format!("{} ships no tokenizer, so it cannot tokenize --text", model.display()))?;
+            let tok = loaded.tokenizer.as_ref().with_context(|| {
+                format!(
+                    "{} ships no tokenizer, so it cannot tokenize --text",
+                    model.display()
+                )
+            })?;
             let ids = tok.encode(&body, true)?;
             let adds_bos = tok.bos.is_some() && ids.first() == tok.bos.as_ref();
             let bos = match bos {
                 BosPolicy::Auto if adds_bos => tok.bos,
-                BosPolicy::Always => Some(tok.bos.with_context(|| "--bos always, but the model has no BOS token")?),
+                BosPolicy::Always => Some(
+                    tok.bos
+                        .with_context(|| "--bos always, but the model has no BOS token")?,
+                ),
                 _ => None,
             };
             let chunk_list = eval::chunks(&ids, ctx, bos, chunks);
             if chunk_list.is_empty() {
-                bail!("{}: {} tokens do not fill one context of {ctx}", text.display(), ids.len());
+                bail!(
+                    "{}: {} tokens do not fill one context of {ctx}",
+                    text.display(),
+                    ids.len()
+                );
             }
             let bar = progress_bar(chunk_list.len() as u64, json);
-            let report = eval::perplexity(&float, &chunk_list, ids.len(), bos.is_some(), &|d| bar.set_position(d as u64))?;
+            let report = eval::perplexity(&float, &chunk_list, ids.len(), bos.is_some(), &|d| {
+                bar.set_position(d as u64)
+            })?;
             bar.finish_and_clear();
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -151,8 +173,10 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} chunks, eta {eta}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} chunks, eta {eta}",
+        )
+        .expect("valid template"),
     );
     bar
 }
@@ -170,7 +194,12 @@ fn run(
         (Some(text), _) => loaded
             .tokenizer
             .as_ref()
-            .with_context(|| format!("{} ships no tokenizer; pass --tokens instead of --prompt", model.display()))?
+            .with_context(|| {
+                format!(
+                    "{} ships no tokenizer; pass --tokens instead of --prompt",
+                    model.display()
+                )
+            })?
             .encode(text, true)?,
         (None, Some(t)) => taalasc::parse_tokens(t)?,
         (None, None) => bail!("give --prompt or --tokens"),

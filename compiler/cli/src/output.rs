@@ -13,10 +13,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "output path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "output path has no file name",
+        )
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -31,9 +38,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Serializes a row-major float32 array of `shape` as NumPy `.npy` (format 1.0).
 pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    assert_eq!(shape.iter().product::<usize>(), data.len(), "npy shape and data disagree");
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        data.len(),
+        "npy shape and data disagree"
+    );
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_txt = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
     let unpadded = 10 + header.len() + 1;
@@ -56,13 +71,22 @@ pub fn read_npy_f32(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
     }
     let (hlen, hstart) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(format!("unsupported .npy version {v}")),
     };
-    let header = std::str::from_utf8(bytes.get(hstart..hstart + hlen).ok_or("truncated .npy header")?)
-        .map_err(|_| "non-UTF-8 .npy header")?;
+    let header = std::str::from_utf8(
+        bytes
+            .get(hstart..hstart + hlen)
+            .ok_or("truncated .npy header")?,
+    )
+    .map_err(|_| "non-UTF-8 .npy header")?;
     if !header.contains("'descr': '<f4'") || !header.contains("'fortran_order': False") {
-        return Err(format!("only little-endian float32 C-order arrays are supported, header: {header}"));
+        return Err(format!(
+            "only little-endian float32 C-order arrays are supported, header: {header}"
+        ));
     }
     let shape_txt = header
         .split("'shape':")
@@ -79,9 +103,18 @@ pub fn read_npy_f32(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
     let body = &bytes[hstart + hlen..];
     let n: usize = shape.iter().product();
     if body.len() != n * 4 {
-        return Err(format!("shape {shape:?} needs {} bytes of data, found {}", n * 4, body.len()));
+        return Err(format!(
+            "shape {shape:?} needs {} bytes of data, found {}",
+            n * 4,
+            body.len()
+        ));
     }
-    Ok((shape, body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+    Ok((
+        shape,
+        body.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn help(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_taalasc")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_taalasc"))
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{args:?} failed");
     String::from_utf8(out.stdout).unwrap()
 }
@@ -21,6 +24,9 @@ fn every_verb_has_help() {
 
 #[test]
 fn run_needs_a_prompt() {
-    let out = Command::new(env!("CARGO_BIN_EXE_taalasc")).args(["run", "x"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_taalasc"))
+        .args(["run", "x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
 }

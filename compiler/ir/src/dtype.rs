@@ -45,11 +45,15 @@ impl DType {
         }
     }
 
-    /// Bytes needed for `n` elements, or `None` when `n` is not a whole number of blocks.
+    /// Bytes needed for `n` elements, or `None` when `n` is not a whole number of
+    /// blocks or the size overflows.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
         let (elems, bytes) = self.block();
         let elems = elems as u64;
-        (n % elems == 0).then(|| n / elems * bytes as u64)
+        if !n.is_multiple_of(elems) {
+            return None;
+        }
+        (n / elems).checked_mul(bytes as u64)
     }
 
     /// Storage bits per weight, block scales included.

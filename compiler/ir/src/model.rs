@@ -131,7 +131,13 @@ impl Model {
         let group_of = |n: &Node| -> usize {
             match n.layer {
                 Some(l) => l + 1,
-                None if matches!(n.op, Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }) => 0,
+                None if matches!(
+                    n.op,
+                    Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }
+                ) =>
+                {
+                    0
+                }
                 None => self.hparams.n_layers + 1,
             }
         };

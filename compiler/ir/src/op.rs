@@ -115,7 +115,9 @@ pub struct RopeSpec {
 pub enum RopeScaling {
     None,
     /// Positions divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        factor: f64,
+    },
     /// Llama 3.1 frequency-dependent scaling.
     Llama3 {
         factor: f64,

@@ -14,7 +14,14 @@ impl fmt::Display for Model {
         writeln!(
             f,
             "; {} vocab={} d_model={} layers={} heads={}/{} head_dim={} d_ff={}",
-            h.architecture, h.vocab_size, h.d_model, h.n_layers, h.n_heads, h.n_kv_heads, h.head_dim, h.d_ff
+            h.architecture,
+            h.vocab_size,
+            h.d_model,
+            h.n_layers,
+            h.n_heads,
+            h.n_kv_heads,
+            h.head_dim,
+            h.d_ff
         )?;
         for n in self.topo_order() {
             let node = &self.graph[n];
@@ -28,13 +35,24 @@ impl fmt::Display for Model {
                 write!(line, " @{}[{} {}]", info.name, dims.join("x"), info.dtype)?;
             }
             match &node.op {
-                Op::RmsNorm { eps, .. } | Op::LayerNorm { eps, .. } => write!(line, " eps={eps:e}")?,
-                Op::Rope { n_heads, head_dim, spec } => write!(
+                Op::RmsNorm { eps, .. } | Op::LayerNorm { eps, .. } => {
+                    write!(line, " eps={eps:e}")?
+                }
+                Op::Rope {
+                    n_heads,
+                    head_dim,
+                    spec,
+                } => write!(
                     line,
                     " heads={n_heads} head_dim={head_dim} rotary_dim={} theta={} scaling={:?}",
                     spec.rotary_dim, spec.theta, spec.scaling
                 )?,
-                Op::Attention { n_heads, n_kv_heads, head_dim, window } => {
+                Op::Attention {
+                    n_heads,
+                    n_kv_heads,
+                    head_dim,
+                    window,
+                } => {
                     write!(line, " heads={n_heads}/{n_kv_heads} head_dim={head_dim}")?;
                     if let Some(w) = window {
                         write!(line, " window={w}")?;

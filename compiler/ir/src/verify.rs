@@ -25,14 +25,21 @@ pub fn verify(model: &Model) -> Result<(), VerifyError> {
         verify_node(model, n)?;
     }
     if !matches!(model.graph[model.input].op, Op::Tokens) {
-        return Err(fail(model, model.input, "the model input must be a `tokens` op"));
+        return Err(fail(
+            model,
+            model.input,
+            "the model input must be a `tokens` op",
+        ));
     }
     let out = &model.graph[model.output];
     if !matches!(out.op, Op::Logits) || out.width != model.hparams.vocab_size {
         return Err(fail(
             model,
             model.output,
-            format!("the model output must be `logits` of width vocab_size = {}", model.hparams.vocab_size),
+            format!(
+                "the model output must be `logits` of width vocab_size = {}",
+                model.hparams.vocab_size
+            ),
         ));
     }
     Ok(())
@@ -57,10 +64,18 @@ fn verify_node(model: &Model, n: NodeIndex) -> Result<(), VerifyError> {
         return Err(fail(
             model,
             n,
-            format!("`{}` takes {} operands, found ports {ports:?}", node.op.mnemonic(), node.op.arity()),
+            format!(
+                "`{}` takes {} operands, found ports {ports:?}",
+                node.op.mnemonic(),
+                node.op.arity()
+            ),
         ));
     }
-    let ins: Vec<usize> = model.inputs(n).iter().map(|&i| model.graph[i].width).collect();
+    let ins: Vec<usize> = model
+        .inputs(n)
+        .iter()
+        .map(|&i| model.graph[i].width)
+        .collect();
     let w = node.width;
     let shape_is = |id: WeightId, want: &[usize]| -> Result<(), VerifyError> {
         let info = model.weight(id);
@@ -68,7 +83,10 @@ fn verify_node(model: &Model, n: NodeIndex) -> Result<(), VerifyError> {
             return Err(fail(
                 model,
                 n,
-                format!("weight `{}` has shape {:?}, the op needs {want:?}", info.name, info.shape),
+                format!(
+                    "weight `{}` has shape {:?}, the op needs {want:?}",
+                    info.name, info.shape
+                ),
             ));
         }
         Ok(())
@@ -114,7 +132,14 @@ fn verify_node(model: &Model, n: NodeIndex) -> Result<(), VerifyError> {
             width_is(ins[0], w, "input width")?;
             width_is(w, n_heads * head_dim, "width")?;
             if spec.rotary_dim > *head_dim || spec.rotary_dim % 2 != 0 || spec.rotary_dim == 0 {
-                return Err(fail(model, n, format!("rotary_dim {} must be even and in 2..={head_dim}", spec.rotary_dim)));
+                return Err(fail(
+                    model,
+                    n,
+                    format!(
+                        "rotary_dim {} must be even and in 2..={head_dim}",
+                        spec.rotary_dim
+                    ),
+                ));
             }
         }
         Op::Attention {
@@ -124,7 +149,11 @@ fn verify_node(model: &Model, n: NodeIndex) -> Result<(), VerifyError> {
             ..
         } => {
             if *n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
-                return Err(fail(model, n, format!("{n_heads} query heads do not divide into {n_kv_heads} kv heads")));
+                return Err(fail(
+                    model,
+                    n,
+                    format!("{n_heads} query heads do not divide into {n_kv_heads} kv heads"),
+                ));
             }
             width_is(ins[0], n_heads * head_dim, "q width")?;
             width_is(ins[1], n_kv_heads * head_dim, "k width")?;

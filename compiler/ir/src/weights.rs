@@ -43,7 +43,9 @@ impl WeightInfo {
 /// Error raised while reading weight values. Always names the file and tensor.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightError {
-    #[error("{file}: tensor `{tensor}`: element {index} is {value} (NaN/Inf weights are rejected)")]
+    #[error(
+        "{file}: tensor `{tensor}`: element {index} is {value} (NaN/Inf weights are rejected)"
+    )]
     NonFinite {
         file: String,
         tensor: String,

@@ -1,9 +1,46 @@
-//! GGUF v3 checkpoints (placeholder until the GGUF reader lands).
+//! GGUF checkpoints (llama.cpp's single-file format, versions 2 and 3).
+//!
+//! [`reader`] parses and validates the container without touching tensor
+//! data; [`names`] maps the `llama` architecture's metadata and tensor names
+//! onto the shared lowering template; [`tokenizer`] rebuilds the tokenizer
+//! stored in the metadata.
 
+pub mod metadata;
+pub mod names;
+pub mod reader;
+pub mod tokenizer;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+pub(crate) mod writer;
+
+pub use metadata::{Metadata, Value, ValueType};
+pub use reader::{GgufFile, Header, TensorInfo};
+
+use crate::arch::lower;
 use crate::error::LoadError;
-use crate::LoadedModel;
+use crate::{LoadedModel, SourceFormat};
 use std::path::Path;
 
+/// Loads a GGUF file: graph, lazily-read weights and (if the metadata holds
+/// one) the tokenizer.
 pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
-    Err(LoadError::format(path, "GGUF reading is not wired in yet"))
+    let file = GgufFile::open(path)?;
+    let (metadata, index) = file.into_parts();
+    let spec = names::arch_spec(&metadata, &index)?;
+    let scheme = names::LlamaCppNames {
+        path: path.to_path_buf(),
+        n_heads: spec.hparams.n_heads,
+        n_kv_heads: spec.hparams.n_kv_heads,
+    };
+    let (model, weights) = lower(&spec, index, &scheme)?;
+    let tokenizer = tokenizer::from_metadata(&metadata, spec.hparams.vocab_size)?;
+    Ok(LoadedModel {
+        model,
+        weights,
+        tokenizer,
+        format: SourceFormat::Gguf,
+        path: path.to_path_buf(),
+    })
 }

@@ -67,14 +67,24 @@ impl Config {
         }
     }
 
-    fn f64_in(&self, obj: &Map<String, Value>, field: &str, ctx: &str) -> Result<Option<f64>, LoadError> {
+    fn f64_in(
+        &self,
+        obj: &Map<String, Value>,
+        field: &str,
+        ctx: &str,
+    ) -> Result<Option<f64>, LoadError> {
         match obj.get(field).filter(|v| !v.is_null()) {
             None => Ok(None),
             Some(v) => v
                 .as_f64()
                 .filter(|x| x.is_finite())
                 .map(Some)
-                .ok_or_else(|| self.err(&format!("{ctx}{field}"), format!("expected a number, found {v}"))),
+                .ok_or_else(|| {
+                    self.err(
+                        &format!("{ctx}{field}"),
+                        format!("expected a number, found {v}"),
+                    )
+                }),
         }
     }
 
@@ -112,14 +122,18 @@ impl Config {
                 .as_str()
                 .ok_or_else(|| self.err("architectures", "expected a list of strings"))?
                 .to_string(),
-            Some(_) => return Err(self.err("architectures", "expected a non-empty list of strings")),
+            Some(_) => {
+                return Err(self.err("architectures", "expected a non-empty list of strings"))
+            }
             None => match self.get("model_type").and_then(Value::as_str) {
                 Some("llama") => "LlamaForCausalLM".into(),
                 Some("mistral") => "MistralForCausalLM".into(),
                 Some("qwen2") => "Qwen2ForCausalLM".into(),
                 Some("gpt2") => "GPT2LMHeadModel".into(),
                 Some(other) => other.to_string(),
-                None => return Err(self.err("architectures", "missing, and no `model_type` either")),
+                None => {
+                    return Err(self.err("architectures", "missing, and no `model_type` either"))
+                }
             },
         };
         Ok(match arch.as_str() {
@@ -149,7 +163,11 @@ impl Config {
                 None => (None, ""),
             },
         };
-        let theta = match params.map(|p| self.f64_in(p, "rope_theta", ctx)).transpose()?.flatten() {
+        let theta = match params
+            .map(|p| self.f64_in(p, "rope_theta", ctx))
+            .transpose()?
+            .flatten()
+        {
             Some(t) => t,
             None => self.f64("rope_theta")?.unwrap_or(10000.0),
         };
@@ -164,8 +182,12 @@ impl Config {
                     .and_then(Value::as_str)
                     .unwrap_or("default");
                 let need = |f: &str| -> Result<f64, LoadError> {
-                    self.f64_in(p, f, ctx)?
-                        .ok_or_else(|| self.err(&format!("{ctx}{f}"), format!("required for rope type `{kind}`")))
+                    self.f64_in(p, f, ctx)?.ok_or_else(|| {
+                        self.err(
+                            &format!("{ctx}{f}"),
+                            format!("required for rope type `{kind}`"),
+                        )
+                    })
                 };
                 match kind {
                     "default" => RopeScaling::None,
@@ -204,16 +226,23 @@ impl Config {
             let d = self.usize("n_embd")?;
             let n_heads = self.usize("n_head")?;
             if d % n_heads != 0 {
-                return Err(self.err("n_head", format!("n_embd = {d} is not a multiple of n_head = {n_heads}")));
+                return Err(self.err(
+                    "n_head",
+                    format!("n_embd = {d} is not a multiple of n_head = {n_heads}"),
+                ));
             }
-            match self.get("activation_function").and_then(Value::as_str).unwrap_or("gelu_new") {
+            match self
+                .get("activation_function")
+                .and_then(Value::as_str)
+                .unwrap_or("gelu_new")
+            {
                 "gelu_new" | "gelu_pytorch_tanh" => {}
-                other => {
-                    return Err(self.err(
-                        "activation_function",
-                        format!("unsupported activation `{other}` (supported: gelu_new, gelu_pytorch_tanh)"),
-                    ))
-                }
+                other => return Err(self.err(
+                    "activation_function",
+                    format!(
+                        "unsupported activation `{other}` (supported: gelu_new, gelu_pytorch_tanh)"
+                    ),
+                )),
             }
             return Ok(ArchSpec {
                 hparams: HParams {
@@ -252,11 +281,19 @@ impl Config {
         let head_dim = match self.opt_usize("head_dim")? {
             Some(h) => h,
             None if d % n_heads == 0 => d / n_heads,
-            None => return Err(self.err("head_dim", "missing, and hidden_size is not a multiple of num_attention_heads")),
+            None => {
+                return Err(self.err(
+                    "head_dim",
+                    "missing, and hidden_size is not a multiple of num_attention_heads",
+                ))
+            }
         };
         if let Some(act) = self.get("hidden_act") {
             if act.as_str() != Some("silu") {
-                return Err(self.err("hidden_act", format!("unsupported activation {act} (supported: \"silu\")")));
+                return Err(self.err(
+                    "hidden_act",
+                    format!("unsupported activation {act} (supported: \"silu\")"),
+                ));
             }
         }
         let attention_bias = self.bool("attention_bias", false)?;

