@@ -128,3 +128,34 @@ fn perplexity_first_4_chunks_matches_transformers() {
         r.perplexity
     );
 }
+
+#[test]
+fn cli_logits_are_byte_identical_across_runs_and_thread_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for threads in ["1", "2", "2"] {
+        let out = tmp.path().join(format!("l{}.npy", outputs.len()));
+        let status = std::process::Command::new(taalasc_bin())
+            .env("MATMUL_NUM_THREADS", threads)
+            .args([
+                "run",
+                "--max-tokens",
+                "2",
+                "--prompt",
+                "The capital of France is a city with",
+            ])
+            .arg(smollm2_gguf())
+            .arg("--dump-logits")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        outputs.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(outputs[0].len(), 128 + 8 * 49152 * 4);
+    assert!(
+        outputs.windows(2).all(|w| w[0] == w[1]),
+        "logits differ between runs"
+    );
+}
