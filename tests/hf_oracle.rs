@@ -167,3 +167,55 @@ fn gguf_tiny_llama() {
         ids(&oracle["prompt_tokens"])
     );
 }
+
+/// The bundled example (a small Llama trained by `examples/make_tiny_llama.py`)
+/// against transformers: prompt tokenization with BOS, logits, greedy text,
+/// and the llama.cpp-convention perplexity of its held-out sample.
+#[test]
+fn example_tiny_llama() {
+    let dir = repo_root().join("examples/tiny-llama");
+    let oracle = read_json(&dir.join("oracle.json"));
+    let (loaded, float) = taalasc::load_float(&dir).unwrap();
+    let tok = loaded.tokenizer.as_ref().unwrap();
+    let prompt = tok
+        .encode(oracle["prompt_text"].as_str().unwrap(), true)
+        .unwrap();
+    assert_eq!(prompt, ids(&oracle["prompt_tokens"]));
+    let logits = float.forward(&mut float.session(), &prompt, 0).unwrap();
+    let (shape, want) = read_npy(&dir.join("logits.npy"));
+    let got: Vec<f32> = logits.iter().copied().collect();
+    let (max, bad) = compare_logits(&got, &want, shape[1]);
+    assert!(
+        max <= 1e-4 && bad.is_empty(),
+        "max |Δ| {max}, top-1 differs at {bad:?}"
+    );
+    let n = oracle["greedy_max_new"].as_u64().unwrap() as usize;
+    let cont = float
+        .generate_greedy(&prompt, n, loaded.model.hparams.eos_token_id)
+        .unwrap();
+    assert_eq!(cont, ids(&oracle["greedy_continuation"]));
+    assert_eq!(
+        tok.decode(&cont).unwrap(),
+        oracle["greedy_continuation_text"].as_str().unwrap()
+    );
+
+    let sample = &oracle["sample_eval"];
+    let text = std::fs::read_to_string(dir.join("sample.txt")).unwrap();
+    let ids_all = tok.encode(&text, true).unwrap();
+    assert_eq!(
+        ids_all.len() as u64,
+        sample["text_tokens"].as_u64().unwrap()
+    );
+    let c = taalasc::eval::chunks(&ids_all, 64, loaded.model.hparams.bos_token_id, None);
+    let r = taalasc::eval::perplexity(&float, &c, ids_all.len(), true, &|_| {}).unwrap();
+    assert_eq!(
+        r.tokens_scored as u64,
+        sample["tokens_scored"].as_u64().unwrap()
+    );
+    let want = sample["perplexity"].as_f64().unwrap();
+    assert!(
+        (r.perplexity / want - 1.0).abs() < 1e-4,
+        "{} vs {want}",
+        r.perplexity
+    );
+}

@@ -1,6 +1,7 @@
 """Checks the `taalasc` CLI against the committed transformers oracles, with numpy.
 
-For every fixture under tests/fixtures/hf/ and the GGUF tiny Llama, runs
+For every fixture under tests/fixtures/hf/, the GGUF tiny Llama and the
+bundled example model, runs
     taalasc run FIXTURE --tokens ... --max-tokens 0 --dump-logits OUT.npy
 and compares OUT.npy with the fixture's logits (max |delta| <= 1e-4, same top-1
 at every position), then runs
@@ -27,6 +28,8 @@ def cases():
         yield d.name, d, d / "oracle.json", d / "logits.npy"
     g = FIX / "gguf"
     yield "gguf_tiny_llama", g / "tiny_llama.gguf", g / "tiny_llama_oracle.json", g / "tiny_llama_logits.npy"
+    e = ROOT / "examples" / "tiny-llama"
+    yield "example_tiny_llama", e, e / "oracle.json", e / "logits.npy"
 
 
 def run(binary, args):
@@ -41,7 +44,7 @@ def check(binary, model, oracle_path, logits_path):
     want = np.load(logits_path)
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "logits.npy"
-        toks = ",".join(map(str, oracle["tokens"]))
+        toks = ",".join(map(str, oracle.get("tokens", oracle.get("prompt_tokens"))))
         run(binary, ["run", model, "--tokens", toks, "--max-tokens", 0, "--dump-logits", out])
         got = np.load(out)
     assert got.dtype == np.float32, got.dtype
@@ -50,7 +53,7 @@ def check(binary, model, oracle_path, logits_path):
     assert delta <= 1e-4, f"max |delta logit| = {delta}"
     bad = np.nonzero(got.argmax(-1) != want.argmax(-1))[0]
     assert bad.size == 0, f"top-1 differs at positions {bad.tolist()}"
-    prompt = ",".join(map(str, oracle["greedy_prompt"]))
+    prompt = ",".join(map(str, oracle.get("greedy_prompt", oracle.get("prompt_tokens"))))
     res = json.loads(run(binary, ["run", model, "--tokens", prompt, "--max-tokens", oracle["greedy_max_new"], "--json"]))
     assert res["generated_tokens"] == oracle["greedy_continuation"], (res["generated_tokens"], oracle["greedy_continuation"])
     return delta
