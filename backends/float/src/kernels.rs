@@ -9,12 +9,19 @@ pub fn rms_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, eps: f32) -> Array2<f
     for mut row in out.rows_mut() {
         let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
         let r = 1.0 / (ms + eps).sqrt();
-        row.iter_mut().zip(gain.iter()).for_each(|(v, g)| *v = g * (*v * r));
+        row.iter_mut()
+            .zip(gain.iter())
+            .for_each(|(v, g)| *v = g * (*v * r));
     }
     out
 }
 
-pub fn layer_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, bias: ArrayView1<f32>, eps: f32) -> Array2<f32> {
+pub fn layer_norm(
+    x: ArrayView2<f32>,
+    gain: ArrayView1<f32>,
+    bias: ArrayView1<f32>,
+    eps: f32,
+) -> Array2<f32> {
     let mut out = x.to_owned();
     for mut row in out.rows_mut() {
         let n = row.len() as f32;
@@ -29,7 +36,11 @@ pub fn layer_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, bias: ArrayView1<f3
 }
 
 /// `x W^T + b` with `W` as `[out, in]`.
-pub fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, bias: Option<ArrayView1<f32>>) -> Array2<f32> {
+pub fn linear(
+    x: ArrayView2<f32>,
+    w: ArrayView2<f32>,
+    bias: Option<ArrayView1<f32>>,
+) -> Array2<f32> {
     let mut out = if x.nrows() == 1 {
         matvec(x.row(0), w).insert_axis(Axis(0))
     } else {
@@ -57,7 +68,9 @@ fn matvec(x: ArrayView1<f32>, w: ArrayView2<f32>) -> ndarray::Array1<f32> {
         }
     };
     let threads = if rows * w.ncols() >= 1 << 16 {
-        std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
     } else {
         1
     };
@@ -100,7 +113,10 @@ pub fn rope(x: &mut Array2<f32>, n_heads: usize, head_dim: usize, spec: &RopeSpe
     let half = spec.rotary_dim / 2;
     for (t, mut row) in x.rows_mut().into_iter().enumerate() {
         let p = (pos0 + t) as f64;
-        let cs: Vec<(f32, f32)> = inv.iter().map(|f| ((p * f).cos() as f32, (p * f).sin() as f32)).collect();
+        let cs: Vec<(f32, f32)> = inv
+            .iter()
+            .map(|f| ((p * f).cos() as f32, (p * f).sin() as f32))
+            .collect();
         for h in 0..n_heads {
             let base = h * head_dim;
             for (i, &(c, sn)) in cs.iter().enumerate() {

@@ -75,10 +75,12 @@ impl FloatModel {
                 [r, c] => (*r, *c),
                 other => (1, other.iter().product()),
             };
-            weights.push(Array2::from_shape_vec(shape, data).map_err(|e| WeightError::Invalid {
-                file: String::new(),
-                tensor: info.source_tensor.clone(),
-                message: e.to_string(),
+            weights.push(Array2::from_shape_vec(shape, data).map_err(|e| {
+                WeightError::Invalid {
+                    file: String::new(),
+                    tensor: info.source_tensor.clone(),
+                    message: e.to_string(),
+                }
             })?);
         }
         let order = model.topo_order();
@@ -150,7 +152,12 @@ impl FloatModel {
         for &n in &self.order {
             let node = &self.model.graph[n];
             let ins = &self.inputs[n.index()];
-            let arg = |i: usize| values[ins[i].index()].as_ref().expect("operand computed").view();
+            let arg = |i: usize| {
+                values[ins[i].index()]
+                    .as_ref()
+                    .expect("operand computed")
+                    .view()
+            };
             let out = match &node.op {
                 Op::Tokens => Array2::zeros((tokens.len(), 0)),
                 Op::Embed { table } => {
@@ -186,10 +193,18 @@ impl FloatModel {
                 }
                 Op::Linear { weight, bias } => {
                     let x = arg(0);
-                    let x = if n == self.head { x.slice_move(s![logits_from.., ..]) } else { x };
+                    let x = if n == self.head {
+                        x.slice_move(s![logits_from.., ..])
+                    } else {
+                        x
+                    };
                     kernels::linear(x, self.w(*weight), bias.map(|b| self.row(b)))
                 }
-                Op::Rope { n_heads, head_dim, spec } => {
+                Op::Rope {
+                    n_heads,
+                    head_dim,
+                    spec,
+                } => {
                     let mut x = arg(0).to_owned();
                     kernels::rope(&mut x, *n_heads, *head_dim, spec, pos0);
                     x
@@ -207,7 +222,16 @@ impl FloatModel {
                     let total = kc.len() / kv_w;
                     let k = ArrayView2::from_shape((total, kv_w), kc).expect("cache shape");
                     let v = ArrayView2::from_shape((total, kv_w), vc).expect("cache shape");
-                    kernels::attention(arg(0), k, v, *n_heads, *n_kv_heads, *head_dim, pos0, *window)
+                    kernels::attention(
+                        arg(0),
+                        k,
+                        v,
+                        *n_heads,
+                        *n_kv_heads,
+                        *head_dim,
+                        pos0,
+                        *window,
+                    )
                 }
                 Op::Add => &arg(0) + &arg(1),
                 Op::Mul => &arg(0) * &arg(1),
@@ -224,7 +248,9 @@ impl FloatModel {
             values[n.index()] = Some(out);
         }
         session.pos += tokens.len();
-        Ok(values[self.model.output.index()].take().expect("output computed"))
+        Ok(values[self.model.output.index()]
+            .take()
+            .expect("output computed"))
     }
 
     /// Greedy decoding: feeds `prompt`, then appends the argmax token

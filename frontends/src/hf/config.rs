@@ -237,12 +237,14 @@ impl Config {
                 .unwrap_or("gelu_new")
             {
                 "gelu_new" | "gelu_pytorch_tanh" => {}
-                other => return Err(self.err(
-                    "activation_function",
-                    format!(
+                other => {
+                    return Err(self.err(
+                        "activation_function",
+                        format!(
                         "unsupported activation `{other}` (supported: gelu_new, gelu_pytorch_tanh)"
                     ),
-                )),
+                    ))
+                }
             }
             return Ok(ArchSpec {
                 hparams: HParams {
