@@ -159,3 +159,40 @@ fn cli_logits_are_byte_identical_across_runs_and_thread_counts() {
         "logits differ between runs"
     );
 }
+
+#[test]
+fn source_blocks_reproduce_the_dequantized_weights_exactly() {
+    // Lossless import reads Q4_1/Q8_0 blocks directly; they must describe
+    // exactly the values the float reference uses, rows un-permuted included.
+    use taalasc_frontends::tensors::SourceBlocks;
+    use taalasc_ir::{WeightId, WeightSource};
+    let (loaded, _) = model();
+    let f16 = |b: u16| half::f16::from_bits(b).to_f32();
+    let mut seen = (0, 0);
+    for (i, info) in loaded.model.weights.iter().enumerate() {
+        let id = WeightId(i as u32);
+        let Some(blocks) = loaded.weights.load_blocks(id).unwrap() else {
+            continue;
+        };
+        let want = loaded.weights.load_f32(id).unwrap();
+        let got: Vec<f32> = match &blocks {
+            SourceBlocks::Q4_1 { d, m, q, .. } => {
+                seen.0 += 1;
+                q.iter()
+                    .enumerate()
+                    .map(|(j, &q)| f16(d[j / 32]) * q as f32 + f16(m[j / 32]))
+                    .collect()
+            }
+            SourceBlocks::Q8_0 { d, q, .. } => {
+                seen.1 += 1;
+                q.iter()
+                    .enumerate()
+                    .map(|(j, &q)| f16(d[j / 32]) * q as f32)
+                    .collect()
+            }
+        };
+        assert!(got == want, "{}: blocks disagree with load_f32", info.name);
+    }
+    // 30 layers x 7 linears in Q4_1; the embedding in Q8_0.
+    assert_eq!(seen, (210, 1));
+}

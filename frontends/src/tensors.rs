@@ -218,6 +218,119 @@ impl WeightSource for MappedWeights {
     }
 }
 
+/// A weight still in its llama.cpp block form, for lossless import into a
+/// matching chip weight format. Arrays are in canonical row-major order
+/// (rows already un-permuted): one `d`/`m` per 32-element block, one code per
+/// element.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceBlocks {
+    /// `w = d * q + m`, `q ∈ [0, 15]`, `d` and `m` as f16 bits.
+    Q4_1 {
+        rows: usize,
+        cols: usize,
+        d: Vec<u16>,
+        m: Vec<u16>,
+        q: Vec<u8>,
+    },
+    /// `w = d * q`, `q ∈ [-127, 127]`, `d` as f16 bits.
+    Q8_0 {
+        rows: usize,
+        cols: usize,
+        d: Vec<u16>,
+        q: Vec<i8>,
+    },
+}
+
+impl MappedWeights {
+    /// The weight's source blocks, when it is stored as Q4_1 or Q8_0 and every
+    /// layout transform only moves whole rows (so blocks stay intact).
+    /// `Ok(None)` otherwise.
+    pub fn load_blocks(&self, id: WeightId) -> Result<Option<SourceBlocks>, WeightError> {
+        let binding = self
+            .bindings
+            .get(id.0 as usize)
+            .ok_or(WeightError::UnknownId(id))?;
+        let entry = self
+            .index
+            .get(&binding.tensor)
+            .ok_or(WeightError::UnknownId(id))?;
+        let row_only = binding.transforms.iter().all(|t| match t {
+            Transform::UnpermuteRope { .. } => true,
+            Transform::Slice { axis, .. } => *axis == 0,
+            Transform::Transpose => false,
+        });
+        let (rows, cols) = match entry.shape.as_slice() {
+            [r, c] => (*r, *c),
+            [c] => (1, *c),
+            _ => return Ok(None),
+        };
+        if !row_only || !matches!(entry.dtype, DType::Q4_1 | DType::Q8_0) || cols % 32 != 0 {
+            return Ok(None);
+        }
+        // Which source row lands in each destination row: run the transforms
+        // over a column of row numbers (exact in f32 below 2^24 rows).
+        let mut map: Vec<f32> = (0..rows).map(|r| r as f32).collect();
+        let mut shape = vec![rows, 1];
+        for t in &binding.transforms {
+            let next = t
+                .apply_shape(&shape)
+                .map_err(|message| WeightError::Invalid {
+                    file: self.index.path_of(entry).display().to_string(),
+                    tensor: binding.tensor.clone(),
+                    message,
+                })?;
+            map = t.apply(map, &shape);
+            shape = next;
+        }
+        let out_rows = shape[0];
+        let bytes = self.index.bytes(entry);
+        let f16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let blocks_per_row = cols / 32;
+        Ok(Some(match entry.dtype {
+            DType::Q4_1 => {
+                let (mut d, mut m, mut q) = (Vec::new(), Vec::new(), Vec::new());
+                for &src in &map {
+                    for blk in 0..blocks_per_row {
+                        let b = &bytes[(src as usize * blocks_per_row + blk) * 20..][..20];
+                        d.push(f16_at(b, 0));
+                        m.push(f16_at(b, 2));
+                        q.extend((0..32).map(|j| {
+                            if j < 16 {
+                                b[4 + j] & 0xf
+                            } else {
+                                b[4 + j - 16] >> 4
+                            }
+                        }));
+                    }
+                }
+                SourceBlocks::Q4_1 {
+                    rows: out_rows,
+                    cols,
+                    d,
+                    m,
+                    q,
+                }
+            }
+            _ => {
+                let (mut d, mut q) = (Vec::new(), Vec::new());
+                for &src in &map {
+                    for blk in 0..blocks_per_row {
+                        let b = &bytes[(src as usize * blocks_per_row + blk) * 34..][..34];
+                        d.push(f16_at(b, 0));
+                        q.extend(b[2..34].iter().map(|&x| x as i8));
+                    }
+                }
+                SourceBlocks::Q8_0 {
+                    rows: out_rows,
+                    cols,
+                    d,
+                    q,
+                }
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

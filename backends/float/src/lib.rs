@@ -140,6 +140,19 @@ impl FloatModel {
         tokens: &[u32],
         logits_from: usize,
     ) -> Result<Array2<f32>, FloatError> {
+        self.forward_probed(session, tokens, logits_from, &mut |_, _| {})
+    }
+
+    /// [`FloatModel::forward`], calling `probe(node, input)` with the input
+    /// activations `[positions, in]` of every `Linear` node before it runs
+    /// (calibration statistics for quantization).
+    pub fn forward_probed(
+        &self,
+        session: &mut Session,
+        tokens: &[u32],
+        logits_from: usize,
+        probe: &mut dyn FnMut(NodeIndex, ArrayView2<f32>),
+    ) -> Result<Array2<f32>, FloatError> {
         if logits_from > tokens.len() {
             return Err(FloatError::BadLogitsRange {
                 from: logits_from,
@@ -193,6 +206,7 @@ impl FloatModel {
                 }
                 Op::Linear { weight, bias } => {
                     let x = arg(0);
+                    probe(n, x.view());
                     let x = if n == self.head {
                         x.slice_move(s![logits_from.., ..])
                     } else {
