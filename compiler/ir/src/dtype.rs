@@ -3,11 +3,11 @@
 //! The IR never computes in these types; they only say how many bytes a weight
 //! occupies in its file and how a frontend must decode it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How a tensor is stored in its source file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DType {
     F32,

@@ -4,10 +4,10 @@
 //! dimension is implicit, and a node's `width` is its per-position feature count.
 
 use crate::weights::WeightId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One tensor operation. Weights are referenced by id and loaded lazily.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// Graph input: one token id per position (width 1).
@@ -101,7 +101,7 @@ impl Op {
 }
 
 /// Rotary embedding parameters.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RopeSpec {
     pub theta: f64,
     /// Features of each head that rotate (equal to head_dim unless partial rotary).
@@ -110,7 +110,7 @@ pub struct RopeSpec {
 }
 
 /// Frequency scaling applied to the rotary base frequencies.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RopeScaling {
     None,

@@ -1,11 +1,11 @@
 //! Weights: metadata in the IR, values behind a lazily-read [`WeightSource`].
 
 use crate::dtype::DType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Index of a weight in [`crate::Model::weights`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WeightId(pub u32);
 
@@ -16,7 +16,7 @@ impl fmt::Display for WeightId {
 }
 
 /// What the IR knows about a weight without reading its values.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WeightInfo {
     /// Canonical IR name, e.g. `layers.3.attn.q.weight`.
     pub name: String,

@@ -1,0 +1,248 @@
+//! Matrix-vector product (RFC 0002 §Matrix-vector product).
+//!
+//! Input `x` in `A8` (block `b`: mantissas `a_i`, exponent `E_b`); weight
+//! codes `q_i` of `b ∈ {2..8}` bits in groups of `G` (a multiple of 32, so a
+//! group is a whole number of blocks) with `SF16` scale `d_g` and, for
+//! asymmetric formats, offset `m_g`. Per output row:
+//!
+//! ```text
+//! P_b = Σ_{i∈b} a_i q_i                      exact, |P_b| <= 32·127·255 < 2^20
+//! A_b = Σ_{i∈b} a_i                          exact, |A_b| <= 4064 (shared by rows)
+//! acc = Σ_b block_term(mant(d_g), exp(d_g), P_b, E_b)
+//!     + Σ_b block_term(mant(m_g), exp(m_g), A_b, E_b)     (asymmetric only)
+//! y   = sat_w48(acc + bias)                  bias in W48, converted at build time
+//! ```
+//!
+//! Every term is rounded (and saturated) into `W48` on its own, then summed
+//! exactly in i64, so the result does not depend on lane count or order.
+//! The i64 accumulator cannot overflow for up to 2^15 terms (rows of up to
+//! 2^19 inputs with offsets).
+
+use crate::formats::{sat_w48, A8_BLOCK, W_BITS, W_FRAC};
+use crate::{rshr128, Sf16};
+
+/// `sat_w48(rshr(p, -up))`: scale a product into `W48`. `up >= 0` is an
+/// exact left shift (saturating: any nonzero `p` with `up >= 48` saturates),
+/// `up < 0` a round-half-up right shift.
+#[inline]
+pub(crate) fn shift_sat_w48(p: i128, up: i32) -> i64 {
+    if up >= 0 {
+        if p == 0 {
+            0
+        } else if up >= W_BITS as i32 {
+            sat_w48(if p > 0 { i128::MAX } else { i128::MIN })
+        } else if p.unsigned_abs() >= 1u128 << 80 {
+            // |p| << up would be >= 2^80 > W48: saturate without shifting.
+            sat_w48(p)
+        } else {
+            sat_w48(p << up)
+        }
+    } else {
+        sat_w48(rshr128(p, -up))
+    }
+}
+
+/// One scaled term of the matrix-vector product, in `W48`:
+/// `sat_w48(rshr(mant · partial, -(exp + block_exp + 24)))`.
+///
+/// `mant · 2^exp` is the `SF16` scale (|mant| <= 2047, 12 bits signed),
+/// `partial · 2^block_exp` the block partial sum (`P_b`: 21 bits signed,
+/// `A_b`: 13 bits). The product is at most 32 bits; the shift is a
+/// round-half-up right shift when `exp + block_exp + 24 < 0` and an exact,
+/// saturating left shift otherwise. Error vs the exact real product:
+/// `<= 2^-25` (half a `W48` LSB) unless saturated.
+///
+/// The same function scales `Q·K` block products (`mant = 1`, `exp = E_q`)
+/// and the `e_j · v` terms of attention (`mant = e_j`, `exp = -15`).
+#[inline]
+pub fn block_term(mant: i32, exp: i32, partial: i64, block_exp: i32) -> i64 {
+    shift_sat_w48(mant as i128 * partial as i128, exp + block_exp + W_FRAC)
+}
+
+/// Exact `Σ a_i q_i` of two i8 vectors of equal length.
+///
+/// The hot loop of the reference executor: products are formed in i16
+/// (exact: `|a_i q_i| <= 2^14`) and summed in i32 per 32-element chunk,
+/// which LLVM vectorizes (`pmaddwd`-style). Exact for lengths up to 2^17
+/// (`2^17 · 2^14 = 2^31`); the datapath calls it per 32-element block or
+/// per head.
+#[inline]
+pub fn dot_i8(a: &[i8], q: &[i8]) -> i32 {
+    assert_eq!(a.len(), q.len(), "dot_i8: lengths");
+    let ca = a.chunks_exact(A8_BLOCK);
+    let cq = q.chunks_exact(A8_BLOCK);
+    let tail: i32 = ca
+        .remainder()
+        .iter()
+        .zip(cq.remainder())
+        .map(|(&x, &y)| (x as i16 * y as i16) as i32)
+        .sum();
+    let mut acc = [0i32; A8_BLOCK];
+    for (x, y) in ca.zip(cq) {
+        let x: &[i8; A8_BLOCK] = x.try_into().unwrap();
+        let y: &[i8; A8_BLOCK] = y.try_into().unwrap();
+        for k in 0..A8_BLOCK {
+            acc[k] += (x[k] as i16 * y[k] as i16) as i32;
+        }
+    }
+    acc.iter().sum::<i32>() + tail
+}
+
+/// Exact `Σ a_i` (the `A_b` of a block).
+#[inline]
+pub fn sum_i8(a: &[i8]) -> i32 {
+    a.iter().map(|&x| x as i32).sum()
+}
+
+/// One row of a quantized weight matrix.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightRow<'a> {
+    /// Codes stored as i8: symmetric codes `q ∈ [-2^(b-1), 2^(b-1)-1]` as
+    /// they are (`code_bias = 0`); asymmetric codes `q ∈ [0, 2^b-1]` either
+    /// as they are (`b <= 7`) or centred as `q - code_bias` (8-bit:
+    /// `code_bias = 128`). The datapath value is always `codes[i] +
+    /// code_bias`, reconstructed exactly as `P_b = dot + code_bias · A_b`.
+    pub codes: &'a [i8],
+    pub code_bias: i32,
+    /// Group size `G` (32, 64, 128, ... or the row length); multiple of 32.
+    pub group: usize,
+    /// One `SF16` scale `d_g` per group.
+    pub scales: &'a [Sf16],
+    /// One `SF16` offset `m_g` per group (asymmetric formats).
+    pub offsets: Option<&'a [Sf16]>,
+}
+
+/// One output of a linear layer in `W48` (see the module docs):
+/// `sat_w48(Σ_b terms + bias)`.
+///
+/// `x_mant`/`x_exp` the `A8` input, `x_sums` its [`crate::A8Vec::block_sums`]
+/// (read only when `offsets` is present or `code_bias != 0`).
+pub fn linear_row(
+    x_mant: &[i8],
+    x_exp: &[i8],
+    x_sums: &[i32],
+    row: &WeightRow<'_>,
+    bias: i64,
+) -> i64 {
+    let n = x_mant.len();
+    assert!(
+        n <= 1 << 19,
+        "linear_row: rows beyond 2^19 inputs could overflow the i64 sum"
+    );
+    assert_eq!(row.codes.len(), n, "linear_row: row length");
+    assert_eq!(x_exp.len() * A8_BLOCK, n, "linear_row: exponents");
+    assert!(
+        row.group.is_multiple_of(A8_BLOCK) && row.group > 0,
+        "linear_row: group not a multiple of 32"
+    );
+    let groups = n.div_ceil(row.group);
+    assert_eq!(row.scales.len(), groups, "linear_row: scales");
+    let need_sums = row.offsets.is_some() || row.code_bias != 0;
+    if need_sums {
+        assert_eq!(x_sums.len(), x_exp.len(), "linear_row: block sums");
+    }
+    if let Some(o) = row.offsets {
+        assert_eq!(o.len(), groups, "linear_row: offsets");
+    }
+    let blocks_per_group = row.group / A8_BLOCK;
+    let mut acc: i64 = 0;
+    for (b, (xa, qa)) in x_mant
+        .chunks_exact(A8_BLOCK)
+        .zip(row.codes.chunks_exact(A8_BLOCK))
+        .enumerate()
+    {
+        let g = b / blocks_per_group;
+        let e_b = x_exp[b] as i32;
+        let mut p = dot_i8(xa, qa) as i64;
+        if row.code_bias != 0 {
+            p += row.code_bias as i64 * x_sums[b] as i64;
+        }
+        let (dm, de) = row.scales[g].mant_exp();
+        acc += block_term(dm, de, p, e_b);
+        if let Some(off) = row.offsets {
+            let (mm, me) = off[g].mant_exp();
+            acc += block_term(mm, me, x_sums[b] as i64, e_b);
+        }
+    }
+    sat_w48(acc as i128 + bias as i128)
+}
+
+/// `Σ_b block_term(1, Eq_b, P_b, Ek_b)` saturated to `W48`: the dot product
+/// of two `A8` vectors (attention score `q·k` before scaling).
+pub fn dot_a8(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i64 {
+    assert_eq!(q_mant.len(), k_mant.len(), "dot_a8: lengths");
+    assert_eq!(q_exp.len() * A8_BLOCK, q_mant.len(), "dot_a8: q exponents");
+    assert_eq!(k_exp.len(), q_exp.len(), "dot_a8: k exponents");
+    let mut acc: i64 = 0;
+    for (b, (qa, ka)) in q_mant
+        .chunks_exact(A8_BLOCK)
+        .zip(k_mant.chunks_exact(A8_BLOCK))
+        .enumerate()
+    {
+        acc += block_term(1, q_exp[b] as i32, dot_i8(qa, ka) as i64, k_exp[b] as i32);
+    }
+    sat_w48(acc as i128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::{W_MAX, W_MIN};
+
+    #[test]
+    fn dot_i8_matches_naive_including_minus_128() {
+        let mut s = 7u64;
+        for len in [0usize, 1, 5, 31, 32, 33, 64, 100, 4096] {
+            let a: Vec<i8> = (0..len)
+                .map(|_| crate::formats::tests::xorshift(&mut s) as i8)
+                .collect();
+            let q: Vec<i8> = (0..len)
+                .map(|_| crate::formats::tests::xorshift(&mut s) as i8)
+                .collect();
+            let want: i64 = a.iter().zip(&q).map(|(&x, &y)| x as i64 * y as i64).sum();
+            assert_eq!(dot_i8(&a, &q) as i64, want);
+        }
+        // Extremes: -128 · -128 = 2^14 fits the i16 product.
+        let a = vec![-128i8; 4096];
+        assert_eq!(dot_i8(&a, &a), 4096 << 14);
+        // Most negative weight code with the largest mantissas.
+        let a = [127i8; 32];
+        let q = [-128i8; 32];
+        assert_eq!(dot_i8(&a, &q), -127 * 128 * 32);
+        let q4 = [-8i8; 32];
+        assert_eq!(dot_i8(&a, &q4), -127 * 8 * 32);
+    }
+
+    #[test]
+    fn block_term_rounding_and_saturation() {
+        // 3 · 5 · 2^(-26 - 0 + 24) = 15/4 = 3.75 -> rshr(15, 2) = 4
+        assert_eq!(block_term(3, -26, 5, 0), 4);
+        assert_eq!(block_term(-3, -26, 5, 0), -4); // -3.75 -> -4
+        assert_eq!(block_term(-1, -25, 1, 0), 0); // -0.5 -> 0 (half up)
+        assert_eq!(block_term(1, -25, 1, 0), 1); // 0.5 -> 1
+        assert_eq!(block_term(1, 0, 1, 0), 1 << 24); // exact left shift
+        assert_eq!(block_term(2047, 5, 1 << 20, 17), W_MAX);
+        assert_eq!(block_term(-2047, 5, 1 << 20, 17), W_MIN);
+        assert_eq!(block_term(-1, 5, 1, 100), W_MIN);
+        assert_eq!(block_term(0, 5, 1, 100), 0);
+        assert_eq!(block_term(i32::MIN, 10, i64::MIN, 0), W_MAX);
+        assert_eq!(block_term(i32::MIN, 10, i64::MAX, 0), W_MIN);
+        assert_eq!(block_term(1, -200, i64::MAX, -200), 0);
+        // Most negative code -8 (4-bit) with the largest scale mantissa and
+        // a block of 127s: P = -8·127·32 = -32512; 2047·-32512·2^(-24-0+24).
+        assert_eq!(block_term(2047, -24, -32512, 0), -2047 * 32512);
+    }
+
+    #[test]
+    fn dot_a8_scales_each_block() {
+        let mut qm = vec![0i8; 64];
+        let mut km = vec![0i8; 64];
+        qm[0] = 3;
+        km[0] = 5; // block 0: 15 · 2^(-4 + -2) = 15/64
+        qm[32] = -7;
+        km[32] = 9; // block 1: -63 · 2^(1 + 0) = -126
+        let s = dot_a8(&qm, &[-4, 1], &km, &[-2, 0]);
+        // 15/64 · 2^24 = 3932160 exactly; -126 · 2^24
+        assert_eq!(s, 3_932_160 - 126 * (1 << 24));
+    }
+}
