@@ -38,6 +38,12 @@ pub enum BosPolicy {
 #[derive(Clone, Debug, Serialize)]
 pub struct PerplexityReport {
     pub perplexity: f64,
+    /// Mean KL(baseline ‖ engine) over scored positions, nats (with a baseline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl_mean: Option<f64>,
+    /// Fraction of scored positions whose argmax equals the baseline's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top1: Option<f64>,
     pub chunks: usize,
     pub tokens_scored: usize,
     pub ctx: usize,
@@ -74,6 +80,20 @@ pub fn perplexity(
     bos_per_chunk: bool,
     progress: &dyn Fn(usize),
 ) -> anyhow::Result<PerplexityReport> {
+    quality(engine, None, chunks, text_tokens, bos_per_chunk, progress)
+}
+
+/// [`perplexity`], plus KL divergence and top-1 agreement against a
+/// `baseline` engine (the float model) on the same scored positions.
+pub fn quality(
+    engine: &dyn LogitsEngine,
+    baseline: Option<&dyn LogitsEngine>,
+    chunks: &[Vec<u32>],
+    text_tokens: usize,
+    bos_per_chunk: bool,
+    progress: &dyn Fn(usize),
+) -> anyhow::Result<PerplexityReport> {
+    let (mut kl_sum, mut agree) = (0.0f64, 0usize);
     let mut nll_per_chunk = Vec::with_capacity(chunks.len());
     let (mut total, mut count) = (0.0f64, 0usize);
     let ctx = chunks.first().map_or(0, Vec::len);
@@ -84,11 +104,24 @@ pub fn perplexity(
     for (i, chunk) in chunks.iter().enumerate() {
         let first = ctx / 2;
         let logits = engine.chunk_logits(chunk, first)?;
+        let base = baseline.map(|b| b.chunk_logits(chunk, first)).transpose()?;
         let mut sum = 0.0;
         for j in first..ctx - 1 {
             let row = logits.row(j - first);
-            let lp = taalasc_float::log_softmax(row.as_slice().expect("contiguous logits"));
+            let row = row.as_slice().expect("contiguous logits");
+            let lp = taalasc_float::log_softmax(row);
             sum -= lp[chunk[j + 1] as usize];
+            if let Some(base) = &base {
+                let brow = base.row(j - first);
+                let brow = brow.as_slice().expect("contiguous logits");
+                let bp = taalasc_float::log_softmax(brow);
+                kl_sum += bp
+                    .iter()
+                    .zip(&lp)
+                    .map(|(&b, &q)| b.exp() * (b - q))
+                    .sum::<f64>();
+                agree += (taalasc_float::argmax(brow) == taalasc_float::argmax(row)) as usize;
+            }
         }
         let scored = ctx - 1 - first;
         nll_per_chunk.push(sum / scored as f64);
@@ -102,6 +135,8 @@ pub fn perplexity(
     );
     Ok(PerplexityReport {
         perplexity: (total / count as f64).exp(),
+        kl_mean: baseline.map(|_| kl_sum / count as f64),
+        top1: baseline.map(|_| agree as f64 / count as f64),
         chunks: chunks.len(),
         tokens_scored: count,
         ctx,

@@ -7,6 +7,7 @@
 //! checkpoint ──frontends──▶ model IR ──float──▶ logits / perplexity
 //! ```
 
+pub mod build;
 pub mod eval;
 pub mod inspect;
 pub mod output;
@@ -27,6 +28,45 @@ pub fn load_float(path: &Path) -> anyhow::Result<(LoadedModel, FloatModel)> {
     let float = FloatModel::new(&loaded.model, &loaded.weights)
         .with_context(|| format!("reading the weights of {}", path.display()))?;
     Ok((loaded, float))
+}
+
+/// Does `path` hold a chip image written by `taalasc build`?
+pub fn is_chip_image(path: &Path) -> bool {
+    path.join(taalasc_reference::image::GRAPH_FILE).is_file()
+        && path.join(taalasc_reference::image::WEIGHTS_FILE).is_file()
+}
+
+/// The chip image's recorded source checkpoint (for float comparisons).
+pub fn image_source(path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let m = path.join("manifest.json");
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&m).with_context(|| format!("reading {}", m.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", m.display()))?;
+    let src = v["source"]["path"]
+        .as_str()
+        .with_context(|| format!("{}: no source.path", m.display()))?;
+    Ok(std::path::PathBuf::from(src))
+}
+
+/// Integer logits (`W48`) as floats, for scoring.
+pub fn w48_logits(v: &[i64], vocab: usize) -> ndarray::Array2<f32> {
+    let rows = v.len() / vocab;
+    ndarray::Array2::from_shape_vec(
+        (rows, vocab),
+        v.iter()
+            .map(|&x| (x as f64 / (1u64 << taalasc_numerics::W_FRAC) as f64) as f32)
+            .collect(),
+    )
+    .expect("logit shape")
+}
+
+impl eval::LogitsEngine for taalasc_reference::Reference<'_> {
+    fn chunk_logits(&self, tokens: &[u32], from: usize) -> anyhow::Result<ndarray::Array2<f32>> {
+        let mut s = self.session();
+        let v = self.forward(&mut s, tokens, from)?;
+        Ok(w48_logits(&v, self.image().model.hparams.vocab_size))
+    }
 }
 
 /// Parses `1,2,3` (spaces allowed) into token ids.

@@ -4,8 +4,10 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use taalasc::build::BuildOptions;
 use taalasc::eval::{self, BosPolicy};
-use taalasc::output::{npy_f32, write_atomic};
+use taalasc::output::{npy_f32, npy_i64, write_atomic};
+use taalasc_reference::{ChipImage, Reference};
 
 #[derive(Parser)]
 #[command(
@@ -18,8 +20,50 @@ struct Cli {
     command: Command,
 }
 
+/// Which executor computes the logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// The f32 reference of the source checkpoint.
+    Float,
+    /// The bit-exact integer reference of the chip image (built with default options when MODEL is a checkpoint).
+    Reference,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Quantize a checkpoint into a chip image: quantized weights, scales and fixed-point constants,
+    /// plus graph.json, manifest.json and report.json (bits per layer and per weight).
+    ///
+    /// Weights already stored in a block format that the chosen chip format holds exactly
+    /// (GGUF Q4_1 as a4g32, Q8_0 as s8g32) are imported without re-rounding.
+    Build {
+        /// The checkpoint (see `inspect`).
+        model: PathBuf,
+        /// Output folder (default: MODEL's name with `.chip`).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Weight bits of every linear layer: 2, 3, 4, 5, 6 or 8.
+        #[arg(long)]
+        bits: Option<u8>,
+        /// Inputs per scale: 32, 64, 128 or `row`.
+        #[arg(long)]
+        group: Option<String>,
+        /// Symmetric codes (no per-group offset) instead of asymmetric.
+        #[arg(long)]
+        sym: bool,
+        /// Exact linear-layer format name instead of --bits/--group/--sym, e.g. `a4g32`, `s8g32`, `s3row`.
+        #[arg(long, conflicts_with_all = ["bits", "group", "sym"])]
+        format: Option<String>,
+        /// Format of the embedding and position tables.
+        #[arg(long, default_value = "s8g32")]
+        table_format: String,
+        /// Positions held in the KV cache (default: the model's maximum, at most 2048).
+        #[arg(long)]
+        context: Option<usize>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a checkpoint's architecture and, per layer, its ops, parameter count and bytes at the source dtype.
     ///
     /// Reads only headers and metadata: weights stay memory-mapped and unread.
@@ -35,8 +79,11 @@ enum Command {
     },
     /// Run a model with the f32 reference: score a prompt and continue it greedily.
     Run {
-        /// The checkpoint (see `inspect`).
+        /// The checkpoint (see `inspect`) or a chip image folder from `build`.
         model: PathBuf,
+        /// The executor (default: float for a checkpoint, reference for a chip image).
+        #[arg(long, value_enum)]
+        engine: Option<Engine>,
         /// Prompt text, tokenized with the model's own tokenizer.
         #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
         prompt: Option<String>,
@@ -46,7 +93,8 @@ enum Command {
         /// Number of tokens to generate greedily (stops early at EOS).
         #[arg(long, default_value_t = 16)]
         max_tokens: usize,
-        /// Write the prompt positions' logits as float32 `[positions, vocab]` .npy.
+        /// Write the prompt positions' logits as `[positions, vocab]` .npy: float32 from the float
+        /// engine, int64 (W48, 24 fraction bits) from the reference.
         #[arg(long, value_name = "OUT.npy")]
         dump_logits: Option<PathBuf>,
         /// Print one JSON object instead of text.
@@ -59,7 +107,8 @@ enum Command {
     /// tokens, and only the second half of each chunk is scored, as
     /// `llama-perplexity -c CTX` does.
     Eval {
-        /// The checkpoint (see `inspect`).
+        /// The checkpoint (see `inspect`) or a chip image folder from `build`. For a chip image,
+        /// also reports KL divergence and top-1 agreement against its float source model.
         model: PathBuf,
         /// UTF-8 text to score.
         #[arg(long)]
@@ -105,14 +154,33 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Build {
+            model,
+            out,
+            bits,
+            group,
+            sym,
+            format,
+            table_format,
+            context,
+            json,
+        } => build(
+            model,
+            out,
+            (bits, group, sym, format),
+            table_format,
+            context,
+            json,
+        )?,
         Command::Run {
             model,
+            engine,
             prompt,
             tokens,
             max_tokens,
             dump_logits,
             json,
-        } => run(model, prompt, tokens, max_tokens, dump_logits, json)?,
+        } => run(model, engine, prompt, tokens, max_tokens, dump_logits, json)?,
         Command::Eval {
             model,
             text,
@@ -124,11 +192,21 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
             let body = std::fs::read_to_string(&text)
                 .with_context(|| format!("reading {}", text.display()))?;
-            let (loaded, float) = taalasc::load_float(&model)?;
+            let image = if taalasc::is_chip_image(&model) {
+                Some(ChipImage::read(&model)?)
+            } else {
+                None
+            };
+            let float_path = match &image {
+                Some(_) => taalasc::image_source(&model)?,
+                None => model.clone(),
+            };
+            let (loaded, float) = taalasc::load_float(&float_path)
+                .with_context(|| format!("loading the float model {}", float_path.display()))?;
             let tok = loaded.tokenizer.as_ref().with_context(|| {
                 format!(
                     "{} ships no tokenizer, so it cannot tokenize --text",
-                    model.display()
+                    float_path.display()
                 )
             })?;
             let ids = tok.encode(&body, true)?;
@@ -150,13 +228,48 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 );
             }
             let bar = progress_bar(chunk_list.len() as u64, json);
-            let report = eval::perplexity(&float, &chunk_list, ids.len(), bos.is_some(), &|d| {
-                bar.set_position(d as u64)
-            })?;
+            let progress = |d: usize| bar.set_position(d as u64);
+            let (report, bpw) = match &image {
+                Some(img) => {
+                    let r = Reference::new(img, 0)?;
+                    let rep = eval::quality(
+                        &r,
+                        Some(&float),
+                        &chunk_list,
+                        ids.len(),
+                        bos.is_some(),
+                        &progress,
+                    )?;
+                    let bpw: serde_json::Value = std::fs::read_to_string(model.join("report.json"))
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .map(|v| v["bits_per_weight"].clone())
+                        .unwrap_or(serde_json::Value::Null);
+                    (rep, bpw)
+                }
+                None => (
+                    eval::perplexity(&float, &chunk_list, ids.len(), bos.is_some(), &progress)?,
+                    serde_json::Value::Null,
+                ),
+            };
             bar.finish_and_clear();
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                let mut v = serde_json::to_value(&report)?;
+                if !bpw.is_null() {
+                    v["bits_per_weight"] = bpw;
+                    v["float_baseline"] = float_path.display().to_string().into();
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
+                if let (Some(kl), Some(top1)) = (report.kl_mean, report.top1) {
+                    println!(
+                        "chip image vs its float source {}: KL {kl:.5} nats, top-1 agreement {:.2}%, {} bits per weight",
+                        float_path.display(),
+                        top1 * 100.0,
+                        bpw
+                    );
+                }
+
                 println!(
                     "perplexity {:.4} over {} chunks of {} ({} tokens scored, {} tokens in the text, BOS per chunk: {})",
                     report.perplexity, report.chunks, ctx, report.tokens_scored, report.text_tokens, report.bos_per_chunk
@@ -181,22 +294,127 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn run(
+fn build(
     model: PathBuf,
-    prompt: Option<String>,
-    tokens: Option<String>,
-    max_tokens: usize,
-    dump_logits: Option<PathBuf>,
+    out: Option<PathBuf>,
+    (bits, group, sym, format): (Option<u8>, Option<String>, bool, Option<String>),
+    table_format: String,
+    context: Option<usize>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let (loaded, float) = taalasc::load_float(&model)?;
-    let ids = match (&prompt, &tokens) {
-        (Some(text), _) => loaded
-            .tokenizer
-            .as_ref()
+    let loaded = taalasc::load(&model)?;
+    let mut opts = BuildOptions::defaults(&loaded.model);
+    let mut picked = Vec::new();
+    match (format, bits) {
+        (Some(f), _) => opts.linear = f.parse()?,
+        (None, Some(b)) => {
+            let g = group.unwrap_or_else(|| "32".into());
+            let g = if g == "row" { g } else { format!("g{g}") };
+            opts.linear = format!("{}{b}{g}", if sym { 's' } else { 'a' }).parse()?;
+        }
+        (None, None) => {
+            if group.is_some() || sym {
+                bail!("--group and --sym refine --bits; give --bits too");
+            }
+            picked.push(format!(
+                "linear layers {} (4-bit asymmetric, groups of 32; holds GGUF Q4_1 exactly)",
+                opts.linear
+            ));
+        }
+    }
+    opts.table = table_format.parse()?;
+    match context {
+        Some(0) => bail!("--context must be at least 1"),
+        Some(c) => opts.context = c,
+        None => picked.push(format!("context {} positions", opts.context)),
+    }
+    let out = out.unwrap_or_else(|| {
+        let stem = model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        model.with_file_name(format!("{stem}.chip"))
+    });
+    for p in &picked {
+        eprintln!("build: picked {p}");
+    }
+    let (image, report) = taalasc::build::build_image(&loaded, &opts)?;
+    let source = std::fs::canonicalize(&model).unwrap_or(model.clone());
+    let manifest = serde_json::json!({
+        "format": "taalasc-chip-image-1",
+        "source": {
+            "path": source.display().to_string(),
+            "format": format!("{:?}", loaded.format).to_lowercase(),
+            "architecture": loaded.model.hparams.architecture,
+        },
+        "context": opts.context,
+        "linear_format": opts.linear.name(),
+        "table_format": opts.table.name(),
+        "bits_per_weight": report.bits_per_weight,
+        "files": ["graph.json", "weights.safetensors", "report.json"],
+    });
+    taalasc::build::write_image(&out, &image, &manifest, &report)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let imported = report
+            .weights
+            .iter()
+            .filter(|w| w.method == "import")
+            .count();
+        println!(
+            "wrote {}: {} weights, {:.4} bits per weight over all {} parameters ({} tensors imported losslessly)",
+            out.display(),
+            report.weights.len(),
+            report.bits_per_weight,
+            report.params,
+            imported
+        );
+    }
+    Ok(())
+}
+
+/// First index of the largest integer logit.
+fn argmax_i64(v: &[i64]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The chip image at `model` (or one built in memory with default options
+/// from a checkpoint), and the checkpoint that supplies its tokenizer.
+fn open_image(
+    model: &std::path::Path,
+) -> anyhow::Result<(ChipImage, Option<taalasc_frontends::LoadedModel>)> {
+    if taalasc::is_chip_image(model) {
+        let image = ChipImage::read(model)?;
+        let source = taalasc::image_source(model)
+            .ok()
+            .and_then(|p| taalasc::load(&p).ok());
+        Ok((image, source))
+    } else {
+        let loaded = taalasc::load(model)?;
+        let (image, _) =
+            taalasc::build::build_image(&loaded, &BuildOptions::defaults(&loaded.model))?;
+        Ok((image, Some(loaded)))
+    }
+}
+
+fn prompt_ids(
+    tokenizer: Option<&taalasc_frontends::TextTokenizer>,
+    model: &std::path::Path,
+    prompt: &Option<String>,
+    tokens: &Option<String>,
+) -> anyhow::Result<Vec<u32>> {
+    let ids = match (prompt, tokens) {
+        (Some(text), _) => tokenizer
             .with_context(|| {
                 format!(
-                    "{} ships no tokenizer; pass --tokens instead of --prompt",
+                    "no tokenizer for {}; pass --tokens instead of --prompt",
                     model.display()
                 )
             })?
@@ -205,6 +423,83 @@ fn run(
         (None, None) => bail!("give --prompt or --tokens"),
     };
     anyhow::ensure!(!ids.is_empty(), "the prompt has no tokens");
+    Ok(ids)
+}
+
+fn print_run(
+    ids: &[u32],
+    generated: &[u32],
+    tokenizer: Option<&taalasc_frontends::TextTokenizer>,
+    dump_logits: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = tokenizer.map(|t| t.decode(generated)).transpose()?;
+    if json {
+        let v = serde_json::json!({
+            "prompt_tokens": ids,
+            "generated_tokens": generated,
+            "generated_text": text,
+            "logits_file": dump_logits.map(|p| p.display().to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("prompt tokens: {ids:?}");
+        println!("generated tokens: {generated:?}");
+        if let Some(t) = text {
+            println!("generated text: {t:?}");
+        }
+    }
+    Ok(())
+}
+
+fn run(
+    model: PathBuf,
+    engine: Option<Engine>,
+    prompt: Option<String>,
+    tokens: Option<String>,
+    max_tokens: usize,
+    dump_logits: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let is_image = taalasc::is_chip_image(&model);
+    let engine = engine.unwrap_or(if is_image {
+        Engine::Reference
+    } else {
+        Engine::Float
+    });
+    if is_image && engine == Engine::Float {
+        bail!(
+            "{} is a chip image: it runs on --engine reference (its float source is named in manifest.json)",
+            model.display()
+        );
+    }
+    if engine == Engine::Reference {
+        let (image, source) = open_image(&model)?;
+        let tok = source.as_ref().and_then(|s| s.tokenizer.as_ref());
+        let ids = prompt_ids(tok, &model, &prompt, &tokens)?;
+        let r = Reference::new(&image, 0)?;
+        let vocab = image.model.hparams.vocab_size;
+        let mut session = r.session();
+        let logits = r.forward(&mut session, &ids, 0)?;
+        if let Some(path) = &dump_logits {
+            write_atomic(path, &npy_i64(&[ids.len(), vocab], &logits))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        let eos = image.model.hparams.eos_token_id;
+        let mut generated = Vec::new();
+        let mut last = logits[(ids.len() - 1) * vocab..].to_vec();
+        while generated.len() < max_tokens {
+            let next = argmax_i64(&last);
+            generated.push(next);
+            if Some(next) == eos || generated.len() == max_tokens {
+                break;
+            }
+            last = r.forward(&mut session, &[next], 0)?;
+        }
+        return print_run(&ids, &generated, tok, dump_logits, json);
+    }
+    let (loaded, float) = taalasc::load_float(&model)?;
+    let ids = prompt_ids(loaded.tokenizer.as_ref(), &model, &prompt, &tokens)?;
     let mut session = float.session();
     let logits = float.forward(&mut session, &ids, 0)?;
     if let Some(path) = &dump_logits {
@@ -223,24 +518,11 @@ fn run(
         }
         last = float.forward(&mut session, &[next], 0)?.row(0).to_owned();
     }
-    let text = match &loaded.tokenizer {
-        Some(t) => Some(t.decode(&generated)?),
-        None => None,
-    };
-    if json {
-        let v = serde_json::json!({
-            "prompt_tokens": ids,
-            "generated_tokens": generated,
-            "generated_text": text,
-            "logits_file": dump_logits.map(|p| p.display().to_string()),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        println!("prompt tokens: {ids:?}");
-        println!("generated tokens: {generated:?}");
-        if let Some(t) = text {
-            println!("generated text: {t:?}");
-        }
-    }
-    Ok(())
+    print_run(
+        &ids,
+        &generated,
+        loaded.tokenizer.as_ref(),
+        dump_logits,
+        json,
+    )
 }

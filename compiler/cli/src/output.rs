@@ -36,32 +36,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Serializes a row-major float32 array of `shape` as NumPy `.npy` (format 1.0).
-pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    assert_eq!(
-        shape.iter().product::<usize>(),
-        data.len(),
-        "npy shape and data disagree"
-    );
+/// A NumPy `.npy` (format 1.0) file: `descr` is the dtype string (`<f4`, `<i8`).
+fn npy(descr: &str, shape: &[usize], elem: usize, body: impl Iterator<Item = u8>) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_txt = if dims.len() == 1 {
         format!("({},)", dims[0])
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(10 + header.len() + n * elem);
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend(body);
+    assert_eq!(
+        out.len(),
+        10 + header.len() + n * elem,
+        "npy shape and data disagree"
+    );
     out
+}
+
+/// Serializes a row-major float32 array of `shape` as NumPy `.npy`.
+pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    npy("<f4", shape, 4, data.iter().flat_map(|v| v.to_le_bytes()))
+}
+
+/// Serializes a row-major int64 array (the reference's integer logits).
+pub fn npy_i64(shape: &[usize], data: &[i64]) -> Vec<u8> {
+    npy("<i8", shape, 8, data.iter().flat_map(|v| v.to_le_bytes()))
 }
 
 /// Reads a little-endian float32 C-order `.npy` file: `(shape, data)`.

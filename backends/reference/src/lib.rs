@@ -1,0 +1,17 @@
+//! # taalasc-reference: the bit-exact integer reference
+//!
+//! Executes a [`ChipImage`] (the quantized model: IR graph, quantized weight
+//! matrices, fixed-point gains and biases) with exactly the integer
+//! arithmetic of the chip, as specified by `taalasc-numerics` (RFC 0002).
+//! There is no floating point anywhere in [`Reference::forward`]; floats
+//! appear only when tables are built from the image.
+//!
+//! The result does not depend on how positions are batched or how many
+//! threads run: every output element is computed by the same sequence of
+//! integer operations either way (tests check both).
+
+mod exec;
+pub mod image;
+
+pub use exec::{RefError, RefSession, Reference};
+pub use image::{ChipImage, Param};

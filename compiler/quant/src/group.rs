@@ -1,0 +1,302 @@
+//! One group's parameters: the scale rule shared by RTN and GPTQ.
+
+use taalasc_numerics::Sf16;
+
+use crate::rtn::ScaleRule;
+use crate::WeightFormat;
+
+/// Factors applied to the plain scale by [`ScaleRule::Search`] (the plain
+/// scale itself, factor 1, is always tried first and wins ties).
+const SEARCH_FACTORS: [f64; 8] = [0.80, 0.84, 0.88, 0.92, 0.96, 1.04, 1.08, 1.12];
+
+/// Nearest `SF16` of `x` (one rounding, f64 → binary16, ties to even);
+/// `None` on overflow. `-0` is normalised to `+0`.
+pub(crate) fn sf16_of(x: f64) -> Option<Sf16> {
+    let h = half::f16::from_f64(x);
+    if !h.is_finite() {
+        return None;
+    }
+    let b = h.to_bits();
+    Some(Sf16(if b == 0x8000 { 0 } else { b }))
+}
+
+/// `clamp(round(x), lo, hi)` with rounding half away from zero, for integer
+/// `lo <= hi` (equal to `round(clamp(x, lo, hi))`). Exact, and without the
+/// libm `round` call that baseline x86-64 needs.
+#[inline]
+fn round_clamped(x: f64, lo: f64, hi: f64) -> i32 {
+    let t = x.clamp(lo, hi); // NaN never reaches here (finite weights)
+    let i = t as i32; // truncation
+    let frac = t - i as f64; // exact
+    if frac >= 0.5 {
+        i + 1
+    } else if frac <= -0.5 {
+        i - 1
+    } else {
+        i
+    }
+}
+
+/// A group's rounded parameters and the quantizer they define.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GroupQ {
+    pub d: Sf16,
+    /// Offset; [`Sf16::ZERO`] for symmetric formats.
+    pub m: Sf16,
+    df: f64,
+    mf: f64,
+    symmetric: bool,
+    /// Stored code range.
+    lo: f64,
+    hi: f64,
+    /// `2^(b-1)` for asymmetric formats, 0 for symmetric.
+    bias: f64,
+}
+
+impl GroupQ {
+    pub fn new(fmt: &WeightFormat, d: Sf16, m: Sf16) -> Self {
+        let (lo, hi) = fmt.code_range();
+        GroupQ {
+            d,
+            m: if fmt.symmetric { Sf16::ZERO } else { m },
+            df: d.to_f64(),
+            mf: if fmt.symmetric { 0.0 } else { m.to_f64() },
+            symmetric: fmt.symmetric,
+            lo: lo as f64,
+            hi: hi as f64,
+            bias: fmt.code_bias() as f64,
+        }
+    }
+
+    /// Stored code of `w` (round half away from zero, clamped). A zero scale
+    /// gives code 0 (the group's value is then `0` or `m`).
+    #[inline]
+    pub fn code(&self, w: f64) -> i8 {
+        if self.df == 0.0 {
+            return 0;
+        }
+        if self.symmetric {
+            round_clamped(w / self.df, self.lo, self.hi) as i8
+        } else {
+            // q ∈ [0, 2^b - 1], stored as q - 2^(b-1).
+            (round_clamped((w - self.mf) / self.df, 0.0, self.hi + self.bias) - self.bias as i32)
+                as i8
+        }
+    }
+
+    /// Value of a stored code (exact in f64: an 11-bit mantissa times a code
+    /// of at most 8 bits plus an `SF16` offset spans fewer than 53 bits).
+    #[inline]
+    pub fn value(&self, c: i8) -> f64 {
+        if self.symmetric {
+            self.df * c as f64
+        } else {
+            self.df * (c as f64 + self.bias) + self.mf
+        }
+    }
+
+    /// Stored code and its value.
+    #[inline]
+    pub fn quant(&self, w: f64) -> (i8, f64) {
+        let c = self.code(w);
+        (c, self.value(c))
+    }
+
+    /// One pass over the group: squared error and the sums of the least
+    /// squares refit, with `x` the datapath code (stored code + bias).
+    fn stats(&self, vals: &[f64]) -> Stats {
+        let mut st = Stats::default();
+        for &w in vals {
+            let c = self.code(w);
+            let e = w - self.value(c);
+            let x = c as f64 + self.bias;
+            st.sse += e * e;
+            st.sx += x;
+            st.sxx += x * x;
+            st.sw += w;
+            st.swx += w * x;
+        }
+        st
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Stats {
+    sse: f64,
+    sx: f64,
+    sxx: f64,
+    sw: f64,
+    swx: f64,
+}
+
+/// Which parameter overflowed SF16, and its value.
+pub(crate) type Overflow = (&'static str, f64);
+
+/// Chooses a group's parameters from its (current) weights.
+///
+/// Symmetric, plain: `v` = the element of largest magnitude (first one on
+/// ties), `d = v / -2^(b-1)` rounded to SF16, so `v` maps to the most
+/// negative code (llama.cpp `Q4_0`-style use of the full signed range; `d`
+/// is negative when `v` is positive).
+///
+/// Asymmetric, plain: `m = min`, `d = (max - min) / (2^b - 1)`, both rounded
+/// to SF16; codes are computed with the ROUNDED `d` and `m`.
+///
+/// Search: the plain candidate, then for each factor `s` in
+/// [`SEARCH_FACTORS`] a candidate with the scale multiplied by `s`
+/// (asymmetric: the range shrunk/grown about its midpoint); every candidate
+/// is also refitted by least squares on its own codes (symmetric:
+/// `d = Σwc/Σc²`; asymmetric: `(d, m)` by linear regression of `w` on `q`),
+/// rounded to SF16 and re-coded. The candidate with the least squared error
+/// wins; the plain one wins ties. Only an overflow of the PLAIN parameters is
+/// an error (overflowing candidates are skipped).
+pub(crate) fn choose(
+    vals: &[f64],
+    fmt: &WeightFormat,
+    rule: ScaleRule,
+) -> Result<GroupQ, Overflow> {
+    if fmt.symmetric {
+        choose_sym(vals, fmt, rule)
+    } else {
+        choose_asym(vals, fmt, rule)
+    }
+}
+
+/// The search shared by both kinds (see [`choose`]); `candidate(s)` is the
+/// candidate for factor `s` (`None` when it overflows or has a zero scale).
+fn search(
+    vals: &[f64],
+    fmt: &WeightFormat,
+    plain: GroupQ,
+    candidate: impl Fn(f64) -> Option<GroupQ>,
+) -> GroupQ {
+    let n = vals.len() as f64;
+    let mut best = plain;
+    let mut best_e = f64::INFINITY;
+    for s in std::iter::once(1.0).chain(SEARCH_FACTORS) {
+        let cand = if s == 1.0 {
+            plain
+        } else {
+            match candidate(s) {
+                Some(c) => c,
+                None => continue,
+            }
+        };
+        let st = cand.stats(vals);
+        if st.sse < best_e {
+            best = cand;
+            best_e = st.sse;
+        }
+        // Least-squares refit on the candidate's codes.
+        let refit = if fmt.symmetric {
+            (st.sxx > 0.0)
+                .then(|| sf16_of(st.swx / st.sxx))
+                .flatten()
+                .map(|d| GroupQ::new(fmt, d, Sf16::ZERO))
+        } else {
+            let det = n * st.sxx - st.sx * st.sx;
+            (det > 0.0)
+                .then(|| sf16_of((n * st.swx - st.sx * st.sw) / det))
+                .flatten()
+                .and_then(|d| {
+                    sf16_of((st.sw - d.to_f64() * st.sx) / n).map(|m| GroupQ::new(fmt, d, m))
+                })
+        };
+        if let Some(g) = refit {
+            if g.df != 0.0 && (g.d, g.m) != (cand.d, cand.m) {
+                let e = g.stats(vals).sse;
+                if e < best_e {
+                    best = g;
+                    best_e = e;
+                }
+            }
+        }
+    }
+    best
+}
+
+fn choose_sym(vals: &[f64], fmt: &WeightFormat, rule: ScaleRule) -> Result<GroupQ, Overflow> {
+    let mut amax = 0.0f64;
+    let mut v = 0.0f64;
+    for &x in vals {
+        if x.abs() > amax {
+            amax = x.abs();
+            v = x;
+        }
+    }
+    let half = (1u32 << (fmt.bits - 1)) as f64;
+    let d0 = v / -half;
+    let plain = GroupQ::new(fmt, sf16_of(d0).ok_or(("scale", d0))?, Sf16::ZERO);
+    if rule == ScaleRule::Plain || plain.df == 0.0 {
+        return Ok(plain);
+    }
+    Ok(search(vals, fmt, plain, |s| {
+        sf16_of(d0 * s)
+            .filter(|d| d.to_f64() != 0.0)
+            .map(|d| GroupQ::new(fmt, d, Sf16::ZERO))
+    }))
+}
+
+fn choose_asym(vals: &[f64], fmt: &WeightFormat, rule: ScaleRule) -> Result<GroupQ, Overflow> {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for &x in vals {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if vals.is_empty() {
+        (lo, hi) = (0.0, 0.0);
+    }
+    let qmax = ((1u32 << fmt.bits) - 1) as f64;
+    let m0 = sf16_of(lo).ok_or(("offset", lo))?;
+    let d0 = (hi - lo) / qmax;
+    let plain = GroupQ::new(fmt, sf16_of(d0).ok_or(("scale", d0))?, m0);
+    if rule == ScaleRule::Plain || hi == lo {
+        return Ok(plain);
+    }
+    let mid = 0.5 * (lo + hi);
+    Ok(search(vals, fmt, plain, |s| {
+        let d = d0 * s;
+        match (sf16_of(d), sf16_of(mid - 0.5 * qmax * d)) {
+            (Some(ds), Some(ms)) if ds.to_f64() != 0.0 => Some(GroupQ::new(fmt, ds, ms)),
+            _ => None,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_clamped_matches_round_then_clamp() {
+        let xs = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            7.4999,
+            7.5,
+            -8.5,
+            -8.49,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            3.0,
+            -7.0,
+        ];
+        for &x in &xs {
+            for (lo, hi) in [(-8.0, 7.0), (0.0, 15.0), (-128.0, 127.0)] {
+                let want = x.round().clamp(lo, hi) as i32;
+                assert_eq!(round_clamped(x, lo, hi), want, "{x} in [{lo}, {hi}]");
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Round-to-nearest quantization, group by group.
+
+use serde::{Deserialize, Serialize};
+
+use crate::group::{choose, GroupQ};
+use crate::{QTensor, QuantError, WeightFormat};
+
+/// How a group's scale (and offset) is chosen; see [`quantize_rtn_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScaleRule {
+    /// The textbook rule only: symmetric `d = v / -2^(b-1)` (`v` the element
+    /// of largest magnitude), asymmetric `m = min`, `d = (max-min)/(2^b-1)`.
+    Plain,
+    /// The plain rule plus a small search: scale factors 0.80..1.12 and a
+    /// least-squares refit of each candidate, keeping the one with the least
+    /// squared error in the group (the plain one on ties). Never worse than
+    /// `Plain` on any group.
+    #[default]
+    Search,
+}
+
+/// Round-to-nearest with [`ScaleRule::Search`] (the default rule; see
+/// [`quantize_rtn_with`]). Use [`quantize_rtn_plain`] for textbook RTN.
+pub fn quantize_rtn(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    fmt: &WeightFormat,
+) -> Result<QTensor, QuantError> {
+    quantize_rtn_with(w, rows, cols, fmt, ScaleRule::Search)
+}
+
+/// Textbook round-to-nearest ([`ScaleRule::Plain`]), the honest baseline.
+pub fn quantize_rtn_plain(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    fmt: &WeightFormat,
+) -> Result<QTensor, QuantError> {
+    quantize_rtn_with(w, rows, cols, fmt, ScaleRule::Plain)
+}
+
+/// Round-to-nearest of a row-major `[rows, cols]` matrix, each group
+/// independently: choose the group's SF16 scale (and offset) by `rule`, then
+/// code each element with the ROUNDED parameters:
+///
+/// - symmetric: `c = clamp(round(w/d), -2^(b-1), 2^(b-1)-1)`;
+/// - asymmetric: `q = clamp(round((w-m)/d), 0, 2^b-1)`, stored `c = q - 2^(b-1)`;
+///
+/// rounding half away from zero. A group whose scale is 0 (all zeros, a
+/// constant asymmetric group, or a scale below the SF16 range) gets codes 0,
+/// and dequantizes to exactly 0 (symmetric) or `m` (asymmetric).
+///
+/// Errors: bad format or shape, a non-finite weight, a scale or offset
+/// beyond the SF16 range.
+pub fn quantize_rtn_with(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    fmt: &WeightFormat,
+    rule: ScaleRule,
+) -> Result<QTensor, QuantError> {
+    check_weights(w, rows, cols, fmt)?;
+    let g = fmt.group_len(cols);
+    let gpr = fmt.groups_per_row(cols);
+    let mut out = QTensor::zeros(*fmt, rows, cols);
+    let mut vals = vec![0.0f64; g];
+    for r in 0..rows {
+        for gi in 0..gpr {
+            let base = r * cols + gi * g;
+            for (v, &x) in vals.iter_mut().zip(&w[base..base + g]) {
+                *v = x as f64;
+            }
+            let q = choose_at(&vals, fmt, rule, r, gi)?;
+            out.set_group(r, gi, &q);
+            for (c, &v) in out.codes[base..base + g].iter_mut().zip(&vals) {
+                *c = q.code(v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`choose`] with the error located at `(row, group)`.
+pub(crate) fn choose_at(
+    vals: &[f64],
+    fmt: &WeightFormat,
+    rule: ScaleRule,
+    row: usize,
+    group: usize,
+) -> Result<GroupQ, QuantError> {
+    choose(vals, fmt, rule).map_err(|(what, value)| QuantError::ScaleOverflow {
+        what,
+        row,
+        group,
+        value,
+    })
+}
+
+/// Shape, format and finiteness checks shared by the quantizers.
+pub(crate) fn check_weights(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    fmt: &WeightFormat,
+) -> Result<(), QuantError> {
+    fmt.check_cols(cols)?;
+    let expected = rows.checked_mul(cols).ok_or(QuantError::ShapeMismatch {
+        what: "weight",
+        expected: usize::MAX,
+        got: w.len(),
+    })?;
+    if w.len() != expected {
+        return Err(QuantError::ShapeMismatch {
+            what: "weight",
+            expected,
+            got: w.len(),
+        });
+    }
+    if let Some(index) = w.iter().position(|x| !x.is_finite()) {
+        return Err(QuantError::NonFiniteWeight {
+            index,
+            row: index / cols,
+            col: index % cols,
+            value: w[index],
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Rng;
+    use crate::Sf16;
+
+    fn fmt(s: &str) -> WeightFormat {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn symmetric_uses_the_most_negative_code() {
+        for bits in [2u8, 3, 4, 5, 6, 8] {
+            let f = fmt(&format!("s{bits}g32"));
+            let half = 1i32 << (bits - 1);
+            let mut rng = Rng::new(7 + bits as u64);
+            // Row 0: largest magnitude negative; row 1: positive.
+            let mut w: Vec<f32> = (0..64).map(|_| rng.gauss() as f32 * 0.1).collect();
+            w[5] = -1.0;
+            w[32 + 9] = 1.0;
+            let q = quantize_rtn_plain(&w, 2, 32, &f).unwrap();
+            assert_eq!(q.codes[5] as i32, -half, "{bits} bits, negative max");
+            assert_eq!(q.codes[32 + 9] as i32, -half, "{bits} bits, positive max");
+            assert!(q.scales[0].to_f64() > 0.0 && q.scales[1].to_f64() < 0.0);
+            assert_eq!(q.scales[0], Sf16::from_f32(1.0 / half as f32).unwrap());
+            let deq = q.dequant_f32();
+            assert_eq!(deq[5], -1.0);
+            assert_eq!(deq[32 + 9], 1.0);
+        }
+        // 4 bits: -8 appears.
+        let w: Vec<f32> = (0..32)
+            .map(|i| if i == 3 { -2.0 } else { 0.01 * i as f32 })
+            .collect();
+        let q = quantize_rtn_plain(&w, 1, 32, &fmt("s4g32")).unwrap();
+        assert_eq!(q.codes[3], -8);
+        assert!(q.codes.iter().all(|&c| (-8..=7).contains(&c)));
+    }
+
+    #[test]
+    fn plain_error_is_at_most_half_a_step_except_clamped() {
+        let mut rng = Rng::new(11);
+        for name in [
+            "s2g32", "s3g64", "s4g32", "s5g128", "s6row", "s8g32", "a2g32", "a3row", "a4g32",
+            "a5g64", "a6g128", "a8g32",
+        ] {
+            let f = fmt(name);
+            let (rows, cols) = (8, 256);
+            let w: Vec<f32> = (0..rows * cols)
+                .map(|_| (rng.gauss() * 0.05) as f32)
+                .collect();
+            for rule in [ScaleRule::Plain, ScaleRule::Search] {
+                let q = quantize_rtn_with(&w, rows, cols, &f, rule).unwrap();
+                let deq = q.dequant_f32();
+                let g = f.group_len(cols);
+                let (lo, hi) = f.code_range();
+                for (i, (&x, &y)) in w.iter().zip(&deq).enumerate() {
+                    let gi = (i / cols) * q.groups_per_row() + (i % cols) / g;
+                    let d = q.scales[gi].to_f64().abs();
+                    let c = q.codes[i] as i32;
+                    let err = (x as f64 - y as f64).abs();
+                    let clamped = c == lo || c == hi;
+                    if !clamped {
+                        assert!(
+                            err <= d / 2.0 * (1.0 + 1e-6) + 1e-7,
+                            "{name} {rule:?} {i}: err {err} d {d}"
+                        );
+                    }
+                    if rule == ScaleRule::Plain && c != hi && (f.symmetric || c != lo) {
+                        // Plain symmetric never clamps at the bottom: the
+                        // largest magnitude maps to it; only the top clamps.
+                        assert!(err <= d / 2.0 * (1.0 + 1e-6) + 1e-7, "{name} {i}");
+                    }
+                }
+                // Plain symmetric: only the top code may be clamped by much
+                // (the rounded scale may push -2^(b-1) a hair past).
+                assert!(q.codes.iter().all(|&c| (lo..=hi).contains(&(c as i32))));
+            }
+        }
+    }
+
+    #[test]
+    fn asymmetric_is_exact_on_a_grid() {
+        for bits in [2u8, 3, 4, 5, 6, 8] {
+            let f = fmt(&format!("a{bits}g32"));
+            let qmax = (1u32 << bits) - 1;
+            // d and m exactly representable in f16; values exact in f32.
+            let d = half::f16::from_f32(0.0137).to_f32();
+            let m = half::f16::from_f32(-0.1).to_f32();
+            let mut w = Vec::new();
+            for k in 0..64u32 {
+                // every group contains 0 and qmax
+                let q = match k % 32 {
+                    0 => 0,
+                    1 => qmax,
+                    j => (j * 7 + k / 32) % (qmax + 1),
+                };
+                let x = m + d * q as f32;
+                assert_eq!(
+                    x as f64,
+                    m as f64 + d as f64 * q as f64,
+                    "grid value not exact"
+                );
+                w.push(x);
+            }
+            for rule in [ScaleRule::Plain, ScaleRule::Search] {
+                let qt = quantize_rtn_with(&w, 2, 32, &f, rule).unwrap();
+                assert_eq!(qt.dequant_f32(), w, "{bits} bits {rule:?}");
+                assert_eq!(qt.scales[0].to_f32(), d);
+                assert_eq!(qt.offsets[0].to_f32(), m);
+            }
+        }
+        // A symmetric grid that uses -2^(b-1) is exact too.
+        let d = 0.25f32;
+        let w: Vec<f32> = (0..32).map(|i| d * ((i % 16) as f32 - 8.0)).collect();
+        let q = quantize_rtn(&w, 1, 32, &fmt("s4g32")).unwrap();
+        assert_eq!(q.dequant_f32(), w);
+    }
+
+    #[test]
+    fn zero_and_constant_groups() {
+        for name in ["s4g32", "a4g32", "s8g32", "a8g32", "s2row", "a3row"] {
+            let f = fmt(name);
+            let mut w = vec![0.0f32; 64];
+            for x in &mut w[32..] {
+                *x = 0.75; // constant, representable in f16
+            }
+            for rule in [ScaleRule::Plain, ScaleRule::Search] {
+                let q = quantize_rtn_with(&w[..32], 1, 32, &f, rule).unwrap();
+                assert!(q.codes.iter().all(|&c| c == 0), "{name}");
+                assert!(q.dequant_f32().iter().all(|&x| x == 0.0), "{name}");
+                if f.group == crate::Group::Size(32) {
+                    let q = quantize_rtn_with(&w, 1, 64, &f, rule).unwrap();
+                    assert_eq!(q.dequant_f32(), w, "{name} {rule:?}");
+                }
+            }
+        }
+        // Values below the SF16 range: scale rounds to 0, codes 0, no NaN.
+        let w = vec![1e-12f32; 32];
+        for name in ["s4g32", "a4g32"] {
+            let q = quantize_rtn(&w, 1, 32, &fmt(name)).unwrap();
+            assert!(q
+                .dequant_f32()
+                .iter()
+                .all(|x| x.is_finite() && x.abs() < 1e-7));
+        }
+    }
+
+    #[test]
+    fn search_is_never_worse_than_plain() {
+        let mut rng = Rng::new(3);
+        for name in ["s3g32", "s4g32", "a3g32", "a4g64", "s4row", "a2g32"] {
+            let f = fmt(name);
+            let (rows, cols) = (16, 128);
+            let w: Vec<f32> = (0..rows * cols)
+                .map(|_| (rng.gauss() * 0.02) as f32)
+                .collect();
+            let p = quantize_rtn_plain(&w, rows, cols, &f).unwrap();
+            let s = quantize_rtn(&w, rows, cols, &f).unwrap();
+            let sse = |q: &QTensor| -> f64 {
+                q.dequant_f32()
+                    .iter()
+                    .zip(&w)
+                    .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                    .sum()
+            };
+            let (ep, es) = (sse(&p), sse(&s));
+            assert!(es <= ep * (1.0 + 1e-9), "{name}: search {es} plain {ep}");
+            eprintln!("{name}: search/plain squared error = {:.3}", es / ep);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let f = fmt("s4g32");
+        let mut w = vec![0.5f32; 64];
+        w[37] = f32::NAN;
+        assert!(matches!(
+            quantize_rtn(&w, 2, 32, &f),
+            Err(QuantError::NonFiniteWeight {
+                index: 37,
+                row: 1,
+                col: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            quantize_rtn(&w[..60], 2, 30, &f),
+            Err(QuantError::ColsNotGroupMultiple {
+                cols: 30,
+                group: 32
+            })
+        ));
+        assert!(matches!(
+            quantize_rtn(&w[..63], 2, 32, &f),
+            Err(QuantError::ShapeMismatch {
+                expected: 64,
+                got: 63,
+                ..
+            })
+        ));
+        let big = vec![1e6f32; 32];
+        let e = quantize_rtn(&big, 1, 32, &f).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                QuantError::ScaleOverflow {
+                    what: "scale",
+                    row: 0,
+                    group: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = quantize_rtn(&big, 1, 32, &fmt("a4g32")).unwrap_err();
+        assert!(
+            matches!(e, QuantError::ScaleOverflow { what: "offset", .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("SF16"));
+        let bad = WeightFormat {
+            bits: 7,
+            group: crate::Group::Row,
+            symmetric: true,
+        };
+        assert_eq!(
+            quantize_rtn(&big, 1, 32, &bad).unwrap_err(),
+            QuantError::UnsupportedBits(7)
+        );
+    }
+}

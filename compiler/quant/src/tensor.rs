@@ -1,0 +1,374 @@
+//! Quantized tensors and the lossless import of llama.cpp blocks.
+
+use serde::{Deserialize, Serialize};
+use taalasc_numerics::Sf16;
+
+use crate::group::GroupQ;
+use crate::{Group, QuantError, WeightFormat};
+
+/// A quantized `[rows, cols]` weight matrix (see the crate docs for the code
+/// convention).
+///
+/// Value of element `(r, i)` in group `g = i / G` (index `r·groups_per_row + g`
+/// into `scales`/`offsets`), with stored code `c`:
+/// symmetric `w = d_g · c`; asymmetric `w = d_g · (c + 2^(b-1)) + m_g`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QTensor {
+    pub format: WeightFormat,
+    pub rows: usize,
+    pub cols: usize,
+    /// `rows · cols` stored codes, row-major.
+    pub codes: Vec<i8>,
+    /// `rows · groups_per_row` scales, row-major.
+    pub scales: Vec<Sf16>,
+    /// Same layout as `scales`; empty when symmetric.
+    pub offsets: Vec<Sf16>,
+}
+
+impl QTensor {
+    /// All codes, scales and offsets zero.
+    pub(crate) fn zeros(format: WeightFormat, rows: usize, cols: usize) -> Self {
+        let groups = rows * format.groups_per_row(cols);
+        QTensor {
+            format,
+            rows,
+            cols,
+            codes: vec![0; rows * cols],
+            scales: vec![Sf16::ZERO; groups],
+            offsets: if format.symmetric {
+                Vec::new()
+            } else {
+                vec![Sf16::ZERO; groups]
+            },
+        }
+    }
+
+    pub(crate) fn set_group(&mut self, row: usize, group: usize, q: &GroupQ) {
+        let i = row * self.groups_per_row() + group;
+        self.scales[i] = q.d;
+        if !self.format.symmetric {
+            self.offsets[i] = q.m;
+        }
+    }
+
+    /// Group length `G`.
+    pub fn group_len(&self) -> usize {
+        self.format.group_len(self.cols)
+    }
+
+    /// Groups per row.
+    pub fn groups_per_row(&self) -> usize {
+        self.format.groups_per_row(self.cols)
+    }
+
+    /// [`WeightFormat::code_bias`]: datapath code = stored code + bias.
+    pub fn code_bias(&self) -> i32 {
+        self.format.code_bias()
+    }
+
+    /// Stored codes of row `r`.
+    pub fn row_codes(&self, r: usize) -> &[i8] {
+        &self.codes[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Scales of row `r` (one per group).
+    pub fn row_scales(&self, r: usize) -> &[Sf16] {
+        let g = self.groups_per_row();
+        &self.scales[r * g..(r + 1) * g]
+    }
+
+    /// Offsets of row `r`; `None` when symmetric.
+    pub fn row_offsets(&self, r: usize) -> Option<&[Sf16]> {
+        let g = self.groups_per_row();
+        (!self.format.symmetric).then(|| &self.offsets[r * g..(r + 1) * g])
+    }
+
+    /// Exact storage in bits ([`WeightFormat::storage_bits`]).
+    pub fn storage_bits(&self) -> u64 {
+        self.format.storage_bits(self.rows, self.cols)
+    }
+
+    /// Checks the internal consistency (lengths, code range, format, finite
+    /// SF16 values).
+    pub fn validate(&self) -> Result<(), QuantError> {
+        self.format.check_cols(self.cols)?;
+        let groups = self.rows * self.groups_per_row();
+        let want = |what, expected, got| {
+            if expected == got {
+                Ok(())
+            } else {
+                Err(QuantError::ShapeMismatch {
+                    what,
+                    expected,
+                    got,
+                })
+            }
+        };
+        want("codes", self.rows * self.cols, self.codes.len())?;
+        want("scales", groups, self.scales.len())?;
+        want(
+            "offsets",
+            if self.format.symmetric { 0 } else { groups },
+            self.offsets.len(),
+        )?;
+        let (lo, hi) = self.format.code_range();
+        if let Some(i) = self
+            .codes
+            .iter()
+            .position(|&c| !(lo..=hi).contains(&(c as i32)))
+        {
+            return Err(QuantError::Import(format!(
+                "code {} at {i} outside [{lo}, {hi}]",
+                self.codes[i]
+            )));
+        }
+        if let Some(s) = self
+            .scales
+            .iter()
+            .chain(&self.offsets)
+            .find(|s| s.0 & 0x7c00 == 0x7c00)
+        {
+            return Err(QuantError::Import(format!(
+                "SF16 {:#06x} is not finite",
+                s.0
+            )));
+        }
+        Ok(())
+    }
+
+    /// Dequantized values, row-major. Each value is computed exactly in f64
+    /// from the SF16 parameters (`d·c` or `d·(c + 2^(b-1)) + m` span fewer
+    /// than 53 bits) and rounded once to f32.
+    pub fn dequant_f32(&self) -> Vec<f32> {
+        self.dequant_f64().into_iter().map(|x| x as f32).collect()
+    }
+
+    /// Dequantized values in f64 (exact).
+    pub fn dequant_f64(&self) -> Vec<f64> {
+        let g = self.group_len();
+        let gpr = self.groups_per_row();
+        let mut out = Vec::with_capacity(self.codes.len());
+        for r in 0..self.rows {
+            for gi in 0..gpr {
+                let k = r * gpr + gi;
+                let m = self.offsets.get(k).copied().unwrap_or(Sf16::ZERO);
+                let q = GroupQ::new(&self.format, self.scales[k], m);
+                let start = r * self.cols + gi * g;
+                let end = (start + g).min((r + 1) * self.cols);
+                out.extend(self.codes[start..end].iter().map(|&c| q.value(c)));
+            }
+        }
+        out
+    }
+}
+
+/// Elements per llama.cpp `Q4_1` / `Q8_0` block.
+pub const GGUF_BLOCK: usize = 32;
+
+fn check_import(
+    rows: usize,
+    cols: usize,
+    blocks: &[(&'static str, usize)],
+    codes: usize,
+) -> Result<(), QuantError> {
+    if cols == 0 || !cols.is_multiple_of(GGUF_BLOCK) {
+        return Err(QuantError::Import(format!(
+            "{cols} columns are not a positive multiple of the block size {GGUF_BLOCK}"
+        )));
+    }
+    let n = rows * cols;
+    for &(what, got) in blocks {
+        if got != n / GGUF_BLOCK {
+            return Err(QuantError::ShapeMismatch {
+                what,
+                expected: n / GGUF_BLOCK,
+                got,
+            });
+        }
+    }
+    if codes != n {
+        return Err(QuantError::ShapeMismatch {
+            what: "codes",
+            expected: n,
+            got: codes,
+        });
+    }
+    Ok(())
+}
+
+fn sf16_bits(what: &str, i: usize, bits: u16) -> Result<Sf16, QuantError> {
+    if bits & 0x7c00 == 0x7c00 {
+        return Err(QuantError::Import(format!(
+            "{what} of block {i} is not finite (f16 bits {bits:#06x})"
+        )));
+    }
+    Ok(Sf16(bits))
+}
+
+/// Lossless import of llama.cpp `Q4_1` blocks (`f16 d, f16 m`, 32 unsigned
+/// 4-bit codes, `w = d·q + m`) as format `a4g32` (codes stored centred,
+/// `q - 8`). `d`, `m`: one f16 bit pattern per block; `q`: the codes already
+/// unpacked into element order (GGUF packs element `j` in the low nibble and
+/// `j + 16` in the high nibble of byte `j`), `rows·cols` of them, row-major.
+/// `dequant_f32` then reproduces llama.cpp's f32 values bit for bit.
+pub fn import_q4_1(
+    rows: usize,
+    cols: usize,
+    d: &[u16],
+    m: &[u16],
+    q: &[u8],
+) -> Result<QTensor, QuantError> {
+    check_import(
+        rows,
+        cols,
+        &[("Q4_1 scales", d.len()), ("Q4_1 mins", m.len())],
+        q.len(),
+    )?;
+    if let Some(i) = q.iter().position(|&c| c > 15) {
+        return Err(QuantError::Import(format!(
+            "Q4_1 code {} at {i} exceeds 15",
+            q[i]
+        )));
+    }
+    let format = WeightFormat {
+        bits: 4,
+        group: Group::Size(GGUF_BLOCK),
+        symmetric: false,
+    };
+    Ok(QTensor {
+        format,
+        rows,
+        cols,
+        codes: q.iter().map(|&c| c as i8 - 8).collect(),
+        scales: d
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| sf16_bits("Q4_1 scale", i, b))
+            .collect::<Result<_, _>>()?,
+        offsets: m
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| sf16_bits("Q4_1 min", i, b))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Lossless import of llama.cpp `Q8_0` blocks (`f16 d`, 32 signed int8
+/// codes, `w = d·q`) as format `s8g32`. `d`: one f16 bit pattern per block;
+/// `q`: `rows·cols` codes, row-major.
+pub fn import_q8_0(rows: usize, cols: usize, d: &[u16], q: &[i8]) -> Result<QTensor, QuantError> {
+    check_import(rows, cols, &[("Q8_0 scales", d.len())], q.len())?;
+    let format = WeightFormat {
+        bits: 8,
+        group: Group::Size(GGUF_BLOCK),
+        symmetric: true,
+    };
+    Ok(QTensor {
+        format,
+        rows,
+        cols,
+        codes: q.to_vec(),
+        scales: d
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| sf16_bits("Q8_0 scale", i, b))
+            .collect::<Result<_, _>>()?,
+        offsets: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Rng;
+    use half::f16;
+
+    #[test]
+    fn q4_1_import_is_bit_exact() {
+        let (rows, cols) = (3, 64);
+        let nb = rows * cols / 32;
+        let mut rng = Rng::new(5);
+        // Hand-built blocks including subnormal, negative and large values.
+        let mut d: Vec<u16> = (0..nb)
+            .map(|_| f16::from_f64(rng.gauss() * 0.01).to_bits())
+            .collect();
+        let mut m: Vec<u16> = (0..nb)
+            .map(|_| f16::from_f64(rng.gauss() * 0.1).to_bits())
+            .collect();
+        d[0] = f16::from_f32(0.0123).to_bits();
+        m[0] = f16::from_f32(-0.0987).to_bits();
+        d[1] = 0x0001; // smallest subnormal
+        m[1] = f16::from_f32(1000.0).to_bits();
+        d[2] = f16::from_f32(-3.5).to_bits();
+        m[2] = f16::from_f32(65504.0).to_bits();
+        d[3] = 0;
+        let q: Vec<u8> = (0..rows * cols)
+            .map(|i| ((i * 7 + i / 5) % 16) as u8)
+            .collect();
+        let t = import_q4_1(rows, cols, &d, &m, &q).unwrap();
+        t.validate().unwrap();
+        assert_eq!(t.format.name(), "a4g32");
+        let deq = t.dequant_f32();
+        for i in 0..rows * cols {
+            let b = i / 32;
+            // llama.cpp: y = d * q + m in f32.
+            let dd = f16::from_bits(d[b]).to_f32();
+            let mm = f16::from_bits(m[b]).to_f32();
+            let want = dd * q[i] as f32 + mm;
+            assert_eq!(deq[i].to_bits(), want.to_bits(), "element {i}");
+        }
+        assert_eq!(t.storage_bits(), (rows * cols * 5) as u64);
+    }
+
+    #[test]
+    fn q8_0_import_is_bit_exact() {
+        let (rows, cols) = (2, 96);
+        let nb = rows * cols / 32;
+        let d: Vec<u16> = [0.00731f32, -0.5, 2.0e-6, 1234.0, 0.0, 0.03]
+            .iter()
+            .map(|&x| f16::from_f32(x).to_bits())
+            .collect();
+        assert_eq!(d.len(), nb);
+        let q: Vec<i8> = (0..rows * cols)
+            .map(|i| ((i * 37) % 256) as u8 as i8)
+            .collect();
+        assert!(q.contains(&-128) || q.contains(&127) || q.iter().any(|&c| c < -100));
+        let t = import_q8_0(rows, cols, &d, &q).unwrap();
+        t.validate().unwrap();
+        assert_eq!(t.format.name(), "s8g32");
+        let deq = t.dequant_f32();
+        for i in 0..rows * cols {
+            let want = f16::from_bits(d[i / 32]).to_f32() * q[i] as f32;
+            assert_eq!(deq[i].to_bits(), want.to_bits(), "element {i}");
+        }
+        assert_eq!(t.storage_bits(), (rows * cols) as u64 * 8 + nb as u64 * 16);
+    }
+
+    #[test]
+    fn import_rejects_bad_input() {
+        let d = vec![0u16; 2];
+        let q8 = vec![0i8; 64];
+        assert!(import_q8_0(1, 64, &d[..1], &q8).is_err());
+        assert!(import_q8_0(2, 32, &d, &q8[..63]).is_err());
+        assert!(import_q8_0(1, 48, &d, &q8).is_err());
+        assert!(import_q8_0(1, 64, &[0x7c00, 0], &q8).is_err());
+        assert!(import_q8_0(1, 64, &d, &q8).is_ok());
+        let q4 = vec![16u8; 64];
+        assert!(import_q4_1(1, 64, &d, &d, &q4).is_err());
+        assert!(import_q4_1(1, 64, &d, &[0, 0x7e00], &[0; 64]).is_err());
+        assert!(import_q4_1(1, 64, &d, &d, &[15; 64]).is_ok());
+    }
+
+    #[test]
+    fn rtn_of_q8_0_values_reproduces_the_blocks() {
+        // A Q8_0 block whose largest magnitude is -128·d re-quantizes to the
+        // same codes and scale with the plain symmetric rule.
+        let d = f16::from_f32(0.0117).to_bits();
+        let mut q: Vec<i8> = (0..32).map(|i| (i * 9 % 200 - 100) as i8).collect();
+        q[4] = -128;
+        let t = import_q8_0(1, 32, &[d], &q).unwrap();
+        let w = t.dequant_f32();
+        let r = crate::quantize_rtn_plain(&w, 1, 32, &t.format).unwrap();
+        assert_eq!(r, t);
+    }
+}

@@ -1,0 +1,82 @@
+//! The bit-exact integer reference: deterministic across runs, thread counts
+//! and batching; close to the float model when the chip format holds the
+//! weights exactly.
+
+use taalasc::build::{build_image, BuildOptions};
+use taalasc_reference::{ChipImage, Reference};
+use taalasc_tests::*;
+
+fn example_image() -> ChipImage {
+    let loaded = taalasc::load(&repo_root().join("examples/tiny-llama")).unwrap();
+    let opts = BuildOptions {
+        context: 256,
+        ..BuildOptions::defaults(&loaded.model)
+    };
+    build_image(&loaded, &opts).unwrap().0
+}
+
+#[test]
+fn identical_across_threads_batching_and_runs() {
+    let image = example_image();
+    let tokens: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 512).collect();
+    let r1 = Reference::new(&image, 1).unwrap();
+    let r2 = Reference::new(&image, 2).unwrap();
+    let batch1 = r1.forward(&mut r1.session(), &tokens, 0).unwrap();
+    let batch2 = r2.forward(&mut r2.session(), &tokens, 0).unwrap();
+    assert_eq!(batch1, batch2, "thread count changed the bits");
+    let mut s = r2.session();
+    let mut serial = Vec::new();
+    for &t in &tokens {
+        serial.extend(r2.forward(&mut s, &[t], 0).unwrap());
+    }
+    assert_eq!(batch1, serial, "token-serial and batched runs differ");
+    let again = r1.forward(&mut r1.session(), &tokens, 0).unwrap();
+    assert_eq!(batch1, again);
+}
+
+#[test]
+fn image_files_round_trip_byte_identically() {
+    let image = example_image();
+    let (g, w) = image.to_files();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("graph.json"), &g).unwrap();
+    std::fs::write(tmp.path().join("weights.safetensors"), &w).unwrap();
+    let back = ChipImage::read(tmp.path()).unwrap();
+    let (g2, w2) = back.to_files();
+    assert!(g == g2 && w == w2, "read/write changed the image");
+    let (_, w3) = example_image().to_files();
+    assert_eq!(w, w3, "two builds of the same model differ");
+}
+
+#[test]
+fn integer_reference_tracks_the_float_model_on_the_example() {
+    // The example's f32 weights are not on any grid, so this measures 4-bit
+    // RTN plus the integer datapath: a loose agreement check, not a figure.
+    let image = example_image();
+    let (loaded, float) = taalasc::load_float(&repo_root().join("examples/tiny-llama")).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("examples/tiny-llama/sample.txt")).unwrap();
+    let ids = loaded
+        .tokenizer
+        .as_ref()
+        .unwrap()
+        .encode(&text, true)
+        .unwrap();
+    let chunks = taalasc::eval::chunks(&ids, 64, Some(0), Some(12));
+    let r = Reference::new(&image, 0).unwrap();
+    let q = taalasc::eval::quality(&r, Some(&float), &chunks, ids.len(), true, &|_| {}).unwrap();
+    let f = taalasc::eval::perplexity(&float, &chunks, ids.len(), true, &|_| {}).unwrap();
+    eprintln!(
+        "example: float ppl {:.3}, chip ppl {:.3}, KL {:.4}, top-1 {:.3}",
+        f.perplexity,
+        q.perplexity,
+        q.kl_mean.unwrap(),
+        q.top1.unwrap()
+    );
+    assert!(
+        q.perplexity < f.perplexity * 1.15,
+        "{} vs {}",
+        q.perplexity,
+        f.perplexity
+    );
+    assert!(q.top1.unwrap() > 0.8);
+}
