@@ -81,11 +81,7 @@ fn main() {
                         for (cols, m) in mats {
                             let rows = m.len() / cols;
                             for r in (k..rows).step_by(threads) {
-                                a += m[r * cols..(r + 1) * cols]
-                                    .iter()
-                                    .zip(x)
-                                    .map(|(w, v)| w * v)
-                                    .sum::<f32>();
+                                a += dot8(&m[r * cols..(r + 1) * cols], &x[..*cols]);
                             }
                         }
                         a

@@ -131,7 +131,7 @@ impl<'a> Reference<'a> {
             match &node.op {
                 Op::Linear { weight, bias } => {
                     let in_w = model.graph[inputs[nd.index()][0]].width;
-                    if in_w % nx::A8_BLOCK != 0 {
+                    if !in_w.is_multiple_of(nx::A8_BLOCK) {
                         return Err(unsupported(
                             nd,
                             format!("input width {in_w} is not a multiple of the {}-element activation block", nx::A8_BLOCK),
@@ -158,7 +158,7 @@ impl<'a> Reference<'a> {
                     rope.insert(nd, RopeTable::new(&spec.inv_freqs(), image.context));
                 }
                 Op::Attention { head_dim, .. } => {
-                    if head_dim % nx::A8_BLOCK != 0 {
+                    if !head_dim.is_multiple_of(nx::A8_BLOCK) {
                         return Err(unsupported(
                             nd,
                             format!("head_dim {head_dim} is not a multiple of the {}-element activation block", nx::A8_BLOCK),

@@ -44,6 +44,9 @@ pub enum ImageError {
     Format { path: String, message: String },
 }
 
+/// A stored tensor: shape and bytes.
+type Stored<'a> = (Vec<usize>, &'a [u8]);
+
 const IMAGE_FORMAT: &str = "taalasc-chip-image-1";
 
 /// Files of a chip image folder.
@@ -169,7 +172,7 @@ impl ChipImage {
         let tensor = |name: &str,
                       dtype: &str,
                       elem: usize|
-         -> Result<Option<(Vec<usize>, &[u8])>, ImageError> {
+         -> Result<Option<Stored<'_>>, ImageError> {
             let Some(t) = header.get(name) else {
                 return Ok(None);
             };
