@@ -80,3 +80,59 @@ fn integer_reference_tracks_the_float_model_on_the_example() {
     );
     assert!(q.top1.unwrap() > 0.8);
 }
+
+#[test]
+fn cli_build_is_deterministic_and_run_dumps_the_reference_logits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let build = |out: &std::path::Path| {
+        let st = std::process::Command::new(taalasc_bin())
+            .args(["build", "--context", "256", "-o"])
+            .arg(out)
+            .arg(repo_root().join("examples/tiny-llama"))
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let (a, b) = (tmp.path().join("a.chip"), tmp.path().join("b.chip"));
+    build(&a);
+    build(&b);
+    build(&a); // rebuilding over an existing image replaces it whole
+    for f in ["graph.json", "weights.safetensors", "report.json"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between builds"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "temporary folders left behind: {leftovers:?}"
+    );
+
+    let npy = tmp.path().join("l.npy");
+    let st = std::process::Command::new(taalasc_bin())
+        .args(["run", "--max-tokens", "0", "--tokens", "0,5,9,200,77"])
+        .arg(&a)
+        .arg("--dump-logits")
+        .arg(&npy)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(&npy).unwrap();
+    let image = ChipImage::read(&a).unwrap();
+    let r = Reference::new(&image, 0).unwrap();
+    let want = r.forward(&mut r.session(), &[0, 5, 9, 200, 77], 0).unwrap();
+    let body: Vec<i64> = bytes[128..]
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(body, want);
+}
