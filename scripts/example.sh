@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the bundled example model, from a fresh Debian machine with Rust:
 #   bash scripts/example.sh
-# Builds taalasc, then inspects and runs examples/tiny-llama (a small random
-# Llama with its own tokenizer, shipped in the repository).
+# Builds taalasc, then inspects, runs and scores examples/tiny-llama (a small
+# Llama trained on news text, with its own tokenizer, shipped in the
+# repository), builds its chip image and runs that on the bit-exact integer
+# reference.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,3 +15,6 @@ set -x
 $bin inspect $model
 $bin run $model --prompt "The capital of France is" --max-tokens 12
 $bin eval $model --text examples/tiny-llama/sample.txt --ctx 64
+$bin build $model -o target/tiny-llama.chip
+$bin run target/tiny-llama.chip --prompt "The capital of France is" --max-tokens 12
+$bin eval target/tiny-llama.chip --text examples/tiny-llama/sample.txt --ctx 64

@@ -266,7 +266,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                         "chip image vs its float source {}: KL {kl:.5} nats, top-1 agreement {:.2}%, {} bits per weight",
                         float_path.display(),
                         top1 * 100.0,
-                        bpw
+                        bpw.as_f64().map_or("?".to_string(), |b| format!("{b:.4}"))
                     );
                 }
 

@@ -18,11 +18,21 @@
 //! 3. Columns are processed in blocks (default 128) with lazy updates: the
 //!    feedback inside a block is applied column by column, the feedback of
 //!    the block to all later columns once per block.
-//! 4. A group's scale (and offset) is chosen when its first column is
-//!    reached, from the CURRENT (error-updated) weights of the whole group,
-//!    with the same rule as RTN ([`ScaleRule`]). Block boundaries always
+//! 4. A group's scale (and offset) is chosen when its first column `j` is
+//!    reached, from the CURRENT (error-updated) weights of the whole group
+//!    exactly as textbook GPTQ has them at that moment (the optimal
+//!    compensation for the columns `< j`), with the same rule as RTN
+//!    ([`ScaleRule`]). In the `R` form those intermediate values are not
+//!    stored; they are recovered from the received feedback by a `G × G`
+//!    forward substitution (`Ctx::group_weights`). Block boundaries always
 //!    fall on group boundaries (or inside a group only after its start), so
-//!    the whole group is up to date at that moment.
+//!    the whole group has received all feedback from columns `< j` then.
+//!    (The reference implementation reads the group's weights from a copy
+//!    that lacks the current block's updates when `G < block`; we use the
+//!    fully updated values.)
+//!
+//! The result matches a textbook implementation (explicit `H⁻¹`, column by
+//! column updates) code for code in the tests.
 //!
 //! Rows are independent given `H`; they are processed in tiles of 8 rows
 //! (for cache reuse of the feedback matrix), optionally on several threads
@@ -307,12 +317,17 @@ impl Ctx<'_> {
         offsets: &mut [Sf16],
     ) -> Result<(), QuantError> {
         let n = self.n;
+        let g = self.g;
         let nrows = w.len() / n;
         // Blocks are never longer than `bsz`.
         let bmax = self.bsz;
+        // w0: the original weights (dead inputs zeroed); acc: the feedback
+        // received so far, `acc_k = Σ_{i done} δ_i F_ik`; delta: `w0 - ŵ` of
+        // the current block's columns.
         let mut w0 = vec![0.0f64; TILE * n];
-        let mut wc = vec![0.0f64; TILE * n];
+        let mut acc = vec![0.0f64; TILE * n];
         let mut delta = vec![0.0f64; TILE * bmax];
+        let mut vals = vec![0.0f64; g];
         let placeholder = GroupQ::new(self.fmt, Sf16::ZERO, Sf16::ZERO);
         let mut params = [placeholder; TILE];
         for t0 in (0..nrows).step_by(TILE) {
@@ -323,16 +338,21 @@ impl Ctx<'_> {
                     *d = if dead { 0.0 } else { s as f64 };
                 }
             }
-            wc[..t * n].copy_from_slice(&w0[..t * n]);
+            acc[..t * n].fill(0.0);
             let mut b1 = 0;
             while b1 < n {
                 let b2 = self.block_end(b1);
                 for j in b1..b2 {
-                    if j.is_multiple_of(self.g) {
-                        let gi = j / self.g;
+                    if j.is_multiple_of(g) {
+                        let gi = j / g;
                         for (r, p) in params.iter_mut().enumerate().take(t) {
-                            let vals = &wc[r * n + j..r * n + j + self.g];
-                            let q = choose_at(vals, self.fmt, self.rule, row0 + t0 + r, gi)?;
+                            self.group_weights(
+                                &w0[r * n + j..r * n + j + g],
+                                &acc[r * n + j..r * n + j + g],
+                                j,
+                                &mut vals,
+                            );
+                            let q = choose_at(&vals, self.fmt, self.rule, row0 + t0 + r, gi)?;
                             *p = q;
                             let si = (t0 + r) * self.gpr + gi;
                             scales[si] = q.d;
@@ -343,14 +363,15 @@ impl Ctx<'_> {
                     }
                     let fj = &self.f[j * n..(j + 1) * n];
                     for r in 0..t {
-                        let wr = &mut wc[r * n..(r + 1) * n];
-                        let (c, v) = params[r].quant(wr[j]);
+                        let ar = &mut acc[r * n..(r + 1) * n];
+                        let x = w0[r * n + j];
+                        let (c, v) = params[r].quant(x + ar[j]);
                         codes[(t0 + r) * n + j] = c;
-                        let dl = w0[r * n + j] - v;
+                        let dl = x - v;
                         delta[r * bmax + (j - b1)] = dl;
                         if dl != 0.0 {
-                            for (x, &fk) in wr[j + 1..b2].iter_mut().zip(&fj[j + 1..b2]) {
-                                *x += dl * fk;
+                            for (a, &fk) in ar[j + 1..b2].iter_mut().zip(&fj[j + 1..b2]) {
+                                *a += dl * fk;
                             }
                         }
                     }
@@ -361,7 +382,7 @@ impl Ctx<'_> {
                     let ke = (kc + KC).min(n);
                     for r in 0..t {
                         lazy_update(
-                            &mut wc[r * n + kc..r * n + ke],
+                            &mut acc[r * n + kc..r * n + ke],
                             &delta[r * bmax..r * bmax + bl],
                             self.f,
                             n,
@@ -374,6 +395,35 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// GPTQ's current weights of the group starting at column `j`, given
+    /// the original weights `w0` and the feedback `acc` received from
+    /// columns `< j`: `w0 + z` with `z_k = acc_k - Σ_{j<=l<k} F_lk z_l`.
+    ///
+    /// `acc` is the feedback in the `R` form; the textbook form's partial
+    /// values (after `j` columns) differ from `w0 + acc` for `k > j` (they
+    /// agree when column `k` itself is reached). With `H = R Rᵀ`, the
+    /// textbook value is the optimal compensation `w + H_22⁻¹ H_21 δ_1 =
+    /// w + R_22⁻ᵀ R_12ᵀ δ_1`, and `R_22ᵀ` is lower triangular, so it follows
+    /// from the group's own block of `R` by forward substitution.
+    fn group_weights(&self, w0: &[f64], acc: &[f64], j: usize, out: &mut [f64]) {
+        let (n, g) = (self.n, w0.len());
+        out.copy_from_slice(acc);
+        if j > 0 {
+            for l in 0..g {
+                let zl = out[l];
+                if zl != 0.0 {
+                    let fl = &self.f[(j + l) * n + j..(j + l) * n + j + g];
+                    for (z, &f) in out[l + 1..].iter_mut().zip(&fl[l + 1..]) {
+                        *z -= f * zl;
+                    }
+                }
+            }
+        }
+        for (z, &x) in out.iter_mut().zip(w0) {
+            *z += x;
+        }
     }
 }
 
@@ -741,31 +791,33 @@ mod tests {
     #[test]
     fn matches_textbook_gptq() {
         let (rows, n) = (24, 192);
-        let (w, mut x) = problem(rows, n, 500, 12, 0.2, 8);
-        for s in x.chunks_exact_mut(n) {
-            s[100] = 0.0;
-        }
-        let h = hessian_of(&x, n);
-        for name in ["s4g32", "a3g64", "s3row", "a4g32"] {
-            let f: WeightFormat = name.parse().unwrap();
-            let want = textbook_gptq(&w, rows, n, &f, &h, 0.01);
-            for block_size in [128, 40] {
-                let opts = GptqOptions {
-                    block_size,
-                    ..Default::default()
-                };
-                let got = quantize_gptq(&w, rows, n, &f, &h, &opts).unwrap();
-                let diff = got.codes.iter().zip(&want).filter(|(a, b)| a != b).count();
-                for r in 0..rows {
-                    if let Some(j) = (0..n).find(|&j| got.codes[r * n + j] != want[r * n + j]) {
-                        eprintln!("row {r}: first diff at {j}");
-                    }
+        // Well conditioned: identical codes. Ill conditioned: the two
+        // computations' rounding differences may flip a few codes.
+        for (noise, max_frac) in [(2.0, 0.0), (0.2, 0.005)] {
+            let (w, mut x) = problem(rows, n, 500, 12, noise, 8);
+            for s in x.chunks_exact_mut(n) {
+                s[100] = 0.0; // a dead input
+            }
+            let h = hessian_of(&x, n);
+            for name in ["s4g32", "a3g64", "s3row", "a4g32", "s2g64"] {
+                let f: WeightFormat = name.parse().unwrap();
+                let want = textbook_gptq(&w, rows, n, &f, &h, 0.01);
+                for block_size in [128, 40] {
+                    let opts = GptqOptions {
+                        block_size,
+                        ..Default::default()
+                    };
+                    let got = quantize_gptq(&w, rows, n, &f, &h, &opts).unwrap();
+                    let diff = got.codes.iter().zip(&want).filter(|(a, b)| a != b).count();
+                    eprintln!(
+                        "noise {noise} {name} block {block_size}: {diff} of {} codes differ from textbook GPTQ",
+                        want.len()
+                    );
+                    assert!(
+                        diff as f64 <= max_frac * want.len() as f64,
+                        "{name}: {diff} codes differ"
+                    );
                 }
-                eprintln!(
-                    "{name} block {block_size}: {diff} of {} codes differ from textbook GPTQ",
-                    want.len()
-                );
-                assert!(diff * 200 <= want.len(), "{name}: {diff} codes differ");
             }
         }
     }

@@ -5,14 +5,14 @@
 //! consecutive inputs of a row, each group with an `SF16` scale `d_g` and,
 //! for asymmetric formats, an `SF16` offset `m_g`.
 //!
-//! - [`format`]: [`WeightFormat`] (`a4g32`, `s8g32`, `s3row`, ...) and its
+//! - [`mod@format`]: [`WeightFormat`] (`a4g32`, `s8g32`, `s3row`, ...) and its
 //!   exact storage cost.
 //! - [`tensor`]: [`QTensor`], dequantization, lossless import of llama.cpp
 //!   `Q4_1` / `Q8_0` blocks.
 //! - [`rtn`]: round-to-nearest, plain or with a small per-group scale search.
 //! - [`gptq`]: GPTQ (Frantar et al. 2022), Hessian-aware error-compensating
 //!   rounding from calibration activations ([`Hessian`]).
-//! - [`error`]: sensitivity proxies ([`weighted_error`], [`hessian_error`]).
+//! - [`mod@error`]: sensitivity proxies ([`weighted_error`], [`hessian_error`]).
 //!
 //! Every function is deterministic: results never depend on the thread count.
 //!
