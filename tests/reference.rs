@@ -12,7 +12,7 @@ fn example_image() -> ChipImage {
         context: 256,
         ..BuildOptions::defaults(&loaded.model)
     };
-    build_image(&loaded, &opts).unwrap().0
+    build_image(&loaded, &opts, None).unwrap().0
 }
 
 #[test]

@@ -209,7 +209,7 @@ fn lossless_chip_image_tracks_the_float_model() {
         context: 512,
         ..BuildOptions::defaults(&loaded.model)
     };
-    let (image, report) = build_image(loaded, &opts).unwrap();
+    let (image, report) = build_image(loaded, &opts, None).unwrap();
     assert_eq!(
         report
             .weights

@@ -16,11 +16,25 @@ use taalasc_numerics as nx;
 use taalasc_quant::{QTensor, WeightFormat};
 use taalasc_reference::{ChipImage, Param};
 
+/// How weights are rounded onto their format's grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantizer {
+    /// Round to nearest, per group, with a small scale search.
+    Rtn,
+    /// GPTQ: Hessian-based error-compensating rounding (needs calibration text).
+    Gptq,
+}
+
 /// What `build` was asked for.
 #[derive(Clone, Debug, Serialize)]
 pub struct BuildOptions {
-    /// Format of every linear layer (the head included unless tied).
+    /// Format of every linear layer (the head included unless tied), unless
+    /// `per_weight` names another.
     pub linear: WeightFormat,
+    /// Per-weight formats chosen by the `--bits auto` pass, by weight name.
+    pub per_weight: std::collections::BTreeMap<String, WeightFormat>,
+    pub quantizer: Quantizer,
     /// Format of the embedding and position tables.
     pub table: WeightFormat,
     /// KV-cache and RoPE positions.
@@ -48,13 +62,10 @@ pub struct BuildReport {
     pub bits_per_weight: f64,
 }
 
-/// Quantizes `loaded` into a chip image.
-pub fn build_image(
-    loaded: &LoadedModel,
-    opts: &BuildOptions,
-) -> anyhow::Result<(ChipImage, BuildReport)> {
-    let model = &loaded.model;
-    // Which op reads each weight decides its on-chip form.
+/// The on-chip role of each weight, decided by the ops that read it, and
+/// the decoder layer it belongs to.
+#[allow(clippy::type_complexity)]
+pub(crate) fn roles(model: &taalasc_ir::Model) -> (Vec<Option<&'static str>>, Vec<Option<usize>>) {
     let mut role: Vec<Option<&'static str>> = vec![None; model.weights.len()];
     let mut layer_of: Vec<Option<usize>> = vec![None; model.weights.len()];
     for n in model.graph.node_indices() {
@@ -83,6 +94,20 @@ pub fn build_image(
             _ => {}
         }
     }
+    (role, layer_of)
+}
+
+/// Quantizes `loaded` into a chip image. `calib` is needed by GPTQ.
+pub fn build_image(
+    loaded: &LoadedModel,
+    opts: &BuildOptions,
+    calib: Option<&crate::calib::Calibration>,
+) -> anyhow::Result<(ChipImage, BuildReport)> {
+    let model = &loaded.model;
+    let (role, layer_of) = roles(model);
+    if opts.quantizer == Quantizer::Gptq && calib.is_none() {
+        bail!("GPTQ needs calibration text (--calib FILE)");
+    }
     let mut params = Vec::with_capacity(model.weights.len());
     let mut weights = Vec::new();
     for (i, info) in model.weights.iter().enumerate() {
@@ -95,10 +120,10 @@ pub fn build_image(
         };
         let (param, format, method, bits) = match role[i] {
             Some(r @ ("linear" | "table")) => {
-                let fmt = if r == "table" {
-                    &opts.table
-                } else {
-                    &opts.linear
+                let fmt = match opts.per_weight.get(&info.name) {
+                    Some(f) => f,
+                    None if r == "table" => &opts.table,
+                    None => &opts.linear,
                 };
                 let [rows, cols] = info.shape[..] else {
                     bail!(
@@ -107,9 +132,26 @@ pub fn build_image(
                         info.shape
                     );
                 };
-                let (q, method) = match import(loaded, id, fmt)? {
-                    Some(q) => (q, "import"),
-                    None => (
+                // GPTQ needs the input statistics of the layer; a table that is
+                // only looked up (not a tied head) has none and uses RTN.
+                let hessian = calib
+                    .and_then(|c| c.hessian(id))
+                    .filter(|_| opts.quantizer == Quantizer::Gptq);
+                let (q, method) = match (import(loaded, id, fmt)?, hessian) {
+                    (Some(q), _) => (q, "import"),
+                    (None, Some(h)) => (
+                        taalasc_quant::quantize_gptq(
+                            &values()?,
+                            rows,
+                            cols,
+                            fmt,
+                            h,
+                            &taalasc_quant::GptqOptions::default(),
+                        )
+                        .with_context(|| format!("GPTQ of `{}`", info.name))?,
+                        "gptq",
+                    ),
+                    (None, None) => (
                         taalasc_quant::quantize_rtn(&values()?, rows, cols, fmt)
                             .with_context(|| format!("quantizing `{}`", info.name))?,
                         "rtn",
@@ -193,7 +235,7 @@ pub fn write_image(
     out: &Path,
     image: &ChipImage,
     manifest: &serde_json::Value,
-    report: &BuildReport,
+    report: &serde_json::Value,
 ) -> anyhow::Result<()> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -244,8 +286,173 @@ impl BuildOptions {
     pub fn defaults(model: &taalasc_ir::Model) -> BuildOptions {
         BuildOptions {
             linear: "a4g32".parse().expect("valid format"),
+            per_weight: Default::default(),
+            quantizer: Quantizer::Rtn,
             table: "s8g32".parse().expect("valid format"),
             context: model.hparams.max_positions.min(2048),
         }
     }
+}
+
+/// Linear-layer formats the `--bits auto` pass chooses among.
+pub const AUTO_CANDIDATES: &[&str] = &[
+    "a2g32", "a2g64", "a2g128", "a3g32", "a3g64", "a3g128", "a4g32", "a4g64", "a4g128", "a5g32",
+    "a5g64", "a5g128", "a6g32", "a6g64", "a6g128", "a8g32", "a8g128", "s8g32", "s4g32", "s3g32",
+];
+
+/// What `--bits auto` optimizes.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoTarget {
+    /// Least loss within a total ROM budget in bits (every tensor and scale counted).
+    RomBits(u64),
+    /// Least loss within `bits_per_weight × parameters` ROM bits.
+    BitsPerWeight(f64),
+    /// Fewest bits with total loss at most this.
+    Loss(f64),
+}
+
+/// What the pass did, for `report.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct AutoReport {
+    pub target: AutoTarget,
+    /// Bits of everything the pass does not choose (tables, gains, biases).
+    pub fixed_bits: u64,
+    pub layers: usize,
+    pub candidates_per_layer: usize,
+    pub sensitivity_seconds: f64,
+    pub calibration_tokens: usize,
+    pub plan: taalasc_egraph::Plan,
+}
+
+/// Measures every linear layer's sensitivity to every candidate format and
+/// lets the e-graph pass choose one format per layer.
+///
+/// Sensitivity: `Σ (Δw)² · E[x²]` over the layer, from plain RTN of each
+/// candidate and the calibration inputs' mean squares (diagonal of the input
+/// Hessian); an exactly importable format (GGUF Q4_1 as a4g32) has loss 0.
+pub fn plan_auto(
+    loaded: &LoadedModel,
+    calib: &crate::calib::Calibration,
+    target: AutoTarget,
+) -> anyhow::Result<(std::collections::BTreeMap<String, WeightFormat>, AutoReport)> {
+    let model = &loaded.model;
+    let (role, _) = roles(model);
+    let formats: Vec<WeightFormat> = AUTO_CANDIDATES
+        .iter()
+        .map(|f| f.parse().expect("valid candidate"))
+        .collect();
+    let mut fixed_bits = 0u64;
+    let mut linears = Vec::new();
+    for (i, info) in model.weights.iter().enumerate() {
+        match role[i] {
+            // Embedding (and tied head) tables are chosen too: at SmolLM2's
+            // size the table alone is a fifth of the parameters.
+            Some("linear" | "table") => linears.push(WeightId(i as u32)),
+            Some("bias") => fixed_bits += info.numel() * nx::W_BITS as u64,
+            Some(_) => fixed_bits += info.numel() * 32,
+            None => {}
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layer_choices: Vec<anyhow::Result<taalasc_egraph::LayerChoices>> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|k| {
+                    let (linears, formats) = (&linears, &formats);
+                    s.spawn(move || {
+                        linears
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| j % threads == k)
+                            .map(|(_, &id)| sensitivity(loaded, calib, id, formats))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut per_thread: Vec<std::vec::IntoIter<_>> = handles
+                .into_iter()
+                .map(|h| h.join().expect("sensitivity worker").into_iter())
+                .collect();
+            (0..linears.len())
+                .map(|j| {
+                    per_thread[j % threads]
+                        .next()
+                        .expect("one result per layer")
+                })
+                .collect()
+        });
+    let layer_choices: Vec<taalasc_egraph::LayerChoices> =
+        layer_choices.into_iter().collect::<anyhow::Result<_>>()?;
+    let sensitivity_seconds = t0.elapsed().as_secs_f64();
+    let objective = match target {
+        AutoTarget::RomBits(b) => taalasc_egraph::Objective::RomBudget {
+            bits: b.saturating_sub(fixed_bits),
+        },
+        AutoTarget::BitsPerWeight(x) => taalasc_egraph::Objective::RomBudget {
+            bits: ((x * model.param_count() as f64) as u64).saturating_sub(fixed_bits),
+        },
+        AutoTarget::Loss(l) => taalasc_egraph::Objective::LossBudget { loss: l },
+    };
+    let plan = taalasc_egraph::choose(&layer_choices, &objective)?;
+    let chosen = linears
+        .iter()
+        .zip(&plan.choice)
+        .zip(&layer_choices)
+        .map(|((&id, &c), lc)| (model.weight(id).name.clone(), lc.candidates[c].format))
+        .collect();
+    Ok((
+        chosen,
+        AutoReport {
+            target,
+            fixed_bits,
+            layers: linears.len(),
+            candidates_per_layer: formats.len(),
+            sensitivity_seconds,
+            calibration_tokens: calib.tokens,
+            plan,
+        },
+    ))
+}
+
+fn sensitivity(
+    loaded: &LoadedModel,
+    calib: &crate::calib::Calibration,
+    id: WeightId,
+    formats: &[WeightFormat],
+) -> anyhow::Result<taalasc_egraph::LayerChoices> {
+    let info = loaded.model.weight(id);
+    let (rows, cols) = (info.shape[0], info.shape[1]);
+    let w = loaded.weights.load_f32(id)?;
+    // A table that is also the (tied) head is weighted by the head's input
+    // statistics; a table read only by lookups by unit weights.
+    let diag = match calib.hessian(id) {
+        Some(h) => h.mean_diag(),
+        None => vec![1.0; cols],
+    };
+    let mut candidates = Vec::with_capacity(formats.len());
+    for fmt in formats {
+        if cols % fmt.group_len(cols) != 0 {
+            continue; // groups must tile the row
+        }
+        let loss = match import(loaded, id, fmt)? {
+            Some(_) => 0.0,
+            None => {
+                let q = taalasc_quant::quantize_rtn_plain(&w, rows, cols, fmt)
+                    .with_context(|| format!("quantizing `{}` as {fmt}", info.name))?;
+                taalasc_quant::weighted_error(&w, &q, &diag)
+            }
+        };
+        candidates.push(taalasc_egraph::Candidate {
+            format: *fmt,
+            fused: false,
+            bits: fmt.storage_bits(rows, cols),
+            loss,
+        });
+    }
+    Ok(taalasc_egraph::LayerChoices {
+        name: info.name.clone(),
+        candidates,
+    })
 }

@@ -8,6 +8,7 @@
 //! ```
 
 pub mod build;
+pub mod calib;
 pub mod eval;
 pub mod inspect;
 pub mod output;

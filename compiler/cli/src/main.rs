@@ -42,9 +42,29 @@ enum Command {
         /// Output folder (default: MODEL's name with `.chip`).
         #[arg(short, long)]
         out: Option<PathBuf>,
-        /// Weight bits of every linear layer: 2, 3, 4, 5, 6 or 8.
+        /// Weight bits of every linear layer: 2, 3, 4, 5, 6 or 8; or `auto`: the e-graph pass picks a
+        /// format per layer from measured sensitivities, within --rom-budget, --bpw or --loss-budget
+        /// (needs --calib).
         #[arg(long)]
-        bits: Option<u8>,
+        bits: Option<String>,
+        /// With --bits auto: total ROM bits (every tensor and scale counted).
+        #[arg(long, conflicts_with_all = ["bpw", "loss_budget"])]
+        rom_budget: Option<u64>,
+        /// With --bits auto: target bits per weight over all parameters, scales included.
+        #[arg(long, conflicts_with = "loss_budget")]
+        bpw: Option<f64>,
+        /// With --bits auto: fewest bits whose summed sensitivity stays below this.
+        #[arg(long)]
+        loss_budget: Option<f64>,
+        /// Calibration text (UTF-8) for GPTQ and for --bits auto's sensitivities.
+        #[arg(long)]
+        calib: Option<PathBuf>,
+        /// Calibration windows of 512 tokens to run.
+        #[arg(long, default_value_t = 8)]
+        calib_chunks: usize,
+        /// Rounding method (default: gptq when --calib is given, else rtn).
+        #[arg(long, value_enum)]
+        quantizer: Option<taalasc::build::Quantizer>,
         /// Inputs per scale: 32, 64, 128 or `row`.
         #[arg(long)]
         group: Option<String>,
@@ -158,20 +178,33 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             model,
             out,
             bits,
+            rom_budget,
+            bpw,
+            loss_budget,
+            calib,
+            calib_chunks,
+            quantizer,
             group,
             sym,
             format,
             table_format,
             context,
             json,
-        } => build(
+        } => build(BuildArgs {
             model,
             out,
-            (bits, group, sym, format),
+            bits,
+            target: (rom_budget, bpw, loss_budget),
+            calib,
+            calib_chunks,
+            quantizer,
+            group,
+            sym,
+            format,
             table_format,
             context,
             json,
-        )?,
+        })?,
         Command::Run {
             model,
             engine,
@@ -294,26 +327,50 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn build(
+struct BuildArgs {
     model: PathBuf,
     out: Option<PathBuf>,
-    (bits, group, sym, format): (Option<u8>, Option<String>, bool, Option<String>),
+    bits: Option<String>,
+    target: (Option<u64>, Option<f64>, Option<f64>),
+    calib: Option<PathBuf>,
+    calib_chunks: usize,
+    quantizer: Option<taalasc::build::Quantizer>,
+    group: Option<String>,
+    sym: bool,
+    format: Option<String>,
     table_format: String,
     context: Option<usize>,
     json: bool,
-) -> anyhow::Result<()> {
-    let loaded = taalasc::load(&model)?;
+}
+
+fn build(a: BuildArgs) -> anyhow::Result<()> {
+    use taalasc::build::{AutoTarget, Quantizer};
+    let loaded = taalasc::load(&a.model)?;
     let mut opts = BuildOptions::defaults(&loaded.model);
     let mut picked = Vec::new();
-    match (format, bits) {
+    let auto = a.bits.as_deref() == Some("auto");
+    let target = match a.target {
+        (Some(b), _, _) => Some(AutoTarget::RomBits(b)),
+        (_, Some(x), _) => Some(AutoTarget::BitsPerWeight(x)),
+        (_, _, Some(l)) => Some(AutoTarget::Loss(l)),
+        _ => None,
+    };
+    if auto != target.is_some() {
+        bail!("--bits auto needs one of --rom-budget, --bpw or --loss-budget, and those need --bits auto");
+    }
+    match (&a.format, &a.bits) {
         (Some(f), _) => opts.linear = f.parse()?,
-        (None, Some(b)) => {
-            let g = group.unwrap_or_else(|| "32".into());
+        (None, Some(b)) if !auto => {
+            let bits: u8 = b
+                .parse()
+                .with_context(|| format!("--bits {b}: expected 2, 3, 4, 5, 6, 8 or auto"))?;
+            let g = a.group.clone().unwrap_or_else(|| "32".into());
             let g = if g == "row" { g } else { format!("g{g}") };
-            opts.linear = format!("{}{b}{g}", if sym { 's' } else { 'a' }).parse()?;
+            opts.linear = format!("{}{bits}{g}", if a.sym { 's' } else { 'a' }).parse()?;
         }
+        (None, Some(_)) => {}
         (None, None) => {
-            if group.is_some() || sym {
+            if a.group.is_some() || a.sym {
                 bail!("--group and --sym refine --bits; give --bits too");
             }
             picked.push(format!(
@@ -322,24 +379,68 @@ fn build(
             ));
         }
     }
-    opts.table = table_format.parse()?;
-    match context {
+    opts.table = a.table_format.parse()?;
+    match a.context {
         Some(0) => bail!("--context must be at least 1"),
         Some(c) => opts.context = c,
         None => picked.push(format!("context {} positions", opts.context)),
     }
-    let out = out.unwrap_or_else(|| {
-        let stem = model
+    opts.quantizer = a.quantizer.unwrap_or(if a.calib.is_some() {
+        Quantizer::Gptq
+    } else {
+        Quantizer::Rtn
+    });
+    if a.quantizer.is_none() {
+        picked.push(format!("quantizer {:?}", opts.quantizer).to_lowercase());
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stem = a
+            .model
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into());
-        model.with_file_name(format!("{stem}.chip"))
+        a.model.with_file_name(format!("{stem}.chip"))
     });
     for p in &picked {
         eprintln!("build: picked {p}");
     }
-    let (image, report) = taalasc::build::build_image(&loaded, &opts)?;
-    let source = std::fs::canonicalize(&model).unwrap_or(model.clone());
+    let calib = match &a.calib {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let tok = loaded.tokenizer.as_ref().with_context(|| {
+                format!("{} ships no tokenizer to read --calib", a.model.display())
+            })?;
+            let ids = tok.encode(&text, true)?;
+            let float = taalasc_float::FloatModel::new(&loaded.model, &loaded.weights)?;
+            let ctx = 512.min(loaded.model.hparams.max_positions);
+            Some(taalasc::calib::Calibration::run(
+                &loaded.model,
+                &float,
+                &ids,
+                ctx,
+                a.calib_chunks,
+            )?)
+        }
+        None if auto || opts.quantizer == Quantizer::Gptq => {
+            bail!("--bits auto and GPTQ need --calib FILE")
+        }
+        None => None,
+    };
+    let auto_report = match (target, &calib) {
+        (Some(t), Some(c)) => {
+            let (chosen, rep) = taalasc::build::plan_auto(&loaded, c, t)?;
+            eprintln!(
+                "build: e-graph pass chose formats for {} layers in {:.3} s ({} e-nodes, {} e-classes, stop: {}); sensitivities took {:.1} s",
+                rep.layers, rep.plan.seconds, rep.plan.egraph_nodes, rep.plan.egraph_classes, rep.plan.stop_reason, rep.sensitivity_seconds
+            );
+            opts.per_weight = chosen;
+            Some(rep)
+        }
+        _ => None,
+    };
+    let (image, report) = taalasc::build::build_image(&loaded, &opts, calib.as_ref())?;
+    let source = std::fs::canonicalize(&a.model).unwrap_or(a.model.clone());
     let manifest = serde_json::json!({
         "format": "taalasc-chip-image-1",
         "source": {
@@ -348,14 +449,20 @@ fn build(
             "architecture": loaded.model.hparams.architecture,
         },
         "context": opts.context,
-        "linear_format": opts.linear.name(),
+        "linear_format": if auto { "auto".to_string() } else { opts.linear.name() },
         "table_format": opts.table.name(),
+        "quantizer": opts.quantizer,
+        "calibration": a.calib.as_ref().map(|p| p.display().to_string()),
         "bits_per_weight": report.bits_per_weight,
         "files": ["graph.json", "weights.safetensors", "report.json"],
     });
-    taalasc::build::write_image(&out, &image, &manifest, &report)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let mut report_json = serde_json::to_value(&report)?;
+    if let Some(r) = &auto_report {
+        report_json["auto"] = serde_json::to_value(r)?;
+    }
+    taalasc::build::write_image(&out, &image, &manifest, &report_json)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report_json)?);
     } else {
         let imported = report
             .weights
@@ -399,7 +506,7 @@ fn open_image(
     } else {
         let loaded = taalasc::load(model)?;
         let (image, _) =
-            taalasc::build::build_image(&loaded, &BuildOptions::defaults(&loaded.model))?;
+            taalasc::build::build_image(&loaded, &BuildOptions::defaults(&loaded.model), None)?;
         Ok((image, Some(loaded)))
     }
 }

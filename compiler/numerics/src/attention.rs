@@ -18,8 +18,8 @@
 //! Error (measured vs f64 softmax on the same scores and dequantized `V`):
 //! `|o_i - ref_i| <= ATTEND_MAX_ERR · max_j |v_ji| + 2^-24`.
 
-use crate::formats::{sat_w48, A8_BLOCK, P15_FRAC};
-use crate::linear::{block_term, shift_sat_w48};
+use crate::formats::{sat_w48, A8_BLOCK, P15_FRAC, W_FRAC};
+use crate::linear::{block_term, block_term_i64, shift_sat_w48, shift_sat_w48_i64};
 use crate::scalar::{exp_neg, recip};
 
 /// Measured bound of [`attend`] relative to `max_j |v_ji|` (see module docs).
@@ -70,6 +70,16 @@ impl ScoreScale {
 #[inline]
 pub fn scale_score(s: i64, c: ScoreScale) -> i64 {
     shift_sat_w48(s as i128 * c.mant as i128, -c.shift)
+}
+
+/// [`scale_score`] in i64 arithmetic: the same bits for every `s` (the
+/// product of a `W48` score and the 16-bit mantissa always fits an i64).
+#[inline]
+pub fn scale_score_i64(s: i64, c: ScoreScale) -> i64 {
+    match s.checked_mul(c.mant as i64) {
+        Some(p) => shift_sat_w48_i64(p, -c.shift),
+        None => scale_score(s, c),
+    }
 }
 
 /// [`scale_score`] over a slice, in place.
@@ -136,6 +146,104 @@ pub fn attend(scores: &[i64], v_mant: &[i8], v_exp: &[i8], head_dim: usize, out:
     for (o, &a) in out.iter_mut().zip(&acc) {
         *o = shift_sat_w48(a.saturating_mul(r as i128), re + P15_FRAC);
     }
+    debug_assert!(out.iter().all(|&o| sat_w48(o as i128) == o));
+}
+
+/// The output stage of [`attend`], for exact sums `acc[i] = A_i` and `sum =
+/// S > 0`: `o_i = sat_w48(rshr(A_i · R, -(re + 15)))` with `recip(S) = R ·
+/// 2^re`.
+pub fn attend_output(acc: &[i64], sum: u64, out: &mut [i64]) {
+    assert_eq!(acc.len(), out.len(), "attend_output: lengths");
+    let (r, re) = recip(sum);
+    for (o, &a) in out.iter_mut().zip(acc) {
+        *o = shift_sat_w48((a as i128).saturating_mul(r as i128), re + P15_FRAC);
+    }
+}
+
+/// Positions after which [`attend_i64`] folds its i32 accumulators into the
+/// i64 ones: `512 · 2^21 < 2^31`.
+const ATTEND_I32_RUN: usize = 512;
+
+/// [`attend`] with i64 (and i32) accumulators: the same bits (test
+/// `attend_i64_matches_attend`), written so that the inner loops vectorize.
+///
+/// Each term `block_term(e_j, -15, v, E)` is `x · 2^up` with `x = e_j · v`
+/// (`|x| <= 2^15 · 127 < 2^22`) and `up = E + 9`:
+/// - `0 <= up <= 15`: exact, no saturation (`< 2^37`): `v · (e_j << up)`
+///   accumulated in i64;
+/// - `up < 0`: `rshr(x, n)` with `n = -up`, computed in i32 as
+///   `((x >> (n - 1)) + 1) >> 1` (the same floor; the shift is capped at 31,
+///   where both sides are 0), `|term| <= 2^21`, accumulated in i32 for at
+///   most [`ATTEND_I32_RUN`] positions at a time;
+/// - otherwise [`block_term_i64`].
+///
+/// The i64 sums are exact for `n < 2^16` positions (`2^16 · 2^47 = 2^63`);
+/// longer rows call [`attend`].
+#[inline]
+pub fn attend_i64(scores: &[i64], v_mant: &[i8], v_exp: &[i8], head_dim: usize, out: &mut [i64]) {
+    let n = scores.len();
+    if n >= 1 << 16 {
+        return attend(scores, v_mant, v_exp, head_dim, out);
+    }
+    assert!(
+        head_dim.is_multiple_of(A8_BLOCK),
+        "attend: head_dim {head_dim}"
+    );
+    assert_eq!(v_mant.len(), n * head_dim, "attend: V mantissas");
+    assert_eq!(v_exp.len(), n * head_dim / A8_BLOCK, "attend: V exponents");
+    assert_eq!(out.len(), head_dim, "attend: out");
+    out.fill(0);
+    let Some(&m) = scores.iter().max() else {
+        return;
+    };
+    let bpr = head_dim / A8_BLOCK;
+    let mut acc = vec![0i64; head_dim];
+    let mut acc32 = vec![0i32; head_dim];
+    let mut sum = 0u64;
+    for (j, &s) in scores.iter().enumerate() {
+        let e = exp_neg(m.saturating_sub(s));
+        sum += e as u64;
+        if e != 0 {
+            let row = &v_mant[j * head_dim..(j + 1) * head_dim];
+            for (b, ((vb, ab), ab32)) in row
+                .chunks_exact(A8_BLOCK)
+                .zip(acc.chunks_exact_mut(A8_BLOCK))
+                .zip(acc32.chunks_exact_mut(A8_BLOCK))
+                .enumerate()
+            {
+                let ev = v_exp[j * bpr + b] as i32;
+                let up = ev - P15_FRAC + W_FRAC;
+                let vb: &[i8; A8_BLOCK] = vb.try_into().unwrap();
+                if (0..=15).contains(&up) {
+                    let c = (e as i32) << up;
+                    let ab: &mut [i64; A8_BLOCK] = ab.try_into().unwrap();
+                    for (a, &v) in ab.iter_mut().zip(vb) {
+                        *a += v as i32 as i64 * c as i64;
+                    }
+                } else if up < 0 {
+                    let sh = (-1 - up).min(31) as u32;
+                    let ab32: &mut [i32; A8_BLOCK] = ab32.try_into().unwrap();
+                    for (a, &v) in ab32.iter_mut().zip(vb) {
+                        *a += (((e as i32 * v as i32) >> sh) + 1) >> 1;
+                    }
+                } else {
+                    for (a, &v) in ab.iter_mut().zip(vb) {
+                        *a += block_term_i64(e as i32, -P15_FRAC, v as i64, ev);
+                    }
+                }
+            }
+        }
+        if (j + 1) % ATTEND_I32_RUN == 0 {
+            for (a, a32) in acc.iter_mut().zip(acc32.iter_mut()) {
+                *a += *a32 as i64;
+                *a32 = 0;
+            }
+        }
+    }
+    for (a, &a32) in acc.iter_mut().zip(&acc32) {
+        *a += a32 as i64;
+    }
+    attend_output(&acc, sum, out);
     debug_assert!(out.iter().all(|&o| sat_w48(o as i128) == o));
 }
 
@@ -262,6 +370,73 @@ mod tests {
             }
         }
         println!("attend max err / max|v| {worst:e}");
+    }
+
+    #[test]
+    fn scale_score_i64_matches_scale_score() {
+        let mut seed = 3u64;
+        let consts: Vec<ScoreScale> = [32usize, 48, 64, 80, 96, 128, 256]
+            .iter()
+            .map(|&d| ScoreScale::inv_sqrt(d))
+            .chain([
+                ScoreScale::new(1e-9),
+                ScoreScale::new(3e5),
+                ScoreScale::new(1.0),
+            ])
+            .collect();
+        for i in 0..200_000 {
+            let r = xorshift(&mut seed);
+            let s = match i % 3 {
+                0 => r as i64,
+                1 => (r as i64) >> (r % 64),
+                _ => ((r as i64) >> 16).clamp(crate::W_MIN, crate::W_MAX),
+            };
+            for &c in &consts {
+                assert_eq!(scale_score_i64(s, c), scale_score(s, c), "{s} {c:?}");
+            }
+        }
+        for s in [i64::MIN, i64::MAX, crate::W_MIN, crate::W_MAX, 0, -1, 1] {
+            for &c in &consts {
+                assert_eq!(scale_score_i64(s, c), scale_score(s, c));
+            }
+        }
+    }
+
+    #[test]
+    fn attend_i64_matches_attend() {
+        let mut seed = 23u64;
+        for trial in 0..1500 {
+            let head_dim = [32usize, 64, 128][trial % 3];
+            let n = if trial % 50 == 0 {
+                1500 + (xorshift(&mut seed) % 600) as usize
+            } else {
+                1 + (xorshift(&mut seed) % 300) as usize
+            };
+            let spread = (xorshift(&mut seed) % 20) as i64 + 1;
+            let scores: Vec<i64> = (0..n)
+                .map(|_| {
+                    (xorshift(&mut seed) % ((spread as u64 * 2) << W_FRAC)) as i64
+                        - (spread << W_FRAC)
+                })
+                .collect();
+            // V magnitudes from tiny (right shifts) to huge (saturation).
+            let vscale = (xorshift(&mut seed) % 50) as u32;
+            let v: Vec<i64> = (0..n * head_dim)
+                .map(|_| {
+                    let r = xorshift(&mut seed);
+                    ((r as i64) >> (3 + vscale)) >> (r % 4)
+                })
+                .collect();
+            let va = crate::formats::to_a8_vec(&v, W_FRAC).unwrap();
+            let mut want = vec![0i64; head_dim];
+            let mut got = vec![1i64; head_dim];
+            attend(&scores, &va.mant, &va.exp, head_dim, &mut want);
+            attend_i64(&scores, &va.mant, &va.exp, head_dim, &mut got);
+            assert_eq!(got, want, "trial {trial}");
+        }
+        let mut out = [7i64; 32];
+        attend_i64(&[], &[], &[], 32, &mut out);
+        assert_eq!(out, [0; 32]);
     }
 
     #[test]

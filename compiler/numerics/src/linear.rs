@@ -18,8 +18,8 @@
 //! The i64 accumulator cannot overflow for up to 2^15 terms (rows of up to
 //! 2^19 inputs with offsets).
 
-use crate::formats::{sat_w48, A8_BLOCK, W_BITS, W_FRAC};
-use crate::{rshr128, Sf16};
+use crate::formats::{sat_w48, A8_BLOCK, W_BITS, W_FRAC, W_MAX, W_MIN};
+use crate::{rshr, rshr128, Sf16};
 
 /// `sat_w48(rshr(p, -up))`: scale a product into `W48`. `up >= 0` is an
 /// exact left shift (saturating: any nonzero `p` with `up >= 48` saturates),
@@ -57,6 +57,53 @@ pub(crate) fn shift_sat_w48(p: i128, up: i32) -> i64 {
 #[inline]
 pub fn block_term(mant: i32, exp: i32, partial: i64, block_exp: i32) -> i64 {
     shift_sat_w48(mant as i128 * partial as i128, exp + block_exp + W_FRAC)
+}
+
+/// [`shift_sat_w48`] of an i64 product, in i64 arithmetic only: the same
+/// bits for every `p` and `up`.
+///
+/// Left shift (`up >= 0`): for `up < 48`, `p · 2^up > W_MAX` exactly when
+/// `p > W_MAX >> up` (the floor), and `p · 2^up < W_MIN` exactly when `p <
+/// W_MIN >> up = -2^(47-up)`, where clamping `p` gives `W_MIN` itself; in
+/// between the shift is exact and cannot overflow. Right shift: [`rshr`] on
+/// i64 equals [`rshr128`] on the same value for every shift (both give 0 or
+/// the rounded quotient; for `s >= 64` the i128 form yields `-1 + 1` or
+/// `0 + 0`).
+#[inline]
+pub(crate) fn shift_sat_w48_i64(p: i64, up: i32) -> i64 {
+    if up >= 0 {
+        if p == 0 {
+            0
+        } else if up >= W_BITS as i32 {
+            if p > 0 {
+                W_MAX
+            } else {
+                W_MIN
+            }
+        } else if p > W_MAX >> up {
+            W_MAX
+        } else {
+            p.max(W_MIN >> up) << up
+        }
+    } else {
+        rshr(p, -up).clamp(W_MIN, W_MAX)
+    }
+}
+
+/// [`block_term`] in i64 arithmetic: the same bits for every input.
+///
+/// `mant · partial` is formed in i64 when it fits (always, for the
+/// datapath's 12-bit scale mantissas and <= 21-bit partials), avoiding the
+/// i128 multiply and shifts; otherwise it defers to [`block_term`]. Checked
+/// against [`block_term`] on random and extreme inputs
+/// (`block_term_i64_matches_block_term`).
+#[inline]
+pub fn block_term_i64(mant: i32, exp: i32, partial: i64, block_exp: i32) -> i64 {
+    let up = exp + block_exp + W_FRAC;
+    match (mant as i64).checked_mul(partial) {
+        Some(p) => shift_sat_w48_i64(p, up),
+        None => shift_sat_w48(mant as i128 * partial as i128, up),
+    }
 }
 
 /// Exact `Σ a_i q_i` of two i8 vectors of equal length.
@@ -167,6 +214,105 @@ pub fn linear_row(
     sat_w48(acc as i128 + bias as i128)
 }
 
+/// A [`WeightRow`] with its `SF16` scales (and offsets) decoded once by
+/// [`Sf16::mant_exp`], for executors that apply one row to many inputs.
+#[derive(Clone, Debug)]
+pub struct DecodedRow<'a> {
+    pub codes: &'a [i8],
+    pub code_bias: i32,
+    pub group: usize,
+    /// `(mant, exp)` of each group's scale `d_g`.
+    pub scales: Vec<(i32, i32)>,
+    /// `(mant, exp)` of each group's offset `m_g` (asymmetric formats).
+    pub offsets: Option<Vec<(i32, i32)>>,
+}
+
+impl<'a> WeightRow<'a> {
+    /// Decodes the scales and offsets (the codes are borrowed).
+    pub fn decode(&self) -> DecodedRow<'a> {
+        DecodedRow {
+            codes: self.codes,
+            code_bias: self.code_bias,
+            group: self.group,
+            scales: self.scales.iter().map(|s| s.mant_exp()).collect(),
+            offsets: self
+                .offsets
+                .map(|o| o.iter().map(|s| s.mant_exp()).collect()),
+        }
+    }
+}
+
+/// [`linear_row`] of a [`DecodedRow`]: the same bits and the same checks,
+/// with the scales decoded once and every term formed by
+/// [`block_term_i64`] (test `linear_row_decoded_matches_linear_row`).
+pub fn linear_row_decoded(
+    x_mant: &[i8],
+    x_exp: &[i8],
+    x_sums: &[i32],
+    row: &DecodedRow<'_>,
+    bias: i64,
+) -> i64 {
+    let n = x_mant.len();
+    assert!(
+        n <= 1 << 19,
+        "linear_row: rows beyond 2^19 inputs could overflow the i64 sum"
+    );
+    assert_eq!(row.codes.len(), n, "linear_row: row length");
+    assert_eq!(x_exp.len() * A8_BLOCK, n, "linear_row: exponents");
+    assert!(
+        row.group.is_multiple_of(A8_BLOCK) && row.group > 0,
+        "linear_row: group not a multiple of 32"
+    );
+    let groups = n.div_ceil(row.group);
+    assert_eq!(row.scales.len(), groups, "linear_row: scales");
+    let need_sums = row.offsets.is_some() || row.code_bias != 0;
+    if need_sums {
+        assert_eq!(x_sums.len(), x_exp.len(), "linear_row: block sums");
+    }
+    if let Some(o) = &row.offsets {
+        assert_eq!(o.len(), groups, "linear_row: offsets");
+    }
+    let blocks_per_group = row.group / A8_BLOCK;
+    let mut acc: i64 = 0;
+    for (b, (xa, qa)) in x_mant
+        .chunks_exact(A8_BLOCK)
+        .zip(row.codes.chunks_exact(A8_BLOCK))
+        .enumerate()
+    {
+        let g = b / blocks_per_group;
+        let e_b = x_exp[b] as i32;
+        let mut p = dot_i8(xa, qa) as i64;
+        if row.code_bias != 0 {
+            p += row.code_bias as i64 * x_sums[b] as i64;
+        }
+        let (dm, de) = row.scales[g];
+        acc += block_term_i64(dm, de, p, e_b);
+        if let Some(off) = &row.offsets {
+            let (mm, me) = off[g];
+            acc += block_term_i64(mm, me, x_sums[b] as i64, e_b);
+        }
+    }
+    sat_w48(acc as i128 + bias as i128)
+}
+
+/// [`dot_a8`] with every term formed by [`block_term_i64`]: the same bits
+/// (test `dot_a8_i64_matches_dot_a8`).
+#[inline]
+pub fn dot_a8_i64(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i64 {
+    assert_eq!(q_mant.len(), k_mant.len(), "dot_a8: lengths");
+    assert_eq!(q_exp.len() * A8_BLOCK, q_mant.len(), "dot_a8: q exponents");
+    assert_eq!(k_exp.len(), q_exp.len(), "dot_a8: k exponents");
+    let mut acc: i64 = 0;
+    for (b, (qa, ka)) in q_mant
+        .chunks_exact(A8_BLOCK)
+        .zip(k_mant.chunks_exact(A8_BLOCK))
+        .enumerate()
+    {
+        acc += block_term_i64(1, q_exp[b] as i32, dot_i8(qa, ka) as i64, k_exp[b] as i32);
+    }
+    sat_w48(acc as i128)
+}
+
 /// `Σ_b block_term(1, Eq_b, P_b, Ek_b)` saturated to `W48`: the dot product
 /// of two `A8` vectors (attention score `q·k` before scaling).
 pub fn dot_a8(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i64 {
@@ -231,6 +377,165 @@ mod tests {
         // Most negative code -8 (4-bit) with the largest scale mantissa and
         // a block of 127s: P = -8·127·32 = -32512; 2047·-32512·2^(-24-0+24).
         assert_eq!(block_term(2047, -24, -32512, 0), -2047 * 32512);
+    }
+
+    #[test]
+    fn block_term_i64_matches_block_term() {
+        let mut s = 99u64;
+        let mut rnd = || crate::formats::tests::xorshift(&mut s);
+        let edge_p = [
+            0i64,
+            1,
+            -1,
+            2,
+            -2,
+            (1 << 20) - 1,
+            -(1 << 20),
+            W_MAX,
+            W_MIN,
+            W_MAX + 1,
+            W_MIN - 1,
+            i64::MAX,
+            i64::MIN,
+            i64::MAX / 2047,
+            i64::MIN / 2047,
+        ];
+        let edge_m = [0i32, 1, -1, 2047, -2047, 1024, i32::MAX, i32::MIN];
+        for &p in &edge_p {
+            for &m in &edge_m {
+                for up in -140..140 {
+                    let (e, be) = (up / 2, up - up / 2 - W_FRAC);
+                    assert_eq!(
+                        block_term_i64(m, e, p, be),
+                        block_term(m, e, p, be),
+                        "m {m} p {p} up {up}"
+                    );
+                }
+            }
+        }
+        for i in 0..400_000 {
+            let r = rnd();
+            // Mix datapath-sized operands with arbitrary ones.
+            let m = match i % 3 {
+                0 => (r % 4095) as i32 - 2047,
+                1 => (r >> 8) as i32,
+                _ => ((r >> 8) as i32) >> (r % 31),
+            };
+            let r2 = rnd();
+            let p = match i % 4 {
+                0 => (r2 % (1 << 21)) as i64 - (1 << 20),
+                1 => r2 as i64,
+                _ => (r2 as i64) >> (r2 % 63),
+            };
+            let e = (rnd() % 100) as i32 - 50;
+            let be = (rnd() % 140) as i32 - 70;
+            assert_eq!(
+                block_term_i64(m, e, p, be),
+                block_term(m, e, p, be),
+                "m {m} p {p} e {e} be {be}"
+            );
+        }
+    }
+
+    struct RowCase {
+        mant: Vec<i8>,
+        exp: Vec<i8>,
+        codes: Vec<i8>,
+        group: usize,
+        code_bias: i32,
+        scales: Vec<Sf16>,
+        offsets: Option<Vec<Sf16>>,
+        bias: i64,
+    }
+
+    fn random_row_case(s: &mut u64, n: usize) -> RowCase {
+        let x = crate::formats::tests::xorshift;
+        let scale = (x(s) % 50) as u32;
+        let xs: Vec<i64> = (0..n).map(|_| (x(s) as i64) >> (14 + scale)).collect();
+        let a = crate::formats::to_a8_vec(&xs, W_FRAC).unwrap();
+        let bits = [2u32, 3, 4, 5, 6, 8][(x(s) % 6) as usize];
+        let sym = x(s) % 2 == 0;
+        let code_bias = if sym { 0 } else { 1 << (bits - 1) };
+        let lo = -(1i32 << (bits - 1));
+        let codes: Vec<i8> = (0..n)
+            .map(|_| (lo + (x(s) % (1 << bits)) as i32) as i8)
+            .collect();
+        let group = [32usize, 64, 128, n][(x(s) % 4) as usize];
+        let groups = n.div_ceil(group);
+        // Any finite half, biased towards realistic magnitudes.
+        let mut sf = || loop {
+            let bits = if x(s) % 4 == 0 {
+                x(s) as u16
+            } else {
+                (x(s) % 0x2c00) as u16 | ((x(s) as u16) & 0x8000)
+            };
+            if (bits >> 10) & 0x1f != 31 {
+                return Sf16(bits);
+            }
+        };
+        let scales: Vec<Sf16> = (0..groups).map(|_| sf()).collect();
+        let offsets = (!sym).then(|| (0..groups).map(|_| sf()).collect::<Vec<_>>());
+        let bias = (x(s) as i64) >> (16 + x(s) % 40);
+        RowCase {
+            mant: a.mant,
+            exp: a.exp,
+            codes,
+            group,
+            code_bias,
+            scales,
+            offsets,
+            bias,
+        }
+    }
+
+    #[test]
+    fn linear_row_decoded_matches_linear_row() {
+        let mut s = 5u64;
+        for trial in 0..3000 {
+            let n = 32 * (1 + trial % 20);
+            let RowCase {
+                mant,
+                exp,
+                codes,
+                group,
+                code_bias,
+                scales,
+                offsets,
+                bias,
+            } = random_row_case(&mut s, n);
+            let sums: Vec<i32> = mant.chunks_exact(A8_BLOCK).map(sum_i8).collect();
+            let row = WeightRow {
+                codes: &codes,
+                code_bias,
+                group,
+                scales: &scales,
+                offsets: offsets.as_deref(),
+            };
+            assert_eq!(
+                linear_row_decoded(&mant, &exp, &sums, &row.decode(), bias),
+                linear_row(&mant, &exp, &sums, &row, bias),
+                "trial {trial}"
+            );
+        }
+    }
+
+    #[test]
+    fn dot_a8_i64_matches_dot_a8() {
+        let mut s = 11u64;
+        let x = crate::formats::tests::xorshift;
+        for trial in 0..20_000 {
+            let n = 32 * (1 + trial % 4);
+            let sq = (x(&mut s) % 60) as u32;
+            let sk = (x(&mut s) % 60) as u32;
+            let q: Vec<i64> = (0..n).map(|_| (x(&mut s) as i64) >> (3 + sq)).collect();
+            let k: Vec<i64> = (0..n).map(|_| (x(&mut s) as i64) >> (3 + sk)).collect();
+            let qa = crate::formats::to_a8_vec(&q, W_FRAC).unwrap();
+            let ka = crate::formats::to_a8_vec(&k, W_FRAC).unwrap();
+            assert_eq!(
+                dot_a8_i64(&qa.mant, &qa.exp, &ka.mant, &ka.exp),
+                dot_a8(&qa.mant, &qa.exp, &ka.mant, &ka.exp)
+            );
+        }
     }
 
     #[test]
