@@ -114,6 +114,16 @@ impl FloatModel {
         &self.model
     }
 
+    /// Swaps in other values for one weight (same shape), returning the old
+    /// ones: lets quantization measure a single layer's effect end to end.
+    pub fn swap_weight(&mut self, id: WeightId, values: Vec<f32>) -> Vec<f32> {
+        let w = &mut self.weights[id.0 as usize];
+        assert_eq!(values.len(), w.len(), "swap_weight: size");
+        let shape = w.raw_dim();
+        let new = Array2::from_shape_vec(shape, values).expect("same size");
+        std::mem::replace(w, new).into_raw_vec_and_offset().0
+    }
+
     /// A fresh session at position 0.
     pub fn session(&self) -> Session {
         Session {

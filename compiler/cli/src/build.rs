@@ -322,6 +322,9 @@ pub struct AutoReport {
     pub candidates_per_layer: usize,
     pub sensitivity_seconds: f64,
     pub calibration_tokens: usize,
+    /// Per layer (in plan order): measured KL per unit of proxy loss, from
+    /// quantizing that layer alone to the probe format (empty if not measured).
+    pub importance: Vec<f64>,
     pub plan: taalasc_egraph::Plan,
 }
 
@@ -334,6 +337,7 @@ pub struct AutoReport {
 pub fn plan_auto(
     loaded: &LoadedModel,
     calib: &crate::calib::Calibration,
+    probe: Option<(&mut taalasc_float::FloatModel, &[u32])>,
     target: AutoTarget,
 ) -> anyhow::Result<(std::collections::BTreeMap<String, WeightFormat>, AutoReport)> {
     let model = &loaded.model;
@@ -383,9 +387,58 @@ pub fn plan_auto(
                 })
                 .collect()
         });
-    let layer_choices: Vec<taalasc_egraph::LayerChoices> =
+    let mut layer_choices: Vec<taalasc_egraph::LayerChoices> =
         layer_choices.into_iter().collect::<anyhow::Result<_>>()?;
+    // The proxy measures each layer's own output error; layers differ in how
+    // much of that reaches the logits. Scale each layer's proxy by its
+    // measured end-to-end effect: KL(float ‖ float with only this layer at
+    // the probe format) / proxy(probe format).
+    let mut importance = Vec::new();
+    if let Some((float, window)) = probe {
+        let probe_fmt: WeightFormat = IMPORTANCE_PROBE.parse().expect("valid probe format");
+        let base = float.forward(&mut float.session(), window, 0)?;
+        let base_lp: Vec<Vec<f64>> = base
+            .rows()
+            .into_iter()
+            .map(|r| taalasc_float::log_softmax(r.as_slice().expect("row")))
+            .collect();
+        for (j, &id) in linears.iter().enumerate() {
+            let info = model.weight(id);
+            let w = loaded.weights.load_f32(id)?;
+            let q =
+                taalasc_quant::quantize_rtn_plain(&w, info.shape[0], info.shape[1], &probe_fmt)?;
+            let proxy =
+                taalasc_quant::weighted_error(&w, &q, &layer_diag(calib, id, info.shape[1]));
+            let old = float.swap_weight(id, q.dequant_f32());
+            let out = float.forward(&mut float.session(), window, 0);
+            float.swap_weight(id, old);
+            let out = out?;
+            let kl: f64 = out
+                .rows()
+                .into_iter()
+                .zip(&base_lp)
+                .map(|(r, b)| {
+                    let q = taalasc_float::log_softmax(r.as_slice().expect("row"));
+                    b.iter()
+                        .zip(&q)
+                        .map(|(&p, &q)| p.exp() * (p - q))
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / window.len() as f64;
+            let scale = if proxy > 0.0 {
+                kl.max(0.0) / proxy
+            } else {
+                0.0
+            };
+            importance.push(scale);
+            for c in &mut layer_choices[j].candidates {
+                c.loss *= scale;
+            }
+        }
+    }
     let sensitivity_seconds = t0.elapsed().as_secs_f64();
+
     let objective = match target {
         AutoTarget::RomBits(b) => taalasc_egraph::Objective::RomBudget {
             bits: b.saturating_sub(fixed_bits),
@@ -411,9 +464,23 @@ pub fn plan_auto(
             candidates_per_layer: formats.len(),
             sensitivity_seconds,
             calibration_tokens: calib.tokens,
+            importance,
             plan,
         },
     ))
+}
+
+/// Format used to measure each layer's end-to-end importance.
+pub const IMPORTANCE_PROBE: &str = "a3g32";
+
+/// Mean squared input per column: the diagonal that weights a layer's
+/// quantization error. A table that is also the (tied) head uses the head's
+/// input statistics; a table read only by lookups uses unit weights.
+fn layer_diag(calib: &crate::calib::Calibration, id: WeightId, cols: usize) -> Vec<f64> {
+    match calib.hessian(id) {
+        Some(h) => h.mean_diag(),
+        None => vec![1.0; cols],
+    }
 }
 
 fn sensitivity(
@@ -425,12 +492,7 @@ fn sensitivity(
     let info = loaded.model.weight(id);
     let (rows, cols) = (info.shape[0], info.shape[1]);
     let w = loaded.weights.load_f32(id)?;
-    // A table that is also the (tied) head is weighted by the head's input
-    // statistics; a table read only by lookups by unit weights.
-    let diag = match calib.hessian(id) {
-        Some(h) => h.mean_diag(),
-        None => vec![1.0; cols],
-    };
+    let diag = layer_diag(calib, id, cols);
     let mut candidates = Vec::with_capacity(formats.len());
     for fmt in formats {
         if cols % fmt.group_len(cols) != 0 {

@@ -404,7 +404,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     for p in &picked {
         eprintln!("build: picked {p}");
     }
-    let calib = match &a.calib {
+    let mut calib = match &a.calib {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -414,22 +414,21 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
             let ids = tok.encode(&text, true)?;
             let float = taalasc_float::FloatModel::new(&loaded.model, &loaded.weights)?;
             let ctx = 512.min(loaded.model.hparams.max_positions);
-            Some(taalasc::calib::Calibration::run(
-                &loaded.model,
-                &float,
-                &ids,
-                ctx,
-                a.calib_chunks,
-            )?)
+            let c =
+                taalasc::calib::Calibration::run(&loaded.model, &float, &ids, ctx, a.calib_chunks)?;
+            Some((c, float, ids))
         }
         None if auto || opts.quantizer == Quantizer::Gptq => {
             bail!("--bits auto and GPTQ need --calib FILE")
         }
         None => None,
     };
-    let auto_report = match (target, &calib) {
-        (Some(t), Some(c)) => {
-            let (chosen, rep) = taalasc::build::plan_auto(&loaded, c, t)?;
+    let auto_report = match (target, calib.as_mut()) {
+        (Some(t), Some((c, float, ids))) => {
+            // Importance probe: the last 128 calibration tokens.
+            let n = ids.len();
+            let window: Vec<u32> = ids[n.saturating_sub(128)..].to_vec();
+            let (chosen, rep) = taalasc::build::plan_auto(&loaded, c, Some((float, &window)), t)?;
             eprintln!(
                 "build: e-graph pass chose formats for {} layers in {:.3} s ({} e-nodes, {} e-classes, stop: {}); sensitivities took {:.1} s",
                 rep.layers, rep.plan.seconds, rep.plan.egraph_nodes, rep.plan.egraph_classes, rep.plan.stop_reason, rep.sensitivity_seconds
@@ -439,7 +438,8 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let (image, report) = taalasc::build::build_image(&loaded, &opts, calib.as_ref())?;
+    let (image, report) =
+        taalasc::build::build_image(&loaded, &opts, calib.as_ref().map(|c| &c.0))?;
     let source = std::fs::canonicalize(&a.model).unwrap_or(a.model.clone());
     let manifest = serde_json::json!({
         "format": "taalasc-chip-image-1",
