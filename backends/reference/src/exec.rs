@@ -1,10 +1,16 @@
 //! The integer interpreter of a chip image.
 
 use crate::image::{ChipImage, Param};
+use matvec::{row_of, Acts, Prepared};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use taalasc_ir::{NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, RopeTable, ScoreScale, WeightRow};
 use taalasc_quant::QTensor;
+
+mod attend;
+mod matvec;
+mod simd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefError {
@@ -42,6 +48,8 @@ struct Kv {
     k_exp: Vec<Vec<i8>>,
     v_mant: Vec<Vec<i8>>,
     v_exp: Vec<Vec<i8>>,
+    /// K again, packed for the AVX-512 score kernel (empty without it).
+    k_pack: Vec<attend::PackedK>,
 }
 
 /// Per-sequence state: KV caches and the next position.
@@ -68,26 +76,8 @@ pub struct Reference<'a> {
     norms: HashMap<NodeIndex, NormConsts>,
     head: NodeIndex,
     threads: usize,
-}
-
-fn code_bias(q: &QTensor) -> i32 {
-    if q.format.symmetric {
-        0
-    } else {
-        1 << (q.format.bits - 1)
-    }
-}
-
-fn row_of<'q>(q: &'q QTensor, r: usize) -> WeightRow<'q> {
-    let group = q.format.group_len(q.cols);
-    let gpr = q.cols.div_ceil(group);
-    WeightRow {
-        codes: &q.codes[r * q.cols..(r + 1) * q.cols],
-        code_bias: code_bias(q),
-        group,
-        scales: &q.scales[r * gpr..(r + 1) * gpr],
-        offsets: (!q.format.symmetric).then(|| &q.offsets[r * gpr..(r + 1) * gpr]),
-    }
+    /// Every linear layer's matrix, prepared for the matrix-vector unit.
+    prepared: HashMap<WeightId, Prepared>,
 }
 
 /// Element `(r, i)` of a quantized table in `W48` (embedding and position
@@ -122,6 +112,7 @@ impl<'a> Reference<'a> {
         let mut attn_slot = HashMap::new();
         let mut rope = HashMap::new();
         let mut norms = HashMap::new();
+        let mut prepared = HashMap::new();
         let unsupported = |node: NodeIndex, message: String| RefError::Unsupported {
             node: model.graph[node].name.clone(),
             message,
@@ -137,7 +128,10 @@ impl<'a> Reference<'a> {
                             format!("input width {in_w} is not a multiple of the {}-element activation block", nx::A8_BLOCK),
                         ));
                     }
-                    image.matrix(*weight)?;
+                    let q = image.matrix(*weight)?;
+                    prepared
+                        .entry(*weight)
+                        .or_insert_with(|| Prepared::new(q, false));
                     if let Some(b) = bias {
                         image.wide(*b)?;
                     }
@@ -186,6 +180,7 @@ impl<'a> Reference<'a> {
             norms,
             head,
             threads,
+            prepared,
         })
     }
 
@@ -226,6 +221,8 @@ impl<'a> Reference<'a> {
         let pos0 = s.pos;
         let mut values: Vec<Option<Val>> = (0..model.graph.node_count()).map(|_| None).collect();
         let mut remaining = self.uses.clone();
+        let mut pool = Pool::default();
+        let mut acts = Acts::default();
         for &nd in &self.order {
             let node = &model.graph[nd];
             let ins = &self.inputs[nd.index()];
@@ -236,38 +233,46 @@ impl<'a> Reference<'a> {
                     _ => panic!("verified graph: operand {i} of `{}` is wide", node.name),
                 }
             };
+            // This node is the last reader of operand `i`: its buffer can be
+            // reused in place.
+            let last = |i: usize| remaining[ins[i].index()] == 1;
+            let threads = self.threads;
             let out = match &node.op {
                 Op::Tokens => Val::Tokens,
                 Op::Embed { table } => {
                     let q = self.image.matrix(*table)?;
-                    let mut out = vec![0i32; t_n * width];
-                    for (t, &tok) in tokens.iter().enumerate() {
-                        if tok as usize >= q.rows {
-                            return Err(RefError::TokenOutOfRange {
-                                token: tok,
-                                position: pos0 + t,
-                                vocab: q.rows,
-                            });
-                        }
-                        let row = row_of(q, tok as usize);
-                        for (i, o) in out[t * width..(t + 1) * width].iter_mut().enumerate() {
+                    if let Some((t, &tok)) = tokens
+                        .iter()
+                        .enumerate()
+                        .find(|(_, &tok)| tok as usize >= q.rows)
+                    {
+                        return Err(RefError::TokenOutOfRange {
+                            token: tok,
+                            position: pos0 + t,
+                            vocab: q.rows,
+                        });
+                    }
+                    let mut out = pool.r(t_n * width);
+                    par_rows(threads, &mut out, width, |t, o| {
+                        let row = row_of(q, tokens[t] as usize);
+                        for (i, o) in o.iter_mut().enumerate() {
                             *o = nx::residual_add(0, table_value(q, &row, i));
                         }
-                    }
+                    });
                     Val::R(out)
                 }
                 Op::AddPositions { table } => {
                     let q = self.image.matrix(*table)?;
-                    let Some(Val::R(x)) = values[ins[0].index()].as_ref() else {
-                        unreachable!("positions add to the residual stream")
+                    let mut out = match take_or_clone(&mut values, ins[0], last(0)) {
+                        Val::R(x) => x,
+                        _ => unreachable!("positions add to the residual stream"),
                     };
-                    let mut out = x.clone();
-                    for t in 0..t_n {
+                    par_rows(threads, &mut out, width, |t, o| {
                         let row = row_of(q, pos0 + t);
-                        for (i, o) in out[t * width..(t + 1) * width].iter_mut().enumerate() {
+                        for (i, o) in o.iter_mut().enumerate() {
                             *o = nx::residual_add(*o, table_value(q, &row, i));
                         }
-                    }
+                    });
                     Val::R(out)
                 }
                 Op::RmsNorm { gain, .. } | Op::LayerNorm { gain, .. } => {
@@ -276,19 +281,18 @@ impl<'a> Reference<'a> {
                     };
                     let c = &self.norms[&nd];
                     let g = self.image.fixed(*gain)?;
-                    let mut out = vec![0i64; t_n * width];
-                    for t in 0..t_n {
-                        let (xr, o) = (
-                            &x[t * width..(t + 1) * width],
-                            &mut out[t * width..(t + 1) * width],
-                        );
-                        match &node.op {
-                            Op::LayerNorm { bias, .. } => {
-                                nx::layer_norm(xr, g, Some(self.image.fixed(*bias)?), c, o)
-                            }
-                            _ => nx::rms_norm(xr, g, c, o),
+                    let bias = match &node.op {
+                        Op::LayerNorm { bias, .. } => Some(self.image.fixed(*bias)?),
+                        _ => None,
+                    };
+                    let mut out = pool.w(t_n * width);
+                    par_rows(threads, &mut out, width, |t, o| {
+                        let xr = &x[t * width..(t + 1) * width];
+                        match bias {
+                            Some(b) => nx::layer_norm(xr, g, Some(b), c, o),
+                            None => nx::rms_norm(xr, g, c, o),
                         }
-                    }
+                    });
                     Val::W(out)
                 }
                 Op::Linear { weight, bias } => {
@@ -296,20 +300,28 @@ impl<'a> Reference<'a> {
                     let x = w_in(0);
                     let q = self.image.matrix(*weight)?;
                     let b = bias.map(|b| self.image.wide(b)).transpose()?;
-                    Val::W(self.linear(x, q, b, from, t_n))
+                    acts.fill(x, q.cols, from, t_n, threads);
+                    // The logits leave the pass: a buffer of their own.
+                    let out = if nd == self.head {
+                        vec![0; acts.n * q.rows]
+                    } else {
+                        pool.w(acts.n * q.rows)
+                    };
+                    Val::W(matvec::linear(
+                        q,
+                        &self.prepared[weight],
+                        b,
+                        &acts,
+                        threads,
+                        out,
+                    ))
                 }
                 Op::Rope { head_dim, spec, .. } => {
-                    let mut x = w_in(0).to_vec();
+                    let mut x = take_w(&mut values, ins[0], last(0));
                     let table = &self.rope[&nd];
-                    for t in 0..t_n {
-                        nx::rotate(
-                            &mut x[t * width..(t + 1) * width],
-                            *head_dim,
-                            spec.rotary_dim,
-                            pos0 + t,
-                            table,
-                        );
-                    }
+                    par_rows(threads, &mut x, width, |t, row| {
+                        nx::rotate(row, *head_dim, spec.rotary_dim, pos0 + t, table)
+                    });
                     Val::W(x)
                 }
                 Op::Attention {
@@ -324,22 +336,38 @@ impl<'a> Reference<'a> {
                         kv,
                         (*n_heads, *n_kv_heads, *head_dim),
                         *window,
-                        pos0,
-                        t_n,
+                        (pos0, t_n),
+                        threads,
+                        pool.w(t_n * n_heads * head_dim),
                     ))
                 }
                 Op::Add => match (
                     values[ins[0].index()].as_ref(),
                     values[ins[1].index()].as_ref(),
                 ) {
-                    (Some(Val::R(r)), Some(Val::W(w))) => Val::R(
-                        r.iter()
-                            .zip(w)
-                            .map(|(&r, &w)| nx::residual_add(r, w))
-                            .collect(),
-                    ),
-                    (Some(Val::W(a)), Some(Val::W(b))) => {
-                        Val::W(a.iter().zip(b).map(|(&a, &b)| nx::add_w48(a, b)).collect())
+                    (Some(Val::R(_)), Some(Val::W(_))) => {
+                        let Val::R(mut r) = take_or_clone(&mut values, ins[0], last(0)) else {
+                            unreachable!()
+                        };
+                        let Some(Val::W(w)) = values[ins[1].index()].as_ref() else {
+                            unreachable!()
+                        };
+                        par_rows(threads, &mut r, width, |t, row| {
+                            for (r, &w) in row.iter_mut().zip(&w[t * width..]) {
+                                *r = nx::residual_add(*r, w);
+                            }
+                        });
+                        Val::R(r)
+                    }
+                    (Some(Val::W(_)), Some(Val::W(_))) => {
+                        let mut a = take_w(&mut values, ins[0], last(0));
+                        let b = w_ref(&values, ins[1]);
+                        par_rows(threads, &mut a, width, |t, row| {
+                            for (a, &b) in row.iter_mut().zip(&b[t * width..]) {
+                                *a = nx::add_w48(*a, b);
+                            }
+                        });
+                        Val::W(a)
                     }
                     _ => {
                         return Err(RefError::Unsupported {
@@ -348,21 +376,34 @@ impl<'a> Reference<'a> {
                         })
                     }
                 },
-                Op::Mul => Val::W(
-                    w_in(0)
-                        .iter()
-                        .zip(w_in(1))
-                        .map(|(&a, &b)| nx::mul_w48(a, b))
-                        .collect(),
-                ),
-                Op::Silu => Val::W(w_in(0).iter().map(|&x| nx::silu(x)).collect()),
-                Op::GeluTanh => Val::W(w_in(0).iter().map(|&x| nx::gelu(x)).collect()),
-                Op::Logits => Val::W(w_in(0).to_vec()),
+                Op::Mul => {
+                    let mut a = take_w(&mut values, ins[0], last(0));
+                    let b = w_ref(&values, ins[1]);
+                    par_rows(threads, &mut a, width, |t, row| {
+                        for (a, &b) in row.iter_mut().zip(&b[t * width..]) {
+                            *a = nx::mul_w48(*a, b);
+                        }
+                    });
+                    Val::W(a)
+                }
+                Op::Silu | Op::GeluTanh => {
+                    let mut x = take_w(&mut values, ins[0], last(0));
+                    let gelu = matches!(node.op, Op::GeluTanh);
+                    par_rows(threads, &mut x, width, |_, row| {
+                        for v in row {
+                            *v = if gelu { nx::gelu(*v) } else { nx::silu(*v) };
+                        }
+                    });
+                    Val::W(x)
+                }
+                Op::Logits => Val::W(take_w(&mut values, ins[0], last(0))),
             };
             for i in ins {
                 remaining[i.index()] -= 1;
                 if remaining[i.index()] == 0 {
-                    values[i.index()] = None;
+                    if let Some(v) = values[i.index()].take() {
+                        pool.put(v);
+                    }
                 }
             }
             values[nd.index()] = Some(out);
@@ -373,75 +414,148 @@ impl<'a> Reference<'a> {
             _ => unreachable!("logits are wide"),
         }
     }
+}
 
-    /// `x [t_n × in]` (W48) times the quantized matrix, for positions
-    /// `from..t_n`. Rows are split across threads; each output element is
-    /// computed by one call of `linear_row`, so the split cannot change bits.
-    fn linear(
-        &self,
-        x: &[i64],
-        q: &QTensor,
-        bias: Option<&[i64]>,
-        from: usize,
-        t_n: usize,
-    ) -> Vec<i64> {
-        let (rows, cols) = (q.rows, q.cols);
-        let acts: Vec<(nx::A8Vec, Vec<i32>)> = (from..t_n)
-            .map(|t| {
-                let a = nx::to_a8_vec(&x[t * cols..(t + 1) * cols], nx::W_FRAC)
-                    .expect("width checked in new()");
-                let sums = a.block_sums();
-                (a, sums)
-            })
-            .collect();
-        let t_out = t_n - from;
-        let mut out = vec![0i64; t_out * rows];
-        let chunk = rows.div_ceil(self.threads.max(1)).max(1);
-        let parts: Vec<Vec<i64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..rows)
-                .step_by(chunk)
-                .map(|r0| {
-                    let acts = &acts;
-                    scope.spawn(move || {
-                        let r1 = (r0 + chunk).min(rows);
-                        let mut part = vec![0i64; (r1 - r0) * t_out];
-                        for r in r0..r1 {
-                            let row = row_of(q, r);
-                            let b = bias.map_or(0, |b| b[r]);
-                            for (t, (a, sums)) in acts.iter().enumerate() {
-                                part[(r - r0) * t_out + t] =
-                                    nx::linear_row(&a.mant, &a.exp, sums, &row, b);
-                            }
-                        }
-                        part
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("linear worker"))
-                .collect()
-        });
-        for (ci, part) in parts.iter().enumerate() {
-            let r0 = ci * chunk;
-            for (k, &v) in part.iter().enumerate() {
-                let (r, t) = (r0 + k / t_out, k % t_out);
-                out[t * rows + r] = v;
-            }
+/// Buffers of dropped values, reused for new values within one forward
+/// pass (fresh allocations of these sizes would page-fault on first touch).
+#[derive(Default)]
+struct Pool {
+    w: Vec<Vec<i64>>,
+    r: Vec<Vec<i32>>,
+}
+
+impl Pool {
+    fn put(&mut self, v: Val) {
+        match v {
+            Val::W(v) => self.w.push(v),
+            Val::R(v) => self.r.push(v),
+            Val::Tokens => {}
         }
-        out
     }
+
+    /// `n` values with unspecified contents: every caller overwrites all of
+    /// them.
+    fn w(&mut self, n: usize) -> Vec<i64> {
+        reuse(&mut self.w, n)
+    }
+
+    /// As [`Pool::w`].
+    fn r(&mut self, n: usize) -> Vec<i32> {
+        reuse(&mut self.r, n)
+    }
+}
+
+/// The smallest free buffer holding `n` values (resized to `n`), or a new one.
+fn reuse<T: Copy + Default>(free: &mut Vec<Vec<T>>, n: usize) -> Vec<T> {
+    let best = free
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.capacity() >= n)
+        .min_by_key(|(_, v)| v.capacity())
+        .map(|(i, _)| i);
+    match best {
+        Some(i) => {
+            let mut v = free.swap_remove(i);
+            v.resize(n, T::default());
+            v
+        }
+        None => vec![T::default(); n],
+    }
+}
+
+/// Operand `i` by value: moved out when this node is its last reader
+/// (`last`), cloned otherwise.
+fn take_or_clone(values: &mut [Option<Val>], i: NodeIndex, last: bool) -> Val {
+    let v = &mut values[i.index()];
+    match (last, v.as_ref()) {
+        (true, _) => v.take().expect("operand computed"),
+        (false, Some(Val::R(x))) => Val::R(x.clone()),
+        (false, Some(Val::W(x))) => Val::W(x.clone()),
+        (false, _) => unreachable!("operand computed"),
+    }
+}
+
+/// A wide operand by value (see [`take_or_clone`]).
+fn take_w(values: &mut [Option<Val>], i: NodeIndex, last: bool) -> Vec<i64> {
+    match take_or_clone(values, i, last) {
+        Val::W(v) => v,
+        _ => panic!("verified graph: operand is wide"),
+    }
+}
+
+/// A wide operand by reference.
+fn w_ref(values: &[Option<Val>], i: NodeIndex) -> &[i64] {
+    match values[i.index()].as_ref() {
+        Some(Val::W(v)) => v,
+        _ => panic!("verified graph: operand is wide"),
+    }
+}
+
+/// Runs `f` on every item, on up to `threads` threads that each take the
+/// next item when done (so a descheduled thread delays nothing). Which
+/// thread computes an item never changes its value.
+pub(crate) fn par_for_each<I>(threads: usize, items: I, f: impl Fn(I::Item) + Sync)
+where
+    I: ExactSizeIterator + Send,
+    I::Item: Send,
+{
+    let spawn = threads.clamp(1, items.len().max(1));
+    if spawn == 1 {
+        items.for_each(f);
+        return;
+    }
+    let queue = Mutex::new(items);
+    let worker = || loop {
+        let next = queue.lock().expect("work queue").next();
+        let Some(item) = next else { break };
+        f(item);
+    };
+    std::thread::scope(|sc| {
+        for _ in 1..spawn {
+            sc.spawn(worker);
+        }
+        worker();
+    });
+}
+
+/// Runs `f(position, row)` over the `width`-value rows of `out`, in chunks
+/// over threads.
+fn par_rows<T: Send>(
+    threads: usize,
+    out: &mut [T],
+    width: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if width == 0 {
+        return;
+    }
+    let n = out.len() / width;
+    let per = n.div_ceil(threads.max(1) * 4).max(8);
+    par_for_each(
+        threads,
+        out.chunks_mut(per * width).enumerate(),
+        |(ci, chunk)| {
+            for (i, row) in chunk.chunks_exact_mut(width).enumerate() {
+                f(ci * per + i, row);
+            }
+        },
+    );
 }
 
 /// Attention for positions `pos0..pos0 + t_n`: appends K and V (in `A8`) to
 /// the cache, then each query head attends over its window.
+///
+/// Position `t` reads cache rows up to its own, so appending all `t_n` rows
+/// first changes nothing; the positions are then split over threads (each
+/// (position, head) output is computed by the same operations either way).
 fn attention(
     (q, k, v): (&[i64], &[i64], &[i64]),
     kv: &mut Kv,
     (n_heads, n_kv_heads, hd): (usize, usize, usize),
     window: Option<usize>,
-    pos0: usize,
-    t_n: usize,
+    (pos0, t_n): (usize, usize),
+    threads: usize,
+    mut out: Vec<i64>,
 ) -> Vec<i64> {
     let kv_w = n_kv_heads * hd;
     let q_w = n_heads * hd;
@@ -451,13 +565,13 @@ fn attention(
             k_exp: vec![Vec::new(); n_kv_heads],
             v_mant: vec![Vec::new(); n_kv_heads],
             v_exp: vec![Vec::new(); n_kv_heads],
+            k_pack: if simd::have_avx512() {
+                vec![attend::PackedK::default(); n_kv_heads]
+            } else {
+                Vec::new()
+            },
         };
     }
-    let bph = hd / nx::A8_BLOCK;
-    let scale = ScoreScale::inv_sqrt(hd);
-    let group = n_heads / n_kv_heads;
-    let mut out = vec![0i64; t_n * q_w];
-    let mut scores = Vec::new();
     for t in 0..t_n {
         for h in 0..n_kv_heads {
             let ka = nx::to_a8_vec(&k[t * kv_w + h * hd..t * kv_w + (h + 1) * hd], nx::W_FRAC)
@@ -468,33 +582,79 @@ fn attention(
             kv.k_exp[h].extend_from_slice(&ka.exp);
             kv.v_mant[h].extend_from_slice(&va.mant);
             kv.v_exp[h].extend_from_slice(&va.exp);
-        }
-        let p = pos0 + t;
-        let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
-        for h in 0..n_heads {
-            let kvh = h / group;
-            let qa = nx::to_a8_vec(&q[t * q_w + h * hd..t * q_w + (h + 1) * hd], nx::W_FRAC)
-                .expect("head_dim checked");
-            scores.clear();
-            for j in lo..=p {
-                let s = nx::dot_a8(
-                    &qa.mant,
-                    &qa.exp,
-                    &kv.k_mant[kvh][j * hd..(j + 1) * hd],
-                    &kv.k_exp[kvh][j * bph..(j + 1) * bph],
-                );
-                scores.push(nx::scale_score(s, scale));
+            if let Some(kp) = kv.k_pack.get_mut(h) {
+                kp.push(&ka.mant, &ka.exp);
             }
-            nx::attend(
-                &scores,
-                &kv.v_mant[kvh][lo * hd..(p + 1) * hd],
-                &kv.v_exp[kvh][lo * bph..(p + 1) * bph],
-                hd,
-                &mut out[t * q_w + h * hd..t * q_w + (h + 1) * hd],
-            );
         }
     }
+    let job = AttnJob {
+        q,
+        kv,
+        n_heads,
+        n_kv_heads,
+        hd,
+        window,
+        pos0,
+    };
+    assert_eq!(out.len(), t_n * q_w, "attention: output buffer");
+    if t_n == 0 || q_w == 0 {
+        return out;
+    }
+    // Later positions attend over more rows: small chunks balance the load.
+    let per = 4;
+    par_for_each(threads, out.chunks_mut(per * q_w).enumerate(), |(ci, o)| {
+        job.run(ci * per, o)
+    });
     out
+}
+
+/// The read-only inputs of one attention node's heads.
+struct AttnJob<'a> {
+    q: &'a [i64],
+    kv: &'a Kv,
+    n_heads: usize,
+    n_kv_heads: usize,
+    hd: usize,
+    window: Option<usize>,
+    pos0: usize,
+}
+
+impl AttnJob<'_> {
+    /// Outputs of positions `t0..t0 + out.len() / q_w` (relative to `pos0`).
+    fn run(&self, t0: usize, out: &mut [i64]) {
+        let hd = self.hd;
+        let q_w = self.n_heads * hd;
+        let scale = ScoreScale::inv_sqrt(hd);
+        let group = self.n_heads / self.n_kv_heads;
+        let mut scratch = attend::Scratch::default();
+        for (i, o) in out.chunks_exact_mut(q_w).enumerate() {
+            let t = t0 + i;
+            let p = self.pos0 + t;
+            let lo = self.window.map_or(0, |w| (p + 1).saturating_sub(w));
+            for (h, oh) in o.chunks_exact_mut(hd).enumerate() {
+                let kvh = h / group;
+                let qa = nx::to_a8_vec(
+                    &self.q[t * q_w + h * hd..t * q_w + (h + 1) * hd],
+                    nx::W_FRAC,
+                )
+                .expect("head_dim checked");
+                attend::Head {
+                    q_mant: &qa.mant,
+                    q_exp: &qa.exp,
+                    k_mant: &self.kv.k_mant[kvh],
+                    k_exp: &self.kv.k_exp[kvh],
+                    v_mant: &self.kv.v_mant[kvh],
+                    v_exp: &self.kv.v_exp[kvh],
+                    k_pack: self.kv.k_pack.get(kvh),
+                    hd,
+                    lo,
+                    p,
+                    scale,
+                }
+                .run(&mut scratch, oh);
+            }
+        }
+    }
 }
 
 impl ChipImage {

@@ -74,7 +74,7 @@ pub fn scale_score(s: i64, c: ScoreScale) -> i64 {
 
 /// [`scale_score`] in i64 arithmetic: the same bits for every `s` (the
 /// product of a `W48` score and the 16-bit mantissa always fits an i64).
-#[inline]
+#[inline(always)]
 pub fn scale_score_i64(s: i64, c: ScoreScale) -> i64 {
     match s.checked_mul(c.mant as i64) {
         Some(p) => shift_sat_w48_i64(p, -c.shift),
@@ -178,8 +178,9 @@ const ATTEND_I32_RUN: usize = 512;
 /// - otherwise [`block_term_i64`].
 ///
 /// The i64 sums are exact for `n < 2^16` positions (`2^16 · 2^47 = 2^63`);
-/// longer rows call [`attend`].
-#[inline]
+/// longer rows call [`attend`]. Always inlined, so that callers compiled
+/// for wider vector units (`#[target_feature]`) vectorize it accordingly.
+#[inline(always)]
 pub fn attend_i64(scores: &[i64], v_mant: &[i8], v_exp: &[i8], head_dim: usize, out: &mut [i64]) {
     let n = scores.len();
     if n >= 1 << 16 {

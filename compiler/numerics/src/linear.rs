@@ -69,7 +69,7 @@ pub fn block_term(mant: i32, exp: i32, partial: i64, block_exp: i32) -> i64 {
 /// i64 equals [`rshr128`] on the same value for every shift (both give 0 or
 /// the rounded quotient; for `s >= 64` the i128 form yields `-1 + 1` or
 /// `0 + 0`).
-#[inline]
+#[inline(always)]
 pub(crate) fn shift_sat_w48_i64(p: i64, up: i32) -> i64 {
     if up >= 0 {
         if p == 0 {
@@ -97,7 +97,7 @@ pub(crate) fn shift_sat_w48_i64(p: i64, up: i32) -> i64 {
 /// i128 multiply and shifts; otherwise it defers to [`block_term`]. Checked
 /// against [`block_term`] on random and extreme inputs
 /// (`block_term_i64_matches_block_term`).
-#[inline]
+#[inline(always)]
 pub fn block_term_i64(mant: i32, exp: i32, partial: i64, block_exp: i32) -> i64 {
     let up = exp + block_exp + W_FRAC;
     match (mant as i64).checked_mul(partial) {
@@ -297,7 +297,7 @@ pub fn linear_row_decoded(
 
 /// [`dot_a8`] with every term formed by [`block_term_i64`]: the same bits
 /// (test `dot_a8_i64_matches_dot_a8`).
-#[inline]
+#[inline(always)]
 pub fn dot_a8_i64(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i64 {
     assert_eq!(q_mant.len(), k_mant.len(), "dot_a8: lengths");
     assert_eq!(q_exp.len() * A8_BLOCK, q_mant.len(), "dot_a8: q exponents");
@@ -454,7 +454,7 @@ mod tests {
         let xs: Vec<i64> = (0..n).map(|_| (x(s) as i64) >> (14 + scale)).collect();
         let a = crate::formats::to_a8_vec(&xs, W_FRAC).unwrap();
         let bits = [2u32, 3, 4, 5, 6, 8][(x(s) % 6) as usize];
-        let sym = x(s) % 2 == 0;
+        let sym = x(s).is_multiple_of(2);
         let code_bias = if sym { 0 } else { 1 << (bits - 1) };
         let lo = -(1i32 << (bits - 1));
         let codes: Vec<i8> = (0..n)
@@ -464,7 +464,7 @@ mod tests {
         let groups = n.div_ceil(group);
         // Any finite half, biased towards realistic magnitudes.
         let mut sf = || loop {
-            let bits = if x(s) % 4 == 0 {
+            let bits = if x(s).is_multiple_of(4) {
                 x(s) as u16
             } else {
                 (x(s) % 0x2c00) as u16 | ((x(s) as u16) & 0x8000)

@@ -1,0 +1,657 @@
+//! The matrix-vector unit of the reference: the bits of
+//! [`nx::linear_row`], computed fast.
+//!
+//! Two paths, chosen at run time, both producing exactly the bits of
+//! `linear_row` for every element (tests below compare them on random
+//! matrices, including saturating and extreme-exponent cases):
+//!
+//! - portable: [`nx::linear::linear_row_decoded`] per (row, position), each
+//!   row's scales decoded once;
+//! - x86-64 with AVX-512 VNNI: weights repacked once per chip image (module
+//!   `avx512`), 16 rows per vector, several positions per weight load.
+//!
+//! Work is split over positions in chunks; every output element is computed
+//! by the same operations whatever the split or the thread count.
+
+use super::par_for_each;
+use taalasc_numerics::{self as nx, WeightRow};
+use taalasc_quant::QTensor;
+
+pub(crate) fn code_bias(q: &QTensor) -> i32 {
+    if q.format.symmetric {
+        0
+    } else {
+        1 << (q.format.bits - 1)
+    }
+}
+
+pub(crate) fn row_of<'q>(q: &'q QTensor, r: usize) -> WeightRow<'q> {
+    let group = q.format.group_len(q.cols);
+    let gpr = q.cols.div_ceil(group);
+    WeightRow {
+        codes: &q.codes[r * q.cols..(r + 1) * q.cols],
+        code_bias: code_bias(q),
+        group,
+        scales: &q.scales[r * gpr..(r + 1) * gpr],
+        offsets: (!q.format.symmetric).then(|| &q.offsets[r * gpr..(r + 1) * gpr]),
+    }
+}
+
+/// `A8` inputs of one linear layer: `[positions × cols]` mantissas,
+/// `[positions × blocks]` exponents and block sums.
+#[derive(Default)]
+pub(crate) struct Acts {
+    pub cols: usize,
+    pub n: usize,
+    pub mant: Vec<i8>,
+    pub exp: Vec<i8>,
+    pub sums: Vec<i32>,
+}
+
+impl Acts {
+    /// Quantizes rows `from..t_n` of `x [t_n × cols]` (W48) to `A8`.
+    #[cfg(test)]
+    pub fn new(x: &[i64], cols: usize, from: usize, t_n: usize, threads: usize) -> Acts {
+        let mut a = Acts::default();
+        a.fill(x, cols, from, t_n, threads);
+        a
+    }
+
+    /// [`Acts::new`] reusing this value's buffers (every element is
+    /// rewritten).
+    pub fn fill(&mut self, x: &[i64], cols: usize, from: usize, t_n: usize, threads: usize) {
+        let n = t_n - from;
+        let nb = cols / nx::A8_BLOCK;
+        let a = self;
+        a.cols = cols;
+        a.n = n;
+        a.mant.resize(n * cols, 0);
+        a.exp.resize(n * nb, 0);
+        a.sums.resize(n * nb, 0);
+        if n == 0 || cols == 0 {
+            return;
+        }
+        let x = &x[from * cols..t_n * cols];
+        let per = n.div_ceil(threads.max(1) * 4).max(16);
+        let parts = x
+            .chunks(per * cols)
+            .zip(a.mant.chunks_mut(per * cols))
+            .zip(a.exp.chunks_mut(per * nb))
+            .zip(a.sums.chunks_mut(per * nb));
+        par_for_each(threads, parts, |(((x, m), e), s)| {
+            for (((x, m), e), s) in x
+                .chunks_exact(cols)
+                .zip(m.chunks_exact_mut(cols))
+                .zip(e.chunks_exact_mut(nb))
+                .zip(s.chunks_exact_mut(nb))
+            {
+                nx::to_a8_into(x, nx::W_FRAC, m, e).expect("width checked in new()");
+                for (s, mb) in s.iter_mut().zip(m.chunks_exact(nx::A8_BLOCK)) {
+                    *s = nx::sum_i8(mb);
+                }
+            }
+        });
+    }
+
+    fn mant(&self, t: usize) -> &[i8] {
+        &self.mant[t * self.cols..(t + 1) * self.cols]
+    }
+
+    fn exp(&self, t: usize) -> &[i8] {
+        let nb = self.cols / nx::A8_BLOCK;
+        &self.exp[t * nb..(t + 1) * nb]
+    }
+
+    fn sums(&self, t: usize) -> &[i32] {
+        let nb = self.cols / nx::A8_BLOCK;
+        &self.sums[t * nb..(t + 1) * nb]
+    }
+}
+
+/// A weight matrix prepared for the fastest available path.
+pub(crate) enum Prepared {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Box<avx512::Packed>),
+}
+
+impl Prepared {
+    /// Repacks `q` when the CPU has AVX-512 VNNI and `q` fits the packed
+    /// kernel's bounds; `force_portable` for tests.
+    pub fn new(q: &QTensor, force_portable: bool) -> Prepared {
+        #[cfg(target_arch = "x86_64")]
+        if !force_portable && avx512::available() {
+            if let Some(p) = avx512::Packed::new(q) {
+                return Prepared::Avx512(Box::new(p));
+            }
+        }
+        let _ = (q, force_portable);
+        Prepared::Portable
+    }
+}
+
+/// `[acts.n × q.rows]` outputs: `linear_row` of every (position, row).
+pub(crate) fn linear(
+    q: &QTensor,
+    prep: &Prepared,
+    bias: Option<&[i64]>,
+    acts: &Acts,
+    threads: usize,
+    mut out: Vec<i64>,
+) -> Vec<i64> {
+    let (rows, n) = (q.rows, acts.n);
+    // Every element is overwritten (the buffer may be recycled).
+    assert_eq!(out.len(), n * rows, "linear: output buffer");
+    if n == 0 || rows == 0 {
+        return out;
+    }
+    // Chunks of positions: each reuses every weight row for all of its
+    // positions; a few chunks per thread balance the load.
+    let per = n.div_ceil(threads.max(1) * 4).clamp(8, 128);
+    let work = |t0: usize, o: &mut [i64]| match prep {
+        Prepared::Portable => portable(q, bias, acts, t0, o),
+        #[cfg(target_arch = "x86_64")]
+        Prepared::Avx512(p) => p.run(q, bias, acts, t0, o),
+    };
+    par_for_each(
+        threads,
+        out.chunks_mut(per * rows).enumerate(),
+        |(ci, o)| work(ci * per, o),
+    );
+    out
+}
+
+/// Positions `t0..t0 + out.len() / rows` through [`nx::linear::linear_row_decoded`].
+fn portable(q: &QTensor, bias: Option<&[i64]>, acts: &Acts, t0: usize, out: &mut [i64]) {
+    let rows = q.rows;
+    let nt = out.len() / rows;
+    for r in 0..rows {
+        let row = row_of(q, r).decode();
+        let b = bias.map_or(0, |b| b[r]);
+        for i in 0..nt {
+            let t = t0 + i;
+            out[i * rows + r] =
+                nx::linear::linear_row_decoded(acts.mant(t), acts.exp(t), acts.sums(t), &row, b);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    //! 16 rows per vector (`zmm` lanes), the weight codes of a row group
+    //! interleaved so that one `vpdpbusd` forms 4 products per row.
+    //!
+    //! Per 32-element block and position, with `a_i` the `A8` mantissas,
+    //! `c_i` the stored codes, `A` the block sum, `E` the block exponent:
+    //!
+    //! ```text
+    //! u_i  = c_i + 128 ∈ [0, 255]                 (u8, stored)
+    //! P    = Σ u_i a_i + (code_bias - 128)·A      = Σ (c_i + code_bias) a_i   exact
+    //! x    = mant(d_g) · P                        |x| <= 2047·32·127·255 < 2^31
+    //! k    = exp(d_g) + E + 24
+    //! term = k >= 0 ? x·2^k : ((x >> (-k-1)) + 1) >> 1
+    //! ```
+    //!
+    //! which is `block_term(mant, exp, P, E)` whenever `k <= 16`: then
+    //! `|x·2^k| < 2^47` (no saturation), and the right shift is `rshr(x, -k)`
+    //! (the same floor; `vpsravd` fills with the sign for counts over 31,
+    //! where both sides are 0). The offset term uses `x = mant(m_g) · A`
+    //! (`|x| < 2^23`). A (row group, position) whose largest `k` could exceed
+    //! 16 is computed by [`nx::linear_row`] instead. Terms are summed in i64
+    //! (exact: at most 2^15 terms below 2^47) and the row is `sat_w48(acc +
+    //! bias)`, exactly as in `linear_row`.
+
+    use super::{row_of, Acts, QTensor};
+    pub use crate::exec::simd::available;
+    use crate::exec::simd::{term, unzip, Lanes, Line, LANES};
+    use std::arch::x86_64::*;
+    use taalasc_numerics as nx;
+
+    /// Positions per weight load.
+    const NT: usize = 4;
+    /// Largest shift `k` of the fast path (see module docs).
+    const K_MAX: i32 = 16;
+
+    /// A matrix repacked for the kernel.
+    pub struct Packed {
+        cols: usize,
+        nb: usize,
+        blocks_per_group: usize,
+        groups: usize,
+        asym: bool,
+        /// `code_bias - 128`.
+        corr: i32,
+        /// `[row group][block][8 lines]`: line `k` holds bytes `4k..4k+4` of
+        /// the block for each of the 16 rows.
+        codes: Vec<Line>,
+        /// `[row group][group]`: scale mantissas, `exp + 24`, and the same
+        /// for offsets (zeros for padding rows).
+        dm: Vec<Lanes>,
+        dk: Vec<Lanes>,
+        mm: Vec<Lanes>,
+        mk: Vec<Lanes>,
+        /// Per row group: the largest `dk` / `mk` of its rows.
+        dk_max: Vec<i32>,
+        mk_max: Vec<i32>,
+    }
+
+    impl Packed {
+        /// `None` when the matrix is outside the kernel's bounds (then the
+        /// portable path runs).
+        pub fn new(q: &QTensor) -> Option<Packed> {
+            let cols = q.cols;
+            let group = q.format.group_len(cols);
+            let bias = super::code_bias(q);
+            if cols == 0
+                || !cols.is_multiple_of(nx::A8_BLOCK)
+                || cols > 1 << 19
+                || group == 0
+                || !group.is_multiple_of(nx::A8_BLOCK)
+                || !(0..=128).contains(&bias)
+            {
+                return None;
+            }
+            let nb = cols / nx::A8_BLOCK;
+            let groups = cols.div_ceil(group);
+            let offsets = if q.format.symmetric {
+                0
+            } else {
+                q.rows * groups
+            };
+            if q.codes.len() != q.rows * cols
+                || q.scales.len() != q.rows * groups
+                || q.offsets.len() != offsets
+            {
+                // Malformed: the portable path reports it as before.
+                return None;
+            }
+            let rgs = q.rows.div_ceil(LANES);
+            let asym = !q.format.symmetric;
+            let zero = Lanes([0; LANES]);
+            let mut p = Packed {
+                cols,
+                nb,
+                blocks_per_group: group / nx::A8_BLOCK,
+                groups,
+                asym,
+                corr: bias - 128,
+                codes: vec![Line([128; 64]); rgs * nb * 8],
+                dm: vec![zero; rgs * groups],
+                dk: vec![zero; rgs * groups],
+                mm: vec![zero; rgs * groups],
+                mk: vec![zero; rgs * groups],
+                dk_max: vec![i32::MIN; rgs],
+                mk_max: vec![i32::MIN; rgs],
+            };
+            for r in 0..q.rows {
+                let (rg, lane) = (r / LANES, r % LANES);
+                let row = row_of(q, r);
+                for (i, &c) in row.codes.iter().enumerate() {
+                    let (b, k, byte) = (i / 32, (i % 32) / 4, i % 4);
+                    p.codes[(rg * nb + b) * 8 + k].0[lane * 4 + byte] = (c as u8) ^ 0x80;
+                }
+                for g in 0..groups {
+                    let (m, e) = row.scales[g].mant_exp();
+                    p.dm[rg * groups + g].0[lane] = m;
+                    p.dk[rg * groups + g].0[lane] = e + nx::W_FRAC;
+                    p.dk_max[rg] = p.dk_max[rg].max(e + nx::W_FRAC);
+                    if let Some(off) = row.offsets {
+                        let (m, e) = off[g].mant_exp();
+                        p.mm[rg * groups + g].0[lane] = m;
+                        p.mk[rg * groups + g].0[lane] = e + nx::W_FRAC;
+                        p.mk_max[rg] = p.mk_max[rg].max(e + nx::W_FRAC);
+                    }
+                }
+            }
+            Some(p)
+        }
+
+        /// Positions `t0..t0 + out.len() / rows`, written `[position × row]`.
+        pub fn run(
+            &self,
+            q: &QTensor,
+            bias: Option<&[i64]>,
+            acts: &Acts,
+            t0: usize,
+            out: &mut [i64],
+        ) {
+            assert!(available() && acts.cols == self.cols);
+            // SAFETY: the CPU features were checked; all indices are in
+            // bounds by construction (asserted shapes).
+            unsafe { self.run_avx512(q, bias, acts, t0, out) }
+        }
+
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+        unsafe fn run_avx512(
+            &self,
+            q: &QTensor,
+            bias: Option<&[i64]>,
+            acts: &Acts,
+            t0: usize,
+            out: &mut [i64],
+        ) {
+            let rows = q.rows;
+            let nt = out.len() / rows;
+            assert!(t0 + nt <= acts.n && acts.mant.len() == acts.n * self.cols);
+            assert!(acts.exp.len() == acts.n * self.nb && acts.sums.len() == acts.exp.len());
+            // Largest block exponent per position: decides the fast path.
+            let e_max: Vec<i32> = (t0..t0 + nt)
+                .map(|t| acts.exp(t).iter().map(|&e| e as i32).max().unwrap_or(0))
+                .collect();
+            let mut fast = Vec::with_capacity(nt);
+            // The vector epilogue adds the bias in i64: exact when |bias| <=
+            // 2^62 (the sums of at most 2^15 terms below 2^47 stay below
+            // 2^62), as the rows' sat_w48(acc + bias) in i128.
+            let rgs = rows.div_ceil(LANES);
+            let mut bias_pad = vec![0i64; rgs * LANES];
+            if let Some(b) = bias {
+                bias_pad[..rows].copy_from_slice(b);
+            }
+            let vector_bias = bias_pad.iter().all(|b| b.unsigned_abs() <= 1 << 62);
+            let mut res = [0i64; LANES];
+            let mut emit =
+                |out: &mut [i64], acc: &[(__m512i, __m512i)], ts: &[usize], rg: usize| {
+                    let (r0, r1) = (rg * LANES, ((rg + 1) * LANES).min(rows));
+                    for (&(e, o), &t) in acc.iter().zip(ts) {
+                        let dst = &mut out[(t - t0) * rows + r0..(t - t0) * rows + r1];
+                        if vector_bias {
+                            store_rows(e, o, &bias_pad[r0..r0 + LANES], dst);
+                        } else {
+                            unzip(e, o, &mut res);
+                            for ((d, &a), r) in dst.iter_mut().zip(&res).zip(r0..r1) {
+                                *d = nx::sat_w48(a as i128 + bias.map_or(0, |b| b[r]) as i128);
+                            }
+                        }
+                    }
+                };
+            for rg in 0..rgs {
+                let r0 = rg * LANES;
+                let r1 = (r0 + LANES).min(rows);
+                fast.clear();
+                for (i, &em) in e_max.iter().enumerate() {
+                    let ok = self.dk_max[rg].saturating_add(em) <= K_MAX
+                        && (!self.asym || self.mk_max[rg].saturating_add(em) <= K_MAX);
+                    if ok {
+                        fast.push(t0 + i);
+                    } else {
+                        // Outside the kernel's bounds: the definition itself.
+                        let t = t0 + i;
+                        for r in r0..r1 {
+                            emit_slow(q, bias, acts, t, r, &mut out[i * rows + r]);
+                        }
+                    }
+                }
+                let mut tiles = fast.chunks_exact(NT);
+                for ts in &mut tiles {
+                    let ts: &[usize; NT] = ts.try_into().unwrap();
+                    let acc = if self.asym {
+                        self.tile::<NT, true>(rg, acts, ts)
+                    } else {
+                        self.tile::<NT, false>(rg, acts, ts)
+                    };
+                    emit(out, &acc, ts, rg);
+                }
+                for &t in tiles.remainder() {
+                    let acc = if self.asym {
+                        self.tile::<1, true>(rg, acts, &[t])
+                    } else {
+                        self.tile::<1, false>(rg, acts, &[t])
+                    };
+                    emit(out, &acc, &[t], rg);
+                }
+            }
+        }
+
+        /// The sums of terms of 16 rows for the positions `ts`, as i64
+        /// (even lanes, odd lanes).
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+        #[inline]
+        unsafe fn tile<const N: usize, const ASYM: bool>(
+            &self,
+            rg: usize,
+            acts: &Acts,
+            ts: &[usize; N],
+        ) -> [(__m512i, __m512i); N] {
+            let (nb, cols) = (self.nb, self.cols);
+            let mut acc_e = [_mm512_setzero_si512(); N];
+            let mut acc_o = [_mm512_setzero_si512(); N];
+            let codes = self.codes.as_ptr().add(rg * nb * 8) as *const __m512i;
+            let mant = acts.mant.as_ptr();
+            for b in 0..nb {
+                let g = rg * self.groups + b / self.blocks_per_group;
+                let w = codes.add(b * 8);
+                let mut p = [_mm512_setzero_si512(); N];
+                for k in 0..8 {
+                    let wk = _mm512_load_si512(w.add(k));
+                    for i in 0..N {
+                        let a = mant.add(ts[i] * cols + b * 32 + 4 * k) as *const i32;
+                        p[i] = _mm512_dpbusd_epi32(p[i], wk, _mm512_set1_epi32(a.read_unaligned()));
+                    }
+                }
+                let dm = _mm512_load_si512(self.dm.as_ptr().add(g) as *const __m512i);
+                let dk = _mm512_load_si512(self.dk.as_ptr().add(g) as *const __m512i);
+                for i in 0..N {
+                    let ib = ts[i] * nb + b;
+                    let e = _mm512_set1_epi32(*acts.exp.get_unchecked(ib) as i32);
+                    let s = *acts.sums.get_unchecked(ib);
+                    let p = _mm512_add_epi32(p[i], _mm512_set1_epi32(self.corr * s));
+                    term(
+                        _mm512_mullo_epi32(p, dm),
+                        _mm512_add_epi32(dk, e),
+                        &mut acc_e[i],
+                        &mut acc_o[i],
+                    );
+                    if ASYM {
+                        let mm = _mm512_load_si512(self.mm.as_ptr().add(g) as *const __m512i);
+                        let mk = _mm512_load_si512(self.mk.as_ptr().add(g) as *const __m512i);
+                        term(
+                            _mm512_mullo_epi32(mm, _mm512_set1_epi32(s)),
+                            _mm512_add_epi32(mk, e),
+                            &mut acc_e[i],
+                            &mut acc_o[i],
+                        );
+                    }
+                }
+            }
+            std::array::from_fn(|i| (acc_e[i], acc_o[i]))
+        }
+    }
+
+    /// One output of the slow path: [`nx::linear_row`] itself.
+    fn emit_slow(
+        q: &QTensor,
+        bias: Option<&[i64]>,
+        acts: &Acts,
+        t: usize,
+        r: usize,
+        out: &mut i64,
+    ) {
+        *out = nx::linear_row(
+            acts.mant(t),
+            acts.exp(t),
+            acts.sums(t),
+            &row_of(q, r),
+            bias.map_or(0, |b| b[r]),
+        );
+    }
+
+    /// `sat_w48(acc + bias)` of up to 16 rows into `dst`, from even/odd-lane
+    /// accumulators; `|acc|, |bias| <= 2^62`, so the i64 sum is exact.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn store_rows(e: __m512i, o: __m512i, bias: &[i64], dst: &mut [i64]) {
+        const LO: [i64; 8] = [0, 8, 1, 9, 2, 10, 3, 11];
+        const HI: [i64; 8] = [4, 12, 5, 13, 6, 14, 7, 15];
+        assert!(bias.len() == LANES && dst.len() <= LANES);
+        let n = dst.len();
+        let (wmax, wmin) = (_mm512_set1_epi64(nx::W_MAX), _mm512_set1_epi64(nx::W_MIN));
+        // SAFETY: the loads read 16 bias values; the masked stores write
+        // only the first `n` lanes of `dst`.
+        unsafe {
+            let lo = _mm512_permutex2var_epi64(e, _mm512_loadu_epi64(LO.as_ptr()), o);
+            let hi = _mm512_permutex2var_epi64(e, _mm512_loadu_epi64(HI.as_ptr()), o);
+            let lo = _mm512_add_epi64(lo, _mm512_loadu_epi64(bias.as_ptr()));
+            let hi = _mm512_add_epi64(hi, _mm512_loadu_epi64(bias.as_ptr().add(8)));
+            let lo = _mm512_max_epi64(_mm512_min_epi64(lo, wmax), wmin);
+            let hi = _mm512_max_epi64(_mm512_min_epi64(hi, wmax), wmin);
+            let m_lo = ((1u32 << n.min(8)) - 1) as __mmask8;
+            let m_hi = ((1u32 << n.saturating_sub(8)) - 1) as __mmask8;
+            _mm512_mask_storeu_epi64(dst.as_mut_ptr(), m_lo, lo);
+            _mm512_mask_storeu_epi64(dst.as_mut_ptr().add(8), m_hi, hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taalasc_quant::{QTensor, WeightFormat};
+
+    fn xorshift(s: &mut u64) -> u64 {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        *s
+    }
+
+    /// A random matrix: codes in the format's stored range, scales any
+    /// finite half (biased towards realistic magnitudes).
+    fn random_matrix(s: &mut u64, rows: usize, cols: usize, fmt: &str) -> QTensor {
+        let format: WeightFormat = fmt.parse().unwrap();
+        let group = format.group_len(cols);
+        let gpr = cols.div_ceil(group);
+        let lo = -(1i32 << (format.bits - 1));
+        let codes = (0..rows * cols)
+            .map(|_| (lo + (xorshift(s) % (1 << format.bits)) as i32) as i8)
+            .collect();
+        let sf = |s: &mut u64| loop {
+            let bits = match xorshift(s) % 8 {
+                0 => xorshift(s) as u16,
+                1 => (xorshift(s) % 0x7c00) as u16 | 0x8000,
+                _ => (0x1c00 + xorshift(s) % 0x1800) as u16 | ((xorshift(s) as u16) & 0x8000),
+            };
+            if (bits >> 10) & 0x1f != 31 {
+                return nx::Sf16(bits);
+            }
+        };
+        let scales = (0..rows * gpr).map(|_| sf(s)).collect();
+        let offsets = if format.symmetric {
+            Vec::new()
+        } else {
+            (0..rows * gpr).map(|_| sf(s)).collect()
+        };
+        QTensor {
+            format,
+            rows,
+            cols,
+            codes,
+            scales,
+            offsets,
+        }
+    }
+
+    fn random_acts(s: &mut u64, t_n: usize, cols: usize) -> Vec<i64> {
+        let mut x = Vec::with_capacity(t_n * cols);
+        for _ in 0..t_n {
+            // Per position a magnitude from tiny to saturated W48, so both
+            // shift directions and the slow path all occur.
+            let scale = (xorshift(s) % 48) as u32;
+            for _ in 0..cols {
+                let r = xorshift(s) as i64;
+                x.push((r >> (16 + scale)).clamp(nx::W_MIN, nx::W_MAX));
+            }
+        }
+        x
+    }
+
+    fn want(q: &QTensor, bias: Option<&[i64]>, acts: &Acts) -> Vec<i64> {
+        let mut out = vec![0i64; acts.n * q.rows];
+        for t in 0..acts.n {
+            for r in 0..q.rows {
+                out[t * q.rows + r] = nx::linear_row(
+                    acts.mant(t),
+                    acts.exp(t),
+                    acts.sums(t),
+                    &row_of(q, r),
+                    bias.map_or(0, |b| b[r]),
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_path_matches_linear_row() {
+        let mut s = 77u64;
+        let shapes = [
+            (1usize, 32usize),
+            (16, 64),
+            (17, 96),
+            (40, 576),
+            (33, 160),
+            (5, 1024),
+        ];
+        let fmts = [
+            "a4g32", "s8g32", "a8g64", "s4g128", "a2g32", "s3row", "a5row", "s6g32",
+        ];
+        let mut cases = 0;
+        for (si, &(rows, cols)) in shapes.iter().enumerate() {
+            for (fi, fmt) in fmts.iter().enumerate() {
+                let format: WeightFormat = fmt.parse().unwrap();
+                if !cols.is_multiple_of(format.group_len(cols)) {
+                    continue;
+                }
+                let q = random_matrix(&mut s, rows, cols, fmt);
+                let mut bias: Vec<i64> = (0..rows)
+                    .map(|_| (xorshift(&mut s) as i64) >> (17 + xorshift(&mut s) % 30))
+                    .collect();
+                if fi == 3 {
+                    // Outside W48: the scalar epilogue.
+                    bias[0] = i64::MAX;
+                    bias[rows - 1] = i64::MIN + 1;
+                }
+                let bias = ((si + fi) % 2 == 0).then_some(&bias[..]);
+                let t_n = 1 + (si * 7 + fi * 3) % 23;
+                let x = random_acts(&mut s, t_n, cols);
+                for from in [0, t_n / 2] {
+                    for threads in [1, 3] {
+                        let acts = Acts::new(&x, cols, from, t_n, threads);
+                        let w = want(&q, bias, &acts);
+                        for force in [true, false] {
+                            let prep = Prepared::new(&q, force);
+                            let junk = vec![-5; acts.n * q.rows];
+                            let got = linear(&q, &prep, bias, &acts, threads, junk);
+                            assert_eq!(got, w, "{fmt} {rows}x{cols} t_n {t_n} from {from}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cases > 100);
+    }
+
+    #[test]
+    fn realistic_magnitudes_take_the_fast_path() {
+        // Norm-like activations and GGUF-like scales: every (row group,
+        // position) is inside the packed kernel's bounds, and the bits agree.
+        let mut s = 3u64;
+        let (rows, cols) = (48, 576);
+        let mut q = random_matrix(&mut s, rows, cols, "a4g32");
+        for sc in q.scales.iter_mut().chain(q.offsets.iter_mut()) {
+            let v = (xorshift(&mut s) % 1000) as f32 * 1e-5 + 1e-3;
+            let neg = xorshift(&mut s).is_multiple_of(2);
+            *sc = nx::Sf16::from_f32(if neg { -v } else { v }).unwrap();
+        }
+        let x: Vec<i64> = (0..64 * cols)
+            .map(|_| (xorshift(&mut s) as i64) >> (64 - 24 - 3))
+            .collect();
+        let acts = Acts::new(&x, cols, 0, 64, 2);
+        let prep = Prepared::new(&q, false);
+        let out = vec![0; acts.n * rows];
+        assert_eq!(
+            linear(&q, &prep, None, &acts, 2, out),
+            want(&q, None, &acts)
+        );
+    }
+}
