@@ -184,14 +184,7 @@ pub struct MappedWeights {
 
 impl WeightSource for MappedWeights {
     fn load_f32(&self, id: WeightId) -> Result<Vec<f32>, WeightError> {
-        let binding = self
-            .bindings
-            .get(id.0 as usize)
-            .ok_or(WeightError::UnknownId(id))?;
-        let entry = self
-            .index
-            .get(&binding.tensor)
-            .ok_or(WeightError::UnknownId(id))?;
+        let (binding, entry) = self.bound(id)?;
         let file = self.index.path_of(entry).display().to_string();
         let invalid = |message: String| WeightError::Invalid {
             file: file.clone(),
@@ -242,10 +235,8 @@ pub enum SourceBlocks {
 }
 
 impl MappedWeights {
-    /// The weight's source blocks, when it is stored as Q4_1 or Q8_0 and every
-    /// layout transform only moves whole rows (so blocks stay intact).
-    /// `Ok(None)` otherwise.
-    pub fn load_blocks(&self, id: WeightId) -> Result<Option<SourceBlocks>, WeightError> {
+    /// The binding of weight `id` and the source tensor it reads.
+    fn bound(&self, id: WeightId) -> Result<(&WeightBinding, &TensorEntry), WeightError> {
         let binding = self
             .bindings
             .get(id.0 as usize)
@@ -254,6 +245,14 @@ impl MappedWeights {
             .index
             .get(&binding.tensor)
             .ok_or(WeightError::UnknownId(id))?;
+        Ok((binding, entry))
+    }
+
+    /// The weight's source blocks, when it is stored as Q4_1 or Q8_0 and every
+    /// layout transform only moves whole rows (so blocks stay intact).
+    /// `Ok(None)` otherwise.
+    pub fn load_blocks(&self, id: WeightId) -> Result<Option<SourceBlocks>, WeightError> {
+        let (binding, entry) = self.bound(id)?;
         let row_only = binding.transforms.iter().all(|t| match t {
             Transform::UnpermuteRope { .. } => true,
             Transform::Slice { axis, .. } => *axis == 0,

@@ -303,7 +303,7 @@ impl FloatModel {
 }
 
 /// Index of the largest value (the first one on ties, like `torch.argmax`).
-pub fn argmax(v: &[f32]) -> u32 {
+pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> u32 {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {

@@ -36,54 +36,7 @@ enum Command {
     ///
     /// Weights already stored in a block format that the chosen chip format holds exactly
     /// (GGUF Q4_1 as a4g32, Q8_0 as s8g32) are imported without re-rounding.
-    Build {
-        /// The checkpoint (see `inspect`).
-        model: PathBuf,
-        /// Output folder (default: MODEL's name with `.chip`).
-        #[arg(short, long)]
-        out: Option<PathBuf>,
-        /// Weight bits of every linear layer: 2, 3, 4, 5, 6 or 8; or `auto`: the e-graph pass picks a
-        /// format per layer from measured sensitivities, within --rom-budget, --bpw or --loss-budget
-        /// (needs --calib).
-        #[arg(long)]
-        bits: Option<String>,
-        /// With --bits auto: total ROM bits (every tensor and scale counted).
-        #[arg(long, conflicts_with_all = ["bpw", "loss_budget"])]
-        rom_budget: Option<u64>,
-        /// With --bits auto: target bits per weight over all parameters, scales included.
-        #[arg(long, conflicts_with = "loss_budget")]
-        bpw: Option<f64>,
-        /// With --bits auto: fewest bits whose summed sensitivity stays below this.
-        #[arg(long)]
-        loss_budget: Option<f64>,
-        /// Calibration text (UTF-8) for GPTQ and for --bits auto's sensitivities.
-        #[arg(long)]
-        calib: Option<PathBuf>,
-        /// Calibration windows of 512 tokens to run.
-        #[arg(long, default_value_t = 8)]
-        calib_chunks: usize,
-        /// Rounding method (default: gptq when --calib is given, else rtn).
-        #[arg(long, value_enum)]
-        quantizer: Option<taalasc::build::Quantizer>,
-        /// Inputs per scale: 32, 64, 128 or `row`.
-        #[arg(long)]
-        group: Option<String>,
-        /// Symmetric codes (no per-group offset) instead of asymmetric.
-        #[arg(long)]
-        sym: bool,
-        /// Exact linear-layer format name instead of --bits/--group/--sym, e.g. `a4g32`, `s8g32`, `s3row`.
-        #[arg(long, conflicts_with_all = ["bits", "group", "sym"])]
-        format: Option<String>,
-        /// Format of the embedding and position tables.
-        #[arg(long, default_value = "s8g32")]
-        table_format: String,
-        /// Positions held in the KV cache (default: the model's maximum, at most 2048).
-        #[arg(long)]
-        context: Option<usize>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Build(BuildArgs),
     /// Print a checkpoint's architecture and, per layer, its ops, parameter count and bytes at the source dtype.
     ///
     /// Reads only headers and metadata: weights stay memory-mapped and unread.
@@ -174,37 +127,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Build {
-            model,
-            out,
-            bits,
-            rom_budget,
-            bpw,
-            loss_budget,
-            calib,
-            calib_chunks,
-            quantizer,
-            group,
-            sym,
-            format,
-            table_format,
-            context,
-            json,
-        } => build(BuildArgs {
-            model,
-            out,
-            bits,
-            target: (rom_budget, bpw, loss_budget),
-            calib,
-            calib_chunks,
-            quantizer,
-            group,
-            sym,
-            format,
-            table_format,
-            context,
-            json,
-        })?,
+        Command::Build(args) => build(args)?,
         Command::Run {
             model,
             engine,
@@ -327,19 +250,53 @@ fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
+#[derive(clap::Args)]
 struct BuildArgs {
+    /// The checkpoint (see `inspect`).
     model: PathBuf,
+    /// Output folder (default: MODEL's name with `.chip`).
+    #[arg(short, long)]
     out: Option<PathBuf>,
+    /// Weight bits of every linear layer: 2, 3, 4, 5, 6 or 8; or `auto`: the e-graph pass picks a
+    /// format per layer from measured sensitivities, within --rom-budget, --bpw or --loss-budget
+    /// (needs --calib).
+    #[arg(long)]
     bits: Option<String>,
-    target: (Option<u64>, Option<f64>, Option<f64>),
+    /// With --bits auto: total ROM bits (every tensor and scale counted).
+    #[arg(long, conflicts_with_all = ["bpw", "loss_budget"])]
+    rom_budget: Option<u64>,
+    /// With --bits auto: target bits per weight over all parameters, scales included.
+    #[arg(long, conflicts_with = "loss_budget")]
+    bpw: Option<f64>,
+    /// With --bits auto: fewest bits whose summed sensitivity stays below this.
+    #[arg(long)]
+    loss_budget: Option<f64>,
+    /// Calibration text (UTF-8) for GPTQ and for --bits auto's sensitivities.
+    #[arg(long)]
     calib: Option<PathBuf>,
+    /// Calibration windows of 512 tokens to run.
+    #[arg(long, default_value_t = 8)]
     calib_chunks: usize,
+    /// Rounding method (default: gptq when --calib is given, else rtn).
+    #[arg(long, value_enum)]
     quantizer: Option<taalasc::build::Quantizer>,
+    /// Inputs per scale: 32, 64, 128 or `row`.
+    #[arg(long)]
     group: Option<String>,
+    /// Symmetric codes (no per-group offset) instead of asymmetric.
+    #[arg(long)]
     sym: bool,
+    /// Exact linear-layer format name instead of --bits/--group/--sym, e.g. `a4g32`, `s8g32`, `s3row`.
+    #[arg(long, conflicts_with_all = ["bits", "group", "sym"])]
     format: Option<String>,
+    /// Format of the embedding and position tables.
+    #[arg(long, default_value = "s8g32")]
     table_format: String,
+    /// Positions held in the KV cache (default: the model's maximum, at most 2048).
+    #[arg(long)]
     context: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
     json: bool,
 }
 
@@ -349,7 +306,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     let mut opts = BuildOptions::defaults(&loaded.model);
     let mut picked = Vec::new();
     let auto = a.bits.as_deref() == Some("auto");
-    let target = match a.target {
+    let target = match (a.rom_budget, a.bpw, a.loss_budget) {
         (Some(b), _, _) => Some(AutoTarget::RomBits(b)),
         (_, Some(x), _) => Some(AutoTarget::BitsPerWeight(x)),
         (_, _, Some(l)) => Some(AutoTarget::Loss(l)),
@@ -481,17 +438,6 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// First index of the largest integer logit.
-fn argmax_i64(v: &[i64]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
 /// The chip image at `model` (or one built in memory with default options
 /// from a checkpoint), and the checkpoint that supplies its tokenizer.
 fn open_image(
@@ -596,7 +542,7 @@ fn run(
         let mut generated = Vec::new();
         let mut last = logits[(ids.len() - 1) * vocab..].to_vec();
         while generated.len() < max_tokens {
-            let next = argmax_i64(&last);
+            let next = taalasc_float::argmax(&last);
             generated.push(next);
             if Some(next) == eos || generated.len() == max_tokens {
                 break;

@@ -14,12 +14,24 @@ fn help(args: &[&str]) -> String {
 #[test]
 fn every_verb_has_help() {
     let top = help(&["--help"]);
-    for verb in ["inspect", "run", "eval"] {
+    for verb in ["inspect", "run", "eval", "build"] {
         assert!(top.contains(verb), "top-level help lacks `{verb}`:\n{top}");
     }
     assert!(help(&["run", "--help"]).contains("--dump-logits"));
     assert!(help(&["eval", "--help"]).contains("--ctx"));
     assert!(help(&["inspect", "--help"]).contains("--json"));
+    let build = help(&["build", "--help"]);
+    for opt in [
+        "--bits",
+        "--rom-budget",
+        "--bpw",
+        "--calib",
+        "--quantizer",
+        "--context",
+    ] {
+        assert!(build.contains(opt), "build help lacks `{opt}`");
+    }
+    assert!(help(&["run", "--help"]).contains("--engine"));
 }
 
 #[test]
