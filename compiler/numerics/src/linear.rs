@@ -171,47 +171,9 @@ pub fn linear_row(
     row: &WeightRow<'_>,
     bias: i64,
 ) -> i64 {
-    let n = x_mant.len();
-    assert!(
-        n <= 1 << 19,
-        "linear_row: rows beyond 2^19 inputs could overflow the i64 sum"
-    );
-    assert_eq!(row.codes.len(), n, "linear_row: row length");
-    assert_eq!(x_exp.len() * A8_BLOCK, n, "linear_row: exponents");
-    assert!(
-        row.group.is_multiple_of(A8_BLOCK) && row.group > 0,
-        "linear_row: group not a multiple of 32"
-    );
-    let groups = n.div_ceil(row.group);
-    assert_eq!(row.scales.len(), groups, "linear_row: scales");
-    let need_sums = row.offsets.is_some() || row.code_bias != 0;
-    if need_sums {
-        assert_eq!(x_sums.len(), x_exp.len(), "linear_row: block sums");
-    }
-    if let Some(o) = row.offsets {
-        assert_eq!(o.len(), groups, "linear_row: offsets");
-    }
-    let blocks_per_group = row.group / A8_BLOCK;
-    let mut acc: i64 = 0;
-    for (b, (xa, qa)) in x_mant
-        .chunks_exact(A8_BLOCK)
-        .zip(row.codes.chunks_exact(A8_BLOCK))
-        .enumerate()
-    {
-        let g = b / blocks_per_group;
-        let e_b = x_exp[b] as i32;
-        let mut p = dot_i8(xa, qa) as i64;
-        if row.code_bias != 0 {
-            p += row.code_bias as i64 * x_sums[b] as i64;
-        }
-        let (dm, de) = row.scales[g].mant_exp();
-        acc += block_term(dm, de, p, e_b);
-        if let Some(off) = row.offsets {
-            let (mm, me) = off[g].mant_exp();
-            acc += block_term(mm, me, x_sums[b] as i64, e_b);
-        }
-    }
-    sat_w48(acc as i128 + bias as i128)
+    // One definition of the row sum: decode the scales, then the decoded
+    // form (whose i64 block terms equal `block_term`, tested below).
+    linear_row_decoded(x_mant, x_exp, x_sums, &row.decode(), bias)
 }
 
 /// A [`WeightRow`] with its `SF16` scales (and offsets) decoded once by
