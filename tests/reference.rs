@@ -136,3 +136,27 @@ fn cli_build_is_deterministic_and_run_dumps_the_reference_logits() {
         .collect();
     assert_eq!(body, want);
 }
+
+#[test]
+fn build_refuses_a_model_the_datapath_cannot_run_and_writes_nothing() {
+    // head_dim 16 is not a whole 32-element activation block (RFC 0002).
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x.chip");
+    let o = std::process::Command::new(taalasc_bin())
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(fixture("hf/llama3_rope"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("head_dim 16") && err.contains("layers.0.attn"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "partial output left behind"
+    );
+}

@@ -397,6 +397,10 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     };
     let (image, report) =
         taalasc::build::build_image(&loaded, &opts, calib.as_ref().map(|c| &c.0))?;
+    // Refuse to write an image the datapath cannot run (e.g. a head_dim that
+    // is not a whole activation block): no output that only looks complete.
+    Reference::new(&image, 1)
+        .with_context(|| format!("{} cannot be built for this datapath", a.model.display()))?;
     let source = std::fs::canonicalize(&a.model).unwrap_or(a.model.clone());
     let manifest = serde_json::json!({
         "format": "taalasc-chip-image-1",
