@@ -448,7 +448,17 @@ pub fn plan_auto(
         },
         AutoTarget::Loss(l) => taalasc_egraph::Objective::LossBudget { loss: l },
     };
-    let plan = taalasc_egraph::choose(&layer_choices, &objective)?;
+    let plan = taalasc_egraph::choose(&layer_choices, &objective).with_context(|| match target {
+        AutoTarget::Loss(l) => format!("--loss-budget {l}"),
+        _ => format!(
+            "the ROM budget ({:?}) minus {fixed_bits} bits of gains and biases leaves the layers {} bits",
+            target,
+            match objective {
+                taalasc_egraph::Objective::RomBudget { bits } => bits,
+                _ => 0,
+            }
+        ),
+    })?;
     let chosen = linears
         .iter()
         .zip(&plan.choice)
