@@ -257,8 +257,8 @@ pub fn linear_row_decoded(
     sat_w48(acc as i128 + bias as i128)
 }
 
-/// [`dot_a8`] with every term formed by [`block_term_i64`]: the same bits
-/// (test `dot_a8_i64_matches_dot_a8`).
+/// The body of [`dot_a8`]: every term formed by [`block_term_i64`], which
+/// gives the same bits as [`block_term`] (test `block_term_i64_matches_block_term`).
 #[inline(always)]
 pub fn dot_a8_i64(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i64 {
     assert_eq!(q_mant.len(), k_mant.len(), "dot_a8: lengths");
@@ -278,18 +278,8 @@ pub fn dot_a8_i64(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i
 /// `Σ_b block_term(1, Eq_b, P_b, Ek_b)` saturated to `W48`: the dot product
 /// of two `A8` vectors (attention score `q·k` before scaling).
 pub fn dot_a8(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i64 {
-    assert_eq!(q_mant.len(), k_mant.len(), "dot_a8: lengths");
-    assert_eq!(q_exp.len() * A8_BLOCK, q_mant.len(), "dot_a8: q exponents");
-    assert_eq!(k_exp.len(), q_exp.len(), "dot_a8: k exponents");
-    let mut acc: i64 = 0;
-    for (b, (qa, ka)) in q_mant
-        .chunks_exact(A8_BLOCK)
-        .zip(k_mant.chunks_exact(A8_BLOCK))
-        .enumerate()
-    {
-        acc += block_term(1, q_exp[b] as i32, dot_i8(qa, ka) as i64, k_exp[b] as i32);
-    }
-    sat_w48(acc as i128)
+    // One definition: the i64 block terms equal `block_term` (tested below).
+    dot_a8_i64(q_mant, q_exp, k_mant, k_exp)
 }
 
 #[cfg(test)]

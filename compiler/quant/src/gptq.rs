@@ -454,7 +454,7 @@ fn lazy_update(w: &mut [f64], delta: &[f64], f: &[f64], n: usize, b1: usize, kc:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::Rng;
+    use crate::testutil::{inverse_upper_cholesky, Rng};
     use crate::{hessian_error, quantize_rtn, quantize_rtn_plain, quantize_rtn_with};
     use std::time::Instant;
 
@@ -737,35 +737,7 @@ mod tests {
         for i in 0..n {
             h[i * n + i] += damp * mean;
         }
-        // Gauss-Jordan inverse.
-        let mut inv = vec![0.0; n * n];
-        for i in 0..n {
-            inv[i * n + i] = 1.0;
-        }
-        for c in 0..n {
-            let p = h[c * n + c];
-            for k in 0..n {
-                h[c * n + k] /= p;
-                inv[c * n + k] /= p;
-            }
-            for r in 0..n {
-                if r != c {
-                    let t = h[r * n + c];
-                    for k in 0..n {
-                        h[r * n + k] -= t * h[c * n + k];
-                        inv[r * n + k] -= t * inv[c * n + k];
-                    }
-                }
-            }
-        }
-        let mut u = vec![0.0; n * n];
-        for i in 0..n {
-            for j in i..n {
-                let s: f64 = (0..i).map(|k| u[k * n + i] * u[k * n + j]).sum();
-                let x = inv[i * n + j] - s;
-                u[i * n + j] = if i == j { x.sqrt() } else { x / u[i * n + i] };
-            }
-        }
+        let u = inverse_upper_cholesky(&h, n);
         let g = f.group_len(n);
         let mut codes = vec![0i8; rows * n];
         for r in 0..rows {

@@ -149,7 +149,7 @@ pub(crate) fn feedback_matrix(h: &[f64], n: usize) -> Result<Vec<f64>, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::Rng;
+    use crate::testutil::{inverse_upper_cholesky, Rng};
 
     fn spd(n: usize, rng: &mut Rng) -> Vec<f64> {
         let m = n + 3;
@@ -192,37 +192,7 @@ mod tests {
         for n in [1usize, 2, 5, 9, 17] {
             let h = spd(n, &mut rng);
             let f = feedback_matrix(&h, n).unwrap();
-            // H^-1 by Gauss-Jordan.
-            let mut a = h.clone();
-            let mut inv = vec![0.0; n * n];
-            for i in 0..n {
-                inv[i * n + i] = 1.0;
-            }
-            for c in 0..n {
-                let p = a[c * n + c];
-                for k in 0..n {
-                    a[c * n + k] /= p;
-                    inv[c * n + k] /= p;
-                }
-                for r in 0..n {
-                    if r != c {
-                        let t = a[r * n + c];
-                        for k in 0..n {
-                            a[r * n + k] -= t * a[c * n + k];
-                            inv[r * n + k] -= t * inv[c * n + k];
-                        }
-                    }
-                }
-            }
-            // Upper Cholesky U of H^-1 (H^-1 = U^T U): lower of the same.
-            let mut u = vec![0.0; n * n];
-            for i in 0..n {
-                for j in i..n {
-                    let s: f64 = (0..i).map(|k| u[k * n + i] * u[k * n + j]).sum();
-                    let x = inv[i * n + j] - s;
-                    u[i * n + j] = if i == j { x.sqrt() } else { x / u[i * n + i] };
-                }
-            }
+            let u = inverse_upper_cholesky(&h, n);
             // Run both recurrences on a random row with a crude quantizer.
             let w: Vec<f64> = (0..n).map(|_| rng.gauss()).collect();
             let quant = |x: f64| (x * 2.0).round() / 2.0;
