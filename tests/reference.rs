@@ -160,3 +160,113 @@ fn build_refuses_a_model_the_datapath_cannot_run_and_writes_nothing() {
         "partial output left behind"
     );
 }
+
+/// `taalasc build` with options; panics with its stderr on failure.
+fn cli_build(out: &std::path::Path, args: &[&str]) {
+    let o = std::process::Command::new(taalasc_bin())
+        .args(["build", "--context", "256", "-o"])
+        .arg(out)
+        .arg(repo_root().join("examples/tiny-llama"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn auto_with_gptq_runs_on_the_tiny_model_within_budget_and_deterministically() {
+    // The same pass as on SmolLM2, on a model with another shape: nothing
+    // in the quantizer or the e-graph is specific to one checkpoint.
+    let tmp = tempfile::tempdir().unwrap();
+    let calib = repo_root().join("examples/tiny-llama/sample.txt");
+    let calib = calib.to_str().unwrap();
+    let args = [
+        "--bits",
+        "auto",
+        "--bpw",
+        "4.0",
+        "--calib",
+        calib,
+        "--calib-chunks",
+        "2",
+    ];
+    let (a, b) = (tmp.path().join("a.chip"), tmp.path().join("b.chip"));
+    cli_build(&a, &args);
+    cli_build(&b, &args);
+    for f in ["graph.json", "report.json"] {
+        assert_eq!(
+            std::fs::read_to_string(a.join(f)).unwrap(),
+            std::fs::read_to_string(b.join(f)).unwrap(),
+            "{f} differs between builds"
+        );
+    }
+    assert!(
+        std::fs::read(a.join("weights.safetensors")).unwrap()
+            == std::fs::read(b.join("weights.safetensors")).unwrap(),
+        "weights differ between builds"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    let bpw = report["bits_per_weight"].as_f64().unwrap();
+    assert!(bpw <= 4.0 && bpw > 3.5, "bits per weight {bpw}");
+    assert_eq!(report["options"]["quantizer"], "gptq");
+    assert_eq!(report["options"]["gptq"]["act_order"], true);
+    let chosen = report["auto"]["chosen"].as_array().unwrap();
+    // Every matrix of the model: 2 layers × 7 linears, the embedding table
+    // and the (untied) head.
+    assert_eq!(chosen.len(), 16);
+    let formats: std::collections::BTreeSet<&str> = chosen
+        .iter()
+        .map(|c| c["format"].as_str().unwrap())
+        .collect();
+    assert!(formats.len() >= 2, "one format for all layers: {formats:?}");
+    // Losses are sorted, most costly first.
+    let losses: Vec<f64> = chosen.iter().map(|c| c["loss"].as_f64().unwrap()).collect();
+    assert!(losses.windows(2).all(|w| w[0] >= w[1]), "{losses:?}");
+    // Every tensor's bits add up to the reported total.
+    let total: u64 = report["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["bits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, report["total_bits"].as_u64().unwrap());
+    // The image loads, and its two-level scales validate.
+    let image = ChipImage::read(&a).unwrap();
+    Reference::new(&image, 0).unwrap();
+}
+
+#[test]
+fn eval_of_several_images_scores_each_as_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.chip"), tmp.path().join("b.chip"));
+    cli_build(&a, &[]);
+    cli_build(&b, &["--format", "s3g32h"]);
+    let text = repo_root().join("examples/tiny-llama/sample.txt");
+    let eval = |models: &[&std::path::Path]| -> serde_json::Value {
+        let o = std::process::Command::new(taalasc_bin())
+            .arg("eval")
+            .args(models)
+            .arg("--text")
+            .arg(&text)
+            .args(["--ctx", "64", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let both = eval(&[&a, &b]);
+    let both = both.as_array().unwrap();
+    assert_eq!(both.len(), 2);
+    for (i, m) in [&a, &b].iter().enumerate() {
+        let alone = eval(&[m]);
+        for key in ["perplexity", "kl_mean", "top1", "bits_per_weight", "chunks"] {
+            assert_eq!(both[i][key], alone[key], "{key} of image {i}");
+        }
+    }
+    // 3-bit weights cost quality against 4-bit ones on the same positions.
+    assert!(both[1]["kl_mean"].as_f64().unwrap() > both[0]["kl_mean"].as_f64().unwrap());
+    assert!(
+        both[1]["bits_per_weight"].as_f64().unwrap() < both[0]["bits_per_weight"].as_f64().unwrap()
+    );
+}

@@ -26,6 +26,16 @@ pub enum Quantizer {
     Gptq,
 }
 
+/// GPTQ's column order (see [`taalasc_quant::GptqOptions::act_order`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GptqOrder {
+    /// Decreasing input energy `H_ii`, group parameters fixed up front.
+    Act,
+    /// Input order, each group's parameters chosen when it is reached.
+    Natural,
+}
+
 /// What `build` was asked for.
 #[derive(Clone, Debug, Serialize)]
 pub struct BuildOptions {
@@ -35,6 +45,8 @@ pub struct BuildOptions {
     /// Per-weight formats chosen by the `--bits auto` pass, by weight name.
     pub per_weight: std::collections::BTreeMap<String, WeightFormat>,
     pub quantizer: Quantizer,
+    /// GPTQ settings (used when `quantizer` is GPTQ).
+    pub gptq: taalasc_quant::GptqOptions,
     /// Format of the embedding and position tables.
     pub table: WeightFormat,
     /// KV-cache and RoPE positions.
@@ -140,15 +152,8 @@ pub fn build_image(
                 let (q, method) = match (import(loaded, id, fmt)?, hessian) {
                     (Some(q), _) => (q, "import"),
                     (None, Some(h)) => (
-                        taalasc_quant::quantize_gptq(
-                            &values()?,
-                            rows,
-                            cols,
-                            fmt,
-                            h,
-                            &taalasc_quant::GptqOptions::default(),
-                        )
-                        .with_context(|| format!("GPTQ of `{}`", info.name))?,
+                        taalasc_quant::quantize_gptq(&values()?, rows, cols, fmt, h, &opts.gptq)
+                            .with_context(|| format!("GPTQ of `{}`", info.name))?,
                         "gptq",
                     ),
                     (None, None) => (
@@ -288,6 +293,10 @@ impl BuildOptions {
             linear: "a4g32".parse().expect("valid format"),
             per_weight: Default::default(),
             quantizer: Quantizer::Rtn,
+            gptq: taalasc_quant::GptqOptions {
+                act_order: true,
+                ..Default::default()
+            },
             table: "s8g32".parse().expect("valid format"),
             context: model.hparams.max_positions.min(2048),
         }
@@ -296,8 +305,12 @@ impl BuildOptions {
 
 /// Linear-layer formats the `--bits auto` pass chooses among.
 pub const AUTO_CANDIDATES: &[&str] = &[
-    "a2g32", "a2g64", "a2g128", "a3g32", "a3g64", "a3g128", "a4g32", "a4g64", "a4g128", "a5g32",
-    "a5g64", "a5g128", "a6g32", "a6g64", "a6g128", "a8g32", "a8g128", "s8g32", "s4g32", "s3g32",
+    // Free SF16 scales: the exact imports (a4g32 holds GGUF Q4_1, s8g32
+    // Q8_0) and the large groups, where scales cost little anyway.
+    "a4g32", "s8g32", "a2g64", "a2g128", "a3g64", "a3g128", "a4g64", "a4g128", "a5g128", "a6g128",
+    "a8g128", // Two-level 8-bit scales (`h`): half the scale storage.
+    "a2g32h", "a2g64h", "a3g32h", "s3g32h", "a3g64h", "a4g32h", "s4g32h", "a4g64h", "a5g32h",
+    "a5g64h", "a6g32h", "s6g32h", "a8g32h", "s8g32h",
 ];
 
 /// What `--bits auto` optimizes.
@@ -326,6 +339,18 @@ pub struct AutoReport {
     /// quantizing that layer alone to the probe format (empty if not measured).
     pub importance: Vec<f64>,
     pub plan: taalasc_egraph::Plan,
+    /// The chosen format of each layer with its ROM bits and predicted loss
+    /// (KL units when importance was measured), most costly first.
+    pub chosen: Vec<ChosenLayer>,
+}
+
+/// One layer's choice in [`AutoReport::chosen`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ChosenLayer {
+    pub name: String,
+    pub format: String,
+    pub bits: u64,
+    pub loss: f64,
 }
 
 /// Measures every linear layer's sensitivity to every candidate format and
@@ -465,6 +490,19 @@ pub fn plan_auto(
         .zip(&layer_choices)
         .map(|((&id, &c), lc)| (model.weight(id).name.clone(), lc.candidates[c].format))
         .collect();
+    let mut chosen_report: Vec<ChosenLayer> = plan
+        .choice
+        .iter()
+        .zip(&layer_choices)
+        .map(|(&c, lc)| ChosenLayer {
+            name: lc.name.clone(),
+            format: lc.candidates[c].format.name(),
+            bits: lc.candidates[c].bits,
+            loss: lc.candidates[c].loss,
+        })
+        .collect();
+    // Most costly first; ties (e.g. lossless layers) by name, for stable output.
+    chosen_report.sort_by(|a, b| b.loss.total_cmp(&a.loss).then(a.name.cmp(&b.name)));
     Ok((
         chosen,
         AutoReport {
@@ -476,6 +514,7 @@ pub fn plan_auto(
             calibration_tokens: calib.tokens,
             importance,
             plan,
+            chosen: chosen_report,
         },
     ))
 }

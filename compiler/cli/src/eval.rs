@@ -93,9 +93,39 @@ pub fn quality(
     bos_per_chunk: bool,
     progress: &dyn Fn(usize),
 ) -> anyhow::Result<PerplexityReport> {
-    let (mut kl_sum, mut agree) = (0.0f64, 0usize);
-    let mut nll_per_chunk = Vec::with_capacity(chunks.len());
-    let (mut total, mut count) = (0.0f64, 0usize);
+    let mut reports = quality_many(
+        &[engine],
+        baseline,
+        chunks,
+        text_tokens,
+        bos_per_chunk,
+        progress,
+    )?;
+    Ok(reports.remove(0))
+}
+
+/// Running sums of one engine's scores.
+#[derive(Default)]
+struct Tally {
+    kl_sum: f64,
+    agree: usize,
+    total: f64,
+    nll_per_chunk: Vec<f64>,
+}
+
+/// [`quality`] of several engines on the same chunks: the baseline runs
+/// once per chunk, and every engine is scored on exactly the same positions.
+/// Reports come back in the order of `engines`.
+pub fn quality_many(
+    engines: &[&dyn LogitsEngine],
+    baseline: Option<&dyn LogitsEngine>,
+    chunks: &[Vec<u32>],
+    text_tokens: usize,
+    bos_per_chunk: bool,
+    progress: &dyn Fn(usize),
+) -> anyhow::Result<Vec<PerplexityReport>> {
+    let mut tally: Vec<Tally> = engines.iter().map(|_| Tally::default()).collect();
+    let mut count = 0usize;
     let ctx = chunks.first().map_or(0, Vec::len);
     anyhow::ensure!(
         ctx >= 4 || chunks.is_empty(),
@@ -103,47 +133,62 @@ pub fn quality(
     );
     for (i, chunk) in chunks.iter().enumerate() {
         let first = ctx / 2;
-        let logits = engine.chunk_logits(chunk, first)?;
-        let base = baseline.map(|b| b.chunk_logits(chunk, first)).transpose()?;
-        let mut sum = 0.0;
-        for j in first..ctx - 1 {
-            let row = logits.row(j - first);
-            let row = row.as_slice().expect("contiguous logits");
-            let lp = taalasc_float::log_softmax(row);
-            sum -= lp[chunk[j + 1] as usize];
-            if let Some(base) = &base {
-                let brow = base.row(j - first);
-                let brow = brow.as_slice().expect("contiguous logits");
-                let bp = taalasc_float::log_softmax(brow);
-                kl_sum += bp
-                    .iter()
-                    .zip(&lp)
-                    .map(|(&b, &q)| b.exp() * (b - q))
-                    .sum::<f64>();
-                agree += (taalasc_float::argmax(brow) == taalasc_float::argmax(row)) as usize;
+        let base_lp: Option<Vec<(Vec<f64>, u32)>> = baseline
+            .map(|b| -> anyhow::Result<_> {
+                let base = b.chunk_logits(chunk, first)?;
+                Ok(base
+                    .rows()
+                    .into_iter()
+                    .take(ctx - 1 - first)
+                    .map(|r| {
+                        let r = r.as_slice().expect("contiguous logits");
+                        (taalasc_float::log_softmax(r), taalasc_float::argmax(r))
+                    })
+                    .collect())
+            })
+            .transpose()?;
+        for (engine, t) in engines.iter().zip(&mut tally) {
+            let logits = engine.chunk_logits(chunk, first)?;
+            let mut sum = 0.0;
+            for j in first..ctx - 1 {
+                let row = logits.row(j - first);
+                let row = row.as_slice().expect("contiguous logits");
+                let lp = taalasc_float::log_softmax(row);
+                sum -= lp[chunk[j + 1] as usize];
+                if let Some(base) = &base_lp {
+                    let (bp, barg) = &base[j - first];
+                    t.kl_sum += bp
+                        .iter()
+                        .zip(&lp)
+                        .map(|(&b, &q)| b.exp() * (b - q))
+                        .sum::<f64>();
+                    t.agree += (*barg == taalasc_float::argmax(row)) as usize;
+                }
             }
+            t.nll_per_chunk.push(sum / (ctx - 1 - first) as f64);
+            t.total += sum;
         }
-        let scored = ctx - 1 - first;
-        nll_per_chunk.push(sum / scored as f64);
-        total += sum;
-        count += scored;
+        count += ctx - 1 - first;
         progress(i + 1);
     }
     anyhow::ensure!(
         count > 0,
         "the text is shorter than one context of {ctx} tokens: nothing to score"
     );
-    Ok(PerplexityReport {
-        perplexity: (total / count as f64).exp(),
-        kl_mean: baseline.map(|_| kl_sum / count as f64),
-        top1: baseline.map(|_| agree as f64 / count as f64),
-        chunks: chunks.len(),
-        tokens_scored: count,
-        ctx,
-        text_tokens,
-        bos_per_chunk,
-        nll_per_chunk,
-    })
+    Ok(tally
+        .into_iter()
+        .map(|t| PerplexityReport {
+            perplexity: (t.total / count as f64).exp(),
+            kl_mean: baseline.map(|_| t.kl_sum / count as f64),
+            top1: baseline.map(|_| t.agree as f64 / count as f64),
+            chunks: chunks.len(),
+            tokens_scored: count,
+            ctx,
+            text_tokens,
+            bos_per_chunk,
+            nll_per_chunk: t.nll_per_chunk,
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -177,5 +222,32 @@ mod tests {
         // ctx 8: positions 4, 5, 6 are scored in each chunk.
         assert_eq!(r.tokens_scored, 4 * 3);
         assert!((r.perplexity - 2.0).abs() < 1e-6, "{}", r.perplexity);
+    }
+
+    /// An engine that is `Half` with its logits scaled by `k` (k = 1: Half).
+    struct Scaled(usize, f32);
+    impl LogitsEngine for Scaled {
+        fn chunk_logits(&self, tokens: &[u32], from: usize) -> anyhow::Result<Array2<f32>> {
+            Ok(Half(self.0).chunk_logits(tokens, from)? * self.1)
+        }
+    }
+
+    #[test]
+    fn many_engines_score_as_each_alone() {
+        let ids: Vec<u32> = (0..50).map(|i| (i * 7) % 10).collect();
+        let c = chunks(&ids, 10, None, None);
+        let (a, b) = (Scaled(10, 0.5), Scaled(10, 2.0));
+        let base = Half(10);
+        let many = quality_many(&[&a, &b], Some(&base), &c, 50, false, &|_| {}).unwrap();
+        for (engine, got) in [(&a as &dyn LogitsEngine, &many[0]), (&b, &many[1])] {
+            let alone = quality(engine, Some(&base), &c, 50, false, &|_| {}).unwrap();
+            assert_eq!(got.perplexity, alone.perplexity);
+            assert_eq!(got.kl_mean, alone.kl_mean);
+            assert_eq!(got.nll_per_chunk, alone.nll_per_chunk);
+        }
+        // Same argmax as the baseline; KL > 0 since the distributions differ.
+        assert_eq!(many[0].top1, Some(1.0));
+        assert!(many[0].kl_mean.unwrap() > 0.01 && many[1].kl_mean.unwrap() > 0.01);
+        assert_ne!(many[0].perplexity, many[1].perplexity);
     }
 }

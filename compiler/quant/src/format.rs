@@ -21,7 +21,26 @@ pub enum Group {
     Row,
 }
 
-/// A weight format `(b, G, symmetric|asymmetric)`.
+/// How the group scales (and offsets) are stored in ROM.
+///
+/// The datapath always sees one `SF16` value per group (RFC 0002 §Weights);
+/// this only decides which `SF16` values are allowed and what they cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScaleStore {
+    /// Every scale (and offset) a free `SF16`: 16 bits per group each.
+    #[default]
+    Sf16,
+    /// Two levels, K-quant style (name suffix `h`): per group an 8-bit
+    /// integer `n_g` (scale: unsigned `0..=255` for asymmetric formats,
+    /// signed `-128..=127` for symmetric ones; offset: signed), per row and
+    /// kind one power-of-two exponent `E` stored in 8 bits. The group's
+    /// value `n_g · 2^E` is an exact `SF16` (8 significant bits,
+    /// `-24 <= E <= 7`), so the datapath is unchanged; the hardware forms it
+    /// by feeding `n_g` to the multiplier and `E` to the shifter.
+    Row8,
+}
+
+/// A weight format `(b, G, symmetric|asymmetric, scale storage)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WeightFormat {
     /// Code width `b ∈ {2, 3, 4, 5, 6, 8}`.
@@ -29,7 +48,14 @@ pub struct WeightFormat {
     pub group: Group,
     /// Symmetric: `w = d·q`. Asymmetric: `w = d·q + m` (one more `SF16` per group).
     pub symmetric: bool,
+    #[serde(default)]
+    pub scales: ScaleStore,
 }
+
+/// Smallest and largest row exponent of [`ScaleStore::Row8`]: `n · 2^E`
+/// with `|n| <= 255` is then an exact, finite `SF16` (subnormals included).
+pub const ROW8_EXP_MIN: i32 = -24;
+pub const ROW8_EXP_MAX: i32 = 7;
 
 impl WeightFormat {
     /// A validated format.
@@ -38,6 +64,7 @@ impl WeightFormat {
             bits,
             group,
             symmetric,
+            scales: ScaleStore::Sf16,
         };
         f.validate()?;
         Ok(f)
@@ -97,16 +124,29 @@ impl WeightFormat {
         }
     }
 
+    /// The same format with two-level 8-bit scales ([`ScaleStore::Row8`]).
+    pub fn with_row8(mut self) -> Self {
+        self.scales = ScaleStore::Row8;
+        self
+    }
+
     /// Exact storage of a `[rows, cols]` matrix in bits: every code (`b`
-    /// bits) plus every `SF16` scale (and offset when asymmetric).
+    /// bits) plus every scale (and offset when asymmetric): 16 bits per group
+    /// each for `SF16`, or 8 bits per group plus an 8-bit exponent per row
+    /// each for [`ScaleStore::Row8`].
     pub fn storage_bits(&self, rows: usize, cols: usize) -> u64 {
         let codes = rows as u64 * cols as u64 * self.bits as u64;
         let groups = rows as u64 * self.groups_per_row(cols) as u64;
-        codes + groups * 16 * self.sf16_per_group()
+        let kinds = self.sf16_per_group();
+        match self.scales {
+            ScaleStore::Sf16 => codes + groups * 16 * kinds,
+            ScaleStore::Row8 => codes + (groups + rows as u64) * 8 * kinds,
+        }
     }
 
     /// Storage per weight for rows of `cols` inputs: `b + 16/G` (symmetric)
-    /// or `b + 32/G` (asymmetric) when `G` divides `cols`.
+    /// or `b + 32/G` (asymmetric) when `G` divides `cols`, with `SF16`
+    /// scales; `b + 8/G + 8/cols` or `b + 16/G + 16/cols` with `Row8`.
     pub fn bits_per_weight(&self, cols: usize) -> f64 {
         if cols == 0 {
             return 0.0;
@@ -130,12 +170,17 @@ impl WeightFormat {
         (-h, h - 1)
     }
 
-    /// `s|a` + bits + `g<G>|row`: `a4g32`, `s8g32`, `s3row`.
+    /// `s|a` + bits + `g<G>|row` + `h` for [`ScaleStore::Row8`]: `a4g32`,
+    /// `s8g32`, `s3row`, `a3g32h`.
     pub fn name(&self) -> String {
         let kind = if self.symmetric { 's' } else { 'a' };
+        let h = match self.scales {
+            ScaleStore::Sf16 => "",
+            ScaleStore::Row8 => "h",
+        };
         match self.group {
-            Group::Size(g) => format!("{kind}{}g{g}", self.bits),
-            Group::Row => format!("{kind}{}row", self.bits),
+            Group::Size(g) => format!("{kind}{}g{g}{h}", self.bits),
+            Group::Row => format!("{kind}{}row{h}", self.bits),
         }
     }
 }
@@ -157,7 +202,10 @@ impl FromStr for WeightFormat {
             Some(b'a') => false,
             _ => return Err(bad()),
         };
-        let rest = &s[1..];
+        let (rest, scales) = match s[1..].strip_suffix('h') {
+            Some(r) => (r, ScaleStore::Row8),
+            None => (&s[1..], ScaleStore::Sf16),
+        };
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 || digits > 3 {
             return Err(bad());
@@ -174,7 +222,8 @@ impl FromStr for WeightFormat {
         } else {
             return Err(bad());
         };
-        WeightFormat::new(bits, group, symmetric)
+        let f = WeightFormat::new(bits, group, symmetric)?;
+        Ok(WeightFormat { scales, ..f })
     }
 }
 
@@ -193,9 +242,11 @@ mod tests {
             ] {
                 for symmetric in [true, false] {
                     let f = WeightFormat::new(bits, group, symmetric).unwrap();
-                    let name = f.name();
-                    assert_eq!(name, f.to_string());
-                    assert_eq!(name.parse::<WeightFormat>().unwrap(), f, "{name}");
+                    for f in [f, f.with_row8()] {
+                        let name = f.name();
+                        assert_eq!(name, f.to_string());
+                        assert_eq!(name.parse::<WeightFormat>().unwrap(), f, "{name}");
+                    }
                 }
             }
         }
@@ -205,8 +256,14 @@ mod tests {
             WeightFormat {
                 bits: 4,
                 group: Group::Size(32),
-                symmetric: false
+                symmetric: false,
+                scales: ScaleStore::Sf16,
             }
+        );
+        let f: WeightFormat = "s3g64h".parse().unwrap();
+        assert_eq!(
+            (f.bits, f.group, f.symmetric, f.scales),
+            (3, Group::Size(64), true, ScaleStore::Row8)
         );
         let f: WeightFormat = "s3row".parse().unwrap();
         assert_eq!((f.bits, f.group, f.symmetric), (3, Group::Row, true));
@@ -216,7 +273,7 @@ mod tests {
     fn bad_names_and_formats_are_rejected() {
         for s in [
             "", "x4g32", "a", "ag32", "a4", "a4g", "a4g032", "a4g-32", "a4rows", "A4g32", "a4g32x",
-            "a1000g32",
+            "a1000g32", "a4g32hh", "a4gh", "h", "ah", "a4g32H",
         ] {
             assert!(
                 matches!(s.parse::<WeightFormat>(), Err(QuantError::BadFormatName(_))),
@@ -277,6 +334,19 @@ mod tests {
         let s6g64: WeightFormat = "s6g64".parse().unwrap();
         assert_eq!(s6g64.bits_per_weight(640), 6.25);
         assert_eq!(s6g64.storage_bits(0, 640), 0);
+        // Two-level 8-bit scales: 8 bits per group and kind, plus 8 bits
+        // of row exponent per row and kind.
+        let a4g32h: WeightFormat = "a4g32h".parse().unwrap();
+        assert_eq!(
+            a4g32h.storage_bits(576, 1536),
+            576 * 1536 * 4 + 576 * 48 * 16 + 576 * 16
+        );
+        assert_eq!(a4g32h.bits_per_weight(1536), 4.5 + 16.0 / 1536.0);
+        let s3g32h: WeightFormat = "s3g32h".parse().unwrap();
+        assert_eq!(
+            s3g32h.storage_bits(10, 64),
+            10 * 64 * 3 + 10 * 2 * 8 + 10 * 8
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@
 use serde::{Deserialize, Serialize};
 use taalasc_numerics::Sf16;
 
-use crate::group::GroupQ;
+use crate::group::{Grid, GroupQ};
 use crate::linalg::feedback_matrix;
 use crate::rtn::{check_weights, choose_at, ScaleRule};
 use crate::{QTensor, QuantError, WeightFormat};
@@ -152,6 +152,14 @@ pub struct GptqOptions {
     /// Worker threads over row ranges; 0 = available parallelism. The
     /// result does not depend on it.
     pub threads: usize,
+    /// Activation order ("act-order" with static groups): quantize the
+    /// columns in order of decreasing `H_ii`, so the inputs that matter most
+    /// are rounded first and the error lands on the less important ones.
+    /// Every group's scale (and offset) is then chosen up front from the
+    /// original weights, since a group's columns are no longer contiguous in
+    /// the sweep. Default off.
+    #[serde(default)]
+    pub act_order: bool,
 }
 
 impl Default for GptqOptions {
@@ -161,6 +169,7 @@ impl Default for GptqOptions {
             block_size: 128,
             scale_rule: ScaleRule::Search,
             threads: 0,
+            act_order: false,
         }
     }
 }
@@ -220,6 +229,22 @@ pub fn quantize_gptq(
     for i in 0..n {
         h[i * n + i] += damp;
     }
+    // Act-order: sweep position `j` holds input column `perm[j]`.
+    let perm: Option<Vec<usize>> = opts.act_order.then(|| {
+        let mut p: Vec<usize> = (0..n).collect();
+        // Decreasing H_ii, ties by index (a stable, total order).
+        p.sort_by(|&a, &b| h[b * n + b].total_cmp(&h[a * n + a]).then(a.cmp(&b)));
+        p
+    });
+    if let Some(p) = &perm {
+        let mut hp = vec![0.0f64; n * n];
+        for (i, &pi) in p.iter().enumerate() {
+            for (j, &pj) in p.iter().enumerate() {
+                hp[i * n + j] = h[pi * n + pj];
+            }
+        }
+        h = hp;
+    }
     // 2. Feedback matrix.
     let f =
         feedback_matrix(&h, n).map_err(|pivot| QuantError::NotPositiveDefinite { pivot, damp })?;
@@ -240,6 +265,7 @@ pub fn quantize_gptq(
         f: &f,
         dead: &dead,
         bsz: opts.block_size,
+        perm: perm.as_deref(),
     };
     let mut threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |t| t.get())
@@ -290,8 +316,12 @@ struct Ctx<'a> {
     rule: ScaleRule,
     /// Feedback matrix (row-major, strict upper triangle).
     f: &'a [f64],
+    /// Dead inputs, by input column.
     dead: &'a [bool],
     bsz: usize,
+    /// Act-order permutation (sweep position → input column), with static
+    /// groups; `None`: natural order, groups chosen as they are reached.
+    perm: Option<&'a [usize]>,
 }
 
 impl Ctx<'_> {
@@ -330,12 +360,52 @@ impl Ctx<'_> {
         let mut vals = vec![0.0f64; g];
         let placeholder = GroupQ::new(self.fmt, Sf16::ZERO, Sf16::ZERO);
         let mut params = [placeholder; TILE];
+        let mut grids = [Grid::Sf16; TILE];
+        // Act-order: the static groups of the tile's rows, and one row in
+        // input order.
+        let mut fixed = vec![
+            placeholder;
+            if self.perm.is_some() {
+                TILE * self.gpr
+            } else {
+                0
+            }
+        ];
+        let mut orig = vec![0.0f64; n];
         for t0 in (0..nrows).step_by(TILE) {
             let t = TILE.min(nrows - t0);
             for r in 0..t {
                 let src = &w[(t0 + r) * n..(t0 + r + 1) * n];
-                for ((d, &s), &dead) in w0[r * n..(r + 1) * n].iter_mut().zip(src).zip(self.dead) {
+                for ((d, &s), &dead) in orig.iter_mut().zip(src).zip(self.dead) {
                     *d = if dead { 0.0 } else { s as f64 };
+                }
+                // Row exponents of 8-bit scales from the original weights
+                // (updated groups that outgrow them clamp at the top code).
+                grids[r] = Grid::for_row(self.fmt, &orig, g);
+                let w0r = &mut w0[r * n..(r + 1) * n];
+                match self.perm {
+                    None => w0r.copy_from_slice(&orig),
+                    Some(p) => {
+                        for (d, &c) in w0r.iter_mut().zip(p) {
+                            *d = orig[c];
+                        }
+                        for gi in 0..self.gpr {
+                            let q = choose_at(
+                                &orig[gi * g..(gi + 1) * g],
+                                self.fmt,
+                                self.rule,
+                                &grids[r],
+                                row0 + t0 + r,
+                                gi,
+                            )?;
+                            fixed[r * self.gpr + gi] = q;
+                            let si = (t0 + r) * self.gpr + gi;
+                            scales[si] = q.d;
+                            if !self.fmt.symmetric {
+                                offsets[si] = q.m;
+                            }
+                        }
+                    }
                 }
             }
             acc[..t * n].fill(0.0);
@@ -343,7 +413,7 @@ impl Ctx<'_> {
             while b1 < n {
                 let b2 = self.block_end(b1);
                 for j in b1..b2 {
-                    if j.is_multiple_of(g) {
+                    if self.perm.is_none() && j.is_multiple_of(g) {
                         let gi = j / g;
                         for (r, p) in params.iter_mut().enumerate().take(t) {
                             self.group_weights(
@@ -352,7 +422,14 @@ impl Ctx<'_> {
                                 j,
                                 &mut vals,
                             );
-                            let q = choose_at(&vals, self.fmt, self.rule, row0 + t0 + r, gi)?;
+                            let q = choose_at(
+                                &vals,
+                                self.fmt,
+                                self.rule,
+                                &grids[r],
+                                row0 + t0 + r,
+                                gi,
+                            )?;
                             *p = q;
                             let si = (t0 + r) * self.gpr + gi;
                             scales[si] = q.d;
@@ -365,8 +442,12 @@ impl Ctx<'_> {
                     for r in 0..t {
                         let ar = &mut acc[r * n..(r + 1) * n];
                         let x = w0[r * n + j];
-                        let (c, v) = params[r].quant(x + ar[j]);
-                        codes[(t0 + r) * n + j] = c;
+                        let (p, col) = match self.perm {
+                            None => (&params[r], j),
+                            Some(perm) => (&fixed[r * self.gpr + perm[j] / g], perm[j]),
+                        };
+                        let (c, v) = p.quant(x + ar[j]);
+                        codes[(t0 + r) * n + col] = c;
                         let dl = x - v;
                         delta[r * bmax + (j - b1)] = dl;
                         if dl != 0.0 {
@@ -745,9 +826,10 @@ mod tests {
                 .map(|i| if dead[i] { 0.0 } else { w[r * n + i] as f64 })
                 .collect();
             let mut p = GroupQ::new(f, Sf16::ZERO, Sf16::ZERO);
+            let grid = Grid::for_row(f, &wt, g);
             for j in 0..n {
                 if j % g == 0 {
-                    p = crate::group::choose(&wt[j..j + g], f, ScaleRule::Search).unwrap();
+                    p = crate::group::choose(&wt[j..j + g], f, ScaleRule::Search, &grid).unwrap();
                 }
                 let (c, v) = p.quant(wt[j]);
                 codes[r * n + j] = c;
@@ -771,7 +853,9 @@ mod tests {
                 s[100] = 0.0; // a dead input
             }
             let h = hessian_of(&x, n);
-            for name in ["s4g32", "a3g64", "s3row", "a4g32", "s2g64"] {
+            for name in [
+                "s4g32", "a3g64", "s3row", "a4g32", "s2g64", "a3g32h", "s4g64h",
+            ] {
                 let f: WeightFormat = name.parse().unwrap();
                 let want = textbook_gptq(&w, rows, n, &f, &h, 0.01);
                 for block_size in [128, 40] {
@@ -845,5 +929,90 @@ mod tests {
             t.elapsed().as_secs_f64()
         );
         assert!(f.iter().all(|v| v.is_finite()));
+    }
+
+    /// Textbook act-order GPTQ with static groups: permute `H` and the
+    /// columns by decreasing `H_ii`, take every group's parameters from the
+    /// original weights, then the column-by-column sweep of `textbook_gptq`.
+    fn textbook_act_order(
+        w: &[f32],
+        rows: usize,
+        n: usize,
+        f: &WeightFormat,
+        hs: &Hessian,
+    ) -> Vec<i8> {
+        let mut h = hs.h.clone();
+        let mut dead = vec![false; n];
+        for i in 0..n {
+            if h[i * n + i] == 0.0 {
+                h[i * n + i] = 1.0;
+                dead[i] = true;
+            }
+        }
+        let mean = (0..n).map(|i| h[i * n + i]).sum::<f64>() / n as f64;
+        for i in 0..n {
+            h[i * n + i] += 0.01 * mean;
+        }
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.sort_by(|&a, &b| h[b * n + b].total_cmp(&h[a * n + a]).then(a.cmp(&b)));
+        let hp: Vec<f64> = (0..n * n)
+            .map(|k| h[perm[k / n] * n + perm[k % n]])
+            .collect();
+        let u = inverse_upper_cholesky(&hp, n);
+        let g = f.group_len(n);
+        let mut codes = vec![0i8; rows * n];
+        for r in 0..rows {
+            let orig: Vec<f64> = (0..n)
+                .map(|i| if dead[i] { 0.0 } else { w[r * n + i] as f64 })
+                .collect();
+            let grid = Grid::for_row(f, &orig, g);
+            let groups: Vec<GroupQ> = orig
+                .chunks(g)
+                .map(|c| crate::group::choose(c, f, ScaleRule::Search, &grid).unwrap())
+                .collect();
+            let mut wt: Vec<f64> = perm.iter().map(|&c| orig[c]).collect();
+            for j in 0..n {
+                let (c, v) = groups[perm[j] / g].quant(wt[j]);
+                codes[r * n + perm[j]] = c;
+                let e = (wt[j] - v) / u[j * n + j];
+                for k in j + 1..n {
+                    wt[k] -= e * u[j * n + k];
+                }
+            }
+        }
+        codes
+    }
+
+    #[test]
+    fn act_order_matches_textbook_and_is_rtn_without_correlation() {
+        let (rows, n) = (20, 128);
+        let (w, mut x) = problem(rows, n, 400, 10, 2.0, 9);
+        for s in x.chunks_exact_mut(n) {
+            s[7] = 0.0; // a dead input
+            s[50] *= 8.0; // an important one
+        }
+        let h = hessian_of(&x, n);
+        for name in ["a3g32", "s4g64h", "a3g32h", "s3row"] {
+            let f: WeightFormat = name.parse().unwrap();
+            let want = textbook_act_order(&w, rows, n, &f, &h);
+            for threads in [1, 2] {
+                let opts = GptqOptions {
+                    act_order: true,
+                    threads,
+                    block_size: 48,
+                    ..Default::default()
+                };
+                let got = quantize_gptq(&w, rows, n, &f, &h, &opts).unwrap();
+                assert_eq!(got.codes, want, "{name}, {threads} threads");
+                got.validate().unwrap();
+            }
+            // Without correlation (H = I) act-order is RTN, code for code.
+            let opts = GptqOptions {
+                act_order: true,
+                ..Default::default()
+            };
+            let ident = quantize_gptq(&w, rows, n, &f, &Hessian::identity(n), &opts).unwrap();
+            assert_eq!(ident, quantize_rtn(&w, rows, n, &f).unwrap(), "{name}");
+        }
     }
 }

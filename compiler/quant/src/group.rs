@@ -2,6 +2,7 @@
 
 use taalasc_numerics::Sf16;
 
+use crate::format::{ScaleStore, ROW8_EXP_MAX, ROW8_EXP_MIN};
 use crate::rtn::ScaleRule;
 use crate::WeightFormat;
 
@@ -18,6 +19,140 @@ pub(crate) fn sf16_of(x: f64) -> Option<Sf16> {
     }
     let b = h.to_bits();
     Some(Sf16(if b == 0x8000 { 0 } else { b }))
+}
+
+/// The values a group's scale and offset may take in one row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Grid {
+    /// Any `SF16` ([`ScaleStore::Sf16`]).
+    Sf16,
+    /// `n · 2^d_exp` (scale) and `n · 2^m_exp` (offset) with `n` an 8-bit
+    /// integer ([`ScaleStore::Row8`]).
+    Row8 {
+        d_exp: i32,
+        m_exp: i32,
+        /// Scale integers are signed (symmetric formats, whose scale carries
+        /// the sign) or unsigned (asymmetric).
+        d_signed: bool,
+    },
+}
+
+/// Largest 8-bit scale/offset integer magnitude.
+fn row8_max(signed: bool) -> f64 {
+    if signed {
+        127.0
+    } else {
+        255.0
+    }
+}
+
+/// Smallest `E` in `[ROW8_EXP_MIN, ROW8_EXP_MAX]` with `amax <= max · 2^E`
+/// (the largest when even that is too small: the caller's integers then clamp).
+fn row8_exp(amax: f64, max: f64) -> i32 {
+    let mut e = ROW8_EXP_MIN;
+    while e < ROW8_EXP_MAX && amax > max * (e as f64).exp2() {
+        e += 1;
+    }
+    e
+}
+
+/// `n · 2^e` rounded to the 8-bit grid (half away from zero, clamped);
+/// exact in `SF16` for `ROW8_EXP_MIN <= e <= ROW8_EXP_MAX`.
+fn on_row8(x: f64, e: i32, signed: bool) -> Option<Sf16> {
+    let max = row8_max(signed);
+    let lo = if signed { -max - 1.0 } else { 0.0 };
+    let n = round_clamped(x / (e as f64).exp2(), lo, max);
+    let v = n as f64 * (e as f64).exp2();
+    let s = sf16_of(v)?;
+    debug_assert_eq!(s.to_f64(), v, "n·2^E is exact in SF16");
+    Some(s)
+}
+
+impl Grid {
+    /// The grid of one row of `fmt` whose weights are `row`, in groups of
+    /// `g`: the row exponents make the largest plain scale (and offset) of
+    /// any group fit 8 bits (see [`choose`] for the plain rule).
+    pub fn for_row(fmt: &WeightFormat, row: &[f64], g: usize) -> Grid {
+        if fmt.scales == ScaleStore::Sf16 {
+            return Grid::Sf16;
+        }
+        let (mut dmax, mut mmax) = (0.0f64, 0.0f64);
+        for grp in row.chunks(g) {
+            let (lo, hi) = grp
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                    (l.min(x), h.max(x))
+                });
+            if grp.is_empty() {
+                continue;
+            }
+            if fmt.symmetric {
+                let half = (1u32 << (fmt.bits - 1)) as f64;
+                dmax = dmax.max(lo.abs().max(hi.abs()) / half);
+            } else {
+                let qmax = ((1u32 << fmt.bits) - 1) as f64;
+                dmax = dmax.max((hi - lo) / qmax);
+                mmax = mmax.max(lo.abs());
+            }
+        }
+        let signed = fmt.symmetric;
+        Grid::Row8 {
+            d_exp: row8_exp(dmax, row8_max(signed)),
+            m_exp: row8_exp(mmax, row8_max(true)),
+            d_signed: signed,
+        }
+    }
+
+    /// Nearest allowed scale of `x`; `None` on overflow. On the 8-bit grid
+    /// a nonzero `x` never becomes a zero scale (it rounds to `±1 · 2^E`).
+    pub fn scale(&self, x: f64) -> Option<Sf16> {
+        match *self {
+            Grid::Sf16 => sf16_of(x),
+            Grid::Row8 {
+                d_exp, d_signed, ..
+            } => {
+                let unit = (d_exp as f64).exp2();
+                let x = if x != 0.0 && x.abs() < unit {
+                    unit.copysign(x)
+                } else {
+                    x
+                };
+                if !d_signed && x < 0.0 {
+                    return None;
+                }
+                on_row8(x, d_exp, d_signed)
+            }
+        }
+    }
+
+    /// Nearest allowed offset of `x`; `None` on overflow.
+    pub fn offset(&self, x: f64) -> Option<Sf16> {
+        match *self {
+            Grid::Sf16 => sf16_of(x),
+            Grid::Row8 { m_exp, .. } => on_row8(x, m_exp, true),
+        }
+    }
+}
+
+/// Whether every scale of one row (and every offset) is an 8-bit integer
+/// times one power of two in `[ROW8_EXP_MIN, ROW8_EXP_MAX]`: the check that
+/// a [`ScaleStore::Row8`] tensor can be packed into its ROM.
+pub(crate) fn row8_fits(values: &[Sf16], signed: bool) -> bool {
+    // The largest usable exponent is the lowest set bit over the row.
+    let mut e = ROW8_EXP_MAX;
+    for v in values {
+        let (mant, exp) = v.mant_exp();
+        if mant != 0 {
+            e = e.min(exp + mant.trailing_zeros() as i32);
+        }
+    }
+    let max = row8_max(signed);
+    let lo = if signed { -max - 1.0 } else { 0.0 };
+    e >= ROW8_EXP_MIN
+        && values.iter().all(|v| {
+            let n = v.to_f64() / (e as f64).exp2();
+            n == n.trunc() && (lo..=max).contains(&n)
+        })
 }
 
 /// `clamp(round(x), lo, hi)` with rounding half away from zero, for integer
@@ -150,15 +285,19 @@ pub(crate) type Overflow = (&'static str, f64);
 /// rounded to SF16 and re-coded. The candidate with the least squared error
 /// wins; the plain one wins ties. Only an overflow of the PLAIN parameters is
 /// an error (overflowing candidates are skipped).
+///
+/// Every scale and offset is rounded onto `grid` (any `SF16`, or the row's
+/// 8-bit grid).
 pub(crate) fn choose(
     vals: &[f64],
     fmt: &WeightFormat,
     rule: ScaleRule,
+    grid: &Grid,
 ) -> Result<GroupQ, Overflow> {
     if fmt.symmetric {
-        choose_sym(vals, fmt, rule)
+        choose_sym(vals, fmt, rule, grid)
     } else {
-        choose_asym(vals, fmt, rule)
+        choose_asym(vals, fmt, rule, grid)
     }
 }
 
@@ -167,6 +306,7 @@ pub(crate) fn choose(
 fn search(
     vals: &[f64],
     fmt: &WeightFormat,
+    grid: &Grid,
     plain: GroupQ,
     candidate: impl Fn(f64) -> Option<GroupQ>,
 ) -> GroupQ {
@@ -190,16 +330,17 @@ fn search(
         // Least-squares refit on the candidate's codes.
         let refit = if fmt.symmetric {
             (st.sxx > 0.0)
-                .then(|| sf16_of(st.swx / st.sxx))
+                .then(|| grid.scale(st.swx / st.sxx))
                 .flatten()
                 .map(|d| GroupQ::new(fmt, d, Sf16::ZERO))
         } else {
             let det = n * st.sxx - st.sx * st.sx;
             (det > 0.0)
-                .then(|| sf16_of((n * st.swx - st.sx * st.sw) / det))
+                .then(|| grid.scale((n * st.swx - st.sx * st.sw) / det))
                 .flatten()
                 .and_then(|d| {
-                    sf16_of((st.sw - d.to_f64() * st.sx) / n).map(|m| GroupQ::new(fmt, d, m))
+                    grid.offset((st.sw - d.to_f64() * st.sx) / n)
+                        .map(|m| GroupQ::new(fmt, d, m))
                 })
         };
         if let Some(g) = refit {
@@ -215,7 +356,12 @@ fn search(
     best
 }
 
-fn choose_sym(vals: &[f64], fmt: &WeightFormat, rule: ScaleRule) -> Result<GroupQ, Overflow> {
+fn choose_sym(
+    vals: &[f64],
+    fmt: &WeightFormat,
+    rule: ScaleRule,
+    grid: &Grid,
+) -> Result<GroupQ, Overflow> {
     let mut amax = 0.0f64;
     let mut v = 0.0f64;
     for &x in vals {
@@ -226,18 +372,23 @@ fn choose_sym(vals: &[f64], fmt: &WeightFormat, rule: ScaleRule) -> Result<Group
     }
     let half = (1u32 << (fmt.bits - 1)) as f64;
     let d0 = v / -half;
-    let plain = GroupQ::new(fmt, sf16_of(d0).ok_or(("scale", d0))?, Sf16::ZERO);
+    let plain = GroupQ::new(fmt, grid.scale(d0).ok_or(("scale", d0))?, Sf16::ZERO);
     if rule == ScaleRule::Plain || plain.df == 0.0 {
         return Ok(plain);
     }
-    Ok(search(vals, fmt, plain, |s| {
-        sf16_of(d0 * s)
+    Ok(search(vals, fmt, grid, plain, |s| {
+        grid.scale(d0 * s)
             .filter(|d| d.to_f64() != 0.0)
             .map(|d| GroupQ::new(fmt, d, Sf16::ZERO))
     }))
 }
 
-fn choose_asym(vals: &[f64], fmt: &WeightFormat, rule: ScaleRule) -> Result<GroupQ, Overflow> {
+fn choose_asym(
+    vals: &[f64],
+    fmt: &WeightFormat,
+    rule: ScaleRule,
+    grid: &Grid,
+) -> Result<GroupQ, Overflow> {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
     for &x in vals {
@@ -248,16 +399,16 @@ fn choose_asym(vals: &[f64], fmt: &WeightFormat, rule: ScaleRule) -> Result<Grou
         (lo, hi) = (0.0, 0.0);
     }
     let qmax = ((1u32 << fmt.bits) - 1) as f64;
-    let m0 = sf16_of(lo).ok_or(("offset", lo))?;
+    let m0 = grid.offset(lo).ok_or(("offset", lo))?;
     let d0 = (hi - lo) / qmax;
-    let plain = GroupQ::new(fmt, sf16_of(d0).ok_or(("scale", d0))?, m0);
+    let plain = GroupQ::new(fmt, grid.scale(d0).ok_or(("scale", d0))?, m0);
     if rule == ScaleRule::Plain || hi == lo {
         return Ok(plain);
     }
     let mid = 0.5 * (lo + hi);
-    Ok(search(vals, fmt, plain, |s| {
+    Ok(search(vals, fmt, grid, plain, |s| {
         let d = d0 * s;
-        match (sf16_of(d), sf16_of(mid - 0.5 * qmax * d)) {
+        match (grid.scale(d), grid.offset(mid - 0.5 * qmax * d)) {
             (Some(ds), Some(ms)) if ds.to_f64() != 0.0 => Some(GroupQ::new(fmt, ds, ms)),
             _ => None,
         }

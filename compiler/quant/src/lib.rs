@@ -41,7 +41,7 @@ pub mod tensor;
 mod testutil;
 
 pub use error::{hessian_error, weighted_error};
-pub use format::{Group, WeightFormat, SUPPORTED_BITS};
+pub use format::{Group, ScaleStore, WeightFormat, SUPPORTED_BITS};
 pub use gptq::{quantize_gptq, GptqOptions, Hessian};
 pub use rtn::{quantize_rtn, quantize_rtn_plain, quantize_rtn_with, ScaleRule};
 pub use taalasc_numerics::Sf16;

@@ -133,6 +133,23 @@ impl QTensor {
                 s.0
             )));
         }
+        if self.format.scales == crate::ScaleStore::Row8 {
+            for r in 0..self.rows {
+                let kinds = [
+                    ("scales", self.row_scales(r), self.format.symmetric),
+                    ("offsets", self.row_offsets(r).unwrap_or(&[]), true),
+                ];
+                for (what, values, signed) in kinds {
+                    if !crate::group::row8_fits(values, signed) {
+                        return Err(QuantError::Import(format!(
+                            "the {what} of row {r} are not 8-bit integers times one power of two \
+                             (format {})",
+                            self.format
+                        )));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -234,6 +251,7 @@ pub fn import_q4_1(
         bits: 4,
         group: Group::Size(GGUF_BLOCK),
         symmetric: false,
+        scales: crate::ScaleStore::Sf16,
     };
     Ok(QTensor {
         format,
@@ -262,6 +280,7 @@ pub fn import_q8_0(rows: usize, cols: usize, d: &[u16], q: &[i8]) -> Result<QTen
         bits: 8,
         group: Group::Size(GGUF_BLOCK),
         symmetric: true,
+        scales: crate::ScaleStore::Sf16,
     };
     Ok(QTensor {
         format,
