@@ -351,6 +351,10 @@ struct BuildArgs {
     /// Rounding method (default: gptq when --calib is given, else rtn).
     #[arg(long, value_enum)]
     quantizer: Option<taalasc::build::Quantizer>,
+    /// With --bits auto: calibration tokens (the last ones) on which each layer's end-to-end
+    /// KL importance is measured; one float forward per layer.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=4096))]
+    probe_tokens: u64,
     /// GPTQ column order: `act` (decreasing input energy, groups fixed up front) or `natural`.
     #[arg(long, value_enum, default_value_t = taalasc::build::GptqOrder::Act)]
     gptq_order: taalasc::build::GptqOrder,
@@ -457,9 +461,9 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     };
     let auto_report = match (target, calib.as_mut()) {
         (Some(t), Some((c, float, ids))) => {
-            // Importance probe: the last 128 calibration tokens.
+            // Importance probe: the last --probe-tokens calibration tokens.
             let n = ids.len();
-            let window: Vec<u32> = ids[n.saturating_sub(128)..].to_vec();
+            let window: Vec<u32> = ids[n.saturating_sub(a.probe_tokens as usize)..].to_vec();
             let (chosen, rep) = taalasc::build::plan_auto(&loaded, c, Some((float, &window)), t)?;
             eprintln!(
                 "build: e-graph pass chose formats for {} layers in {:.3} s ({} e-nodes, {} e-classes, stop: {}); sensitivities took {:.1} s",
