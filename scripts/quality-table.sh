@@ -28,9 +28,10 @@ build() {
 }
 images=()
 build default
+# Uniform: every matrix, the embedding (tied head) included, in one format.
 for f in s8g32h a6g32h a4g32h s3g32h; do
-    build "$f-rtn" --format "$f" --quantizer rtn
-    build "$f-gptq" --format "$f" --quantizer gptq "${calib[@]}"
+    build "$f-rtn" --format "$f" --table-format "$f" --quantizer rtn
+    build "$f-gptq" --format "$f" --table-format "$f" --quantizer gptq "${calib[@]}"
 done
 # `auto` at the exact ROM of uniform a4g32h, for the equal-ROM comparison.
 rom=$(python3 -c "import json;print(json.load(open('$out/a4g32h-gptq.chip/report.json'))['total_bits'])")

@@ -31,6 +31,13 @@
 //!    that lacks the current block's updates when `G < block`; we use the
 //!    fully updated values.)
 //!
+//! 5. With [`GptqOptions::act_order`], the columns are swept in order of
+//!    decreasing `H_ii` (`H` permuted accordingly before step 2), and every
+//!    group's scale (and offset) is chosen up front from the original
+//!    weights ("static groups"), because a group's columns are no longer
+//!    adjacent in the sweep. On SmolLM2 at 3 bits this lowers the KL to the
+//!    float model by a quarter against the natural order.
+//!
 //! The result matches a textbook implementation (explicit `H⁻¹`, column by
 //! column updates) code for code in the tests.
 //!

@@ -57,10 +57,15 @@ fn row8_exp(amax: f64, max: f64) -> i32 {
 }
 
 /// `n · 2^e` rounded to the 8-bit grid (half away from zero, clamped);
-/// exact in `SF16` for `ROW8_EXP_MIN <= e <= ROW8_EXP_MAX`.
+/// exact in `SF16` for `ROW8_EXP_MIN <= e <= ROW8_EXP_MAX`. `None` when
+/// even the largest exponent cannot hold `x` (an overflow, as for `SF16`;
+/// below it, a value past the grid clamps to its end).
 fn on_row8(x: f64, e: i32, signed: bool) -> Option<Sf16> {
     let max = row8_max(signed);
     let lo = if signed { -max - 1.0 } else { 0.0 };
+    if e == ROW8_EXP_MAX && !(lo - 0.5..max + 0.5).contains(&(x / (e as f64).exp2())) {
+        return None;
+    }
     let n = round_clamped(x / (e as f64).exp2(), lo, max);
     let v = n as f64 * (e as f64).exp2();
     let s = sf16_of(v)?;
@@ -449,5 +454,36 @@ mod tests {
                 assert_eq!(round_clamped(x, lo, hi), want, "{x} in [{lo}, {hi}]");
             }
         }
+    }
+
+    #[test]
+    fn row8_grid_rounds_clamps_and_reports_overflow() {
+        let f: WeightFormat = "a4g32h".parse().unwrap();
+        // Largest plain scale (15 - 0)/15 = 1 -> E = -7 (255 · 2^-7 >= 1).
+        let row: Vec<f64> = (0..64)
+            .map(|i| (i % 16) as f64 * if i < 32 { 1.0 } else { 0.01 })
+            .collect();
+        let g = Grid::for_row(&f, &row, 32);
+        assert_eq!(
+            g,
+            Grid::Row8 {
+                d_exp: -7,
+                m_exp: -24,
+                d_signed: false
+            }
+        );
+        // Exact grid points stay; others round to the nearest n/128.
+        assert_eq!(g.scale(1.0).unwrap().to_f64(), 1.0);
+        assert_eq!(g.scale(0.01).unwrap().to_f64(), 1.0 / 128.0);
+        // A tiny nonzero scale is never rounded to 0, and a negative
+        // asymmetric scale does not exist.
+        assert_eq!(g.scale(1e-9).unwrap().to_f64(), 1.0 / 128.0);
+        assert!(g.scale(-0.5).is_none());
+        // Past the grid: clamps to 255 · 2^-7.
+        assert_eq!(g.scale(5.0).unwrap().to_f64(), 255.0 / 128.0);
+        // Beyond what any exponent holds: an overflow.
+        let huge = [0.0, 1e6];
+        let gh = Grid::for_row(&f, &huge, 2);
+        assert!(gh.scale(1e6 / 15.0).is_none());
     }
 }
