@@ -303,14 +303,14 @@ impl BuildOptions {
     }
 }
 
-/// Linear-layer formats the `--bits auto` pass chooses among.
+/// Linear-layer formats the `--bits auto` pass chooses among: free `SF16`
+/// scales for the exact imports (a4g32 holds GGUF Q4_1, s8g32 Q8_0) and the
+/// large groups, where scales cost little anyway; two-level 8-bit scales
+/// (`h`, half the scale storage) for the rest.
 pub const AUTO_CANDIDATES: &[&str] = &[
-    // Free SF16 scales: the exact imports (a4g32 holds GGUF Q4_1, s8g32
-    // Q8_0) and the large groups, where scales cost little anyway.
     "a4g32", "s8g32", "a2g64", "a2g128", "a3g64", "a3g128", "a4g64", "a4g128", "a5g128", "a6g128",
-    "a8g128", // Two-level 8-bit scales (`h`): half the scale storage.
-    "a2g32h", "a2g64h", "a3g32h", "s3g32h", "a3g64h", "a4g32h", "s4g32h", "a4g64h", "a5g32h",
-    "a5g64h", "a6g32h", "s6g32h", "a8g32h", "s8g32h",
+    "a8g128", "a2g32h", "a2g64h", "a3g32h", "s3g32h", "a3g64h", "a4g32h", "s4g32h", "a4g64h",
+    "a5g32h", "a5g64h", "a6g32h", "s6g32h", "a8g32h", "s8g32h",
 ];
 
 /// What `--bits auto` optimizes.
