@@ -804,14 +804,17 @@ mod tests {
     }
 
     /// Textbook GPTQ (explicit `H⁻¹`, its upper Cholesky factor `U`, column
-    /// by column right-looking updates, no lazy batching).
-    fn textbook_gptq(
+    /// by column right-looking updates, no lazy batching). Natural order:
+    /// each group's parameters from the updated weights when it starts.
+    /// Act-order: `H` and the columns permuted by decreasing `H_ii`, every
+    /// group's parameters from the original weights.
+    fn textbook(
         w: &[f32],
         rows: usize,
         n: usize,
         f: &WeightFormat,
         hs: &Hessian,
-        damp: f64,
+        act_order: bool,
     ) -> Vec<i8> {
         let mut h = hs.h.clone();
         let mut dead = vec![false; n];
@@ -823,23 +826,34 @@ mod tests {
         }
         let mean = (0..n).map(|i| h[i * n + i]).sum::<f64>() / n as f64;
         for i in 0..n {
-            h[i * n + i] += damp * mean;
+            h[i * n + i] += 0.01 * mean;
         }
-        let u = inverse_upper_cholesky(&h, n);
+        let mut perm: Vec<usize> = (0..n).collect();
+        if act_order {
+            perm.sort_by(|&a, &b| h[b * n + b].total_cmp(&h[a * n + a]).then(a.cmp(&b)));
+        }
+        let hp: Vec<f64> = (0..n * n)
+            .map(|k| h[perm[k / n] * n + perm[k % n]])
+            .collect();
+        let u = inverse_upper_cholesky(&hp, n);
         let g = f.group_len(n);
         let mut codes = vec![0i8; rows * n];
         for r in 0..rows {
-            let mut wt: Vec<f64> = (0..n)
+            let orig: Vec<f64> = (0..n)
                 .map(|i| if dead[i] { 0.0 } else { w[r * n + i] as f64 })
                 .collect();
+            let grid = Grid::for_row(f, &orig, g);
+            let choose = |c: &[f64]| crate::group::choose(c, f, ScaleRule::Search, &grid).unwrap();
+            let fixed: Vec<GroupQ> = orig.chunks(g).map(choose).collect();
+            let mut wt: Vec<f64> = perm.iter().map(|&c| orig[c]).collect();
             let mut p = GroupQ::new(f, Sf16::ZERO, Sf16::ZERO);
-            let grid = Grid::for_row(f, &wt, g);
             for j in 0..n {
-                if j % g == 0 {
-                    p = crate::group::choose(&wt[j..j + g], f, ScaleRule::Search, &grid).unwrap();
+                if !act_order && j % g == 0 {
+                    p = choose(&wt[j..j + g]);
                 }
-                let (c, v) = p.quant(wt[j]);
-                codes[r * n + j] = c;
+                let q = if act_order { &fixed[perm[j] / g] } else { &p };
+                let (c, v) = q.quant(wt[j]);
+                codes[r * n + perm[j]] = c;
                 let e = (wt[j] - v) / u[j * n + j];
                 for k in j + 1..n {
                     wt[k] -= e * u[j * n + k];
@@ -864,7 +878,7 @@ mod tests {
                 "s4g32", "a3g64", "s3row", "a4g32", "s2g64", "a3g32h", "s4g64h",
             ] {
                 let f: WeightFormat = name.parse().unwrap();
-                let want = textbook_gptq(&w, rows, n, &f, &h, 0.01);
+                let want = textbook(&w, rows, n, &f, &h, false);
                 for block_size in [128, 40] {
                     let opts = GptqOptions {
                         block_size,
@@ -938,58 +952,6 @@ mod tests {
         assert!(f.iter().all(|v| v.is_finite()));
     }
 
-    /// Textbook act-order GPTQ with static groups: permute `H` and the
-    /// columns by decreasing `H_ii`, take every group's parameters from the
-    /// original weights, then the column-by-column sweep of `textbook_gptq`.
-    fn textbook_act_order(
-        w: &[f32],
-        rows: usize,
-        n: usize,
-        f: &WeightFormat,
-        hs: &Hessian,
-    ) -> Vec<i8> {
-        let mut h = hs.h.clone();
-        let mut dead = vec![false; n];
-        for i in 0..n {
-            if h[i * n + i] == 0.0 {
-                h[i * n + i] = 1.0;
-                dead[i] = true;
-            }
-        }
-        let mean = (0..n).map(|i| h[i * n + i]).sum::<f64>() / n as f64;
-        for i in 0..n {
-            h[i * n + i] += 0.01 * mean;
-        }
-        let mut perm: Vec<usize> = (0..n).collect();
-        perm.sort_by(|&a, &b| h[b * n + b].total_cmp(&h[a * n + a]).then(a.cmp(&b)));
-        let hp: Vec<f64> = (0..n * n)
-            .map(|k| h[perm[k / n] * n + perm[k % n]])
-            .collect();
-        let u = inverse_upper_cholesky(&hp, n);
-        let g = f.group_len(n);
-        let mut codes = vec![0i8; rows * n];
-        for r in 0..rows {
-            let orig: Vec<f64> = (0..n)
-                .map(|i| if dead[i] { 0.0 } else { w[r * n + i] as f64 })
-                .collect();
-            let grid = Grid::for_row(f, &orig, g);
-            let groups: Vec<GroupQ> = orig
-                .chunks(g)
-                .map(|c| crate::group::choose(c, f, ScaleRule::Search, &grid).unwrap())
-                .collect();
-            let mut wt: Vec<f64> = perm.iter().map(|&c| orig[c]).collect();
-            for j in 0..n {
-                let (c, v) = groups[perm[j] / g].quant(wt[j]);
-                codes[r * n + perm[j]] = c;
-                let e = (wt[j] - v) / u[j * n + j];
-                for k in j + 1..n {
-                    wt[k] -= e * u[j * n + k];
-                }
-            }
-        }
-        codes
-    }
-
     #[test]
     fn act_order_matches_textbook_and_is_rtn_without_correlation() {
         let (rows, n) = (20, 128);
@@ -1001,7 +963,7 @@ mod tests {
         let h = hessian_of(&x, n);
         for name in ["a3g32", "s4g64h", "a3g32h", "s3row"] {
             let f: WeightFormat = name.parse().unwrap();
-            let want = textbook_act_order(&w, rows, n, &f, &h);
+            let want = textbook(&w, rows, n, &f, &h, true);
             for threads in [1, 2] {
                 let opts = GptqOptions {
                     act_order: true,
