@@ -102,6 +102,16 @@ impl ChipImage {
                             q.offsets.iter().flat_map(|s| s.0.to_le_bytes()).collect(),
                         );
                     }
+                    // Code widths per column group or per row, when they
+                    // differ (`format` names the widest).
+                    for (what, list) in [
+                        ("group_bits", &q.widths.groups),
+                        ("row_bits", &q.widths.rows),
+                    ] {
+                        if !list.is_empty() {
+                            put(format!("{n}.{what}"), "U8", vec![list.len()], list.clone());
+                        }
+                    }
                 }
                 Param::Fixed16(v) => put(
                     format!("{n}.fixed16"),
@@ -220,17 +230,28 @@ impl ChipImage {
                 let offsets = tensor(&format!("{n}.offsets"), "U16", 2)?
                     .map(|t| u16s(t.1))
                     .unwrap_or_default();
+                let list = |what: &str| {
+                    tensor(&format!("{n}.{what}"), "U8", 1).map(|t| t.map(|t| t.1.to_vec()))
+                };
+                let widths = taalasc_quant::Widths {
+                    groups: list("group_bits")?.unwrap_or_default(),
+                    rows: list("row_bits")?.unwrap_or_default(),
+                };
                 if shape.len() != 2 {
                     return Err(bad(format!("`{n}.codes` must be 2-D")));
                 }
-                Param::Matrix(QTensor {
+                let q = QTensor {
                     format,
                     rows: shape[0],
                     cols: shape[1],
                     codes: b.iter().map(|&c| c as i8).collect(),
                     scales: u16s(scales),
                     offsets,
-                })
+                    widths,
+                };
+                // Codes in range, lengths, scales finite and on their grid.
+                q.validate().map_err(|e| bad(format!("`{n}`: {e}")))?;
+                Param::Matrix(q)
             } else if let Some((_, b)) = tensor(&format!("{n}.fixed16"), "I32", 4)? {
                 Param::Fixed16(
                     b.chunks_exact(4)

@@ -13,7 +13,7 @@ use taalasc_frontends::tensors::SourceBlocks;
 use taalasc_frontends::LoadedModel;
 use taalasc_ir::{Op, WeightId, WeightSource};
 use taalasc_numerics as nx;
-use taalasc_quant::{QTensor, WeightFormat};
+use taalasc_quant::{QTensor, WeightFormat, Widths};
 use taalasc_reference::{ChipImage, Param};
 
 /// How weights are rounded onto their format's grid.
@@ -42,8 +42,13 @@ pub struct BuildOptions {
     /// Format of every linear layer (the head included unless tied), unless
     /// `per_weight` names another.
     pub linear: WeightFormat,
-    /// Per-weight formats chosen by the `--bits auto` pass, by weight name.
+    /// Per-weight formats chosen by the `--bits auto` pass or pinned by
+    /// `--layer-format`, by weight name.
     pub per_weight: std::collections::BTreeMap<String, WeightFormat>,
+    /// Code widths per column group or row, for the weights of `per_weight`
+    /// whose parts differ (see [`taalasc_quant::QTensor::bits_at`]).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub widths: std::collections::BTreeMap<String, taalasc_quant::Widths>,
     pub quantizer: Quantizer,
     /// GPTQ settings (used when `quantizer` is GPTQ).
     pub gptq: taalasc_quant::GptqOptions,
@@ -149,21 +154,43 @@ pub fn build_image(
                 let hessian = calib
                     .and_then(|c| c.hessian(id))
                     .filter(|_| opts.quantizer == Quantizer::Gptq);
-                let (q, method) = match (import(loaded, id, fmt)?, hessian) {
+                let uniform = taalasc_quant::Widths::default();
+                let gb = opts.widths.get(&info.name).unwrap_or(&uniform);
+                let imported = if gb.is_uniform() {
+                    import(loaded, id, fmt)?
+                } else {
+                    None
+                };
+                let (q, method) = match (imported, hessian) {
                     (Some(q), _) => (q, "import"),
                     (None, Some(h)) => (
-                        taalasc_quant::quantize_gptq(&values()?, rows, cols, fmt, h, &opts.gptq)
-                            .with_context(|| format!("GPTQ of `{}`", info.name))?,
+                        taalasc_quant::quantize_gptq_mixed(
+                            &values()?,
+                            rows,
+                            cols,
+                            fmt,
+                            gb,
+                            h,
+                            &opts.gptq,
+                        )
+                        .with_context(|| format!("GPTQ of `{}`", info.name))?,
                         "gptq",
                     ),
                     (None, None) => (
-                        taalasc_quant::quantize_rtn(&values()?, rows, cols, fmt)
-                            .with_context(|| format!("quantizing `{}`", info.name))?,
+                        taalasc_quant::quantize_rtn_mixed(
+                            &values()?,
+                            rows,
+                            cols,
+                            fmt,
+                            gb,
+                            taalasc_quant::ScaleRule::Search,
+                        )
+                        .with_context(|| format!("quantizing `{}`", info.name))?,
                         "rtn",
                     ),
                 };
-                let bits = q.storage_bits();
-                (Param::Matrix(q), fmt.name(), method, bits)
+                let (name, bits) = (q.format_name(), q.storage_bits());
+                (Param::Matrix(q), name, method, bits)
             }
             Some("bias") => {
                 let v: Vec<i64> = values()?
@@ -292,6 +319,7 @@ impl BuildOptions {
         BuildOptions {
             linear: "a4g32".parse().expect("valid format"),
             per_weight: Default::default(),
+            widths: Default::default(),
             quantizer: Quantizer::Rtn,
             gptq: taalasc_quant::GptqOptions {
                 act_order: true,
@@ -301,6 +329,90 @@ impl BuildOptions {
             context: model.hparams.max_positions.min(2048),
         }
     }
+}
+
+/// A `--layer-format PATTERN=FORMAT` rule: every linear layer or table whose
+/// weight name matches `PATTERN` (`*` matches any run of characters) gets
+/// `FORMAT`, and `--bits auto` leaves it out of its choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerRule {
+    pub pattern: String,
+    pub format: WeightFormat,
+}
+
+impl std::str::FromStr for LayerRule {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<LayerRule> {
+        let (pattern, format) = s
+            .split_once('=')
+            .with_context(|| format!("--layer-format `{s}`: expected PATTERN=FORMAT"))?;
+        if pattern.is_empty() {
+            bail!("--layer-format `{s}`: empty weight-name pattern");
+        }
+        let format = format
+            .parse()
+            .with_context(|| format!("--layer-format `{s}`"))?;
+        Ok(LayerRule {
+            pattern: pattern.to_string(),
+            format,
+        })
+    }
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters
+/// (none included) and every other character itself.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    // Greedy match with backtracking to the last `*`.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        if i < p.len() && p[i] == b'*' {
+            star = Some((i, j));
+            i += 1;
+        } else if i < p.len() && p[i] == n[j] {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == b'*')
+}
+
+/// Applies `rules` to the model's linear layers and tables: the format of
+/// each matched weight, by name (a later rule wins over an earlier one).
+/// A rule that matches none of them is an error naming it, so a misspelt
+/// pattern never goes unnoticed.
+pub fn apply_layer_rules(
+    model: &taalasc_ir::Model,
+    rules: &[LayerRule],
+) -> anyhow::Result<std::collections::BTreeMap<String, WeightFormat>> {
+    let (role, _) = roles(model);
+    let mut out = std::collections::BTreeMap::new();
+    for rule in rules {
+        let mut hits = 0;
+        for (i, info) in model.weights.iter().enumerate() {
+            if matches!(role[i], Some("linear" | "table")) && glob_match(&rule.pattern, &info.name)
+            {
+                out.insert(info.name.clone(), rule.format);
+                hits += 1;
+            }
+        }
+        if hits == 0 {
+            bail!(
+                "--layer-format `{}={}`: no linear layer or table is named like `{}` (see `taalasc inspect --ir`)",
+                rule.pattern,
+                rule.format,
+                rule.pattern
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Linear-layer formats the `--bits auto` pass chooses among: free `SF16`
@@ -329,9 +441,11 @@ pub enum AutoTarget {
 #[derive(Clone, Debug, Serialize)]
 pub struct AutoReport {
     pub target: AutoTarget,
-    /// Bits of everything the pass does not choose (tables, gains, biases).
+    /// Bits of everything the pass does not choose (gains, biases, and the
+    /// layers pinned by `--layer-format`).
     pub fixed_bits: u64,
     pub layers: usize,
+    /// Most candidates of any layer (plain formats and width mixes).
     pub candidates_per_layer: usize,
     pub sensitivity_seconds: f64,
     pub calibration_tokens: usize,
@@ -364,7 +478,8 @@ pub fn plan_auto(
     calib: &crate::calib::Calibration,
     probe: Option<(&mut taalasc_float::FloatModel, &[u32])>,
     target: AutoTarget,
-) -> anyhow::Result<(std::collections::BTreeMap<String, WeightFormat>, AutoReport)> {
+    pinned: &std::collections::BTreeMap<String, WeightFormat>,
+) -> anyhow::Result<AutoChoice> {
     let model = &loaded.model;
     let (role, _) = roles(model);
     let formats: Vec<WeightFormat> = AUTO_CANDIDATES
@@ -375,6 +490,17 @@ pub fn plan_auto(
     let mut linears = Vec::new();
     for (i, info) in model.weights.iter().enumerate() {
         match role[i] {
+            // Pinned by --layer-format: not chosen, its bits fixed.
+            Some("linear" | "table") if pinned.contains_key(&info.name) => {
+                let [rows, cols] = info.shape[..] else {
+                    bail!(
+                        "`{}` has shape {:?}, expected a matrix",
+                        info.name,
+                        info.shape
+                    );
+                };
+                fixed_bits += pinned[&info.name].storage_bits(rows, cols);
+            }
             // Embedding (and tied head) tables are chosen too: at SmolLM2's
             // size the table alone is a fifth of the parameters.
             Some("linear" | "table") => linears.push(WeightId(i as u32)),
@@ -385,17 +511,21 @@ pub fn plan_auto(
     }
     let t0 = std::time::Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let layer_choices: Vec<anyhow::Result<taalasc_egraph::LayerChoices>> =
+    let row_weights = head_row_weights(model, calib);
+    let layer_choices: Vec<anyhow::Result<(taalasc_egraph::LayerChoices, Vec<Widths>)>> =
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|k| {
-                    let (linears, formats) = (&linears, &formats);
+                    let (linears, formats, row_weights) = (&linears, &formats, &row_weights);
                     s.spawn(move || {
                         linears
                             .iter()
                             .enumerate()
                             .filter(|(j, _)| j % threads == k)
-                            .map(|(_, &id)| sensitivity(loaded, calib, id, formats))
+                            .map(|(_, &id)| {
+                                let rw = row_weights.get(&id).map(Vec::as_slice);
+                                sensitivity(loaded, calib, id, formats, rw)
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -412,8 +542,12 @@ pub fn plan_auto(
                 })
                 .collect()
         });
-    let mut layer_choices: Vec<taalasc_egraph::LayerChoices> =
-        layer_choices.into_iter().collect::<anyhow::Result<_>>()?;
+    let (mut layer_choices, mixes): (Vec<taalasc_egraph::LayerChoices>, Vec<Vec<Widths>>) =
+        layer_choices
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
     // The proxy measures each layer's own output error; layers differ in how
     // much of that reaches the logits. Scale each layer's proxy by its
     // measured end-to-end effect: KL(float ‖ float with only this layer at
@@ -432,8 +566,12 @@ pub fn plan_auto(
             let w = loaded.weights.load_f32(id)?;
             let q =
                 taalasc_quant::quantize_rtn_plain(&w, info.shape[0], info.shape[1], &probe_fmt)?;
-            let proxy =
-                taalasc_quant::weighted_error(&w, &q, &layer_diag(calib, id, info.shape[1]));
+            let rw = row_weights.get(&id).map(Vec::as_slice);
+            let diag = layer_diag(calib, id, info.shape[1]);
+            let proxy: f64 = taalasc_quant::weighted_error_parts(&w, &q, &diag, rw)
+                .1
+                .iter()
+                .sum();
             let old = float.swap_weight(id, q.dequant_f32());
             let out = float.forward(&mut float.session(), window, 0);
             float.swap_weight(id, old);
@@ -484,43 +622,99 @@ pub fn plan_auto(
             }
         ),
     })?;
-    let chosen = linears
+    let mut formats_out = std::collections::BTreeMap::new();
+    let mut widths = std::collections::BTreeMap::new();
+    let mut chosen_report = Vec::with_capacity(linears.len());
+    for (((&id, &c), lc), mix) in linears
         .iter()
         .zip(&plan.choice)
         .zip(&layer_choices)
-        .map(|((&id, &c), lc)| (model.weight(id).name.clone(), lc.candidates[c].format))
-        .collect();
-    let mut chosen_report: Vec<ChosenLayer> = plan
-        .choice
-        .iter()
-        .zip(&layer_choices)
-        .map(|(&c, lc)| ChosenLayer {
-            name: lc.name.clone(),
-            format: lc.candidates[c].format.name(),
-            bits: lc.candidates[c].bits,
-            loss: lc.candidates[c].loss,
-        })
-        .collect();
+        .zip(&mixes)
+    {
+        let name = model.weight(id).name.clone();
+        let cand = &lc.candidates[c];
+        formats_out.insert(name.clone(), cand.format);
+        if !mix[c].is_uniform() {
+            widths.insert(name.clone(), mix[c].clone());
+        }
+        chosen_report.push(ChosenLayer {
+            name,
+            format: taalasc_quant::mixed_name(&cand.format, &mix[c]),
+            bits: cand.bits,
+            loss: cand.loss,
+        });
+    }
     // Most costly first; ties (e.g. lossless layers) by name, for stable output.
     chosen_report.sort_by(|a, b| b.loss.total_cmp(&a.loss).then(a.name.cmp(&b.name)));
-    Ok((
-        chosen,
-        AutoReport {
+    let candidates_per_layer = layer_choices
+        .iter()
+        .map(|l| l.candidates.len())
+        .max()
+        .unwrap_or(0);
+    Ok(AutoChoice {
+        formats: formats_out,
+        widths,
+        report: AutoReport {
             target,
             fixed_bits,
             layers: linears.len(),
-            candidates_per_layer: formats.len(),
+            candidates_per_layer,
             sensitivity_seconds,
             calibration_tokens: calib.tokens,
             importance,
             plan,
             chosen: chosen_report,
         },
-    ))
+    })
+}
+
+/// What [`plan_auto`] chose.
+pub struct AutoChoice {
+    /// Format of each chosen weight, by name (the widest, when mixed).
+    pub formats: std::collections::BTreeMap<String, WeightFormat>,
+    /// Column-group or row widths of the weights given mixed widths.
+    pub widths: std::collections::BTreeMap<String, Widths>,
+    pub report: AutoReport,
 }
 
 /// Format used to measure each layer's end-to-end importance.
 pub const IMPORTANCE_PROBE: &str = "a3g32";
+
+/// Row weights of the head (the weight read by the logits op): `V · p̄_t`,
+/// with `p̄_t` the float model's mean probability of token `t` on the
+/// calibration text (mixed 95:5 with uniform, so no row weighs nothing).
+/// To second order, KL(p ‖ p + δ) ≈ ½ Σ_t p_t δ_t² − ½ (Σ_t p_t δ_t)², so a
+/// logit error costs in proportion to its token's probability: rare tokens'
+/// rows can take fewer bits. A tied embedding table shares the weights (a
+/// token is looked up about as often as it is predicted). Empty without
+/// calibration probabilities.
+fn head_row_weights(
+    model: &taalasc_ir::Model,
+    calib: &crate::calib::Calibration,
+) -> std::collections::HashMap<WeightId, Vec<f64>> {
+    let mut out = std::collections::HashMap::new();
+    let Some(p) = &calib.token_probs else {
+        return out;
+    };
+    for m in model.graph.node_indices() {
+        if !matches!(model.graph[m].op, Op::Logits) {
+            continue;
+        }
+        for n in model.inputs(m) {
+            if let Op::Linear { weight, .. } = &model.graph[n].op {
+                let rows = model.weight(*weight).shape[0];
+                if rows == p.len() {
+                    let v = rows as f64;
+                    out.insert(
+                        *weight,
+                        p.iter().map(|&p| v * (0.95 * p + 0.05 / v)).collect(),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
 
 /// Mean squared input per column: the diagonal that weights a layer's
 /// quantization error. A table that is also the (tied) head uses the head's
@@ -532,17 +726,43 @@ fn layer_diag(calib: &crate::calib::Calibration, id: WeightId, cols: usize) -> V
     }
 }
 
+/// Families of formats (same groups, symmetry and scale storage, several
+/// code widths) whose column groups `--bits auto` may also give different
+/// widths within one layer: the inputs that carry more energy get more bits.
+pub const MIX_FAMILIES: &[&[&str]] = &[
+    &["a2g32h", "a3g32h", "a4g32h", "a5g32h", "a6g32h", "a8g32h"],
+    &["s3g32h", "s4g32h", "s6g32h", "s8g32h"],
+    &["a2g64h", "a3g64h", "a4g64h", "a5g64h"],
+];
+
+/// Width mixes offered per family and layer: one each time the mean code
+/// width grows by this many bits.
+pub const MIX_STEP_BITS: f64 = 0.25;
+
+/// One layer's candidates: every format of `formats` whose groups tile its
+/// rows, and the width mixes of [`MIX_FAMILIES`] (per column group; with
+/// `row_weights`, the head's, also per row); alongside each candidate its
+/// widths (uniform when plain).
+///
+/// Loss: `Σ_r row_weight_r Σ_i (Δw_ri)² · E[x_i²]` from plain RTN of each
+/// candidate and the calibration inputs' mean squares (diagonal of the
+/// input Hessian); an exactly importable format (GGUF Q4_1 as a4g32) has
+/// loss 0.
 fn sensitivity(
     loaded: &LoadedModel,
     calib: &crate::calib::Calibration,
     id: WeightId,
     formats: &[WeightFormat],
-) -> anyhow::Result<taalasc_egraph::LayerChoices> {
+    row_weights: Option<&[f64]>,
+) -> anyhow::Result<(taalasc_egraph::LayerChoices, Vec<Widths>)> {
     let info = loaded.model.weight(id);
     let (rows, cols) = (info.shape[0], info.shape[1]);
     let w = loaded.weights.load_f32(id)?;
     let diag = layer_diag(calib, id, cols);
     let mut candidates = Vec::with_capacity(formats.len());
+    let mut mixes = Vec::new();
+    // Per format: the errors of each column group and of each row.
+    let mut parts = std::collections::HashMap::new();
     for fmt in formats {
         if cols % fmt.group_len(cols) != 0 {
             continue; // groups must tile the row
@@ -552,18 +772,163 @@ fn sensitivity(
             None => {
                 let q = taalasc_quant::quantize_rtn_plain(&w, rows, cols, fmt)
                     .with_context(|| format!("quantizing `{}` as {fmt}", info.name))?;
-                taalasc_quant::weighted_error(&w, &q, &diag)
+                let (groups, by_row) =
+                    taalasc_quant::weighted_error_parts(&w, &q, &diag, row_weights);
+                let loss = by_row.iter().sum();
+                parts.insert(*fmt, (groups, by_row));
+                loss
             }
         };
         candidates.push(taalasc_egraph::Candidate {
             format: *fmt,
             fused: false,
+            mixed: false,
             bits: fmt.storage_bits(rows, cols),
             loss,
         });
+        mixes.push(Widths::default());
     }
-    Ok(taalasc_egraph::LayerChoices {
-        name: info.name.clone(),
-        candidates,
-    })
+    let g = |f: &WeightFormat| f.group_len(cols);
+    for family in MIX_FAMILIES {
+        let levels: Vec<WeightFormat> = family
+            .iter()
+            .map(|f| f.parse::<WeightFormat>().expect("valid family format"))
+            .filter(|f| parts.contains_key(f))
+            .collect();
+        if levels.len() < 2 {
+            continue;
+        }
+        // Column groups: `rows × G` codes each.
+        let group_sizes: Vec<f64> = (0..parts[&levels[0]].0.len())
+            .map(|k| (rows * g(&levels[0]).min(cols - k * g(&levels[0]))) as f64)
+            .collect();
+        let by_group: Vec<(u8, &[f64])> = levels
+            .iter()
+            .map(|f| (f.bits, parts[f].0.as_slice()))
+            .collect();
+        let mut found: Vec<Widths> = width_mixes(&by_group, &group_sizes)
+            .into_iter()
+            .map(|groups| Widths {
+                groups,
+                rows: Vec::new(),
+            })
+            .collect();
+        if row_weights.is_some() {
+            let by_row: Vec<(u8, &[f64])> = levels
+                .iter()
+                .map(|f| (f.bits, parts[f].1.as_slice()))
+                .collect();
+            found.extend(
+                width_mixes(&by_row, &vec![cols as f64; rows])
+                    .into_iter()
+                    .map(|rows| Widths {
+                        groups: Vec::new(),
+                        rows,
+                    }),
+            );
+        }
+        for widths in found {
+            let list = if widths.rows.is_empty() {
+                &widths.groups
+            } else {
+                &widths.rows
+            };
+            let widest = *list.iter().max().expect("at least one entry");
+            let format = levels[0].with_bits(widest);
+            let at = |k: usize| {
+                levels
+                    .iter()
+                    .position(|f| f.bits == list[k])
+                    .expect("a family width")
+            };
+            let loss = (0..list.len())
+                .map(|k| {
+                    let (groups, by_row) = &parts[&levels[at(k)]];
+                    if widths.rows.is_empty() {
+                        groups[k]
+                    } else {
+                        by_row[k]
+                    }
+                })
+                .sum();
+            candidates.push(taalasc_egraph::Candidate {
+                format,
+                fused: false,
+                mixed: true,
+                bits: taalasc_quant::mixed_storage_bits(&format, &widths, rows, cols),
+                loss,
+            });
+            mixes.push(widths);
+        }
+    }
+    Ok((
+        taalasc_egraph::LayerChoices {
+            name: info.name.clone(),
+            candidates,
+        },
+        mixes,
+    ))
+}
+
+/// Width mixes of one family for one layer's parts (column groups or rows).
+/// `levels`: the family's widths, increasing, each with every part's error;
+/// `sizes`: codes per part. Starting from every part at the narrowest width,
+/// repeatedly widens the part with the largest error drop per extra bit
+/// (jumping over widths that drop less per bit), and keeps the allocation
+/// each time the mean width passes another [`MIX_STEP_BITS`]. Returns the
+/// widths per part of each kept allocation, only those whose parts differ
+/// (uniform ones are plain candidates already).
+fn width_mixes(levels: &[(u8, &[f64])], sizes: &[f64]) -> Vec<Vec<u8>> {
+    let parts = sizes.len();
+    let total: f64 = sizes.iter().sum();
+    let bits = |l: usize| levels[l].0 as f64;
+    // A part's best widening from level `l0`: (error drop per bit, level).
+    let best_from = |k: usize, l0: usize| -> Option<(f64, usize)> {
+        let e0 = levels[l0].1[k];
+        let mut best: Option<(f64, usize)> = None;
+        for (l, level) in levels.iter().enumerate().skip(l0 + 1) {
+            let gain = (e0 - level.1[k]) / ((bits(l) - bits(l0)) * sizes[k]);
+            if best.is_none_or(|(b, _)| gain > b) {
+                best = Some((gain, l));
+            }
+        }
+        best
+    };
+    // Max-heap of widenings; ties go to the lower part index (deterministic).
+    #[derive(PartialEq)]
+    struct Step(f64, std::cmp::Reverse<usize>, usize);
+    impl Eq for Step {}
+    impl PartialOrd for Step {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Step {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+        }
+    }
+    let mut heap: std::collections::BinaryHeap<Step> = (0..parts)
+        .filter_map(|k| best_from(k, 0).map(|(g, l)| Step(g, std::cmp::Reverse(k), l)))
+        .collect();
+    let mut at = vec![0usize; parts];
+    let mut mean = bits(0);
+    let mut next = bits(0) + MIX_STEP_BITS;
+    let mut out = Vec::new();
+    while let Some(Step(_, std::cmp::Reverse(k), l)) = heap.pop() {
+        mean += (bits(l) - bits(at[k])) * sizes[k] / total;
+        at[k] = l;
+        if let Some((g, l2)) = best_from(k, l) {
+            heap.push(Step(g, std::cmp::Reverse(k), l2));
+        }
+        if mean + 1e-9 >= next {
+            while next <= mean + 1e-9 {
+                next += MIX_STEP_BITS;
+            }
+            if at.iter().any(|&a| a != at[0]) {
+                out.push(at.iter().map(|&a| levels[a].0).collect());
+            }
+        }
+    }
+    out
 }

@@ -15,18 +15,24 @@ pub struct Calibration {
     input_of: HashMap<WeightId, NodeIndex>,
     pub tokens: usize,
     pub chunks: usize,
+    /// Mean next-token probability of each vocabulary entry under the float
+    /// model over the calibration positions (when asked for): how much the
+    /// head's row for that token weighs in the KL divergence.
+    pub token_probs: Option<Vec<f64>>,
 }
 
 impl Calibration {
     /// Runs `chunks` non-overlapping windows of `ctx` tokens of `ids`
     /// through the float model, accumulating each linear input's `XᵀX`
-    /// (computed in f32 per window, summed in f64).
+    /// (computed in f32 per window, summed in f64), and with `probs` the mean
+    /// softmax of the logits ([`Calibration::token_probs`]).
     pub fn run(
         model: &Model,
         float: &FloatModel,
         ids: &[u32],
         ctx: usize,
         chunks: usize,
+        probs: bool,
     ) -> anyhow::Result<Calibration> {
         let mut input_of = HashMap::new();
         let mut feeds: HashMap<NodeIndex, NodeIndex> = HashMap::new();
@@ -44,10 +50,13 @@ impl Calibration {
             ids.len()
         );
         let mut by_input: HashMap<NodeIndex, Hessian> = HashMap::new();
+        let mut prob_sum: Vec<f64> = Vec::new();
+        let mut positions = 0usize;
         for w in &windows {
             let mut session = float.session();
             let mut seen: std::collections::HashSet<NodeIndex> = std::collections::HashSet::new();
-            float.forward_probed(&mut session, w, w.len(), &mut |n, x| {
+            let logits_from = if probs { 0 } else { w.len() };
+            let logits = float.forward_probed(&mut session, w, logits_from, &mut |n, x| {
                 let src = feeds[&n];
                 if !seen.insert(src) {
                     return; // q/k/v (and gate/up) read the same input once
@@ -61,12 +70,25 @@ impl Calibration {
                 }
                 h.samples += x.nrows();
             })?;
+            for row in logits.rows() {
+                let lp = taalasc_float::log_softmax(row.as_slice().expect("contiguous row"));
+                prob_sum.resize(lp.len(), 0.0);
+                for (s, l) in prob_sum.iter_mut().zip(lp) {
+                    *s += l.exp();
+                }
+                positions += 1;
+            }
         }
+        let token_probs = probs.then(|| {
+            let n = positions.max(1) as f64;
+            prob_sum.iter().map(|s| s / n).collect()
+        });
         Ok(Calibration {
             by_input,
             input_of,
             tokens: windows.len() * ctx,
             chunks: windows.len(),
+            token_probs,
         })
     }
 

@@ -370,6 +370,12 @@ struct BuildArgs {
     /// Format of the embedding and position tables.
     #[arg(long, default_value = "s8g32")]
     table_format: String,
+    /// Format of the linear layers and tables whose weight names match PATTERN (`*` matches any
+    /// characters; names as in `taalasc inspect --ir`), e.g. `layers.*.mlp.down.weight=a6g32h`.
+    /// Repeatable; a later rule wins. Overrides --bits/--format/--table-format for those
+    /// weights, and --bits auto chooses only among the others.
+    #[arg(long = "layer-format", value_name = "PATTERN=FORMAT")]
+    layer_format: Vec<taalasc::build::LayerRule>,
     /// Positions held in the KV cache (default: the model's maximum, at most 2048).
     #[arg(long)]
     context: Option<usize>,
@@ -415,6 +421,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         }
     }
     opts.table = a.table_format.parse()?;
+    let pinned = taalasc::build::apply_layer_rules(&loaded.model, &a.layer_format)?;
     match a.context {
         Some(0) => bail!("--context must be at least 1"),
         Some(c) => opts.context = c,
@@ -450,8 +457,14 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
             let ids = tok.encode(&text, true)?;
             let float = taalasc_float::FloatModel::new(&loaded.model, &loaded.weights)?;
             let ctx = 512.min(loaded.model.hparams.max_positions);
-            let c =
-                taalasc::calib::Calibration::run(&loaded.model, &float, &ids, ctx, a.calib_chunks)?;
+            let c = taalasc::calib::Calibration::run(
+                &loaded.model,
+                &float,
+                &ids,
+                ctx,
+                a.calib_chunks,
+                auto,
+            )?;
             Some((c, float, ids))
         }
         None if auto || opts.quantizer == Quantizer::Gptq => {
@@ -464,16 +477,19 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
             // Importance probe: the last --probe-tokens calibration tokens.
             let n = ids.len();
             let window: Vec<u32> = ids[n.saturating_sub(a.probe_tokens as usize)..].to_vec();
-            let (chosen, rep) = taalasc::build::plan_auto(&loaded, c, Some((float, &window)), t)?;
+            let choice = taalasc::build::plan_auto(&loaded, c, Some((float, &window)), t, &pinned)?;
+            let rep = choice.report;
             eprintln!(
                 "build: e-graph pass chose formats for {} layers in {:.3} s ({} e-nodes, {} e-classes, stop: {}); sensitivities took {:.1} s",
                 rep.layers, rep.plan.seconds, rep.plan.egraph_nodes, rep.plan.egraph_classes, rep.plan.stop_reason, rep.sensitivity_seconds
             );
-            opts.per_weight = chosen;
+            opts.per_weight = choice.formats;
+            opts.widths = choice.widths;
             Some(rep)
         }
         _ => None,
     };
+    opts.per_weight.extend(pinned);
     let (image, report) =
         taalasc::build::build_image(&loaded, &opts, calib.as_ref().map(|c| &c.0))?;
     // Refuse to write an image the datapath cannot run (e.g. a head_dim that

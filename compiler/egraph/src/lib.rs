@@ -11,7 +11,7 @@
 //!
 //! ```text
 //!  &[LayerChoices] ──lang::model_term──► (seq (layer 0) … (layer L-1))
-//!                                              │ rules::rules: linear→q:<format>[+fused]
+//!                                              │ rules::rules: linear→q:<format>[+mixed][+fused]
 //!                                              │ Runner: SimpleScheduler, explicit limits,
 //!                                              ▼ must stop Saturated (2 iterations)
 //!            class k = { (layer k), (q c k) for every candidate c of layer k }
@@ -38,9 +38,9 @@
 //! let layer = |name: &str, sensitivity: f64| LayerChoices {
 //!     name: name.into(),
 //!     candidates: vec![
-//!         Candidate { format: f("s2g32"), fused: false, bits: 2_500, loss: 16.0 * sensitivity },
-//!         Candidate { format: f("s4g32"), fused: false, bits: 4_500, loss: sensitivity },
-//!         Candidate { format: f("s6g32"), fused: false, bits: 6_500, loss: sensitivity / 16.0 },
+//!         Candidate { format: f("s2g32"), fused: false, mixed: false, bits: 2_500, loss: 16.0 * sensitivity },
+//!         Candidate { format: f("s4g32"), fused: false, mixed: false, bits: 4_500, loss: sensitivity },
+//!         Candidate { format: f("s6g32"), fused: false, mixed: false, bits: 6_500, loss: sensitivity / 16.0 },
 //!     ],
 //! };
 //! let layers = [layer("q_proj", 8.0), layer("k_proj", 0.125)];
@@ -73,6 +73,10 @@ pub struct Candidate {
     pub format: WeightFormat,
     /// The preceding RMSNorm gain is folded into the weights.
     pub fused: bool,
+    /// Column groups of different code widths (`format` is the widest); the
+    /// caller keeps which (see `taalasc_quant::QTensor::group_bits_at`).
+    #[serde(default)]
+    pub mixed: bool,
     /// ROM bits, codes and scales (and offsets) included.
     pub bits: u64,
     /// Measured sensitivity, a finite number ≥ 0; losses add across layers.

@@ -1,10 +1,10 @@
-//! The one rule family of the pass: `linear→q:<format>[+fused]`.
+//! The one rule family of the pass: `linear→q:<format>[+mixed][+fused]`.
 //!
-//! One rewrite per candidate *kind* (weight format × fused) present in the
+//! One rewrite per candidate *kind* (weight format × mixed widths × fused) present in the
 //! input, named after the kind (`linear→q:a4g32`, `linear→q:s3row+fused`).
 //! Each matches `(layer ?k)` and, on the condition that layer `k` has a
 //! candidate of its kind, adds `(q c ?k)` to the layer's class for every such
-//! candidate `c` (normally one). A layer without the kind is left alone.
+//! candidate `c` (one, or several mixed-width ones). A layer without the kind is left alone.
 //!
 //! The rules only ever add one node per (layer, candidate), so the e-graph
 //! saturates on the second iteration with exactly
@@ -29,13 +29,16 @@ pub struct Kind {
     pub format: WeightFormat,
     /// RMSNorm gain folded into the weights.
     pub fused: bool,
+    /// Column groups of different widths, at most `format`'s.
+    pub mixed: bool,
 }
 
 impl Kind {
     /// `linear→q:<format>` or `linear→q:<format>+fused`.
     pub fn rule_name(&self) -> String {
         let fused = if self.fused { "+fused" } else { "" };
-        format!("linear→q:{}{fused}", self.format.name())
+        let mixed = if self.mixed { "+mixed" } else { "" };
+        format!("linear→q:{}{mixed}{fused}", self.format.name())
     }
 }
 
@@ -48,6 +51,7 @@ pub fn kinds(layers: &[LayerChoices]) -> Vec<Kind> {
         let kind = Kind {
             format: cand.format,
             fused: cand.fused,
+            mixed: cand.mixed,
         };
         if seen.insert(kind) {
             out.push(kind);
@@ -68,6 +72,7 @@ pub fn rules(layers: &[LayerChoices]) -> Vec<Rewrite> {
             let kind = Kind {
                 format: cand.format,
                 fused: cand.fused,
+                mixed: cand.mixed,
             };
             per_kind[index[&kind]][k].push(c as u32);
         }

@@ -43,6 +43,7 @@ fn random_instance(rng: &mut Rng) -> Vec<LayerChoices> {
                 .map(|c| Candidate {
                     format: fmt(FORMATS[(k + c) % FORMATS.len()]),
                     fused: rng.below(2) == 0,
+                    mixed: rng.below(4) == 0,
                     bits: 100 + rng.below(5000),
                     loss: 10.0 * rng.unit(),
                 })
@@ -216,6 +217,7 @@ fn uniform_layers(sensitivity: &[f64]) -> Vec<LayerChoices> {
                     Candidate {
                         format,
                         fused: false,
+                        mixed: false,
                         bits: format.storage_bits(rows, cols),
                         // Error power falls 4× per extra bit.
                         loss: s * 0.25f64.powi(format.bits as i32 - 2),
@@ -315,6 +317,7 @@ fn rules_add_exactly_the_candidates_of_each_layer() {
     layers[0].candidates.push(Candidate {
         format: fmt("s4g32"),
         fused: true,
+        mixed: false,
         bits: 1,
         loss: 0.5,
     });
@@ -400,6 +403,7 @@ fn smollm2_like() -> Vec<LayerChoices> {
                     Candidate {
                         format,
                         fused,
+                        mixed: false,
                         bits: format.storage_bits(rows, cols),
                         loss: sensitivity
                             * 0.25f64.powi(format.bits as i32)

@@ -33,6 +33,39 @@ pub fn weighted_error(w: &[f32], q: &QTensor, hessian_diag: &[f64]) -> f64 {
     total
 }
 
+/// [`weighted_error`] with each row's error scaled by `row_weights` (1 when
+/// `None`), split two ways: by column group (entry `g` sums the inputs of
+/// group `g` over all rows) and by row. Panics on mismatched lengths.
+pub fn weighted_error_parts(
+    w: &[f32],
+    q: &QTensor,
+    hessian_diag: &[f64],
+    row_weights: Option<&[f64]>,
+) -> (Vec<f64>, Vec<f64>) {
+    check(w, q, hessian_diag.len());
+    if let Some(rw) = row_weights {
+        assert_eq!(rw.len(), q.rows, "error: row weights");
+    }
+    let deq = q.dequant_f64();
+    let g = q.group_len().max(1);
+    let mut groups = vec![0.0; q.groups_per_row()];
+    let mut rows = vec![0.0; q.rows];
+    for (r, ((wr, dr), row)) in w
+        .chunks_exact(q.cols)
+        .zip(deq.chunks_exact(q.cols))
+        .zip(&mut rows)
+        .enumerate()
+    {
+        let scale = row_weights.map_or(1.0, |rw| rw[r]);
+        for (i, ((&a, &b), &h)) in wr.iter().zip(dr).zip(hessian_diag).enumerate() {
+            let e = (a as f64 - b).powi(2) * h * scale;
+            groups[i / g] += e;
+            *row += e;
+        }
+    }
+    (groups, rows)
+}
+
 /// The full quadratic form `tr(ΔW H ΔWᵀ) / samples` = mean over the
 /// calibration rows `x` of `‖ΔW x‖²` (the quantity GPTQ minimises).
 /// Costs `rows · cols²`. Panics on mismatched lengths.

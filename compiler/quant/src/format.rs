@@ -144,6 +144,17 @@ impl WeightFormat {
         }
     }
 
+    /// Bits of the scales (and offsets, and `Row8` row exponents) of a
+    /// `[rows, cols]` matrix: [`WeightFormat::storage_bits`] without the codes.
+    pub fn scale_bits(&self, rows: usize, cols: usize) -> u64 {
+        self.storage_bits(rows, cols) - rows as u64 * cols as u64 * self.bits as u64
+    }
+
+    /// The same format with `bits`-bit codes.
+    pub fn with_bits(&self, bits: u8) -> WeightFormat {
+        WeightFormat { bits, ..*self }
+    }
+
     /// Storage per weight for rows of `cols` inputs: `b + 16/G` (symmetric)
     /// or `b + 32/G` (asymmetric) when `G` divides `cols`, with `SF16`
     /// scales; `b + 8/G + 8/cols` or `b + 16/G + 16/cols` with `Row8`.

@@ -52,7 +52,7 @@ use taalasc_numerics::Sf16;
 use crate::group::{Grid, GroupQ};
 use crate::linalg::feedback_matrix;
 use crate::rtn::{check_weights, choose_at, ScaleRule};
-use crate::{QTensor, QuantError, WeightFormat};
+use crate::{QTensor, QuantError, WeightFormat, Widths};
 
 /// Calibration statistics of one linear layer's input: `H = Σ x xᵀ` over
 /// `samples` input vectors `x` (f64, full symmetric `n × n`, row-major).
@@ -201,7 +201,22 @@ pub fn quantize_gptq(
     hessian: &Hessian,
     opts: &GptqOptions,
 ) -> Result<QTensor, QuantError> {
+    quantize_gptq_mixed(w, rows, cols, fmt, &Widths::default(), hessian, opts)
+}
+
+/// [`quantize_gptq`] with code widths per column group or per row (see
+/// [`QTensor::bits_at`]).
+pub fn quantize_gptq_mixed(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    fmt: &WeightFormat,
+    widths: &Widths,
+    hessian: &Hessian,
+    opts: &GptqOptions,
+) -> Result<QTensor, QuantError> {
     check_weights(w, rows, cols, fmt)?;
+    crate::tensor::check_widths(fmt, widths, rows, fmt.groups_per_row(cols))?;
     let n = cols;
     if hessian.n != n || hessian.h.len() != n * n {
         return Err(QuantError::HessianShape { n: hessian.n, cols });
@@ -259,6 +274,7 @@ pub fn quantize_gptq(
 
     // 3.-4. Row ranges.
     let mut out = QTensor::zeros(*fmt, rows, cols);
+    out.widths = widths.clone();
     if rows == 0 {
         return Ok(out);
     }
@@ -268,6 +284,7 @@ pub fn quantize_gptq(
         g: fmt.group_len(cols),
         gpr,
         fmt,
+        widths,
         rule: opts.scale_rule,
         f: &f,
         dead: &dead,
@@ -320,6 +337,8 @@ struct Ctx<'a> {
     g: usize,
     gpr: usize,
     fmt: &'a WeightFormat,
+    /// Code widths (see [`QTensor::bits_at`]).
+    widths: &'a Widths,
     rule: ScaleRule,
     /// Feedback matrix (row-major, strict upper triangle).
     f: &'a [f64],
@@ -332,6 +351,11 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Code width of `row` (of the whole matrix), column group `g`.
+    fn bits(&self, row: usize, g: usize) -> u8 {
+        self.widths.at(row, g, self.fmt.bits)
+    }
+
     /// End of the block starting at `b1`: whole groups per block when
     /// `G <= block`, otherwise blocks never cross a group boundary.
     fn block_end(&self, b1: usize) -> usize {
@@ -388,7 +412,8 @@ impl Ctx<'_> {
                 }
                 // Row exponents of 8-bit scales from the original weights
                 // (updated groups that outgrow them clamp at the top code).
-                grids[r] = Grid::for_row(self.fmt, &orig, g);
+                let row = row0 + t0 + r;
+                grids[r] = Grid::for_row(self.fmt, &orig, g, |k| self.bits(row, k));
                 let w0r = &mut w0[r * n..(r + 1) * n];
                 match self.perm {
                     None => w0r.copy_from_slice(&orig),
@@ -400,6 +425,7 @@ impl Ctx<'_> {
                             let q = choose_at(
                                 &orig[gi * g..(gi + 1) * g],
                                 self.fmt,
+                                self.bits(row0 + t0 + r, gi),
                                 self.rule,
                                 &grids[r],
                                 row0 + t0 + r,
@@ -432,6 +458,7 @@ impl Ctx<'_> {
                             let q = choose_at(
                                 &vals,
                                 self.fmt,
+                                self.bits(row0 + t0 + r, gi),
                                 self.rule,
                                 &grids[r],
                                 row0 + t0 + r,
@@ -842,7 +869,7 @@ mod tests {
             let orig: Vec<f64> = (0..n)
                 .map(|i| if dead[i] { 0.0 } else { w[r * n + i] as f64 })
                 .collect();
-            let grid = Grid::for_row(f, &orig, g);
+            let grid = Grid::for_row(f, &orig, g, |_| f.bits);
             let choose = |c: &[f64]| crate::group::choose(c, f, ScaleRule::Search, &grid).unwrap();
             let fixed: Vec<GroupQ> = orig.chunks(g).map(choose).collect();
             let mut wt: Vec<f64> = perm.iter().map(|&c| orig[c]).collect();

@@ -77,12 +77,19 @@ impl Grid {
     /// The grid of one row of `fmt` whose weights are `row`, in groups of
     /// `g`: the row exponents make the largest plain scale (and offset) of
     /// any group fit 8 bits (see [`choose`] for the plain rule).
-    pub fn for_row(fmt: &WeightFormat, row: &[f64], g: usize) -> Grid {
+    /// `bits_of(k)` is group `k`'s code width.
+    pub fn for_row(
+        fmt: &WeightFormat,
+        row: &[f64],
+        g: usize,
+        bits_of: impl Fn(usize) -> u8,
+    ) -> Grid {
         if fmt.scales == ScaleStore::Sf16 {
             return Grid::Sf16;
         }
         let (mut dmax, mut mmax) = (0.0f64, 0.0f64);
-        for grp in row.chunks(g) {
+        for (k, grp) in row.chunks(g).enumerate() {
+            let bits = bits_of(k);
             let (lo, hi) = grp
                 .iter()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
@@ -92,10 +99,10 @@ impl Grid {
                 continue;
             }
             if fmt.symmetric {
-                let half = (1u32 << (fmt.bits - 1)) as f64;
+                let half = (1u32 << (bits - 1)) as f64;
                 dmax = dmax.max(lo.abs().max(hi.abs()) / half);
             } else {
-                let qmax = ((1u32 << fmt.bits) - 1) as f64;
+                let qmax = ((1u32 << bits) - 1) as f64;
                 dmax = dmax.max((hi - lo) / qmax);
                 mmax = mmax.max(lo.abs());
             }
@@ -186,16 +193,18 @@ pub(crate) struct GroupQ {
     df: f64,
     mf: f64,
     symmetric: bool,
-    /// Stored code range.
+    /// Symmetric: the stored code range. Asymmetric: `lo` unused and
+    /// `q = c + bias ∈ [0, hi]`.
     lo: f64,
     hi: f64,
-    /// `2^(b-1)` for asymmetric formats, 0 for symmetric.
+    /// The matrix's `2^(b-1)` for asymmetric formats, 0 for symmetric.
     bias: f64,
 }
 
 impl GroupQ {
     pub fn new(fmt: &WeightFormat, d: Sf16, m: Sf16) -> Self {
         let (lo, hi) = fmt.code_range();
+        let bias = fmt.code_bias() as f64;
         GroupQ {
             d,
             m: if fmt.symmetric { Sf16::ZERO } else { m },
@@ -203,9 +212,22 @@ impl GroupQ {
             mf: if fmt.symmetric { 0.0 } else { m.to_f64() },
             symmetric: fmt.symmetric,
             lo: lo as f64,
-            hi: hi as f64,
-            bias: fmt.code_bias() as f64,
+            hi: if fmt.symmetric {
+                hi as f64
+            } else {
+                hi as f64 + bias
+            },
+            bias,
         }
+    }
+
+    /// The same group with its codes in the convention of a matrix of
+    /// `tensor`, whose widest groups may be wider than this one (see
+    /// `QTensor::group_bits_at`): asymmetric codes are re-centred on the
+    /// matrix's bias; the values are unchanged.
+    pub fn in_tensor(mut self, tensor: &WeightFormat) -> Self {
+        self.bias = tensor.code_bias() as f64;
+        self
     }
 
     /// Stored code of `w` (round half away from zero, clamped). A zero scale
@@ -219,8 +241,7 @@ impl GroupQ {
             round_clamped(w / self.df, self.lo, self.hi) as i8
         } else {
             // q ∈ [0, 2^b - 1], stored as q - 2^(b-1).
-            (round_clamped((w - self.mf) / self.df, 0.0, self.hi + self.bias) - self.bias as i32)
-                as i8
+            (round_clamped((w - self.mf) / self.df, 0.0, self.hi) - self.bias as i32) as i8
         }
     }
 
@@ -463,7 +484,7 @@ mod tests {
         let row: Vec<f64> = (0..64)
             .map(|i| (i % 16) as f64 * if i < 32 { 1.0 } else { 0.01 })
             .collect();
-        let g = Grid::for_row(&f, &row, 32);
+        let g = Grid::for_row(&f, &row, 32, |_| f.bits);
         assert_eq!(
             g,
             Grid::Row8 {
@@ -483,7 +504,7 @@ mod tests {
         assert_eq!(g.scale(5.0).unwrap().to_f64(), 255.0 / 128.0);
         // Beyond what any exponent holds: an overflow.
         let huge = [0.0, 1e6];
-        let gh = Grid::for_row(&f, &huge, 2);
+        let gh = Grid::for_row(&f, &huge, 2, |_| f.bits);
         assert!(gh.scale(1e6 / 15.0).is_none());
     }
 }

@@ -40,12 +40,12 @@ pub mod tensor;
 #[cfg(test)]
 mod testutil;
 
-pub use error::{hessian_error, weighted_error};
+pub use error::{hessian_error, weighted_error, weighted_error_parts};
 pub use format::{Group, ScaleStore, WeightFormat, SUPPORTED_BITS};
-pub use gptq::{quantize_gptq, GptqOptions, Hessian};
-pub use rtn::{quantize_rtn, quantize_rtn_plain, quantize_rtn_with, ScaleRule};
+pub use gptq::{quantize_gptq, quantize_gptq_mixed, GptqOptions, Hessian};
+pub use rtn::{quantize_rtn, quantize_rtn_mixed, quantize_rtn_plain, quantize_rtn_with, ScaleRule};
 pub use taalasc_numerics::Sf16;
-pub use tensor::{import_q4_1, import_q8_0, QTensor};
+pub use tensor::{import_q4_1, import_q8_0, mixed_name, mixed_storage_bits, QTensor, Widths};
 
 /// Everything that can go wrong while quantizing.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

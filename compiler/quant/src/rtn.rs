@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::group::{choose, Grid, GroupQ};
-use crate::{QTensor, QuantError, WeightFormat};
+use crate::{QTensor, QuantError, WeightFormat, Widths};
 
 /// How a group's scale (and offset) is chosen; see [`quantize_rtn_with`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,23 +60,38 @@ pub fn quantize_rtn_with(
     fmt: &WeightFormat,
     rule: ScaleRule,
 ) -> Result<QTensor, QuantError> {
+    quantize_rtn_mixed(w, rows, cols, fmt, &Widths::default(), rule)
+}
+
+/// [`quantize_rtn_with`] with code widths per column group or per row (see
+/// [`QTensor::bits_at`]).
+pub fn quantize_rtn_mixed(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    fmt: &WeightFormat,
+    widths: &Widths,
+    rule: ScaleRule,
+) -> Result<QTensor, QuantError> {
     check_weights(w, rows, cols, fmt)?;
     let g = fmt.group_len(cols);
     let gpr = fmt.groups_per_row(cols);
+    crate::tensor::check_widths(fmt, widths, rows, gpr)?;
     let mut out = QTensor::zeros(*fmt, rows, cols);
+    out.widths = widths.clone();
     let mut vals = vec![0.0f64; g];
     let mut row = vec![0.0f64; cols];
     for r in 0..rows {
         for (v, &x) in row.iter_mut().zip(&w[r * cols..(r + 1) * cols]) {
             *v = x as f64;
         }
-        let grid = Grid::for_row(fmt, &row, g);
+        let grid = Grid::for_row(fmt, &row, g, |k| widths.at(r, k, fmt.bits));
         for gi in 0..gpr {
             let base = r * cols + gi * g;
             for (v, &x) in vals.iter_mut().zip(&w[base..base + g]) {
                 *v = x as f64;
             }
-            let q = choose_at(&vals, fmt, rule, &grid, r, gi)?;
+            let q = choose_at(&vals, fmt, widths.at(r, gi, fmt.bits), rule, &grid, r, gi)?;
             out.set_group(r, gi, &q);
             for (c, &v) in out.codes[base..base + g].iter_mut().zip(&vals) {
                 *c = q.code(v);
@@ -86,21 +101,25 @@ pub fn quantize_rtn_with(
     Ok(out)
 }
 
-/// [`choose`] with the error located at `(row, group)`.
+/// [`choose`] for a `bits`-wide group of a matrix of `fmt`, its codes in the
+/// matrix's convention, with the error located at `(row, group)`.
 pub(crate) fn choose_at(
     vals: &[f64],
     fmt: &WeightFormat,
+    bits: u8,
     rule: ScaleRule,
     grid: &Grid,
     row: usize,
     group: usize,
 ) -> Result<GroupQ, QuantError> {
-    choose(vals, fmt, rule, grid).map_err(|(what, value)| QuantError::ScaleOverflow {
-        what,
-        row,
-        group,
-        value,
-    })
+    choose(vals, &fmt.with_bits(bits), rule, grid)
+        .map(|q| q.in_tensor(fmt))
+        .map_err(|(what, value)| QuantError::ScaleOverflow {
+            what,
+            row,
+            group,
+            value,
+        })
 }
 
 /// Shape, format and finiteness checks shared by the quantizers.

@@ -23,6 +23,43 @@ pub struct QTensor {
     pub scales: Vec<Sf16>,
     /// Same layout as `scales`; empty when symmetric.
     pub offsets: Vec<Sf16>,
+    /// Code widths of the column groups or the rows, when they differ
+    /// (see [`QTensor::bits_at`]); uniform: every code has `format.bits`.
+    #[serde(default, skip_serializing_if = "Widths::is_uniform")]
+    pub widths: Widths,
+}
+
+/// Code widths of the parts of a matrix, when they differ: per column group
+/// (a slice of every row's inputs) or per row. At most one list is given;
+/// the widest entry is the format's width.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Widths {
+    /// One width per column group, or empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u8>,
+    /// One width per row, or empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<u8>,
+}
+
+impl Widths {
+    /// Every code has the format's width.
+    pub fn is_uniform(&self) -> bool {
+        self.groups.is_empty() && self.rows.is_empty()
+    }
+
+    /// Width of the codes of row `r` in column group `g`; `bits` when uniform.
+    pub fn at(&self, r: usize, g: usize, bits: u8) -> u8 {
+        match (self.rows.get(r), self.groups.get(g)) {
+            (Some(&b), _) | (None, Some(&b)) => b,
+            (None, None) => bits,
+        }
+    }
+
+    /// Bits of the width list itself (8 per entry).
+    pub fn list_bits(&self) -> u64 {
+        8 * (self.groups.len() + self.rows.len()) as u64
+    }
 }
 
 impl QTensor {
@@ -40,7 +77,29 @@ impl QTensor {
             } else {
                 vec![Sf16::ZERO; groups]
             },
+            widths: Widths::default(),
         }
+    }
+
+    /// Code width `b' <= b` of row `r`, column group `g` (`b = format.bits`,
+    /// the widest).
+    ///
+    /// A matrix may give its column groups, or its rows, different widths.
+    /// Codes keep one convention for the whole matrix, so the datapath is
+    /// unchanged: symmetric codes lie in `[-2^(b'-1), 2^(b'-1)-1]`;
+    /// asymmetric ones are `q - 2^(b-1)` with `q ∈ [0, 2^b' - 1]`, the ROM
+    /// holding `q` in `b'` bits and the decoder adding the constant. A column
+    /// group is one slice of the weight ROM with its own word width; rows of
+    /// different widths sit in ROMs of different widths, found by the row's
+    /// width tag.
+    pub fn bits_at(&self, r: usize, g: usize) -> u8 {
+        self.widths.at(r, g, self.format.bits)
+    }
+
+    /// The format's name, or for mixed widths the widths and how many column
+    /// groups or rows have each: `a4g32h[groups 3:10,4:8]`.
+    pub fn format_name(&self) -> String {
+        mixed_name(&self.format, &self.widths)
     }
 
     pub(crate) fn set_group(&mut self, row: usize, group: usize, q: &GroupQ) {
@@ -83,9 +142,10 @@ impl QTensor {
         (!self.format.symmetric).then(|| &self.offsets[r * g..(r + 1) * g])
     }
 
-    /// Exact storage in bits ([`WeightFormat::storage_bits`]).
+    /// Exact storage in bits ([`WeightFormat::storage_bits`], with each
+    /// column group's codes at its own width).
     pub fn storage_bits(&self) -> u64 {
-        self.format.storage_bits(self.rows, self.cols)
+        mixed_storage_bits(&self.format, &self.widths, self.rows, self.cols)
     }
 
     /// Checks the internal consistency (lengths, code range, format, finite
@@ -111,12 +171,19 @@ impl QTensor {
             if self.format.symmetric { 0 } else { groups },
             self.offsets.len(),
         )?;
-        let (lo, hi) = self.format.code_range();
-        if let Some(i) = self
-            .codes
-            .iter()
-            .position(|&c| !(lo..=hi).contains(&(c as i32)))
-        {
+        check_widths(&self.format, &self.widths, self.rows, self.groups_per_row())?;
+        let g = self.group_len().max(1);
+        let range = |i: usize| {
+            group_code_range(
+                &self.format,
+                self.bits_at(i / self.cols, (i % self.cols) / g),
+            )
+        };
+        if let Some(i) = self.codes.iter().enumerate().position(|(i, &c)| {
+            let (lo, hi) = range(i);
+            !(lo..=hi).contains(&(c as i32))
+        }) {
+            let (lo, hi) = range(i);
             return Err(QuantError::Import(format!(
                 "code {} at {i} outside [{lo}, {hi}]",
                 self.codes[i]
@@ -177,6 +244,97 @@ impl QTensor {
         }
         out
     }
+}
+
+/// Stored-code range of `bits`-bit codes in a matrix of `fmt` (see
+/// [`QTensor::bits_at`]).
+pub(crate) fn group_code_range(fmt: &WeightFormat, bits: u8) -> (i32, i32) {
+    if fmt.symmetric {
+        fmt.with_bits(bits).code_range()
+    } else {
+        let bias = fmt.code_bias();
+        (-bias, (1 << bits) - 1 - bias)
+    }
+}
+
+/// Checks mixed widths against their format and shape: at most one list,
+/// of one entry per column group or per row, each a supported width up to
+/// `fmt.bits`, the widest equal to it, and not all equal (that is the plain
+/// format, stored with no list).
+pub(crate) fn check_widths(
+    fmt: &WeightFormat,
+    widths: &Widths,
+    rows: usize,
+    groups_per_row: usize,
+) -> Result<(), QuantError> {
+    let bad = |why: String| Err(QuantError::Import(format!("code widths: {why}")));
+    let (list, what, want) = match (widths.groups.is_empty(), widths.rows.is_empty()) {
+        (true, true) => return Ok(()),
+        (false, true) => (&widths.groups, "column groups", groups_per_row),
+        (true, false) => (&widths.rows, "rows", rows),
+        (false, false) => return bad("both per column group and per row".into()),
+    };
+    if list.len() != want {
+        return bad(format!("{} widths for {want} {what}", list.len()));
+    }
+    if let Some(b) = list
+        .iter()
+        .find(|b| !crate::format::SUPPORTED_BITS.contains(b) || **b > fmt.bits)
+    {
+        return bad(format!(
+            "width {b} is not one of {:?} up to the format's {} bits",
+            crate::format::SUPPORTED_BITS,
+            fmt.bits
+        ));
+    }
+    if list.iter().max() != Some(&fmt.bits) {
+        return bad(format!(
+            "the widest must have the format's {} bits",
+            fmt.bits
+        ));
+    }
+    if list.iter().all(|&b| b == fmt.bits) {
+        return bad("all equal: store the plain format with no widths".into());
+    }
+    Ok(())
+}
+
+/// [`QTensor::storage_bits`] of a `[rows, cols]` matrix of `fmt` with
+/// `widths`: each code at its width, the scales, and the width list.
+pub fn mixed_storage_bits(fmt: &WeightFormat, widths: &Widths, rows: usize, cols: usize) -> u64 {
+    if widths.is_uniform() {
+        return fmt.storage_bits(rows, cols);
+    }
+    let g = fmt.group_len(cols);
+    let codes: u64 = if !widths.rows.is_empty() {
+        widths.rows.iter().map(|&b| cols as u64 * b as u64).sum()
+    } else {
+        let per_row: u64 = widths
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(k, &b)| g.min(cols - k * g) as u64 * b as u64)
+            .sum();
+        rows as u64 * per_row
+    };
+    codes + fmt.scale_bits(rows, cols) + widths.list_bits()
+}
+
+/// [`QTensor::format_name`] of `fmt` with `widths`.
+pub fn mixed_name(fmt: &WeightFormat, widths: &Widths) -> String {
+    let (list, what) = if !widths.rows.is_empty() {
+        (&widths.rows, "rows")
+    } else if !widths.groups.is_empty() {
+        (&widths.groups, "groups")
+    } else {
+        return fmt.name();
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for &b in list {
+        *counts.entry(b).or_insert(0usize) += 1;
+    }
+    let list: Vec<String> = counts.iter().map(|(b, n)| format!("{b}:{n}")).collect();
+    format!("{}[{what} {}]", fmt.name(), list.join(","))
 }
 
 /// Elements per llama.cpp `Q4_1` / `Q8_0` block.
@@ -268,6 +426,7 @@ pub fn import_q4_1(
             .enumerate()
             .map(|(i, &b)| sf16_bits("Q4_1 min", i, b))
             .collect::<Result<_, _>>()?,
+        widths: Widths::default(),
     })
 }
 
@@ -293,6 +452,7 @@ pub fn import_q8_0(rows: usize, cols: usize, d: &[u16], q: &[i8]) -> Result<QTen
             .map(|(i, &b)| sf16_bits("Q8_0 scale", i, b))
             .collect::<Result<_, _>>()?,
         offsets: Vec::new(),
+        widths: Widths::default(),
     })
 }
 

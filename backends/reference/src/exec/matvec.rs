@@ -547,6 +547,7 @@ mod tests {
             codes,
             scales,
             offsets,
+            widths: Default::default(),
         }
     }
 
