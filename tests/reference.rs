@@ -231,9 +231,111 @@ fn auto_with_gptq_runs_on_the_tiny_model_within_budget_and_deterministically() {
         .map(|w| w["bits"].as_u64().unwrap())
         .sum();
     assert_eq!(total, report["total_bits"].as_u64().unwrap());
-    // The image loads, and its two-level scales validate.
+    // The image loads, and its two-level scales and mixed widths validate.
     let image = ChipImage::read(&a).unwrap();
     Reference::new(&image, 0).unwrap();
+    // Width mixes (per column group, or per row of the probability-weighted
+    // head) are among the choices, and each is reported as stored.
+    let mut mixed = 0;
+    for (info, p) in image.model.weights.iter().zip(&image.params) {
+        let taalasc_reference::Param::Matrix(q) = p else {
+            continue;
+        };
+        let rep = report["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == info.name.as_str())
+            .unwrap();
+        assert_eq!(rep["format"], q.format_name().as_str(), "{}", info.name);
+        assert_eq!(rep["bits"], q.storage_bits(), "{}", info.name);
+        if !q.widths.is_uniform() {
+            mixed += 1;
+            let (list, parts) = if q.widths.rows.is_empty() {
+                (&q.widths.groups, q.groups_per_row())
+            } else {
+                (&q.widths.rows, q.rows)
+            };
+            assert_eq!(list.len(), parts);
+            assert_eq!(list.iter().max(), Some(&q.format.bits));
+        }
+    }
+    assert!(mixed > 0, "no layer took mixed widths");
+}
+
+#[test]
+fn layer_format_pins_layers_in_plain_and_auto_builds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let formats = |chip: &std::path::Path| -> std::collections::BTreeMap<String, String> {
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(chip.join("report.json")).unwrap())
+                .unwrap();
+        r["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                let (n, f) = (w["name"].as_str().unwrap(), w["format"].as_str().unwrap());
+                (n.to_string(), f.to_string())
+            })
+            .collect()
+    };
+    let plain = tmp.path().join("plain.chip");
+    cli_build(
+        &plain,
+        &["--format", "a4g32h", "--layer-format", "layers.0.*=s8g32h"],
+    );
+    let f = formats(&plain);
+    assert_eq!(f["layers.0.attn.q.weight"], "s8g32h");
+    assert_eq!(f["layers.0.mlp.down.weight"], "s8g32h");
+    assert_eq!(f["layers.1.attn.q.weight"], "a4g32h");
+    // Gains are not matrices: the rule leaves them alone.
+    assert_eq!(f["layers.0.attn_norm.gain"], "q15.16");
+
+    let calib = repo_root().join("examples/tiny-llama/sample.txt");
+    let auto = tmp.path().join("auto.chip");
+    cli_build(
+        &auto,
+        &[
+            "--bits",
+            "auto",
+            "--bpw",
+            "4.5",
+            "--calib",
+            calib.to_str().unwrap(),
+            "--calib-chunks",
+            "2",
+            "--layer-format",
+            "layers.1.mlp.*=a6g32h",
+        ],
+    );
+    let f = formats(&auto);
+    for n in ["gate", "up", "down"] {
+        assert_eq!(f[&format!("layers.1.mlp.{n}.weight")], "a6g32h");
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(auto.join("report.json")).unwrap()).unwrap();
+    // The pass chose the other 13 matrices, within the budget that is left.
+    let chosen = r["auto"]["chosen"].as_array().unwrap();
+    assert_eq!(chosen.len(), 13);
+    assert!(chosen
+        .iter()
+        .all(|c| !c["name"].as_str().unwrap().starts_with("layers.1.mlp.")));
+    assert!(r["bits_per_weight"].as_f64().unwrap() <= 4.5);
+
+    // A pattern that matches nothing is an error naming it, and no image.
+    let bad = tmp.path().join("bad.chip");
+    let o = std::process::Command::new(taalasc_bin())
+        .args(["build", "--context", "256", "-o"])
+        .arg(&bad)
+        .arg(repo_root().join("examples/tiny-llama"))
+        .args(["--layer-format", "layers.9.*=a4g32h"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("layers.9.*"), "{err}");
+    assert!(!bad.exists());
 }
 
 #[test]

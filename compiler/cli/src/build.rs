@@ -467,12 +467,10 @@ pub struct ChosenLayer {
     pub loss: f64,
 }
 
-/// Measures every linear layer's sensitivity to every candidate format and
-/// lets the e-graph pass choose one format per layer.
-///
-/// Sensitivity: `Σ (Δw)² · E[x²]` over the layer, from plain RTN of each
-/// candidate and the calibration inputs' mean squares (diagonal of the input
-/// Hessian); an exactly importable format (GGUF Q4_1 as a4g32) has loss 0.
+/// Measures every linear layer's sensitivity to every candidate (plain
+/// formats and width mixes, see [`sensitivity`]) and lets the e-graph pass
+/// choose one per layer; the layers in `pinned` (`--layer-format`) keep
+/// their format and their bits come off the budget first.
 pub fn plan_auto(
     loaded: &LoadedModel,
     calib: &crate::calib::Calibration,
@@ -931,4 +929,84 @@ fn width_mixes(levels: &[(u8, &[f64])], sizes: &[f64]) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_stars_anywhere() {
+        let m = |p, n| glob_match(p, n);
+        assert!(m("layers.*.mlp.down.weight", "layers.12.mlp.down.weight"));
+        assert!(!m("layers.*.mlp.down.weight", "layers.12.mlp.up.weight"));
+        assert!(m("*", ""));
+        assert!(m("tok_embeddings", "tok_embeddings"));
+        assert!(!m("tok_embeddings", "tok_embeddings2"));
+        assert!(m("*.q.*", "layers.0.attn.q.weight"));
+        assert!(m("a*b*c", "abbbc"));
+        assert!(!m("a*b*c", "abbb"));
+        // Backtracking past an early partial match.
+        assert!(m("*ab", "aab"));
+        assert!(m("layers.1*", "layers.17.attn.o.weight"));
+        assert!(!m("layers.1", "layers.17"));
+    }
+
+    #[test]
+    fn layer_rules_parse_and_name_what_is_wrong() {
+        let r: LayerRule = "layers.*.mlp.down.weight=a6g32h".parse().unwrap();
+        assert_eq!(r.pattern, "layers.*.mlp.down.weight");
+        assert_eq!(r.format.name(), "a6g32h");
+        for bad in ["layers.0", "=a4g32", "x=a7g32", "x=q4_0"] {
+            let e = bad.parse::<LayerRule>().unwrap_err();
+            assert!(format!("{e:#}").contains(bad), "{bad}: {e:#}");
+        }
+    }
+
+    /// Errors of parts at the widths of `levels`: `e[l][k]`.
+    fn mixes(levels: &[(u8, Vec<f64>)], sizes: &[f64]) -> Vec<Vec<u8>> {
+        let l: Vec<(u8, &[f64])> = levels.iter().map(|(b, e)| (*b, e.as_slice())).collect();
+        width_mixes(&l, sizes)
+    }
+
+    #[test]
+    fn width_mixes_widen_the_best_part_per_bit_first() {
+        // Part 0 gains 9 by widening, part 1 gains 0.1: part 0 first. Each
+        // widening moves the mean width by 1 bit, past a 0.25 step.
+        let levels = [(2, vec![10.0, 1.0]), (4, vec![1.0, 0.9])];
+        assert_eq!(mixes(&levels, &[1.0, 1.0]), vec![vec![4, 2]]);
+        // Per bit of ROM, not per part: a part 3x as large gains 3x less
+        // per bit for the same error drop.
+        let levels = [(2, vec![10.0, 10.0]), (4, vec![1.0, 1.5])];
+        assert_eq!(mixes(&levels, &[3.0, 1.0]), vec![vec![2, 4]]);
+        // A width that drops less per bit is jumped over.
+        let levels = [
+            (2, vec![10.0, 10.0]),
+            (3, vec![9.9, 9.0]),
+            (4, vec![0.0, 8.0]),
+        ];
+        let got = mixes(&levels, &[1.0, 1.0]);
+        assert_eq!(got[0], vec![4, 2], "{got:?}");
+        // Uniform allocations are never returned.
+        assert!(got.iter().all(|w| w.iter().any(|&b| b != w[0])));
+    }
+
+    #[test]
+    fn width_mixes_keep_one_allocation_per_step() {
+        // 8 equal parts whose error falls 4x per bit: the mean width passes
+        // 2.25, 2.5, ... 3.75 once each as parts widen 2 → 3 (jumping to 4
+        // would gain less per bit), then 4.25 ... on the way to all-4.
+        let e2 = vec![16.0; 8];
+        let e3: Vec<f64> = (0..8).map(|k| 4.0 - 0.01 * k as f64).collect();
+        let e4 = vec![1.0; 8];
+        let levels = [(2, e2), (3, e3), (4, e4)];
+        let got = mixes(&levels, &[1.0; 8]);
+        // Steps at 2.25..2.875 (parts widened one by one to 3), 3.25..3.875.
+        assert_eq!(got.len(), 6, "{got:?}");
+        // Widened in order of the largest drop: part 0's 3-bit error is the
+        // largest... so the smallest drop; part 7 widens first.
+        assert_eq!(got[0], vec![2, 2, 2, 2, 2, 2, 3, 3]);
+        let mean = |w: &Vec<u8>| w.iter().map(|&b| b as f64).sum::<f64>() / 8.0;
+        assert!(got.windows(2).all(|p| mean(&p[0]) < mean(&p[1])));
+    }
 }

@@ -73,8 +73,8 @@ pub struct Candidate {
     pub format: WeightFormat,
     /// The preceding RMSNorm gain is folded into the weights.
     pub fused: bool,
-    /// Column groups of different code widths (`format` is the widest); the
-    /// caller keeps which (see `taalasc_quant::QTensor::group_bits_at`).
+    /// Column groups or rows of different code widths (`format` is the widest); the
+    /// caller keeps which (see `taalasc_quant::QTensor::bits_at`).
     #[serde(default)]
     pub mixed: bool,
     /// ROM bits, codes and scales (and offsets) included.

@@ -89,3 +89,93 @@ pub fn hessian_error(w: &[f32], q: &QTensor, hessian: &Hessian) -> f64 {
     }
     total / hessian.samples.max(1) as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Rng;
+    use crate::{quantize_rtn_mixed, ScaleRule, WeightFormat, Widths};
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+    }
+
+    #[test]
+    fn parts_sum_to_the_weighted_error_and_rows_scale() {
+        let (rows, cols) = (6, 128);
+        let mut rng = Rng::new(31);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|_| (rng.gauss() * 0.05) as f32)
+            .collect();
+        let diag: Vec<f64> = (0..cols).map(|_| 0.1 + rng.uniform() * 2.0).collect();
+        let f: WeightFormat = "a4g32".parse().unwrap();
+        for widths in [
+            Widths::default(),
+            Widths {
+                groups: vec![2, 4, 3, 4],
+                rows: vec![],
+            },
+            Widths {
+                groups: vec![],
+                rows: vec![4, 2, 3, 4, 4, 2],
+            },
+        ] {
+            let q = quantize_rtn_mixed(&w, rows, cols, &f, &widths, ScaleRule::Search).unwrap();
+            let total = weighted_error(&w, &q, &diag);
+            assert!(total > 0.0);
+            let (groups, rows_e) = weighted_error_parts(&w, &q, &diag, None);
+            assert_eq!((groups.len(), rows_e.len()), (4, rows));
+            assert!(close(groups.iter().sum(), total), "{widths:?}");
+            assert!(close(rows_e.iter().sum(), total), "{widths:?}");
+            // Each entry by hand.
+            let deq = q.dequant_f64();
+            let e = |i: usize| (w[i] as f64 - deq[i]).powi(2) * diag[i % cols];
+            for (g, &got) in groups.iter().enumerate() {
+                let want: f64 = (0..rows)
+                    .flat_map(|r| (g * 32..(g + 1) * 32).map(move |c| r * cols + c))
+                    .map(e)
+                    .sum();
+                assert!(close(got, want), "group {g}: {got} vs {want}");
+            }
+            for (r, &got) in rows_e.iter().enumerate() {
+                let want: f64 = (r * cols..(r + 1) * cols).map(e).sum();
+                assert!(close(got, want), "row {r}: {got} vs {want}");
+            }
+            // Unit row weights change nothing.
+            let ones = vec![1.0; rows];
+            assert_eq!(
+                weighted_error_parts(&w, &q, &diag, Some(&ones)),
+                (groups.clone(), rows_e.clone())
+            );
+            // Row weights scale each row's error, and the group sums follow.
+            let rw: Vec<f64> = (0..rows)
+                .map(|r| [0.0, 0.5, 2.0, 3.0, 1.0, 10.0][r])
+                .collect();
+            let (gw, rwe) = weighted_error_parts(&w, &q, &diag, Some(&rw));
+            for r in 0..rows {
+                assert!(close(rwe[r], rows_e[r] * rw[r]), "row {r}");
+            }
+            assert_eq!(rwe[0], 0.0);
+            let weighted: f64 = rows_e.iter().zip(&rw).map(|(a, b)| a * b).sum();
+            assert!(close(gw.iter().sum(), weighted));
+            assert!(close(rwe.iter().sum(), weighted));
+            if !widths.groups.is_empty() {
+                // The 2-bit group costs far more than the 4-bit ones.
+                assert!(groups[0] > 4.0 * groups[1] && groups[0] > 4.0 * groups[3]);
+                assert!(groups[2] > groups[1] && groups[2] > groups[3]);
+            }
+            if !widths.rows.is_empty() {
+                assert!(rows_e[1] > 4.0 * rows_e[0] && rows_e[5] > 4.0 * rows_e[4]);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "row weights")]
+    fn parts_reject_wrong_row_weights() {
+        let w = vec![0.25f32; 64];
+        let f: WeightFormat = "s4g32".parse().unwrap();
+        let q = crate::quantize_rtn(&w, 2, 32, &f).unwrap();
+        weighted_error_parts(&w, &q, &[1.0; 32], Some(&[1.0]));
+    }
+}

@@ -1011,4 +1011,109 @@ mod tests {
             assert_eq!(ident, quantize_rtn(&w, rows, n, &f).unwrap(), "{name}");
         }
     }
+
+    #[test]
+    fn identity_hessian_mixed_is_rtn_mixed() {
+        let mut rng = Rng::new(12);
+        let (rows, n) = (20, 128);
+        let w: Vec<f32> = (0..rows * n).map(|_| (rng.gauss() * 0.03) as f32).collect();
+        let h = Hessian::identity(n);
+        let row_list: Vec<u8> = (0..rows).map(|r| [4, 2, 3, 4, 2][r % 5]).collect();
+        for (name, groups) in [
+            ("a4g32", vec![2, 4, 3, 4]),
+            ("s4g32", vec![4, 3, 2, 2]),
+            ("a3g64", vec![2, 3]),
+            ("a4g32h", vec![3, 2, 4, 4]),
+        ] {
+            let f: WeightFormat = name.parse().unwrap();
+            let by_rows = if f.bits == 4 {
+                row_list.clone()
+            } else {
+                row_list.iter().map(|&b| b.min(3)).collect()
+            };
+            for widths in [
+                Widths {
+                    groups,
+                    rows: vec![],
+                },
+                Widths {
+                    groups: vec![],
+                    rows: by_rows,
+                },
+            ] {
+                for rule in [ScaleRule::Plain, ScaleRule::Search] {
+                    let rtn = crate::quantize_rtn_mixed(&w, rows, n, &f, &widths, rule).unwrap();
+                    rtn.validate().unwrap();
+                    assert_eq!(rtn.widths, widths);
+                    for (act_order, block_size, threads) in [
+                        (false, 128, 1),
+                        (false, 32, 2),
+                        (true, 48, 1),
+                        (true, 128, 2),
+                    ] {
+                        let opts = GptqOptions {
+                            scale_rule: rule,
+                            block_size,
+                            threads,
+                            act_order,
+                            ..Default::default()
+                        };
+                        let g = quantize_gptq_mixed(&w, rows, n, &f, &widths, &h, &opts).unwrap();
+                        let what = format!(
+                            "{} {rule:?} act_order {act_order} block {block_size} threads {threads}",
+                            g.format_name()
+                        );
+                        assert_eq!(g.codes, rtn.codes, "{what}");
+                        assert_eq!(g.scales, rtn.scales, "{what}");
+                        assert_eq!(g.offsets, rtn.offsets, "{what}");
+                        assert_eq!(g.widths, rtn.widths, "{what}");
+                        assert_eq!(g, rtn, "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_gptq_validates_and_beats_mixed_rtn() {
+        let (rows, n) = (16, 128);
+        let (w, x) = problem(rows, n, 600, 8, 0.1, 13);
+        let h = hessian_of(&x, n);
+        let f: WeightFormat = "a4g32".parse().unwrap();
+        let row_list: Vec<u8> = (0..rows).map(|r| [4, 3, 2, 4][r % 4]).collect();
+        for widths in [
+            Widths {
+                groups: vec![2, 4, 3, 4],
+                rows: vec![],
+            },
+            Widths {
+                groups: vec![],
+                rows: row_list,
+            },
+        ] {
+            for act_order in [false, true] {
+                let opts = GptqOptions {
+                    act_order,
+                    threads: 2,
+                    ..Default::default()
+                };
+                let g = quantize_gptq_mixed(&w, rows, n, &f, &widths, &h, &opts).unwrap();
+                g.validate().unwrap();
+                assert_eq!(g.widths, widths);
+                let rtn =
+                    crate::quantize_rtn_mixed(&w, rows, n, &f, &widths, ScaleRule::Search).unwrap();
+                let (eg, er) = (hessian_error(&w, &g, &h), hessian_error(&w, &rtn, &h));
+                assert!(
+                    eg < 0.8 * er,
+                    "{widths:?} act_order {act_order}: {eg} vs {er}"
+                );
+            }
+        }
+        // Bad widths are rejected as by RTN.
+        let bad = Widths {
+            groups: vec![4, 4, 4, 4],
+            rows: vec![],
+        };
+        assert!(quantize_gptq_mixed(&w, rows, n, &f, &bad, &h, &GptqOptions::default()).is_err());
+    }
 }

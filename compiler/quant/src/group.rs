@@ -223,7 +223,7 @@ impl GroupQ {
 
     /// The same group with its codes in the convention of a matrix of
     /// `tensor`, whose widest groups may be wider than this one (see
-    /// `QTensor::group_bits_at`): asymmetric codes are re-centred on the
+    /// `QTensor::bits_at`): asymmetric codes are re-centred on the
     /// matrix's bias; the values are unchanged.
     pub fn in_tensor(mut self, tensor: &WeightFormat) -> Self {
         self.bias = tensor.code_bias() as f64;

@@ -440,4 +440,265 @@ mod tests {
         let e = q.validate().unwrap_err();
         assert!(e.to_string().contains("scales of row 0"), "{e}");
     }
+
+    /// Random `[rows, cols]` weights.
+    fn gauss_matrix(rows: usize, cols: usize, seed: u64, sd: f64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..rows * cols)
+            .map(|_| (rng.gauss() * sd) as f32)
+            .collect()
+    }
+
+    /// Stored code of a `bits`-wide part of a `fmt` matrix, from the code
+    /// `c` of the same value in a uniform `bits`-bit matrix.
+    fn code_in_matrix(fmt: &WeightFormat, bits: u8, c: i8) -> i8 {
+        if fmt.symmetric {
+            c
+        } else {
+            (c as i32 + (1 << (bits - 1)) - fmt.code_bias()) as i8
+        }
+    }
+
+    #[test]
+    fn mixed_group_widths_match_uniform_rtn_group_by_group() {
+        let (rows, cols) = (5, 128);
+        let w = gauss_matrix(rows, cols, 41, 0.04);
+        let widths = Widths {
+            groups: vec![2, 4, 3, 4],
+            rows: vec![],
+        };
+        for name in ["a4g32", "s4g32"] {
+            let f = fmt(name);
+            for rule in [ScaleRule::Plain, ScaleRule::Search] {
+                let q = quantize_rtn_mixed(&w, rows, cols, &f, &widths, rule).unwrap();
+                q.validate().unwrap();
+                assert_eq!(q.widths, widths);
+                assert_eq!(q.format, f);
+                let deq = q.dequant_f64();
+                for (gi, &b) in widths.groups.iter().enumerate() {
+                    let u = quantize_rtn_with(&w, rows, cols, &f.with_bits(b), rule).unwrap();
+                    let udeq = u.dequant_f64();
+                    let (lo, hi) = if f.symmetric {
+                        (-(1i32 << (b - 1)), (1 << (b - 1)) - 1)
+                    } else {
+                        (-8, (1 << b) - 1 - 8)
+                    };
+                    for r in 0..rows {
+                        assert_eq!(q.bits_at(r, gi), b);
+                        let k = r * 4 + gi;
+                        assert_eq!(q.scales[k], u.scales[k], "{name} {rule:?} r{r} g{gi}");
+                        if !f.symmetric {
+                            assert_eq!(q.offsets[k], u.offsets[k], "{name} {rule:?} r{r} g{gi}");
+                        }
+                        for i in r * cols + gi * 32..r * cols + (gi + 1) * 32 {
+                            assert_eq!(deq[i], udeq[i], "{name} {rule:?} {b} bits, element {i}");
+                            let c = q.codes[i] as i32;
+                            assert!((lo..=hi).contains(&c), "{name} {rule:?} code {c} at {i}");
+                            assert_eq!(q.codes[i], code_in_matrix(&f, b, u.codes[i]), "{i}");
+                        }
+                    }
+                }
+                // Codes at their widths, the format's scales, 8 bits per entry.
+                let scale_bits = if f.symmetric { 16 } else { 32 } * rows as u64 * 4;
+                let want = rows as u64 * (32 * 2 + 32 * 4 + 32 * 3 + 32 * 4) + scale_bits + 8 * 4;
+                assert_eq!(q.storage_bits(), want, "{name}");
+                assert_eq!(want, if f.symmetric { 2432 } else { 2752 });
+                assert!(q.storage_bits() < f.storage_bits(rows, cols));
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_row_widths_match_uniform_rtn_row_by_row() {
+        let (rows, cols) = (5, 128);
+        let w = gauss_matrix(rows, cols, 43, 0.04);
+        let widths = Widths {
+            groups: vec![],
+            rows: vec![3, 4, 2, 4, 4],
+        };
+        for name in ["a4g32", "s4g32", "a4row", "s4g64"] {
+            let f = fmt(name);
+            let gpr = f.groups_per_row(cols);
+            for rule in [ScaleRule::Plain, ScaleRule::Search] {
+                let q = quantize_rtn_mixed(&w, rows, cols, &f, &widths, rule).unwrap();
+                q.validate().unwrap();
+                let deq = q.dequant_f64();
+                for (r, &b) in widths.rows.iter().enumerate() {
+                    let u = quantize_rtn_with(&w, rows, cols, &f.with_bits(b), rule).unwrap();
+                    let span = r * cols..(r + 1) * cols;
+                    assert_eq!(
+                        deq[span.clone()],
+                        u.dequant_f64()[span.clone()],
+                        "{name} row {r}"
+                    );
+                    assert_eq!(q.row_scales(r), u.row_scales(r), "{name} row {r}");
+                    assert_eq!(q.row_offsets(r), u.row_offsets(r), "{name} row {r}");
+                    for gi in 0..gpr {
+                        assert_eq!(q.bits_at(r, gi), b);
+                    }
+                    let (lo, hi) = if f.symmetric {
+                        (-(1i32 << (b - 1)), (1 << (b - 1)) - 1)
+                    } else {
+                        (-8, (1 << b) - 1 - 8)
+                    };
+                    for i in span {
+                        let c = q.codes[i] as i32;
+                        assert!((lo..=hi).contains(&c), "{name} {rule:?} code {c} at {i}");
+                        assert_eq!(q.codes[i], code_in_matrix(&f, b, u.codes[i]), "{i}");
+                    }
+                }
+                let scale_bits = if f.symmetric { 16 } else { 32 } * (rows * gpr) as u64;
+                let want = cols as u64 * (3 + 4 + 2 + 4 + 4) + scale_bits + 8 * 5;
+                assert_eq!(q.storage_bits(), want, "{name}");
+                assert_eq!(
+                    q.storage_bits(),
+                    f.with_bits(3).storage_bits(1, cols)
+                        + f.storage_bits(1, cols) * 3
+                        + f.with_bits(2).storage_bits(1, cols)
+                        + 40
+                );
+            }
+        }
+        let f = fmt("a4g32");
+        let q = quantize_rtn_mixed(&w, rows, cols, &f, &widths, ScaleRule::Plain).unwrap();
+        assert_eq!(q.storage_bits(), 128 * 17 + 5 * 4 * 32 + 40);
+    }
+
+    #[test]
+    fn mixed_asymmetric_codes_keep_the_matrix_bias() {
+        // Row of a4g32 with widths [2, 4]: group 0 on an exact 2-bit grid,
+        // group 1 on an exact 4-bit grid.
+        let d = half::f16::from_f32(0.0137).to_f32();
+        let m = half::f16::from_f32(-0.1).to_f32();
+        let mut w = Vec::new();
+        let mut want_q = Vec::new();
+        for k in 0..64u32 {
+            let qmax = if k < 32 { 3 } else { 15 };
+            let q = match k % 32 {
+                0 => 0,
+                1 => qmax,
+                j => (j * 5 + 1) % (qmax + 1),
+            };
+            w.push(m + d * q as f32);
+            want_q.push(q as i32);
+        }
+        let f = fmt("a4g32");
+        let widths = Widths {
+            groups: vec![2, 4],
+            rows: vec![],
+        };
+        for rule in [ScaleRule::Plain, ScaleRule::Search] {
+            let q = quantize_rtn_mixed(&w, 1, 64, &f, &widths, rule).unwrap();
+            q.validate().unwrap();
+            assert_eq!(q.scales[0].to_f32(), d, "{rule:?}");
+            assert_eq!(q.offsets[0].to_f32(), m, "{rule:?}");
+            // Stored q - 8 for every width: the 2-bit group's min is -8, its
+            // max -5; the 4-bit group spans -8..=7.
+            assert_eq!(q.codes[0], -8);
+            assert_eq!(q.codes[1], -5);
+            assert_eq!(q.codes[32], -8);
+            assert_eq!(q.codes[33], 7);
+            for (i, (&c, &want)) in q.codes.iter().zip(&want_q).enumerate() {
+                assert_eq!(c as i32, want - 8, "{rule:?} element {i}");
+            }
+            assert!(q.codes[..32].iter().all(|&c| (-8..=-5).contains(&c)));
+            assert_eq!(q.dequant_f32(), w, "{rule:?}");
+            // The uniform 2-bit tensor stores the same group as q - 2.
+            let u = quantize_rtn_with(&w[..32], 1, 32, &fmt("a2g32"), rule).unwrap();
+            let shifted: Vec<i8> = q.codes[..32].iter().map(|&c| c + 6).collect();
+            assert_eq!(u.codes, shifted);
+        }
+    }
+
+    #[test]
+    fn mixed_widths_with_row8_scales_stay_on_their_grids() {
+        let (rows, cols) = (6, 128);
+        let mut rng = Rng::new(47);
+        // Rows and groups of different magnitudes, so the row exponents
+        // are shared by groups of very different scales.
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| {
+                let s = [0.01, 0.1, 0.03, 1.0][(i % cols) / 32] * (1 + i / cols) as f64;
+                (rng.gauss() * s) as f32
+            })
+            .collect();
+        let widths = Widths {
+            groups: vec![2, 4, 2, 3],
+            rows: vec![],
+        };
+        for name in ["a4g32h", "s4g32h"] {
+            let f = fmt(name);
+            for rule in [ScaleRule::Plain, ScaleRule::Search] {
+                let q = quantize_rtn_mixed(&w, rows, cols, &f, &widths, rule).unwrap();
+                q.validate().unwrap();
+                let deq = q.dequant_f64();
+                for r in 0..rows {
+                    for (gi, &b) in widths.groups.iter().enumerate() {
+                        let k = r * 4 + gi;
+                        let d = q.scales[k].to_f64();
+                        let mut seen = Vec::new();
+                        for i in r * cols + gi * 32..r * cols + (gi + 1) * 32 {
+                            let c = q.codes[i] as i32;
+                            let (lo, hi) = if f.symmetric {
+                                (-(1i32 << (b - 1)), (1 << (b - 1)) - 1)
+                            } else {
+                                (-8, (1 << b) - 1 - 8)
+                            };
+                            assert!((lo..=hi).contains(&c), "{name} {rule:?} code {c} at {i}");
+                            // On the b-bit grid of the group's parameters.
+                            let x = if f.symmetric {
+                                d * c as f64
+                            } else {
+                                d * (c + 8) as f64 + q.offsets[k].to_f64()
+                            };
+                            assert_eq!(deq[i], x);
+                            if !seen.contains(&c) {
+                                seen.push(c);
+                            }
+                            // Within half a step unless clamped at an end.
+                            let err = (w[i] as f64 - deq[i]).abs();
+                            if c != lo && c != hi {
+                                assert!(
+                                    err <= d.abs() * 0.5 * (1.0 + 1e-9) + 1e-12,
+                                    "{name} {rule:?} {b} bits, {i}: err {err} d {d}"
+                                );
+                            }
+                        }
+                        assert!(seen.len() <= 1 << b, "{name} {seen:?}");
+                        if b == 2 {
+                            // Gaussian data uses the whole 2-bit grid.
+                            assert!(seen.len() >= 3, "{name} {rule:?} {seen:?}");
+                        }
+                    }
+                }
+                let want = rows as u64 * 32 * (2 + 4 + 2 + 3) + f.scale_bits(rows, cols) + 32;
+                assert_eq!(q.storage_bits(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_rejects_bad_widths() {
+        let w = gauss_matrix(2, 64, 5, 0.1);
+        let f = fmt("a4g32");
+        for (groups, rows) in [
+            (vec![2, 4, 4], vec![]),
+            (vec![4, 4], vec![]),
+            (vec![2, 3], vec![]),
+            (vec![2, 4], vec![2, 4]),
+            (vec![], vec![4]),
+            (vec![5, 4], vec![]),
+        ] {
+            let widths = Widths { groups, rows };
+            assert!(
+                quantize_rtn_mixed(&w, 2, 64, &f, &widths, ScaleRule::Search).is_err(),
+                "{widths:?}"
+            );
+        }
+        // Uniform widths are the plain quantizer.
+        assert_eq!(
+            quantize_rtn_mixed(&w, 2, 64, &f, &Widths::default(), ScaleRule::Search).unwrap(),
+            quantize_rtn(&w, 2, 64, &f).unwrap()
+        );
+    }
 }

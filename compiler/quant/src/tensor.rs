@@ -143,7 +143,7 @@ impl QTensor {
     }
 
     /// Exact storage in bits ([`WeightFormat::storage_bits`], with each
-    /// column group's codes at its own width).
+    /// column group or row at its own width, and the width list).
     pub fn storage_bits(&self) -> u64 {
         mixed_storage_bits(&self.format, &self.widths, self.rows, self.cols)
     }
@@ -549,5 +549,164 @@ mod tests {
         let w = t.dequant_f32();
         let r = crate::quantize_rtn_plain(&w, 1, 32, &t.format).unwrap();
         assert_eq!(r, t);
+    }
+
+    fn widths(groups: &[u8], rows: &[u8]) -> Widths {
+        Widths {
+            groups: groups.to_vec(),
+            rows: rows.to_vec(),
+        }
+    }
+
+    /// `a4g32`, 2 x 64, group widths `[2, 4]`.
+    fn mixed_a4() -> QTensor {
+        let mut rng = Rng::new(17);
+        let w: Vec<f32> = (0..128).map(|_| (rng.gauss() * 0.1) as f32).collect();
+        let f: WeightFormat = "a4g32".parse().unwrap();
+        let wd = widths(&[2, 4], &[]);
+        crate::quantize_rtn_mixed(&w, 2, 64, &f, &wd, crate::ScaleRule::Search).unwrap()
+    }
+
+    fn rejects(q: &QTensor, why: &str) {
+        let e = q.validate().unwrap_err();
+        assert!(e.to_string().contains(why), "{why:?} not in {e}");
+    }
+
+    #[test]
+    fn validate_checks_each_part_against_its_width() {
+        let q = mixed_a4();
+        q.validate().unwrap();
+        assert_eq!(q.bits_at(1, 0), 2);
+        assert_eq!(q.bits_at(1, 1), 4);
+        // Asymmetric 2-bit group of a 4-bit matrix: stored q - 8, q <= 3.
+        let mut t = q.clone();
+        t.codes[32 + 5] = 7; // 4-bit group: q = 15, fine
+        t.codes[64 + 3] = -5; // 2-bit group, row 1: q = 3, fine
+        t.validate().unwrap();
+        t.codes[64 + 3] = -4; // q = 4 > 3
+        rejects(&t, "code -4 at 67 outside [-8, -5]");
+        // The same code is fine once the group is 3 bits wide.
+        t.widths = widths(&[3, 4], &[]);
+        t.validate().unwrap();
+        // Symmetric: a 2-bit group holds [-2, 1].
+        let mut rng = Rng::new(19);
+        let w: Vec<f32> = (0..64).map(|_| (rng.gauss() * 0.1) as f32).collect();
+        let f: WeightFormat = "s4g32".parse().unwrap();
+        let mut s = crate::quantize_rtn_mixed(
+            &w,
+            2,
+            32,
+            &f,
+            &widths(&[], &[4, 2]),
+            crate::ScaleRule::Plain,
+        )
+        .unwrap();
+        s.validate().unwrap();
+        assert!(s.row_codes(1).iter().all(|&c| (-2..=1).contains(&c)));
+        s.codes[32] = 1;
+        s.validate().unwrap();
+        s.codes[32] = 2;
+        rejects(&s, "code 2 at 32 outside [-2, 1]");
+        s.codes[32] = -3;
+        rejects(&s, "outside [-2, 1]");
+        s.codes[32] = 0;
+        s.codes[0] = 7; // row 0 is 4 bits wide
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn validate_rejects_bad_width_lists() {
+        let q = mixed_a4();
+        let with = |wd: Widths| QTensor {
+            widths: wd,
+            ..q.clone()
+        };
+        rejects(&with(widths(&[2, 4], &[4, 2])), "both");
+        rejects(
+            &with(widths(&[2, 4, 4], &[])),
+            "3 widths for 2 column groups",
+        );
+        rejects(&with(widths(&[], &[2, 4, 4])), "3 widths for 2 rows");
+        rejects(&with(widths(&[4], &[])), "1 widths for 2 column groups");
+        rejects(&with(widths(&[4, 4], &[])), "all equal");
+        rejects(&with(widths(&[], &[4, 4])), "all equal");
+        rejects(&with(widths(&[2, 3], &[])), "widest");
+        rejects(&with(widths(&[5, 4], &[])), "width 5 is not one of");
+        rejects(&with(widths(&[0, 4], &[])), "width 0 is not one of");
+        // 7 bits is not a datapath width, even below the format's 8.
+        let mut rng = Rng::new(23);
+        let w: Vec<f32> = (0..64).map(|_| (rng.gauss() * 0.1) as f32).collect();
+        let f: WeightFormat = "s8g32".parse().unwrap();
+        let mut s = crate::quantize_rtn_mixed(
+            &w,
+            1,
+            64,
+            &f,
+            &widths(&[6, 8], &[]),
+            crate::ScaleRule::Search,
+        )
+        .unwrap();
+        s.validate().unwrap();
+        s.widths = widths(&[7, 8], &[]);
+        rejects(&s, "width 7 is not one of");
+        assert!(crate::quantize_rtn_mixed(
+            &w,
+            1,
+            64,
+            &f,
+            &widths(&[7, 8], &[]),
+            crate::ScaleRule::Search
+        )
+        .is_err());
+        // Uniform: no list at all.
+        let u = QTensor {
+            widths: Widths::default(),
+            ..q.clone()
+        };
+        u.validate().unwrap();
+        assert!(u.widths.is_uniform() && !q.widths.is_uniform());
+    }
+
+    #[test]
+    fn mixed_names_and_storage() {
+        let a4: WeightFormat = "a4g32".parse().unwrap();
+        let s3h: WeightFormat = "s3g64h".parse().unwrap();
+        assert_eq!(
+            mixed_name(&a4, &widths(&[2, 4, 3, 4], &[])),
+            "a4g32[groups 2:1,3:1,4:2]"
+        );
+        assert_eq!(
+            mixed_name(&a4, &widths(&[], &[3, 4, 2, 4, 4])),
+            "a4g32[rows 2:1,3:1,4:3]"
+        );
+        assert_eq!(
+            mixed_name(&s3h, &widths(&[3, 2, 3, 3], &[])),
+            "s3g64h[groups 2:1,3:3]"
+        );
+        assert_eq!(mixed_name(&a4, &Widths::default()), "a4g32");
+        assert_eq!(mixed_a4().format_name(), "a4g32[groups 2:1,4:1]");
+        for name in ["a4g32", "s8g32", "s3row", "a3g64h", "s2g128", "a6rowh"] {
+            let f: WeightFormat = name.parse().unwrap();
+            for (rows, cols) in [(1, 128), (7, 256), (3, 384)] {
+                assert_eq!(
+                    mixed_storage_bits(&f, &Widths::default(), rows, cols),
+                    f.storage_bits(rows, cols),
+                    "{name} {rows}x{cols}"
+                );
+            }
+        }
+        // 3 x 256 of s3g64h: groups [3, 2, 3, 3] -> per row 64·11 code bits;
+        // scales 8 bits per group plus an 8-bit exponent per row; 4 list
+        // entries.
+        assert_eq!(
+            mixed_storage_bits(&s3h, &widths(&[3, 2, 3, 3], &[]), 3, 256),
+            3 * 64 * 11 + (3 * 4 + 3) * 8 + 32
+        );
+        // Rows [2, 4, 3] of a4g32, 64 columns: codes 64·9, scales and
+        // offsets 32 bits per group, 3 list entries.
+        assert_eq!(
+            mixed_storage_bits(&a4, &widths(&[], &[2, 4, 3]), 3, 64),
+            64 * 9 + 6 * 32 + 24
+        );
     }
 }
