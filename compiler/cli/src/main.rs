@@ -104,9 +104,33 @@ enum Command {
     },
 }
 
+/// `print!` / `println!` to standard output that return the write error
+/// instead of panicking, so that a closed pipe (`taalasc inspect --ir | head`)
+/// ends the program quietly.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = dispatch(cli.command) {
+        let closed_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if closed_pipe {
+            // The reader has gone (e.g. `| head`): nothing left to say.
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -117,14 +141,14 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
         Command::Inspect { model, json, ir } => {
             let m = taalasc::load(&model)?;
             if ir {
-                print!("{}", m.model);
+                out!("{}", m.model);
             } else if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&taalasc::inspect::report(&m))?
                 );
             } else {
-                print!(
+                out!(
                     "{}",
                     taalasc::inspect::render(&taalasc::inspect::report(&m))
                 );
@@ -279,17 +303,17 @@ fn eval_cmd(
             out.push(v);
         } else {
             if models.len() > 1 {
-                println!("{}:", model.display());
+                outln!("{}:", model.display());
             }
             if let (Some(kl), Some(top1)) = (report.kl_mean, report.top1) {
-                println!(
+                outln!(
                     "chip image vs its float source {}: KL {kl:.5} nats, top-1 agreement {:.2}%, {} bits per weight",
                     float_path.display(),
                     top1 * 100.0,
                     bpw.as_f64().map_or("?".to_string(), |b| format!("{b:.4}"))
                 );
             }
-            println!(
+            outln!(
                 "perplexity {:.4} over {} chunks of {} ({} tokens scored, {} tokens in the text, BOS per chunk: {})",
                 report.perplexity, report.chunks, ctx, report.tokens_scored, report.text_tokens, report.bos_per_chunk
             );
@@ -301,7 +325,7 @@ fn eval_cmd(
         } else {
             serde_json::Value::Array(out)
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
 }
@@ -527,14 +551,14 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     }
     taalasc::build::write_image(&out, &image, &manifest, &report_json)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report_json)?);
+        outln!("{}", serde_json::to_string_pretty(&report_json)?);
     } else {
         let imported = report
             .weights
             .iter()
             .filter(|w| w.method == "import")
             .count();
-        println!(
+        outln!(
             "wrote {}: {} weights, {:.4} bits per weight over all {} parameters ({} tensors imported losslessly)",
             out.display(),
             report.weights.len(),
@@ -602,12 +626,12 @@ fn print_run(
             "generated_text": text,
             "logits_file": dump_logits.map(|p| p.display().to_string()),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("prompt tokens: {ids:?}");
-        println!("generated tokens: {generated:?}");
+        outln!("prompt tokens: {ids:?}");
+        outln!("generated tokens: {generated:?}");
         if let Some(t) = text {
-            println!("generated text: {t:?}");
+            outln!("generated text: {t:?}");
         }
     }
     Ok(())

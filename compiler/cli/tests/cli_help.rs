@@ -28,6 +28,7 @@ fn every_verb_has_help() {
         "--calib",
         "--quantizer",
         "--context",
+        "--layer-format",
     ] {
         assert!(build.contains(opt), "build help lacks `{opt}`");
     }
@@ -41,4 +42,22 @@ fn run_needs_a_prompt() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit with 2");
+}
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    // `taalasc inspect --ir MODEL | head -1`: the reader goes away before the
+    // IR is written. No panic, no error message, success.
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tiny-llama");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taalasc"))
+        .args(["inspect", "--ir", model])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // close the read end before anything is written
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(err.is_empty(), "{err}");
 }
