@@ -46,8 +46,10 @@ pub struct BuildOptions {
     /// `--layer-format`, by weight name.
     pub per_weight: std::collections::BTreeMap<String, WeightFormat>,
     /// Code widths per column group or row, for the weights of `per_weight`
-    /// whose parts differ (see [`taalasc_quant::QTensor::bits_at`]).
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    /// whose parts differ (see [`taalasc_quant::QTensor::bits_at`]). Not in
+    /// `report.json` (a head has one entry per vocabulary row): the report
+    /// names each mix (`a4g32h[groups 3:10,4:8]`) and the image holds it.
+    #[serde(skip)]
     pub widths: std::collections::BTreeMap<String, taalasc_quant::Widths>,
     pub quantizer: Quantizer,
     /// GPTQ settings (used when `quantizer` is GPTQ).
