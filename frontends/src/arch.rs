@@ -330,6 +330,27 @@ impl Lowering<'_> {
     }
 }
 
+/// Keeps the first `layers` decoder layers of `spec` (see
+/// [`crate::load_layers`]).
+pub(crate) fn keep_layers(
+    spec: &mut ArchSpec,
+    layers: Option<usize>,
+    path: &Path,
+) -> Result<(), LoadError> {
+    if let Some(n) = layers {
+        let have = spec.hparams.n_layers;
+        if n == 0 || n > have {
+            return Err(LoadError::Config {
+                path: path.to_path_buf(),
+                field: "layers".into(),
+                message: format!("asked for the first {n} decoder layers, the model has {have}"),
+            });
+        }
+        spec.hparams.n_layers = n;
+    }
+    Ok(())
+}
+
 /// Builds the IR graph for `spec`, binding every weight through `names`.
 pub fn lower(
     spec: &ArchSpec,

@@ -41,6 +41,14 @@ pub struct LoadedModel {
 
 /// Loads any supported checkpoint, choosing the frontend from the path.
 pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
+    load_layers(path, None)
+}
+
+/// [`load`], keeping only the first `layers` decoder layers (embedding,
+/// final norm and head stay): a real model's slice, for hardware tests
+/// and quick builds. Weights of the dropped layers are never bound or read.
+/// `Some(0)` or more layers than the model has is an error naming the file.
+pub fn load_layers(path: &Path, layers: Option<usize>) -> Result<LoadedModel, LoadError> {
     if !path.exists() {
         return Err(LoadError::io(
             path,
@@ -52,7 +60,7 @@ pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
             .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
     };
     if is_gguf(path) {
-        return gguf::load(path);
+        return gguf::load(path, layers);
     }
     if path.is_dir() && !path.join("config.json").exists() {
         // A folder holding exactly one GGUF file (and no HF config) is that file.
@@ -62,8 +70,8 @@ pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
             .filter(|p| is_gguf(p))
             .collect();
         if ggufs.len() == 1 {
-            return gguf::load(&ggufs[0]);
+            return gguf::load(&ggufs[0], layers);
         }
     }
-    hf::load(path)
+    hf::load(path, layers)
 }

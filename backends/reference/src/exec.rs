@@ -204,6 +204,20 @@ impl<'a> Reference<'a> {
         tokens: &[u32],
         logits_from: usize,
     ) -> Result<Vec<i64>, RefError> {
+        self.forward_traced(s, tokens, logits_from, None)
+    }
+
+    /// [`Reference::forward`], calling `trace(node, values)` with every
+    /// node's output (`[tokens × width]`, residual values widened to i64)
+    /// as soon as it is computed: the values the RTL cross-check compares
+    /// unit by unit.
+    pub fn forward_traced(
+        &self,
+        s: &mut RefSession,
+        tokens: &[u32],
+        logits_from: usize,
+        mut trace: Option<&mut dyn FnMut(NodeIndex, &[i64])>,
+    ) -> Result<Vec<i64>, RefError> {
         if logits_from > tokens.len() {
             return Err(RefError::BadLogitsRange {
                 from: logits_from,
@@ -404,6 +418,13 @@ impl<'a> Reference<'a> {
                     if let Some(v) = values[i.index()].take() {
                         pool.put(v);
                     }
+                }
+            }
+            if let Some(t) = trace.as_mut() {
+                match &out {
+                    Val::W(v) => t(nd, v),
+                    Val::R(v) => t(nd, &v.iter().map(|&x| x as i64).collect::<Vec<_>>()),
+                    Val::Tokens => {}
                 }
             }
             values[nd.index()] = Some(out);

@@ -270,6 +270,7 @@ pub fn write_image(
     image: &ChipImage,
     manifest: &serde_json::Value,
     report: &serde_json::Value,
+    rtl: Option<(&taalasc_verilog::Plan, &str)>,
 ) -> anyhow::Result<()> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -297,6 +298,9 @@ pub fn write_image(
             tmp.join("report.json"),
             serde_json::to_string_pretty(report)? + "\n",
         )?;
+        if let Some((plan, name)) = rtl {
+            taalasc_verilog::output::write_rtl(&tmp, image, plan, name)?;
+        }
         if out.exists() {
             let old = parent.join(format!(".{name}.old-{}", std::process::id()));
             std::fs::rename(out, &old)?;

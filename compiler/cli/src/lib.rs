@@ -23,6 +23,11 @@ pub fn load(path: &Path) -> anyhow::Result<LoadedModel> {
     Ok(taalasc_frontends::load(path)?)
 }
 
+/// [`load`], keeping only the first `layers` decoder layers when given.
+pub fn load_layers(path: &Path, layers: Option<usize>) -> anyhow::Result<LoadedModel> {
+    Ok(taalasc_frontends::load_layers(path, layers)?)
+}
+
 /// Loads a checkpoint and materializes its float reference.
 pub fn load_float(path: &Path) -> anyhow::Result<(LoadedModel, FloatModel)> {
     let loaded = load(path)?;

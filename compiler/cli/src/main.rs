@@ -74,6 +74,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Simulate a built chip's RTL under Verilator and compare it, bit for bit, with the
+    /// integer reference: every unit's output and every logit, at every position.
+    ///
+    /// Builds the Verilator model on first use (in OUT/sim/), runs the tokens as one sequence
+    /// from position 0, and stops at the first difference with a non-zero exit, naming the
+    /// position, the node, its engine and unit.
+    Sim {
+        /// A chip folder written by `taalasc build` (with RTL).
+        chip: PathBuf,
+        /// Prompt text, tokenized with the source model's tokenizer (BOS added as it says).
+        #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
+        prompt: Option<String>,
+        /// Token ids, comma-separated, e.g. `1,2,3`.
+        #[arg(long)]
+        tokens: Option<String>,
+        /// Dump waves of the whole run to this VCD file (builds a tracing model).
+        #[arg(long, value_name = "FILE.vcd")]
+        vcd: Option<PathBuf>,
+        /// Print one JSON object: bit_exact, positions, cycles_per_token, mac_utilization,
+        /// sim_seconds (and more).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Synthesize a built chip's compute fabric with Yosys (ROM and SRAM macros as
+    /// blackboxes), run `check -assert`, and record the cells per module in report.json.
+    Synth {
+        /// A chip folder written by `taalasc build` (with RTL).
+        chip: PathBuf,
+        /// Synthesize one engine module (0 = I/O engine, N = decoder layer N-1) instead of
+        /// the whole chip.
+        #[arg(long)]
+        engine: Option<usize>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Perplexity of the model on a text file, in llama.cpp's convention.
     ///
     /// The whole file is tokenized, cut into non-overlapping chunks of --ctx
@@ -155,6 +191,14 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Build(args) => build(args)?,
+        Command::Sim {
+            chip,
+            prompt,
+            tokens,
+            vcd,
+            json,
+        } => sim(&chip, &prompt, &tokens, vcd.as_deref(), json)?,
+        Command::Synth { chip, engine, json } => synth(&chip, engine, json)?,
         Command::Run {
             model,
             engine,
@@ -404,6 +448,18 @@ struct BuildArgs {
     /// Positions held in the KV cache (default: the model's maximum, at most 2048).
     #[arg(long)]
     context: Option<usize>,
+    /// MAC lanes of every matrix-vector unit (a power of two, 1 to 256): weights read per
+    /// cycle per layer engine.
+    #[arg(long, default_value_t = 16)]
+    lanes: usize,
+    /// Keep only the first N decoder layers (embedding, final norm and head stay): a slice of
+    /// a real model for hardware tests.
+    #[arg(long, value_name = "N")]
+    layers: Option<usize>,
+    /// Write the chip image only, without RTL (for quality sweeps: the RTL of a large model
+    /// holds its weights again as ROM images).
+    #[arg(long)]
+    no_rtl: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -411,7 +467,7 @@ struct BuildArgs {
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
     use taalasc::build::{AutoTarget, Quantizer};
-    let loaded = taalasc::load(&a.model)?;
+    let loaded = taalasc::load_layers(&a.model, a.layers)?;
     let mut opts = BuildOptions::defaults(&loaded.model);
     let mut picked = Vec::new();
     let auto = a.bits.as_deref() == Some("auto");
@@ -521,8 +577,17 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     // is not a whole activation block): no output that only looks complete.
     Reference::new(&image, 1)
         .with_context(|| format!("{} cannot be built for this datapath", a.model.display()))?;
+    let plan = if a.no_rtl {
+        None
+    } else {
+        let plan = taalasc_verilog::plan(&image, a.lanes)
+            .with_context(|| format!("{} cannot be lowered to RTL", a.model.display()))?;
+        taalasc_verilog::emit::check_limits(&plan)
+            .map_err(|m| anyhow::anyhow!("{} cannot be lowered to RTL: {m}", a.model.display()))?;
+        Some(plan)
+    };
     let source = std::fs::canonicalize(&a.model).unwrap_or(a.model.clone());
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "format": "taalasc-chip-image-1",
         "source": {
             "path": source.display().to_string(),
@@ -537,6 +602,12 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         "bits_per_weight": report.bits_per_weight,
         "files": ["graph.json", "weights.safetensors", "report.json"],
     });
+    if let Some(l) = a.layers {
+        manifest["source"]["layers_kept"] = serde_json::json!(l);
+    }
+    if let Some(plan) = &plan {
+        manifest["hardware"] = taalasc_verilog::manifest(plan);
+    }
     let mut report_json = serde_json::to_value(&report)?;
     if let Some(r) = &auto_report {
         let mut auto = serde_json::to_value(r)?;
@@ -550,7 +621,14 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         }
         report_json["auto"] = auto;
     }
-    taalasc::build::write_image(&out, &image, &manifest, &report_json)?;
+    let name = loaded.model.hparams.architecture.clone();
+    taalasc::build::write_image(
+        &out,
+        &image,
+        &manifest,
+        &report_json,
+        plan.as_ref().map(|p| (p, name.as_str())),
+    )?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report_json)?);
     } else {
@@ -711,4 +789,174 @@ fn run(
         dump_logits,
         json,
     )
+}
+
+/// The plan recorded in a chip folder's manifest (rebuilt from the image,
+/// and checked against the recorded one so a stale folder is an error).
+fn chip_plan(chip: &std::path::Path) -> anyhow::Result<(ChipImage, taalasc_verilog::Plan)> {
+    let image = ChipImage::read(chip)?;
+    let mpath = chip.join("manifest.json");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", mpath.display()))?;
+    let hw = manifest.get("hardware").with_context(|| {
+        format!(
+            "{}: no RTL in this chip folder (it was built with --no-rtl); rebuild without it",
+            chip.display()
+        )
+    })?;
+    let lanes = hw["lanes"]
+        .as_u64()
+        .with_context(|| format!("{}: hardware.lanes missing", mpath.display()))?;
+    let plan = taalasc_verilog::plan(&image, lanes as usize)?;
+    anyhow::ensure!(
+        taalasc_verilog::manifest(&plan) == *hw,
+        "{}: the recorded hardware plan does not match the image; rebuild the chip",
+        mpath.display()
+    );
+    Ok((image, plan))
+}
+
+fn sim(
+    chip: &std::path::Path,
+    prompt: &Option<String>,
+    tokens: &Option<String>,
+    vcd: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use taalasc_verilog::sim;
+    let (image, plan) = chip_plan(chip)?;
+    let tokenizer = match prompt {
+        Some(_) => taalasc::image_source(chip)
+            .ok()
+            .and_then(|p| taalasc::load(&p).ok())
+            .and_then(|l| l.tokenizer),
+        None => None,
+    };
+    let ids = prompt_ids(tokenizer.as_ref(), chip, prompt, tokens)?;
+    anyhow::ensure!(
+        ids.len() <= plan.context,
+        "{} tokens do not fit the chip's context of {} positions",
+        ids.len(),
+        plan.context
+    );
+    let vcd_abs = vcd.map(|v| std::path::absolute(v).unwrap_or(v.to_path_buf()));
+    eprintln!("sim: building the Verilator model (once per chip folder)...");
+    let t0 = std::time::Instant::now();
+    let exe = sim::build(chip, vcd.is_some())?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let inputs: Vec<sim::TokenIn> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| sim::TokenIn {
+            token: t,
+            restart: i == 0,
+            slot: 0,
+        })
+        .collect();
+    let work = std::path::absolute(chip.join("sim/run"))?;
+    let rtl = sim::run_rtl(&exe, &work, &inputs, vcd_abs.as_deref())?;
+    let check = sim::compare(&image, &plan, &ids, &rtl)?;
+    let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles);
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "bit_exact": check.bit_exact,
+                "positions": check.positions,
+                "values_compared": check.values_compared,
+                "first_mismatch": check.first_mismatch,
+                "cycles_per_token": perf.cycles_per_token,
+                "phases_per_token": perf.phases,
+                "predicted_cycles_per_token": perf.predicted,
+                "mac_utilization": perf.mac_utilization,
+                "lanes": plan.lanes,
+                "sim_seconds": rtl.seconds,
+                "sim_tokens_per_second": ids.len() as f64 / rtl.seconds,
+                "build_seconds": build_s,
+                "per_token": rtl.cycles,
+            }))?
+        );
+    } else {
+        match &check.first_mismatch {
+            None => outln!(
+                "bit-exact: {} positions, {} values compared (every unit output and logit)",
+                check.positions,
+                check.values_compared
+            ),
+            Some(m) => outln!("MISMATCH at {m}"),
+        }
+        outln!(
+            "cycles per token: {:.0} (matvec {:.0}, attention {:.0}, nonlinear {:.0}, control {:.0}); formula {:.0}",
+            perf.cycles_per_token,
+            perf.phases.matvec,
+            perf.phases.attention,
+            perf.phases.nonlinear,
+            perf.phases.control,
+            perf.predicted
+        );
+        outln!(
+            "MAC utilization in matvec phases: {:.1}% ({} lanes); simulated {} tokens in {:.2} s ({:.2} tokens/s)",
+            100.0 * perf.mac_utilization,
+            plan.lanes,
+            ids.len(),
+            rtl.seconds,
+            ids.len() as f64 / rtl.seconds
+        );
+    }
+    if !check.bit_exact {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn synth(chip: &std::path::Path, engine: Option<usize>, json: bool) -> anyhow::Result<()> {
+    let (_, plan) = chip_plan(chip)?;
+    let top = match engine {
+        Some(e) => {
+            anyhow::ensure!(
+                e < plan.engines.len(),
+                "--engine {e}: the chip has engines 0 to {}",
+                plan.engines.len() - 1
+            );
+            format!("taalasc_engine_{e}")
+        }
+        None => taalasc_verilog::output::TOP.to_string(),
+    };
+    eprintln!("synth: yosys synth + check -assert on {top} (macros as blackboxes)...");
+    let r = taalasc_verilog::synth::synth(chip, &plan, &top)?;
+    // Record the result in report.json (atomically: temporary file, rename).
+    let rpath = chip.join("report.json");
+    let mut report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&rpath).with_context(|| format!("reading {}", rpath.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", rpath.display()))?;
+    let mut entry = serde_json::to_value(&r)?;
+    if let Some(o) = entry.as_object_mut() {
+        o.remove("seconds");
+    }
+    report["synth"][&top] = entry;
+    report["macro_bits"] = serde_json::to_value(plan.macro_bits())?;
+    let tmp = chip.join(".report.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::rename(&tmp, &rpath)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        outln!(
+            "{top}: {} cells in total ({:.1} s), check -assert passed; per module:",
+            r.total_cells,
+            r.seconds
+        );
+        for (m, c) in &r.modules {
+            outln!("  {m:<40} {:>9} cells", c.cells);
+        }
+        let mb = plan.macro_bits();
+        outln!(
+            "macros: weight ROM {} bits packed ({} as stored), vectors {} bits, tables {} bits, KV SRAM {} bits, scratchpads {} bits",
+            mb.weight_rom_packed, mb.weight_rom_stored, mb.vector_rom, mb.table_rom, mb.kv_sram, mb.scratchpad_sram
+        );
+    }
+    Ok(())
 }

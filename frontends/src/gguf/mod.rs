@@ -25,10 +25,11 @@ use std::path::Path;
 
 /// Loads a GGUF file: graph, lazily-read weights and (if the metadata holds
 /// one) the tokenizer.
-pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
+pub fn load(path: &Path, layers: Option<usize>) -> Result<LoadedModel, LoadError> {
     let file = GgufFile::open(path)?;
     let (metadata, index) = file.into_parts();
-    let spec = names::arch_spec(&metadata, &index)?;
+    let mut spec = names::arch_spec(&metadata, &index)?;
+    crate::arch::keep_layers(&mut spec, layers, path)?;
     let scheme = names::LlamaCppNames {
         path: path.to_path_buf(),
         n_heads: spec.hparams.n_heads,

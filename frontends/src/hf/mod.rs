@@ -243,11 +243,12 @@ impl NameScheme for Gpt2Names {
 }
 
 /// Loads a Hugging Face checkpoint (folder, `.safetensors` or index).
-pub fn load(path: &Path) -> Result<LoadedModel, LoadError> {
+pub fn load(path: &Path, layers: Option<usize>) -> Result<LoadedModel, LoadError> {
     let files = HfFiles::resolve(path)?;
     let config = Config::read(&files.config)?;
     let family = config.family()?;
-    let spec = config.arch_spec(family)?;
+    let mut spec = config.arch_spec(family)?;
+    crate::arch::keep_layers(&mut spec, layers, &files.config)?;
     let mut index = TensorIndex::default();
     for shard in &files.shards {
         safetensors::add_file(&mut index, MappedFile::open(shard)?)?;

@@ -1,0 +1,766 @@
+// tls_attn: attention over the on-chip KV cache for ONE token position.
+//
+// Implements `attention` of `backends/reference/src/exec.rs` with `t_n = 1`
+// (see `UNITS.md`, section `tls_attn`), bit-exact with
+// `compiler/numerics/src/attention.rs`:
+//
+//   1. for each KV head: k and v (W48, spad[cfg_k + kvh*HD ..],
+//      spad[cfg_v + kvh*HD ..]) converted to A8 per 32-block
+//      (`to_a8(.., 24)`) and written into the K and V caches at cfg_pos;
+//   2. for each query head h (KV head h / (NH/NKV)):
+//      q converted to A8 (kept in registers, HD/32 blocks),
+//      s_j = scale_score(dot_a8(q, k_j), SCALE) for j = lo ..= pos
+//        (one 32-block product per cycle; scores go to a score SRAM,
+//        the max is tracked on the fly),
+//      e_j = exp_neg(max - s_j), S = sum e_j,
+//      A_i = sum_j block_term(e_j, -15, v_ji, Ev_jb) (one V block per cycle,
+//        HD accumulators of ACW = 49 + clog2(SD) bits, exact),
+//      (R, re) = recip(S),
+//      o_i = sat_w48(rshr(A_i * R, -(re + 15))) -> spad[cfg_dst + h*HD + i].
+//   lo = WINDOW ? max(0, pos + 1 - WINDOW) : 0.
+//
+// KV cache layout (two `tls_sram`, K and V, 264-bit words, depth
+// CTX*NKV*BPH with BPH = HD/32): word {exp[7:0], mant[255:0]} (mantissa i
+// of the block at bits [8i+7:8i], signed; exponent signed) of KV head kvh,
+// position j, block b at address (kvh*CTX + j)*BPH + b. Position j lives
+// at row j: cfg_pos must be < CTX (no ring buffer).
+// Score SRAM: 48-bit words, depth SD = (0 < WINDOW < CTX) ? WINDOW : CTX,
+// score of position lo + r at address r.
+//
+// A8 conversion (k, v, q) reads every 32-block twice through both scratchpad
+// read ports: pass 1 (16 cycles) finds max |x|, pass 2 (16 cycles) forms
+// the mantissas with the shift a8_shift(max); one gap cycle in between, so
+// a block takes 33 cycles, plus 3 cycles per vector (k, v or q of one
+// head) to hand over.
+//
+// Cycles from `start` to `done` (n = pos + 1 - lo positions, BPH = HD/32),
+// measured by the unit test (`unit_attn.rs`):
+//   cycles = 2 + NKV * 2 * (33*BPH + 3)
+//          + NH * ((33*BPH + 3) + (n*BPH + 5) + (n*BPH + 5) + 1 + (HD + 1))
+// i.e. n*BPH cycles for the scores and n*BPH for the V sum per head (one
+// 32-block per cycle, no bubbles), plus about 34*HD/32 + HD + 15 per head
+// and 66*HD/32 + 6 per KV head.
+//
+// Arithmetic widths (all signed unless noted):
+//   dot block  P   = sum q_i k_i                       21 bits (|P| <= 2^19)
+//   score term     = shift_sat_w48(P, Eq + Ek + 24)    48
+//   dot sum        = sum over BPH terms                49 + clog2(BPH), then sat_w48
+//   scaled score   = shift_sat_w48(s * SCALE_MANT, -SCALE_SHIFT), product 65
+//   d = max - s_j  (>= 0, < 2^48), dc = min(d, 2^29)  unsigned 30
+//   u = rshr(dc * LOG2E_Q, 36)                         unsigned 19
+//   e = i > 16 ? 0 : rshr(exp2[u & 4095], i), i = u >> 12   unsigned 17 (<= 32768)
+//   V term x = e * v (25 bits), shift_sat_w48(x, Ev + 9)  48
+//   A_i (exact)                                         ACW = 49 + clog2(SD)
+//   S (exact, unsigned)                                 SW = 17 + clog2(SD)
+//   out product A_i * R (R <= 2^16)                     ACW + 18, then
+//   rshr by 13 + k (k = bitlen(S) - 13 after the recip renormalization), sat_w48.
+// S >= 32768 always (the max gets exp_neg(0) = 32768), so recip always takes
+// its right-shift branch (k >= 3) and the output shift is a right shift.
+
+// shift_sat_w48(p, up) of `compiler/numerics/src/linear.rs` for a PW-bit
+// signed p: up >= 0 an exact left shift saturating to W48 (any nonzero p
+// saturates when up >= 48), up < 0 a round-half-up right shift by -up
+// (0 when -up >= PW), then saturated to W48. Combinational.
+module tls_attn_shsat #(
+    parameter integer PW = 24
+) (
+    input  wire signed [PW-1:0] p,
+    input  wire signed [9:0]    up,
+    output reg  signed [47:0]   y
+);
+  localparam integer WW = PW + 49;
+  localparam [WW-1:0] WMAX = {{(WW - 47) {1'b0}}, {47{1'b1}}};
+  localparam [WW-1:0] WMIN = {{(WW - 47) {1'b1}}, {47{1'b0}}};
+  localparam [9:0] PWC = PW[9:0];
+  wire signed [WW-1:0] pw = {{49{p[PW-1]}}, p};
+  wire        [9:0]    nr = 10'd0 - up;  // -up, meaningful when up < 0
+  reg  signed [WW-1:0] w;
+  reg  signed [WW-1:0] t;
+  always @* begin
+    t = {WW{1'b0}};
+    if (!up[9]) begin
+      if (p == {PW{1'b0}}) w = {WW{1'b0}};
+      else if (up >= 10'sd48) w = p[PW-1] ? WMIN : WMAX;
+      else w = pw <<< up[5:0];
+    end else if (nr >= PWC) begin
+      w = {WW{1'b0}};
+    end else begin
+      // rshr(p, n) = ((p >>> (n - 1)) + 1) >>> 1 (same floor, no overflow in WW bits)
+      t = (pw >>> (nr - 10'd1)) + $signed({{(WW - 1) {1'b0}}, 1'b1});
+      w = t >>> 1;
+    end
+    if (w > $signed(WMAX)) y = {1'b0, {47{1'b1}}};
+    else if (w < $signed(WMIN)) y = {1'b1, {47{1'b0}}};
+    else y = w[47:0];
+  end
+endmodule
+
+module tls_attn #(
+    parameter integer AW = 16,
+    parameter integer HD = 64,
+    parameter integer NH = 4,
+    parameter integer NKV = 2,
+    parameter integer CTX = 64,
+    parameter integer WINDOW = 0,
+    parameter integer SCALE_MANT = 32768,
+    parameter integer SCALE_SHIFT = 18,
+    parameter TABLE_DIR = "rom/tables/"
+) (
+    input  wire          clk,
+    input  wire          rst,
+    input  wire          start,
+    input  wire [AW-1:0] cfg_q,
+    input  wire [AW-1:0] cfg_k,
+    input  wire [AW-1:0] cfg_v,
+    input  wire [AW-1:0] cfg_dst,
+    input  wire [  15:0] cfg_pos,
+    // scratchpad
+    output wire          ra_en,
+    output wire [AW-1:0] ra_addr,
+    input  wire [  47:0] ra_data,
+    output wire          rb_en,
+    output wire [AW-1:0] rb_addr,
+    input  wire [  47:0] rb_data,
+    output reg           w_en,
+    output reg  [AW-1:0] w_addr,
+    output reg  [  47:0] w_data,
+    output wire          done,
+    output wire          busy
+);
+  // ---------------------------------------------------------------- sizes
+  localparam integer BPH = HD / 32;
+  localparam integer G = NH / NKV;
+  localparam integer SD = (WINDOW > 0 && WINDOW < CTX) ? WINDOW : CTX;
+  localparam integer CD = CTX * NKV * BPH;
+  localparam integer CAW = (CD > 1) ? $clog2(CD) : 1;
+  localparam integer SAW = (SD > 1) ? $clog2(SD) : 1;
+  localparam integer BW = (BPH > 1) ? $clog2(BPH) : 1;
+  localparam integer HW = (NH > 1) ? $clog2(NH) : 1;
+  localparam integer GW = (G > 1) ? $clog2(G) : 1;
+  localparam integer KW = (NKV > 1) ? $clog2(2 * NKV) : 1;
+  localparam integer IW = $clog2(HD);
+  localparam integer DW = 49 + $clog2(BPH);  // dot-product block sum
+  localparam integer ACW = 49 + $clog2(SD);  // V accumulators
+  localparam integer SW = 17 + $clog2(SD);  // softmax denominator S
+  localparam integer OPW = ACW + 18;  // A_i * R
+  localparam integer CTXBPH_I = CTX * BPH;
+  localparam integer LAST_B_I = BPH - 1;
+  localparam integer LAST_H_I = NH - 1;
+  localparam integer LAST_G_I = G - 1;
+  localparam integer LAST_KJ_I = 2 * NKV - 1;
+  localparam integer LAST_I_I = HD - 1;
+  localparam integer WM1_I = (WINDOW > 0) ? WINDOW - 1 : 0;
+  localparam integer THIRTY_TWO = 32;
+  localparam integer SC_UP_I = -SCALE_SHIFT;
+
+  localparam [CAW-1:0] CTXBPH = CTXBPH_I[CAW-1:0];
+  localparam [BW-1:0] LAST_B = LAST_B_I[BW-1:0];
+  localparam [HW-1:0] LAST_H = LAST_H_I[HW-1:0];
+  localparam [GW-1:0] LAST_G = LAST_G_I[GW-1:0];
+  localparam [KW-1:0] LAST_KJ = LAST_KJ_I[KW-1:0];
+  localparam [IW-1:0] LAST_I = LAST_I_I[IW-1:0];
+  localparam [SAW-1:0] WM1 = WM1_I[SAW-1:0];
+  localparam [16:0] WIN17 = WINDOW[16:0];
+  localparam [31:0] BPH32 = BPH;
+  localparam [AW-1:0] HDA = HD[AW-1:0];
+  localparam [AW-1:0] A32 = THIRTY_TWO[AW-1:0];
+  localparam [15:0] SMANT = SCALE_MANT[15:0];
+  localparam [9:0] SC_UP = SC_UP_I[9:0];
+  localparam [24:0] LOG2E_Q = 25'd24204406;  // round(log2(e) * 2^24)
+
+  // ---------------------------------------------------------------- FSM
+  localparam [3:0] ST_IDLE = 4'd0, ST_KV = 4'd1, ST_Q = 4'd2, ST_SC = 4'd3,
+                   ST_SCD = 4'd4, ST_VS = 4'd5, ST_VSD = 4'd6, ST_RC = 4'd7,
+                   ST_OUT = 4'd8, ST_OUTD = 4'd9, ST_FIN = 4'd10;
+  reg  [     3:0] state;
+  assign busy = (state != ST_IDLE);
+  assign done = (state == ST_FIN);
+
+  reg  [  KW-1:0] kvj;  // KV conversion job: even = K, odd = V of head kvj/2
+  reg  [  AW-1:0] k_run;  // cfg_k + kvh*HD
+  reg  [  AW-1:0] v_run;  // cfg_v + kvh*HD
+  reg  [ CAW-1:0] cw_base;  // cache write row: kvh*CTX*BPH + pos*BPH
+  reg  [  HW-1:0] h;  // query head
+  reg  [  GW-1:0] g;  // head within its KV group
+  reg  [  AW-1:0] q_run;  // address of the q being converted
+  reg  [  AW-1:0] dst_run;  // cfg_dst + h*HD
+  reg  [ CAW-1:0] head_cbase;  // cache read row of j = lo: kvh*CTX*BPH + lo*BPH
+  reg  [ SAW-1:0] jlast;  // n - 1
+  // position/block scan of the score and V passes
+  reg  [ SAW-1:0] sc_j;
+  reg  [  BW-1:0] sc_b;
+  reg  [ CAW-1:0] sc_addr;
+  wire            sc_lastb = (sc_b == LAST_B);
+  wire            sc_end = sc_lastb && (sc_j == jlast);
+  // output scan
+  reg  [  IW-1:0] oi;
+
+  // ---------------------------------------------------------------- config
+  wire [    16:0] pos1 = {1'b0, cfg_pos} + 17'd1;
+  wire            win_cut = (WINDOW > 0) && (pos1 > WIN17);
+  wire [    15:0] lo16 = win_cut ? cfg_pos - WIN17[15:0] + 16'd1 : 16'd0;
+  // Products wider than the cache address: the high bits are 0 because
+  // pos < CTX (deliberately truncated below).
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [    31:0] lo_bph32 = {16'd0, lo16} * BPH32;
+  wire [    31:0] pos_bph32 = {16'd0, cfg_pos} * BPH32;
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  // ---------------------------------------------------------------- A8 converter
+  localparam [1:0] CV_MAX = 2'd0, CV_GAP = 2'd1, CV_QNT = 2'd2;
+  reg           cv_start;  // pulse: convert BPH blocks from spad[cv_src ..]
+  reg  [AW-1:0] cv_src;
+  reg           cv_run;
+  reg  [   1:0] cv_pass;
+  reg  [   3:0] cv_pair;
+  reg  [BW-1:0] cv_blk;
+  reg  [AW-1:0] cv_bbase;
+  reg           cv_dmax;  // read data of this cycle belongs to pass 1
+  reg           cv_dqnt;  // ... to pass 2
+  reg           cv_dlast;  // ... and is the block's last pair
+  reg  [BW-1:0] cv_dblk;
+  reg           cv_ovalid;  // the block word is ready (one cycle)
+  reg  [BW-1:0] cv_oblk;
+  reg  [  47:0] cv_max;  // max |x| of the block (unsigned)
+  reg  [   5:0] cv_s;  // a8_shift(max)
+  reg  [ 255:0] cv_mant;
+  wire [   7:0] cv_exp = {2'b00, cv_s} - 8'd24;
+  wire [ 263:0] cv_oword = {cv_exp, cv_mant};
+  wire          cv_issue = cv_run && (cv_pass != CV_GAP);
+  wire [AW-1:0] cv_ra = cv_bbase + {{(AW - 5) {1'b0}}, cv_pair, 1'b0};
+  assign ra_en   = cv_issue;
+  assign ra_addr = cv_issue ? cv_ra : {AW{1'b0}};
+  assign rb_en   = cv_issue;
+  assign rb_addr = cv_issue ? cv_ra + {{(AW - 1) {1'b0}}, 1'b1} : {AW{1'b0}};
+
+  wire [47:0] abs_a = ra_data[47] ? 48'd0 - ra_data : ra_data;
+  wire [47:0] abs_b = rb_data[47] ? 48'd0 - rb_data : rb_data;
+  wire [47:0] max_ab = (abs_a > abs_b) ? abs_a : abs_b;
+
+  // a8_shift(cv_max): s0 = max(0, bitlen - 7), plus one if rshr(max, s0) > 127.
+  reg  [5:0] cv_bl;
+  reg  [5:0] cv_s0;
+  reg  [48:0] cv_r;
+  wire [5:0] cv_snext = cv_s0 + {5'd0, (cv_r > 49'd128)};
+  integer bi;
+  always @* begin
+    cv_bl = 6'd0;
+    for (bi = 0; bi < 48; bi = bi + 1) if (cv_max[bi]) cv_bl = bi[5:0] + 6'd1;
+    cv_s0 = (cv_bl > 6'd7) ? cv_bl - 6'd7 : 6'd0;
+    cv_r  = (cv_s0 == 6'd0) ? {1'b0, cv_max}
+                            : ({1'b0, cv_max} + (49'd1 << (cv_s0 - 6'd1))) >> cv_s0;
+  end
+
+  // mantissas rshr(x, s): |result| <= 127, so the low 8 bits are the value
+  // (the wide intermediates are deliberately truncated).
+  wire signed [48:0] half_s = (cv_s == 6'd0) ? 49'sd0 : $signed(49'd1 << (cv_s - 6'd1));
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire signed [48:0] qa_w = ($signed({ra_data[47], ra_data}) + half_s) >>> cv_s;
+  wire signed [48:0] qb_w = ($signed({rb_data[47], rb_data}) + half_s) >>> cv_s;
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  always @(posedge clk) begin
+    if (rst) begin
+      cv_run <= 1'b0;
+      cv_dmax <= 1'b0;
+      cv_dqnt <= 1'b0;
+      cv_dlast <= 1'b0;
+      cv_ovalid <= 1'b0;
+      cv_pass <= CV_MAX;
+      cv_pair <= 4'd0;
+      cv_blk <= {BW{1'b0}};
+      cv_bbase <= {AW{1'b0}};
+      cv_dblk <= {BW{1'b0}};
+      cv_oblk <= {BW{1'b0}};
+    end else begin
+      cv_dmax   <= cv_run && (cv_pass == CV_MAX);
+      cv_dqnt   <= cv_run && (cv_pass == CV_QNT);
+      cv_dlast  <= cv_run && (cv_pass == CV_QNT) && (cv_pair == 4'd15);
+      cv_dblk   <= cv_blk;
+      cv_ovalid <= cv_dqnt && cv_dlast;
+      cv_oblk   <= cv_dblk;
+      if (cv_start) begin
+        cv_run <= 1'b1;
+        cv_pass <= CV_MAX;
+        cv_pair <= 4'd0;
+        cv_blk <= {BW{1'b0}};
+        cv_bbase <= cv_src;
+      end else if (cv_run) begin
+        case (cv_pass)
+          CV_MAX: begin
+            cv_pair <= cv_pair + 4'd1;
+            if (cv_pair == 4'd15) cv_pass <= CV_GAP;
+          end
+          CV_GAP: cv_pass <= CV_QNT;
+          default: begin
+            cv_pair <= cv_pair + 4'd1;
+            if (cv_pair == 4'd15) begin
+              if (cv_blk == LAST_B) begin
+                cv_run <= 1'b0;
+              end else begin
+                cv_blk <= cv_blk + {{(BW - 1) {1'b0}}, 1'b1};
+                cv_bbase <= cv_bbase + A32;
+                cv_pass <= CV_MAX;
+              end
+            end
+          end
+        endcase
+      end
+    end
+  end
+
+  always @(posedge clk) begin
+    if (cv_run && cv_pass == CV_MAX && cv_pair == 4'd0) cv_max <= 48'd0;
+    else if (cv_dmax) cv_max <= (max_ab > cv_max) ? max_ab : cv_max;
+    if (cv_run && cv_pass == CV_QNT && cv_pair == 4'd0) cv_s <= cv_snext;
+    if (cv_dqnt) cv_mant <= {qb_w[7:0], qa_w[7:0], cv_mant[255:16]};
+  end
+
+  // ---------------------------------------------------------------- memories
+  wire            kc_we = (state == ST_KV) && cv_ovalid && !kvj[0];
+  wire            vc_we = (state == ST_KV) && cv_ovalid && kvj[0];
+  wire [ CAW-1:0] c_waddr = cw_base + {{(CAW - BW) {1'b0}}, cv_oblk};
+  wire            kc_re = (state == ST_SC);
+  wire [   263:0] kc_rdata;
+  reg             e3_v;
+  reg  [ CAW-1:0] e3_vaddr;
+  wire [   263:0] vc_rdata;
+
+  tls_sram #(
+      .W (264),
+      .D (CD),
+      .AW(CAW)
+  ) u_kcache (
+      .clk  (clk),
+      .we   (kc_we),
+      .waddr(c_waddr),
+      .wdata(cv_oword),
+      .re   (kc_re),
+      .raddr(sc_addr),
+      .rdata(kc_rdata)
+  );
+
+  tls_sram #(
+      .W (264),
+      .D (CD),
+      .AW(CAW)
+  ) u_vcache (
+      .clk  (clk),
+      .we   (vc_we),
+      .waddr(c_waddr),
+      .wdata(cv_oword),
+      .re   (e3_v),
+      .raddr(e3_vaddr),
+      .rdata(vc_rdata)
+  );
+
+  // q of the current head, A8 words per block
+  // (q of head h+1 is converted while head h runs its V pass and output:
+  // the scores of head h, the only reader, are done by then.)
+  reg [BPH*264-1:0] qbuf;
+  wire q_last = (state != ST_KV) && cv_ovalid && (cv_oblk == LAST_B);
+  reg q_rdy;  // q of the next head is in qbuf
+  always @(posedge clk) begin
+    if (state != ST_KV && cv_ovalid) qbuf[cv_oblk*264+:264] <= cv_oword;
+  end
+
+  // ---------------------------------------------------------------- scores
+  reg                  p1_v, p1_first, p1_last;
+  reg        [ BW-1:0] p1_b;
+  reg        [SAW-1:0] p1_j;
+  reg                  p2_v, p2_first, p2_last;
+  reg        [SAW-1:0] p2_j;
+  reg signed [   20:0] p2_p;
+  reg signed [    9:0] p2_up;
+  reg                  p3_v;
+  reg        [SAW-1:0] p3_j;
+  reg signed [ DW-1:0] p3_acc;
+  reg                  p4_v;
+  reg        [SAW-1:0] p4_j;
+  reg signed [   47:0] p4_score;
+  reg signed [   47:0] sc_max;
+
+  wire       [  263:0] qw = qbuf[p1_b*264+:264];
+  wire       [8*32*2-1:0] qk_flat;  // 32 products, 16 bits each
+  genvar l;
+  generate
+    for (l = 0; l < 32; l = l + 1) begin : g_qk
+      wire signed [15:0] pr = $signed(qw[8*l+:8]) * $signed(kc_rdata[8*l+:8]);
+      assign qk_flat[16*l+:16] = pr;
+    end
+  endgenerate
+  reg signed [20:0] dot_p;
+  integer di;
+  always @* begin
+    dot_p = 21'sd0;
+    for (di = 0; di < 32; di = di + 1)
+    dot_p = dot_p + $signed({{5{qk_flat[16*di+15]}}, qk_flat[16*di+:16]});
+  end
+  wire signed [9:0] dot_up = $signed({{2{qw[263]}}, qw[263:256]}) +
+                             $signed({{2{kc_rdata[263]}}, kc_rdata[263:256]}) + 10'sd24;
+
+  wire signed [47:0] sc_term;
+  tls_attn_shsat #(
+      .PW(21)
+  ) u_sc_term (
+      .p (p2_p),
+      .up(p2_up),
+      .y (sc_term)
+  );
+  wire signed [DW-1:0] sc_term_x = {{(DW - 48) {sc_term[47]}}, sc_term};
+
+  // dot_a8 = sat_w48(sum), then scale_score
+  localparam [DW-1:0] DMAX = {{(DW - 47) {1'b0}}, {47{1'b1}}};
+  localparam [DW-1:0] DMIN = {{(DW - 47) {1'b1}}, {47{1'b0}}};
+  wire signed [47:0] dot_s = (p3_acc > $signed(DMAX)) ? {1'b0, {47{1'b1}}} :
+                             (p3_acc < $signed(DMIN)) ? {1'b1, {47{1'b0}}} : p3_acc[47:0];
+  wire signed [64:0] dot_s65 = {{17{dot_s[47]}}, dot_s};
+  wire signed [64:0] smant65 = {49'd0, SMANT};
+  wire signed [64:0] sc_prod = dot_s65 * smant65;  // |.| < 2^63: exact
+  wire signed [47:0] sc_scaled;
+  tls_attn_shsat #(
+      .PW(65)
+  ) u_sc_scale (
+      .p (sc_prod),
+      .up(SC_UP),
+      .y (sc_scaled)
+  );
+
+  always @(posedge clk) begin
+    if (rst) begin
+      p1_v <= 1'b0;
+      p2_v <= 1'b0;
+      p3_v <= 1'b0;
+      p4_v <= 1'b0;
+    end else begin
+      p1_v <= kc_re;
+      p2_v <= p1_v;
+      p3_v <= p2_v && p2_last;
+      p4_v <= p3_v;
+    end
+    p1_b <= sc_b;
+    p1_j <= sc_j;
+    p1_first <= (sc_b == {BW{1'b0}});
+    p1_last <= sc_lastb;
+    p2_p <= dot_p;
+    p2_up <= dot_up;
+    p2_first <= p1_first;
+    p2_last <= p1_last;
+    p2_j <= p1_j;
+    if (p2_v) p3_acc <= p2_first ? sc_term_x : p3_acc + sc_term_x;
+    p3_j <= p2_j;
+    p4_score <= sc_scaled;
+    p4_j <= p3_j;
+    if (p4_v && (p4_j == {SAW{1'b0}} || p4_score > sc_max)) sc_max <= p4_score;
+  end
+
+  wire sb_re = (state == ST_VS);
+  wire [47:0] sb_rdata;
+  tls_sram #(
+      .W (48),
+      .D (SD),
+      .AW(SAW)
+  ) u_scores (
+      .clk  (clk),
+      .we   (p4_v),
+      .waddr(p4_j),
+      .wdata(p4_score),
+      .re   (sb_re),
+      .raddr(sc_j),
+      .rdata(sb_rdata)
+  );
+
+  // ---------------------------------------------------------------- exp + V sum
+  reg                e1_v, e1_first, e1_b0;
+  reg       [BW-1:0] e1_b;
+  reg      [CAW-1:0] e1_vaddr;
+  reg                e2_v, e2_first, e2_b0;
+  reg       [BW-1:0] e2_b;
+  reg      [CAW-1:0] e2_vaddr;
+  reg       [  18:0] e2_u;
+  reg                e3_first, e3_b0;
+  reg       [BW-1:0] e3_b;
+  reg       [   6:0] e3_i;
+  reg                e4_v, e4_first, e4_b0;
+  reg       [BW-1:0] e4_b;
+  reg       [  16:0] e4_e;
+  reg      [ SW-1:0] s_sum;
+
+  wire signed [48:0] ex_d = {sc_max[47], sc_max} - {sb_rdata[47], sb_rdata};  // >= 0
+  wire [29:0] ex_dc = (ex_d[48:29] != 20'd0) ? 30'h2000_0000 : {1'b0, ex_d[28:0]};
+  // dc * LOG2E_Q < 2^54; u = rshr(., 36) takes bits [54:35] only.
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [54:0] ex_prod = {25'd0, ex_dc} * {30'd0, LOG2E_Q};
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire [18:0] ex_u = ex_prod[54:36] + {18'd0, ex_prod[35]};
+
+  wire [15:0] exp2_data;
+  tls_rom #(
+      .W(16),
+      .D(4096),
+      .AW(12),
+      .FILE({TABLE_DIR, "exp2.hex"})
+  ) u_exp2 (
+      .clk (clk),
+      .en  (e2_v),
+      .addr(e2_u[11:0]),
+      .data(exp2_data)
+  );
+  // e = i > 16 ? 0 : rshr(t, i)
+  wire [16:0] ex_t = {1'b0, exp2_data};
+  wire [16:0] ex_half = (e3_i == 7'd0) ? 17'd0 : (17'd1 << (e3_i[4:0] - 5'd1));
+  wire [16:0] ex_e = (e3_i > 7'd16) ? 17'd0 : (ex_t + ex_half) >> e3_i[4:0];
+
+  // V terms of the block in flight, 32 lanes
+  wire signed [9:0] v_up = $signed({{2{vc_rdata[263]}}, vc_rdata[263:256]}) + 10'sd9;
+  wire signed [24:0] e25 = {8'd0, e4_e};
+  wire [32*48-1:0] vt_flat;
+  generate
+    for (l = 0; l < 32; l = l + 1) begin : g_vt
+      wire signed [24:0] v25 = {{17{vc_rdata[8*l+7]}}, vc_rdata[8*l+:8]};
+      wire signed [24:0] x = e25 * v25;  // |x| <= 2^22
+      wire signed [47:0] y;
+      tls_attn_shsat #(
+          .PW(25)
+      ) u_vt (
+          .p (x),
+          .up(v_up),
+          .y (y)
+      );
+      assign vt_flat[48*l+:48] = y;
+    end
+  endgenerate
+
+  // accumulators A_i, bank b = block b of the head
+  wire [HD*ACW-1:0] acc_flat;
+  genvar ab;
+  generate
+    for (ab = 0; ab < BPH; ab = ab + 1) begin : g_bank
+      localparam integer ABI = ab;
+      localparam [BW-1:0] AB = ABI[BW-1:0];
+      for (l = 0; l < 32; l = l + 1) begin : g_lane
+        reg signed [ACW-1:0] a;
+        wire signed [ACW-1:0] tx = {{(ACW - 48) {vt_flat[48*l+47]}}, vt_flat[48*l+:48]};
+        always @(posedge clk) begin
+          if (e4_v && e4_b == AB) a <= (e4_first ? {ACW{1'b0}} : a) + tx;
+        end
+        assign acc_flat[(ab*32+l)*ACW+:ACW] = a;
+      end
+    end
+  endgenerate
+
+  always @(posedge clk) begin
+    if (rst) begin
+      e1_v <= 1'b0;
+      e2_v <= 1'b0;
+      e3_v <= 1'b0;
+      e4_v <= 1'b0;
+    end else begin
+      e1_v <= sb_re;
+      e2_v <= e1_v;
+      e3_v <= e2_v;
+      e4_v <= e3_v;
+    end
+    e1_b <= sc_b;
+    e1_first <= (sc_j == {SAW{1'b0}});
+    e1_b0 <= (sc_b == {BW{1'b0}});
+    e1_vaddr <= sc_addr;
+    e2_b <= e1_b;
+    e2_first <= e1_first;
+    e2_b0 <= e1_b0;
+    e2_vaddr <= e1_vaddr;
+    e2_u <= ex_u;
+    e3_b <= e2_b;
+    e3_first <= e2_first;
+    e3_b0 <= e2_b0;
+    e3_vaddr <= e2_vaddr;
+    e3_i <= e2_u[18:12];
+    e4_b <= e3_b;
+    e4_first <= e3_first;
+    e4_b0 <= e3_b0;
+    e4_e <= ex_e;
+    if (e4_v && e4_b0) s_sum <= (e4_first ? {SW{1'b0}} : s_sum) + {{(SW - 17) {1'b0}}, e4_e};
+  end
+
+  // ---------------------------------------------------------------- recip + output
+  // k = bitlen(S) - 13 (>= 3), m = rshr(S, k) in [4096, 8192]; 8192 -> 4096, k + 1.
+  reg  [7:0] rc_bl;
+  integer ri;
+  always @* begin
+    rc_bl = 8'd0;
+    for (ri = 0; ri < SW; ri = ri + 1) if (s_sum[ri]) rc_bl = ri[7:0] + 8'd1;
+  end
+  wire [7:0] rc_k = rc_bl - 8'd13;
+  /* verilator lint_off UNUSEDSIGNAL */
+  // m <= 8192: only bits [13:0] are meaningful
+  wire [SW:0] rc_m = ({1'b0, s_sum} + ({{SW{1'b0}}, 1'b1} << (rc_k - 8'd1))) >> rc_k;
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire rc_carry = rc_m[13];
+  wire rc_en = (state == ST_RC);
+  wire [11:0] rc_addr = rc_carry ? 12'd0 : rc_m[11:0];
+  wire [16:0] recip_data;
+  tls_rom #(
+      .W(17),
+      .D(4096),
+      .AW(12),
+      .FILE({TABLE_DIR, "recip.hex"})
+  ) u_recip (
+      .clk (clk),
+      .en  (rc_en),
+      .addr(rc_addr),
+      .data(recip_data)
+  );
+  reg [9:0] o_sh;  // -(re + 15) = 13 + k
+
+  reg o1_v;
+  reg [AW-1:0] o1_addr;
+  reg signed [OPW-1:0] o1_prod;
+  wire signed [ACW-1:0] o_acc = acc_flat[oi*ACW+:ACW];
+  wire signed [OPW-1:0] o_a = {{18{o_acc[ACW-1]}}, o_acc};
+  wire signed [OPW-1:0] o_r = {{(OPW - 17) {1'b0}}, recip_data};
+  wire signed [47:0] o_val;
+  tls_attn_shsat #(
+      .PW(OPW)
+  ) u_out (
+      .p (o1_prod),
+      .up(10'd0 - o_sh),
+      .y (o_val)
+  );
+
+  always @(posedge clk) begin
+    if (rst) begin
+      o1_v <= 1'b0;
+      w_en <= 1'b0;
+      w_addr <= {AW{1'b0}};
+      w_data <= 48'd0;
+    end else begin
+      o1_v <= (state == ST_OUT);
+      w_en <= o1_v;
+      w_addr <= o1_v ? o1_addr : {AW{1'b0}};
+      w_data <= o1_v ? o_val : 48'd0;
+    end
+    o1_addr <= dst_run + {{(AW - IW) {1'b0}}, oi};
+    o1_prod <= o_a * o_r;  // |A| < 2^(ACW-1), R <= 2^16: exact
+    if (rc_en) o_sh <= {2'b00, rc_k} + (rc_carry ? 10'd14 : 10'd13);
+  end
+
+  // ---------------------------------------------------------------- control
+  always @(posedge clk) begin
+    if (rst) begin
+      state <= ST_IDLE;
+      cv_start <= 1'b0;
+      cv_src <= {AW{1'b0}};
+      kvj <= {KW{1'b0}};
+      k_run <= {AW{1'b0}};
+      v_run <= {AW{1'b0}};
+      cw_base <= {CAW{1'b0}};
+      h <= {HW{1'b0}};
+      g <= {GW{1'b0}};
+      q_run <= {AW{1'b0}};
+      dst_run <= {AW{1'b0}};
+      head_cbase <= {CAW{1'b0}};
+      jlast <= {SAW{1'b0}};
+      sc_j <= {SAW{1'b0}};
+      sc_b <= {BW{1'b0}};
+      sc_addr <= {CAW{1'b0}};
+      oi <= {IW{1'b0}};
+      q_rdy <= 1'b0;
+    end else begin
+      cv_start <= 1'b0;
+      if (q_last) q_rdy <= 1'b1;
+      case (state)
+        ST_IDLE:
+        if (start) begin
+          state <= ST_KV;
+          cv_start <= 1'b1;
+          cv_src <= cfg_k;
+          kvj <= {KW{1'b0}};
+          k_run <= cfg_k;
+          v_run <= cfg_v;
+          cw_base <= pos_bph32[CAW-1:0];
+          h <= {HW{1'b0}};
+          g <= {GW{1'b0}};
+          q_run <= cfg_q;
+          dst_run <= cfg_dst;
+          head_cbase <= lo_bph32[CAW-1:0];
+          jlast <= win_cut ? WM1 : cfg_pos[SAW-1:0];
+        end
+        ST_KV:
+        if (cv_ovalid && cv_oblk == LAST_B) begin
+          cv_start <= 1'b1;
+          if (kvj == LAST_KJ) begin
+            state  <= ST_Q;
+            cv_src <= q_run;
+          end else begin
+            kvj <= kvj + {{(KW - 1) {1'b0}}, 1'b1};
+            if (!kvj[0]) begin
+              cv_src <= v_run;
+            end else begin
+              cv_src <= k_run + HDA;
+              k_run <= k_run + HDA;
+              v_run <= v_run + HDA;
+              cw_base <= cw_base + CTXBPH;
+            end
+          end
+        end
+        ST_Q:
+        if (q_rdy || q_last) begin
+          state <= ST_SC;
+          q_rdy <= 1'b0;
+          sc_j <= {SAW{1'b0}};
+          sc_b <= {BW{1'b0}};
+          sc_addr <= head_cbase;
+        end
+        ST_SC, ST_VS: begin
+          sc_addr <= sc_addr + {{(CAW - 1) {1'b0}}, 1'b1};
+          if (sc_lastb) begin
+            sc_b <= {BW{1'b0}};
+            sc_j <= sc_j + {{(SAW - 1) {1'b0}}, 1'b1};
+          end else begin
+            sc_b <= sc_b + {{(BW - 1) {1'b0}}, 1'b1};
+          end
+          if (sc_end) state <= (state == ST_SC) ? ST_SCD : ST_VSD;
+        end
+        ST_SCD:
+        if (!(p1_v || p2_v || p3_v || p4_v)) begin
+          state <= ST_VS;
+          sc_j <= {SAW{1'b0}};
+          sc_b <= {BW{1'b0}};
+          sc_addr <= head_cbase;
+          if (h != LAST_H) begin
+            cv_start <= 1'b1;
+            cv_src <= q_run + HDA;
+            q_run <= q_run + HDA;
+          end
+        end
+        ST_VSD: if (!(e1_v || e2_v || e3_v || e4_v)) state <= ST_RC;
+        ST_RC: begin
+          state <= ST_OUT;
+          oi <= {IW{1'b0}};
+        end
+        ST_OUT: begin
+          oi <= oi + {{(IW - 1) {1'b0}}, 1'b1};
+          if (oi == LAST_I) state <= ST_OUTD;
+        end
+        ST_OUTD:
+        if (!o1_v) begin
+          if (h == LAST_H) begin
+            state <= ST_FIN;
+          end else begin
+            state <= ST_Q;
+            h <= h + {{(HW - 1) {1'b0}}, 1'b1};
+            dst_run <= dst_run + HDA;
+            if (g == LAST_G) begin
+              g <= {GW{1'b0}};
+              head_cbase <= head_cbase + CTXBPH;
+            end else begin
+              g <= g + {{(GW - 1) {1'b0}}, 1'b1};
+            end
+          end
+        end
+        ST_FIN: state <= ST_IDLE;
+        default: state <= ST_IDLE;
+      endcase
+    end
+  end
+endmodule

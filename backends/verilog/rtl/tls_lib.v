@@ -1,0 +1,95 @@
+// Small fixed blocks shared by the generated engines.
+
+// Widens a weight ROM word: `LANES` codes of `B` bits (two's complement)
+// become 8-bit codes; the `NB` 36-bit scale fields pass through. This is
+// wiring only (sign extension), no logic.
+module tls_widen #(
+    parameter integer LANES = 16,
+    parameter integer B = 4,
+    parameter integer NB = 1
+) (
+    input  wire [LANES*B + NB*36 - 1:0] narrow,
+    output wire [LANES*8 + NB*36 - 1:0] wide
+);
+  genvar i;
+  generate
+    for (i = 0; i < LANES; i = i + 1) begin : g_lane
+      if (B == 8) begin : g_same
+        assign wide[8*i+7:8*i] = narrow[B*i+B-1:B*i];
+      end else begin : g_ext
+        assign wide[8*i+7:8*i] = {{(8 - B) {narrow[B*i+B-1]}}, narrow[B*i+B-1:B*i]};
+      end
+    end
+  endgenerate
+  assign wide[LANES*8+NB*36-1:LANES*8] = narrow[LANES*B+NB*36-1:LANES*B];
+endmodule
+
+// Streams `cfg_n` scratchpad words out of the chip with valid/ready, one
+// per cycle while the receiver is ready (the scratchpad read register holds
+// the current word while it waits).
+module tls_out #(
+    parameter integer AW = 16,
+    parameter integer VW = 16
+) (
+    input  wire          clk,
+    input  wire          rst,
+    input  wire          start,
+    input  wire [AW-1:0] cfg_src,
+    input  wire [VW-1:0] cfg_n,
+    output reg           done,
+    output wire          busy,
+    output wire          ra_en,
+    output wire [AW-1:0] ra_addr,
+    input  wire [47:0]   ra_data,
+    output wire          o_valid,
+    input  wire          o_ready,
+    output wire [47:0]   o_data,
+    output wire [VW-1:0] o_index,
+    output wire          o_last
+);
+  // 0 idle, 1 first read issued, 2 presenting word `i`.
+  reg [1:0] state;
+  reg [VW-1:0] i;
+  wire last = (i == cfg_n - 1'b1);
+  wire fire = (state == 2'd2) && o_ready;
+  wire rd_first = (state == 2'd1);
+  wire rd_next = fire && !last;
+  assign busy = (state != 2'd0);
+  assign ra_en = rd_first || rd_next;
+  // Zero-extended or truncated index (the high bits are deliberately unused).
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [AW+VW-1:0] i_ext = {{AW{1'b0}}, i};
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire [AW-1:0] i_a = i_ext[AW-1:0];
+  assign ra_addr = rd_first ? cfg_src + i_a :
+                   rd_next ? cfg_src + i_a + 1'b1 :
+                   {AW{1'b0}};
+  assign o_valid = (state == 2'd2);
+  assign o_data = (state == 2'd2) ? ra_data : 48'd0;
+  assign o_index = (state == 2'd2) ? i : {VW{1'b0}};
+  assign o_last = (state == 2'd2) && last;
+  always @(posedge clk) begin
+    if (rst) begin
+      state <= 2'd0;
+      i <= {VW{1'b0}};
+      done <= 1'b0;
+    end else begin
+      done <= 1'b0;
+      case (state)
+        2'd0: if (start) begin
+          i <= {VW{1'b0}};
+          state <= 2'd1;
+        end
+        2'd1: state <= 2'd2;
+        default: if (fire) begin
+          if (last) begin
+            state <= 2'd0;
+            done <= 1'b1;
+          end else begin
+            i <= i + 1'b1;
+          end
+        end
+      endcase
+    end
+  end
+endmodule

@@ -1,0 +1,74 @@
+// taalasc memory macros, behavioral models for simulation.
+//
+// Weight ROMs, tables, KV caches and scratchpads are macros: in simulation
+// these models load `$readmemh` files; in synthesis `tls_macros_bb.v`
+// declares them as blackboxes and the area model prices their bits.
+
+// Read-only memory, synchronous read: `data` holds mem[addr] the cycle
+// after `en`.
+module tls_rom #(
+    parameter integer W = 8,
+    parameter integer D = 16,
+    parameter integer AW = 4,
+    parameter FILE = ""
+) (
+    input  wire          clk,
+    input  wire          en,
+    input  wire [AW-1:0] addr,
+    output reg  [W-1:0]  data
+);
+  reg [W-1:0] mem[0:D-1];
+  initial begin
+    $readmemh(FILE, mem);
+  end
+  always @(posedge clk) begin
+    if (en) data <= mem[addr];
+  end
+endmodule
+
+// Single-port-write, single-port-read memory, synchronous read (1 cycle).
+// A read and a write of the same address in one cycle returns the old data.
+module tls_sram #(
+    parameter integer W = 8,
+    parameter integer D = 16,
+    parameter integer AW = 4
+) (
+    input  wire          clk,
+    input  wire          we,
+    input  wire [AW-1:0] waddr,
+    input  wire [W-1:0]  wdata,
+    input  wire          re,
+    input  wire [AW-1:0] raddr,
+    output reg  [W-1:0]  rdata
+);
+  reg [W-1:0] mem[0:D-1];
+  always @(posedge clk) begin
+    if (we) mem[waddr] <= wdata;
+    if (re) rdata <= mem[raddr];
+  end
+endmodule
+
+// Two read ports, one write port (the engine scratchpad).
+module tls_sram2r #(
+    parameter integer W = 48,
+    parameter integer D = 16,
+    parameter integer AW = 4
+) (
+    input  wire          clk,
+    input  wire          we,
+    input  wire [AW-1:0] waddr,
+    input  wire [W-1:0]  wdata,
+    input  wire          rea,
+    input  wire [AW-1:0] raddra,
+    output reg  [W-1:0]  rdataa,
+    input  wire          reb,
+    input  wire [AW-1:0] raddrb,
+    output reg  [W-1:0]  rdatab
+);
+  reg [W-1:0] mem[0:D-1];
+  always @(posedge clk) begin
+    if (we) mem[waddr] <= wdata;
+    if (rea) rdataa <= mem[raddra];
+    if (reb) rdatab <= mem[raddrb];
+  end
+endmodule

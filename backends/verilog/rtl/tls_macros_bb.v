@@ -1,0 +1,51 @@
+// Blackbox declarations of the memory macros, for synthesis only: Yosys
+// maps the compute fabric and leaves these as cells whose area comes from
+// the macro model (bits × density), not from gates.
+(* blackbox *)
+module tls_rom #(
+    parameter integer W = 8,
+    parameter integer D = 16,
+    parameter integer AW = 4,
+    parameter FILE = ""
+) (
+    input  wire          clk,
+    input  wire          en,
+    input  wire [AW-1:0] addr,
+    output wire [W-1:0]  data
+);
+endmodule
+
+(* blackbox *)
+module tls_sram #(
+    parameter integer W = 8,
+    parameter integer D = 16,
+    parameter integer AW = 4
+) (
+    input  wire          clk,
+    input  wire          we,
+    input  wire [AW-1:0] waddr,
+    input  wire [W-1:0]  wdata,
+    input  wire          re,
+    input  wire [AW-1:0] raddr,
+    output wire [W-1:0]  rdata
+);
+endmodule
+
+(* blackbox *)
+module tls_sram2r #(
+    parameter integer W = 48,
+    parameter integer D = 16,
+    parameter integer AW = 4
+) (
+    input  wire          clk,
+    input  wire          we,
+    input  wire [AW-1:0] waddr,
+    input  wire [W-1:0]  wdata,
+    input  wire          rea,
+    input  wire [AW-1:0] raddra,
+    output wire [W-1:0]  rdataa,
+    input  wire          reb,
+    input  wire [AW-1:0] raddrb,
+    output wire [W-1:0]  rdatab
+);
+endmodule

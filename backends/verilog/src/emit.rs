@@ -1,0 +1,909 @@
+//! Verilog text of a plan: one module per engine and the chip top.
+//!
+//! The printer never changes the plan (all decisions are in `plan.rs`); it
+//! writes instances of the hand-written units in `rtl/` (contract:
+//! `rtl/UNITS.md`), the engines' memory macros, their program decoders and
+//! the chip controller. Output is deterministic: the same plan gives the
+//! same bytes.
+
+use crate::plan::{
+    addr_bits, blocks_per_word, ElemOp, Engine, Instr, Plan, Step, SCALE_FIELD_BITS,
+};
+use std::fmt::Write as _;
+use taalasc_numerics as nx;
+
+/// Program counter bits of every engine.
+pub const PC_BITS: u32 = 8;
+/// Position bits of the chip interface.
+pub const POS_BITS: u32 = 16;
+
+/// Widths of the chip interface, derived from the plan.
+pub struct Widths {
+    pub aw: u32,
+    pub tw: u32,
+    pub vw: u32,
+}
+
+impl Widths {
+    pub fn of(plan: &Plan) -> Widths {
+        Widths {
+            aw: plan.spad_aw,
+            tw: addr_bits(plan.vocab),
+            vw: addr_bits(plan.vocab + 1),
+        }
+    }
+}
+
+/// Verilog literal of an unsigned value of `w` bits.
+fn lit(w: u32, v: u64) -> String {
+    format!("{w}'d{v}")
+}
+
+/// Verilog literal of a signed value, as `w` bits of two's complement.
+fn slit(w: u32, v: i64) -> String {
+    let m = if w >= 64 { u64::MAX } else { (1u64 << w) - 1 };
+    format!("{w}'h{:x}", (v as u64) & m)
+}
+
+/// A program-decoder field: `(name, width)`.
+struct Field(&'static str, u32);
+
+fn fields(plan: &Plan, e: &Engine, w: &Widths) -> Vec<Field> {
+    let aw = w.aw;
+    let sel = |n: usize| addr_bits(n.max(1));
+    let mut f = vec![Field("d_unit", 3)];
+    if e.uses("matvec") || e.uses("embed") {
+        f.push(Field("d_mat", sel(e.mats.len())));
+    }
+    let _ = plan;
+    if e.uses("matvec") {
+        f.extend([
+            Field("d_mv_src", aw),
+            Field("d_mv_dst", aw),
+            Field("d_mv_rows", 24),
+            Field("d_mv_cols", 20),
+            Field("d_mv_load", 1),
+            Field("d_mv_has_bias", 1),
+            Field("d_bias", sel(e.biases.len())),
+        ]);
+    }
+    if e.uses("matvec") || e.uses("embed") {
+        f.extend([Field("d_asym", 1), Field("d_code_bias", 8)]);
+    }
+    if e.uses("embed") {
+        f.extend([
+            Field("d_em_dst", aw),
+            Field("d_em_cols", 20),
+            Field("d_em_pos", 1),
+        ]);
+    }
+    if e.uses("norm") {
+        f.extend([
+            Field("d_nm_src", aw),
+            Field("d_nm_dst", aw),
+            Field("d_nm_n", 20),
+            Field("d_nm_mn", 41),
+            Field("d_nm_eps", 48),
+            Field("d_nm_layer", 1),
+            Field("d_gain", sel(e.gains.len())),
+            Field("d_nbias", sel(e.gains.len())),
+        ]);
+    }
+    if e.uses("elem") {
+        f.extend([
+            Field("d_el_op", 3),
+            Field("d_el_a", aw),
+            Field("d_el_b", aw),
+            Field("d_el_dst", aw),
+            Field("d_el_n", 20),
+        ]);
+    }
+    if e.uses("rope") {
+        f.extend([
+            Field("d_rp_src", aw),
+            Field("d_rp_heads", 8),
+            Field("d_rp_hd", 10),
+            Field("d_rp_rot", 10),
+            Field("d_rope", sel(e.ropes.len())),
+        ]);
+    }
+    if e.uses("attn") {
+        f.extend([
+            Field("d_at_q", aw),
+            Field("d_at_k", aw),
+            Field("d_at_v", aw),
+            Field("d_at_dst", aw),
+            Field("d_attn", sel(e.attns.len())),
+        ]);
+    }
+    if e.uses("out") {
+        f.extend([Field("d_out_src", aw), Field("d_out_n", w.vw)]);
+    }
+    f
+}
+
+/// Unit codes of `d_unit`.
+fn unit_code(unit: &str) -> u64 {
+    match unit {
+        "matvec" => 1,
+        "embed" => 2,
+        "norm" => 3,
+        "elem" => 4,
+        "rope" => 5,
+        "attn" => 6,
+        "out" => 7,
+        _ => 0,
+    }
+}
+
+/// Decoder assignments of one instruction.
+fn decode(i: &Instr, e: &Engine, w: &Widths) -> Vec<(&'static str, String)> {
+    let aw = w.aw;
+    let a = |v: u32| lit(aw, v as u64);
+    let mut d = vec![("d_unit", lit(3, unit_code(i.unit())))];
+    match i {
+        Instr::Embed {
+            mat,
+            dst,
+            cols,
+            positions,
+        } => {
+            let m = &e.mats[*mat];
+            d.extend([
+                ("d_mat", lit(addr_bits(e.mats.len()), *mat as u64)),
+                ("d_asym", lit(1, m.asym as u64)),
+                ("d_code_bias", lit(8, m.code_bias as u64)),
+                ("d_em_dst", a(*dst)),
+                ("d_em_cols", lit(20, *cols as u64)),
+                ("d_em_pos", lit(1, *positions as u64)),
+            ]);
+        }
+        Instr::Linear {
+            mat,
+            src,
+            dst,
+            rows,
+            cols,
+            load,
+            bias,
+        } => {
+            let m = &e.mats[*mat];
+            d.extend([
+                ("d_mat", lit(addr_bits(e.mats.len()), *mat as u64)),
+                ("d_asym", lit(1, m.asym as u64)),
+                ("d_code_bias", lit(8, m.code_bias as u64)),
+                ("d_mv_src", a(*src)),
+                ("d_mv_dst", a(*dst)),
+                ("d_mv_rows", lit(24, *rows as u64)),
+                ("d_mv_cols", lit(20, *cols as u64)),
+                ("d_mv_load", lit(1, *load as u64)),
+                ("d_mv_has_bias", lit(1, bias.is_some() as u64)),
+                (
+                    "d_bias",
+                    lit(addr_bits(e.biases.len()), bias.unwrap_or(0) as u64),
+                ),
+            ]);
+        }
+        Instr::Norm {
+            src,
+            dst,
+            n,
+            m_n,
+            eps,
+            gain,
+            bias,
+        } => {
+            let gw = addr_bits(e.gains.len());
+            d.extend([
+                ("d_nm_src", a(*src)),
+                ("d_nm_dst", a(*dst)),
+                ("d_nm_n", lit(20, *n as u64)),
+                ("d_nm_mn", lit(41, *m_n as u64)),
+                ("d_nm_eps", lit(48, *eps as u64)),
+                ("d_nm_layer", lit(1, bias.is_some() as u64)),
+                ("d_gain", lit(gw, *gain as u64)),
+                ("d_nbias", lit(gw, bias.unwrap_or(0) as u64)),
+            ]);
+        }
+        Instr::Elem {
+            op,
+            a: x,
+            b,
+            dst,
+            n,
+        } => d.extend([
+            ("d_el_op", lit(3, *op as u64)),
+            ("d_el_a", a(*x)),
+            ("d_el_b", a(*b)),
+            ("d_el_dst", a(*dst)),
+            ("d_el_n", lit(20, *n as u64)),
+        ]),
+        Instr::Rope {
+            table,
+            src,
+            heads,
+            head_dim,
+            rot,
+        } => d.extend([
+            ("d_rp_src", a(*src)),
+            ("d_rp_heads", lit(8, *heads as u64)),
+            ("d_rp_hd", lit(10, *head_dim as u64)),
+            ("d_rp_rot", lit(10, *rot as u64)),
+            ("d_rope", lit(addr_bits(e.ropes.len()), *table as u64)),
+        ]),
+        Instr::Attn { unit, q, k, v, dst } => d.extend([
+            ("d_at_q", a(*q)),
+            ("d_at_k", a(*k)),
+            ("d_at_v", a(*v)),
+            ("d_at_dst", a(*dst)),
+            ("d_attn", lit(addr_bits(e.attns.len()), *unit as u64)),
+        ]),
+        Instr::Out { src, n } => {
+            d.extend([("d_out_src", a(*src)), ("d_out_n", lit(w.vw, *n as u64))])
+        }
+    }
+    d
+}
+
+/// `a | b | ...` over names, or a zero of width `w` when empty.
+fn or_all(names: &[String], w: u32) -> String {
+    if names.is_empty() {
+        format!("{w}'d0")
+    } else {
+        names.join(" | ")
+    }
+}
+
+/// The module of engine `e`.
+pub fn engine_module(plan: &Plan, e: &Engine) -> String {
+    let w = Widths::of(plan);
+    let aw = w.aw;
+    let lanes = plan.lanes;
+    let nb = blocks_per_word(lanes);
+    let wide_bits = lanes * 8 + nb * SCALE_FIELD_BITS;
+    let mut s = String::new();
+    let name = format!("taalasc_engine_{}", e.index);
+    let _ = writeln!(
+        s,
+        "// Engine {} ({}): {} instructions. Generated by taalasc; do not edit.",
+        e.index,
+        e.role,
+        e.program.len()
+    );
+    let _ = writeln!(s, "module {name} #(\n    parameter TABLE_DIR = \"rom/tables/\",\n    parameter ROM_DIR = \"rom/\"\n) (");
+    let _ = writeln!(
+        s,
+        "    input  wire          clk,\n    input  wire          rst,"
+    );
+    let _ = writeln!(s, "    input  wire          start,");
+    let _ = writeln!(
+        s,
+        "    input  wire [{}:0]    pc0,\n    input  wire [{}:0]    pc1,",
+        PC_BITS - 1,
+        PC_BITS - 1
+    );
+    let _ = writeln!(s, "    input  wire [{}:0]   token,", w.tw - 1);
+    let _ = writeln!(s, "    input  wire [{}:0]   pos,", POS_BITS - 1);
+    let _ = writeln!(s, "    output reg           done,");
+    let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [47:0]   x_rdata,", aw - 1);
+    let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [47:0]   x_wdata,", aw - 1);
+    let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [47:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
+    let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [47:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
+    let _ = writeln!(s, "    output wire          busy_mv,\n    output wire          busy_attn,\n    output wire          busy_nl\n);");
+
+    // Program decoder.
+    let fl = fields(plan, e, &w);
+    let _ = writeln!(s, "\n  // ---- program decoder ----");
+    let _ = writeln!(
+        s,
+        "  reg [{}:0] pc;\n  reg [{}:0] pc_end;\n  reg running;\n  reg issued;",
+        PC_BITS - 1,
+        PC_BITS - 1
+    );
+    for f in &fl {
+        let _ = writeln!(s, "  reg [{}:0] {};", f.1 - 1, f.0);
+    }
+    let _ = writeln!(s, "  always @* begin");
+    for f in &fl {
+        let _ = writeln!(s, "    {} = {}'d0;", f.0, f.1);
+    }
+    let _ = writeln!(s, "    case (pc)");
+    for (pc, ins) in e.program.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "      {}: begin  // {}",
+            lit(PC_BITS, pc as u64),
+            e.nodes[pc]
+        );
+        for (k, v) in decode(ins, e, &w) {
+            let _ = writeln!(s, "        {k} = {v};");
+        }
+        let _ = writeln!(s, "      end");
+    }
+    let _ = writeln!(s, "      default: ;\n    endcase\n  end");
+
+    // Sequencer.
+    let units: Vec<&str> = ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
+        .into_iter()
+        .filter(|u| e.uses(u))
+        .collect();
+    let _ = writeln!(s, "\n  // ---- sequencer: one instruction at a time ----");
+    for u in &units {
+        let _ = writeln!(s, "  reg go_{u};\n  wire done_{u};\n  wire busy_{u}_w;");
+    }
+    let dones: Vec<String> = units.iter().map(|u| format!("done_{u}")).collect();
+    let _ = writeln!(s, "  wire unit_done = {};", or_all(&dones, 1));
+    let _ = writeln!(s, "  always @(posedge clk) begin\n    if (rst) begin\n      pc <= {}'d0;\n      pc_end <= {}'d0;\n      running <= 1'b0;\n      issued <= 1'b0;\n      done <= 1'b0;", PC_BITS, PC_BITS);
+    for u in &units {
+        let _ = writeln!(s, "      go_{u} <= 1'b0;");
+    }
+    let _ = writeln!(s, "    end else begin\n      done <= 1'b0;");
+    for u in &units {
+        let _ = writeln!(s, "      go_{u} <= 1'b0;");
+    }
+    let _ = writeln!(s, "      if (start) begin\n        pc <= pc0;\n        pc_end <= pc1;\n        running <= 1'b1;\n        issued <= 1'b0;\n      end else if (running) begin\n        if (!issued) begin\n          if (pc == pc_end) begin\n            running <= 1'b0;\n            done <= 1'b1;\n          end else begin\n            issued <= 1'b1;");
+    for u in &units {
+        let _ = writeln!(s, "            go_{u} <= (d_unit == 3'd{});", unit_code(u));
+    }
+    let _ = writeln!(s, "          end\n        end else if (unit_done) begin\n          issued <= 1'b0;\n          pc <= pc + 1'b1;\n        end\n      end\n    end\n  end");
+
+    // Scratchpad port signals of every unit.
+    let _ = writeln!(
+        s,
+        "\n  // ---- scratchpad (2 read ports, 1 write port) ----"
+    );
+    let mut ra_en = vec!["x_re".to_string()];
+    let mut ra_addr = vec![format!("(x_re ? x_raddr : {aw}'d0)")];
+    let mut rb_en: Vec<String> = Vec::new();
+    let mut rb_addr: Vec<String> = Vec::new();
+    let mut w_en: Vec<String> = Vec::new();
+    let mut w_addr: Vec<String> = Vec::new();
+    let mut w_data: Vec<String> = Vec::new();
+    for u in &units {
+        let _ = writeln!(s, "  wire {u}_ra_en;\n  wire [{}:0] {u}_ra_addr;", aw - 1);
+        ra_en.push(format!("{u}_ra_en"));
+        ra_addr.push(format!("{u}_ra_addr"));
+        if matches!(*u, "elem" | "matvec" | "rope" | "attn") {
+            let _ = writeln!(s, "  wire {u}_rb_en;\n  wire [{}:0] {u}_rb_addr;", aw - 1);
+            rb_en.push(format!("{u}_rb_en"));
+            rb_addr.push(format!("{u}_rb_addr"));
+        }
+        if *u != "out" {
+            let _ = writeln!(
+                s,
+                "  wire {u}_w_en;\n  wire [{}:0] {u}_w_addr;\n  wire [47:0] {u}_w_data;",
+                aw - 1
+            );
+            w_en.push(format!("{u}_w_en"));
+            w_addr.push(format!("{u}_w_addr"));
+            w_data.push(format!("{u}_w_data"));
+        }
+    }
+    let _ = writeln!(s, "  wire [47:0] spad_a;\n  wire [47:0] spad_b;");
+    let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
+    let _ = writeln!(
+        s,
+        "  wire [{}:0] u_waddr = {};",
+        aw - 1,
+        or_all(&w_addr, aw)
+    );
+    let _ = writeln!(s, "  wire [47:0] u_wdata = {};", or_all(&w_data, 48));
+    let _ = writeln!(
+        s,
+        "  tls_sram2r #(.W(48), .D({}), .AW({aw})) spad (\n    .clk(clk),\n    .we(u_we | x_we),\n    .waddr(x_we ? x_waddr : u_waddr),\n    .wdata(x_we ? x_wdata : u_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
+        e.spad_words,
+        ra_en.join(" | "),
+        ra_addr.join(" | "),
+        or_all(&rb_en, 1),
+        or_all(&rb_addr, aw),
+    );
+    let _ = writeln!(s, "  assign x_rdata = spad_a;");
+    let _ = writeln!(s, "  assign dbg_we = u_we;\n  assign dbg_addr = u_waddr;\n  assign dbg_data = u_wdata;\n  assign dbg_pc = pc;");
+
+    // Weight ROMs.
+    let waw = e
+        .mats
+        .iter()
+        .map(|m| addr_bits(m.rows * m.chunks))
+        .max()
+        .unwrap_or(1);
+    if !e.mats.is_empty() {
+        let _ = writeln!(s, "\n  // ---- weight ROMs (one macro per matrix) ----");
+        let mut ens = Vec::new();
+        let mut addrs = Vec::new();
+        if e.uses("matvec") {
+            ens.push("mv_wr_en".to_string());
+            addrs.push("mv_wr_addr".to_string());
+            let _ = writeln!(s, "  wire mv_wr_en;\n  wire [{}:0] mv_wr_addr;", waw - 1);
+        }
+        if e.uses("embed") {
+            ens.push("em_wr_en".to_string());
+            addrs.push("em_wr_addr".to_string());
+            let _ = writeln!(s, "  wire em_wr_en;\n  wire [{}:0] em_wr_addr;", waw - 1);
+        }
+        let _ = writeln!(
+            s,
+            "  wire w_en = {};\n  wire [{}:0] w_addr = {};",
+            ens.join(" | "),
+            waw - 1,
+            addrs.join(" | ")
+        );
+        let _ = writeln!(s, "  reg [{}:0] w_data;", wide_bits - 1);
+        let mw = addr_bits(e.mats.len());
+        for (k, m) in e.mats.iter().enumerate() {
+            let depth = m.rows * m.chunks;
+            let ab = addr_bits(depth);
+            let _ = writeln!(
+                s,
+                "  // {} ({}), {} x {} bits",
+                m.weight, m.format, depth, m.word_bits
+            );
+            let _ = writeln!(
+                s,
+                "  wire [{}:0] m{k}_q;\n  wire [{}:0] m{k}_w;",
+                m.word_bits - 1,
+                wide_bits - 1
+            );
+            let _ = writeln!(
+                s,
+                "  tls_rom #(.W({}), .D({depth}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) m{k} (\n    .clk(clk),\n    .en(w_en && d_mat == {}),\n    .addr(w_addr[{}:0]),\n    .data(m{k}_q)\n  );",
+                m.word_bits,
+                m.file,
+                lit(mw, k as u64),
+                ab - 1
+            );
+            let _ = writeln!(
+                s,
+                "  tls_widen #(.LANES({lanes}), .B({}), .NB({nb})) m{k}_widen (.narrow(m{k}_q), .wide(m{k}_w));",
+                m.bits
+            );
+        }
+        let _ = writeln!(s, "  always @* begin\n    case (d_mat)");
+        for k in 0..e.mats.len() {
+            let _ = writeln!(s, "      {}: w_data = m{k}_w;", lit(mw, k as u64));
+        }
+        let _ = writeln!(
+            s,
+            "      default: w_data = {wide_bits}'d0;\n    endcase\n  end"
+        );
+    }
+    // Linear bias ROMs.
+    if e.uses("matvec") {
+        let _ = writeln!(s, "\n  // ---- linear bias ROMs ----");
+        let _ = writeln!(
+            s,
+            "  wire br_en;\n  wire [23:0] br_addr;\n  reg [47:0] br_data;"
+        );
+        let bw = addr_bits(e.biases.len());
+        for (k, b) in e.biases.iter().enumerate() {
+            let ab = addr_bits(b.depth);
+            let _ = writeln!(s, "  wire [47:0] b{k}_q;  // {}", b.name);
+            let _ = writeln!(s, "  tls_rom #(.W(48), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) b{k} (\n    .clk(clk), .en(br_en && d_bias == {}), .addr(br_addr[{}:0]), .data(b{k}_q)\n  );", b.depth, b.file, lit(bw, k as u64), ab - 1);
+        }
+        let _ = writeln!(s, "  always @* begin\n    case (d_bias)");
+        for k in 0..e.biases.len() {
+            let _ = writeln!(s, "      {}: br_data = b{k}_q;", lit(bw, k as u64));
+        }
+        let _ = writeln!(s, "      default: br_data = 48'd0;\n    endcase\n  end");
+    }
+    // Gain ROMs.
+    let gaw = e
+        .gains
+        .iter()
+        .map(|g| addr_bits(g.depth))
+        .max()
+        .unwrap_or(1);
+    if e.uses("norm") {
+        let gw = addr_bits(e.gains.len());
+        let _ = writeln!(s, "\n  // ---- norm gain / bias ROMs (Q15.16) ----");
+        let _ = writeln!(s, "  wire g_en;\n  wire [{}:0] g_addr;\n  reg [31:0] g_data;\n  wire nb_en;\n  wire [{}:0] nb_addr;\n  reg [31:0] nb_data;", gaw - 1, gaw - 1);
+        for (k, g) in e.gains.iter().enumerate() {
+            let ab = addr_bits(g.depth);
+            let sel_g = format!("(g_en && d_gain == {})", lit(gw, k as u64));
+            let sel_b = format!("(nb_en && d_nm_layer && d_nbias == {})", lit(gw, k as u64));
+            let _ = writeln!(s, "  wire [31:0] g{k}_q;  // {}", g.name);
+            let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) g{k} (\n    .clk(clk), .en({sel_g} || {sel_b}), .addr({sel_g} ? g_addr[{}:0] : nb_addr[{}:0]), .data(g{k}_q)\n  );", g.depth, g.file, ab - 1, ab - 1);
+        }
+        let _ = writeln!(s, "  always @* begin\n    case (d_gain)");
+        for k in 0..e.gains.len() {
+            let _ = writeln!(s, "      {}: g_data = g{k}_q;", lit(gw, k as u64));
+        }
+        let _ = writeln!(
+            s,
+            "      default: g_data = 32'd0;\n    endcase\n    case (d_nbias)"
+        );
+        for k in 0..e.gains.len() {
+            let _ = writeln!(s, "      {}: nb_data = g{k}_q;", lit(gw, k as u64));
+        }
+        let _ = writeln!(s, "      default: nb_data = 32'd0;\n    endcase\n  end");
+    }
+    // RoPE tables.
+    let taw = e
+        .ropes
+        .iter()
+        .map(|r| addr_bits(r.depth))
+        .max()
+        .unwrap_or(1);
+    if e.uses("rope") {
+        let rw = addr_bits(e.ropes.len());
+        let _ = writeln!(
+            s,
+            "\n  // ---- RoPE tables {{cos, sin}} per (position, pair) ----"
+        );
+        let _ = writeln!(
+            s,
+            "  wire t_en;\n  wire [{}:0] t_addr;\n  reg [31:0] t_data;",
+            taw - 1
+        );
+        for (k, r) in e.ropes.iter().enumerate() {
+            let ab = addr_bits(r.depth);
+            let _ = writeln!(s, "  wire [31:0] r{k}_q;");
+            let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) r{k} (\n    .clk(clk), .en(t_en && d_rope == {}), .addr(t_addr[{}:0]), .data(r{k}_q)\n  );", r.depth, r.file, lit(rw, k as u64), ab - 1);
+        }
+        let _ = writeln!(s, "  always @* begin\n    case (d_rope)");
+        for k in 0..e.ropes.len() {
+            let _ = writeln!(s, "      {}: t_data = r{k}_q;", lit(rw, k as u64));
+        }
+        let _ = writeln!(s, "      default: t_data = 32'd0;\n    endcase\n  end");
+    }
+
+    // Unit instances.
+    let _ = writeln!(s, "\n  // ---- units ----");
+    let mut busy_mv = Vec::new();
+    let mut busy_nl = Vec::new();
+    let mut busy_attn = Vec::new();
+    if e.uses("matvec") {
+        let _ = writeln!(s, "  wire mv_busy_load;\n  wire mv_mac_active;");
+        let _ = writeln!(
+            s,
+            "  tls_matvec #(.LANES({lanes}), .AW({aw}), .XB({}), .WAW({waw}), .RW(24)) u_matvec (\n    .clk(clk), .rst(rst), .start(go_matvec), .done(done_matvec), .busy(busy_matvec_w),\n    .busy_load(mv_busy_load), .mac_active(mv_mac_active),\n    .cfg_src(d_mv_src), .cfg_dst(d_mv_dst), .cfg_rows(d_mv_rows), .cfg_cols(d_mv_cols),\n    .cfg_load(d_mv_load), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias), .cfg_has_bias(d_mv_has_bias),\n    .ra_en(matvec_ra_en), .ra_addr(matvec_ra_addr), .ra_data(spad_a),\n    .rb_en(matvec_rb_en), .rb_addr(matvec_rb_addr), .rb_data(spad_b),\n    .w_en(matvec_w_en), .w_addr(matvec_w_addr), .w_data(matvec_w_data),\n    .wr_en(mv_wr_en), .wr_addr(mv_wr_addr), .wr_data(w_data),\n    .br_en(br_en), .br_addr(br_addr), .br_data(br_data)\n  );",
+            e.max_blocks.max(1)
+        );
+        busy_mv.push("(busy_matvec_w & ~mv_busy_load)".to_string());
+        busy_nl.push("mv_busy_load".to_string());
+    }
+    if e.uses("embed") {
+        let _ = writeln!(
+            s,
+            "  tls_embed #(.LANES({lanes}), .AW({aw}), .WAW({waw})) u_embed (\n    .clk(clk), .rst(rst), .start(go_embed), .done(done_embed), .busy(busy_embed_w),\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    .ra_en(embed_ra_en), .ra_addr(embed_ra_addr), .ra_data(spad_a),\n    .w_en(embed_w_en), .w_addr(embed_w_addr), .w_data(embed_w_data),\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_data(w_data)\n  );",
+            24 - POS_BITS,
+            24 - w.tw
+        );
+        busy_nl.push("busy_embed_w".to_string());
+    }
+    if e.uses("norm") {
+        let _ = writeln!(
+            s,
+            "  tls_norm #(.AW({aw}), .GAW({gaw}), .TABLE_DIR(TABLE_DIR)) u_norm (\n    .clk(clk), .rst(rst), .start(go_norm), .done(done_norm), .busy(busy_norm_w),\n    .cfg_src(d_nm_src), .cfg_dst(d_nm_dst), .cfg_n(d_nm_n), .cfg_mn(d_nm_mn), .cfg_eps(d_nm_eps), .cfg_layer(d_nm_layer),\n    .ra_en(norm_ra_en), .ra_addr(norm_ra_addr), .ra_data(spad_a),\n    .w_en(norm_w_en), .w_addr(norm_w_addr), .w_data(norm_w_data),\n    .g_en(g_en), .g_addr(g_addr), .g_data(g_data),\n    .b_en(nb_en), .b_addr(nb_addr), .b_data(nb_data)\n  );"
+        );
+        busy_nl.push("busy_norm_w".to_string());
+    }
+    if e.uses("elem") {
+        let _ = writeln!(
+            s,
+            "  tls_elem #(.AW({aw}), .TABLE_DIR(TABLE_DIR)) u_elem (\n    .clk(clk), .rst(rst), .start(go_elem), .done(done_elem), .busy(busy_elem_w),\n    .cfg_op(d_el_op), .cfg_a(d_el_a), .cfg_b(d_el_b), .cfg_dst(d_el_dst), .cfg_n(d_el_n),\n    .ra_en(elem_ra_en), .ra_addr(elem_ra_addr), .ra_data(spad_a),\n    .rb_en(elem_rb_en), .rb_addr(elem_rb_addr), .rb_data(spad_b),\n    .w_en(elem_w_en), .w_addr(elem_w_addr), .w_data(elem_w_data)\n  );"
+        );
+        busy_nl.push("busy_elem_w".to_string());
+    }
+    if e.uses("rope") {
+        let _ = writeln!(
+            s,
+            "  tls_rope #(.AW({aw}), .TAW({taw})) u_rope (\n    .clk(clk), .rst(rst), .start(go_rope), .done(done_rope), .busy(busy_rope_w),\n    .cfg_src(d_rp_src), .cfg_n_heads(d_rp_heads), .cfg_hd(d_rp_hd), .cfg_rot(d_rp_rot), .cfg_pos(pos),\n    .ra_en(rope_ra_en), .ra_addr(rope_ra_addr), .ra_data(spad_a),\n    .rb_en(rope_rb_en), .rb_addr(rope_rb_addr), .rb_data(spad_b),\n    .w_en(rope_w_en), .w_addr(rope_w_addr), .w_data(rope_w_data),\n    .t_en(t_en), .t_addr(t_addr), .t_data(t_data)\n  );"
+        );
+        busy_nl.push("busy_rope_w".to_string());
+    }
+    if e.uses("attn") {
+        let aw_sel = addr_bits(e.attns.len());
+        let mut ors = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (k, a) in e.attns.iter().enumerate() {
+            let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [47:0] a{k}_w_data;", aw - 1);
+            let _ = writeln!(
+                s,
+                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
+                a.node, a.head_dim, a.heads, a.kv_heads, plan.context, a.window, a.scale_mant, a.scale_shift, lit(aw_sel, k as u64)
+            );
+            ors.0.push(format!("a{k}_done"));
+            ors.1.push(format!("a{k}_busy"));
+            ors.2.push(format!("a{k}_ra_en"));
+            ors.3.push(format!("a{k}_ra_addr"));
+            ors.4.push(format!("a{k}_w_en"));
+            ors.5.push(format!("(a{k}_w_data)"));
+            let _ = &ors;
+        }
+        let w_addrs: Vec<String> = (0..e.attns.len()).map(|k| format!("a{k}_w_addr")).collect();
+        let rb: Vec<String> = (0..e.attns.len()).map(|k| format!("a{k}_rb_en")).collect();
+        let rba: Vec<String> = (0..e.attns.len())
+            .map(|k| format!("a{k}_rb_addr"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  assign attn_rb_en = {};\n  assign attn_rb_addr = {};",
+            rb.join(" | "),
+            rba.join(" | ")
+        );
+        let _ = writeln!(s, "  assign done_attn = {};\n  assign busy_attn_w = {};\n  assign attn_ra_en = {};\n  assign attn_ra_addr = {};\n  assign attn_w_en = {};\n  assign attn_w_addr = {};\n  assign attn_w_data = {};",
+            ors.0.join(" | "), ors.1.join(" | "), ors.2.join(" | "), ors.3.join(" | "), ors.4.join(" | "), w_addrs.join(" | "), ors.5.join(" | "));
+        busy_attn.push("busy_attn_w".to_string());
+    }
+    if e.uses("out") {
+        let _ = writeln!(
+            s,
+            "  tls_out #(.AW({aw}), .VW({})) u_out (\n    .clk(clk), .rst(rst), .start(go_out), .cfg_src(d_out_src), .cfg_n(d_out_n),\n    .done(done_out), .busy(busy_out_w),\n    .ra_en(out_ra_en), .ra_addr(out_ra_addr), .ra_data(spad_a),\n    .o_valid(o_valid), .o_ready(o_ready), .o_data(o_data), .o_index(o_index), .o_last(o_last)\n  );",
+            w.vw
+        );
+    } else {
+        let _ = writeln!(s, "  assign o_valid = 1'b0;\n  assign o_data = 48'd0;\n  assign o_index = {}'d0;\n  assign o_last = 1'b0;", w.vw);
+        let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ready = o_ready;\n  /* verilator lint_on UNUSEDSIGNAL */");
+    }
+    if !e.uses("embed") {
+        let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire [{}:0] unused_token = token;\n  /* verilator lint_on UNUSEDSIGNAL */", w.tw - 1);
+    }
+    if !e.uses("rope") && !e.uses("attn") && !e.uses("embed") {
+        let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire [{}:0] unused_pos = pos;\n  /* verilator lint_on UNUSEDSIGNAL */", POS_BITS - 1);
+    }
+    let _ = writeln!(
+        s,
+        "  assign busy_mv = {};\n  assign busy_attn = {};\n  assign busy_nl = {};",
+        or_all(&busy_mv, 1),
+        or_all(&busy_attn, 1),
+        or_all(&busy_nl, 1)
+    );
+    // Signals some configurations leave unread (no linear biases, no
+    // second read port user, activity flags kept for debugging).
+    let mut sink = vec!["spad_b".to_string()];
+    if e.uses("matvec") {
+        sink.extend(["mv_mac_active", "br_en", "br_addr"].map(String::from));
+    }
+    if e.uses("out") {
+        sink.push("busy_out_w".into());
+    }
+    let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ok = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */", sink.join(", "));
+    let _ = writeln!(s, "endmodule");
+    s
+}
+
+/// The chip top: token interface, per-token schedule, copies between
+/// engines, performance counters and the debug port.
+pub fn chip_module(plan: &Plan) -> String {
+    let w = Widths::of(plan);
+    let aw = w.aw;
+    let ne = plan.engines.len();
+    let ew = addr_bits(ne);
+    let steps = plan.schedule.len() + 1;
+    let sw = addr_bits(steps);
+    let mut s = String::new();
+    let _ = writeln!(s, "// The taalasc chip: {} engines, {} MAC lanes per matrix-vector unit, {} positions of context.\n// Generated by taalasc; do not edit.", ne, plan.lanes, plan.context);
+    let _ = writeln!(s, "module taalasc_chip #(\n    parameter TABLE_DIR = \"rom/tables/\",\n    parameter ROM_DIR = \"rom/\"\n) (");
+    let _ = writeln!(
+        s,
+        "    input  wire          clk,\n    input  wire          rst,"
+    );
+    let _ = writeln!(s, "    // token in\n    input  wire          in_valid,\n    output wire          in_ready,\n    input  wire [{}:0]   in_token,\n    input  wire          in_restart,\n    input  wire [7:0]    in_slot,", w.tw - 1);
+    let _ = writeln!(s, "    // logits out (one beat per vocabulary entry; an error beat when the token is out of range or the context is full)\n    output wire          out_valid,\n    input  wire          out_ready,\n    output wire [47:0]   out_logit,\n    output wire [{}:0]   out_index,\n    output wire          out_last,\n    output wire          out_error,\n    output wire [7:0]    out_slot,\n    output wire [{}:0]   out_pos,", w.vw - 1, POS_BITS - 1);
+    let _ = writeln!(s, "    // cycle counters by phase\n    output reg  [63:0]   perf_matvec,\n    output reg  [63:0]   perf_attn,\n    output reg  [63:0]   perf_nl,\n    output reg  [63:0]   perf_ctrl,");
+    let _ = writeln!(s, "    // debug: every scratchpad write of the units\n    output wire          dbg_we,\n    output wire [{}:0]    dbg_engine,\n    output wire [{}:0]    dbg_pc,\n    output wire [{}:0]   dbg_addr,\n    output wire [47:0]   dbg_data\n);", ew - 1, PC_BITS - 1, aw - 1);
+
+    // Schedule decoder.
+    let _ = writeln!(s, "\n  // ---- per-token schedule ----");
+    let _ = writeln!(s, "  reg [{}:0] step;\n  reg [1:0] s_kind;  // 0 copy, 1 run, 2 end\n  reg [{}:0] s_from, s_to;\n  reg [{}:0] s_src, s_dst;\n  reg [{}:0] s_n;\n  reg [{}:0] s_pc0, s_pc1;", sw - 1, ew - 1, aw - 1, aw, PC_BITS - 1);
+    let _ = writeln!(s, "  always @* begin\n    s_kind = 2'd2;\n    s_from = {ew}'d0;\n    s_to = {ew}'d0;\n    s_src = {aw}'d0;\n    s_dst = {aw}'d0;\n    s_n = {}'d0;\n    s_pc0 = {PC_BITS}'d0;\n    s_pc1 = {PC_BITS}'d0;\n    case (step)", aw + 1);
+    for (k, st) in plan.schedule.iter().enumerate() {
+        match st {
+            Step::Copy {
+                from,
+                src,
+                to,
+                dst,
+                n,
+            } => {
+                let _ = writeln!(s, "      {}: begin  // copy {n} words engine {from} -> {to}\n        s_kind = 2'd0; s_from = {}; s_to = {}; s_src = {}; s_dst = {}; s_n = {};\n      end", lit(sw, k as u64), lit(ew, *from as u64), lit(ew, *to as u64), lit(aw, *src as u64), lit(aw, *dst as u64), lit(aw + 1, *n as u64));
+            }
+            Step::Run { engine, pc0, pc1 } => {
+                let _ = writeln!(s, "      {}: begin  // run engine {engine} ({})\n        s_kind = 2'd1; s_to = {}; s_pc0 = {}; s_pc1 = {};\n      end", lit(sw, k as u64), plan.engines[*engine].role, lit(ew, *engine as u64), lit(PC_BITS, *pc0 as u64), lit(PC_BITS, *pc1 as u64));
+            }
+        }
+    }
+    let _ = writeln!(s, "      default: ;\n    endcase\n  end");
+
+    // Controller.
+    let ctx = plan.context;
+    let _ = writeln!(s, "\n  // ---- controller ----");
+    let _ = writeln!(s, "  localparam [2:0] S_IDLE = 3'd0, S_STEP = 3'd1, S_COPY = 3'd2, S_RUN = 3'd3, S_ERR = 3'd4, S_START = 3'd5;");
+    let _ = writeln!(s, "  reg [2:0] state;\n  reg [{}:0] token;\n  reg [7:0] slot;\n  reg [{}:0] pos;\n  reg [{}:0] pos_next;", w.tw - 1, POS_BITS - 1, POS_BITS);
+    let _ = writeln!(
+        s,
+        "  reg [{}:0] cp_i;\n  reg cp_wv;\n  reg [{}:0] cp_waddr;",
+        aw,
+        aw - 1
+    );
+    let _ = writeln!(
+        s,
+        "  wire [{}:0] in_pos = in_restart ? {}'d0 : pos_next;",
+        POS_BITS,
+        POS_BITS + 1
+    );
+    let _ = writeln!(
+        s,
+        "  wire in_bad = (in_pos >= {}) || ({{1'b0, in_token}} >= {});",
+        lit(POS_BITS + 1, ctx as u64),
+        lit(w.tw + 1, plan.vocab as u64)
+    );
+    let _ = writeln!(s, "  assign in_ready = (state == S_IDLE);");
+    // Engine wires.
+    for e in 0..ne {
+        let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [47:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", w.vw - 1, aw - 1, PC_BITS - 1);
+    }
+    let _ = writeln!(s, "  reg [{}:0] run_e;\n  reg run_go;", ew - 1);
+    let _ = writeln!(s, "  wire cp_re = (state == S_COPY) && (cp_i < s_n);");
+    let _ = writeln!(
+        s,
+        "  wire [{}:0] cp_raddr = s_src + cp_i[{}:0];",
+        aw - 1,
+        aw - 1
+    );
+    for (k, e) in plan.engines.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(clk), .rst(rst), .start(run_go && run_e == {}), .pc0(s_pc0), .pc1(s_pc1),\n    .token(token), .pos(pos), .done(e{k}_done),\n    .x_re(cp_re && s_from == {}), .x_raddr(cp_raddr), .x_rdata(e{k}_xr),\n    .x_we(cp_wv && s_to == {}), .x_waddr(cp_waddr), .x_wdata(cp_data),\n    .o_valid(e{k}_o_valid), .o_ready(out_ready && state == S_RUN), .o_data(e{k}_o_data), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
+            e.index,
+            lit(ew, k as u64),
+            lit(ew, k as u64),
+            lit(ew, k as u64)
+        );
+    }
+    let join = |f: &dyn Fn(usize) -> String| (0..ne).map(f).collect::<Vec<_>>().join(" | ");
+    let _ = writeln!(
+        s,
+        "  reg [47:0] cp_data;\n  always @* begin\n    case (s_from)"
+    );
+    for k in 0..ne {
+        let _ = writeln!(s, "      {}: cp_data = e{k}_xr;", lit(ew, k as u64));
+    }
+    let _ = writeln!(s, "      default: cp_data = 48'd0;\n    endcase\n  end");
+    let _ = writeln!(s, "  wire any_done = {};", join(&|k| format!("e{k}_done")));
+    let _ = writeln!(
+        s,
+        "  wire bmv = {};\n  wire bat = {};\n  wire bnl = {};",
+        join(&|k| format!("e{k}_bmv")),
+        join(&|k| format!("e{k}_bat")),
+        join(&|k| format!("e{k}_bnl"))
+    );
+    let _ = writeln!(s, "  wire eo_valid = {};\n  wire eo_last = {};\n  wire [47:0] eo_data = {};\n  wire [{}:0] eo_index = {};", join(&|k| format!("e{k}_o_valid")), join(&|k| format!("e{k}_o_last")), join(&|k| format!("e{k}_o_data")), w.vw - 1, join(&|k| format!("e{k}_o_index")));
+    let _ = writeln!(s, "  assign out_valid = (state == S_ERR) || (state == S_RUN && eo_valid);\n  assign out_logit = (state == S_ERR) ? 48'd0 : eo_data;\n  assign out_index = (state == S_ERR) ? {}'d0 : eo_index;\n  assign out_last = (state == S_ERR) || eo_last;\n  assign out_error = (state == S_ERR);\n  assign out_slot = slot;\n  assign out_pos = pos;", w.vw);
+    let _ = writeln!(s, "  assign dbg_we = {};\n  assign dbg_engine = {};\n  assign dbg_pc = {};\n  assign dbg_addr = {};\n  assign dbg_data = {};",
+        join(&|k| format!("e{k}_dbg_we")),
+        join(&|k| format!("(e{k}_dbg_we ? {} : {ew}'d0)", lit(ew, k as u64))),
+        join(&|k| format!("(e{k}_dbg_we ? e{k}_dbg_pc : {PC_BITS}'d0)")),
+        join(&|k| format!("(e{k}_dbg_we ? e{k}_dbg_addr : {aw}'d0)")),
+        join(&|k| format!("(e{k}_dbg_we ? e{k}_dbg_data : 48'd0)")));
+    let _ = writeln!(
+        s,
+        "  always @(posedge clk) begin
+    if (rst) begin
+      state <= S_IDLE;
+      step <= {sw}'d0;
+      token <= {tw}'d0;
+      slot <= 8'd0;
+      pos <= {pb}'d0;
+      pos_next <= {pb1}'d0;
+      cp_i <= {aw1}'d0;
+      cp_wv <= 1'b0;
+      cp_waddr <= {aw}'d0;
+      run_go <= 1'b0;
+      run_e <= {ew}'d0;
+      perf_matvec <= 64'd0;
+      perf_attn <= 64'd0;
+      perf_nl <= 64'd0;
+      perf_ctrl <= 64'd0;
+    end else begin
+      run_go <= 1'b0;
+      cp_wv <= cp_re;
+      cp_waddr <= s_dst + cp_i[{aw_1}:0];
+      if (state != S_IDLE && state != S_ERR) begin
+        if (bmv) perf_matvec <= perf_matvec + 64'd1;
+        else if (bat) perf_attn <= perf_attn + 64'd1;
+        else if (bnl) perf_nl <= perf_nl + 64'd1;
+        else perf_ctrl <= perf_ctrl + 64'd1;
+      end
+      case (state)
+        S_IDLE: if (in_valid) begin
+          token <= in_token;
+          slot <= in_slot;
+          pos <= in_pos[{pb_1}:0];
+          step <= {sw}'d0;
+          state <= in_bad ? S_ERR : S_STEP;
+        end
+        S_ERR: if (out_ready) state <= S_IDLE;
+        S_STEP: begin
+          if (s_kind == 2'd0) begin
+            cp_i <= {aw1}'d0;
+            state <= S_COPY;
+          end else if (s_kind == 2'd1) begin
+            run_e <= s_to;
+            run_go <= 1'b1;
+            state <= S_START;
+          end else begin
+            pos_next <= {{1'b0, pos}} + {pb1}'d1;
+            state <= S_IDLE;
+          end
+        end
+        S_START: state <= S_RUN;
+        S_COPY: begin
+          if (cp_i < s_n) cp_i <= cp_i + {aw1}'d1;
+          else if (!cp_wv) begin
+            step <= step + {sw}'d1;
+            state <= S_STEP;
+          end
+        end
+        S_RUN: if (any_done) begin
+          step <= step + {sw}'d1;
+          state <= S_STEP;
+        end
+        default: state <= S_IDLE;
+      endcase
+    end
+  end
+endmodule",
+        sw = sw,
+        tw = w.tw,
+        pb = POS_BITS,
+        pb1 = POS_BITS + 1,
+        pb_1 = POS_BITS - 1,
+        aw1 = aw + 1,
+        aw = aw,
+        aw_1 = aw - 1,
+        ew = ew
+    );
+    s
+}
+
+/// Checks the plan fits the emitter's fixed field widths.
+pub fn check_limits(plan: &Plan) -> Result<(), String> {
+    for e in &plan.engines {
+        if e.program.len() >= (1 << PC_BITS) {
+            return Err(format!(
+                "engine {} has {} instructions; at most {} fit its program counter",
+                e.index,
+                e.program.len(),
+                (1 << PC_BITS) - 1
+            ));
+        }
+        for m in &e.mats {
+            if m.rows >= 1 << 24 || m.cols >= 1 << 20 {
+                return Err(format!(
+                    "matrix `{}` is {}x{}: beyond 2^24 rows or 2^20 columns",
+                    m.weight, m.rows, m.cols
+                ));
+            }
+        }
+        for i in &e.program {
+            if let Instr::Rope {
+                heads, head_dim, ..
+            } = i
+            {
+                if *heads >= 256 || *head_dim >= 1024 {
+                    return Err(format!(
+                        "RoPE over {heads} heads of {head_dim}: beyond 255 heads or 1023 features"
+                    ));
+                }
+            }
+        }
+    }
+    if plan.context > 1 << POS_BITS {
+        return Err(format!(
+            "context {} is beyond 2^{POS_BITS} positions",
+            plan.context
+        ));
+    }
+    let _ = nx::A8_BLOCK;
+    let _ = ElemOp::Copy;
+    let _ = slit;
+    Ok(())
+}

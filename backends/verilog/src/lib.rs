@@ -1,0 +1,37 @@
+//! The Verilog backend (RFC 0003): emits the chip's RTL from a chip image,
+//! with weights in ROM macros and the KV cache in SRAM macros, and drives
+//! Verilator and Yosys over it.
+
+pub mod emit;
+pub mod output;
+pub mod plan;
+pub mod roms;
+pub mod tables;
+pub mod tools;
+
+pub use plan::{plan, Plan, PlanError};
+pub mod sim;
+pub mod synth;
+
+/// Clock the microarchitecture targets (RFC 0003): every unit is pipelined
+/// so that one multiply, one shift and one add sit between registers.
+pub const TARGET_CLOCK_MHZ: f64 = 1000.0;
+
+/// The `hardware` section of a chip's `manifest.json`: the plan (engines,
+/// programs, memory map, schedule), the macro bit counts and the RTL files.
+pub fn manifest(plan: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "top": output::TOP,
+        "lanes": plan.lanes,
+        "target_clock_mhz": TARGET_CLOCK_MHZ,
+        "context": plan.context,
+        "macro_bits": plan.macro_bits(),
+        "filelist": "taalasc.f",
+        "rtl_files": output::sim_sources(plan),
+        "synth_script": "synth/synth.ys",
+        "core": "taalasc.core",
+        "harness": "harness/main.cpp",
+        "plan": plan,
+    })
+}
+pub mod perf;

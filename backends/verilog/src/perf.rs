@@ -1,0 +1,166 @@
+//! The cycle model of RFC 0003 and the summary of measured cycles.
+//!
+//! `predicted(plan, pos)` is the RFC's per-token formula: the sum over the
+//! schedule of each instruction's unit formula plus the controller's
+//! overheads. `taalasc sim` reports it next to the measured counts.
+
+use crate::plan::{Instr, Plan, Step};
+use crate::sim::Cycles;
+use serde::Serialize;
+use taalasc_numerics as nx;
+
+/// Controller cycles per instruction (issue, start pulse, done).
+pub const SEQ_OVERHEAD: u64 = 3;
+/// Controller cycles per schedule step.
+pub const STEP_OVERHEAD: u64 = 3;
+
+/// Cycles of one instruction at position `pos` (the unit formulas, see
+/// RFC 0003 §Cycle count).
+pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
+    let lanes = plan.lanes as u64;
+    let e = &plan.engines[engine];
+    match i {
+        Instr::Linear {
+            rows, cols, load, ..
+        } => {
+            let ch = (*cols as u64).div_ceil(lanes);
+            let load_c = if *load { load_cycles(*cols as u64) } else { 0 };
+            load_c + *rows as u64 * ch + MATVEC_LATENCY
+        }
+        Instr::Embed { cols, .. } => EMBED_PER_ELEM * *cols as u64 + 4,
+        Instr::Norm { n, bias, .. } => norm_cycles(*n as u64, bias.is_some()),
+        Instr::Elem { n, .. } => ELEM_PER_ELEM * *n as u64 + 4,
+        Instr::Rope {
+            heads,
+            head_dim,
+            rot,
+            ..
+        } => {
+            let _ = head_dim;
+            ROPE_PER_PAIR * (*heads * *rot / 2) as u64 + 4
+        }
+        Instr::Attn { unit, .. } => {
+            let a = &e.attns[*unit];
+            attn_cycles(
+                a.heads as u64,
+                a.kv_heads as u64,
+                a.head_dim as u64,
+                a.window as u64,
+                pos as u64,
+            )
+        }
+        Instr::Out { n, .. } => *n as u64 + 2,
+    }
+}
+
+/// Pipeline depth of the matrix-vector unit after its last ROM word.
+pub const MATVEC_LATENCY: u64 = 8;
+/// Cycles per element of the embedding unit.
+pub const EMBED_PER_ELEM: u64 = 1;
+/// Cycles per element of the elementwise unit.
+pub const ELEM_PER_ELEM: u64 = 1;
+/// Cycles per rotated pair of the RoPE unit.
+pub const ROPE_PER_PAIR: u64 = 1;
+
+/// The A8 load phase of a matrix-vector instruction.
+pub fn load_cycles(cols: u64) -> u64 {
+    2 * cols + 4
+}
+
+/// RMSNorm / LayerNorm of `n` values.
+pub fn norm_cycles(n: u64, layer: bool) -> u64 {
+    let passes = if layer { 3 } else { 2 };
+    passes * n + 40
+}
+
+/// Attention at position `pos` (KV append, then every head).
+pub fn attn_cycles(heads: u64, kv_heads: u64, hd: u64, window: u64, pos: u64) -> u64 {
+    let blocks = hd / nx::A8_BLOCK as u64;
+    let n = if window > 0 {
+        (pos + 1).min(window)
+    } else {
+        pos + 1
+    };
+    let append = kv_heads * 2 * (hd + 8);
+    append + heads * (hd + 8 + 2 * n * blocks + hd + 40)
+}
+
+/// Predicted cycles of one token at `pos`.
+pub fn predicted(plan: &Plan, pos: usize) -> u64 {
+    let mut c = 0;
+    for st in &plan.schedule {
+        c += STEP_OVERHEAD;
+        match st {
+            Step::Copy { n, .. } => c += *n as u64 + 2,
+            Step::Run { engine, pc0, pc1 } => {
+                for i in &plan.engines[*engine].program[*pc0..*pc1] {
+                    c += SEQ_OVERHEAD + instr_cycles(plan, *engine, i, pos);
+                }
+            }
+        }
+    }
+    c + 2
+}
+
+/// Weights streamed per token divided by the lanes: the ideal matvec cycles.
+pub fn ideal_matvec_cycles(plan: &Plan) -> f64 {
+    let mut w = 0u64;
+    for e in &plan.engines {
+        for i in &e.program {
+            if let Instr::Linear { rows, cols, .. } = i {
+                w += (*rows * *cols) as u64;
+            }
+        }
+    }
+    w as f64 / plan.lanes as f64
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Phases {
+    pub matvec: f64,
+    pub attention: f64,
+    pub nonlinear: f64,
+    pub control: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PerfSummary {
+    /// Mean over the tokens simulated.
+    pub cycles_per_token: f64,
+    pub phases: Phases,
+    /// Mean of the formula over the same positions.
+    pub predicted: f64,
+    /// Measured / predicted.
+    pub measured_over_predicted: f64,
+    /// Ideal matvec cycles (weights / lanes) over measured matvec cycles.
+    pub mac_utilization: f64,
+}
+
+/// Summary of a run of tokens at positions `0..cycles.len()`.
+pub fn summarize(plan: &Plan, cycles: &[Cycles]) -> PerfSummary {
+    let n = cycles.len().max(1) as f64;
+    let sum = |f: &dyn Fn(&Cycles) -> u64| cycles.iter().map(f).sum::<u64>() as f64 / n;
+    let predicted = (0..cycles.len()).map(|p| predicted(plan, p)).sum::<u64>() as f64 / n;
+    let total = sum(&|c| c.total);
+    let matvec = sum(&|c| c.matvec);
+    PerfSummary {
+        cycles_per_token: total,
+        phases: Phases {
+            matvec,
+            attention: sum(&|c| c.attention),
+            nonlinear: sum(&|c| c.nonlinear),
+            control: sum(&|c| c.control),
+        },
+        predicted,
+        measured_over_predicted: if predicted > 0.0 {
+            total / predicted
+        } else {
+            0.0
+        },
+        mac_utilization: if matvec > 0.0 {
+            ideal_matvec_cycles(plan) / matvec
+        } else {
+            0.0
+        },
+    }
+}

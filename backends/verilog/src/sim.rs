@@ -1,0 +1,346 @@
+//! `taalasc sim`: builds the Verilator model of an emitted chip, runs tokens
+//! through it and compares every unit's output and every logit with the
+//! bit-exact reference, position by position.
+
+use crate::output::TOP;
+use crate::plan::Plan;
+use crate::tools::{run, ToolError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use taalasc_reference::image::ChipImage;
+use taalasc_reference::Reference;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("{path}: {message}")]
+    Output { path: String, message: String },
+    #[error("reference: {0}")]
+    Reference(#[from] taalasc_reference::RefError),
+}
+
+/// Builds (once) the Verilator simulation of the chip in `dir`; `vcd`
+/// builds the tracing variant. Returns the executable.
+pub fn build(dir: &Path, vcd: bool) -> Result<PathBuf, SimError> {
+    let mdir = if vcd { "sim/obj_vcd" } else { "sim/obj" };
+    let exe = dir.join(mdir).join(format!("V{TOP}"));
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let mut args: Vec<String> = [
+        "--cc",
+        "--exe",
+        "--build",
+        "-O2",
+        "-j",
+        "2",
+        "-Wno-DECLFILENAME",
+        "--top-module",
+        TOP,
+        "-Mdir",
+        mdir,
+        "-f",
+        "taalasc.f",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // make runs inside the object folder: the C++ file needs a full path.
+    let abs = std::path::absolute(dir.join("harness/main.cpp")).map_err(|e| SimError::Output {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    args.push(abs.display().to_string());
+    if vcd {
+        args.push("--trace".into());
+    }
+    std::fs::create_dir_all(dir.join("sim")).map_err(|e| SimError::Output {
+        path: dir.join("sim").display().to_string(),
+        message: e.to_string(),
+    })?;
+    run(dir, "verilator", &args)?;
+    Ok(exe)
+}
+
+/// One token for the chip: id, whether it starts a new sequence, user slot.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenIn {
+    pub token: u32,
+    pub restart: bool,
+    pub slot: u8,
+}
+
+/// Cycle counters of one token.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Cycles {
+    pub total: u64,
+    pub matvec: u64,
+    pub attention: u64,
+    pub nonlinear: u64,
+    pub control: u64,
+}
+
+/// A scratchpad write seen on the debug port.
+#[derive(Clone, Copy, Debug)]
+pub struct TraceRec {
+    pub token: u32,
+    pub engine: u16,
+    pub pc: u16,
+    pub addr: u32,
+    pub data: i64,
+}
+
+/// What the RTL produced.
+pub struct RtlRun {
+    /// `[tokens × vocab]` logits (an error beat gives one 0 and `errors`).
+    pub logits: Vec<i64>,
+    pub cycles: Vec<Cycles>,
+    pub errors: Vec<bool>,
+    pub trace: Vec<TraceRec>,
+    pub seconds: f64,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SimError> {
+    std::fs::read(path).map_err(|e| SimError::Output {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Runs `tokens` through the simulation `exe` with outputs in `work`.
+pub fn run_rtl(
+    exe: &Path,
+    work: &Path,
+    tokens: &[TokenIn],
+    vcd: Option<&Path>,
+) -> Result<RtlRun, SimError> {
+    std::fs::create_dir_all(work).map_err(|e| SimError::Output {
+        path: work.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let tok_file = work.join("tokens.txt");
+    let text: String = tokens
+        .iter()
+        .map(|t| format!("{} {} {}\n", t.token, t.restart as u8, t.slot))
+        .collect();
+    std::fs::write(&tok_file, text).map_err(|e| SimError::Output {
+        path: tok_file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut args = vec![tok_file.display().to_string(), work.display().to_string()];
+    if let Some(v) = vcd {
+        args.push(v.display().to_string());
+    }
+    // The ROM paths in the RTL are relative to the chip folder.
+    let chip_dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent())
+        .unwrap_or(Path::new("."));
+    let t0 = std::time::Instant::now();
+    run(chip_dir, &exe.display().to_string(), &args)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let logits: Vec<i64> = read(&work.join("logits.bin"))?
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let trace: Vec<TraceRec> = read(&work.join("trace.bin"))?
+        .chunks_exact(24)
+        .map(|c| TraceRec {
+            token: u32::from_le_bytes(c[0..4].try_into().expect("4")),
+            engine: u16::from_le_bytes(c[4..6].try_into().expect("2")),
+            pc: u16::from_le_bytes(c[6..8].try_into().expect("2")),
+            addr: u32::from_le_bytes(c[8..12].try_into().expect("4")),
+            data: i64::from_le_bytes(c[16..24].try_into().expect("8")),
+        })
+        .collect();
+    let perf_path = work.join("perf.txt");
+    let perf = String::from_utf8_lossy(&read(&perf_path)?).into_owned();
+    let mut cycles = Vec::new();
+    let mut errors = Vec::new();
+    for line in perf.lines() {
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if v.len() != 8 {
+            return Err(SimError::Output {
+                path: perf_path.display().to_string(),
+                message: format!("malformed line `{line}`"),
+            });
+        }
+        cycles.push(Cycles {
+            total: v[1],
+            matvec: v[2],
+            attention: v[3],
+            nonlinear: v[4],
+            control: v[5],
+        });
+        errors.push(v[7] != 0);
+    }
+    if cycles.len() != tokens.len() {
+        return Err(SimError::Output {
+            path: perf_path.display().to_string(),
+            message: format!("{} of {} tokens finished", cycles.len(), tokens.len()),
+        });
+    }
+    Ok(RtlRun {
+        logits,
+        cycles,
+        errors,
+        trace,
+        seconds,
+    })
+}
+
+/// The first difference between RTL and reference.
+#[derive(Clone, Debug, Serialize)]
+pub struct Mismatch {
+    pub position: usize,
+    pub node: String,
+    pub engine: usize,
+    pub unit: String,
+    pub index: usize,
+    pub rtl: Option<i64>,
+    pub reference: i64,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rtl = self
+            .rtl
+            .map_or("never written".to_string(), |v| v.to_string());
+        write!(
+            f,
+            "position {}: node `{}` (engine {}, unit {}), element {}: RTL {} vs reference {}",
+            self.position, self.node, self.engine, self.unit, self.index, rtl, self.reference
+        )
+    }
+}
+
+/// Result of a cross-check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub bit_exact: bool,
+    pub positions: usize,
+    /// Values compared (unit outputs and logits).
+    pub values_compared: u64,
+    pub first_mismatch: Option<Mismatch>,
+}
+
+/// Compares the RTL run of one sequence (`tokens`, from position 0) with
+/// the reference: every unit output in program order, then the logits, at
+/// every position; stops at the first difference.
+pub fn compare(
+    image: &ChipImage,
+    plan: &Plan,
+    tokens: &[u32],
+    rtl: &RtlRun,
+) -> Result<Check, SimError> {
+    let reference = Reference::new(image, 1)?;
+    let model = &image.model;
+    let vocab = plan.vocab;
+    // Reference values of every traced node, by name: [tokens × width].
+    let mut want: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut session = reference.session();
+    let logits = {
+        let mut cb = |nd: taalasc_ir::NodeIndex, v: &[i64]| {
+            want.insert(model.graph[nd].name.clone(), v.to_vec());
+        };
+        reference.forward_traced(&mut session, tokens, 0, Some(&mut cb))?
+    };
+    // RTL values: last write per (token, engine, pc, addr).
+    let mut got: HashMap<(u32, u16, u16, u32), i64> = HashMap::new();
+    for r in &rtl.trace {
+        got.insert((r.token, r.engine, r.pc, r.addr), r.data);
+    }
+    let mut compared = 0u64;
+    for (t, err) in rtl.errors.iter().enumerate().take(tokens.len()) {
+        if *err {
+            return Ok(Check {
+                bit_exact: false,
+                positions: t,
+                values_compared: compared,
+                first_mismatch: Some(Mismatch {
+                    position: t,
+                    node: "chip".into(),
+                    engine: 0,
+                    unit: "controller".into(),
+                    index: 0,
+                    rtl: None,
+                    reference: 0,
+                }),
+            });
+        }
+        // Unit outputs, in the order the chip computes them.
+        for step in &plan.schedule {
+            let crate::plan::Step::Run { engine, pc0, pc1 } = step else {
+                continue;
+            };
+            let e = &plan.engines[*engine];
+            for pc in *pc0..*pc1 {
+                let node = &e.nodes[pc];
+                let Some(slot) = plan
+                    .slots
+                    .iter()
+                    .find(|s| s.engine == *engine && s.pc == pc)
+                else {
+                    continue; // the logits stream: compared below
+                };
+                let w = &want[node];
+                for i in 0..slot.width {
+                    let r = w[t * slot.width + i];
+                    let g = got
+                        .get(&(t as u32, *engine as u16, pc as u16, slot.addr + i as u32))
+                        .copied();
+                    compared += 1;
+                    if g != Some(r) {
+                        return Ok(Check {
+                            bit_exact: false,
+                            positions: t,
+                            values_compared: compared,
+                            first_mismatch: Some(Mismatch {
+                                position: t,
+                                node: node.clone(),
+                                engine: *engine,
+                                unit: e.program[pc].unit().into(),
+                                index: i,
+                                rtl: g,
+                                reference: r,
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        for i in 0..vocab {
+            let r = logits[t * vocab + i];
+            let g = rtl.logits.get(t * vocab + i).copied();
+            compared += 1;
+            if g != Some(r) {
+                return Ok(Check {
+                    bit_exact: false,
+                    positions: t,
+                    values_compared: compared,
+                    first_mismatch: Some(Mismatch {
+                        position: t,
+                        node: "logits".into(),
+                        engine: 0,
+                        unit: "out".into(),
+                        index: i,
+                        rtl: g,
+                        reference: r,
+                    }),
+                });
+            }
+        }
+    }
+    Ok(Check {
+        bit_exact: rtl.logits.len() == tokens.len() * vocab,
+        positions: tokens.len(),
+        values_compared: compared,
+        first_mismatch: None,
+    })
+}

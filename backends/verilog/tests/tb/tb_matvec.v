@@ -1,0 +1,201 @@
+// Testbench of tls_matvec (driven by tests/unit_matvec.rs).
+//
+// Runs the NI instructions of `prog.hex` back to back (each `start` in the
+// cycle after the previous `done`) on one tls_matvec, with the scratchpad
+// preloaded from `spad.hex` and all matrices concatenated in `w.hex` /
+// `b.hex` (the instruction gives the base of its matrix; the unit addresses
+// from 0 as in the engine). Writes the final scratchpad to `spad_out.hex`
+// and per instruction {busy, busy_load, product-phase, mac_active} cycle
+// counts to `stat.hex`; the last `stat.hex` line holds the number of
+// cycles in which an idle unit drove a nonzero output.
+//
+// prog.hex, one instruction per line, 32-bit fields from the LSB:
+// src, dst, rows, cols, flags {code_bias[15:8], has_bias[2], asym[1],
+// load[0]}, weight base, bias base.
+module tb_matvec #(
+    parameter integer LANES = 4,
+    parameter integer AW = 12,
+    parameter integer XB = 18,
+    parameter integer WAW = 16,
+    parameter integer WD = 1024,
+    parameter integer BAW = 10,
+    parameter integer BD = 256,
+    parameter integer NI = 1
+) ();
+  localparam integer NB = (LANES >= 32) ? LANES / 32 : 1;
+  localparam integer WW = LANES * 8 + NB * 36;
+
+  reg clk = 1'b0;
+  always #5 clk = ~clk;
+  reg rst = 1'b1;
+
+  reg [223:0] prog[0:NI-1];
+  reg [127:0] stat[0:NI];
+  initial begin
+    $readmemh("prog.hex", prog);
+    $readmemh("spad.hex", u_spad.mem);
+  end
+
+  reg start = 1'b0;
+  reg [223:0] cur = 224'd0;
+  integer idx = 0;
+  reg running = 1'b0;
+  reg [31:0] n_busy, n_load, n_prod, n_mac, n_viol, n_cyc;
+
+  wire done, busy, busy_load, mac_active;
+  wire ra_en, rb_en, w_en, wr_en, br_en;
+  wire [AW-1:0] ra_addr, rb_addr, w_addr;
+  wire [47:0] ra_data, rb_data, w_data, br_data;
+  wire [WAW-1:0] wr_addr;
+  wire [WW-1:0] wr_data;
+  wire [23:0] br_addr;
+
+  tls_matvec #(
+      .LANES(LANES),
+      .AW(AW),
+      .XB(XB),
+      .WAW(WAW),
+      .RW(24)
+  ) dut (
+      .clk(clk),
+      .rst(rst),
+      .start(start),
+      .done(done),
+      .busy(busy),
+      .busy_load(busy_load),
+      .mac_active(mac_active),
+      .cfg_src(cur[AW-1:0]),
+      .cfg_dst(cur[32+AW-1:32]),
+      .cfg_rows(cur[64+23:64]),
+      .cfg_cols(cur[96+19:96]),
+      .cfg_load(cur[128]),
+      .cfg_asym(cur[129]),
+      .cfg_code_bias(cur[128+15:128+8]),
+      .cfg_has_bias(cur[130]),
+      .ra_en(ra_en),
+      .ra_addr(ra_addr),
+      .ra_data(ra_data),
+      .rb_en(rb_en),
+      .rb_addr(rb_addr),
+      .rb_data(rb_data),
+      .w_en(w_en),
+      .w_addr(w_addr),
+      .w_data(w_data),
+      .wr_en(wr_en),
+      .wr_addr(wr_addr),
+      .wr_data(wr_data),
+      .br_en(br_en),
+      .br_addr(br_addr),
+      .br_data(br_data)
+  );
+
+  tls_sram2r #(
+      .W (48),
+      .D (1 << AW),
+      .AW(AW)
+  ) u_spad (
+      .clk(clk),
+      .we(w_en),
+      .waddr(w_addr),
+      .wdata(w_data),
+      .rea(ra_en),
+      .raddra(ra_addr),
+      .rdataa(ra_data),
+      .reb(rb_en),
+      .raddrb(rb_addr),
+      .rdatab(rb_data)
+  );
+
+  tls_rom #(
+      .W(WW),
+      .D(WD),
+      .AW(WAW),
+      .FILE("w.hex")
+  ) u_wrom (
+      .clk (clk),
+      .en  (wr_en),
+      .addr(cur[160+WAW-1:160] + wr_addr),
+      .data(wr_data)
+  );
+
+  tls_rom #(
+      .W(48),
+      .D(BD),
+      .AW(BAW),
+      .FILE("b.hex")
+  ) u_brom (
+      .clk (clk),
+      .en  (br_en),
+      .addr(cur[192+BAW-1:192] + br_addr[BAW-1:0]),
+      .data(br_data)
+  );
+
+  wire idle_nonzero = !busy && (done || busy_load || mac_active || ra_en || rb_en || w_en
+      || wr_en || br_en || (ra_addr != 0) || (rb_addr != 0) || (w_addr != 0)
+      || (w_data != 0) || (wr_addr != 0) || (br_addr != 0));
+
+  always @(posedge clk) begin
+    start <= 1'b0;
+    n_cyc <= n_cyc + 1;
+    if (rst) begin
+      n_busy <= 0;
+      n_load <= 0;
+      n_prod <= 0;
+      n_mac <= 0;
+      n_viol <= 0;
+      n_cyc <= 0;
+    end else begin
+      if (idle_nonzero) n_viol <= n_viol + 1;
+      if (!running && idx == 0) begin
+        cur <= prog[0];
+        start <= 1'b1;
+        running <= 1'b1;
+        n_busy <= 0;
+        n_load <= 0;
+        n_prod <= 0;
+        n_mac <= 0;
+      end else if (running) begin
+        if (done) begin
+          // This cycle counts (busy is high through the cycle of done).
+          stat[idx] <= {n_busy + {31'd0, busy}, n_load + {31'd0, busy_load},
+                        n_prod + {31'd0, busy && !busy_load}, n_mac + {31'd0, mac_active}};
+          n_busy <= 0;
+          n_load <= 0;
+          n_prod <= 0;
+          n_mac <= 0;
+          idx <= idx + 1;
+          if (idx + 1 < NI) begin
+            cur <= prog[idx+1];
+            start <= 1'b1;
+          end else begin
+            running <= 1'b0;
+          end
+        end else begin
+          if (busy) n_busy <= n_busy + 1;
+          if (busy_load) n_load <= n_load + 1;
+          if (busy && !busy_load) n_prod <= n_prod + 1;
+          if (mac_active) n_mac <= n_mac + 1;
+        end
+      end
+      if (!running && idx == NI) begin
+        stat[NI] <= {n_viol, n_cyc, 64'd0};
+        idx <= idx + 1;
+      end
+      if (idx == NI + 1) begin
+        $writememh("spad_out.hex", u_spad.mem);
+        $writememh("stat.hex", stat);
+        $finish;
+      end
+      if (n_cyc > 32'd2000000) begin
+        $display("tb_matvec: timeout");
+        $writememh("stat.hex", stat);
+        $finish;
+      end
+    end
+  end
+
+  initial begin
+    repeat (3) @(posedge clk);
+    rst <= 1'b0;
+  end
+endmodule
