@@ -52,6 +52,10 @@ struct Kv {
     k_pack: Vec<attend::PackedK>,
 }
 
+/// A callback receiving each node's output values (see
+/// [`Reference::forward_traced`]).
+pub type NodeTrace<'t> = dyn FnMut(NodeIndex, &[i64]) + 't;
+
 /// Per-sequence state: KV caches and the next position.
 #[derive(Clone, Debug, Default)]
 pub struct RefSession {
@@ -216,7 +220,7 @@ impl<'a> Reference<'a> {
         s: &mut RefSession,
         tokens: &[u32],
         logits_from: usize,
-        mut trace: Option<&mut dyn FnMut(NodeIndex, &[i64])>,
+        mut trace: Option<&mut NodeTrace<'_>>,
     ) -> Result<Vec<i64>, RefError> {
         if logits_from > tokens.len() {
             return Err(RefError::BadLogitsRange {

@@ -31,15 +31,24 @@
 // read ports: pass 1 (16 cycles) finds max |x|, pass 2 (16 cycles) forms
 // the mantissas with the shift a8_shift(max); one gap cycle in between, so
 // a block takes 33 cycles, plus 3 cycles per vector (k, v or q of one
-// head) to hand over.
+// head) to hand over. The q of head h+1 is converted while head h runs its
+// V pass and output (always long enough: (32+n)*BPH + 8 > 33*BPH + 3), so
+// only the k/v vectors and the first q are on the critical path.
 //
 // Cycles from `start` to `done` (n = pos + 1 - lo positions, BPH = HD/32),
-// measured by the unit test (`unit_attn.rs`):
-//   cycles = 2 + NKV * 2 * (33*BPH + 3)
-//          + NH * ((33*BPH + 3) + (n*BPH + 5) + (n*BPH + 5) + 1 + (HD + 1))
-// i.e. n*BPH cycles for the scores and n*BPH for the V sum per head (one
-// 32-block per cycle, no bubbles), plus about 34*HD/32 + HD + 15 per head
-// and 66*HD/32 + 6 per KV head.
+// checked exactly by the unit test (`tests/unit_attn.rs`):
+//   cycles = (2*NKV + 1) * (33*BPH + 3) + NH * (2*n*BPH + HD + 14)
+// i.e. per head n*BPH cycles for the scores and n*BPH for the V sum (one
+// 32-block per cycle, no bubbles), HD for the output writes and 14 of
+// pipeline fill/drain; plus the A8 conversion of k and v (about HD cycles
+// per vector) and of the first q. `busy` is high for exactly these cycles
+// (from the cycle after `start` through the cycle of `done`).
+//
+// Parameter constraints (not checked in RTL): HD a multiple of 32, NH a
+// multiple of NKV, CTX >= 2, AW >= 6 (and AW, clog2 of the cache depth
+// <= 32), CTX <= 2^16, |SCALE_SHIFT| < 512, 0 <= WINDOW < 2^17; at run
+// time cfg_pos < CTX. The clamp of A8 mantissas to +-127 in `to_a8` is a
+// no-op (rshr by a8_shift never leaves the range) and is not built.
 //
 // Arithmetic widths (all signed unless noted):
 //   dot block  P   = sum q_i k_i                       21 bits (|P| <= 2^19)
@@ -241,7 +250,7 @@ module tls_attn #(
   reg  [5:0] cv_bl;
   reg  [5:0] cv_s0;
   reg  [48:0] cv_r;
-  wire [5:0] cv_snext = cv_s0 + {5'd0, (cv_r > 49'd128)};
+  wire [5:0] cv_snext = cv_s0 + {5'd0, (cv_r > 49'd127)};
   integer bi;
   always @* begin
     cv_bl = 6'd0;

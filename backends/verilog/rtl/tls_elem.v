@@ -122,7 +122,7 @@ module tls_elem #(
   // stage 3 (p3): t_q = entry idx + 1; interpolate, multiply
   wire [16:0] t_diff = {1'b0, t_q} - {1'b0, t0};
   wire signed [34:0] i_p = $signed(t_diff) * $signed({1'b0, f1});
-  wire [17:0] i_sum = {2'b00, t0} + i_p[34:17];
+  wire [17:0] i_sum = {2'b00, t0} + i_p[34:17] + {17'd0, i_p[16]};
   wire [16:0] gate = lo1 ? 17'd0 : hi1 ? 17'd32768 : i_sum[16:0];
   wire signed [65:0] a_p = $signed(x1) * $signed({1'b0, gate});
   wire [51:0] a_r = {a_p[65], a_p[65:15]} + {51'd0, a_p[14]};

@@ -22,8 +22,14 @@
 //   S6  sum of the 2*NB block terms of the word
 //   S7  row accumulator (64 bits); bias ROM read at the row's last word
 //   S8  sat_w48(acc + bias) -> registered scratchpad write
-// Product phase: rows*CH + 9 cycles (first ROM read to the last write,
-// which carries `done`).
+// Product phase: rows*CH + 9 cycles (first ROM read to the last write;
+// `done` is high in the cycle of the last `w_en`, whose write commits at
+// the end of that cycle). No stalls: the pipeline never waits.
+//
+// Buffers (tls_sram macros): xbuf ceil(XB*32/LANES) x LANES*8 bits, xexp
+// ceil(XB/NB) x NB*19 bits. Requires cols a multiple of 32 with
+// 32 <= cols <= XB*32 (cfg_load = 0 reuses the buffer, so cols must match
+// the loading instruction); rows = 0 finishes without writing.
 module tls_matvec #(
     parameter integer LANES = 32,
     parameter integer AW = 16,
@@ -109,16 +115,21 @@ module tls_matvec #(
   // ------------------------------------------------------------------
 
   // a8_shift(m): the smallest s with rshr(m, s) <= 127, i.e. the number of
-  // thresholds m >= 127.5 * 2^k (k >= 0) that m reaches; m <= 2^47 gives
-  // s <= 41.
+  // thresholds m >= 127.5 * 2^j (j >= 0) that m reaches (m <= 2^47 gives
+  // s <= 41). The thresholds form a thermometer code t; its count is found
+  // by a 6-step binary search (a mux tree, not a chain of incrementers).
   function [5:0] a8_shift;
     input [47:0] m;
-    integer k;
+    reg [63:0] t;
     reg [5:0] n;
+    integer j;
     begin
-      n = (m >= 48'd128) ? 6'd1 : 6'd0;
-      for (k = 1; k <= 40; k = k + 1) begin
-        if (m >= (48'd255 << (k - 1))) n = n + 6'd1;
+      t = 64'd0;
+      t[0] = (m >= 48'd128);
+      for (j = 1; j <= 40; j = j + 1) t[j] = (m >= (48'd255 << (j - 1)));
+      n = 6'd0;
+      for (j = 5; j >= 0; j = j - 1) begin
+        if (t[n+(6'd1<<j)-6'd1]) n = n + (6'd1 << j);
       end
       a8_shift = n;
     end

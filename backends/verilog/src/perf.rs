@@ -4,7 +4,7 @@
 //! schedule of each instruction's unit formula plus the controller's
 //! overheads. `taalasc sim` reports it next to the measured counts.
 
-use crate::plan::{Instr, Plan, Step};
+use crate::plan::{ElemOp, Instr, Plan, Step};
 use crate::sim::Cycles;
 use serde::Serialize;
 use taalasc_numerics as nx;
@@ -14,8 +14,9 @@ pub const SEQ_OVERHEAD: u64 = 3;
 /// Controller cycles per schedule step.
 pub const STEP_OVERHEAD: u64 = 3;
 
-/// Cycles of one instruction at position `pos` (the unit formulas, see
-/// RFC 0003 §Cycle count).
+/// Cycles of one instruction at position `pos`, from `start` to `done`
+/// (the unit formulas, see RFC 0003 §Cycle count; each unit's file states
+/// its own and its unit test checks it).
 pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
     let lanes = plan.lanes as u64;
     let e = &plan.engines[engine];
@@ -24,21 +25,23 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
             rows, cols, load, ..
         } => {
             let ch = (*cols as u64).div_ceil(lanes);
-            let load_c = if *load { load_cycles(*cols as u64) } else { 0 };
-            load_c + *rows as u64 * ch + MATVEC_LATENCY
+            let load_c = if *load { *cols as u64 + 35 } else { 0 };
+            load_c + *rows as u64 * ch + 9
         }
-        Instr::Embed { cols, .. } => EMBED_PER_ELEM * *cols as u64 + 4,
-        Instr::Norm { n, bias, .. } => norm_cycles(*n as u64, bias.is_some()),
-        Instr::Elem { n, .. } => ELEM_PER_ELEM * *n as u64 + 4,
-        Instr::Rope {
-            heads,
-            head_dim,
-            rot,
-            ..
-        } => {
-            let _ = head_dim;
-            ROPE_PER_PAIR * (*heads * *rot / 2) as u64 + 4
+        Instr::Embed { cols, .. } => *cols as u64 + 5,
+        Instr::Norm { n, bias, .. } => {
+            let n = *n as u64;
+            if bias.is_some() {
+                3 * n + 97
+            } else {
+                2 * n + 52
+            }
         }
+        Instr::Elem { op, n, .. } => match op {
+            ElemOp::Silu | ElemOp::Gelu => 2 * *n as u64 + 4,
+            _ => *n as u64 + 3,
+        },
+        Instr::Rope { heads, rot, .. } => 2 * (*heads * *rot / 2) as u64 + 5,
         Instr::Attn { unit, .. } => {
             let a = &e.attns[*unit];
             attn_cycles(
@@ -53,36 +56,17 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
     }
 }
 
-/// Pipeline depth of the matrix-vector unit after its last ROM word.
-pub const MATVEC_LATENCY: u64 = 8;
-/// Cycles per element of the embedding unit.
-pub const EMBED_PER_ELEM: u64 = 1;
-/// Cycles per element of the elementwise unit.
-pub const ELEM_PER_ELEM: u64 = 1;
-/// Cycles per rotated pair of the RoPE unit.
-pub const ROPE_PER_PAIR: u64 = 1;
-
-/// The A8 load phase of a matrix-vector instruction.
-pub fn load_cycles(cols: u64) -> u64 {
-    2 * cols + 4
-}
-
-/// RMSNorm / LayerNorm of `n` values.
-pub fn norm_cycles(n: u64, layer: bool) -> u64 {
-    let passes = if layer { 3 } else { 2 };
-    passes * n + 40
-}
-
-/// Attention at position `pos` (KV append, then every head).
+/// Attention at position `pos` (KV append, then every head; `tls_attn`):
+/// `(2·KV + 1)·(33·B + 3) + H·(2·n·B + hd + 14)` with `B = hd/32` and `n`
+/// the positions in the window.
 pub fn attn_cycles(heads: u64, kv_heads: u64, hd: u64, window: u64, pos: u64) -> u64 {
-    let blocks = hd / nx::A8_BLOCK as u64;
+    let b = hd / nx::A8_BLOCK as u64;
     let n = if window > 0 {
         (pos + 1).min(window)
     } else {
         pos + 1
     };
-    let append = kv_heads * 2 * (hd + 8);
-    append + heads * (hd + 8 + 2 * n * blocks + hd + 40)
+    (2 * kv_heads + 1) * (33 * b + 3) + heads * (2 * n * b + hd + 14)
 }
 
 /// Predicted cycles of one token at `pos`.

@@ -140,7 +140,7 @@ fn vector(s: &mut u64, n: usize, regime: u64) -> Vec<i64> {
         let mode = match regime {
             // Mostly usual activations.
             0 => {
-                if xorshift(s) % 4 == 0 {
+                if xorshift(s).is_multiple_of(4) {
                     xorshift(s)
                 } else {
                     3
@@ -148,7 +148,7 @@ fn vector(s: &mut u64, n: usize, regime: u64) -> Vec<i64> {
             }
             // Peaked.
             1 => {
-                if xorshift(s) % 3 == 0 {
+                if xorshift(s).is_multiple_of(3) {
                     xorshift(s)
                 } else {
                     6
@@ -396,7 +396,7 @@ fn attn_matches_numerics_bit_exact() {
         .map(|(i, &c)| {
             make_case(
                 c,
-                0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1) * 0x1234_5678,
+                0x9e37_79b9_7f4a_7c15 ^ ((i as u64 + 1) * 0x1234_5678),
                 i == 2,
             )
         })

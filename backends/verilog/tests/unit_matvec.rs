@@ -123,13 +123,15 @@ fn random_vector(rng: &mut Rng, cols: usize) -> Vec<i64> {
     x
 }
 
-/// A random finite `SF16`: subnormal, tiny, large or any exponent.
+/// A random finite `SF16`: subnormal, tiny, large, typical or any exponent.
 fn random_sf16(rng: &mut Rng) -> Sf16 {
     let sign = (rng.below(2) as u16) << 15;
-    let e = match rng.below(5) {
+    let e = match rng.below(8) {
         0 => 0,
         1 => 1 + rng.below(4),
         2 => 26 + rng.below(5),
+        // Typical weight scales, 2^-10 .. 2^0.
+        3..=5 => 5 + rng.below(11),
         _ => rng.below(31),
     } as u16;
     let f = match rng.below(12) {
@@ -603,12 +605,12 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     )
 }
 
-#[test]
-fn matvec_bit_exact_and_streaming() {
-    // Sequential on purpose: one Verilator build at a time.
+/// Runs `run_lanes` for each value, one build at a time, and requires every
+/// arithmetic case to have occurred.
+fn run_all(lanes: &[usize], seed: u64) {
     let mut cov = Coverage::default();
-    for (i, lanes) in [1usize, 4, 16, 32, 64, 128].into_iter().enumerate() {
-        let line = run_lanes(lanes, 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1), &mut cov);
+    for (i, &l) in lanes.iter().enumerate() {
+        let line = run_lanes(l, seed ^ (i as u64 + 1), &mut cov);
         println!("{line}");
     }
     println!("{cov:?}");
@@ -617,6 +619,19 @@ fn matvec_bit_exact_and_streaming() {
     assert!(cov.left_saturated > 0, "no saturated block terms");
     assert!(cov.out_saturated > 0, "no saturated outputs");
     assert!(cov.zero_blocks > 0, "no zero blocks");
+}
+
+#[test]
+fn matvec_bit_exact_and_streaming() {
+    // Sequential on purpose: one Verilator build at a time.
+    run_all(&[4, 16, 32, 64], 0x9E37_79B9_7F4A_7C15);
+}
+
+/// The extreme lane counts (one MAC; four blocks per word), about 40 s:
+/// every lane count `--lanes` accepts at its ends is tested.
+#[test]
+fn matvec_bit_exact_lanes_1_and_128() {
+    run_all(&[1, 128], 0x2545_F491_4F6C_DD1D);
 }
 
 #[test]

@@ -173,8 +173,14 @@ impl QTable {
                 _ => (lo + rng.below(1 << bits) as i32) as i8,
             })
             .collect();
-        let scales = (0..rows * gpr).map(|_| rng.sf16()).collect();
-        let offsets = asym.then(|| (0..rows * gpr).map(|_| rng.sf16()).collect());
+        // Extreme scales: the largest halves saturate 8-bit codes (up = 29),
+        // the smallest give single-LSB terms.
+        let scale = |rng: &mut Rng| match rng.below(4) {
+            0 => Sf16(rng.pick(&[0x7bff, 0xfbff, 0x7800, 0xf800, 0x0001, 0x8001, 0, 0x3c00])),
+            _ => rng.sf16(),
+        };
+        let scales = (0..rows * gpr).map(|_| scale(rng)).collect();
+        let offsets = asym.then(|| (0..rows * gpr).map(|_| scale(rng)).collect());
         QTable {
             rows,
             cols,
@@ -712,12 +718,15 @@ fn program(m: &mut Mem) -> Vec<Ins> {
         (
             16usize, 5usize, 96usize, 32usize, 4u32, false, 3usize, false,
         ),
-        (16, 4, 64, 64, 8, true, 1, true),
+        (16, 4, 64, 32, 8, true, 1, true),
+        (16, 2, 512, 32, 8, true, 1, true),
         (16, 3, 128, 128, 3, true, 2, false),
         (64, 3, 96, 32, 4, true, 2, true),
         (64, 6, 160, 160, 8, false, 5, false),
+        (64, 3, 320, 32, 8, false, 2, false),
         (64, 2, 256, 128, 2, true, 0, true),
         (64, 2, 64, 64, 8, true, 1, true),
+        (64, 2, 448, 32, 8, true, 0, true),
     ] {
         let table = QTable::random(&mut rng, rows, cols, group, bits, asym);
         let words = table.rom_words(lanes);

@@ -1,0 +1,327 @@
+//! RTL cross-checks: chips built by `taalasc build` are simulated under
+//! Verilator by `taalasc sim` and compared, every unit output and every logit
+//! at every position, with the bit-exact reference (which tests/hf_oracle.rs
+//! and tests/smollm2.rs hold to transformers and llama.cpp). Also: lint,
+//! Yosys `check -assert`, a flipped ROM bit that must be caught, and
+//! byte-identical builds.
+//!
+//! Fixtures: tests/fixtures/rtl/* (tests/oracle/make_rtl_fixtures.py) and
+//! examples/tiny-llama. Needs verilator and yosys (scripts/test.sh installs
+//! them; a missing tool fails the test with the install command).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use taalasc_tests::{fixture, repo_root, smollm2_gguf, taalasc_bin};
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(taalasc_bin())
+        .args(args)
+        .output()
+        .expect("run taalasc")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "taalasc {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn build(model: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "build",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
+}
+
+/// `taalasc sim --json` of one sequence.
+fn sim_json(chip: &Path, tokens: &str) -> Value {
+    let out = ok(&["sim", chip.to_str().unwrap(), "--tokens", tokens, "--json"]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("sim --json: {e}\n{out}"))
+}
+
+fn lint(chip: &Path) {
+    let o = Command::new("verilator")
+        .args([
+            "--lint-only",
+            "-Wall",
+            "-Wno-DECLFILENAME",
+            "--top-module",
+            "taalasc_chip",
+            "-f",
+            "taalasc.f",
+        ])
+        .current_dir(chip)
+        .output()
+        .expect("verilator is installed (apt-get install -y verilator)");
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && !text.contains("%Warning"),
+        "verilator --lint-only -Wall on {}:\n{text}",
+        chip.display()
+    );
+}
+
+/// Builds `model` with `lanes`, lints it, simulates `tokens` and asserts
+/// bit-exactness and the cycle model. Returns the sim JSON.
+fn cross_check(model: &Path, lanes: usize, tokens: &str, dir: &Path) -> Value {
+    let chip = dir.join("chip");
+    build(
+        model,
+        &chip,
+        &["--lanes", &lanes.to_string(), "--context", "32"],
+    );
+    lint(&chip);
+    let j = sim_json(&chip, tokens);
+    let n = tokens.split(',').count();
+    assert_eq!(j["bit_exact"], true, "{}: {j:#}", model.display());
+    assert_eq!(j["first_mismatch"], Value::Null);
+    assert_eq!(j["positions"], n);
+    let vocab = {
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap())
+                .unwrap();
+        m["hardware"]["plan"]["vocab"].as_u64().unwrap()
+    };
+    // Every logit and at least one unit output per position were compared.
+    assert!(j["values_compared"].as_u64().unwrap() > n as u64 * vocab);
+    let measured = j["cycles_per_token"].as_f64().unwrap();
+    let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
+    assert!(
+        measured <= 1.25 * formula && formula <= 1.25 * measured,
+        "cycles {measured} vs formula {formula}"
+    );
+    assert_eq!(j["lanes"], lanes);
+    j
+}
+
+#[test]
+fn tiny_llama_gqa_bit_exact_and_a_flipped_rom_bit_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = cross_check(
+        &repo_root().join("examples/tiny-llama"),
+        16,
+        "1,5,9,100,7,3,3,12,40,41,2,300",
+        dir.path(),
+    );
+    assert!(
+        j["mac_utilization"].as_f64().unwrap() >= 0.90,
+        "MAC utilization {j:#}"
+    );
+    // Flip one bit of layer 0's q projection ROM: the high bit of the
+    // scale mantissa of row 0, block 0 (16 lanes of 4-bit codes, then the
+    // 36-bit field {d_mant:12, ...}). The cross-check must stop at that
+    // node, position 0, and the CLI must exit 1.
+    let chip = dir.path().join("chip");
+    let rom = chip.join("rom/e1_layers_0_attn_q_weight.hex");
+    let text = std::fs::read_to_string(&rom).unwrap();
+    let first = text.lines().next().unwrap();
+    let width_bits = first.len() * 4;
+    let bit = 16 * 4 + 24 + 10; // d_mant bit 10
+    let ch = first.len() - 1 - bit / 4;
+    let digit = u8::from_str_radix(&first[ch..ch + 1], 16).unwrap() ^ (1 << (bit % 4));
+    let mut flipped = first.to_string();
+    flipped.replace_range(ch..ch + 1, &format!("{digit:x}"));
+    assert!(width_bits >= bit);
+    std::fs::write(&rom, text.replacen(first, &flipped, 1)).unwrap();
+    let o = run(&["sim", chip.to_str().unwrap(), "--tokens", "1,5,9"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "MISMATCH at position 0: node `layers.0.attn.q` (engine 1, unit matvec), element 0"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn tied_mqa_llama_bit_exact_32_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    cross_check(
+        &fixture("rtl/llama_tied_mqa"),
+        32,
+        "1,5,9,70,7,3,3,12,40,41",
+        dir.path(),
+    );
+}
+
+#[test]
+fn qwen2_biases_bit_exact_64_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    cross_check(
+        &fixture("rtl/qwen2_bias"),
+        64,
+        "1,5,9,70,7,3,3,12,40,41",
+        dir.path(),
+    );
+}
+
+#[test]
+fn gpt2_layernorm_gelu_positions_bit_exact_4_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    cross_check(
+        &fixture("rtl/gpt2"),
+        4,
+        "1,5,9,70,7,3,3,12,40,41",
+        dir.path(),
+    );
+}
+
+#[test]
+fn mistral_sliding_window_bit_exact_8_lanes() {
+    // Ten positions with a window of 4: the window slides six times.
+    let dir = tempfile::tempdir().unwrap();
+    cross_check(
+        &fixture("rtl/mistral_window"),
+        8,
+        "1,5,9,70,7,3,3,12,40,41",
+        dir.path(),
+    );
+}
+
+/// The real SmolLM2-135M weights (Q4_1 imported losslessly, Q8_0
+/// embedding/head), first 2 of its 30 layers plus the 49,152-row head.
+#[test]
+fn smollm2_two_real_layers_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("smol2");
+    build(
+        &smollm2_gguf(),
+        &chip,
+        &["--layers", "2", "--context", "64", "--lanes", "16"],
+    );
+    lint(&chip);
+    let j = sim_json(&chip, "1,504,3");
+    assert_eq!(j["bit_exact"], true, "{j:#}");
+    assert_eq!(j["positions"], 3);
+    assert!(j["mac_utilization"].as_f64().unwrap() >= 0.90, "{j:#}");
+    let measured = j["cycles_per_token"].as_f64().unwrap();
+    let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
+    assert!(measured <= 1.25 * formula && formula <= 1.25 * measured);
+}
+
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn rtl_build_is_byte_identical_and_snapshotted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let model = fixture("rtl/llama_tied_mqa");
+    build(&model, &a, &["--lanes", "4", "--context", "8"]);
+    build(&model, &b, &["--lanes", "4", "--context", "8"]);
+    let (fa, fb) = (files(&a), files(&b));
+    assert!(fa.len() > 20, "{} files", fa.len());
+    assert_eq!(
+        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((p, x), (_, y)) in fa.iter().zip(&fb) {
+        assert!(x == y, "{} differs between two builds", p.display());
+    }
+    // Snapshots record the emitted design of the smallest model: the I/O
+    // engine, a layer engine, the chip top and the hardware manifest.
+    for f in ["taalasc_engine_0.v", "taalasc_engine_1.v", "taalasc_chip.v"] {
+        let text = std::fs::read_to_string(a.join("rtl").join(f)).unwrap();
+        insta::assert_snapshot!(f, text);
+    }
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("manifest.json")).unwrap()).unwrap();
+    insta::assert_json_snapshot!("manifest_hardware", m["hardware"]);
+}
+
+#[test]
+fn yosys_synthesizes_an_engine_with_check_assert() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("chip");
+    build(
+        &repo_root().join("examples/tiny-llama"),
+        &chip,
+        &["--lanes", "4", "--context", "8"],
+    );
+    // Engine 1 holds every unit a Llama layer needs (matvec, norm, RoPE,
+    // attention, elementwise); macros are blackboxes.
+    let out = ok(&["synth", chip.to_str().unwrap(), "--engine", "1", "--json"]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["check_passed"], true);
+    let modules = j["modules"].as_object().unwrap();
+    let cells = |unit: &str| -> u64 {
+        modules
+            .iter()
+            .filter(|(k, _)| k.ends_with(unit))
+            .map(|(_, v)| v["cells"].as_u64().unwrap())
+            .sum()
+    };
+    for unit in ["tls_matvec", "tls_attn", "tls_norm", "tls_rope", "tls_elem"] {
+        assert!(cells(unit) > 1000, "{unit}: {} cells", cells(unit));
+    }
+    // The weight ROMs stay macros (blackbox cells), not gates.
+    let engine = &modules["taalasc_engine_1"];
+    assert!(
+        engine["by_type"]["tls_rom"].as_u64().unwrap() >= 7,
+        "{engine:#}"
+    );
+    // The result is recorded in report.json, with the macro bit counts.
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(chip.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        r["synth"]["taalasc_engine_1"]["total_cells"],
+        j["total_cells"]
+    );
+    assert!(r["macro_bits"]["weight_rom_packed"].as_u64().unwrap() > 100_000);
+}
+
+#[test]
+fn sim_rejects_a_chip_without_rtl() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("chip");
+    build(
+        &repo_root().join("examples/tiny-llama"),
+        &chip,
+        &["--no-rtl"],
+    );
+    let o = run(&["sim", chip.to_str().unwrap(), "--tokens", "1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no RTL in this chip folder"), "{err}");
+    let o = run(&[
+        "build",
+        repo_root().join("examples/tiny-llama").to_str().unwrap(),
+        "-o",
+        chip.to_str().unwrap(),
+        "--lanes",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--lanes 3: expected a power of two"),
+        "{err}"
+    );
+}
