@@ -3,8 +3,8 @@
 #   bash scripts/example.sh
 # Builds taalasc, then inspects, runs and scores examples/tiny-llama (a small
 # Llama trained on news text, with its own tokenizer, shipped in the
-# repository), builds its chip image and runs that on the bit-exact integer
-# reference.
+# repository), builds its chip image and RTL, runs the image on the bit-exact
+# integer reference, and simulates the RTL under Verilator against it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,3 +18,4 @@ $bin eval $model --text examples/tiny-llama/sample.txt --ctx 64
 $bin build $model -o target/tiny-llama.chip
 $bin run target/tiny-llama.chip --prompt "The capital of France is" --max-tokens 12
 $bin eval target/tiny-llama.chip --text examples/tiny-llama/sample.txt --ctx 64
+$bin sim target/tiny-llama.chip --prompt "The capital of France is"

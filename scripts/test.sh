@@ -15,6 +15,9 @@ need_apt=()
 command -v verilator >/dev/null || need_apt+=(verilator)
 command -v yosys >/dev/null || need_apt+=(yosys)
 command -v iverilog >/dev/null || need_apt+=(iverilog)
+# Verilator compiles its models with a C++ compiler and make.
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v make >/dev/null || need_apt+=(make)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need_apt[*]}; install with: sudo apt-get install -y ${need_apt[*]}" >&2

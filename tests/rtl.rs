@@ -117,21 +117,17 @@ fn tiny_llama_gqa_bit_exact_and_a_flipped_rom_bit_is_caught() {
         j["mac_utilization"].as_f64().unwrap() >= 0.90,
         "MAC utilization {j:#}"
     );
-    // Flip one bit of layer 0's q projection ROM: the high bit of the
-    // scale mantissa of row 0, block 0 (16 lanes of 4-bit codes, then the
-    // 36-bit field {d_mant:12, ...}). The cross-check must stop at that
-    // node, position 0, and the CLI must exit 1.
+    // Flip one bit of layer 0's q projection ROM: the sign bit of the code
+    // of row 0, column 0 (lane 0 of the first word, bits 3..0; 4-bit codes).
+    // The code moves by 8, so output 0 moves by 8·a_0·d. The cross-check
+    // must stop at that node, position 0, element 0, and the CLI must exit 1.
     let chip = dir.path().join("chip");
     let rom = chip.join("rom/e1_layers_0_attn_q_weight.hex");
     let text = std::fs::read_to_string(&rom).unwrap();
     let first = text.lines().next().unwrap();
-    let width_bits = first.len() * 4;
-    let bit = 16 * 4 + 24 + 10; // d_mant bit 10
-    let ch = first.len() - 1 - bit / 4;
-    let digit = u8::from_str_radix(&first[ch..ch + 1], 16).unwrap() ^ (1 << (bit % 4));
-    let mut flipped = first.to_string();
-    flipped.replace_range(ch..ch + 1, &format!("{digit:x}"));
-    assert!(width_bits >= bit);
+    let last = first.len() - 1;
+    let digit = u8::from_str_radix(&first[last..], 16).unwrap() ^ 0x8;
+    let flipped = format!("{}{digit:x}", &first[..last]);
     std::fs::write(&rom, text.replacen(first, &flipped, 1)).unwrap();
     let o = run(&["sim", chip.to_str().unwrap(), "--tokens", "1,5,9"]);
     let out = String::from_utf8_lossy(&o.stdout);
@@ -311,6 +307,22 @@ fn sim_rejects_a_chip_without_rtl() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no RTL in this chip folder"), "{err}");
+    let tiny = repo_root().join("examples/tiny-llama");
+    let o = run(&[
+        "build",
+        tiny.to_str().unwrap(),
+        "-o",
+        chip.to_str().unwrap(),
+        "--layers",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err
+                .contains("field `layers`: asked for the first 3 decoder layers, the model has 2"),
+        "{err}"
+    );
     let o = run(&[
         "build",
         repo_root().join("examples/tiny-llama").to_str().unwrap(),

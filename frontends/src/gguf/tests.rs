@@ -101,7 +101,7 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
 fn load_bytes(bytes: &[u8]) -> Result<LoadedModel, LoadError> {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "m.gguf", bytes);
-    super::load(&p)
+    super::load(&p, None)
 }
 
 fn parse(bytes: &[u8]) -> Result<Header, LoadError> {
@@ -490,7 +490,7 @@ fn every_truncation_is_an_error() {
 fn file_shorter_than_the_magic() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "empty.gguf", b"");
-    assert_err(super::load(&p), &["empty.gguf", "only 0 bytes"]);
+    assert_err(super::load(&p, None), &["empty.gguf", "only 0 bytes"]);
 }
 
 #[test]
@@ -797,7 +797,7 @@ fn corrupted_files_never_panic() {
         if i % 6 == 0 {
             // The full path (mapping, lowering, tokenizer, weight reads) too.
             let p = write(&dir, "fuzz.gguf", &b);
-            if let Ok(m) = super::load(&p) {
+            if let Ok(m) = super::load(&p, None) {
                 for id in 0..m.model.weights.len() {
                     let _ = m.weights.load_f32(WeightId(id as u32));
                 }
