@@ -337,3 +337,41 @@ fn sim_rejects_a_chip_without_rtl() {
         "{err}"
     );
 }
+
+#[test]
+fn vcd_waves_are_dumped() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("chip");
+    build(
+        &fixture("rtl/llama_tied_mqa"),
+        &chip,
+        &["--lanes", "8", "--context", "8"],
+    );
+    let vcd = dir.path().join("waves.vcd");
+    let j: Value = serde_json::from_str(&ok(&[
+        "sim",
+        chip.to_str().unwrap(),
+        "--tokens",
+        "1,2",
+        "--json",
+        "--vcd",
+        vcd.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(j["bit_exact"], true);
+    let text = std::fs::read_to_string(&vcd).unwrap();
+    assert!(text.contains("$enddefinitions"));
+    assert!(text.contains(" out_logit ") && text.contains(" in_token "));
+    // One timestamp per half cycle of the whole run.
+    let cycles: u64 = j["per_token"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["total"].as_u64().unwrap())
+        .sum();
+    let stamps = text.lines().filter(|l| l.starts_with('#')).count() as u64;
+    assert!(
+        stamps >= 2 * cycles,
+        "{stamps} timestamps for {cycles} cycles"
+    );
+}

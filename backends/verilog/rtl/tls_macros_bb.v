@@ -16,6 +16,14 @@ module tls_rom #(
 endmodule
 
 (* blackbox *)
+module tls_icg (
+    input  wire clk,
+    input  wire en,
+    output wire gclk
+);
+endmodule
+
+(* blackbox *)
 module tls_sram #(
     parameter integer W = 8,
     parameter integer D = 16,

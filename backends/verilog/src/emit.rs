@@ -6,11 +6,8 @@
 //! the chip controller. Output is deterministic: the same plan gives the
 //! same bytes.
 
-use crate::plan::{
-    addr_bits, blocks_per_word, ElemOp, Engine, Instr, Plan, Step, SCALE_FIELD_BITS,
-};
+use crate::plan::{addr_bits, blocks_per_word, Engine, Instr, Plan, Step, SCALE_FIELD_BITS};
 use std::fmt::Write as _;
-use taalasc_numerics as nx;
 
 /// Program counter bits of every engine.
 pub const PC_BITS: u32 = 8;
@@ -39,23 +36,16 @@ fn lit(w: u32, v: u64) -> String {
     format!("{w}'d{v}")
 }
 
-/// Verilog literal of a signed value, as `w` bits of two's complement.
-fn slit(w: u32, v: i64) -> String {
-    let m = if w >= 64 { u64::MAX } else { (1u64 << w) - 1 };
-    format!("{w}'h{:x}", (v as u64) & m)
-}
-
 /// A program-decoder field: `(name, width)`.
 struct Field(&'static str, u32);
 
-fn fields(plan: &Plan, e: &Engine, w: &Widths) -> Vec<Field> {
+fn fields(e: &Engine, w: &Widths) -> Vec<Field> {
     let aw = w.aw;
     let sel = |n: usize| addr_bits(n.max(1));
     let mut f = vec![Field("d_unit", 3)];
     if e.uses("matvec") || e.uses("embed") {
         f.push(Field("d_mat", sel(e.mats.len())));
     }
-    let _ = plan;
     if e.uses("matvec") {
         f.extend([
             Field("d_mv_src", aw),
@@ -254,6 +244,16 @@ fn or_all(names: &[String], w: u32) -> String {
     }
 }
 
+/// `always @*` multiplexer: `out = srcs[sel]`, zero for other selects.
+fn mux(s: &mut String, sel: &str, out: &str, srcs: &[String], w: u32) {
+    let sw = addr_bits(srcs.len());
+    let _ = writeln!(s, "  always @* begin\n    case ({sel})");
+    for (k, src) in srcs.iter().enumerate() {
+        let _ = writeln!(s, "      {}: {out} = {src};", lit(sw, k as u64));
+    }
+    let _ = writeln!(s, "      default: {out} = {w}'d0;\n    endcase\n  end");
+}
+
 /// The module of engine `e`.
 pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let w = Widths::of(plan);
@@ -292,7 +292,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let _ = writeln!(s, "    output wire          busy_mv,\n    output wire          busy_attn,\n    output wire          busy_nl\n);");
 
     // Program decoder.
-    let fl = fields(plan, e, &w);
+    let fl = fields(e, &w);
     let _ = writeln!(s, "\n  // ---- program decoder ----");
     let _ = writeln!(
         s,
@@ -458,14 +458,8 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
                 m.bits
             );
         }
-        let _ = writeln!(s, "  always @* begin\n    case (d_mat)");
-        for k in 0..e.mats.len() {
-            let _ = writeln!(s, "      {}: w_data = m{k}_w;", lit(mw, k as u64));
-        }
-        let _ = writeln!(
-            s,
-            "      default: w_data = {wide_bits}'d0;\n    endcase\n  end"
-        );
+        let srcs: Vec<String> = (0..e.mats.len()).map(|k| format!("m{k}_w")).collect();
+        mux(&mut s, "d_mat", "w_data", &srcs, wide_bits as u32);
     }
     // Linear bias ROMs.
     if e.uses("matvec") {
@@ -480,11 +474,8 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             let _ = writeln!(s, "  wire [47:0] b{k}_q;  // {}", b.name);
             let _ = writeln!(s, "  tls_rom #(.W(48), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) b{k} (\n    .clk(clk), .en(br_en && d_bias == {}), .addr(br_addr[{}:0]), .data(b{k}_q)\n  );", b.depth, b.file, lit(bw, k as u64), ab - 1);
         }
-        let _ = writeln!(s, "  always @* begin\n    case (d_bias)");
-        for k in 0..e.biases.len() {
-            let _ = writeln!(s, "      {}: br_data = b{k}_q;", lit(bw, k as u64));
-        }
-        let _ = writeln!(s, "      default: br_data = 48'd0;\n    endcase\n  end");
+        let srcs: Vec<String> = (0..e.biases.len()).map(|k| format!("b{k}_q")).collect();
+        mux(&mut s, "d_bias", "br_data", &srcs, 48);
     }
     // Gain ROMs.
     let gaw = e
@@ -504,18 +495,9 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             let _ = writeln!(s, "  wire [31:0] g{k}_q;  // {}", g.name);
             let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) g{k} (\n    .clk(clk), .en({sel_g} || {sel_b}), .addr({sel_g} ? g_addr[{}:0] : nb_addr[{}:0]), .data(g{k}_q)\n  );", g.depth, g.file, ab - 1, ab - 1);
         }
-        let _ = writeln!(s, "  always @* begin\n    case (d_gain)");
-        for k in 0..e.gains.len() {
-            let _ = writeln!(s, "      {}: g_data = g{k}_q;", lit(gw, k as u64));
-        }
-        let _ = writeln!(
-            s,
-            "      default: g_data = 32'd0;\n    endcase\n    case (d_nbias)"
-        );
-        for k in 0..e.gains.len() {
-            let _ = writeln!(s, "      {}: nb_data = g{k}_q;", lit(gw, k as u64));
-        }
-        let _ = writeln!(s, "      default: nb_data = 32'd0;\n    endcase\n  end");
+        let srcs: Vec<String> = (0..e.gains.len()).map(|k| format!("g{k}_q")).collect();
+        mux(&mut s, "d_gain", "g_data", &srcs, 32);
+        mux(&mut s, "d_nbias", "nb_data", &srcs, 32);
     }
     // RoPE tables.
     let taw = e
@@ -540,11 +522,8 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             let _ = writeln!(s, "  wire [31:0] r{k}_q;");
             let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) r{k} (\n    .clk(clk), .en(t_en && d_rope == {}), .addr(t_addr[{}:0]), .data(r{k}_q)\n  );", r.depth, r.file, lit(rw, k as u64), ab - 1);
         }
-        let _ = writeln!(s, "  always @* begin\n    case (d_rope)");
-        for k in 0..e.ropes.len() {
-            let _ = writeln!(s, "      {}: t_data = r{k}_q;", lit(rw, k as u64));
-        }
-        let _ = writeln!(s, "      default: t_data = 32'd0;\n    endcase\n  end");
+        let srcs: Vec<String> = (0..e.ropes.len()).map(|k| format!("r{k}_q")).collect();
+        mux(&mut s, "d_rope", "t_data", &srcs, 32);
     }
 
     // Unit instances.
@@ -751,38 +730,47 @@ pub fn chip_module(plan: &Plan) -> String {
     for (k, e) in plan.engines.iter().enumerate() {
         let _ = writeln!(
             s,
-            "  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(clk), .rst(rst), .start(run_go && run_e == {}), .pc0(s_pc0), .pc1(s_pc1),\n    .token(token), .pos(pos), .done(e{k}_done),\n    .x_re(cp_re && s_from == {}), .x_raddr(cp_raddr), .x_rdata(e{k}_xr),\n    .x_we(cp_wv && s_to == {}), .x_waddr(cp_waddr), .x_wdata(cp_data),\n    .o_valid(e{k}_o_valid), .o_ready(out_ready && state == S_RUN), .o_data(e{k}_o_data), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
+            "  // Engine {k} runs only while it is started, running or copied to or from.\n  wire e{k}_en = rst || (run_e == {k_lit} && (state == S_START || state == S_RUN)) || (state == S_COPY && (s_from == {k_lit} || s_to == {k_lit}));\n  wire e{k}_clk;\n  tls_icg e{k}_icg (.clk(clk), .en(e{k}_en), .gclk(e{k}_clk));\n  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(e{k}_clk), .rst(rst), .start(run_go && run_e == {}), .pc0(s_pc0), .pc1(s_pc1),\n    .token(token), .pos(pos), .done(e{k}_done),\n    .x_re(cp_re && s_from == {}), .x_raddr(cp_raddr), .x_rdata(e{k}_xr),\n    .x_we(cp_wv && s_to == {}), .x_waddr(cp_waddr), .x_wdata(cp_data),\n    .o_valid(e{k}_o_valid), .o_ready(out_ready && state == S_RUN), .o_data(e{k}_o_data), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
             e.index,
             lit(ew, k as u64),
             lit(ew, k as u64),
-            lit(ew, k as u64)
+            lit(ew, k as u64),
+            k_lit = lit(ew, k as u64)
         );
     }
     let join = |f: &dyn Fn(usize) -> String| (0..ne).map(f).collect::<Vec<_>>().join(" | ");
+    let _ = writeln!(s, "  reg [47:0] cp_data;");
+    let srcs: Vec<String> = (0..ne).map(|k| format!("e{k}_xr")).collect();
+    mux(&mut s, "s_from", "cp_data", &srcs, 48);
+    // A gated engine keeps its last outputs: only the running one counts.
+    let on = |k: usize| format!("(run_e == {} && state == S_RUN)", lit(ew, k as u64));
+    for k in 0..ne {
+        let _ = writeln!(
+            s,
+            "  wire e{k}_on = {};\n  wire e{k}_dw = e{k}_dbg_we && e{k}_on;",
+            on(k)
+        );
+    }
     let _ = writeln!(
         s,
-        "  reg [47:0] cp_data;\n  always @* begin\n    case (s_from)"
+        "  wire any_done = {};",
+        join(&|k| format!("(e{k}_done && e{k}_on)"))
     );
-    for k in 0..ne {
-        let _ = writeln!(s, "      {}: cp_data = e{k}_xr;", lit(ew, k as u64));
-    }
-    let _ = writeln!(s, "      default: cp_data = 48'd0;\n    endcase\n  end");
-    let _ = writeln!(s, "  wire any_done = {};", join(&|k| format!("e{k}_done")));
     let _ = writeln!(
         s,
         "  wire bmv = {};\n  wire bat = {};\n  wire bnl = {};",
-        join(&|k| format!("e{k}_bmv")),
-        join(&|k| format!("e{k}_bat")),
-        join(&|k| format!("e{k}_bnl"))
+        join(&|k| format!("(e{k}_bmv && e{k}_on)")),
+        join(&|k| format!("(e{k}_bat && e{k}_on)")),
+        join(&|k| format!("(e{k}_bnl && e{k}_on)"))
     );
-    let _ = writeln!(s, "  wire eo_valid = {};\n  wire eo_last = {};\n  wire [47:0] eo_data = {};\n  wire [{}:0] eo_index = {};", join(&|k| format!("e{k}_o_valid")), join(&|k| format!("e{k}_o_last")), join(&|k| format!("e{k}_o_data")), w.vw - 1, join(&|k| format!("e{k}_o_index")));
+    let _ = writeln!(s, "  wire eo_valid = {};\n  wire eo_last = {};\n  wire [47:0] eo_data = {};\n  wire [{}:0] eo_index = {};", join(&|k| format!("(e{k}_o_valid && e{k}_on)")), join(&|k| format!("(e{k}_o_last && e{k}_on)")), join(&|k| format!("e{k}_o_data")), w.vw - 1, join(&|k| format!("e{k}_o_index")));
     let _ = writeln!(s, "  assign out_valid = (state == S_ERR) || (state == S_RUN && eo_valid);\n  assign out_logit = (state == S_ERR) ? 48'd0 : eo_data;\n  assign out_index = (state == S_ERR) ? {}'d0 : eo_index;\n  assign out_last = (state == S_ERR) || eo_last;\n  assign out_error = (state == S_ERR);\n  assign out_slot = slot;\n  assign out_pos = pos;", w.vw);
     let _ = writeln!(s, "  assign dbg_we = {};\n  assign dbg_engine = {};\n  assign dbg_pc = {};\n  assign dbg_addr = {};\n  assign dbg_data = {};",
-        join(&|k| format!("e{k}_dbg_we")),
-        join(&|k| format!("(e{k}_dbg_we ? {} : {ew}'d0)", lit(ew, k as u64))),
-        join(&|k| format!("(e{k}_dbg_we ? e{k}_dbg_pc : {PC_BITS}'d0)")),
-        join(&|k| format!("(e{k}_dbg_we ? e{k}_dbg_addr : {aw}'d0)")),
-        join(&|k| format!("(e{k}_dbg_we ? e{k}_dbg_data : 48'd0)")));
+        join(&|k| format!("e{k}_dw")),
+        join(&|k| format!("(e{k}_dw ? {} : {ew}'d0)", lit(ew, k as u64))),
+        join(&|k| format!("(e{k}_dw ? e{k}_dbg_pc : {PC_BITS}'d0)")),
+        join(&|k| format!("(e{k}_dw ? e{k}_dbg_addr : {aw}'d0)")),
+        join(&|k| format!("(e{k}_dw ? e{k}_dbg_data : 48'd0)")));
     let _ = writeln!(
         s,
         "  always @(posedge clk) begin
@@ -902,8 +890,5 @@ pub fn check_limits(plan: &Plan) -> Result<(), String> {
             plan.context
         ));
     }
-    let _ = nx::A8_BLOCK;
-    let _ = ElemOp::Copy;
-    let _ = slit;
     Ok(())
 }

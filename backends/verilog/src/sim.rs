@@ -257,22 +257,24 @@ pub fn compare(
         got.insert((r.token, r.engine, r.pc, r.addr), r.data);
     }
     let mut compared = 0u64;
+    let fail = |m: Mismatch, compared: u64| Check {
+        bit_exact: false,
+        positions: m.position,
+        values_compared: compared,
+        first_mismatch: Some(m),
+    };
     for (t, err) in rtl.errors.iter().enumerate().take(tokens.len()) {
         if *err {
-            return Ok(Check {
-                bit_exact: false,
-                positions: t,
-                values_compared: compared,
-                first_mismatch: Some(Mismatch {
-                    position: t,
-                    node: "chip".into(),
-                    engine: 0,
-                    unit: "controller".into(),
-                    index: 0,
-                    rtl: None,
-                    reference: 0,
-                }),
-            });
+            let m = Mismatch {
+                position: t,
+                node: "chip".into(),
+                engine: 0,
+                unit: "controller (error beat)".into(),
+                index: 0,
+                rtl: None,
+                reference: 0,
+            };
+            return Ok(fail(m, compared));
         }
         // Unit outputs, in the order the chip computes them.
         for step in &plan.schedule {
@@ -297,20 +299,16 @@ pub fn compare(
                         .copied();
                     compared += 1;
                     if g != Some(r) {
-                        return Ok(Check {
-                            bit_exact: false,
-                            positions: t,
-                            values_compared: compared,
-                            first_mismatch: Some(Mismatch {
-                                position: t,
-                                node: node.clone(),
-                                engine: *engine,
-                                unit: e.program[pc].unit().into(),
-                                index: i,
-                                rtl: g,
-                                reference: r,
-                            }),
-                        });
+                        let m = Mismatch {
+                            position: t,
+                            node: node.clone(),
+                            engine: *engine,
+                            unit: e.program[pc].unit().into(),
+                            index: i,
+                            rtl: g,
+                            reference: r,
+                        };
+                        return Ok(fail(m, compared));
                     }
                 }
             }
@@ -320,20 +318,16 @@ pub fn compare(
             let g = rtl.logits.get(t * vocab + i).copied();
             compared += 1;
             if g != Some(r) {
-                return Ok(Check {
-                    bit_exact: false,
-                    positions: t,
-                    values_compared: compared,
-                    first_mismatch: Some(Mismatch {
-                        position: t,
-                        node: "logits".into(),
-                        engine: 0,
-                        unit: "out".into(),
-                        index: i,
-                        rtl: g,
-                        reference: r,
-                    }),
-                });
+                let m = Mismatch {
+                    position: t,
+                    node: "logits".into(),
+                    engine: 0,
+                    unit: "out".into(),
+                    index: i,
+                    rtl: g,
+                    reference: r,
+                };
+                return Ok(fail(m, compared));
             }
         }
     }

@@ -18,33 +18,8 @@ use taalasc_numerics::{
 };
 use taalasc_verilog::tools::{rtl_lib, run, verilator_binary};
 
-/// xorshift64: the test's only source of randomness (fixed seeds).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in `0..n` (n > 0; the modulo bias is irrelevant here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
-    }
-
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
+mod common;
+use common::Rng;
 
 fn clamp_w48(x: i64) -> i64 {
     x.clamp(W_MIN, W_MAX)

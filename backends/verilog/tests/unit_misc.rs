@@ -22,24 +22,10 @@ const W64_D: usize = 4096;
 const INS_BITS: usize = 288;
 const MASK48: u64 = (1 << 48) - 1;
 
-/// xorshift64 (fixed seeds: every run is the same test).
-struct Rng(u64);
+mod common;
+use common::Rng;
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
     /// R32 values: extremes, small values and every magnitude.
     fn r32(&mut self) -> i32 {
         match self.below(12) {
