@@ -206,6 +206,33 @@ fn smollm2_two_real_layers_bit_exact() {
     assert!(measured <= 1.25 * formula && formula <= 1.25 * measured);
 }
 
+/// The whole SmolLM2-135M (30 layers, 134.5 M weights in ROM), two tokens:
+/// about 2.5 minutes of Verilator build and 1 minute of simulation.
+#[test]
+fn smollm2_full_model_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("smol");
+    build(
+        &smollm2_gguf(),
+        &chip,
+        &["--context", "16", "--lanes", "16"],
+    );
+    let j = sim_json(&chip, "1,504");
+    assert_eq!(j["bit_exact"], true, "{j:#}");
+    assert_eq!(j["positions"], 2);
+    assert!(j["mac_utilization"].as_f64().unwrap() >= 0.90, "{j:#}");
+    let measured = j["cycles_per_token"].as_f64().unwrap();
+    let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
+    assert!(measured <= 1.25 * formula && formula <= 1.25 * measured);
+    // 30 layers of 3,538,944 weights and the 28,311,552-weight head, at 16
+    // weights per cycle.
+    let ideal = (30.0 * 3_538_944.0 + 28_311_552.0) / 16.0;
+    assert!(
+        measured > ideal && measured < 1.1 * ideal,
+        "{measured} vs {ideal}"
+    );
+}
+
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

@@ -29,6 +29,34 @@ pub struct SynthResult {
     pub seconds: f64,
 }
 
+/// A readable module name: Yosys names parameterized copies
+/// `$paramod$<hash>\\tls_attn` or `$paramod\\tls_attn_shsat\\PW=s32'0..010101`;
+/// this gives `tls_attn` and `tls_attn_shsat PW=21`.
+pub fn module_name(raw: &str) -> String {
+    let Some(rest) = raw.strip_prefix("$paramod") else {
+        return raw.to_string();
+    };
+    let mut parts = rest.split('\\').skip(1);
+    let base = parts.next().unwrap_or(rest).to_string();
+    let params: Vec<String> = parts
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => {
+                let bits = v.split_once('\'').map_or(v, |(_, b)| b);
+                match u64::from_str_radix(bits, 2) {
+                    Ok(n) => format!("{k}={n}"),
+                    Err(_) => p.to_string(),
+                }
+            }
+            None => p.to_string(),
+        })
+        .collect();
+    if params.is_empty() {
+        base
+    } else {
+        format!("{base} {}", params.join(" "))
+    }
+}
+
 /// Parses the text of Yosys `stat`.
 pub fn parse_stat(text: &str) -> (BTreeMap<String, ModuleCells>, Option<u64>) {
     let mut modules = BTreeMap::new();
@@ -39,9 +67,11 @@ pub fn parse_stat(text: &str) -> (BTreeMap<String, ModuleCells>, Option<u64>) {
         let l = line.trim();
         if let Some(name) = l.strip_prefix("=== ").and_then(|r| r.strip_suffix(" ===")) {
             in_hier = name == "design hierarchy";
-            cur = (!in_hier).then(|| name.to_string());
+            cur = (!in_hier).then(|| module_name(name));
             if let Some(c) = &cur {
-                modules.insert(c.clone(), ModuleCells::default());
+                modules
+                    .entry(c.clone())
+                    .or_insert_with(ModuleCells::default);
             }
             continue;
         }
@@ -58,9 +88,9 @@ pub fn parse_stat(text: &str) -> (BTreeMap<String, ModuleCells>, Option<u64>) {
         let Some(c) = &cur else { continue };
         let m = modules.get_mut(c).expect("inserted");
         if let Some(n) = num("Number of cells:") {
-            m.cells = n;
+            m.cells += n;
         } else if let Some(n) = num("Number of wires:") {
-            m.wires = n;
+            m.wires += n;
         } else if m.cells > 0 {
             let mut it = l.split_whitespace();
             if let (Some(ty), Some(n), None) = (it.next(), it.next(), it.next()) {
@@ -114,4 +144,30 @@ pub fn synth(dir: &Path, plan: &Plan, top: &str) -> Result<SynthResult, ToolErro
         check_passed: true,
         seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yosys_module_names_are_made_readable() {
+        assert_eq!(module_name("$paramod$5a25\\tls_attn"), "tls_attn");
+        assert_eq!(
+            module_name("$paramod\\tls_attn_shsat\\PW=s32'00000000000000000000000000010101"),
+            "tls_attn_shsat PW=21"
+        );
+        assert_eq!(module_name("taalasc_engine_1"), "taalasc_engine_1");
+    }
+
+    #[test]
+    fn stat_text_is_parsed_per_module() {
+        let text = "=== $paramod$ab\\tls_norm ===\n\n   Number of wires:         12\n   Number of cells:        30\n     $_AND_         20\n     $_OR_          10\n\n=== top ===\n   Number of cells:   3\n     tls_rom   2\n     $_NOT_   1\n\n=== design hierarchy ===\n   Number of cells:   33\n";
+        let (m, total) = parse_stat(text);
+        assert_eq!(total, Some(33));
+        assert_eq!(m["tls_norm"].cells, 30);
+        assert_eq!(m["tls_norm"].wires, 12);
+        assert_eq!(m["tls_norm"].by_type["$_AND_"], 20);
+        assert_eq!(m["top"].by_type["tls_rom"], 2);
+    }
 }
