@@ -101,7 +101,7 @@ pub fn yosys_script(plan: &Plan, top: &str) -> String {
         s.push_str(&format!("read_verilog -DSYNTHESIS {f}\n"));
     }
     s.push_str(&format!(
-        "hierarchy -check -top {top}\nsynth -top {top}\ncheck -assert\nstat\n"
+        "hierarchy -check -top {top}\nsynth -top {top}\n# no multiple drivers, undriven wires or combinational loops\ncheck -assert\n# no latches (the only clock gate is the tls_icg cell)\nselect -assert-none t:$_DLATCH* t:$dlatch* t:$adlatch*\nstat\n"
     ));
     s
 }

@@ -1,6 +1,7 @@
 //! `taalasc synth`: Yosys over the compute fabric, macros as blackboxes,
-//! then `check -assert` (no latches, multiple drivers or combinational
-//! loops), and the cell counts per module.
+//! then `check -assert` (no multiple drivers, undriven wires or
+//! combinational loops) and an assertion that no latch was inferred, and
+//! the cell counts per module.
 
 use crate::output::yosys_script;
 use crate::plan::Plan;
@@ -140,7 +141,8 @@ pub fn synth(dir: &Path, plan: &Plan, top: &str) -> Result<SynthResult, ToolErro
         top: top.into(),
         modules,
         total_cells,
-        // `check -assert` aborts Yosys (an error above) on any problem.
+        // `check -assert` and the latch selection abort Yosys (an error
+        // above) on any problem.
         check_passed: true,
         seconds,
     })
