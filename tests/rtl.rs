@@ -134,7 +134,7 @@ fn tiny_llama_gqa_bit_exact_and_a_flipped_rom_bit_is_caught() {
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
         out.contains(
-            "MISMATCH at position 0: node `layers.0.attn.q` (engine 1, unit matvec), element 0"
+            "MISMATCH at user 0 position 0: node `layers.0.attn.q` (engine 1, unit matvec), element 0"
         ),
         "{out}"
     );
@@ -400,5 +400,58 @@ fn vcd_waves_are_dumped() {
     assert!(
         stamps >= 2 * cycles,
         "{stamps} timestamps for {cycles} cycles"
+    );
+}
+
+/// Three users in three slots, their tokens interleaved round-robin; each
+/// user's values must equal the reference run of that user ALONE. Then the
+/// same chip with the slot offset of the KV cache removed (every user
+/// writes the same region) must fail: the check sees a leak.
+#[test]
+fn three_interleaved_users_do_not_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("chip");
+    build(
+        &repo_root().join("examples/tiny-llama"),
+        &chip,
+        &["--lanes", "16", "--context", "16", "--users", "3"],
+    );
+    let args = [
+        "sim",
+        chip.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--prompt",
+        "Police said",
+        "--tokens",
+        "1,300,301,302,303,304,305,306",
+        "--json",
+    ];
+    let j: Value = serde_json::from_str(&ok(&args)).unwrap();
+    assert_eq!(j["bit_exact"], true, "{j:#}");
+    let users = j["users"].as_array().unwrap();
+    assert_eq!(users.len(), 3);
+    for u in users {
+        assert_eq!(u["bit_exact"], true, "{u:#}");
+        assert!(u["positions"].as_u64().unwrap() >= 2);
+    }
+    assert_eq!(users[2]["positions"], 8);
+    // Break the slot isolation in the emitted attention unit.
+    let attn = chip.join("rtl/tls_attn.v");
+    let text = std::fs::read_to_string(&attn).unwrap();
+    let line = "wire [    31:0] slot_base32 = {24'd0, cfg_slot} * SLOT_WORDS;";
+    assert!(text.contains(line));
+    std::fs::write(
+        &attn,
+        text.replace(line, "wire [    31:0] slot_base32 = 32'd0;"),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(chip.join("sim")).unwrap();
+    let o = run(&args[..args.len() - 1]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("MISMATCH at user 0 position 1: node `layers.0.attn` (engine 1, unit attn)"),
+        "{out}"
     );
 }

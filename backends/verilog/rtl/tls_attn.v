@@ -20,9 +20,10 @@
 //   lo = WINDOW ? max(0, pos + 1 - WINDOW) : 0.
 //
 // KV cache layout (two `tls_sram`, K and V, 264-bit words, depth
-// CTX*NKV*BPH with BPH = HD/32): word {exp[7:0], mant[255:0]} (mantissa i
+// SLOTS*CTX*NKV*BPH with BPH = HD/32; user slot cfg_slot < SLOTS): word {exp[7:0], mant[255:0]} (mantissa i
 // of the block at bits [8i+7:8i], signed; exponent signed) of KV head kvh,
-// position j, block b at address (kvh*CTX + j)*BPH + b. Position j lives
+// position j, block b of user slot u at address
+// ((u*NKV + kvh)*CTX + j)*BPH + b. Position j lives
 // at row j: cfg_pos must be < CTX (no ring buffer).
 // Score SRAM: 48-bit words, depth SD = (0 < WINDOW < CTX) ? WINDOW : CTX,
 // score of position lo + r at address r.
@@ -110,6 +111,7 @@ module tls_attn #(
     parameter integer NH = 4,
     parameter integer NKV = 2,
     parameter integer CTX = 64,
+    parameter integer SLOTS = 1,
     parameter integer WINDOW = 0,
     parameter integer SCALE_MANT = 32768,
     parameter integer SCALE_SHIFT = 18,
@@ -123,6 +125,7 @@ module tls_attn #(
     input  wire [AW-1:0] cfg_v,
     input  wire [AW-1:0] cfg_dst,
     input  wire [  15:0] cfg_pos,
+    input  wire [   7:0] cfg_slot,
     // scratchpad
     output wire          ra_en,
     output wire [AW-1:0] ra_addr,
@@ -140,7 +143,10 @@ module tls_attn #(
   localparam integer BPH = HD / 32;
   localparam integer G = NH / NKV;
   localparam integer SD = (WINDOW > 0 && WINDOW < CTX) ? WINDOW : CTX;
-  localparam integer CD = CTX * NKV * BPH;
+  // Each user slot owns CTX*NKV*BPH words of both caches, at
+  // slot*CTX*NKV*BPH: users never read each other's keys and values.
+  localparam integer SLOT_WORDS_I = CTX * NKV * BPH;
+  localparam integer CD = SLOTS * SLOT_WORDS_I;
   localparam integer CAW = (CD > 1) ? $clog2(CD) : 1;
   localparam integer SAW = (SD > 1) ? $clog2(SD) : 1;
   localparam integer BW = (BPH > 1) ? $clog2(BPH) : 1;
@@ -163,6 +169,7 @@ module tls_attn #(
   localparam integer SC_UP_I = -SCALE_SHIFT;
 
   localparam [CAW-1:0] CTXBPH = CTXBPH_I[CAW-1:0];
+  localparam [31:0] SLOT_WORDS = SLOT_WORDS_I;
   localparam [BW-1:0] LAST_B = LAST_B_I[BW-1:0];
   localparam [HW-1:0] LAST_H = LAST_H_I[HW-1:0];
   localparam [GW-1:0] LAST_G = LAST_G_I[GW-1:0];
@@ -211,8 +218,9 @@ module tls_attn #(
   // Products wider than the cache address: the high bits are 0 because
   // pos < CTX (deliberately truncated below).
   /* verilator lint_off UNUSEDSIGNAL */
-  wire [    31:0] lo_bph32 = {16'd0, lo16} * BPH32;
-  wire [    31:0] pos_bph32 = {16'd0, cfg_pos} * BPH32;
+  wire [    31:0] slot_base32 = {24'd0, cfg_slot} * SLOT_WORDS;
+  wire [    31:0] lo_bph32 = slot_base32 + {16'd0, lo16} * BPH32;
+  wire [    31:0] pos_bph32 = slot_base32 + {16'd0, cfg_pos} * BPH32;
   /* verilator lint_on UNUSEDSIGNAL */
 
   // ---------------------------------------------------------------- A8 converter

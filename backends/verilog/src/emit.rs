@@ -284,6 +284,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     );
     let _ = writeln!(s, "    input  wire [{}:0]   token,", w.tw - 1);
     let _ = writeln!(s, "    input  wire [{}:0]   pos,", POS_BITS - 1);
+    let _ = writeln!(s, "    input  wire [7:0]    slot,");
     let _ = writeln!(s, "    output reg           done,");
     let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [47:0]   x_rdata,", aw - 1);
     let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [47:0]   x_wdata,", aw - 1);
@@ -585,8 +586,8 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [47:0] a{k}_w_data;", aw - 1);
             let _ = writeln!(
                 s,
-                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
-                a.node, a.head_dim, a.heads, a.kv_heads, plan.context, a.window, a.scale_mant, a.scale_shift, lit(aw_sel, k as u64)
+                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
+                a.node, a.head_dim, a.heads, a.kv_heads, plan.context, plan.users, a.window, a.scale_mant, a.scale_shift, lit(aw_sel, k as u64)
             );
             ors.0.push(format!("a{k}_done"));
             ors.1.push(format!("a{k}_busy"));
@@ -623,6 +624,9 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     }
     if !e.uses("embed") {
         let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire [{}:0] unused_token = token;\n  /* verilator lint_on UNUSEDSIGNAL */", w.tw - 1);
+    }
+    if !e.uses("attn") {
+        let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire [7:0] unused_slot = slot;\n  /* verilator lint_on UNUSEDSIGNAL */");
     }
     if !e.uses("rope") && !e.uses("attn") && !e.uses("embed") {
         let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire [{}:0] unused_pos = pos;\n  /* verilator lint_on UNUSEDSIGNAL */", POS_BITS - 1);
@@ -695,7 +699,21 @@ pub fn chip_module(plan: &Plan) -> String {
     let ctx = plan.context;
     let _ = writeln!(s, "\n  // ---- controller ----");
     let _ = writeln!(s, "  localparam [2:0] S_IDLE = 3'd0, S_STEP = 3'd1, S_COPY = 3'd2, S_RUN = 3'd3, S_ERR = 3'd4, S_START = 3'd5;");
-    let _ = writeln!(s, "  reg [2:0] state;\n  reg [{}:0] token;\n  reg [7:0] slot;\n  reg [{}:0] pos;\n  reg [{}:0] pos_next;", w.tw - 1, POS_BITS - 1, POS_BITS);
+    let users = plan.users;
+    let ub = addr_bits(users);
+    let _ = writeln!(
+        s,
+        "  reg [2:0] state;\n  reg [{}:0] token;\n  reg [7:0] slot;\n  reg [{}:0] pos;",
+        w.tw - 1,
+        POS_BITS - 1
+    );
+    let _ = writeln!(
+        s,
+        "  // Next position of each user slot.\n  reg [{}:0] pos_next [0:{}];\n  integer r;",
+        POS_BITS,
+        users - 1
+    );
+    let _ = writeln!(s, "  /* verilator lint_off WIDTH */\n  wire [{}:0] in_u = in_slot;\n  wire [{}:0] cur_u = slot;\n  /* verilator lint_on WIDTH */", ub - 1, ub - 1);
     let _ = writeln!(
         s,
         "  reg [{}:0] cp_i;\n  reg cp_wv;\n  reg [{}:0] cp_waddr;",
@@ -704,15 +722,16 @@ pub fn chip_module(plan: &Plan) -> String {
     );
     let _ = writeln!(
         s,
-        "  wire [{}:0] in_pos = in_restart ? {}'d0 : pos_next;",
+        "  wire [{}:0] in_pos = in_restart ? {}'d0 : pos_next[in_u];",
         POS_BITS,
         POS_BITS + 1
     );
     let _ = writeln!(
         s,
-        "  wire in_bad = (in_pos >= {}) || ({{1'b0, in_token}} >= {});",
+        "  wire in_bad = (in_pos >= {}) || ({{1'b0, in_token}} >= {}) || ({{1'b0, in_slot}} >= {});",
         lit(POS_BITS + 1, ctx as u64),
-        lit(w.tw + 1, plan.vocab as u64)
+        lit(w.tw + 1, plan.vocab as u64),
+        lit(9, users as u64)
     );
     let _ = writeln!(s, "  assign in_ready = (state == S_IDLE);");
     // Engine wires.
@@ -730,7 +749,7 @@ pub fn chip_module(plan: &Plan) -> String {
     for (k, e) in plan.engines.iter().enumerate() {
         let _ = writeln!(
             s,
-            "  // Engine {k} runs only while it is started, running or copied to or from.\n  wire e{k}_en = rst || (run_e == {k_lit} && (state == S_START || state == S_RUN)) || (state == S_COPY && (s_from == {k_lit} || s_to == {k_lit}));\n  wire e{k}_clk;\n  tls_icg e{k}_icg (.clk(clk), .en(e{k}_en), .gclk(e{k}_clk));\n  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(e{k}_clk), .rst(rst), .start(run_go && run_e == {}), .pc0(s_pc0), .pc1(s_pc1),\n    .token(token), .pos(pos), .done(e{k}_done),\n    .x_re(cp_re && s_from == {}), .x_raddr(cp_raddr), .x_rdata(e{k}_xr),\n    .x_we(cp_wv && s_to == {}), .x_waddr(cp_waddr), .x_wdata(cp_data),\n    .o_valid(e{k}_o_valid), .o_ready(out_ready && state == S_RUN), .o_data(e{k}_o_data), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
+            "  // Engine {k} runs only while it is started, running or copied to or from.\n  wire e{k}_en = rst || (run_e == {k_lit} && (state == S_START || state == S_RUN)) || (state == S_COPY && (s_from == {k_lit} || s_to == {k_lit}));\n  wire e{k}_clk;\n  tls_icg e{k}_icg (.clk(clk), .en(e{k}_en), .gclk(e{k}_clk));\n  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(e{k}_clk), .rst(rst), .start(run_go && run_e == {}), .pc0(s_pc0), .pc1(s_pc1),\n    .token(token), .pos(pos), .slot(slot), .done(e{k}_done),\n    .x_re(cp_re && s_from == {}), .x_raddr(cp_raddr), .x_rdata(e{k}_xr),\n    .x_we(cp_wv && s_to == {}), .x_waddr(cp_waddr), .x_wdata(cp_data),\n    .o_valid(e{k}_o_valid), .o_ready(out_ready && state == S_RUN), .o_data(e{k}_o_data), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
             e.index,
             lit(ew, k as u64),
             lit(ew, k as u64),
@@ -780,7 +799,7 @@ pub fn chip_module(plan: &Plan) -> String {
       token <= {tw}'d0;
       slot <= 8'd0;
       pos <= {pb}'d0;
-      pos_next <= {pb1}'d0;
+      for (r = 0; r < {users}; r = r + 1) pos_next[r] <= {pb1}'d0;
       cp_i <= {aw1}'d0;
       cp_wv <= 1'b0;
       cp_waddr <= {aw}'d0;
@@ -818,7 +837,7 @@ pub fn chip_module(plan: &Plan) -> String {
             run_go <= 1'b1;
             state <= S_START;
           end else begin
-            pos_next <= {{1'b0, pos}} + {pb1}'d1;
+            pos_next[cur_u] <= {{1'b0, pos}} + {pb1}'d1;
             state <= S_IDLE;
           end
         end
@@ -847,7 +866,8 @@ endmodule",
         aw1 = aw + 1,
         aw = aw,
         aw_1 = aw - 1,
-        ew = ew
+        ew = ew,
+        users = users
     );
     s
 }

@@ -23,6 +23,7 @@ pub fn manifest(plan: &Plan) -> serde_json::Value {
     serde_json::json!({
         "top": output::TOP,
         "lanes": plan.lanes,
+        "users": plan.users,
         "target_clock_mhz": TARGET_CLOCK_MHZ,
         "context": plan.context,
         "macro_bits": plan.macro_bits(),

@@ -120,11 +120,12 @@ pub struct PerfSummary {
     pub mac_utilization: f64,
 }
 
-/// Summary of a run of tokens at positions `0..cycles.len()`.
-pub fn summarize(plan: &Plan, cycles: &[Cycles]) -> PerfSummary {
+/// Summary of a run of tokens; `positions[t]` is token t's position in its
+/// own sequence.
+pub fn summarize(plan: &Plan, cycles: &[Cycles], positions: &[usize]) -> PerfSummary {
     let n = cycles.len().max(1) as f64;
     let sum = |f: &dyn Fn(&Cycles) -> u64| cycles.iter().map(f).sum::<u64>() as f64 / n;
-    let predicted = (0..cycles.len()).map(|p| predicted(plan, p)).sum::<u64>() as f64 / n;
+    let predicted = positions.iter().map(|&p| predicted(plan, p)).sum::<u64>() as f64 / n;
     let total = sum(&|c| c.total);
     let matvec = sum(&|c| c.matvec);
     PerfSummary {

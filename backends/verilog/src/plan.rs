@@ -29,6 +29,8 @@ pub enum PlanError {
     BadParam { weight: String, message: String },
     #[error("--lanes {0}: expected a power of two from 1 to 256")]
     Lanes(usize),
+    #[error("--users {0}: expected 1 to 256 user slots")]
+    Users(usize),
 }
 
 /// Elementwise operations of `tls_elem` (`cfg_op`).
@@ -173,7 +175,7 @@ pub struct AttnUnit {
     pub window: usize,
     pub scale_mant: u32,
     pub scale_shift: i32,
-    /// KV cache bits (K and V, mantissas and exponents).
+    /// KV cache bits (K and V, mantissas and exponents, every user slot).
     pub kv_bits: u64,
 }
 
@@ -238,6 +240,8 @@ pub enum Step {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub lanes: usize,
+    /// User slots: each has its own KV cache region and position.
+    pub users: usize,
     pub context: usize,
     pub vocab: usize,
     pub engines: Vec<Engine>,
@@ -308,10 +312,14 @@ impl Spad {
     }
 }
 
-/// Lowers `image` onto engines with `lanes` MAC lanes per matrix-vector unit.
-pub fn plan(image: &ChipImage, lanes: usize) -> Result<Plan, PlanError> {
+/// Lowers `image` onto engines with `lanes` MAC lanes per matrix-vector
+/// unit and `users` user slots (KV cache regions).
+pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanError> {
     if !(lanes.is_power_of_two() && (1..=256).contains(&lanes)) {
         return Err(PlanError::Lanes(lanes));
+    }
+    if !(1..=256).contains(&users) {
+        return Err(PlanError::Users(users));
     }
     let model = &image.model;
     let order = model.topo_order();
@@ -566,7 +574,7 @@ pub fn plan(image: &ChipImage, lanes: usize) -> Result<Plan, PlanError> {
                         window: window.unwrap_or(0),
                         scale_mant: s.mant,
                         scale_shift: s.shift,
-                        kv_bits: 2 * blocks as u64 * (nx::A8_BLOCK as u64 * 8 + 8),
+                        kv_bits: 2 * (users * blocks) as u64 * (nx::A8_BLOCK as u64 * 8 + 8),
                     });
                     Instr::Attn {
                         unit,
@@ -672,6 +680,7 @@ pub fn plan(image: &ChipImage, lanes: usize) -> Result<Plan, PlanError> {
     let max_words = engines.iter().map(|e| e.spad_words).max().unwrap_or(1);
     Ok(Plan {
         lanes,
+        users,
         context: image.context,
         vocab: model.hparams.vocab_size,
         engines,

@@ -94,8 +94,10 @@ pub struct TraceRec {
 
 /// What the RTL produced.
 pub struct RtlRun {
-    /// `[tokens × vocab]` logits (an error beat gives one 0 and `errors`).
+    /// The logit beats of every token, concatenated (`beats[t]` of token t:
+    /// the vocabulary, or one for an error beat).
     pub logits: Vec<i64>,
+    pub beats: Vec<u64>,
     pub cycles: Vec<Cycles>,
     pub errors: Vec<bool>,
     pub trace: Vec<TraceRec>,
@@ -160,6 +162,7 @@ pub fn run_rtl(
     let perf = String::from_utf8_lossy(&read(&perf_path)?).into_owned();
     let mut cycles = Vec::new();
     let mut errors = Vec::new();
+    let mut beats = Vec::new();
     for line in perf.lines() {
         let v: Vec<u64> = line
             .split_whitespace()
@@ -178,6 +181,7 @@ pub fn run_rtl(
             nonlinear: v[4],
             control: v[5],
         });
+        beats.push(v[6]);
         errors.push(v[7] != 0);
     }
     if cycles.len() != tokens.len() {
@@ -188,6 +192,7 @@ pub fn run_rtl(
     }
     Ok(RtlRun {
         logits,
+        beats,
         cycles,
         errors,
         trace,
@@ -198,6 +203,7 @@ pub fn run_rtl(
 /// The first difference between RTL and reference.
 #[derive(Clone, Debug, Serialize)]
 pub struct Mismatch {
+    pub user: usize,
     pub position: usize,
     pub node: String,
     pub engine: usize,
@@ -214,76 +220,122 @@ impl std::fmt::Display for Mismatch {
             .map_or("never written".to_string(), |v| v.to_string());
         write!(
             f,
-            "position {}: node `{}` (engine {}, unit {}), element {}: RTL {} vs reference {}",
-            self.position, self.node, self.engine, self.unit, self.index, rtl, self.reference
+            "user {} position {}: node `{}` (engine {}, unit {}), element {}: RTL {} vs reference {}",
+            self.user, self.position, self.node, self.engine, self.unit, self.index, rtl, self.reference
         )
     }
 }
 
-/// Result of a cross-check.
+/// Result of the cross-check of one user's sequence.
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
+    pub user: usize,
     pub bit_exact: bool,
+    /// Positions compared (up to the first mismatch).
     pub positions: usize,
     /// Values compared (unit outputs and logits).
     pub values_compared: u64,
     pub first_mismatch: Option<Mismatch>,
 }
 
-/// Compares the RTL run of one sequence (`tokens`, from position 0) with
-/// the reference: every unit output in program order, then the logits, at
-/// every position; stops at the first difference.
+/// Round-robin interleaving of the users' sequences: user 0's first token,
+/// user 1's first token, ..., then everyone's second token. Each user's
+/// first token restarts its slot at position 0.
+pub fn interleave(seqs: &[Vec<u32>]) -> Vec<TokenIn> {
+    let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+    let mut v = Vec::new();
+    for i in 0..longest {
+        for (u, s) in seqs.iter().enumerate() {
+            if let Some(&token) = s.get(i) {
+                v.push(TokenIn {
+                    token,
+                    restart: i == 0,
+                    slot: u as u8,
+                });
+            }
+        }
+    }
+    v
+}
+
+/// Compares the RTL run of `order` (the users' tokens as fed to the chip,
+/// see [`interleave`]) with the reference run of each user's sequence
+/// ALONE: every unit output in program order, then the logits, at every
+/// position. A user's comparison stops at its first difference. Equality
+/// for every user proves that users do not leak into each other's KV
+/// caches.
 pub fn compare(
     image: &ChipImage,
     plan: &Plan,
-    tokens: &[u32],
+    seqs: &[Vec<u32>],
+    order: &[TokenIn],
     rtl: &RtlRun,
-) -> Result<Check, SimError> {
+) -> Result<Vec<Check>, SimError> {
     let reference = Reference::new(image, 1)?;
     let model = &image.model;
     let vocab = plan.vocab;
-    // Reference values of every traced node, by name: [tokens × width].
-    let mut want: HashMap<String, Vec<i64>> = HashMap::new();
-    let mut session = reference.session();
-    let logits = {
-        let mut cb = |nd: taalasc_ir::NodeIndex, v: &[i64]| {
-            want.insert(model.graph[nd].name.clone(), v.to_vec());
+    // Reference values of every traced node of each user, by name:
+    // [tokens × width], and its logits.
+    let mut want: Vec<HashMap<String, Vec<i64>>> = Vec::new();
+    let mut logits: Vec<Vec<i64>> = Vec::new();
+    for s in seqs {
+        let mut w: HashMap<String, Vec<i64>> = HashMap::new();
+        let mut session = reference.session();
+        let l = {
+            let mut cb = |nd: taalasc_ir::NodeIndex, v: &[i64]| {
+                w.insert(model.graph[nd].name.clone(), v.to_vec());
+            };
+            reference.forward_traced(&mut session, s, 0, Some(&mut cb))?
         };
-        reference.forward_traced(&mut session, tokens, 0, Some(&mut cb))?
-    };
+        want.push(w);
+        logits.push(l);
+    }
     // RTL values: last write per (token, engine, pc, addr).
     let mut got: HashMap<(u32, u16, u16, u32), i64> = HashMap::new();
     for r in &rtl.trace {
         got.insert((r.token, r.engine, r.pc, r.addr), r.data);
     }
-    let mut compared = 0u64;
-    let fail = |m: Mismatch, compared: u64| Check {
-        bit_exact: false,
-        positions: m.position,
-        values_compared: compared,
-        first_mismatch: Some(m),
-    };
-    for (t, err) in rtl.errors.iter().enumerate().take(tokens.len()) {
-        if *err {
-            let m = Mismatch {
-                position: t,
+    let mut checks: Vec<Check> = (0..seqs.len())
+        .map(|u| Check {
+            user: u,
+            bit_exact: true,
+            positions: 0,
+            values_compared: 0,
+            first_mismatch: None,
+        })
+        .collect();
+    let mut next_pos = vec![0usize; seqs.len()];
+    for (t, tin) in order.iter().enumerate() {
+        let u = tin.slot as usize;
+        let p = next_pos[u];
+        next_pos[u] += 1;
+        let c = &mut checks[u];
+        if c.first_mismatch.is_some() {
+            continue;
+        }
+        let offset: u64 = rtl.beats[..t.min(rtl.beats.len())].iter().sum();
+        if rtl.errors.get(t).copied().unwrap_or(true) {
+            c.bit_exact = false;
+            c.first_mismatch = Some(Mismatch {
+                user: u,
+                position: p,
                 node: "chip".into(),
                 engine: 0,
-                unit: "controller (error beat)".into(),
+                unit: "controller (error beat or no output)".into(),
                 index: 0,
                 rtl: None,
                 reference: 0,
-            };
-            return Ok(fail(m, compared));
+            });
+            continue;
         }
+        let mut bad = false;
         // Unit outputs, in the order the chip computes them.
-        for step in &plan.schedule {
+        'steps: for step in &plan.schedule {
             let crate::plan::Step::Run { engine, pc0, pc1 } = step else {
                 continue;
             };
             let e = &plan.engines[*engine];
             for pc in *pc0..*pc1 {
-                let node = &e.nodes[pc];
                 let Some(slot) = plan
                     .slots
                     .iter()
@@ -291,50 +343,62 @@ pub fn compare(
                 else {
                     continue; // the logits stream: compared below
                 };
-                let w = &want[node];
+                let w = &want[u][&e.nodes[pc]];
                 for i in 0..slot.width {
-                    let r = w[t * slot.width + i];
+                    let r = w[p * slot.width + i];
                     let g = got
                         .get(&(t as u32, *engine as u16, pc as u16, slot.addr + i as u32))
                         .copied();
-                    compared += 1;
+                    checks[u].values_compared += 1;
                     if g != Some(r) {
-                        let m = Mismatch {
-                            position: t,
-                            node: node.clone(),
+                        let c = &mut checks[u];
+                        c.bit_exact = false;
+                        c.first_mismatch = Some(Mismatch {
+                            user: u,
+                            position: p,
+                            node: e.nodes[pc].clone(),
                             engine: *engine,
                             unit: e.program[pc].unit().into(),
                             index: i,
                             rtl: g,
                             reference: r,
-                        };
-                        return Ok(fail(m, compared));
+                        });
+                        bad = true;
+                        break 'steps;
                     }
                 }
             }
         }
+        if bad {
+            continue;
+        }
         for i in 0..vocab {
-            let r = logits[t * vocab + i];
-            let g = rtl.logits.get(t * vocab + i).copied();
-            compared += 1;
+            let r = logits[u][p * vocab + i];
+            let g = rtl.logits.get(offset as usize + i).copied();
+            checks[u].values_compared += 1;
             if g != Some(r) {
-                let m = Mismatch {
-                    position: t,
+                let c = &mut checks[u];
+                c.bit_exact = false;
+                c.first_mismatch = Some(Mismatch {
+                    user: u,
+                    position: p,
                     node: "logits".into(),
                     engine: 0,
                     unit: "out".into(),
                     index: i,
                     rtl: g,
                     reference: r,
-                };
-                return Ok(fail(m, compared));
+                });
+                bad = true;
+                break;
             }
         }
+        if !bad {
+            checks[u].positions += 1;
+        }
     }
-    Ok(Check {
-        bit_exact: rtl.logits.len() == tokens.len() * vocab,
-        positions: tokens.len(),
-        values_compared: compared,
-        first_mismatch: None,
-    })
+    for (c, s) in checks.iter_mut().zip(seqs) {
+        c.bit_exact &= c.positions == s.len();
+    }
+    Ok(checks)
 }

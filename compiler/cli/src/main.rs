@@ -36,7 +36,7 @@ enum Command {
     ///
     /// Weights already stored in a block format that the chosen chip format holds exactly
     /// (GGUF Q4_1 as a4g32, Q8_0 as s8g32) are imported without re-rounding.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print a checkpoint's architecture and, per layer, its ops, parameter count and bytes at the source dtype.
     ///
     /// Reads only headers and metadata: weights stay memory-mapped and unread.
@@ -84,16 +84,19 @@ enum Command {
         /// A chip folder written by `taalasc build` (with RTL).
         chip: PathBuf,
         /// Prompt text, tokenized with the source model's tokenizer (BOS added as it says).
-        #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
-        prompt: Option<String>,
-        /// Token ids, comma-separated, e.g. `1,2,3`.
+        /// Repeat it for several users: user k gets the k-th prompt, in user slot k, and the
+        /// users' tokens are interleaved (each compared with its own reference run).
+        #[arg(long, required_unless_present = "tokens")]
+        prompt: Vec<String>,
+        /// Token ids, comma-separated, e.g. `1,2,3`; repeatable like --prompt (users given
+        /// by --tokens come after those given by --prompt).
         #[arg(long)]
-        tokens: Option<String>,
+        tokens: Vec<String>,
         /// Dump waves of the whole run to this VCD file (builds a tracing model).
         #[arg(long, value_name = "FILE.vcd")]
         vcd: Option<PathBuf>,
         /// Print one JSON object: bit_exact, positions, cycles_per_token, mac_utilization,
-        /// sim_seconds (and more).
+        /// sim_seconds, and per user bit_exact (and more).
         #[arg(long)]
         json: bool,
     },
@@ -190,7 +193,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Build(args) => build(args)?,
+        Command::Build(args) => build(*args)?,
         Command::Sim {
             chip,
             prompt,
@@ -452,6 +455,10 @@ struct BuildArgs {
     /// cycle per layer engine.
     #[arg(long, default_value_t = 16)]
     lanes: usize,
+    /// User slots: each has its own KV cache region (context positions) and position
+    /// counter; `sim` interleaves their tokens.
+    #[arg(long, default_value_t = 1)]
+    users: usize,
     /// Keep only the first N decoder layers (embedding, final norm and head stay): a slice of
     /// a real model for hardware tests.
     #[arg(long, value_name = "N")]
@@ -580,7 +587,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     let plan = if a.no_rtl {
         None
     } else {
-        let plan = taalasc_verilog::plan(&image, a.lanes)
+        let plan = taalasc_verilog::plan(&image, a.lanes, a.users)
             .with_context(|| format!("{} cannot be lowered to RTL", a.model.display()))?;
         taalasc_verilog::emit::check_limits(&plan)
             .map_err(|m| anyhow::anyhow!("{} cannot be lowered to RTL: {m}", a.model.display()))?;
@@ -809,7 +816,10 @@ fn chip_plan(chip: &std::path::Path) -> anyhow::Result<(ChipImage, taalasc_veril
     let lanes = hw["lanes"]
         .as_u64()
         .with_context(|| format!("{}: hardware.lanes missing", mpath.display()))?;
-    let plan = taalasc_verilog::plan(&image, lanes as usize)?;
+    let users = hw["users"]
+        .as_u64()
+        .with_context(|| format!("{}: hardware.users missing", mpath.display()))?;
+    let plan = taalasc_verilog::plan(&image, lanes as usize, users as usize)?;
     anyhow::ensure!(
         taalasc_verilog::manifest(&plan) == *hw,
         "{}: the recorded hardware plan does not match the image; rebuild the chip",
@@ -820,70 +830,100 @@ fn chip_plan(chip: &std::path::Path) -> anyhow::Result<(ChipImage, taalasc_veril
 
 fn sim(
     chip: &std::path::Path,
-    prompt: &Option<String>,
-    tokens: &Option<String>,
+    prompts: &[String],
+    tokens: &[String],
     vcd: Option<&std::path::Path>,
     json: bool,
 ) -> anyhow::Result<()> {
     use taalasc_verilog::sim;
     let (image, plan) = chip_plan(chip)?;
-    let tokenizer = match prompt {
-        Some(_) => taalasc::image_source(chip)
+    let tokenizer = if prompts.is_empty() {
+        None
+    } else {
+        taalasc::image_source(chip)
             .ok()
             .and_then(|p| taalasc::load(&p).ok())
-            .and_then(|l| l.tokenizer),
-        None => None,
+            .and_then(|l| l.tokenizer)
     };
-    let ids = prompt_ids(tokenizer.as_ref(), chip, prompt, tokens)?;
+    let mut seqs = Vec::new();
+    for p in prompts {
+        seqs.push(prompt_ids(
+            tokenizer.as_ref(),
+            chip,
+            &Some(p.clone()),
+            &None,
+        )?);
+    }
+    for t in tokens {
+        seqs.push(prompt_ids(None, chip, &None, &Some(t.clone()))?);
+    }
     anyhow::ensure!(
-        ids.len() <= plan.context,
-        "{} tokens do not fit the chip's context of {} positions",
-        ids.len(),
-        plan.context
+        seqs.len() <= plan.users,
+        "{} users given, the chip has {} user slots (build with --users {})",
+        seqs.len(),
+        plan.users,
+        seqs.len()
     );
+    for (u, s) in seqs.iter().enumerate() {
+        anyhow::ensure!(
+            s.len() <= plan.context,
+            "user {u}: {} tokens do not fit the chip's context of {} positions",
+            s.len(),
+            plan.context
+        );
+    }
     let vcd_abs = vcd.map(|v| std::path::absolute(v).unwrap_or(v.to_path_buf()));
     eprintln!("sim: building the Verilator model (once per chip folder)...");
     let t0 = std::time::Instant::now();
     let exe = sim::build(chip, vcd.is_some())?;
     let build_s = t0.elapsed().as_secs_f64();
-    let inputs: Vec<sim::TokenIn> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| sim::TokenIn {
-            token: t,
-            restart: i == 0,
-            slot: 0,
-        })
-        .collect();
+    let inputs = sim::interleave(&seqs);
     let work = std::path::absolute(chip.join("sim/run"))?;
     let rtl = sim::run_rtl(&exe, &work, &inputs, vcd_abs.as_deref())?;
-    let check = sim::compare(&image, &plan, &ids, &rtl)?;
-    let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles);
+    let checks = sim::compare(&image, &plan, &seqs, &inputs, &rtl)?;
+    let bit_exact = checks.iter().all(|c| c.bit_exact);
+    let positions: usize = checks.iter().map(|c| c.positions).sum();
+    let values: u64 = checks.iter().map(|c| c.values_compared).sum();
+    let first = checks.iter().find_map(|c| c.first_mismatch.clone());
+    // Each token's position within its own sequence, for the cycle formula.
+    let mut next = vec![0usize; seqs.len()];
+    let token_pos: Vec<usize> = inputs
+        .iter()
+        .map(|t| {
+            let p = next[t.slot as usize];
+            next[t.slot as usize] += 1;
+            p
+        })
+        .collect();
+    let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles, &token_pos);
+    let ntok = inputs.len();
     if json {
         outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "bit_exact": check.bit_exact,
-                "positions": check.positions,
-                "values_compared": check.values_compared,
-                "first_mismatch": check.first_mismatch,
+                "bit_exact": bit_exact,
+                "positions": positions,
+                "values_compared": values,
+                "first_mismatch": first,
+                "users": checks,
                 "cycles_per_token": perf.cycles_per_token,
                 "phases_per_token": perf.phases,
                 "predicted_cycles_per_token": perf.predicted,
                 "mac_utilization": perf.mac_utilization,
                 "lanes": plan.lanes,
                 "sim_seconds": rtl.seconds,
-                "sim_tokens_per_second": ids.len() as f64 / rtl.seconds,
+                "sim_tokens_per_second": ntok as f64 / rtl.seconds,
                 "build_seconds": build_s,
                 "per_token": rtl.cycles,
             }))?
         );
     } else {
-        match &check.first_mismatch {
+        match &first {
             None => outln!(
-                "bit-exact: {} positions, {} values compared (every unit output and logit)",
-                check.positions,
-                check.values_compared
+                "bit-exact: {} user(s), {} positions, {} values compared (every unit output and logit)",
+                checks.len(),
+                positions,
+                values
             ),
             Some(m) => outln!("MISMATCH at {m}"),
         }
@@ -900,12 +940,12 @@ fn sim(
             "MAC utilization in matvec phases: {:.1}% ({} lanes); simulated {} tokens in {:.2} s ({:.2} tokens/s)",
             100.0 * perf.mac_utilization,
             plan.lanes,
-            ids.len(),
+            ntok,
             rtl.seconds,
-            ids.len() as f64 / rtl.seconds
+            ntok as f64 / rtl.seconds
         );
     }
-    if !check.bit_exact {
+    if !bit_exact {
         std::process::exit(1);
     }
     Ok(())

@@ -55,6 +55,7 @@ module tb_attn #(
   ) dut (
       .clk(clk),
       .rst(rst),
+      .cfg_slot(8'd0),
       .start(start),
       .cfg_q(cq),
       .cfg_k(ck),
