@@ -436,6 +436,15 @@ fn three_interleaved_users_do_not_leak() {
         assert!(u["positions"].as_u64().unwrap() >= 2);
     }
     assert_eq!(users[2]["positions"], 8);
+    // A user's next token waits for its previous logits, but the other
+    // users' tokens fill the pipeline meanwhile: the chip finishes a token
+    // every `throughput` cycles while each takes `latency` cycles.
+    let latency = j["cycles_per_token"].as_f64().unwrap();
+    let throughput = j["throughput_cycles_per_token"].as_f64().unwrap();
+    assert!(
+        latency > 1.5 * throughput,
+        "latency {latency} vs throughput {throughput}"
+    );
     // Break the slot isolation in the emitted attention unit.
     let attn = chip.join("rtl/tls_attn.v");
     let text = std::fs::read_to_string(&attn).unwrap();

@@ -109,8 +109,11 @@ pub struct Phases {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PerfSummary {
-    /// Mean over the tokens simulated.
+    /// Mean latency over the tokens simulated (entry to last logit).
     pub cycles_per_token: f64,
+    /// Cycles of the whole run divided by its tokens: with several users
+    /// in flight, below the latency.
+    pub throughput_cycles_per_token: f64,
     pub phases: Phases,
     /// Mean of the formula over the same positions.
     pub predicted: f64,
@@ -121,15 +124,17 @@ pub struct PerfSummary {
 }
 
 /// Summary of a run of tokens; `positions[t]` is token t's position in its
-/// own sequence.
-pub fn summarize(plan: &Plan, cycles: &[Cycles], positions: &[usize]) -> PerfSummary {
+/// own sequence, `total` the cycles of the whole run.
+pub fn summarize(plan: &Plan, cycles: &[Cycles], positions: &[usize], total: u64) -> PerfSummary {
     let n = cycles.len().max(1) as f64;
     let sum = |f: &dyn Fn(&Cycles) -> u64| cycles.iter().map(f).sum::<u64>() as f64 / n;
     let predicted = positions.iter().map(|&p| predicted(plan, p)).sum::<u64>() as f64 / n;
+    let whole = total;
     let total = sum(&|c| c.total);
     let matvec = sum(&|c| c.matvec);
     PerfSummary {
         cycles_per_token: total,
+        throughput_cycles_per_token: whole as f64 / n,
         phases: Phases {
             matvec,
             attention: sum(&|c| c.attention),

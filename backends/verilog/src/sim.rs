@@ -53,6 +53,9 @@ pub fn build(dir: &Path, vcd: bool) -> Result<PathBuf, SimError> {
         message: e.to_string(),
     })?;
     args.push(abs.display().to_string());
+    // ... and so does the include folder of its generated header.
+    let inc = abs.parent().expect("harness folder").display().to_string();
+    args.extend(["-CFLAGS".to_string(), format!("-I{inc}")]);
     if vcd {
         args.push("--trace".into());
     }
@@ -72,7 +75,9 @@ pub struct TokenIn {
     pub slot: u8,
 }
 
-/// Cycle counters of one token.
+/// Cycle counters of one token: `total` is its latency (from entering the
+/// chip to its last logit); the phase counters cover the same cycles (with
+/// several tokens in flight they overlap between tokens).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Cycles {
     pub total: u64,
@@ -101,6 +106,8 @@ pub struct RtlRun {
     pub cycles: Vec<Cycles>,
     pub errors: Vec<bool>,
     pub trace: Vec<TraceRec>,
+    /// Cycles from the first token in to the last logit out.
+    pub total_cycles: u64,
     pub seconds: f64,
 }
 
@@ -190,9 +197,18 @@ pub fn run_rtl(
             message: format!("{} of {} tokens finished", cycles.len(), tokens.len()),
         });
     }
+    let total_path = work.join("total.txt");
+    let total_cycles = String::from_utf8_lossy(&read(&total_path)?)
+        .trim()
+        .parse()
+        .map_err(|_| SimError::Output {
+            path: total_path.display().to_string(),
+            message: "not a cycle count".into(),
+        })?;
     Ok(RtlRun {
         logits,
         beats,
+        total_cycles,
         cycles,
         errors,
         trace,

@@ -895,7 +895,7 @@ fn sim(
             p
         })
         .collect();
-    let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles, &token_pos);
+    let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles, &token_pos, rtl.total_cycles);
     let ntok = inputs.len();
     if json {
         outln!(
@@ -907,6 +907,8 @@ fn sim(
                 "first_mismatch": first,
                 "users": checks,
                 "cycles_per_token": perf.cycles_per_token,
+                "throughput_cycles_per_token": perf.throughput_cycles_per_token,
+                "users_in_flight": perf.cycles_per_token / perf.throughput_cycles_per_token.max(1.0),
                 "phases_per_token": perf.phases,
                 "predicted_cycles_per_token": perf.predicted,
                 "mac_utilization": perf.mac_utilization,
