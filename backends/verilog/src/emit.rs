@@ -914,8 +914,8 @@ pub fn chip_module(plan: &Plan) -> String {
     // Copy unit.
     let _ = writeln!(s, "      cp_wv <= cp_re;\n      cp_waddr <= c_dst + cp_i[{}:0];\n      if (cp_re) cp_i <= cp_i + {}'d1;", aw - 1, aw + 1);
     let _ = writeln!(s, "      if (cp_step_done) begin\n        cp_i <= {}'d0;\n        if (c_last) begin\n          cp_busy <= 1'b0;\n          case (cp_stage)", aw + 1);
-    for k in 1..ns {
-        if st[k].copies.is_empty() {
+    for (k, stg) in st.iter().enumerate().skip(1) {
+        if stg.copies.is_empty() {
             continue;
         }
         let _ = writeln!(s, "            {}: begin\n              v{j} <= 1'b0;\n              v{k} <= 1'b1; go{k} <= 1'b1;\n              tok{k} <= tok{j}; slot{k} <= slot{j}; pos{k} <= pos{j}; seq{k} <= seq{j};\n            end", lit(sbw, k as u64), j = k - 1);
