@@ -372,3 +372,31 @@ fn eval_of_several_images_scores_each_as_alone() {
         both[1]["bits_per_weight"].as_f64().unwrap() < both[0]["bits_per_weight"].as_f64().unwrap()
     );
 }
+
+/// A chip built from the first layer of the two (`build --layers 1`) is
+/// scored against the float model of that one layer, not the whole model:
+/// the integer datapath stays close to its own float baseline.
+#[test]
+fn eval_of_a_layer_slice_uses_the_same_slice_as_float_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("l1.chip");
+    cli_build(&chip, &["--layers", "1", "--no-rtl"]);
+    let text = repo_root().join("examples/tiny-llama/sample.txt");
+    let o = std::process::Command::new(taalasc_bin())
+        .args([
+            "eval",
+            chip.to_str().unwrap(),
+            "--text",
+            text.to_str().unwrap(),
+        ])
+        .args(["--ctx", "64", "--chunks", "4", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Against the two-layer float model the one-layer chip would be far off
+    // (its perplexity is 107 on these chunks, the two-layer chip's 20.8).
+    let kl = j["kl_mean"].as_f64().unwrap();
+    assert!(kl < 0.05, "KL {kl} against the one-layer float model");
+    assert!(j["top1"].as_f64().unwrap() > 0.85, "{j:#}");
+}

@@ -30,7 +30,16 @@ pub fn load_layers(path: &Path, layers: Option<usize>) -> anyhow::Result<LoadedM
 
 /// Loads a checkpoint and materializes its float reference.
 pub fn load_float(path: &Path) -> anyhow::Result<(LoadedModel, FloatModel)> {
-    let loaded = load(path)?;
+    load_float_layers(path, None)
+}
+
+/// [`load_float`] of the first `layers` decoder layers (the float baseline
+/// of a chip built with `--layers`).
+pub fn load_float_layers(
+    path: &Path,
+    layers: Option<usize>,
+) -> anyhow::Result<(LoadedModel, FloatModel)> {
+    let loaded = load_layers(path, layers)?;
     let float = FloatModel::new(&loaded.model, &loaded.weights)
         .with_context(|| format!("reading the weights of {}", path.display()))?;
     Ok((loaded, float))
@@ -53,6 +62,17 @@ pub fn image_source(path: &Path) -> anyhow::Result<std::path::PathBuf> {
         .as_str()
         .with_context(|| format!("{}: no source.path", m.display()))?;
     Ok(std::path::PathBuf::from(src))
+}
+
+/// Decoder layers a chip image kept of its source (`build --layers N`), or
+/// `None` when it holds the whole model.
+pub fn image_layers(path: &Path) -> anyhow::Result<Option<usize>> {
+    let m = path.join("manifest.json");
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&m).with_context(|| format!("reading {}", m.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", m.display()))?;
+    Ok(v["source"]["layers_kept"].as_u64().map(|n| n as usize))
 }
 
 /// Integer logits (`W48`) as floats, for scoring.

@@ -77,9 +77,11 @@ enum Command {
     /// Simulate a built chip's RTL under Verilator and compare it, bit for bit, with the
     /// integer reference: every unit's output and every logit, at every position.
     ///
-    /// Builds the Verilator model on first use (in OUT/sim/), runs the tokens as one sequence
-    /// from position 0, and stops at the first difference with a non-zero exit, naming the
-    /// position, the node, its engine and unit.
+    /// Builds the Verilator model on first use (in OUT/sim/), runs each user's tokens from
+    /// position 0 (several users interleaved, each in its own slot), compares each user with
+    /// the reference run of that user alone, and stops that user's comparison at its first
+    /// difference; any difference gives a non-zero exit, naming the user, position, node,
+    /// engine and unit.
     Sim {
         /// A chip folder written by `taalasc build` (with RTL).
         chip: PathBuf,
@@ -255,6 +257,21 @@ fn eval_cmd(
         );
         Vec::new()
     };
+    let layers = match images.first() {
+        Some(_) => {
+            let l = taalasc::image_layers(&models[0])?;
+            for m in &models[1..] {
+                anyhow::ensure!(
+                    taalasc::image_layers(m)? == l,
+                    "{} and {} keep different numbers of decoder layers (build --layers): score them separately",
+                    models[0].display(),
+                    m.display()
+                );
+            }
+            l
+        }
+        None => None,
+    };
     let float_path = if images.is_empty() {
         models[0].clone()
     } else {
@@ -276,7 +293,9 @@ fn eval_cmd(
         }
         first
     };
-    let (loaded, float) = taalasc::load_float(&float_path)
+    // A chip built from a model's first N layers is scored against the
+    // float model of the same N layers.
+    let (loaded, float) = taalasc::load_float_layers(&float_path, layers)
         .with_context(|| format!("loading the float model {}", float_path.display()))?;
     let tok = loaded.tokenizer.as_ref().with_context(|| {
         format!(
