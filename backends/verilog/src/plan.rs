@@ -672,7 +672,10 @@ pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanE
             pc1: engines[e].program.len(),
         });
         // Values that other engines still need stay; values only this
-        // engine used are freed above.
+        // engine used are freed above. So the I/O engine's embedding
+        // output (read by the next engine) is never reused by its head
+        // phase: the token pipeline (RFC 0003) runs one token's head while
+        // the next token's embedding waits there to be handed on.
     }
     for (e, s) in spads.iter().enumerate() {
         engines[e].spad_words = s.top.max(1);

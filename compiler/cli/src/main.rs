@@ -927,7 +927,7 @@ fn sim(
                 "users": checks,
                 "cycles_per_token": perf.cycles_per_token,
                 "throughput_cycles_per_token": perf.throughput_cycles_per_token,
-                "users_in_flight": perf.cycles_per_token / perf.throughput_cycles_per_token.max(1.0),
+                "tokens_in_flight": perf.cycles_per_token / perf.throughput_cycles_per_token.max(1.0),
                 "phases_per_token": perf.phases,
                 "predicted_cycles_per_token": perf.predicted,
                 "mac_utilization": perf.mac_utilization,
