@@ -8,7 +8,8 @@
 // per token, its latency and the cycle counters over that latency.
 //
 // usage: Vtaalasc_chip TOKENS OUTDIR [VCD]
-//   TOKENS: one line per token: `token restart slot`
+//   TOKENS: one line per token: `token restart slot delay` (delay: idle cycles
+//           before the token is offered, once it may enter)
 //   OUTDIR: receives logits.bin (int64 per logit beat), trace.bin, perf.txt
 //           (per token: index latency matvec attn nl ctrl beats error) and
 //           total.txt (cycles from the first token in to the last logit out)
@@ -48,18 +49,19 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s TOKENS OUTDIR [VCD]\n", argv[0]);
         return 2;
     }
-    std::vector<uint64_t> toks, restart, slots;
+    std::vector<uint64_t> toks, restart, slots, delays;
     {
         FILE* f = std::fopen(argv[1], "r");
         if (!f) {
             std::perror(argv[1]);
             return 2;
         }
-        unsigned long long t, r, s;
-        while (std::fscanf(f, "%llu %llu %llu", &t, &r, &s) == 3) {
+        unsigned long long t, r, s, d;
+        while (std::fscanf(f, "%llu %llu %llu %llu", &t, &r, &s, &d) == 4) {
             toks.push_back(t);
             restart.push_back(r);
             slots.push_back(s);
+            delays.push_back(d);
         }
         std::fclose(f);
     }
@@ -107,12 +109,18 @@ int main(int argc, char** argv) {
     std::vector<Perf> perf(n);
     std::vector<int> in_flight(256, 0);  // tokens of each slot inside the chip
     size_t next_in = 0, next_out = 0;
+    uint64_t waited = 0;  // idle cycles spent on the next token's delay
     uint64_t first_in = 0;
     const uint64_t limit = 4000000000ULL;
     uint64_t start = cycle;
     while (next_out < n) {
         top.clk = 0;
-        if (next_in < n && in_flight[slots[next_in] & 255] == 0) {
+        bool may = next_in < n && in_flight[slots[next_in] & 255] == 0;
+        if (may && waited < delays[next_in]) {
+            waited++;
+            may = false;
+        }
+        if (may) {
             top.in_token = toks[next_in];
             top.in_restart = restart[next_in];
             top.in_slot = slots[next_in];
@@ -122,6 +130,7 @@ int main(int argc, char** argv) {
         }
         top.eval();
         if (top.in_valid && top.in_ready) {
+            waited = 0;
             in_flight[slots[next_in] & 255]++;
             Perf& p = perf[next_in];
             p.in_cycle = cycle;
@@ -155,6 +164,10 @@ int main(int argc, char** argv) {
         std::fwrite(&r, sizeof r, 1, ftr);                                                  \
     }
         TLS_ENGINES(TLS_REC)
+        if (top.dbg_conflict) {
+            std::fprintf(stderr, "cycle %" PRIu64 ": two stages claim one engine (scheduling invariant broken)\n", cycle);
+            return 4;
+        }
         tick();
         if (cycle - start > limit) {
             std::fprintf(stderr, "no progress after %" PRIu64 " cycles (%zu of %zu tokens out)\n", limit, next_out, n);

@@ -726,6 +726,7 @@ pub fn chip_module(plan: &Plan) -> String {
     let _ = writeln!(s, "    // token in\n    input  wire          in_valid,\n    output wire          in_ready,\n    input  wire [{}:0]   in_token,\n    input  wire          in_restart,\n    input  wire [7:0]    in_slot,", tw - 1);
     let _ = writeln!(s, "    // logits out, in the order tokens came in (one beat per vocabulary entry; one error\n    // beat for a token out of range, a full context or a slot beyond the chip's users)\n    output wire          out_valid,\n    input  wire          out_ready,\n    output wire [47:0]   out_logit,\n    output wire [{}:0]   out_index,\n    output wire          out_last,\n    output wire          out_error,\n    output wire [7:0]    out_slot,\n    output wire [{}:0]   out_pos,", vw - 1, pb - 1);
     let _ = writeln!(s, "    // cycles in which some engine does matvec / else attention / else nonlinear work,\n    // or the chip holds tokens but only the controller works\n    output reg  [63:0]   perf_matvec,\n    output reg  [63:0]   perf_attn,\n    output reg  [63:0]   perf_nl,\n    output reg  [63:0]   perf_ctrl,");
+    let _ = writeln!(s, "    // debug: high if two stages ever claim one engine, or a copy touches a running engine\n    output wire          dbg_conflict,");
     let _ = writeln!(s, "    // debug: every scratchpad write of every engine, tagged with its token's sequence number");
     for e in 0..ne {
         let _ = writeln!(s, "    output wire          dbg{e}_we,\n    output wire [15:0]   dbg{e}_tag,\n    output wire [{}:0]    dbg{e}_pc,\n    output wire [{}:0]   dbg{e}_addr,\n    output wire [47:0]   dbg{e}_data{}", PC_BITS - 1, aw - 1, if e + 1 == ne { "" } else { "," });
@@ -847,6 +848,21 @@ pub fn chip_module(plan: &Plan) -> String {
         let _ = writeln!(s, "  assign dbg{k}_we = e{k}_dbg_we && act{k};\n  assign dbg{k}_tag = e{k}_seq;\n  assign dbg{k}_pc = e{k}_dbg_pc;\n  assign dbg{k}_addr = e{k}_dbg_addr;\n  assign dbg{k}_data = e{k}_dbg_data;");
     }
     let join = |f: &dyn Fn(usize) -> String| (0..ne).map(f).collect::<Vec<_>>().join(" | ");
+    // The scheduling invariant, checked by the harness every cycle.
+    let mut clash = Vec::new();
+    for e in 0..ne {
+        let ks = on_engine(e);
+        for (i, &a) in ks.iter().enumerate() {
+            for &b in &ks[i + 1..] {
+                clash.push(format!("((go{a} || run{a}) && (go{b} || run{b}))"));
+            }
+        }
+        let el = lit(ew, e as u64);
+        clash.push(format!(
+            "(cp_busy && (c_from == {el} || c_to == {el}) && act{e})"
+        ));
+    }
+    let _ = writeln!(s, "  assign dbg_conflict = {};", clash.join(" ||\n      "));
     let _ = writeln!(
         s,
         "  wire bmv = {};\n  wire bat = {};\n  wire bnl = {};",
@@ -888,11 +904,23 @@ pub fn chip_module(plan: &Plan) -> String {
         .join(" && ");
     let _ = writeln!(s, "  wire empty = {all_empty} && !cp_busy;");
     let _ = writeln!(s, "  // A good token enters stage 0 when it and engine {} are free; a bad one waits until\n  // the chip is empty, so that its error beat keeps the output order.", st[0].engine);
+    // A handoff into another stage of the same engine that could start in
+    // this very cycle has priority: otherwise both would claim the engine.
+    let e0 = st[0].engine;
+    let hand: Vec<String> = (1..ns)
+        .filter(|&k| st[k].engine == e0)
+        .map(|k| format!("can{k}"))
+        .collect();
+    let hand = if hand.is_empty() {
+        "1'b0".to_string()
+    } else {
+        format!("!cp_busy && ({})", hand.join(" || "))
+    };
+    let _ = writeln!(s, "  wire hand_e0 = {hand};");
     let _ = writeln!(
         s,
-        "  wire take_ok = !v0 && !act{} && !(cp_busy && c_to == {}) && !err;",
-        st[0].engine,
-        lit(ew, st[0].engine as u64)
+        "  wire take_ok = !v0 && !act{e0} && !(cp_busy && c_to == {}) && !hand_e0 && !err;",
+        lit(ew, e0 as u64)
     );
     let _ = writeln!(s, "  assign in_ready = in_bad ? (empty && !err) : take_ok;");
     let _ = writeln!(s, "  assign out_valid = err || (run{last} && e{out_e}_o_valid);\n  assign out_logit = err ? 48'd0 : e{out_e}_o_data;\n  assign out_index = err ? {vw}'d0 : e{out_e}_o_index;\n  assign out_last = err || (run{last} && e{out_e}_o_last);\n  assign out_error = err;\n  assign out_slot = err ? err_slot : slot{last};\n  assign out_pos = err ? err_pos : pos{last};");

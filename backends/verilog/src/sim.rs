@@ -67,12 +67,14 @@ pub fn build(dir: &Path, vcd: bool) -> Result<PathBuf, SimError> {
     Ok(exe)
 }
 
-/// One token for the chip: id, whether it starts a new sequence, user slot.
+/// One token for the chip: id, whether it starts a new sequence, user
+/// slot, and idle cycles before it is offered once it may enter.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenIn {
     pub token: u32,
     pub restart: bool,
     pub slot: u8,
+    pub delay: u32,
 }
 
 /// Cycle counters of one token: `total` is its latency (from entering the
@@ -132,7 +134,7 @@ pub fn run_rtl(
     let tok_file = work.join("tokens.txt");
     let text: String = tokens
         .iter()
-        .map(|t| format!("{} {} {}\n", t.token, t.restart as u8, t.slot))
+        .map(|t| format!("{} {} {} {}\n", t.token, t.restart as u8, t.slot, t.delay))
         .collect();
     std::fs::write(&tok_file, text).map_err(|e| SimError::Output {
         path: tok_file.display().to_string(),
@@ -256,8 +258,21 @@ pub struct Check {
 
 /// Round-robin interleaving of the users' sequences: user 0's first token,
 /// user 1's first token, ..., then everyone's second token. Each user's
-/// first token restarts its slot at position 0.
-pub fn interleave(seqs: &[Vec<u32>]) -> Vec<TokenIn> {
+/// first token restarts its slot at position 0. With `jitter > 0` each
+/// token arrives after a pseudo-random idle time in `0..jitter` cycles
+/// (fixed seed: the same run every time), which moves arrivals across
+/// every phase of the pipeline.
+pub fn interleave(seqs: &[Vec<u32>], jitter: u32) -> Vec<TokenIn> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut delay = || {
+        if jitter == 0 {
+            return 0;
+        }
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % jitter as u64) as u32
+    };
     let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
     let mut v = Vec::new();
     for i in 0..longest {
@@ -267,6 +282,7 @@ pub fn interleave(seqs: &[Vec<u32>]) -> Vec<TokenIn> {
                     token,
                     restart: i == 0,
                     slot: u as u8,
+                    delay: delay(),
                 });
             }
         }

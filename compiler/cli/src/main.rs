@@ -94,6 +94,10 @@ enum Command {
         /// by --tokens come after those given by --prompt).
         #[arg(long)]
         tokens: Vec<String>,
+        /// Offer each token after a pseudo-random 0..N idle cycles (fixed seed), so that
+        /// arrivals hit every phase of the token pipeline.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        arrival_jitter: u32,
         /// Dump waves of the whole run to this VCD file (builds a tracing model).
         #[arg(long, value_name = "FILE.vcd")]
         vcd: Option<PathBuf>,
@@ -201,8 +205,16 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             prompt,
             tokens,
             vcd,
+            arrival_jitter,
             json,
-        } => sim(&chip, &prompt, &tokens, vcd.as_deref(), json)?,
+        } => sim(
+            &chip,
+            &prompt,
+            &tokens,
+            vcd.as_deref(),
+            arrival_jitter,
+            json,
+        )?,
         Command::Synth { chip, engine, json } => synth(&chip, engine, json)?,
         Command::Run {
             model,
@@ -852,6 +864,7 @@ fn sim(
     prompts: &[String],
     tokens: &[String],
     vcd: Option<&std::path::Path>,
+    jitter: u32,
     json: bool,
 ) -> anyhow::Result<()> {
     use taalasc_verilog::sim;
@@ -896,7 +909,7 @@ fn sim(
     let t0 = std::time::Instant::now();
     let exe = sim::build(chip, vcd.is_some())?;
     let build_s = t0.elapsed().as_secs_f64();
-    let inputs = sim::interleave(&seqs);
+    let inputs = sim::interleave(&seqs, jitter);
     let work = std::path::absolute(chip.join("sim/run"))?;
     let rtl = sim::run_rtl(&exe, &work, &inputs, vcd_abs.as_deref())?;
     let checks = sim::compare(&image, &plan, &seqs, &inputs, &rtl)?;
