@@ -254,6 +254,36 @@ fn mux(s: &mut String, sel: &str, out: &str, srcs: &[String], w: u32) {
     let _ = writeln!(s, "      default: {out} = {w}'d0;\n    endcase\n  end");
 }
 
+/// A bank of vector ROMs behind one read port: each ROM `{p}{k}` is enabled
+/// when `sel` names it, and `out` multiplexes their data by `sel`.
+#[allow(clippy::too_many_arguments)]
+fn rom_bank(
+    s: &mut String,
+    roms: &[crate::plan::VecRom],
+    p: &str,
+    width: u32,
+    en: &str,
+    addr: &str,
+    sel: &str,
+    out: &str,
+) {
+    let sw = addr_bits(roms.len());
+    for (k, r) in roms.iter().enumerate() {
+        let ab = addr_bits(r.depth);
+        let _ = writeln!(s, "  wire [{}:0] {p}{k}_q;  // {}", width - 1, r.name);
+        let _ = writeln!(
+            s,
+            "  tls_rom #(.W({width}), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) {p}{k} (\n    .clk(clk), .en({en} && {sel} == {}), .addr({addr}[{}:0]), .data({p}{k}_q)\n  );",
+            r.depth,
+            r.file,
+            lit(sw, k as u64),
+            ab - 1
+        );
+    }
+    let srcs: Vec<String> = (0..roms.len()).map(|k| format!("{p}{k}_q")).collect();
+    mux(s, sel, out, &srcs, width);
+}
+
 /// The module of engine `e`.
 pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let w = Widths::of(plan);
@@ -469,14 +499,9 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             s,
             "  wire br_en;\n  wire [23:0] br_addr;\n  reg [47:0] br_data;"
         );
-        let bw = addr_bits(e.biases.len());
-        for (k, b) in e.biases.iter().enumerate() {
-            let ab = addr_bits(b.depth);
-            let _ = writeln!(s, "  wire [47:0] b{k}_q;  // {}", b.name);
-            let _ = writeln!(s, "  tls_rom #(.W(48), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) b{k} (\n    .clk(clk), .en(br_en && d_bias == {}), .addr(br_addr[{}:0]), .data(b{k}_q)\n  );", b.depth, b.file, lit(bw, k as u64), ab - 1);
-        }
-        let srcs: Vec<String> = (0..e.biases.len()).map(|k| format!("b{k}_q")).collect();
-        mux(&mut s, "d_bias", "br_data", &srcs, 48);
+        rom_bank(
+            &mut s, &e.biases, "b", 48, "br_en", "br_addr", "d_bias", "br_data",
+        );
     }
     // Gain ROMs.
     let gaw = e
@@ -508,7 +533,6 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         .max()
         .unwrap_or(1);
     if e.uses("rope") {
-        let rw = addr_bits(e.ropes.len());
         let _ = writeln!(
             s,
             "\n  // ---- RoPE tables {{cos, sin}} per (position, pair) ----"
@@ -518,13 +542,9 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             "  wire t_en;\n  wire [{}:0] t_addr;\n  reg [31:0] t_data;",
             taw - 1
         );
-        for (k, r) in e.ropes.iter().enumerate() {
-            let ab = addr_bits(r.depth);
-            let _ = writeln!(s, "  wire [31:0] r{k}_q;");
-            let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) r{k} (\n    .clk(clk), .en(t_en && d_rope == {}), .addr(t_addr[{}:0]), .data(r{k}_q)\n  );", r.depth, r.file, lit(rw, k as u64), ab - 1);
-        }
-        let srcs: Vec<String> = (0..e.ropes.len()).map(|k| format!("r{k}_q")).collect();
-        mux(&mut s, "d_rope", "t_data", &srcs, 32);
+        rom_bank(
+            &mut s, &e.ropes, "r", 32, "t_en", "t_addr", "d_rope", "t_data",
+        );
     }
 
     // Unit instances.
