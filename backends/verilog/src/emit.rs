@@ -284,6 +284,22 @@ fn rom_bank(
     mux(s, sel, out, &srcs, width);
 }
 
+/// Control ports of unit `u` (`go_u`, `done_u`, `busy_u_w` in the engine).
+fn ctl_ports(u: &str) -> String {
+    format!(".clk(clk), .rst(rst), .start(go_{u}), .done(done_{u}), .busy(busy_{u}_w)")
+}
+
+/// Scratchpad ports of unit `u`: read port a, read port b when it has one,
+/// the write port.
+fn spad_ports(u: &str, rb: bool) -> String {
+    let b = if rb {
+        format!(".rb_en({u}_rb_en), .rb_addr({u}_rb_addr), .rb_data(spad_b),\n    ")
+    } else {
+        String::new()
+    };
+    format!(".ra_en({u}_ra_en), .ra_addr({u}_ra_addr), .ra_data(spad_a),\n    {b}.w_en({u}_w_en), .w_addr({u}_w_addr), .w_data({u}_w_data)")
+}
+
 /// The module of engine `e`.
 pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let w = Widths::of(plan);
@@ -553,42 +569,47 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let mut busy_nl = Vec::new();
     let mut busy_attn = Vec::new();
     if e.uses("matvec") {
+        let (ctl, spad) = (ctl_ports("matvec"), spad_ports("matvec", true));
         let _ = writeln!(s, "  wire mv_busy_load;\n  wire mv_mac_active;");
         let _ = writeln!(
             s,
-            "  tls_matvec #(.LANES({lanes}), .AW({aw}), .XB({}), .WAW({waw}), .RW(24)) u_matvec (\n    .clk(clk), .rst(rst), .start(go_matvec), .done(done_matvec), .busy(busy_matvec_w),\n    .busy_load(mv_busy_load), .mac_active(mv_mac_active),\n    .cfg_src(d_mv_src), .cfg_dst(d_mv_dst), .cfg_rows(d_mv_rows), .cfg_cols(d_mv_cols),\n    .cfg_load(d_mv_load), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias), .cfg_has_bias(d_mv_has_bias),\n    .ra_en(matvec_ra_en), .ra_addr(matvec_ra_addr), .ra_data(spad_a),\n    .rb_en(matvec_rb_en), .rb_addr(matvec_rb_addr), .rb_data(spad_b),\n    .w_en(matvec_w_en), .w_addr(matvec_w_addr), .w_data(matvec_w_data),\n    .wr_en(mv_wr_en), .wr_addr(mv_wr_addr), .wr_data(w_data),\n    .br_en(br_en), .br_addr(br_addr), .br_data(br_data)\n  );",
+            "  tls_matvec #(.LANES({lanes}), .AW({aw}), .XB({}), .WAW({waw}), .RW(24)) u_matvec (\n    {ctl},\n    .busy_load(mv_busy_load), .mac_active(mv_mac_active),\n    .cfg_src(d_mv_src), .cfg_dst(d_mv_dst), .cfg_rows(d_mv_rows), .cfg_cols(d_mv_cols),\n    .cfg_load(d_mv_load), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias), .cfg_has_bias(d_mv_has_bias),\n    {spad},\n    .wr_en(mv_wr_en), .wr_addr(mv_wr_addr), .wr_data(w_data),\n    .br_en(br_en), .br_addr(br_addr), .br_data(br_data)\n  );",
             e.max_blocks.max(1)
         );
         busy_mv.push("(busy_matvec_w & ~mv_busy_load)".to_string());
         busy_nl.push("mv_busy_load".to_string());
     }
     if e.uses("embed") {
+        let (ctl, spad) = (ctl_ports("embed"), spad_ports("embed", false));
         let _ = writeln!(
             s,
-            "  tls_embed #(.LANES({lanes}), .AW({aw}), .WAW({waw})) u_embed (\n    .clk(clk), .rst(rst), .start(go_embed), .done(done_embed), .busy(busy_embed_w),\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    .ra_en(embed_ra_en), .ra_addr(embed_ra_addr), .ra_data(spad_a),\n    .w_en(embed_w_en), .w_addr(embed_w_addr), .w_data(embed_w_data),\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_data(w_data)\n  );",
+            "  tls_embed #(.LANES({lanes}), .AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_data(w_data)\n  );",
             24 - POS_BITS,
             24 - w.tw
         );
         busy_nl.push("busy_embed_w".to_string());
     }
     if e.uses("norm") {
+        let (ctl, spad) = (ctl_ports("norm"), spad_ports("norm", false));
         let _ = writeln!(
             s,
-            "  tls_norm #(.AW({aw}), .GAW({gaw}), .TABLE_DIR(TABLE_DIR)) u_norm (\n    .clk(clk), .rst(rst), .start(go_norm), .done(done_norm), .busy(busy_norm_w),\n    .cfg_src(d_nm_src), .cfg_dst(d_nm_dst), .cfg_n(d_nm_n), .cfg_mn(d_nm_mn), .cfg_eps(d_nm_eps), .cfg_layer(d_nm_layer),\n    .ra_en(norm_ra_en), .ra_addr(norm_ra_addr), .ra_data(spad_a),\n    .w_en(norm_w_en), .w_addr(norm_w_addr), .w_data(norm_w_data),\n    .g_en(g_en), .g_addr(g_addr), .g_data(g_data),\n    .b_en(nb_en), .b_addr(nb_addr), .b_data(nb_data)\n  );"
+            "  tls_norm #(.AW({aw}), .GAW({gaw}), .TABLE_DIR(TABLE_DIR)) u_norm (\n    {ctl},\n    .cfg_src(d_nm_src), .cfg_dst(d_nm_dst), .cfg_n(d_nm_n), .cfg_mn(d_nm_mn), .cfg_eps(d_nm_eps), .cfg_layer(d_nm_layer),\n    {spad},\n    .g_en(g_en), .g_addr(g_addr), .g_data(g_data),\n    .b_en(nb_en), .b_addr(nb_addr), .b_data(nb_data)\n  );"
         );
         busy_nl.push("busy_norm_w".to_string());
     }
     if e.uses("elem") {
+        let (ctl, spad) = (ctl_ports("elem"), spad_ports("elem", true));
         let _ = writeln!(
             s,
-            "  tls_elem #(.AW({aw}), .TABLE_DIR(TABLE_DIR)) u_elem (\n    .clk(clk), .rst(rst), .start(go_elem), .done(done_elem), .busy(busy_elem_w),\n    .cfg_op(d_el_op), .cfg_a(d_el_a), .cfg_b(d_el_b), .cfg_dst(d_el_dst), .cfg_n(d_el_n),\n    .ra_en(elem_ra_en), .ra_addr(elem_ra_addr), .ra_data(spad_a),\n    .rb_en(elem_rb_en), .rb_addr(elem_rb_addr), .rb_data(spad_b),\n    .w_en(elem_w_en), .w_addr(elem_w_addr), .w_data(elem_w_data)\n  );"
+            "  tls_elem #(.AW({aw}), .TABLE_DIR(TABLE_DIR)) u_elem (\n    {ctl},\n    .cfg_op(d_el_op), .cfg_a(d_el_a), .cfg_b(d_el_b), .cfg_dst(d_el_dst), .cfg_n(d_el_n),\n    {spad}\n  );"
         );
         busy_nl.push("busy_elem_w".to_string());
     }
     if e.uses("rope") {
+        let (ctl, spad) = (ctl_ports("rope"), spad_ports("rope", true));
         let _ = writeln!(
             s,
-            "  tls_rope #(.AW({aw}), .TAW({taw})) u_rope (\n    .clk(clk), .rst(rst), .start(go_rope), .done(done_rope), .busy(busy_rope_w),\n    .cfg_src(d_rp_src), .cfg_n_heads(d_rp_heads), .cfg_hd(d_rp_hd), .cfg_rot(d_rp_rot), .cfg_pos(pos),\n    .ra_en(rope_ra_en), .ra_addr(rope_ra_addr), .ra_data(spad_a),\n    .rb_en(rope_rb_en), .rb_addr(rope_rb_addr), .rb_data(spad_b),\n    .w_en(rope_w_en), .w_addr(rope_w_addr), .w_data(rope_w_data),\n    .t_en(t_en), .t_addr(t_addr), .t_data(t_data)\n  );"
+            "  tls_rope #(.AW({aw}), .TAW({taw})) u_rope (\n    {ctl},\n    .cfg_src(d_rp_src), .cfg_n_heads(d_rp_heads), .cfg_hd(d_rp_hd), .cfg_rot(d_rp_rot), .cfg_pos(pos),\n    {spad},\n    .t_en(t_en), .t_addr(t_addr), .t_data(t_data)\n  );"
         );
         busy_nl.push("busy_rope_w".to_string());
     }
@@ -729,7 +750,7 @@ pub fn chip_module(plan: &Plan) -> String {
     let aw = w.aw;
     let ne = plan.engines.len();
     let ew = addr_bits(ne);
-    let st = stages(plan).expect("checked by check_limits");
+    let st = stages(plan).expect("plan() checks the schedule forms stages");
     let ns = st.len();
     let copies: Vec<(usize, u32, u32, usize)> = st
         .iter()
@@ -991,7 +1012,8 @@ pub fn chip_module(plan: &Plan) -> String {
     s
 }
 
-/// Checks the plan fits the emitter's fixed field widths.
+/// Checks the plan fits the emitter's fixed field widths and forms a token
+/// pipeline; `plan()` calls it, so every plan it returns can be printed.
 pub fn check_limits(plan: &Plan) -> Result<(), String> {
     for e in &plan.engines {
         if e.program.len() >= (1 << PC_BITS) {

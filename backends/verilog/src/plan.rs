@@ -31,6 +31,8 @@ pub enum PlanError {
     Lanes(usize),
     #[error("--users {0}: expected 1 to 256 user slots")]
     Users(usize),
+    #[error("beyond the emitter's field widths: {0}")]
+    Limit(String),
 }
 
 /// Elementwise operations of `tls_elem` (`cfg_op`).
@@ -681,7 +683,7 @@ pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanE
         engines[e].spad_words = s.top.max(1);
     }
     let max_words = engines.iter().map(|e| e.spad_words).max().unwrap_or(1);
-    Ok(Plan {
+    let plan = Plan {
         lanes,
         users,
         context: image.context,
@@ -690,7 +692,9 @@ pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanE
         schedule,
         slots,
         spad_aw: addr_bits(max_words as usize),
-    })
+    };
+    crate::emit::check_limits(&plan).map_err(PlanError::Limit)?;
+    Ok(plan)
 }
 
 /// The engine's weight ROM for matrix `id` (shared when read twice, e.g.
