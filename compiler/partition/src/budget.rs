@@ -1,0 +1,453 @@
+//! The chip budget: what one die may hold, and the energy and cost
+//! assumptions the report uses. A budget is a JSON file or a named preset
+//! (`--chip-budget hc1`). Every figure carries its source in `sources`;
+//! figures that are our own assumptions say so there.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Per-operation energies. The cited figures are Horowitz (ISSCC 2014) at
+/// 45 nm; `node_scale` (an assumption) scales them to the budget's node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Energy {
+    /// 8-bit integer multiply at 45 nm, pJ.
+    pub mult8_pj_45nm: f64,
+    /// 8-bit integer add at 45 nm, pJ (one per MAC; the wider accumulator
+    /// add is counted as one 32-bit add = 4 of these).
+    pub add8_pj_45nm: f64,
+    /// SRAM read, pJ per bit at 45 nm (also used for writes).
+    pub sram_pj_per_bit_45nm: f64,
+    /// Mask-ROM read, pJ per bit at 45 nm.
+    pub rom_pj_per_bit_45nm: f64,
+    /// Energy factor from 45 nm to this node.
+    pub node_scale: f64,
+    /// Chip-to-chip link, pJ per bit (already at this node).
+    pub link_pj_per_bit: f64,
+    /// Leakage and clock tree, watts per mm² of die in use.
+    pub static_w_per_mm2: f64,
+}
+
+impl Energy {
+    /// Energy of one MAC at the node, pJ: an 8-bit multiply and a 32-bit
+    /// accumulate.
+    pub fn mac_pj(&self) -> f64 {
+        (self.mult8_pj_45nm + 4.0 * self.add8_pj_45nm) * self.node_scale
+    }
+    pub fn rom_pj_per_bit(&self) -> f64 {
+        self.rom_pj_per_bit_45nm * self.node_scale
+    }
+    pub fn sram_pj_per_bit(&self) -> f64 {
+        self.sram_pj_per_bit_45nm * self.node_scale
+    }
+}
+
+/// What a chip costs to make and run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Economics {
+    /// Price of one processed 300 mm wafer, USD.
+    pub wafer_usd: f64,
+    /// Defect density, defects per cm² (Poisson yield `exp(-A·D0)`).
+    pub defects_per_cm2: f64,
+    /// Packaging, board share, test: a multiple of the good-die cost.
+    pub system_cost_factor: f64,
+    /// Years over which the hardware is written off.
+    pub amortization_years: f64,
+    /// Electricity, USD per kWh, data-centre overhead (PUE) included.
+    pub electricity_usd_per_kwh: f64,
+}
+
+impl Economics {
+    /// Gross dies per 300 mm wafer for a die of `a` mm² (the usual
+    /// `π r²/A − π d/√(2A)` estimate).
+    pub fn dies_per_wafer(&self, a: f64) -> f64 {
+        let d = 300.0f64;
+        let r = d / 2.0;
+        (std::f64::consts::PI * r * r / a - std::f64::consts::PI * d / (2.0 * a).sqrt()).max(0.0)
+    }
+    /// Fraction of dies without a defect, for `a` mm².
+    pub fn yield_of(&self, a: f64) -> f64 {
+        (-(a / 100.0) * self.defects_per_cm2).exp()
+    }
+    /// System cost of one chip of `a` mm², USD.
+    pub fn chip_usd(&self, a: f64) -> f64 {
+        let good = self.dies_per_wafer(a) * self.yield_of(a);
+        if good <= 0.0 {
+            return f64::INFINITY;
+        }
+        self.wafer_usd / good * self.system_cost_factor
+    }
+}
+
+/// One chip's limits and the assumptions around it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub name: String,
+    /// Process node, for the record (`N6`).
+    pub process: String,
+    /// Die area available for ROM, SRAM and logic, mm².
+    pub die_mm2: f64,
+    /// SRAM macro density, Mbit per mm² (periphery included).
+    pub sram_mbit_per_mm2: f64,
+    /// Mask-ROM density, Mbit per mm². An assumption (see `sources`).
+    pub rom_mbit_per_mm2: f64,
+    /// Logic area per million generic Yosys cells, mm².
+    pub logic_mm2_per_mcell: f64,
+    /// Signal pins a chip can give to its links (both directions).
+    pub io_pins: u32,
+    /// Chip-to-chip link: bits per cycle in each direction.
+    pub link_bits_per_cycle: u32,
+    /// Chip-to-chip link latency, cycles.
+    pub link_latency_cycles: u32,
+    /// Clock, MHz.
+    pub clock_mhz: f64,
+    pub energy: Energy,
+    pub economics: Economics,
+    /// Where each figure comes from, by field path (`die_mm2`,
+    /// `energy.node_scale`); assumptions say "assumption".
+    pub sources: BTreeMap<String, String>,
+}
+
+/// A budget that cannot be read or makes no sense; names the file or
+/// preset and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: field `{field}` {message}")]
+    Field {
+        path: String,
+        field: &'static str,
+        message: String,
+    },
+    #[error("unknown chip budget `{0}`: give a JSON file or one of the presets {1}")]
+    Unknown(String, String),
+}
+
+/// Names of the built-in presets.
+pub const PRESETS: &[&str] = &["hc1", "n3e-reticle"];
+
+fn horowitz() -> Energy {
+    Energy {
+        mult8_pj_45nm: 0.2,
+        add8_pj_45nm: 0.03,
+        sram_pj_per_bit_45nm: 0.16,
+        rom_pj_per_bit_45nm: 0.16,
+        node_scale: 0.25,
+        link_pj_per_bit: 1.0,
+        static_w_per_mm2: 0.02,
+    }
+}
+
+fn economics() -> Economics {
+    Economics {
+        wafer_usd: 10_000.0,
+        defects_per_cm2: 0.1,
+        system_cost_factor: 2.0,
+        amortization_years: 3.0,
+        electricity_usd_per_kwh: 0.15,
+    }
+}
+
+fn common_sources() -> BTreeMap<String, String> {
+    let h = "Horowitz, \"Computing's energy problem\", ISSCC 2014, 45 nm figures";
+    [
+        ("energy.mult8_pj_45nm", h),
+        ("energy.add8_pj_45nm", h),
+        ("energy.sram_pj_per_bit_45nm", "Horowitz ISSCC 2014: SRAM read about 0.16 pJ/bit (8 KB array)"),
+        ("energy.rom_pj_per_bit_45nm", "assumption: a ROM read costs what an SRAM read of the same bit does"),
+        ("energy.node_scale", "assumption: 45 nm to N6/N3 dynamic energy at 0.25x (capacitance and supply scaling)"),
+        ("energy.link_pj_per_bit", "assumption: short-reach die-to-die link, about 1 pJ/bit"),
+        ("energy.static_w_per_mm2", "assumption: 0.02 W/mm2 leakage and clock"),
+        ("economics.wafer_usd", "assumption: about USD 10k per N6/N7-class wafer (CSET 2020 estimate for 7 nm: USD 9,346)"),
+        ("economics.defects_per_cm2", "assumption: 0.1 defects/cm2, mature node"),
+        ("economics.system_cost_factor", "assumption: package, board, test and margin double the good-die cost"),
+        ("economics.amortization_years", "assumption"),
+        ("economics.electricity_usd_per_kwh", "assumption: USD 0.10/kWh times PUE 1.5"),
+        ("logic_mm2_per_mcell", "assumption: a generic Yosys cell is about 1.5 NAND2 equivalents; N6-class NAND2 about 0.05 um2 placed at 70% utilization"),
+        ("io_pins", "assumption: about 1,000 signal pins for links on a large flip-chip die"),
+        ("link_bits_per_cycle", "assumption: 256 bits per cycle each way per link"),
+        ("link_latency_cycles", "assumption: 20 cycles chip to chip"),
+        ("clock_mhz", "RFC 0003 design target, not timing-closed"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+impl Budget {
+    /// A built-in budget by name.
+    pub fn preset(name: &str) -> Option<Budget> {
+        let mut sources = common_sources();
+        let b = match name {
+            "hc1" => {
+                sources.insert(
+                    "die_mm2".into(),
+                    "Taalas HC1, vendor claim: 815 mm2 on TSMC N6".into(),
+                );
+                sources.insert(
+                    "sram_mbit_per_mm2".into(),
+                    "N6 SRAM macro density about 25 Mb/mm2 (HD bitcell 0.027 um2)".into(),
+                );
+                sources.insert(
+                    "rom_mbit_per_mm2".into(),
+                    "assumption: a via-programmed mask-ROM bitcell is one transistor against SRAM's six; taken as 4x the SRAM macro density".into(),
+                );
+                Budget {
+                    name: "hc1".into(),
+                    process: "N6".into(),
+                    die_mm2: 815.0,
+                    sram_mbit_per_mm2: 25.0,
+                    rom_mbit_per_mm2: 100.0,
+                    logic_mm2_per_mcell: 0.11,
+                    io_pins: 1024,
+                    link_bits_per_cycle: 256,
+                    link_latency_cycles: 20,
+                    clock_mhz: 1000.0,
+                    energy: horowitz(),
+                    economics: economics(),
+                    sources,
+                }
+            }
+            "n3e-reticle" => {
+                sources.insert(
+                    "die_mm2".into(),
+                    "assumption: a near-reticle die of 800 mm2".into(),
+                );
+                sources.insert(
+                    "sram_mbit_per_mm2".into(),
+                    "N3E SRAM macro density 31.8 Mib/mm2 (HD bitcell 0.021 um2)".into(),
+                );
+                sources.insert(
+                    "rom_mbit_per_mm2".into(),
+                    "assumption: 4x the SRAM macro density, as for hc1".into(),
+                );
+                Budget {
+                    name: "n3e-reticle".into(),
+                    process: "N3E".into(),
+                    die_mm2: 800.0,
+                    sram_mbit_per_mm2: 31.8,
+                    rom_mbit_per_mm2: 127.2,
+                    logic_mm2_per_mcell: 0.07,
+                    io_pins: 1024,
+                    link_bits_per_cycle: 256,
+                    link_latency_cycles: 20,
+                    clock_mhz: 1000.0,
+                    energy: horowitz(),
+                    economics: Economics {
+                        wafer_usd: 18_000.0,
+                        ..economics()
+                    },
+                    sources,
+                }
+            }
+            _ => return None,
+        };
+        Some(b)
+    }
+
+    /// A preset name or a JSON file. A file may give only some fields on top
+    /// of a preset with `"base": "hc1"`.
+    pub fn load(spec: &str) -> Result<Budget, BudgetError> {
+        if let Some(b) = Budget::preset(spec) {
+            return Ok(b);
+        }
+        let path = std::path::Path::new(spec);
+        if !path.exists() {
+            return Err(BudgetError::Unknown(spec.into(), PRESETS.join(", ")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| BudgetError::Io {
+            path: spec.into(),
+            source,
+        })?;
+        Budget::from_json(&text, spec)
+    }
+
+    /// Parses a budget; `path` names it in errors.
+    pub fn from_json(text: &str, path: &str) -> Result<Budget, BudgetError> {
+        let parse = |message: String| BudgetError::Parse {
+            path: path.into(),
+            message,
+        };
+        let mut v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| parse(e.to_string()))?;
+        if let Some(base) = v.get("base").cloned() {
+            let base_name = base
+                .as_str()
+                .ok_or_else(|| parse("`base` must name a preset".into()))?;
+            let b = Budget::preset(base_name).ok_or_else(|| BudgetError::Field {
+                path: path.into(),
+                field: "base",
+                message: format!("names no preset (have {})", PRESETS.join(", ")),
+            })?;
+            let mut merged = serde_json::to_value(b).expect("budget serializes");
+            let obj = v.as_object_mut().expect("has a key, so an object");
+            obj.remove("base");
+            merge(&mut merged, &v);
+            v = merged;
+        }
+        let b: Budget = serde_json::from_value(v).map_err(|e| parse(e.to_string()))?;
+        b.check(path)?;
+        Ok(b)
+    }
+
+    /// Every figure must be finite and in range.
+    pub fn check(&self, path: &str) -> Result<(), BudgetError> {
+        let bad = |field: &'static str, message: &str| BudgetError::Field {
+            path: path.into(),
+            field,
+            message: message.into(),
+        };
+        let positive: [(&'static str, f64); 12] = [
+            ("die_mm2", self.die_mm2),
+            ("sram_mbit_per_mm2", self.sram_mbit_per_mm2),
+            ("rom_mbit_per_mm2", self.rom_mbit_per_mm2),
+            ("logic_mm2_per_mcell", self.logic_mm2_per_mcell),
+            ("clock_mhz", self.clock_mhz),
+            ("energy.mult8_pj_45nm", self.energy.mult8_pj_45nm),
+            ("energy.node_scale", self.energy.node_scale),
+            ("economics.wafer_usd", self.economics.wafer_usd),
+            (
+                "economics.system_cost_factor",
+                self.economics.system_cost_factor,
+            ),
+            (
+                "economics.amortization_years",
+                self.economics.amortization_years,
+            ),
+            (
+                "energy.sram_pj_per_bit_45nm",
+                self.energy.sram_pj_per_bit_45nm,
+            ),
+            (
+                "energy.rom_pj_per_bit_45nm",
+                self.energy.rom_pj_per_bit_45nm,
+            ),
+        ];
+        for (f, x) in positive {
+            if !(x.is_finite() && x > 0.0) {
+                return Err(bad(f, &format!("must be a positive number, got {x}")));
+            }
+        }
+        let nonneg: [(&'static str, f64); 5] = [
+            ("energy.add8_pj_45nm", self.energy.add8_pj_45nm),
+            ("energy.link_pj_per_bit", self.energy.link_pj_per_bit),
+            ("energy.static_w_per_mm2", self.energy.static_w_per_mm2),
+            ("economics.defects_per_cm2", self.economics.defects_per_cm2),
+            (
+                "economics.electricity_usd_per_kwh",
+                self.economics.electricity_usd_per_kwh,
+            ),
+        ];
+        for (f, x) in nonneg {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(bad(f, &format!("must be a number >= 0, got {x}")));
+            }
+        }
+        if self.link_bits_per_cycle == 0
+            || !(self.link_bits_per_cycle.is_power_of_two()
+                && (8..=1024).contains(&self.link_bits_per_cycle))
+        {
+            return Err(bad(
+                "link_bits_per_cycle",
+                &format!(
+                    "must be a power of two from 8 to 1024, got {}",
+                    self.link_bits_per_cycle
+                ),
+            ));
+        }
+        if self.link_latency_cycles == 0 || self.link_latency_cycles > 1000 {
+            return Err(bad(
+                "link_latency_cycles",
+                &format!("must be 1 to 1000, got {}", self.link_latency_cycles),
+            ));
+        }
+        if self.io_pins < 2 * (self.link_bits_per_cycle + 2) {
+            return Err(bad(
+                "io_pins",
+                &format!(
+                    "{} pins cannot carry a link in and a link out of {} bits plus valid/ready",
+                    self.io_pins, self.link_bits_per_cycle
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Area of `bits` of mask ROM, mm².
+    pub fn rom_mm2(&self, bits: u64) -> f64 {
+        bits as f64 / 1e6 / self.rom_mbit_per_mm2
+    }
+    /// Area of `bits` of SRAM, mm².
+    pub fn sram_mm2(&self, bits: u64) -> f64 {
+        bits as f64 / 1e6 / self.sram_mbit_per_mm2
+    }
+    /// Area of `cells` generic cells, mm².
+    pub fn logic_mm2(&self, cells: u64) -> f64 {
+        cells as f64 / 1e6 * self.logic_mm2_per_mcell
+    }
+}
+
+/// Overwrites `base` with the fields of `top`, recursively.
+fn merge(base: &mut serde_json::Value, top: &serde_json::Value) {
+    match (base, top) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(t)) => {
+            for (k, v) in t {
+                match b.get_mut(k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, t) => *b = t.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_pass_their_own_checks() {
+        for p in PRESETS {
+            let b = Budget::preset(p).unwrap();
+            b.check(p).unwrap();
+            assert!(b.sources.contains_key("rom_mbit_per_mm2"));
+        }
+    }
+
+    #[test]
+    fn a_file_overrides_a_preset_and_names_a_bad_field() {
+        let b = Budget::from_json(r#"{"base": "hc1", "die_mm2": 10.0}"#, "b.json").unwrap();
+        assert_eq!(b.die_mm2, 10.0);
+        assert_eq!(b.sram_mbit_per_mm2, 25.0);
+        let e = Budget::from_json(r#"{"base": "hc1", "die_mm2": -1}"#, "b.json").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "b.json: field `die_mm2` must be a positive number, got -1"
+        );
+        let e = Budget::from_json(r#"{"base": "hc1", "die_mm3": 1}"#, "b.json").unwrap_err();
+        assert!(e.to_string().contains("die_mm3"), "{e}");
+        let e = Budget::load("no-such-preset").unwrap_err();
+        assert!(e.to_string().contains("hc1"), "{e}");
+    }
+
+    #[test]
+    fn yield_and_dies_per_wafer() {
+        let e = economics();
+        // 815 mm²: about 63 gross dies, 44% yield at 0.1/cm².
+        let n = e.dies_per_wafer(815.0);
+        assert!((60.0..66.0).contains(&n), "{n}");
+        assert!((e.yield_of(815.0) - (-0.815f64).exp()).abs() < 1e-12);
+    }
+}
