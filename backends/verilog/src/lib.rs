@@ -2,6 +2,9 @@
 //! with weights in ROM macros and the KV cache in SRAM macros, and drives
 //! Verilator and Yosys over it.
 
+pub mod board;
+pub mod chip;
+pub mod cost;
 pub mod emit;
 pub mod output;
 pub mod plan;

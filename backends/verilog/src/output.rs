@@ -14,7 +14,8 @@
 //! module only fills a folder. Every file is a pure function of the plan
 //! and the image, so two builds give identical bytes.
 
-use crate::emit::{chip_module, engine_module};
+use crate::chip::chip_module;
+use crate::emit::engine_module;
 use crate::plan::Plan;
 use crate::roms::for_each_rom;
 use std::path::Path;
@@ -103,10 +104,15 @@ pub fn synth_sources(plan: &Plan) -> Vec<String> {
 
 /// The Yosys script for `top` (the chip, or one engine module).
 pub fn yosys_script(plan: &Plan, top: &str) -> String {
+    yosys_script_of(&synth_sources(plan), top)
+}
+
+/// The Yosys script reading `sources` (relative paths) with `top` on top.
+pub fn yosys_script_of(sources: &[String], top: &str) -> String {
     let mut s = String::from(
         "# Synthesis of the compute fabric; ROM and SRAM macros are blackboxes\n# (their area comes from the macro model in manifest.json).\n",
     );
-    for f in synth_sources(plan) {
+    for f in sources {
         s.push_str(&format!("read_verilog -DSYNTHESIS {f}\n"));
     }
     s.push_str(&format!(

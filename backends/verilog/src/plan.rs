@@ -317,6 +317,18 @@ impl Spad {
 /// Lowers `image` onto engines with `lanes` MAC lanes per matrix-vector
 /// unit and `users` user slots (KV cache regions).
 pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanError> {
+    plan_with(image, lanes, users, false)
+}
+
+/// As [`plan`]; with `split_io` the embedding and the head get an engine
+/// each (engine 0 and engine `layers + 1`), so that every engine runs one
+/// pipeline stage and the stage chain can be cut across chips (RFC 0004).
+pub fn plan_with(
+    image: &ChipImage,
+    lanes: usize,
+    users: usize,
+    split_io: bool,
+) -> Result<Plan, PlanError> {
     if !(lanes.is_power_of_two() && (1..=256).contains(&lanes)) {
         return Err(PlanError::Lanes(lanes));
     }
@@ -345,13 +357,15 @@ pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanE
     }
     // Consumers, for liveness.
     let mut last_use = vec![0usize; n];
-    let mut engines: Vec<Engine> = (0..=n_layers)
+    let n_engines = n_layers + 1 + split_io as usize;
+    let mut engines: Vec<Engine> = (0..n_engines)
         .map(|e| Engine {
             index: e,
-            role: if e == 0 {
-                "io".into()
-            } else {
-                format!("layer {}", e - 1)
+            role: match e {
+                0 if split_io => "embed".into(),
+                0 => "io".into(),
+                e if e > n_layers => "head".into(),
+                e => format!("layer {}", e - 1),
             },
             program: Vec::new(),
             nodes: Vec::new(),
@@ -390,13 +404,13 @@ pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanE
     for &nd in &order {
         phases[phase_of(nd)].push(nd);
     }
-    let mut spads: Vec<Spad> = (0..=n_layers).map(|_| Spad::default()).collect();
+    let mut spads: Vec<Spad> = (0..n_engines).map(|_| Spad::default()).collect();
     // Address of each value in each engine that holds it.
     let mut home: Vec<HashMap<usize, u32>> = vec![HashMap::new(); n];
     let mut schedule = Vec::new();
     let mut slots = Vec::new();
-    let mut mat_index: Vec<HashMap<WeightId, usize>> = vec![HashMap::new(); n_layers + 1];
-    let mut rope_index: Vec<Vec<(Vec<u64>, usize)>> = vec![Vec::new(); n_layers + 1];
+    let mut mat_index: Vec<HashMap<WeightId, usize>> = vec![HashMap::new(); n_engines];
+    let mut rope_index: Vec<Vec<(Vec<u64>, usize)>> = vec![Vec::new(); n_engines];
     for (ph, nodes) in phases.iter().enumerate() {
         let nodes: Vec<NodeIndex> = nodes
             .iter()
@@ -406,7 +420,11 @@ pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanE
         if nodes.is_empty() {
             continue;
         }
-        let e = engine_of(nodes[0]);
+        let e = if split_io && ph == n_layers + 1 {
+            n_layers + 1
+        } else {
+            engine_of(nodes[0])
+        };
         // Copy in operands that live in other engines.
         for &nd in &nodes {
             for &i in &inputs[nd.index()] {

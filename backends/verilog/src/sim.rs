@@ -2,7 +2,6 @@
 //! through it and compares every unit's output and every logit with the
 //! bit-exact reference, position by position.
 
-use crate::output::TOP;
 use crate::plan::Plan;
 use crate::tools::{run, ToolError};
 use serde::Serialize;
@@ -21,11 +20,12 @@ pub enum SimError {
     Reference(#[from] taalasc_reference::RefError),
 }
 
-/// Builds (once) the Verilator simulation of the chip in `dir`; `vcd`
+/// Builds (once) the Verilator simulation of the chip (or board) in `dir`
+/// with top module `top`; `vcd`
 /// builds the tracing variant. Returns the executable.
-pub fn build(dir: &Path, vcd: bool) -> Result<PathBuf, SimError> {
+pub fn build(dir: &Path, top: &str, vcd: bool) -> Result<PathBuf, SimError> {
     let mdir = if vcd { "sim/obj_vcd" } else { "sim/obj" };
-    let exe = dir.join(mdir).join(format!("V{TOP}"));
+    let exe = dir.join(mdir).join(format!("V{top}"));
     if exe.is_file() {
         return Ok(exe);
     }
@@ -38,7 +38,7 @@ pub fn build(dir: &Path, vcd: bool) -> Result<PathBuf, SimError> {
         "2",
         "-Wno-DECLFILENAME",
         "--top-module",
-        TOP,
+        top,
         "-Mdir",
         mdir,
         "-f",

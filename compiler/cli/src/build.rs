@@ -271,6 +271,7 @@ pub fn write_image(
     manifest: &serde_json::Value,
     report: &serde_json::Value,
     rtl: Option<(&taalasc_verilog::Plan, &str)>,
+    board: Option<&taalasc_verilog::board::Board>,
 ) -> anyhow::Result<()> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -298,8 +299,14 @@ pub fn write_image(
             tmp.join("report.json"),
             serde_json::to_string_pretty(report)? + "\n",
         )?;
-        if let Some((plan, name)) = rtl {
-            taalasc_verilog::output::write_rtl(&tmp, image, plan, name)?;
+        match (rtl, board) {
+            (Some((plan, _)), Some(board)) => {
+                taalasc_verilog::board::write_board(&tmp, image, plan, board)?
+            }
+            (Some((plan, name)), None) => {
+                taalasc_verilog::output::write_rtl(&tmp, image, plan, name)?
+            }
+            (None, _) => {}
         }
         if out.exists() {
             let old = parent.join(format!(".{name}.old-{}", std::process::id()));

@@ -498,6 +498,15 @@ struct BuildArgs {
     /// holds its weights again as ROM images).
     #[arg(long)]
     no_rtl: bool,
+    /// What one chip may hold: a preset (`hc1`: N6, 815 mm²; `n3e-reticle`) or a JSON budget
+    /// file (fields in rfcs/0004-partitioning.md; `"base": "hc1"` fills the rest). The model is
+    /// split across as many chips as the budget needs, each chip with its own ROM, KV SRAM and
+    /// --users slots, linked on a board (chipK/ and board/ folders).
+    #[arg(long, value_name = "FILE|PRESET")]
+    chip_budget: Option<String>,
+    /// Split across at least N chips (default budget: hc1).
+    #[arg(long, value_name = "N")]
+    chips: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -615,14 +624,35 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     // is not a whole activation block): no output that only looks complete.
     Reference::new(&image, 1)
         .with_context(|| format!("{} cannot be built for this datapath", a.model.display()))?;
+    let multi = a.chip_budget.is_some() || a.chips.is_some();
+    if multi && a.no_rtl {
+        bail!("--chip-budget and --chips plan the hardware; they cannot go with --no-rtl");
+    }
     let plan = if a.no_rtl {
         None
     } else {
         Some(
-            taalasc_verilog::plan(&image, a.lanes, a.users)
+            taalasc_verilog::plan::plan_with(&image, a.lanes, a.users, multi)
                 .with_context(|| format!("{} cannot be lowered to RTL", a.model.display()))?,
         )
     };
+    let system = match (&plan, multi) {
+        (Some(plan), true) => Some(taalasc::system::partition(
+            plan,
+            a.chip_budget.as_deref().unwrap_or("hc1"),
+            a.chips.unwrap_or(1),
+        )?),
+        _ => None,
+    };
+    if let Some(sys) = &system {
+        eprintln!(
+            "build: {} chip(s) on budget `{}` ({}): {}",
+            sys.partition.chips.len(),
+            sys.budget.name,
+            sys.budget.process,
+            sys.summary()
+        );
+    }
     let source = std::fs::canonicalize(&a.model).unwrap_or(a.model.clone());
     let mut manifest = serde_json::json!({
         "format": "taalasc-chip-image-1",
@@ -644,6 +674,9 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     }
     if let Some(plan) = &plan {
         manifest["hardware"] = taalasc_verilog::manifest(plan);
+        if let Some(sys) = &system {
+            manifest["hardware"]["system"] = serde_json::to_value(sys)?;
+        }
     }
     let mut report_json = serde_json::to_value(&report)?;
     if let Some(r) = &auto_report {
@@ -665,6 +698,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         &manifest,
         &report_json,
         plan.as_ref().map(|p| (p, name.as_str())),
+        system.as_ref().and_then(|s| s.board.as_ref()),
     )?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&report_json)?);
@@ -831,6 +865,18 @@ fn run(
 /// The plan recorded in a chip folder's manifest (rebuilt from the image,
 /// and checked against the recorded one so a stale folder is an error).
 fn chip_plan(chip: &std::path::Path) -> anyhow::Result<(ChipImage, taalasc_verilog::Plan)> {
+    let (image, plan, _) = chip_board(chip)?;
+    Ok((image, plan))
+}
+
+/// The image, its hardware plan and, for a multi-chip build, its board.
+fn chip_board(
+    chip: &std::path::Path,
+) -> anyhow::Result<(
+    ChipImage,
+    taalasc_verilog::Plan,
+    Option<taalasc_verilog::board::Board>,
+)> {
     let image = ChipImage::read(chip)?;
     let mpath = chip.join("manifest.json");
     let manifest: serde_json::Value = serde_json::from_str(
@@ -849,13 +895,30 @@ fn chip_plan(chip: &std::path::Path) -> anyhow::Result<(ChipImage, taalasc_veril
     let users = hw["users"]
         .as_u64()
         .with_context(|| format!("{}: hardware.users missing", mpath.display()))?;
-    let plan = taalasc_verilog::plan(&image, lanes as usize, users as usize)?;
+    let system = hw.get("system");
+    let plan = taalasc_verilog::plan::plan_with(
+        &image,
+        lanes as usize,
+        users as usize,
+        system.is_some(),
+    )?;
+    let mut recorded = hw.clone();
+    if let Some(o) = recorded.as_object_mut() {
+        o.remove("system");
+    }
     anyhow::ensure!(
-        taalasc_verilog::manifest(&plan) == *hw,
+        taalasc_verilog::manifest(&plan) == recorded,
         "{}: the recorded hardware plan does not match the image; rebuild the chip",
         mpath.display()
     );
-    Ok((image, plan))
+    let board = match system.map(|s| &s["board"]) {
+        Some(b) if !b.is_null() => Some(
+            serde_json::from_value(b.clone())
+                .with_context(|| format!("{}: hardware.system.board", mpath.display()))?,
+        ),
+        _ => None,
+    };
+    Ok((image, plan, board))
 }
 
 fn sim(
@@ -867,7 +930,12 @@ fn sim(
     json: bool,
 ) -> anyhow::Result<()> {
     use taalasc_verilog::sim;
-    let (image, plan) = chip_plan(chip)?;
+    let (image, plan, board) = chip_board(chip)?;
+    // A board simulates as one design from its board/ folder.
+    let (sim_dir, top) = match &board {
+        Some(_) => (chip.join("board"), taalasc_verilog::board::BOARD_TOP),
+        None => (chip.to_path_buf(), taalasc_verilog::output::TOP),
+    };
     let tokenizer = if prompts.is_empty() {
         None
     } else {
@@ -906,10 +974,10 @@ fn sim(
     let vcd_abs = vcd.map(|v| std::path::absolute(v).unwrap_or(v.to_path_buf()));
     eprintln!("sim: building the Verilator model (once per chip folder)...");
     let t0 = std::time::Instant::now();
-    let exe = sim::build(chip, vcd.is_some())?;
+    let exe = sim::build(&sim_dir, top, vcd.is_some())?;
     let build_s = t0.elapsed().as_secs_f64();
     let inputs = sim::interleave(&seqs, jitter);
-    let work = std::path::absolute(chip.join("sim/run"))?;
+    let work = std::path::absolute(sim_dir.join("sim/run"))?;
     let rtl = sim::run_rtl(&exe, &work, &inputs, vcd_abs.as_deref())?;
     let checks = sim::compare(&image, &plan, &seqs, &inputs, &rtl)?;
     let bit_exact = checks.iter().all(|c| c.bit_exact);

@@ -1,0 +1,166 @@
+//! What each pipeline stage of a plan costs, for the partitioner and the
+//! system report (RFC 0004): ROM and SRAM bits from the plan's macros,
+//! logic from a cell model calibrated on Yosys runs, cycles from the RFC
+//! 0003 formulas, and the per-token traffic the energy model needs.
+
+use crate::emit::stages;
+use crate::perf::{instr_cycles, SEQ_OVERHEAD, STEP_OVERHEAD};
+use crate::plan::{Instr, Plan};
+use taalasc_numerics as nx;
+use taalasc_partition::StageCost;
+
+/// Generic Yosys cells of each unit, measured by `taalasc synth --engine 1`
+/// on SmolLM2-135M at 16 and 64 lanes (RFC 0003 figures); the
+/// matrix-vector unit grows with its lanes. `embed` and `out` were not
+/// measured on their own; they are small counters and muxes and are
+/// given a round figure (an assumption).
+pub mod cells {
+    pub const MATVEC_BASE: u64 = 9_309;
+    pub const MATVEC_PER_LANE: u64 = 847;
+    pub const ATTN: u64 = 100_619 + 6_956;
+    pub const NORM: u64 = 29_029;
+    pub const ELEM: u64 = 25_796;
+    pub const ROPE: u64 = 22_631;
+    pub const EMBED: u64 = 5_000;
+    pub const OUT: u64 = 2_000;
+    pub const GLUE: u64 = 3_111;
+}
+
+/// Modelled generic cells of engine `e`.
+pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
+    let eng = &plan.engines[e];
+    let mut c = cells::GLUE;
+    for (unit, n) in [
+        ("matvec", cells::MATVEC_BASE + cells::MATVEC_PER_LANE * plan.lanes as u64),
+        ("attn", cells::ATTN),
+        ("norm", cells::NORM),
+        ("elem", cells::ELEM),
+        ("rope", cells::ROPE),
+        ("embed", cells::EMBED),
+        ("out", cells::OUT),
+    ] {
+        if eng.uses(unit) {
+            c += n;
+        }
+    }
+    c
+}
+
+/// Table ROM bits of engine `e` (each unit instance has its own tables).
+fn table_bits(plan: &Plan, e: usize) -> u64 {
+    let eng = &plan.engines[e];
+    let mut b = 0;
+    if eng.uses("norm") {
+        b += 3072 * 19;
+    }
+    if eng.uses("elem") {
+        b += 2 * 4097 * 16;
+    }
+    if eng.uses("attn") {
+        b += 4096 * (16 + 17);
+    }
+    b
+}
+
+/// KV-cache bits of one position of one user in an attention unit: K and
+/// V, 8-bit codes plus one 8-bit scale per 32 values.
+pub fn kv_bits_per_position(kv_heads: usize, head_dim: usize) -> u64 {
+    let blocks = (kv_heads * head_dim / nx::A8_BLOCK) as u64;
+    2 * blocks * (nx::A8_BLOCK as u64 * 8 + 8)
+}
+
+/// The cost of every pipeline stage of `plan`, at the middle of the
+/// context. An engine's memories and logic are charged to the first stage
+/// that runs on it (a plan with a shared I/O engine charges the head's
+/// ROM to the embedding stage).
+pub fn stage_costs(plan: &Plan) -> Vec<StageCost> {
+    let st = stages(plan).expect("plan() checks the schedule forms stages");
+    let pos = plan.context / 2;
+    let mut charged = vec![false; plan.engines.len()];
+    let mut out = Vec::with_capacity(st.len());
+    for (k, s) in st.iter().enumerate() {
+        let e = &plan.engines[s.engine];
+        let first_use = !charged[s.engine];
+        charged[s.engine] = true;
+        let mut c = StageCost {
+            name: e.role.clone(),
+            rom_bits: 0,
+            sram_bits: 0,
+            kv_bits_per_position: 0,
+            fixed_sram_bits: 0,
+            logic_cells: 0,
+            cycles: STEP_OVERHEAD,
+            macs: 0,
+            rom_read_bits: 0,
+            sram_access_bits: 0,
+            out_bits: 0,
+        };
+        if first_use {
+            c.rom_bits = e.mats.iter().map(|m| m.packed_bits).sum::<u64>()
+                + e.gains
+                    .iter()
+                    .chain(&e.biases)
+                    .chain(&e.ropes)
+                    .map(|v| v.width as u64 * v.depth as u64)
+                    .sum::<u64>()
+                + table_bits(plan, s.engine);
+            c.fixed_sram_bits = e.spad_words as u64 * 48;
+            c.kv_bits_per_position = e
+                .attns
+                .iter()
+                .map(|a| kv_bits_per_position(a.kv_heads, a.head_dim))
+                .sum();
+            c.sram_bits = c.fixed_sram_bits + e.attns.iter().map(|a| a.kv_bits).sum::<u64>();
+            c.logic_cells = engine_cells(plan, s.engine);
+        }
+        // Copies into this stage.
+        for &(_, _, n) in &s.copies {
+            c.cycles += STEP_OVERHEAD + n as u64 + 2;
+            c.sram_access_bits += 2 * 48 * n as u64;
+        }
+        for i in &e.program[s.pc0..s.pc1] {
+            c.cycles += SEQ_OVERHEAD + instr_cycles(plan, s.engine, i, pos);
+            match i {
+                Instr::Linear {
+                    mat, rows, cols, ..
+                } => {
+                    c.macs += (*rows * *cols) as u64;
+                    c.rom_read_bits += e.mats[*mat].packed_bits;
+                    c.sram_access_bits += 48 * (*rows + *cols) as u64;
+                }
+                Instr::Embed { mat, cols, .. } => {
+                    let m = &e.mats[*mat];
+                    c.rom_read_bits += m.packed_bits / m.rows.max(1) as u64;
+                    c.sram_access_bits += 48 * *cols as u64;
+                }
+                Instr::Attn { unit, .. } => {
+                    let a = &e.attns[*unit];
+                    let n = if a.window > 0 {
+                        (pos + 1).min(a.window)
+                    } else {
+                        pos + 1
+                    } as u64;
+                    // q·k and p·v over n positions for every head.
+                    c.macs += 2 * (a.heads * a.head_dim) as u64 * n;
+                    let per_pos = kv_bits_per_position(a.kv_heads, a.head_dim);
+                    // Append this position, then read the window (every
+                    // head group reads its KV head once per query head).
+                    c.sram_access_bits += per_pos
+                        + per_pos * n * (a.heads / a.kv_heads.max(1)) as u64
+                        + 48 * 2 * (a.heads * a.head_dim) as u64;
+                }
+                Instr::Norm { n, .. } | Instr::Elem { n, .. } | Instr::Out { n, .. } => {
+                    c.sram_access_bits += 2 * 48 * *n as u64;
+                }
+                Instr::Rope { heads, head_dim, .. } => {
+                    c.sram_access_bits += 2 * 48 * (*heads * *head_dim) as u64;
+                }
+            }
+        }
+        if let Some(next) = st.get(k + 1) {
+            c.out_bits = 32 * next.copies.iter().map(|&(_, _, n)| n as u64).sum::<u64>();
+        }
+        out.push(c);
+    }
+    out
+}
