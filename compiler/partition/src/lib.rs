@@ -4,14 +4,16 @@
 //!   clock) and the energy and cost assumptions, each with its source.
 //! - [`StageCost`]: what one pipeline stage (embedding, a decoder layer,
 //!   the head) needs, measured from the hardware plan by the backend.
-//! - [`partition`]: splits the stage chain into chips, e-graph plus an
+//! - [`mod@partition`]: splits the stage chain into chips, e-graph plus an
 //!   exact extraction.
 
 pub mod budget;
 pub mod partition;
 
 pub use budget::{Budget, BudgetError};
-pub use partition::{partition, ChipCost, LinkCost, Partition, PartitionError};
+pub use partition::{
+    partition, ChipCost, EgraphStats, LinkCost, Partition, PartitionError, LINK_HEADER_BITS,
+};
 
 use serde::{Deserialize, Serialize};
 
