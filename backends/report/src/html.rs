@@ -511,7 +511,7 @@ pub fn render_html(r: &SystemReport) -> String {
             &mut out,
             "",
             &format!(
-                "{} bits per cycle each way, {} cycles latency, {} pJ per bit. Busy cycles = ceil(bits / width).",
+                "{} bits per cycle each way, {} cycles latency, {} pJ per bit. Busy cycles: the chips move one 32-bit word per cycle into a link, so a link of 32 bits or more is busy one cycle per word (a narrower one 32/width + 1 cycles per word).",
                 b.link_bits_per_cycle,
                 b.link_latency_cycles,
                 fixed(b.energy.link_pj_per_bit, 3)

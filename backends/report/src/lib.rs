@@ -49,9 +49,7 @@ use std::path::Path;
 use taalasc_partition::{Budget, Partition, StageCost};
 
 /// What the CLI knows about a build.
-///
-/// `Serialize` only: [`Partition`] is not `Deserialize` (yet).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReportInput {
     /// Display name or source path of the model.
     pub model: String,

@@ -12,6 +12,7 @@ pub mod calib;
 pub mod eval;
 pub mod inspect;
 pub mod output;
+pub mod report;
 pub mod system;
 
 use anyhow::Context;

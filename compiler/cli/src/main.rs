@@ -119,6 +119,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The system report of a build: per chip ROM, SRAM and logic area; link traffic; cycles
+    /// per stage; tokens/s per user and per chip at the build's users; the context and users
+    /// that fit in SRAM; energy and cost per token from the chip budget's cited figures and
+    /// stated assumptions; and, with --text, the quality the bits cost (with --sweep, a
+    /// quality-versus-area chart across linear-layer formats).
+    ///
+    /// Writes CHIP/report/report.json and a self-contained CHIP/report/report.html. The
+    /// measured cycles of the last `taalasc sim` of the chip are included when there are some.
+    Report {
+        /// A chip folder written by `taalasc build` (with RTL).
+        chip: PathBuf,
+        /// UTF-8 text to score quality on (perplexity, KL and top-1 against the float model).
+        #[arg(long)]
+        text: Option<PathBuf>,
+        /// Context length of each scored chunk.
+        #[arg(long, default_value_t = 256)]
+        ctx: usize,
+        /// Chunks of --text to score.
+        #[arg(long, default_value_t = 4)]
+        chunks: usize,
+        /// Linear-layer formats to rebuild and score for the quality-versus-area chart,
+        /// comma-separated, e.g. `s3g32,a4g32,s6g32,s8g32` (needs --text).
+        #[arg(long, value_delimiter = ',')]
+        sweep: Vec<String>,
+        /// Chip budget for a chip built without --chip-budget (preset or file; default hc1).
+        #[arg(long, value_name = "FILE|PRESET")]
+        chip_budget: Option<String>,
+        /// Output folder (default CHIP/report).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
     /// Perplexity of the model on a text file, in llama.cpp's convention.
     ///
     /// The whole file is tokenized, cut into non-overlapping chunks of --ctx
@@ -216,6 +247,36 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             json,
         )?,
         Command::Synth { chip, engine, json } => synth(&chip, engine, json)?,
+        Command::Report {
+            chip,
+            text,
+            ctx,
+            chunks,
+            sweep,
+            chip_budget,
+            out,
+        } => {
+            anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
+            let (image, plan, system) = taalasc::system::open_chip(&chip)?;
+            if system.is_some() && chip_budget.is_some() {
+                bail!("{} was built with a chip budget; --chip-budget applies only to chips built without one", chip.display());
+            }
+            let opts = taalasc::report::ReportOptions {
+                chip: chip.clone(),
+                text,
+                ctx,
+                chunks,
+                sweep,
+                budget: chip_budget,
+                out,
+            };
+            let dir = taalasc::report::report(&opts, &image, &plan, system)?;
+            outln!(
+                "wrote {} and {}",
+                dir.join("report.json").display(),
+                dir.join("report.html").display()
+            );
+        }
         Command::Run {
             model,
             engine,
@@ -877,48 +938,8 @@ fn chip_board(
     taalasc_verilog::Plan,
     Option<taalasc_verilog::board::Board>,
 )> {
-    let image = ChipImage::read(chip)?;
-    let mpath = chip.join("manifest.json");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", mpath.display()))?;
-    let hw = manifest.get("hardware").with_context(|| {
-        format!(
-            "{}: no RTL in this chip folder (it was built with --no-rtl); rebuild without it",
-            chip.display()
-        )
-    })?;
-    let lanes = hw["lanes"]
-        .as_u64()
-        .with_context(|| format!("{}: hardware.lanes missing", mpath.display()))?;
-    let users = hw["users"]
-        .as_u64()
-        .with_context(|| format!("{}: hardware.users missing", mpath.display()))?;
-    let system = hw.get("system");
-    let plan = taalasc_verilog::plan::plan_with(
-        &image,
-        lanes as usize,
-        users as usize,
-        system.is_some(),
-    )?;
-    let mut recorded = hw.clone();
-    if let Some(o) = recorded.as_object_mut() {
-        o.remove("system");
-    }
-    anyhow::ensure!(
-        taalasc_verilog::manifest(&plan) == recorded,
-        "{}: the recorded hardware plan does not match the image; rebuild the chip",
-        mpath.display()
-    );
-    let board = match system.map(|s| &s["board"]) {
-        Some(b) if !b.is_null() => Some(
-            serde_json::from_value(b.clone())
-                .with_context(|| format!("{}: hardware.system.board", mpath.display()))?,
-        ),
-        _ => None,
-    };
-    Ok((image, plan, board))
+    let (image, plan, system) = taalasc::system::open_chip(chip)?;
+    Ok((image, plan, system.and_then(|s| s.board)))
 }
 
 fn sim(
@@ -996,6 +1017,19 @@ fn sim(
         .collect();
     let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles, &token_pos, rtl.total_cycles);
     let ntok = inputs.len();
+    let summary = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "bit_exact": bit_exact,
+        "users": checks.len(),
+        "positions": positions,
+        "cycles_per_token": perf.cycles_per_token,
+        "throughput_cycles_per_token": perf.throughput_cycles_per_token,
+    });
+    let rpath = sim_dir.join(taalasc::report::SIM_RESULT);
+    let tmp = rpath.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&summary)? + "\n")
+        .and_then(|_| std::fs::rename(&tmp, &rpath))
+        .with_context(|| format!("writing {}", rpath.display()))?;
     if json {
         outln!(
             "{}",

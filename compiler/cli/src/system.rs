@@ -3,13 +3,13 @@
 //! board that links them.
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use taalasc_partition::{Budget, Partition, StageCost};
 use taalasc_verilog::board::{Board, LinkSpec};
 use taalasc_verilog::Plan;
 
 /// The multi-chip view of a build, kept in manifest.json (`hardware.system`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct System {
     pub budget: Budget,
     pub stages: Vec<StageCost>,
@@ -42,10 +42,14 @@ impl System {
 /// Partitions `plan` (planned with one engine per stage) under the budget
 /// `spec` (a preset or a file) into at least `min_chips` chips.
 pub fn partition(plan: &Plan, spec: &str, min_chips: usize) -> anyhow::Result<System> {
-    let budget = Budget::load(spec)?;
+    partition_with(plan, Budget::load(spec)?, min_chips)
+}
+
+/// [`partition`] under a budget already read.
+pub fn partition_with(plan: &Plan, budget: Budget, min_chips: usize) -> anyhow::Result<System> {
     let stages = taalasc_verilog::cost::stage_costs(plan);
     let partition = taalasc_partition::partition(&stages, &budget, min_chips)
-        .with_context(|| format!("partitioning under chip budget `{spec}`"))?;
+        .with_context(|| format!("partitioning under chip budget `{}`", budget.name))?;
     let board = (partition.chips.len() > 1).then(|| Board {
         cuts: partition
             .chips
@@ -68,4 +72,53 @@ pub fn partition(plan: &Plan, spec: &str, min_chips: usize) -> anyhow::Result<Sy
         partition,
         board,
     })
+}
+
+/// A built chip folder: its image, its hardware plan (checked against the
+/// one recorded in manifest.json) and, for a build with a chip budget, its
+/// system view (partition and board).
+pub fn open_chip(
+    chip: &std::path::Path,
+) -> anyhow::Result<(taalasc_reference::ChipImage, Plan, Option<System>)> {
+    let image = taalasc_reference::ChipImage::read(chip)?;
+    let mpath = chip.join("manifest.json");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", mpath.display()))?;
+    let hw = manifest.get("hardware").with_context(|| {
+        format!(
+            "{}: no RTL in this chip folder (it was built with --no-rtl); rebuild without it",
+            chip.display()
+        )
+    })?;
+    let lanes = hw["lanes"]
+        .as_u64()
+        .with_context(|| format!("{}: hardware.lanes missing", mpath.display()))?;
+    let users = hw["users"]
+        .as_u64()
+        .with_context(|| format!("{}: hardware.users missing", mpath.display()))?;
+    let system: Option<System> = match hw.get("system") {
+        Some(s) => Some(
+            serde_json::from_value(s.clone())
+                .with_context(|| format!("{}: hardware.system", mpath.display()))?,
+        ),
+        None => None,
+    };
+    let plan = taalasc_verilog::plan::plan_with(
+        &image,
+        lanes as usize,
+        users as usize,
+        system.is_some(),
+    )?;
+    let mut recorded = hw.clone();
+    if let Some(o) = recorded.as_object_mut() {
+        o.remove("system");
+    }
+    anyhow::ensure!(
+        taalasc_verilog::manifest(&plan) == recorded,
+        "{}: the recorded hardware plan does not match the image; rebuild the chip",
+        mpath.display()
+    );
+    Ok((image, plan, system))
 }

@@ -55,10 +55,10 @@ mod extract;
 mod tests;
 
 use crate::{Budget, StageCost};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One chip of a partition: stages `first..end` and what they cost.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ChipCost {
     /// The first stage on this chip.
     pub first: usize,
@@ -87,7 +87,7 @@ pub struct ChipCost {
 }
 
 /// The link after stage `after_stage`: between chip `k` and chip `k + 1`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinkCost {
     /// The last stage before the link (the chip boundary is at
     /// `after_stage + 1`).
@@ -95,9 +95,8 @@ pub struct LinkCost {
     /// Payload bits per token (the stage's `out_bits`) plus the header
     /// ([`LINK_HEADER_BITS`]).
     pub bits_per_token: u64,
-    /// Cycles one token occupies the link: `ceil(bits_per_token /
-    /// link_bits_per_cycle)`. This bounds the pipeline's throughput like a
-    /// stage does.
+    /// Cycles one token occupies the link ([`link_busy_cycles`]). This
+    /// bounds the pipeline's throughput like a stage does.
     pub busy_cycles: u64,
     /// Cycles a token additionally waits in flight (`link_latency_cycles`);
     /// adds to each token's latency, not to the throughput bound.
@@ -105,7 +104,7 @@ pub struct LinkCost {
 }
 
 /// Sizes of the partition e-graph, for the record.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EgraphStats {
     /// E-classes of the saturated e-graph.
     pub classes: usize,
@@ -116,7 +115,7 @@ pub struct EgraphStats {
 }
 
 /// The result of [`partition`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Partition {
     /// The chips in chain order; their ranges cover `0..stages.len()`.
     pub chips: Vec<ChipCost>,
@@ -129,6 +128,19 @@ pub struct Partition {
     pub link_bits_per_token: u64,
     /// The e-graph the partition was extracted from.
     pub egraph: EgraphStats,
+}
+
+/// Cycles a message of `bits` occupies a link `width` bits wide, as
+/// `tls_link` does it: the chips' link ports move one 32-bit word per
+/// cycle, so a link of 32 bits or more takes one cycle per word, and a
+/// narrower one `32 / width` beats plus one cycle to present each word.
+pub fn link_busy_cycles(bits: u64, width: u64) -> u64 {
+    let words = bits.div_ceil(32);
+    if width >= 32 {
+        words
+    } else {
+        words * (32 / width.max(1) + 1)
+    }
 }
 
 /// Bits of the header a link sends before each token's payload.
@@ -284,7 +296,7 @@ impl Chain {
                 LinkCost {
                     after_stage: i,
                     bits_per_token: bits,
-                    busy_cycles: bits.div_ceil(width),
+                    busy_cycles: link_busy_cycles(bits, width),
                     latency_cycles: u64::from(budget.link_latency_cycles),
                 }
             })

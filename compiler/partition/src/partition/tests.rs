@@ -77,13 +77,13 @@ fn the_die_area_forces_two_three_and_four_chips() {
     assert_eq!(c.link_pins, 258);
     assert_eq!(p.chips[1].slowest_stage_cycles, 1000);
     assert_eq!(p.chips[1].link_pins, 258);
-    let bits = RESIDUAL + LINK_HEADER_BITS; // 18496 bits, 72.25 cycles of 256
+    let bits = RESIDUAL + LINK_HEADER_BITS; // 18496 bits: 578 words of 32
     assert_eq!(
         p.links,
         [LinkCost {
             after_stage: 2,
             bits_per_token: bits,
-            busy_cycles: 73,
+            busy_cycles: 578,
             latency_cycles: 20,
         }]
     );
@@ -179,7 +179,8 @@ fn link_bits_come_before_balance() {
 /// Five 10 mm² stages, chips of at most 25 mm², so three chips of sizes
 /// (1,2,2), (2,1,2) or (2,2,1): cut sets {1,3}, {2,3}, {2,4}. With link bits
 /// 100, 2000, 3000, 2000 at those cuts, {1,3} has the fewest bits (3100) but
-/// a 12-cycle link, {2,4} more bits (4000) and 8-cycle links.
+/// a 94-cycle link (3000 bits, 94 words), {2,4} more bits (4000) and
+/// 63-cycle links.
 fn bottleneck_chain(cycles: u64) -> Vec<StageCost> {
     [100, 2000, 3000, 2000, 0]
         .iter()
@@ -197,15 +198,15 @@ fn the_slowest_link_comes_before_link_bits() {
     // Stages of 1 cycle: the links bound the throughput, {2,4} is faster.
     let p = partition(&bottleneck_chain(1), &b, 1).unwrap();
     assert_eq!(ranges(&p), [(0, 2), (2, 4), (4, 5)]);
-    assert_eq!((p.slowest_stage_cycles, p.link_bits_per_token), (8, 4000));
+    assert_eq!((p.slowest_stage_cycles, p.link_bits_per_token), (63, 4000));
     assert_eq!(
         p.links.iter().map(|l| l.busy_cycles).collect::<Vec<_>>(),
-        [8, 8]
+        [63, 63]
     );
-    // Stages of 20 cycles hide either link: the fewer bits win.
-    let p = partition(&bottleneck_chain(20), &b, 1).unwrap();
+    // Stages of 100 cycles hide either link: the fewer bits win.
+    let p = partition(&bottleneck_chain(100), &b, 1).unwrap();
     assert_eq!(ranges(&p), [(0, 1), (1, 3), (3, 5)]);
-    assert_eq!((p.slowest_stage_cycles, p.link_bits_per_token), (20, 3100));
+    assert_eq!((p.slowest_stage_cycles, p.link_bits_per_token), (100, 3100));
 }
 
 #[test]
@@ -418,8 +419,7 @@ impl Naive<'_> {
         self.stages[c - 1].out_bits + LINK_HEADER_BITS
     }
     fn busy(&self, c: usize) -> u64 {
-        self.bits(c)
-            .div_ceil(self.budget.link_bits_per_cycle as u64)
+        link_busy_cycles(self.bits(c), self.budget.link_bits_per_cycle as u64)
     }
     /// The objective of a cut list, in comparison order, or `None` if a
     /// chip does not fit.

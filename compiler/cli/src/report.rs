@@ -1,0 +1,203 @@
+//! `taalasc report CHIP`: the system report of a build (RFC 0004): what
+//! each chip holds and costs, link traffic, speed per user and per chip,
+//! the context and users that fit, energy and cost per token, and, given a
+//! text, the quality the bits cost with a quality-versus-area sweep.
+//! Writes `CHIP/report/report.json` and a self-contained `report.html`.
+
+use crate::build::{build_image, BuildOptions};
+use crate::eval::{self, LogitsEngine};
+use crate::system::System;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use taalasc_reference::{ChipImage, Reference};
+use taalasc_report::{Measured, Quality, QualityPoint, ReportInput};
+use taalasc_verilog::Plan;
+
+/// What `taalasc report` was asked for.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub chip: PathBuf,
+    /// Text to score quality on (perplexity, KL, top-1 against the float model).
+    pub text: Option<PathBuf>,
+    pub ctx: usize,
+    pub chunks: usize,
+    /// Linear-layer formats to rebuild and score for the quality-versus-area chart.
+    pub sweep: Vec<String>,
+    /// Budget for a chip built without `--chip-budget` (default hc1).
+    pub budget: Option<String>,
+    pub out: Option<PathBuf>,
+}
+
+/// The simulation summary `taalasc sim` leaves in `sim/result.json`.
+pub const SIM_RESULT: &str = "sim/result.json";
+
+fn read_json(p: &Path) -> anyhow::Result<serde_json::Value> {
+    serde_json::from_str(
+        &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", p.display()))
+}
+
+/// Perplexity, KL and top-1 of each image against the float model of the
+/// same source and layers, plus the float model's own perplexity, on the
+/// first `chunks` chunks of `ctx` tokens of `text` (llama.cpp's scoring).
+fn score(
+    images: &[&ChipImage],
+    source: &Path,
+    layers: Option<usize>,
+    text: &Path,
+    ctx: usize,
+    chunks: usize,
+) -> anyhow::Result<(f64, Vec<eval::PerplexityReport>)> {
+    let body =
+        std::fs::read_to_string(text).with_context(|| format!("reading {}", text.display()))?;
+    let (loaded, float) = crate::load_float_layers(source, layers)
+        .with_context(|| format!("loading the float model {}", source.display()))?;
+    let tok = loaded.tokenizer.as_ref().with_context(|| {
+        format!(
+            "{} ships no tokenizer, so it cannot tokenize --text",
+            source.display()
+        )
+    })?;
+    let ids = tok.encode(&body, true)?;
+    let bos = tok.bos.filter(|b| ids.first() == Some(b));
+    let list = eval::chunks(&ids, ctx, bos, Some(chunks));
+    anyhow::ensure!(
+        !list.is_empty(),
+        "{}: {} tokens do not fill one context of {ctx}",
+        text.display(),
+        ids.len()
+    );
+    let refs = images
+        .iter()
+        .map(|img| Reference::new(img, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut engines: Vec<&dyn LogitsEngine> = vec![&float];
+    engines.extend(refs.iter().map(|r| r as &dyn LogitsEngine));
+    let mut reports =
+        eval::quality_many(&engines, Some(&float), &list, ids.len(), bos.is_some(), &|_| {})?;
+    let float_ppl = reports.remove(0).perplexity;
+    Ok((float_ppl, reports))
+}
+
+/// Builds the report of `opts.chip`; returns the folder written.
+pub fn report(
+    opts: &ReportOptions,
+    image: &ChipImage,
+    plan: &Plan,
+    system: Option<System>,
+) -> anyhow::Result<PathBuf> {
+    let chip = &opts.chip;
+    let manifest = read_json(&chip.join("manifest.json"))?;
+    let build = read_json(&chip.join("report.json"))?;
+    let system = match system {
+        Some(s) => s,
+        None => crate::system::partition(plan, opts.budget.as_deref().unwrap_or("hc1"), 1)?,
+    };
+    let source = crate::image_source(chip)?;
+    let layers = crate::image_layers(chip)?;
+    let n = |v: &serde_json::Value, what: &str| -> anyhow::Result<f64> {
+        v.as_f64()
+            .with_context(|| format!("{}: `{what}` missing", chip.join("report.json").display()))
+    };
+    // Quality of this build, and of the sweep's rebuilds, on the same chunks.
+    let mut quality = None;
+    let mut sweep = Vec::new();
+    if let Some(text) = &opts.text {
+        let mut rebuilt = Vec::new();
+        if !opts.sweep.is_empty() {
+            let loaded = crate::load_layers(&source, layers)?;
+            for f in &opts.sweep {
+                let mut o = BuildOptions::defaults(&loaded.model);
+                o.linear = f.parse().with_context(|| format!("--sweep format `{f}`"))?;
+                o.context = image.context;
+                if let Some(t) = manifest["table_format"].as_str() {
+                    o.table = t.parse()?;
+                }
+                eprintln!("report: rebuilding with linear layers {f}...");
+                let (img, rep) = build_image(&loaded, &o, None)?;
+                let p = taalasc_verilog::plan::plan_with(&img, plan.lanes, plan.users, true)?;
+                let s = crate::system::partition_with(&p, system.budget.clone(), 1)?;
+                rebuilt.push((f.clone(), img, rep.bits_per_weight, s));
+            }
+        }
+        let mut images: Vec<&ChipImage> = vec![image];
+        images.extend(rebuilt.iter().map(|r| &r.1));
+        eprintln!(
+            "report: scoring {} image(s) and the float model on {} chunk(s) of {} tokens...",
+            images.len(),
+            opts.chunks,
+            opts.ctx
+        );
+        let (float_ppl, reports) = score(&images, &source, layers, text, opts.ctx, opts.chunks)?;
+        let q = &reports[0];
+        quality = Some(Quality {
+            text: text.display().to_string(),
+            tokens_scored: q.tokens_scored,
+            ppl: q.perplexity,
+            float_ppl,
+            kl: q.kl_mean.unwrap_or(0.0),
+            top1: q.top1.unwrap_or(1.0),
+        });
+        for ((label, _, bpw, s), r) in rebuilt.iter().zip(&reports[1..]) {
+            sweep.push(QualityPoint {
+                label: label.clone(),
+                bits_per_weight: *bpw,
+                rom_mbit: s.stages.iter().map(|c| c.rom_bits).sum::<u64>() as f64 / 1e6,
+                area_mm2: s.partition.chips.iter().map(|c| c.area_mm2).sum(),
+                chips: s.partition.chips.len(),
+                ppl: r.perplexity,
+                kl: r.kl_mean.unwrap_or(0.0),
+                top1: r.top1.unwrap_or(1.0),
+            });
+        }
+    } else if !opts.sweep.is_empty() {
+        anyhow::bail!("--sweep scores each setting on a text: give --text FILE too");
+    }
+    // The last simulation of this chip, if one was run.
+    let sim_dir = if system.board.is_some() {
+        chip.join("board")
+    } else {
+        chip.to_path_buf()
+    };
+    let measured = match std::fs::read_to_string(sim_dir.join(SIM_RESULT)) {
+        Ok(t) => {
+            let v: serde_json::Value = serde_json::from_str(&t)
+                .with_context(|| format!("{} is not JSON", sim_dir.join(SIM_RESULT).display()))?;
+            Some(Measured {
+                users: v["users"].as_u64().unwrap_or(1) as usize,
+                latency_cycles_per_token: v["cycles_per_token"].as_f64().unwrap_or(0.0),
+                throughput_cycles_per_token: v["throughput_cycles_per_token"]
+                    .as_f64()
+                    .unwrap_or(0.0),
+                bit_exact: v["bit_exact"].as_bool().unwrap_or(false),
+                positions: v["positions"].as_u64().unwrap_or(0) as usize,
+                command: v["command"].as_str().unwrap_or("").to_string(),
+            })
+        }
+        Err(_) => None,
+    };
+    let input = ReportInput {
+        model: source.display().to_string(),
+        architecture: manifest["source"]["architecture"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string(),
+        params: n(&build["params"], "params")? as u64,
+        weight_bits: n(&build["total_bits"], "total_bits")? as u64,
+        bits_per_weight: n(&build["bits_per_weight"], "bits_per_weight")?,
+        lanes: plan.lanes,
+        users: plan.users,
+        context: plan.context,
+        budget: system.budget.clone(),
+        stages: system.stages.clone(),
+        partition: system.partition.clone(),
+        measured,
+        quality,
+        quality_vs_area: sweep,
+    };
+    let out = opts.out.clone().unwrap_or_else(|| chip.join("report"));
+    taalasc_report::write(&taalasc_report::compute(&input), &out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
