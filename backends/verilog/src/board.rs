@@ -104,7 +104,10 @@ pub fn board_module(plan: &Plan, board: &Board) -> String {
     }
     let _ = writeln!(s, ");");
     for c in 0..nc {
-        let _ = writeln!(s, "  wire [63:0] c{c}_pm, c{c}_pa, c{c}_pn, c{c}_pc;\n  wire c{c}_conflict;");
+        let _ = writeln!(
+            s,
+            "  wire [63:0] c{c}_pm, c{c}_pa, c{c}_pn, c{c}_pc;\n  wire c{c}_conflict;"
+        );
         if c + 1 < nc {
             let _ = writeln!(s, "  wire c{c}_lo_valid, c{c}_lo_ready, c{c}_lo_last;\n  wire [31:0] c{c}_lo_data;\n  wire c{n}_li_valid, c{n}_li_ready;\n  wire [31:0] c{n}_li_data;", n = c + 1);
         }
@@ -118,7 +121,11 @@ pub fn board_module(plan: &Plan, board: &Board) -> String {
                     .map(|p| format!(".{p}({p})")),
             );
         } else {
-            ports.extend(["valid", "ready", "data"].iter().map(|p| format!(".li_{p}(c{c}_li_{p})")));
+            ports.extend(
+                ["valid", "ready", "data"]
+                    .iter()
+                    .map(|p| format!(".li_{p}(c{c}_li_{p})")),
+            );
         }
         if c + 1 == nc {
             ports.extend(
@@ -242,12 +249,20 @@ pub fn write_board(
             .chain(files.iter().map(|(rel, _)| format!("{rel}\n")))
             .collect();
         write(&cdir, "taalasc.f", &list)?;
-        write(&cdir, "synth/synth.ys", &chip_synth_script(&files, &part.name))?;
+        write(
+            &cdir,
+            "synth/synth.ys",
+            &chip_synth_script(&files, &part.name),
+        )?;
         board_list.extend(files.iter().map(|(rel, _)| format!("../chip{c}/{rel}")));
     }
     let bdir = dir.join("board");
     write(&bdir, "rtl/tls_link.v", TLS_LINK)?;
-    write(&bdir, &format!("rtl/{BOARD_TOP}.v"), &board_module(plan, board))?;
+    write(
+        &bdir,
+        &format!("rtl/{BOARD_TOP}.v"),
+        &board_module(plan, board),
+    )?;
     board_list.push("rtl/tls_link.v".into());
     board_list.push(format!("rtl/{BOARD_TOP}.v"));
     let list: String = board_list.iter().map(|f| format!("{f}\n")).collect();
@@ -263,11 +278,36 @@ pub fn write_board(
 
 /// The Yosys script of one chip of a board.
 fn chip_synth_script(files: &[(String, String)], top: &str) -> String {
-    let sources: Vec<String> = std::iter::once(format!("rtl/{}", MACROS_BB.0))
+    let names: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
+    yosys_script_of(&synth_list(&names), top)
+}
+
+/// Synthesis sources of a chip folder: blackbox macros, units, then `generated`.
+fn synth_list(generated: &[String]) -> Vec<String> {
+    std::iter::once(format!("rtl/{}", MACROS_BB.0))
         .chain(LIBRARY.iter().skip(1).map(|(f, _)| format!("rtl/{f}")))
-        .chain(files.iter().map(|(r, _)| r.clone()))
+        .chain(generated.iter().cloned())
+        .collect()
+}
+
+/// Synthesis sources of chip `k` of a board, relative to its `chipK/`
+/// folder, and its engines.
+pub fn chip_synth_sources(
+    plan: &Plan,
+    board: &Board,
+    k: usize,
+) -> Result<(Vec<String>, Vec<usize>), String> {
+    let parts = board.parts(plan)?;
+    let part = parts
+        .get(k)
+        .ok_or_else(|| format!("the board has chips 0 to {}", parts.len() - 1))?;
+    let engs = part_engines(&stages(plan)?, part);
+    let names: Vec<String> = engs
+        .iter()
+        .map(|e| format!("rtl/taalasc_engine_{e}.v"))
+        .chain(std::iter::once(format!("rtl/{}.v", part.name)))
         .collect();
-    yosys_script_of(&sources, top)
+    Ok((synth_list(&names), engs))
 }
 
 /// The link module (hand-written).

@@ -27,7 +27,9 @@ pub struct ChipPart {
 
 /// The chip top of a whole plan on one chip.
 pub fn chip_module(plan: &Plan) -> String {
-    let ns = stages(plan).expect("plan() checks the schedule forms stages").len();
+    let ns = stages(plan)
+        .expect("plan() checks the schedule forms stages")
+        .len();
     chip_part_module(
         plan,
         &ChipPart {
@@ -144,7 +146,8 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         let _ = writeln!(s, "  reg v{k}, run{k}, go{k};\n  reg [{}:0] tok{k};\n  reg [7:0] slot{k};\n  reg [{}:0] pos{k};\n  reg [15:0] seq{k};\n  wire fin{k} = v{k} && !run{k} && !go{k};", tw - 1, pb - 1);
     }
     // Engines: which stage is active on each.
-    let on_engine = |e: usize| -> Vec<usize> { ks.iter().copied().filter(|&k| st[k].engine == e).collect() };
+    let on_engine =
+        |e: usize| -> Vec<usize> { ks.iter().copied().filter(|&k| st[k].engine == e).collect() };
     for &e in &engs {
         let on = on_engine(e);
         let act = on
@@ -222,7 +225,14 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         let ins = &st[first].copies;
         let _ = writeln!(s, "  reg [{}:0] l_dst;\n  reg [{}:0] l_n;\n  reg l_last;\n  always @* begin\n    l_dst = {aw}'d0; l_n = {}'d0; l_last = 1'b1;\n    case (li_c)", aw - 1, aw, aw + 1);
         for (i, &(_, dst, n)) in ins.iter().enumerate() {
-            let _ = writeln!(s, "      {}: begin l_dst = {}; l_n = {}; l_last = 1'b{}; end", lit(cw, i as u64), lit(aw, dst as u64), lit(aw + 1, n as u64), (i + 1 == ins.len()) as u8);
+            let _ = writeln!(
+                s,
+                "      {}: begin l_dst = {}; l_n = {}; l_last = 1'b{}; end",
+                lit(cw, i as u64),
+                lit(aw, dst as u64),
+                lit(aw + 1, n as u64),
+                (i + 1 == ins.len()) as u8
+            );
         }
         let _ = writeln!(s, "      default: ;\n    endcase\n  end");
         let _ = writeln!(s, "  wire li_hdr_ok = !v{first} && !act{in_e} && !err && !err_pend;\n  assign li_ready = (li_st == 2'd2) || li_hdr_ok;\n  wire li_take = li_valid && li_ready;\n  wire li_we = li_take && (li_st == 2'd2);\n  wire [{}:0] li_waddr = l_dst + li_i[{}:0];\n  wire [47:0] li_wdata = {{{{16{{li_data[31]}}}}, li_data}};\n  wire li_word_last = (li_i + {}'d1 == l_n);", aw - 1, aw - 1, aw + 1);
@@ -232,7 +242,14 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         let _ = writeln!(s, "\n  // ---- link out: header words and the last stage's words, through a 4-word queue ----\n  reg lo_busy;    // a message is being sent\n  reg lo_err;     // ... and it is an error header\n  reg [1:0] lo_ph;  // next word to issue: 0, 1 header; 2 payload; 3 none\n  reg [{}:0] lo_c;\n  reg [{}:0] lo_i;", cw - 1, aw);
         let _ = writeln!(s, "  reg [{}:0] o_src;\n  reg [{}:0] o_n;\n  reg o_lastc;\n  always @* begin\n    o_src = {aw}'d0; o_n = {}'d0; o_lastc = 1'b1;\n    case (lo_c)", aw - 1, aw, aw + 1);
         for (i, &(src, _, n)) in outs.iter().enumerate() {
-            let _ = writeln!(s, "      {}: begin o_src = {}; o_n = {}; o_lastc = 1'b{}; end", lit(cw, i as u64), lit(aw, src as u64), lit(aw + 1, n as u64), (i + 1 == outs.len()) as u8);
+            let _ = writeln!(
+                s,
+                "      {}: begin o_src = {}; o_n = {}; o_lastc = 1'b{}; end",
+                lit(cw, i as u64),
+                lit(aw, src as u64),
+                lit(aw + 1, n as u64),
+                (i + 1 == outs.len()) as u8
+            );
         }
         let _ = writeln!(s, "      default: ;\n    endcase\n  end");
         let _ = writeln!(s, "  reg [32:0] lq [0:3];  // {{last, word}}\n  reg [1:0] lq_rp, lq_wp;\n  reg [2:0] lq_n;\n  reg p_v, p_hdr, p_last;  // the word issued last cycle\n  reg [31:0] p_word;\n  wire lo_pop = lo_valid && lo_ready;\n  assign lo_valid = lq_n != 3'd0;\n  assign lo_data = lq[lq_rp][31:0];\n  assign lo_last = lq[lq_rp][32];\n  wire lo_room = ({{1'b0, lq_n}} + {{3'd0, p_v}}) <= 4'd2;\n  wire lo_issue = lo_busy && (lo_ph != 2'd3) && lo_room;\n  wire lo_re = lo_issue && (lo_ph == 2'd2);\n  wire [{}:0] lo_raddr = o_src + lo_i[{}:0];\n  wire lo_word_last = (lo_i + {}'d1 == o_n) && o_lastc;", aw - 1, aw - 1, aw + 1);
@@ -286,7 +303,8 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         );
         let _ = writeln!(s, "  assign dbg{k}_we = e{k}_dbg_we && act{k};\n  assign dbg{k}_tag = e{k}_seq;\n  assign dbg{k}_pc = e{k}_dbg_pc;\n  assign dbg{k}_addr = e{k}_dbg_addr;\n  assign dbg{k}_data = e{k}_dbg_data;");
     }
-    let join = |f: &dyn Fn(usize) -> String| engs.iter().map(|&k| f(k)).collect::<Vec<_>>().join(" | ");
+    let join =
+        |f: &dyn Fn(usize) -> String| engs.iter().map(|&k| f(k)).collect::<Vec<_>>().join(" | ");
     // The scheduling invariant, checked by the harness every cycle.
     let mut clash = Vec::new();
     for &e in &engs {

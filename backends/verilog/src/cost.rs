@@ -31,7 +31,10 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     let eng = &plan.engines[e];
     let mut c = cells::GLUE;
     for (unit, n) in [
-        ("matvec", cells::MATVEC_BASE + cells::MATVEC_PER_LANE * plan.lanes as u64),
+        (
+            "matvec",
+            cells::MATVEC_BASE + cells::MATVEC_PER_LANE * plan.lanes as u64,
+        ),
         ("attn", cells::ATTN),
         ("norm", cells::NORM),
         ("elem", cells::ELEM),
@@ -152,7 +155,9 @@ pub fn stage_costs(plan: &Plan) -> Vec<StageCost> {
                 Instr::Norm { n, .. } | Instr::Elem { n, .. } | Instr::Out { n, .. } => {
                     c.sram_access_bits += 2 * 48 * *n as u64;
                 }
-                Instr::Rope { heads, head_dim, .. } => {
+                Instr::Rope {
+                    heads, head_dim, ..
+                } => {
                     c.sram_access_bits += 2 * 48 * (*heads * *head_dim) as u64;
                 }
             }

@@ -323,7 +323,10 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     } else {
         "    /* verilator lint_off UNUSEDPARAM */\n    parameter TABLE_DIR = \"rom/tables/\",\n    /* verilator lint_on UNUSEDPARAM */"
     };
-    let _ = writeln!(s, "module {name} #(\n{table_dir}\n    parameter ROM_DIR = \"rom/\"\n) (");
+    let _ = writeln!(
+        s,
+        "module {name} #(\n{table_dir}\n    parameter ROM_DIR = \"rom/\"\n) ("
+    );
     let _ = writeln!(
         s,
         "    input  wire          clk,\n    input  wire          rst,"

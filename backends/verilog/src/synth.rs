@@ -3,7 +3,6 @@
 //! combinational loops) and an assertion that no latch was inferred, and
 //! the cell counts per module.
 
-use crate::output::yosys_script;
 use crate::plan::Plan;
 use crate::tools::{run, ToolError};
 use serde::Serialize;
@@ -106,14 +105,22 @@ pub fn parse_stat(text: &str) -> (BTreeMap<String, ModuleCells>, Option<u64>) {
 
 /// Synthesizes `top` (the chip or one `taalasc_engine_N`) in `dir`.
 pub fn synth(dir: &Path, plan: &Plan, top: &str) -> Result<SynthResult, ToolError> {
+    synth_sources(dir, &crate::output::synth_sources(plan), top)
+}
+
+/// [`synth`] of the given synthesis sources (relative to `dir`): one chip
+/// of a board ([`crate::board::chip_synth_sources`]).
+pub fn synth_sources(dir: &Path, sources: &[String], top: &str) -> Result<SynthResult, ToolError> {
     let script = dir.join("synth").join(format!("{top}.ys"));
     std::fs::create_dir_all(dir.join("synth")).map_err(|e| ToolError::Io {
         path: dir.join("synth").display().to_string(),
         source: e,
     })?;
-    std::fs::write(&script, yosys_script(plan, top)).map_err(|e| ToolError::Io {
-        path: script.display().to_string(),
-        source: e,
+    std::fs::write(&script, crate::output::yosys_script_of(sources, top)).map_err(|e| {
+        ToolError::Io {
+            path: script.display().to_string(),
+            source: e,
+        }
     })?;
     let t0 = std::time::Instant::now();
     let log = run(

@@ -115,6 +115,10 @@ enum Command {
         /// the whole chip.
         #[arg(long)]
         engine: Option<usize>,
+        /// For a multi-chip build: the chip (chipK/ folder) to synthesize; with --engine, one
+        /// of its engines.
+        #[arg(long, value_name = "K")]
+        chip_index: Option<usize>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -246,7 +250,12 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             arrival_jitter,
             json,
         )?,
-        Command::Synth { chip, engine, json } => synth(&chip, engine, json)?,
+        Command::Synth {
+            chip,
+            engine,
+            chip_index,
+            json,
+        } => synth(&chip, engine, chip_index, json)?,
         Command::Report {
             chip,
             text,
@@ -925,11 +934,6 @@ fn run(
 
 /// The plan recorded in a chip folder's manifest (rebuilt from the image,
 /// and checked against the recorded one so a stale folder is an error).
-fn chip_plan(chip: &std::path::Path) -> anyhow::Result<(ChipImage, taalasc_verilog::Plan)> {
-    let (image, plan, _) = chip_board(chip)?;
-    Ok((image, plan))
-}
-
 /// The image, its hardware plan and, for a multi-chip build, its board.
 fn chip_board(
     chip: &std::path::Path,
@@ -1086,21 +1090,51 @@ fn sim(
     Ok(())
 }
 
-fn synth(chip: &std::path::Path, engine: Option<usize>, json: bool) -> anyhow::Result<()> {
-    let (_, plan) = chip_plan(chip)?;
+fn synth(
+    chip: &std::path::Path,
+    engine: Option<usize>,
+    chip_index: Option<usize>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (_, plan, board) = chip_board(chip)?;
+    // The folder to synthesize in, its sources, its engines and its top.
+    let (dir, sources, engines, chip_top) = match (&board, chip_index) {
+        (Some(b), Some(k)) => {
+            let (src, engs) = taalasc_verilog::board::chip_synth_sources(&plan, b, k)
+                .map_err(|m| anyhow::anyhow!("--chip-index {k}: {m}"))?;
+            (
+                chip.join(format!("chip{k}")),
+                src,
+                engs,
+                format!("taalasc_chip{k}"),
+            )
+        }
+        (Some(b), None) => bail!(
+            "{} is a board of {} chips: pick one with --chip-index K",
+            chip.display(),
+            b.cuts.len() - 1
+        ),
+        (None, Some(_)) => bail!("--chip-index applies to multi-chip builds only"),
+        (None, None) => (
+            chip.to_path_buf(),
+            taalasc_verilog::output::synth_sources(&plan),
+            (0..plan.engines.len()).collect(),
+            taalasc_verilog::output::TOP.to_string(),
+        ),
+    };
     let top = match engine {
         Some(e) => {
             anyhow::ensure!(
-                e < plan.engines.len(),
-                "--engine {e}: the chip has engines 0 to {}",
-                plan.engines.len() - 1
+                engines.contains(&e),
+                "--engine {e}: this chip has engines {:?}",
+                engines
             );
             format!("taalasc_engine_{e}")
         }
-        None => taalasc_verilog::output::TOP.to_string(),
+        None => chip_top,
     };
     eprintln!("synth: yosys synth + check -assert on {top} (macros as blackboxes)...");
-    let r = taalasc_verilog::synth::synth(chip, &plan, &top)?;
+    let r = taalasc_verilog::synth::synth_sources(&dir, &sources, &top)?;
     // Record the result in report.json (atomically: temporary file, rename).
     let rpath = chip.join("report.json");
     let mut report: serde_json::Value = serde_json::from_str(

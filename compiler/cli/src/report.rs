@@ -74,8 +74,14 @@ fn score(
         .collect::<Result<Vec<_>, _>>()?;
     let mut engines: Vec<&dyn LogitsEngine> = vec![&float];
     engines.extend(refs.iter().map(|r| r as &dyn LogitsEngine));
-    let mut reports =
-        eval::quality_many(&engines, Some(&float), &list, ids.len(), bos.is_some(), &|_| {})?;
+    let mut reports = eval::quality_many(
+        &engines,
+        Some(&float),
+        &list,
+        ids.len(),
+        bos.is_some(),
+        &|_| {},
+    )?;
     let float_ppl = reports.remove(0).perplexity;
     Ok((float_ppl, reports))
 }

@@ -105,12 +105,8 @@ pub fn open_chip(
         ),
         None => None,
     };
-    let plan = taalasc_verilog::plan::plan_with(
-        &image,
-        lanes as usize,
-        users as usize,
-        system.is_some(),
-    )?;
+    let plan =
+        taalasc_verilog::plan::plan_with(&image, lanes as usize, users as usize, system.is_some())?;
     let mut recorded = hw.clone();
     if let Some(o) = recorded.as_object_mut() {
         o.remove("system");

@@ -279,6 +279,7 @@ impl Budget {
         };
         let mut v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| parse(e.to_string()))?;
+        let named = v.get("name").is_some();
         if let Some(base) = v.get("base").cloned() {
             let base_name = base
                 .as_str()
@@ -293,6 +294,18 @@ impl Budget {
             obj.remove("base");
             merge(&mut merged, &v);
             v = merged;
+        }
+        // A file names its budget by its path unless it says otherwise.
+        if !named {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("name".into(), serde_json::Value::String(path.into()));
+            }
+        }
+        // Name the first field of the wrong kind (serde would not).
+        let reference = serde_json::to_value(Budget::preset("hc1").expect("preset"))
+            .expect("budget serializes");
+        if let Some(field) = wrong_kind(&v, &reference, "") {
+            return Err(parse(format!("field `{field}` has the wrong type")));
         }
         let b: Budget = serde_json::from_value(v).map_err(|e| parse(e.to_string()))?;
         b.check(path)?;
@@ -394,6 +407,31 @@ impl Budget {
     pub fn logic_mm2(&self, cells: u64) -> f64 {
         cells as f64 / 1e6 * self.logic_mm2_per_mcell
     }
+}
+
+/// The path of the first field of `v` whose JSON kind differs from the
+/// same field in `reference` (numbers, strings, objects, ...).
+fn wrong_kind(v: &serde_json::Value, reference: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value as V;
+    let (V::Object(a), V::Object(r)) = (v, reference) else {
+        return None;
+    };
+    for (k, x) in a {
+        let path = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
+        let Some(y) = r.get(k) else { continue };
+        let kind = |z: &V| std::mem::discriminant(z);
+        if kind(x) != kind(y) {
+            return Some(path);
+        }
+        if let Some(p) = wrong_kind(x, y, &path) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// Overwrites `base` with the fields of `top`, recursively.

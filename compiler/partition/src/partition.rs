@@ -150,7 +150,7 @@ pub const LINK_HEADER_BITS: u64 = 64;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PartitionError {
     /// One stage alone is larger than a die.
-    #[error("stage `{stage}` alone needs {need_mm2:.2} mm2 (ROM {rom_mm2:.2}, SRAM {sram_mm2:.2}, logic {logic_mm2:.2}) but budget `{budget}` gives a die of {die_mm2:.2} mm2: use a larger die, fewer bits, fewer users or a shorter context")]
+    #[error("stage `{stage}` alone needs {need_mm2:.4} mm2 (ROM {rom_mm2:.4}, SRAM {sram_mm2:.4}, logic {logic_mm2:.4}) but budget `{budget}` gives a die of {die_mm2:.4} mm2: use a larger die, fewer bits, fewer users or a shorter context")]
     StageTooBig {
         stage: String,
         budget: String,

@@ -228,8 +228,8 @@ fn a_stage_larger_than_the_die_is_named() {
     );
     assert_eq!(
         e.to_string(),
-        "stage `layer 2` alone needs 102.00 mm2 (ROM 60.00, SRAM 30.00, logic 12.00) but budget \
-         `test` gives a die of 100.00 mm2: use a larger die, fewer bits, fewer users or a shorter context"
+        "stage `layer 2` alone needs 102.0000 mm2 (ROM 60.0000, SRAM 30.0000, logic 12.0000) but budget \
+         `test` gives a die of 100.0000 mm2: use a larger die, fewer bits, fewer users or a shorter context"
     );
 }
 
