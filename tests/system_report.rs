@@ -1,0 +1,125 @@
+//! `taalasc report`: the system report of a 2-chip build of
+//! examples/tiny-llama, with a measured simulation, quality on real text
+//! and a quality-versus-area sweep. The report's quality figures must be
+//! the ones `taalasc eval` gives for the same chip and chunks; the sweep
+//! must show more ROM and less divergence at 8 bits than at 3; the measured
+//! figures must be the last `taalasc sim`'s; and the files must be
+//! byte-identical when written twice.
+
+use serde_json::Value;
+use std::process::Command;
+use taalasc_tests::{lee_text, repo_root, taalasc_bin};
+
+fn ok(args: &[&str]) -> String {
+    let o = Command::new(taalasc_bin())
+        .args(args)
+        .output()
+        .expect("run taalasc");
+    assert!(
+        o.status.success(),
+        "taalasc {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("r.chip");
+    let c = chip.to_str().unwrap();
+    ok(&[
+        "build",
+        repo_root().join("examples/tiny-llama").to_str().unwrap(),
+        "-o",
+        c,
+        "--lanes",
+        "16",
+        "--context",
+        "32",
+        "--users",
+        "2",
+        "--chips",
+        "2",
+    ]);
+    let sim: Value = serde_json::from_str(&ok(&[
+        "sim",
+        c,
+        "--tokens",
+        "1,5,9,100",
+        "--tokens",
+        "3,3,12",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(sim["bit_exact"], true);
+    let text = lee_text();
+    let t = text.to_str().unwrap();
+    let args = [
+        "report",
+        c,
+        "--text",
+        t,
+        "--ctx",
+        "32",
+        "--chunks",
+        "3",
+        "--sweep",
+        "s3g32,s8g32",
+    ];
+    ok(&args);
+    let rj = chip.join("report/report.json");
+    let html_path = chip.join("report/report.html");
+    let first = (
+        std::fs::read(&rj).unwrap(),
+        std::fs::read(&html_path).unwrap(),
+    );
+    let r: Value = serde_json::from_slice(&first.0).unwrap();
+
+    // Chips and links as built.
+    assert_eq!(r["chips"].as_array().unwrap().len(), 2);
+    assert_eq!(r["links"].as_array().unwrap().len(), 1);
+    // The residual of 64 values at 32 bits plus the 64-bit header.
+    assert_eq!(r["link_bits_per_token"], 64 * 32 + 64);
+
+    // Measured figures: the last sim's.
+    let m = &r["input"]["measured"];
+    assert_eq!(m["bit_exact"], true);
+    assert_eq!(m["users"], 2);
+    assert_eq!(m["latency_cycles_per_token"], sim["cycles_per_token"]);
+
+    // Quality: what `eval` says about the same chip on the same chunks.
+    let e: Value = serde_json::from_str(&ok(&[
+        "eval", c, "--text", t, "--ctx", "32", "--chunks", "3", "--json",
+    ]))
+    .unwrap();
+    let e = if e.is_array() { e[0].clone() } else { e };
+    let q = &r["input"]["quality"];
+    assert_eq!(q["ppl"], e["perplexity"]);
+    assert_eq!(q["kl"], e["kl_mean"]);
+    assert_eq!(q["top1"], e["top1"]);
+    assert_eq!(q["tokens_scored"], e["tokens_scored"]);
+
+    // The sweep: 8-bit weights take more ROM and diverge less than 3-bit.
+    let pts = r["input"]["quality_vs_area"].as_array().unwrap();
+    assert_eq!(pts.len(), 2);
+    let (p3, p8) = (&pts[0], &pts[1]);
+    assert_eq!(
+        (p3["label"].as_str(), p8["label"].as_str()),
+        (Some("s3g32"), Some("s8g32"))
+    );
+    assert!(p8["rom_mbit"].as_f64() > p3["rom_mbit"].as_f64(), "{pts:?}");
+    assert!(p8["bits_per_weight"].as_f64() > p3["bits_per_weight"].as_f64());
+    assert!(p8["kl"].as_f64() < p3["kl"].as_f64(), "{pts:?}");
+
+    // The page: one chart per chip, stage cycles, energy, and the sweep.
+    let html = String::from_utf8(first.1.clone()).unwrap();
+    assert_eq!(html.matches("<svg").count(), 2 + 2 + 1);
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
+
+    // Same input, same bytes.
+    ok(&args);
+    assert_eq!(std::fs::read(&rj).unwrap(), first.0);
+    assert_eq!(std::fs::read(&html_path).unwrap(), first.1);
+}
