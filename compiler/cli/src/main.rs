@@ -694,6 +694,9 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     // is not a whole activation block): no output that only looks complete.
     Reference::new(&image, 1)
         .with_context(|| format!("{} cannot be built for this datapath", a.model.display()))?;
+    if a.chips == Some(0) {
+        bail!("--chips must be at least 1");
+    }
     let multi = a.chip_budget.is_some() || a.chips.is_some();
     if multi && a.no_rtl {
         bail!("--chip-budget and --chips plan the hardware; they cannot go with --no-rtl");
