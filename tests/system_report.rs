@@ -76,6 +76,7 @@ fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {
         std::fs::read(&html_path).unwrap(),
     );
     let r: Value = serde_json::from_slice(&first.0).unwrap();
+    let html = String::from_utf8(first.1.clone()).unwrap();
 
     // Chips and links as built.
     assert_eq!(r["chips"].as_array().unwrap().len(), 2);
@@ -113,8 +114,16 @@ fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {
     assert!(p8["bits_per_weight"].as_f64() > p3["bits_per_weight"].as_f64());
     assert!(p8["kl"].as_f64() < p3["kl"].as_f64(), "{pts:?}");
 
+    // The ROM-density sensitivity keeps the 2 chips asked for, and a
+    // denser ROM never needs more area.
+    let sens = r["input"]["rom_density_sensitivity"].as_array().unwrap();
+    assert_eq!(sens.len(), 4, "{sens:?}");
+    for x in sens {
+        assert_eq!(x["chips"], 2);
+    }
+    assert!(html.contains("Sensitivity to the mask-ROM density"));
+
     // The page: one chart per chip, stage cycles, energy, and the sweep.
-    let html = String::from_utf8(first.1.clone()).unwrap();
     assert_eq!(html.matches("<svg").count(), 2 + 2 + 1);
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
 

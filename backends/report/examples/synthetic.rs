@@ -196,6 +196,7 @@ fn main() {
             top1: 0.856,
         }),
         quality_vs_area,
+        rom_density_sensitivity: vec![],
     };
     let report = compute(&input);
     write(&report, std::path::Path::new(&dir)).expect("write the report");

@@ -832,6 +832,40 @@ pub fn render_html(r: &SystemReport) -> String {
         out.push_str(&tq.end());
     }
 
+    // Sensitivity to the mask-ROM density.
+    if !inp.rom_density_sensitivity.is_empty() {
+        out.push_str("<h2>Sensitivity to the mask-ROM density</h2>\n");
+        p(
+            &mut out,
+            "note",
+            "The mask-ROM density is an assumption of the budget. The same stages, partitioned again at other densities (everything else as built):",
+        );
+        let mut ts = Table::new(
+            "",
+            &[
+                "ROM Mbit/mm²",
+                "chips",
+                "context per user",
+                "tokens/s per user",
+                "aggregate tokens/s",
+                "energy per token",
+                "USD per Mtoken",
+            ],
+        );
+        for x in &inp.rom_density_sensitivity {
+            ts.row(&[
+                num(fixed(x.rom_mbit_per_mm2, 1)),
+                num(x.chips.to_string()),
+                num(opt_count(x.max_context_at_users)),
+                num(sig(x.tokens_per_s_per_user)),
+                num(sig(x.aggregate_tokens_per_s)),
+                num(joules(x.energy_per_token_j)),
+                num(usd(x.usd_per_mtoken)),
+            ]);
+        }
+        out.push_str(&ts.end());
+    }
+
     // Assumptions.
     out.push_str("<h2>Assumptions and sources</h2>\n");
     let mut ta = Table::new("", &["figure", "value", "kind", "source"]);

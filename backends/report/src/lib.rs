@@ -72,6 +72,23 @@ pub struct ReportInput {
     pub quality: Option<Quality>,
     /// One point per bit setting; may be empty.
     pub quality_vs_area: Vec<QualityPoint>,
+    /// The same build partitioned again at other mask-ROM densities (the
+    /// budget's least certain figure); may be empty.
+    #[serde(default)]
+    pub rom_density_sensitivity: Vec<Sensitivity>,
+}
+
+/// The system at one mask-ROM density, everything else as built.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sensitivity {
+    pub rom_mbit_per_mm2: f64,
+    pub chips: usize,
+    /// At the built users; `None` when no chip holds a KV cache.
+    pub max_context_at_users: Option<u64>,
+    pub tokens_per_s_per_user: f64,
+    pub aggregate_tokens_per_s: f64,
+    pub energy_per_token_j: f64,
+    pub usd_per_mtoken: f64,
 }
 
 /// Timing measured by `taalasc sim`.

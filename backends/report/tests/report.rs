@@ -146,6 +146,7 @@ fn input() -> ReportInput {
         measured: None,
         quality: None,
         quality_vs_area: vec![],
+        rom_density_sensitivity: vec![],
     }
 }
 

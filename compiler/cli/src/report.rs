@@ -10,7 +10,7 @@ use crate::system::System;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use taalasc_reference::{ChipImage, Reference};
-use taalasc_report::{Measured, Quality, QualityPoint, ReportInput};
+use taalasc_report::{Measured, Quality, QualityPoint, ReportInput, Sensitivity};
 use taalasc_verilog::Plan;
 
 /// What `taalasc report` was asked for.
@@ -123,7 +123,7 @@ pub fn report(
                 eprintln!("report: rebuilding with linear layers {f}...");
                 let (img, rep) = build_image(&loaded, &o, None)?;
                 let p = taalasc_verilog::plan::plan_with(&img, plan.lanes, plan.users, true)?;
-                let s = crate::system::partition_with(&p, system.budget.clone(), 1)?;
+                let s = crate::system::partition_with(&p, system.budget.clone(), system.min_chips)?;
                 rebuilt.push((f.clone(), img, rep.bits_per_weight, s));
             }
         }
@@ -201,9 +201,55 @@ pub fn report(
         measured,
         quality,
         quality_vs_area: sweep,
+        rom_density_sensitivity: Vec::new(),
+    };
+    let input = ReportInput {
+        rom_density_sensitivity: rom_sensitivity(&input, system.min_chips),
+        ..input
     };
     let out = opts.out.clone().unwrap_or_else(|| chip.join("report"));
     taalasc_report::write(&taalasc_report::compute(&input), &out)
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(out)
+}
+
+/// The build partitioned again (at least `min_chips` chips, as built) with
+/// mask ROM 1, 2, 4 and 8 times as dense as the budget's SRAM (and at the budget's own figure, if it is none of
+/// those): the one budget figure that is an assumption and decides chips
+/// per model. Densities at which some stage fits no die are left out.
+fn rom_sensitivity(input: &ReportInput, min_chips: usize) -> Vec<Sensitivity> {
+    let b = &input.budget;
+    let mut densities: Vec<f64> = [1.0, 2.0, 4.0, 8.0]
+        .iter()
+        .map(|k| k * b.sram_mbit_per_mm2)
+        .collect();
+    if !densities.contains(&b.rom_mbit_per_mm2) {
+        densities.push(b.rom_mbit_per_mm2);
+        densities.sort_by(f64::total_cmp);
+    }
+    densities
+        .into_iter()
+        .filter_map(|d| {
+            let mut budget = b.clone();
+            budget.rom_mbit_per_mm2 = d;
+            let partition = taalasc_partition::partition(&input.stages, &budget, min_chips).ok()?;
+            let r = taalasc_report::compute(&ReportInput {
+                budget,
+                partition,
+                measured: None,
+                quality: None,
+                quality_vs_area: Vec::new(),
+                ..input.clone()
+            });
+            Some(Sensitivity {
+                rom_mbit_per_mm2: d,
+                chips: r.chips.len(),
+                max_context_at_users: r.memory.max_context_at_users,
+                tokens_per_s_per_user: r.timing.tokens_per_s_per_user,
+                aggregate_tokens_per_s: r.timing.aggregate_tokens_per_s,
+                energy_per_token_j: r.energy.total_j,
+                usd_per_mtoken: r.cost.usd_per_mtoken,
+            })
+        })
+        .collect()
 }

@@ -16,6 +16,13 @@ pub struct System {
     pub partition: Partition,
     /// The board, when the partition has more than one chip.
     pub board: Option<Board>,
+    /// The fewest chips asked for (`--chips`).
+    #[serde(default = "one")]
+    pub min_chips: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl System {
@@ -71,6 +78,7 @@ pub fn partition_with(plan: &Plan, budget: Budget, min_chips: usize) -> anyhow::
         stages,
         partition,
         board,
+        min_chips,
     })
 }
 
