@@ -115,12 +115,17 @@ fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {
     assert!(p8["kl"].as_f64() < p3["kl"].as_f64(), "{pts:?}");
 
     // The ROM-density sensitivity keeps the 2 chips asked for, and a
-    // denser ROM never needs more area.
+    // denser ROM leaves more SRAM for context.
     let sens = r["input"]["rom_density_sensitivity"].as_array().unwrap();
     assert_eq!(sens.len(), 4, "{sens:?}");
     for x in sens {
         assert_eq!(x["chips"], 2);
     }
+    let ctx: Vec<u64> = sens
+        .iter()
+        .map(|x| x["max_context_at_users"].as_u64().unwrap())
+        .collect();
+    assert!(ctx.windows(2).all(|w| w[0] < w[1]), "{ctx:?}");
     assert!(html.contains("Sensitivity to the mask-ROM density"));
 
     // The page: one chart per chip, stage cycles, energy, and the sweep.
