@@ -11,51 +11,12 @@
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
-use taalasc_tests::{fixture, repo_root, smollm2_gguf, taalasc_bin};
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(taalasc_bin())
-        .args(args)
-        .output()
-        .expect("run taalasc")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "taalasc {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use taalasc_tests::{
+    fixture, repo_root, smollm2_gguf, taalasc_ok as ok, taalasc_run as run, verilator_lint,
+};
 
 fn manifest(chip: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap()).unwrap()
-}
-
-fn verilator_lint(dir: &Path, top: &str) {
-    let o = Command::new("verilator")
-        .args([
-            "--lint-only",
-            "-Wall",
-            "-Wno-DECLFILENAME",
-            "--top-module",
-            top,
-            "-f",
-            "taalasc.f",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("verilator is installed (apt-get install -y verilator)");
-    let text = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && !text.contains("%Warning"),
-        "verilator --lint-only -Wall of {top} in {}:\n{text}",
-        dir.display()
-    );
 }
 
 /// Builds `model` split over `chips` chips with one slot per user, lints

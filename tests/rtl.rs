@@ -11,26 +11,9 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use taalasc_tests::{fixture, repo_root, smollm2_gguf, taalasc_bin};
+use taalasc_tests::{fixture, repo_root, smollm2_gguf};
 
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(taalasc_bin())
-        .args(args)
-        .output()
-        .expect("run taalasc")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "taalasc {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use taalasc_tests::{taalasc_ok as ok, taalasc_run as run};
 
 fn build(model: &Path, out: &Path, extra: &[&str]) {
     let mut args = vec![
@@ -50,25 +33,7 @@ fn sim_json(chip: &Path, tokens: &str) -> Value {
 }
 
 fn lint(chip: &Path) {
-    let o = Command::new("verilator")
-        .args([
-            "--lint-only",
-            "-Wall",
-            "-Wno-DECLFILENAME",
-            "--top-module",
-            "taalasc_chip",
-            "-f",
-            "taalasc.f",
-        ])
-        .current_dir(chip)
-        .output()
-        .expect("verilator is installed (apt-get install -y verilator)");
-    let text = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && !text.contains("%Warning"),
-        "verilator --lint-only -Wall on {}:\n{text}",
-        chip.display()
-    );
+    taalasc_tests::verilator_lint(chip, "taalasc_chip");
 }
 
 /// Builds `model` with `lanes`, lints it, simulates `tokens` and asserts

@@ -7,22 +7,7 @@
 //! byte-identical when written twice.
 
 use serde_json::Value;
-use std::process::Command;
-use taalasc_tests::{lee_text, repo_root, taalasc_bin};
-
-fn ok(args: &[&str]) -> String {
-    let o = Command::new(taalasc_bin())
-        .args(args)
-        .output()
-        .expect("run taalasc");
-    assert!(
-        o.status.success(),
-        "taalasc {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use taalasc_tests::{lee_text, repo_root, taalasc_ok as ok};
 
 #[test]
 fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {

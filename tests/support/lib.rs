@@ -100,3 +100,48 @@ pub fn taalasc_bin() -> PathBuf {
     );
     bin
 }
+
+/// Runs the `taalasc` binary with `args`.
+pub fn taalasc_run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(taalasc_bin())
+        .args(args)
+        .output()
+        .expect("run taalasc")
+}
+
+/// Runs `taalasc` and returns its standard output; fails the test, with
+/// both outputs, when it exits non-zero.
+pub fn taalasc_ok(args: &[&str]) -> String {
+    let o = taalasc_run(args);
+    assert!(
+        o.status.success(),
+        "taalasc {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `verilator --lint-only -Wall` of `top` with the filelist `taalasc.f` in
+/// `dir`: fails the test on any warning.
+pub fn verilator_lint(dir: &Path, top: &str) {
+    let o = std::process::Command::new("verilator")
+        .args([
+            "--lint-only",
+            "-Wall",
+            "-Wno-DECLFILENAME",
+            "--top-module",
+            top,
+            "-f",
+            "taalasc.f",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("verilator is installed (apt-get install -y verilator)");
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && !text.contains("%Warning"),
+        "verilator --lint-only -Wall of {top} in {}:\n{text}",
+        dir.display()
+    );
+}
