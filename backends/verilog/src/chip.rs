@@ -69,6 +69,12 @@ pub fn check_part(plan: &Plan, part: &ChipPart) -> Result<(), String> {
             r.end - 1
         ));
     }
+    if r.start > 0 && st[r.start].wide_inputs {
+        return Err(format!(
+            "stage {} takes 48-bit values, which a 32-bit link cannot carry",
+            r.start
+        ));
+    }
     if r.start > 0 && Widths::of(plan).tw > LINK_TOKEN_BITS {
         return Err(format!(
             "a vocabulary of {} does not fit the link header's {LINK_TOKEN_BITS}-bit token field",

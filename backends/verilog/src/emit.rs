@@ -711,6 +711,8 @@ pub struct Stage {
     pub pc1: usize,
     /// `(src, dst, n)`: words copied from the previous stage's engine.
     pub copies: Vec<(u32, u32, usize)>,
+    /// Some copied value is `W48` (not a residual): no link may feed it.
+    pub wide_inputs: bool,
 }
 
 /// The schedule as pipeline stages. Every copy must come from the
@@ -720,6 +722,7 @@ pub struct Stage {
 pub fn stages(plan: &Plan) -> Result<Vec<Stage>, String> {
     let mut out: Vec<Stage> = Vec::new();
     let mut pending = Vec::new();
+    let mut any_wide = false;
     for st in &plan.schedule {
         match st {
             Step::Copy {
@@ -728,6 +731,7 @@ pub fn stages(plan: &Plan) -> Result<Vec<Stage>, String> {
                 to,
                 dst,
                 n,
+                wide,
             } => {
                 let prev = out.last().map(|s| s.engine);
                 if prev != Some(*from) {
@@ -736,12 +740,14 @@ pub fn stages(plan: &Plan) -> Result<Vec<Stage>, String> {
                     ));
                 }
                 pending.push((*src, *dst, *n));
+                any_wide |= *wide;
             }
             Step::Run { engine, pc0, pc1 } => out.push(Stage {
                 engine: *engine,
                 pc0: *pc0,
                 pc1: *pc1,
                 copies: std::mem::take(&mut pending),
+                wide_inputs: std::mem::take(&mut any_wide),
             }),
         }
     }

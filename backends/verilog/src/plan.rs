@@ -230,6 +230,10 @@ pub enum Step {
         to: usize,
         dst: u32,
         n: usize,
+        /// The value is `W48`, not a residual `R32`: it cannot cross a
+        /// chip link, which carries 32-bit words (RFC 0004).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        wide: bool,
     },
     /// Runs instructions `pc0..pc1` of an engine.
     Run {
@@ -447,6 +451,7 @@ pub fn plan_with(
                     to: e,
                     dst,
                     n: w,
+                    wide: !is_r[i.index()],
                 });
             }
         }
