@@ -34,7 +34,7 @@ impl System {
             .enumerate()
             .map(|(k, c)| {
                 format!(
-                    "chip{k} = {}..{} ({:.1} of {:.1} mm2)",
+                    "chip{k} = {}..{} ({:.3} of {:.1} mm2)",
                     self.stages[c.first].name,
                     self.stages[c.end - 1].name,
                     c.area_mm2,
