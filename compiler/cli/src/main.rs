@@ -609,11 +609,13 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         _ => None,
     };
     opts.per_weight.extend(pinned);
+    // Streamed: each weight is written into OUT's staging folder as it is
+    // quantized and dropped; the image keeps metadata only.
     let (image, report) =
-        taalasc::build::build_image(&loaded, &opts, calib.as_ref().map(|c| &c.0))?;
+        taalasc::build::build_streamed(&loaded, &opts, calib.as_ref().map(|c| &c.0), &out)?;
     // Refuse to write an image the datapath cannot run (e.g. a head_dim that
     // is not a whole activation block): no output that only looks complete.
-    Reference::new(&image, 1)
+    taalasc_reference::check_image(&taalasc_reference::ImageSource::info(&image))
         .with_context(|| format!("{} cannot be built for this datapath", a.model.display()))?;
     let plan = if a.no_rtl {
         None
