@@ -71,6 +71,24 @@ impl TensorIndex {
     pub fn bytes(&self, entry: &TensorEntry) -> &[u8] {
         &self.files[entry.file].map[entry.start..entry.end]
     }
+
+    /// Drops the mapped pages of bytes `start..end` of `entry`'s file from
+    /// this process (they stay in the page cache). A weight once decoded is
+    /// not read through the map again, so the process's resident set does
+    /// not grow with the checkpoint: without this, every page read stays
+    /// mapped (and counted in RSS) until the map closes.
+    fn release(&self, entry: &TensorEntry, start: usize, end: usize) {
+        let map = &self.files[entry.file].map;
+        if end > start && end <= map.len() {
+            // SAFETY: the map is a read-only shared mapping of a file. Dropping
+            // its pages only makes the next access fault them in again, from
+            // the page cache or the file, with the same bytes; no Rust
+            // reference can observe a difference.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
 }
 
 /// A layout change applied, in order, to a source tensor to give its IR layout.
@@ -191,8 +209,9 @@ impl WeightSource for MappedWeights {
             tensor: binding.tensor.clone(),
             message,
         };
-        let mut data = dequant::to_f32(entry.dtype, self.index.bytes(entry), entry.numel())
-            .map_err(invalid)?;
+        let data = dequant::to_f32(entry.dtype, self.index.bytes(entry), entry.numel());
+        self.index.release(entry, entry.start, entry.end);
+        let mut data = data.map_err(invalid)?;
         if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(WeightError::NonFinite {
                 file,
@@ -235,6 +254,64 @@ pub enum SourceBlocks {
 }
 
 impl MappedWeights {
+    /// Rows `rows` of weight `id` as f32, when it is a plain-float (f32, f16,
+    /// bf16) matrix bound without layout transforms, so that its rows lie one
+    /// after another in the file: a quantizer that treats rows independently
+    /// can then read a large table a slice at a time. `Ok(None)` for any other
+    /// weight (load it whole with [`WeightSource::load_f32`]). Rejects NaN
+    /// and Inf like `load_f32`, with the element index in the whole tensor.
+    pub fn load_f32_rows(
+        &self,
+        id: WeightId,
+        rows: std::ops::Range<usize>,
+    ) -> Result<Option<Vec<f32>>, WeightError> {
+        let (binding, entry) = self.bound(id)?;
+        let [n_rows, cols] = entry.shape[..] else {
+            return Ok(None);
+        };
+        let elem = match entry.dtype {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+            _ => return Ok(None),
+        };
+        if !binding.transforms.is_empty() {
+            return Ok(None);
+        }
+        let file = self.index.path_of(entry).display().to_string();
+        let invalid = |message: String| WeightError::Invalid {
+            file: file.clone(),
+            tensor: binding.tensor.clone(),
+            message,
+        };
+        if rows.start > rows.end || rows.end > n_rows {
+            return Err(invalid(format!(
+                "rows {}..{} of a tensor of {n_rows} rows",
+                rows.start, rows.end
+            )));
+        }
+        let bytes = self.index.bytes(entry);
+        let (s, e) = (rows.start * cols * elem, rows.end * cols * elem);
+        if e > bytes.len() {
+            return Err(invalid(format!(
+                "{n_rows} x {cols} {} elements need more than the {} bytes the file holds",
+                entry.dtype,
+                bytes.len()
+            )));
+        }
+        let data = dequant::to_f32(entry.dtype, &bytes[s..e], rows.len() * cols);
+        self.index.release(entry, entry.start + s, entry.start + e);
+        let data = data.map_err(invalid)?;
+        if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(WeightError::NonFinite {
+                file,
+                tensor: binding.tensor.clone(),
+                index: rows.start * cols + index,
+                value,
+            });
+        }
+        Ok(Some(data))
+    }
+
     /// The binding of weight `id` and the source tensor it reads.
     fn bound(&self, id: WeightId) -> Result<(&WeightBinding, &TensorEntry), WeightError> {
         let binding = self
@@ -285,7 +362,7 @@ impl MappedWeights {
         let bytes = self.index.bytes(entry);
         let f16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let blocks_per_row = cols / 32;
-        Ok(Some(match entry.dtype {
+        let blocks = match entry.dtype {
             DType::Q4_1 => {
                 let (mut d, mut m, mut q) = (Vec::new(), Vec::new(), Vec::new());
                 for &src in &map {
@@ -326,7 +403,9 @@ impl MappedWeights {
                     q,
                 }
             }
-        }))
+        };
+        self.index.release(entry, entry.start, entry.end);
+        Ok(Some(blocks))
     }
 }
 

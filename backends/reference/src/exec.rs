@@ -1,10 +1,10 @@
 //! The integer interpreter of a chip image.
 
-use crate::image::{ChipImage, Param};
+use crate::image::{ChipImage, ImageInfo, Param, ParamInfo};
 use matvec::{row_of, Acts, Prepared};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use taalasc_ir::{NodeIndex, Op, WeightId};
+use taalasc_ir::{Model, NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, RopeTable, ScoreScale, WeightRow};
 use taalasc_quant::QTensor;
 
@@ -99,6 +99,89 @@ fn table_value(q: &QTensor, row: &WeightRow<'_>, i: usize) -> i64 {
     nx::sat_w48(w as i128)
 }
 
+/// Checks an image against the datapath's constraints, from its metadata
+/// alone: what [`Reference::new`] refuses (linear inputs and heads in whole
+/// activation blocks, every weight of the kind its op reads), without
+/// reading a weight value. A build checks a large image this way.
+pub fn check_image(info: &ImageInfo) -> Result<(), RefError> {
+    let model = &info.model;
+    let inputs: Vec<Vec<NodeIndex>> = (0..model.graph.node_count())
+        .map(|i| model.inputs(NodeIndex::new(i)))
+        .collect();
+    check_parts(model, &inputs, |id| info.param(id).clone())
+}
+
+fn check_parts(
+    model: &Model,
+    inputs: &[Vec<NodeIndex>],
+    param: impl Fn(WeightId) -> ParamInfo,
+) -> Result<(), RefError> {
+    let unsupported = |node: NodeIndex, message: String| RefError::Unsupported {
+        node: model.graph[node].name.clone(),
+        message,
+    };
+    let want = |id: WeightId, ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(RefError::BadParam {
+                weight: model.weight(id).name.clone(),
+                message: format!("expected {what}"),
+            })
+        }
+    };
+    let matrix = |id| {
+        want(
+            id,
+            matches!(param(id), ParamInfo::Matrix(_)),
+            "a quantized matrix",
+        )
+    };
+    let fixed = |id| {
+        want(
+            id,
+            matches!(param(id), ParamInfo::Fixed16(_)),
+            "Q15.16 values",
+        )
+    };
+    let wide = |id| want(id, matches!(param(id), ParamInfo::Wide(_)), "W48 values");
+    for nd in model.topo_order() {
+        let node = &model.graph[nd];
+        match &node.op {
+            Op::Linear { weight, bias } => {
+                let in_w = model.graph[inputs[nd.index()][0]].width;
+                if !in_w.is_multiple_of(nx::A8_BLOCK) {
+                    return Err(unsupported(
+                        nd,
+                        format!("input width {in_w} is not a multiple of the {}-element activation block", nx::A8_BLOCK),
+                    ));
+                }
+                matrix(*weight)?;
+                if let Some(b) = bias {
+                    wide(*b)?;
+                }
+            }
+            Op::Embed { table } | Op::AddPositions { table } => matrix(*table)?,
+            Op::RmsNorm { gain, .. } => fixed(*gain)?,
+            Op::LayerNorm { gain, bias, .. } => {
+                fixed(*gain)?;
+                fixed(*bias)?;
+            }
+            Op::Attention { head_dim, .. } if !head_dim.is_multiple_of(nx::A8_BLOCK) => {
+                return Err(unsupported(
+                    nd,
+                    format!(
+                        "head_dim {head_dim} is not a multiple of the {}-element activation block",
+                        nx::A8_BLOCK
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl<'a> Reference<'a> {
     /// Validates the image against the datapath's constraints and builds the
     /// RoPE and norm constants. `threads` = 0 uses every core.
@@ -117,51 +200,23 @@ impl<'a> Reference<'a> {
         let mut rope = HashMap::new();
         let mut norms = HashMap::new();
         let mut prepared = HashMap::new();
-        let unsupported = |node: NodeIndex, message: String| RefError::Unsupported {
-            node: model.graph[node].name.clone(),
-            message,
-        };
+        check_parts(model, &inputs, |id| image.param(id).info())?;
         for &nd in &order {
             let node = &model.graph[nd];
             match &node.op {
-                Op::Linear { weight, bias } => {
-                    let in_w = model.graph[inputs[nd.index()][0]].width;
-                    if !in_w.is_multiple_of(nx::A8_BLOCK) {
-                        return Err(unsupported(
-                            nd,
-                            format!("input width {in_w} is not a multiple of the {}-element activation block", nx::A8_BLOCK),
-                        ));
-                    }
+                Op::Linear { weight, .. } => {
                     let q = image.matrix(*weight)?;
                     prepared
                         .entry(*weight)
                         .or_insert_with(|| Prepared::new(q, false));
-                    if let Some(b) = bias {
-                        image.wide(*b)?;
-                    }
                 }
-                Op::Embed { table } | Op::AddPositions { table } => {
-                    image.matrix(*table)?;
-                }
-                Op::RmsNorm { gain, eps } => {
-                    image.fixed(*gain)?;
-                    norms.insert(nd, NormConsts::new(node.width, *eps));
-                }
-                Op::LayerNorm { gain, bias, eps } => {
-                    image.fixed(*gain)?;
-                    image.fixed(*bias)?;
+                Op::RmsNorm { eps, .. } | Op::LayerNorm { eps, .. } => {
                     norms.insert(nd, NormConsts::new(node.width, *eps));
                 }
                 Op::Rope { spec, .. } => {
                     rope.insert(nd, RopeTable::new(&spec.inv_freqs(), image.context));
                 }
-                Op::Attention { head_dim, .. } => {
-                    if !head_dim.is_multiple_of(nx::A8_BLOCK) {
-                        return Err(unsupported(
-                            nd,
-                            format!("head_dim {head_dim} is not a multiple of the {}-element activation block", nx::A8_BLOCK),
-                        ));
-                    }
+                Op::Attention { .. } => {
                     let slot = attn_slot.len();
                     attn_slot.insert(nd, slot);
                 }

@@ -13,5 +13,5 @@
 mod exec;
 pub mod image;
 
-pub use exec::{RefError, RefSession, Reference};
-pub use image::{ChipImage, Param};
+pub use exec::{check_image, RefError, RefSession, Reference};
+pub use image::{ChipImage, ImageInfo, ImageSource, LazyImage, Param, ParamInfo};

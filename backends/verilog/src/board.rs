@@ -18,11 +18,11 @@ use crate::chip::{check_part, chip_part_module, part_engines, ChipPart};
 use crate::emit::{engine_module, stages, Widths, PC_BITS, POS_BITS};
 use crate::output::{engines_header, yosys_script_of, HARNESS, LIBRARY, MACROS_BB};
 use crate::plan::Plan;
-use crate::roms::for_each_rom;
+use crate::roms::write_roms;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
-use taalasc_reference::image::ChipImage;
+use taalasc_reference::image::ImageSource;
 
 /// Top module of a board.
 pub const BOARD_TOP: &str = "taalasc_board";
@@ -216,7 +216,7 @@ fn chip_files(plan: &Plan, part: &ChipPart, engs: &[usize]) -> Vec<(String, Stri
 /// Writes every chip's folder and the board folder into `dir`.
 pub fn write_board(
     dir: &Path,
-    image: &ChipImage,
+    image: &dyn ImageSource,
     plan: &Plan,
     board: &Board,
 ) -> std::io::Result<()> {
@@ -240,9 +240,8 @@ pub fn write_board(
         }
         std::fs::create_dir_all(cdir.join("rom/tables"))?;
         crate::tables::write_tables(&cdir.join("rom/tables"))?;
-        for_each_rom(image, &sub, |file, text| {
-            write(&cdir, &format!("rom/{file}"), &text)
-        })?;
+        // Streamed: one slice of one matrix in memory at a time.
+        write_roms(&cdir.join("rom"), image, &sub)?;
         let list: String = LIBRARY
             .iter()
             .map(|(f, _)| format!("rtl/{f}\n"))

@@ -17,9 +17,8 @@
 use crate::chip::chip_module;
 use crate::emit::engine_module;
 use crate::plan::Plan;
-use crate::roms::for_each_rom;
 use std::path::Path;
-use taalasc_reference::image::ChipImage;
+use taalasc_reference::image::ImageSource;
 
 /// The hand-written RTL library, embedded in the binary: `(file, text)`.
 /// Simulation order: macros first.
@@ -160,7 +159,12 @@ pub fn core_file(plan: &Plan, name: &str) -> String {
 }
 
 /// Writes the RTL folder contents of `plan` into `dir`.
-pub fn write_rtl(dir: &Path, image: &ChipImage, plan: &Plan, name: &str) -> std::io::Result<()> {
+pub fn write_rtl(
+    dir: &Path,
+    image: &dyn ImageSource,
+    plan: &Plan,
+    name: &str,
+) -> std::io::Result<()> {
     for (f, text) in LIBRARY.iter().chain(std::iter::once(&MACROS_BB)) {
         write(dir, &format!("rtl/{f}"), text)?;
     }
@@ -169,9 +173,8 @@ pub fn write_rtl(dir: &Path, image: &ChipImage, plan: &Plan, name: &str) -> std:
     }
     std::fs::create_dir_all(dir.join("rom/tables"))?;
     crate::tables::write_tables(&dir.join("rom/tables"))?;
-    for_each_rom(image, plan, |file, text| {
-        write(dir, &format!("rom/{file}"), &text)
-    })?;
+    // Streamed: one slice of one matrix in memory at a time.
+    crate::roms::write_roms(&dir.join("rom"), image, plan)?;
     let list: String = sim_sources(plan).iter().map(|f| format!("{f}\n")).collect();
     write(dir, "taalasc.f", &list)?;
     write(dir, "harness/main.cpp", HARNESS)?;

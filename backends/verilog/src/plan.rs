@@ -18,7 +18,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use taalasc_ir::{NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, ScoreScale};
-use taalasc_reference::image::{ChipImage, Param};
+use taalasc_reference::image::{ImageInfo, ImageSource, ParamInfo};
 
 /// Why a chip image cannot be lowered to hardware.
 #[derive(Debug, thiserror::Error)]
@@ -320,7 +320,7 @@ impl Spad {
 
 /// Lowers `image` onto engines with `lanes` MAC lanes per matrix-vector
 /// unit and `users` user slots (KV cache regions).
-pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanError> {
+pub fn plan(image: &dyn ImageSource, lanes: usize, users: usize) -> Result<Plan, PlanError> {
     plan_with(image, lanes, users, false)
 }
 
@@ -328,11 +328,14 @@ pub fn plan(image: &ChipImage, lanes: usize, users: usize) -> Result<Plan, PlanE
 /// each (engine 0 and engine `layers + 1`), so that every engine runs one
 /// pipeline stage and the stage chain can be cut across chips (RFC 0004).
 pub fn plan_with(
-    image: &ChipImage,
+    image: &dyn ImageSource,
     lanes: usize,
     users: usize,
     split_io: bool,
 ) -> Result<Plan, PlanError> {
+    // Metadata only (formats, shapes, widths): no weight value is read.
+    let info = image.info();
+    let image: &ImageInfo = &info;
     if !(lanes.is_power_of_two() && (1..=256).contains(&lanes)) {
         return Err(PlanError::Lanes(lanes));
     }
@@ -723,7 +726,7 @@ pub fn plan_with(
 /// The engine's weight ROM for matrix `id` (shared when read twice, e.g.
 /// a tied table read by the embedding and the head).
 fn mat_rom(
-    image: &ChipImage,
+    image: &ImageInfo,
     eng: &mut Engine,
     index: &mut HashMap<WeightId, usize>,
     id: WeightId,
@@ -734,7 +737,7 @@ fn mat_rom(
     }
     let name = image.model.weight(id).name.clone();
     let q = match image.param(id) {
-        Param::Matrix(q) => q,
+        ParamInfo::Matrix(q) => q,
         _ => {
             return Err(PlanError::BadParam {
                 weight: name,

@@ -8,9 +8,11 @@
 
 use crate::plan::{blocks_per_word, MatRom, Plan, VecRom, VecSource, SCALE_FIELD_BITS};
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
 use taalasc_numerics::{self as nx, RopeTable};
 use taalasc_quant::QTensor;
-use taalasc_reference::image::{ChipImage, Param};
+use taalasc_reference::image::ImageSource;
 
 /// A little-endian bit vector that prints as one hex word.
 struct Word {
@@ -106,25 +108,50 @@ pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize) -> String {
     out
 }
 
+/// Codes read at once (a slice of whole rows) when a matrix's ROM image
+/// is written: the codes and text in memory stay a few MB, whatever the
+/// size of the matrix or the model.
+pub const ROM_SLICE_CODES: usize = 1 << 22;
+
+fn io_other(e: taalasc_reference::image::ImageError) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+/// Writes the weight ROM image of matrix `m` (the text [`mat_hex`] gives
+/// for the whole matrix) to `out`, reading the matrix from `image` a slice
+/// of rows at a time.
+pub fn write_mat_hex(
+    image: &dyn ImageSource,
+    m: &MatRom,
+    lanes: usize,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let step = (ROM_SLICE_CODES / m.cols.max(1)).max(1);
+    let mut r0 = 0;
+    while r0 < m.rows {
+        let r1 = (r0 + step).min(m.rows);
+        let q = image.matrix_rows(m.id, r0..r1).map_err(io_other)?;
+        out.write_all(mat_hex(&q, m, lanes).as_bytes())?;
+        r0 = r1;
+    }
+    Ok(())
+}
+
 /// The image of a gain, bias or RoPE ROM.
-pub fn vec_hex(image: &ChipImage, v: &VecRom, context: usize) -> String {
+pub fn vec_hex(image: &dyn ImageSource, v: &VecRom, context: usize) -> std::io::Result<String> {
     let mut out = String::new();
     let mut line = |x: u64, digits: usize| {
         let _ = writeln!(out, "{x:0digits$x}");
     };
     match &v.source {
         VecSource::Fixed(id) => {
-            if let Param::Fixed16(vals) = image.param(*id) {
-                for &x in vals {
-                    line(x as u32 as u64, 8);
-                }
+            for &x in image.fixed16_values(*id).map_err(io_other)?.iter() {
+                line(x as u32 as u64, 8);
             }
         }
         VecSource::Wide(id) => {
-            if let Param::Wide(vals) = image.param(*id) {
-                for &x in vals {
-                    line((x as u64) & ((1 << 48) - 1), 12);
-                }
+            for &x in image.wide_values(*id).map_err(io_other)?.iter() {
+                line((x as u64) & ((1 << 48) - 1), 12);
             }
         }
         VecSource::Rope { inv_freqs } => {
@@ -134,26 +161,52 @@ pub fn vec_hex(image: &ChipImage, v: &VecRom, context: usize) -> String {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Every ROM image of the plan: `(file name, contents)`, in a fixed order.
-/// Weight images are produced one at a time by the caller's `sink`, so a
-/// large model never holds more than one matrix's text.
+/// Images are produced one at a time by the caller's `sink`, so a large
+/// model never holds more than one matrix's text (see [`write_roms`] for
+/// less: a slice of one matrix).
 pub fn for_each_rom(
-    image: &ChipImage,
+    image: &dyn ImageSource,
     plan: &Plan,
     mut sink: impl FnMut(&str, String) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     for e in &plan.engines {
         for m in &e.mats {
-            let Param::Matrix(q) = image.param(m.id) else {
-                unreachable!("planned matrices are matrices")
-            };
-            sink(&m.file, mat_hex(q, m, plan.lanes))?;
+            let mut text = Vec::new();
+            write_mat_hex(image, m, plan.lanes, &mut text)?;
+            sink(&m.file, String::from_utf8(text).expect("hex is ASCII"))?;
         }
         for v in e.gains.iter().chain(&e.biases).chain(&e.ropes) {
-            sink(&v.file, vec_hex(image, v, plan.context))?;
+            sink(&v.file, vec_hex(image, v, plan.context)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes every ROM image of the plan into `dir` (the `rom/` folder), the
+/// same files and bytes as [`for_each_rom`] gives, streamed: a weight ROM
+/// is read and written a slice of rows at a time ([`ROM_SLICE_CODES`]), so
+/// memory does not grow with the matrix or the model.
+pub fn write_roms(dir: &Path, image: &dyn ImageSource, plan: &Plan) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let named = |p: &Path, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    };
+    for e in &plan.engines {
+        for m in &e.mats {
+            let p = dir.join(&m.file);
+            let f = std::fs::File::create(&p).map_err(|e| named(&p, e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            write_mat_hex(image, m, plan.lanes, &mut w)
+                .and_then(|()| w.flush())
+                .map_err(|e| named(&p, e))?;
+        }
+        for v in e.gains.iter().chain(&e.biases).chain(&e.ropes) {
+            let p = dir.join(&v.file);
+            std::fs::write(&p, vec_hex(image, v, plan.context)?).map_err(|e| named(&p, e))?;
         }
     }
     Ok(())

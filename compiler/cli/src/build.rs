@@ -14,7 +14,8 @@ use taalasc_frontends::LoadedModel;
 use taalasc_ir::{Op, WeightId, WeightSource};
 use taalasc_numerics as nx;
 use taalasc_quant::{QTensor, WeightFormat, Widths};
-use taalasc_reference::{ChipImage, Param};
+use taalasc_reference::image::{ImageWriter, MatrixInfo};
+use taalasc_reference::{ChipImage, ImageSource, Param, ParamInfo};
 
 /// How weights are rounded onto their format's grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -116,28 +117,35 @@ pub(crate) fn roles(model: &taalasc_ir::Model) -> (Vec<Option<&'static str>>, Ve
     (role, layer_of)
 }
 
-/// Quantizes `loaded` into a chip image. `calib` is needed by GPTQ.
-pub fn build_image(
+/// How one weight is made, decided from metadata before any value is read.
+enum Job<'o> {
+    Matrix {
+        fmt: &'o WeightFormat,
+        widths: &'o Widths,
+        rows: usize,
+        cols: usize,
+    },
+    Bias,
+    Gain,
+}
+
+/// The image's metadata (every weight's on-chip form) and how each weight
+/// is made: known before any weight is quantized, so `weights.safetensors`
+/// can be laid out up front and the hardware planned without the codes.
+fn jobs<'o>(
     loaded: &LoadedModel,
-    opts: &BuildOptions,
-    calib: Option<&crate::calib::Calibration>,
-) -> anyhow::Result<(ChipImage, BuildReport)> {
+    opts: &'o BuildOptions,
+) -> anyhow::Result<(taalasc_reference::ImageInfo, Vec<Job<'o>>)> {
+    static UNIFORM: Widths = Widths {
+        groups: Vec::new(),
+        rows: Vec::new(),
+    };
     let model = &loaded.model;
-    let (role, layer_of) = roles(model);
-    if opts.quantizer == Quantizer::Gptq && calib.is_none() {
-        bail!("GPTQ needs calibration text (--calib FILE)");
-    }
-    let mut params = Vec::with_capacity(model.weights.len());
-    let mut weights = Vec::new();
+    let (role, _) = roles(model);
+    let mut infos = Vec::with_capacity(model.weights.len());
+    let mut jobs = Vec::with_capacity(model.weights.len());
     for (i, info) in model.weights.iter().enumerate() {
-        let id = WeightId(i as u32);
-        let values = || {
-            loaded
-                .weights
-                .load_f32(id)
-                .with_context(|| format!("reading `{}`", info.name))
-        };
-        let (param, format, method, bits) = match role[i] {
+        let (p, job) = match role[i] {
             Some(r @ ("linear" | "table")) => {
                 let fmt = match opts.per_weight.get(&info.name) {
                     Some(f) => f,
@@ -151,22 +159,173 @@ pub fn build_image(
                         info.shape
                     );
                 };
+                let widths = opts.widths.get(&info.name).unwrap_or(&UNIFORM);
+                (
+                    ParamInfo::Matrix(MatrixInfo::new(*fmt, rows, cols, widths.clone())),
+                    Job::Matrix {
+                        fmt,
+                        widths,
+                        rows,
+                        cols,
+                    },
+                )
+            }
+            Some("bias") => (ParamInfo::Wide(info.numel() as usize), Job::Bias),
+            Some(_) => (ParamInfo::Fixed16(info.numel() as usize), Job::Gain),
+            None => bail!("weight `{}` is read by no op", info.name),
+        };
+        infos.push(p);
+        jobs.push(job);
+    }
+    Ok((
+        taalasc_reference::ImageInfo {
+            model: model.clone(),
+            params: infos,
+            context: opts.context,
+        },
+        jobs,
+    ))
+}
+
+/// A made weight, or a slice of a matrix's rows (in order).
+enum Piece {
+    Rows(QTensor),
+    Whole(Param),
+}
+
+/// Elements of a large matrix quantized at a time by RTN (whose rows are
+/// independent): 16M, 64 MB of f32, so an 8B model's 525M-weight embedding
+/// never sits in memory as f32.
+pub const RTN_SLICE_ELEMS: usize = 1 << 24;
+
+/// RTN of rows `r0..` of a matrix (`w` holds them), on `threads` threads
+/// (rows are independent, so the result does not depend on the split).
+#[allow(clippy::too_many_arguments)]
+fn rtn_rows(
+    w: &[f32],
+    r0: usize,
+    cols: usize,
+    fmt: &WeightFormat,
+    widths: &Widths,
+    name: &str,
+    threads: usize,
+) -> anyhow::Result<QTensor> {
+    let rows = w.len() / cols.max(1);
+    let part = |a: usize, b: usize| -> anyhow::Result<QTensor> {
+        let sub = Widths {
+            groups: widths.groups.clone(),
+            rows: if widths.rows.is_empty() {
+                Vec::new()
+            } else {
+                widths.rows[r0 + a..r0 + b].to_vec()
+            },
+        };
+        taalasc_quant::quantize_rtn_mixed(
+            &w[a * cols..b * cols],
+            b - a,
+            cols,
+            fmt,
+            &sub,
+            taalasc_quant::ScaleRule::Search,
+        )
+        .map_err(|e| match e {
+            // Rows numbered in the whole matrix.
+            taalasc_quant::QuantError::ScaleOverflow {
+                what,
+                row,
+                group,
+                value,
+            } => taalasc_quant::QuantError::ScaleOverflow {
+                what,
+                row: row + r0 + a,
+                group,
+                value,
+            },
+            e => e,
+        })
+        .with_context(|| format!("quantizing `{name}`"))
+    };
+    let threads = threads.clamp(1, rows.max(1));
+    if threads == 1 || rows * cols < 1 << 16 {
+        return part(0, rows);
+    }
+    let per = rows.div_ceil(threads);
+    let parts: Vec<anyhow::Result<QTensor>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..rows)
+            .step_by(per)
+            .map(|a| {
+                let part = &part;
+                s.spawn(move || part(a, (a + per).min(rows)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("RTN worker"))
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let mut q = parts.next().expect("one part at least")?;
+    for p in parts {
+        let p = p?;
+        q.rows += p.rows;
+        q.codes.extend_from_slice(&p.codes);
+        q.scales.extend_from_slice(&p.scales);
+        q.offsets.extend_from_slice(&p.offsets);
+        q.widths.rows.extend_from_slice(&p.widths.rows);
+    }
+    Ok(q)
+}
+
+/// Quantizes every weight in turn, handing each one (or, for RTN of a
+/// matrix of more than `slice_elems` weights, each slice of its rows) to
+/// `put` as soon as it is made; nothing is kept but the report.
+fn quantize_each(
+    loaded: &LoadedModel,
+    opts: &BuildOptions,
+    calib: Option<&crate::calib::Calibration>,
+    jobs: &[Job<'_>],
+    slice_elems: usize,
+    mut put: impl FnMut(WeightId, Piece) -> anyhow::Result<()>,
+) -> anyhow::Result<BuildReport> {
+    let model = &loaded.model;
+    let (_, layer_of) = roles(model);
+    if opts.quantizer == Quantizer::Gptq && calib.is_none() {
+        bail!("GPTQ needs calibration text (--calib FILE)");
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut weights = Vec::new();
+    for (i, (info, job)) in model.weights.iter().zip(jobs).enumerate() {
+        let id = WeightId(i as u32);
+        let values = || {
+            loaded
+                .weights
+                .load_f32(id)
+                .with_context(|| format!("reading `{}`", info.name))
+        };
+        let (format, method, bits) = match *job {
+            Job::Matrix {
+                fmt,
+                widths: gb,
+                rows,
+                cols,
+            } => {
                 // GPTQ needs the input statistics of the layer; a table that is
                 // only looked up (not a tied head) has none and uses RTN.
                 let hessian = calib
                     .and_then(|c| c.hessian(id))
                     .filter(|_| opts.quantizer == Quantizer::Gptq);
-                let uniform = taalasc_quant::Widths::default();
-                let gb = opts.widths.get(&info.name).unwrap_or(&uniform);
                 let imported = if gb.is_uniform() {
                     import(loaded, id, fmt)?
                 } else {
                     None
                 };
-                let (q, method) = match (imported, hessian) {
-                    (Some(q), _) => (q, "import"),
-                    (None, Some(h)) => (
-                        taalasc_quant::quantize_gptq_mixed(
+                let method = match (imported, hessian) {
+                    (Some(q), _) => {
+                        put(id, Piece::Rows(q))?;
+                        "import"
+                    }
+                    (None, Some(h)) => {
+                        let q = taalasc_quant::quantize_gptq_mixed(
                             &values()?,
                             rows,
                             cols,
@@ -175,42 +334,64 @@ pub fn build_image(
                             h,
                             &opts.gptq,
                         )
-                        .with_context(|| format!("GPTQ of `{}`", info.name))?,
-                        "gptq",
-                    ),
-                    (None, None) => (
-                        taalasc_quant::quantize_rtn_mixed(
-                            &values()?,
-                            rows,
-                            cols,
-                            fmt,
-                            gb,
-                            taalasc_quant::ScaleRule::Search,
-                        )
-                        .with_context(|| format!("quantizing `{}`", info.name))?,
-                        "rtn",
-                    ),
+                        .with_context(|| format!("GPTQ of `{}`", info.name))?;
+                        put(id, Piece::Rows(q))?;
+                        "gptq"
+                    }
+                    (None, None) => {
+                        // A large matrix a slice of rows at a time, when its
+                        // rows can be read so; else whole.
+                        let step = (slice_elems / cols.max(1)).max(1);
+                        let reading = |r: std::ops::Range<usize>| {
+                            loaded
+                                .weights
+                                .load_f32_rows(id, r)
+                                .with_context(|| format!("reading `{}`", info.name))
+                        };
+                        match if step < rows { reading(0..step)? } else { None } {
+                            Some(first) => {
+                                let q = rtn_rows(&first, 0, cols, fmt, gb, &info.name, threads)?;
+                                drop(first);
+                                put(id, Piece::Rows(q))?;
+                                for r0 in (step..rows).step_by(step) {
+                                    let r1 = (r0 + step).min(rows);
+                                    let w = reading(r0..r1)?.expect("rows read like the first");
+                                    let q = rtn_rows(&w, r0, cols, fmt, gb, &info.name, threads)?;
+                                    drop(w);
+                                    put(id, Piece::Rows(q))?;
+                                }
+                            }
+                            None => {
+                                let w = values()?;
+                                let q = rtn_rows(&w, 0, cols, fmt, gb, &info.name, threads)?;
+                                drop(w);
+                                put(id, Piece::Rows(q))?;
+                            }
+                        }
+                        "rtn"
+                    }
                 };
-                let (name, bits) = (q.format_name(), q.storage_bits());
-                (Param::Matrix(q), name, method, bits)
+                let m = MatrixInfo::new(*fmt, rows, cols, gb.clone());
+                (m.format_name(), method, m.storage_bits())
             }
-            Some("bias") => {
+            Job::Bias => {
                 let v: Vec<i64> = values()?
                     .iter()
                     .map(|&x| nx::formats::w48_from_f64(x as f64))
                     .collect();
                 let bits = v.len() as u64 * nx::W_BITS as u64;
-                (Param::Wide(v), "w48".to_string(), "fixed", bits)
+                put(id, Piece::Whole(Param::Wide(v)))?;
+                ("w48".to_string(), "fixed", bits)
             }
-            Some(_) => {
+            Job::Gain => {
                 let v: Vec<i32> = values()?
                     .iter()
                     .map(|&x| nx::formats::r32_from_f64(x as f64))
                     .collect();
                 let bits = v.len() as u64 * 32;
-                (Param::Fixed16(v), "q15.16".to_string(), "fixed", bits)
+                put(id, Piece::Whole(Param::Fixed16(v)))?;
+                ("q15.16".to_string(), "fixed", bits)
             }
-            None => bail!("weight `{}` is read by no op", info.name),
         };
         weights.push(WeightReport {
             name: info.name.clone(),
@@ -220,25 +401,148 @@ pub fn build_image(
             params: info.numel(),
             bits,
         });
-        params.push(param);
     }
     let total_bits: u64 = weights.iter().map(|w| w.bits).sum();
     let n_params = model.param_count();
-    let report = BuildReport {
+    Ok(BuildReport {
         options: opts.clone(),
         weights,
         params: n_params,
         total_bits,
         bits_per_weight: total_bits as f64 / n_params as f64,
-    };
+    })
+}
+
+/// Quantizes `loaded` into a chip image held in memory (for the reference
+/// executor; `taalasc build` streams instead, see [`build_streamed`]).
+/// `calib` is needed by GPTQ.
+pub fn build_image(
+    loaded: &LoadedModel,
+    opts: &BuildOptions,
+    calib: Option<&crate::calib::Calibration>,
+) -> anyhow::Result<(ChipImage, BuildReport)> {
+    let (info, jobs) = jobs(loaded, opts)?;
+    let mut params: Vec<Option<Param>> = vec![None; info.params.len()];
+    let report = quantize_each(loaded, opts, calib, &jobs, usize::MAX, |id, piece| {
+        let p = match piece {
+            Piece::Rows(q) => Param::Matrix(q),
+            Piece::Whole(p) => p,
+        };
+        // What the streamed build would lay out for it.
+        anyhow::ensure!(
+            p.info() == *info.param(id),
+            "`{}`: made as {:?}, planned as {:?}",
+            info.model.weight(id).name,
+            p.info(),
+            info.param(id)
+        );
+        params[id.0 as usize] = Some(p);
+        Ok(())
+    })?;
     Ok((
         ChipImage {
-            model: model.clone(),
-            params,
-            context: opts.context,
+            model: info.model,
+            params: params
+                .into_iter()
+                .map(|p| p.expect("every weight is made"))
+                .collect(),
+            context: info.context,
         },
         report,
     ))
+}
+
+/// A chip image being built into its output folder's staging folder:
+/// `weights.safetensors` is written there, every weight streamed in as it
+/// is quantized, and read back a slice at a time ([`ImageSource`]) by the
+/// RTL backend. Only metadata is held. [`write_image`] completes the folder
+/// and renames it into place; dropped before that, the staging folder is
+/// removed.
+pub struct StreamedImage {
+    image: taalasc_reference::LazyImage,
+    staging: std::path::PathBuf,
+}
+
+impl Drop for StreamedImage {
+    fn drop(&mut self) {
+        // Gone already once write_image renamed it into place.
+        let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}
+
+impl ImageSource for StreamedImage {
+    fn info(&self) -> std::borrow::Cow<'_, taalasc_reference::ImageInfo> {
+        self.image.info()
+    }
+    fn matrix_rows(
+        &self,
+        id: WeightId,
+        rows: std::ops::Range<usize>,
+    ) -> Result<std::borrow::Cow<'_, QTensor>, taalasc_reference::image::ImageError> {
+        self.image.matrix_rows(id, rows)
+    }
+    fn fixed16_values(
+        &self,
+        id: WeightId,
+    ) -> Result<std::borrow::Cow<'_, [i32]>, taalasc_reference::image::ImageError> {
+        self.image.fixed16_values(id)
+    }
+    fn wide_values(
+        &self,
+        id: WeightId,
+    ) -> Result<std::borrow::Cow<'_, [i64]>, taalasc_reference::image::ImageError> {
+        self.image.wide_values(id)
+    }
+}
+
+/// Quantizes `loaded` straight into the staging folder of the image folder
+/// `out` (written by [`write_image`]): one weight at a time, large RTN
+/// matrices a slice of rows at a time ([`RTN_SLICE_ELEMS`]); each is
+/// written to `weights.safetensors` and dropped. Memory does not grow with
+/// the model: at most one weight (or slice) is held, plus metadata. The
+/// file's bytes are those [`ChipImage::to_files`] gives for the same image.
+pub fn build_streamed(
+    loaded: &LoadedModel,
+    opts: &BuildOptions,
+    calib: Option<&crate::calib::Calibration>,
+    out: &Path,
+) -> anyhow::Result<(StreamedImage, BuildReport)> {
+    build_streamed_sliced(loaded, opts, calib, out, RTN_SLICE_ELEMS)
+}
+
+/// [`build_streamed`] with RTN slices of `slice_elems` weights (tests).
+pub fn build_streamed_sliced(
+    loaded: &LoadedModel,
+    opts: &BuildOptions,
+    calib: Option<&crate::calib::Calibration>,
+    out: &Path,
+    slice_elems: usize,
+) -> anyhow::Result<(StreamedImage, BuildReport)> {
+    let (info, jobs) = jobs(loaded, opts)?;
+    let staging = staging_dir(out)?;
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let result = (|| -> anyhow::Result<_> {
+        let wpath = staging.join(taalasc_reference::image::WEIGHTS_FILE);
+        let mut w = ImageWriter::create(&wpath, info)?;
+        let report = quantize_each(loaded, opts, calib, &jobs, slice_elems, |id, piece| {
+            match piece {
+                Piece::Rows(q) => w.put_rows(id, &q)?,
+                Piece::Whole(p) => w.put(id, &p)?,
+            }
+            Ok(())
+        })?;
+        Ok((w.finish()?, report))
+    })();
+    match result {
+        Ok((image, report)) => Ok((StreamedImage { image, staging }, report)),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e).with_context(|| format!("writing {}", out.display()))
+        }
+    }
 }
 
 /// Lossless import when the source block format is exactly the chip format.
@@ -263,11 +567,63 @@ fn import(
     })
 }
 
+/// The temporary sibling folder an image folder is written in before it is
+/// renamed over `out`.
+fn staging_dir(out: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .context("output path has no folder name")?
+        .to_string_lossy()
+        .into_owned();
+    Ok(parent.join(format!(".{name}.tmp-{}", std::process::id())))
+}
+
+/// A chip image [`write_image`] can write: held in memory ([`ChipImage`])
+/// or streamed into the staging folder already ([`StreamedImage`]).
+pub trait ImageFiles: ImageSource {
+    /// Puts `graph.json` and `weights.safetensors` into the staging folder
+    /// `tmp`, creating it (afresh) unless it is the image's own.
+    fn stage(&self, tmp: &Path) -> anyhow::Result<()>;
+}
+
+impl ImageFiles for ChipImage {
+    fn stage(&self, tmp: &Path) -> anyhow::Result<()> {
+        if tmp.exists() {
+            std::fs::remove_dir_all(tmp)?;
+        }
+        std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let (graph, weights) = self.to_files();
+        std::fs::write(tmp.join(taalasc_reference::image::GRAPH_FILE), graph)?;
+        std::fs::write(tmp.join(taalasc_reference::image::WEIGHTS_FILE), weights)?;
+        Ok(())
+    }
+}
+
+impl ImageFiles for StreamedImage {
+    fn stage(&self, tmp: &Path) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            tmp == self.staging,
+            "the image was streamed into {}, not {}: write it to the folder it was built for",
+            self.staging.display(),
+            tmp.display()
+        );
+        std::fs::write(
+            tmp.join(taalasc_reference::image::GRAPH_FILE),
+            self.image.info().model.to_json(),
+        )?;
+        Ok(())
+    }
+}
+
 /// Writes the image folder atomically: everything goes into a temporary
 /// sibling folder, which is then renamed over `out`.
 pub fn write_image(
     out: &Path,
-    image: &ChipImage,
+    image: &impl ImageFiles,
     manifest: &serde_json::Value,
     report: &serde_json::Value,
     rtl: Option<(&taalasc_verilog::Plan, &str)>,
@@ -282,15 +638,9 @@ pub fn write_image(
         .context("output path has no folder name")?
         .to_string_lossy()
         .into_owned();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let tmp = staging_dir(out)?;
     let result = (|| -> anyhow::Result<()> {
-        let (graph, weights) = image.to_files();
-        std::fs::write(tmp.join(taalasc_reference::image::GRAPH_FILE), graph)?;
-        std::fs::write(tmp.join(taalasc_reference::image::WEIGHTS_FILE), weights)?;
+        image.stage(&tmp)?;
         std::fs::write(
             tmp.join("manifest.json"),
             serde_json::to_string_pretty(manifest)? + "\n",

@@ -266,7 +266,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             out,
         } => {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
-            let (image, plan, system) = taalasc::system::open_chip(&chip)?;
+            let (_, plan, system) = taalasc::system::open_chip(&chip)?;
             if system.is_some() && chip_budget.is_some() {
                 bail!("{} was built with a chip budget; --chip-budget applies only to chips built without one", chip.display());
             }
@@ -279,7 +279,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 budget: chip_budget,
                 out,
             };
-            let dir = taalasc::report::report(&opts, &image, &plan, system)?;
+            let dir = taalasc::report::report(&opts, &plan, system)?;
             outln!(
                 "wrote {} and {}",
                 dir.join("report.json").display(),
@@ -688,11 +688,13 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         _ => None,
     };
     opts.per_weight.extend(pinned);
+    // Streamed: each weight is written into OUT's staging folder as it is
+    // quantized and dropped; the image keeps metadata only.
     let (image, report) =
-        taalasc::build::build_image(&loaded, &opts, calib.as_ref().map(|c| &c.0))?;
+        taalasc::build::build_streamed(&loaded, &opts, calib.as_ref().map(|c| &c.0), &out)?;
     // Refuse to write an image the datapath cannot run (e.g. a head_dim that
     // is not a whole activation block): no output that only looks complete.
-    Reference::new(&image, 1)
+    taalasc_reference::check_image(&taalasc_reference::ImageSource::info(&image))
         .with_context(|| format!("{} cannot be built for this datapath", a.model.display()))?;
     if a.chips == Some(0) {
         bail!("--chips must be at least 1");
@@ -945,7 +947,8 @@ fn chip_board(
     taalasc_verilog::Plan,
     Option<taalasc_verilog::board::Board>,
 )> {
-    let (image, plan, system) = taalasc::system::open_chip(chip)?;
+    let (_, plan, system) = taalasc::system::open_chip(chip)?;
+    let image = ChipImage::read(chip)?;
     Ok((image, plan, system.and_then(|s| s.board)))
 }
 
@@ -1099,7 +1102,8 @@ fn synth(
     chip_index: Option<usize>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let (_, plan, board) = chip_board(chip)?;
+    let (_, plan, system) = taalasc::system::open_chip(chip)?;
+    let board = system.and_then(|s| s.board);
     // The folder to synthesize in, its sources, its engines and its top.
     let (dir, sources, engines, chip_top) = match (&board, chip_index) {
         (Some(b), Some(k)) => {

@@ -89,7 +89,6 @@ fn score(
 /// Builds the report of `opts.chip`; returns the folder written.
 pub fn report(
     opts: &ReportOptions,
-    image: &ChipImage,
     plan: &Plan,
     system: Option<System>,
 ) -> anyhow::Result<PathBuf> {
@@ -110,6 +109,8 @@ pub fn report(
     let mut quality = None;
     let mut sweep = Vec::new();
     if let Some(text) = &opts.text {
+        // Scoring runs the reference: it needs the whole image.
+        let image = &ChipImage::read(chip)?;
         let mut rebuilt = Vec::new();
         if !opts.sweep.is_empty() {
             let loaded = crate::load_layers(&source, layers)?;

@@ -82,13 +82,14 @@ pub fn partition_with(plan: &Plan, budget: Budget, min_chips: usize) -> anyhow::
     })
 }
 
-/// A built chip folder: its image, its hardware plan (checked against the
-/// one recorded in manifest.json) and, for a build with a chip budget, its
-/// system view (partition and board).
+/// A built chip folder: its image (read lazily: weights stay on disk until
+/// asked for), its hardware plan (checked against the one recorded in
+/// manifest.json) and, for a build with a chip budget, its system view
+/// (partition and board).
 pub fn open_chip(
     chip: &std::path::Path,
-) -> anyhow::Result<(taalasc_reference::ChipImage, Plan, Option<System>)> {
-    let image = taalasc_reference::ChipImage::read(chip)?;
+) -> anyhow::Result<(taalasc_reference::image::LazyImage, Plan, Option<System>)> {
+    let image = taalasc_reference::image::LazyImage::open(chip)?;
     let mpath = chip.join("manifest.json");
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
