@@ -329,8 +329,8 @@ fn streamed_build_is_byte_identical_to_the_in_memory_image() {
         taalasc_verilog::manifest(&plan_s)
     );
     let m = json!({"m": 1});
-    write_image(&a, &eager, &m, &m, Some((&plan_e, "x"))).unwrap();
-    write_image(&b, &streamed, &m, &m, Some((&plan_s, "x"))).unwrap();
+    write_image(&a, &eager, &m, &m, Some((&plan_e, "x")), None).unwrap();
+    write_image(&b, &streamed, &m, &m, Some((&plan_s, "x")), None).unwrap();
     drop(streamed);
     assert!(
         b.join("weights.safetensors").is_file(),
