@@ -5,7 +5,9 @@
 //! reference run of that user alone (so no user leaks into another's KV
 //! cache, on any chip). Also: the partitioner keeps every chip within its
 //! budget, a stage too big for any die is a clear error, error beats
-//! cross the links in order, and every chip and board lints clean.
+//! cross the links in order, a one-chip budget build (separate embedding
+//! and head engines) simulates bit-exact, and every chip and board lints
+//! clean.
 //!
 //! Needs verilator (scripts/test.sh installs it).
 
@@ -226,6 +228,20 @@ fn chip_budgets_force_two_three_and_four_chips_and_are_respected() {
     let sys = manifest(&one)["hardware"]["system"].clone();
     assert_eq!(sys["partition"]["chips"].as_array().unwrap().len(), 1);
     assert!(!one.join("board").exists());
+    // One chip with a separate embedding and head engine simulates like
+    // any chip: two users, each bit-exact.
+    let j: Value = serde_json::from_str(&ok(&[
+        "sim",
+        one.to_str().unwrap(),
+        "--tokens",
+        "1,5,9,100",
+        "--tokens",
+        "3,3,12",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(j["bit_exact"], true, "{j:#}");
+    assert_eq!(j["users"].as_array().unwrap().len(), 2);
     let areas = stage_areas(&sys);
     assert_eq!(areas.len(), 4, "embed, two layers, head");
     // Candidate dies: every contiguous range's area, just above it.
