@@ -307,6 +307,12 @@ fn chip_budgets_force_two_three_and_four_chips_and_are_respected() {
         "{err}"
     );
     assert!(!out.exists(), "a failed build left {}", out.display());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".small.chip"))
+        .collect();
+    assert!(left.is_empty(), "staging folders left behind: {left:?}");
     // A lying budget file is named with its field.
     std::fs::write(&file, r#"{"base": "hc1", "die_mm2": "large"}"#).unwrap();
     let o = build(&out, file.to_str().unwrap());
