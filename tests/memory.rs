@@ -23,9 +23,21 @@ fn bin() -> PathBuf {
         .unwrap_or_else(taalasc_bin)
 }
 
-#[test]
-fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
-    let (d, layers, ff, vocab) = (2048usize, 8usize, 5504usize, 32000usize);
+/// The tensors of a Llama-shaped F16 checkpoint (hidden `d`, `layers`
+/// layers, FFN `ff`, vocabulary `vocab`, K/V projections of `kv` rows,
+/// untied head), its safetensors header and its data size in bytes.
+#[allow(clippy::type_complexity)]
+fn llama_f16_layout(
+    d: usize,
+    layers: usize,
+    ff: usize,
+    vocab: usize,
+    kv: usize,
+) -> (
+    Vec<(String, Vec<usize>)>,
+    serde_json::Map<String, serde_json::Value>,
+    u64,
+) {
     let mut tensors: Vec<(String, Vec<usize>)> =
         vec![("model.embed_tokens.weight".into(), vec![vocab, d])];
     for l in 0..layers {
@@ -33,8 +45,8 @@ fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
         for (n, s) in [
             ("input_layernorm.weight", vec![d]),
             ("self_attn.q_proj.weight", vec![d, d]),
-            ("self_attn.k_proj.weight", vec![d, d]),
-            ("self_attn.v_proj.weight", vec![d, d]),
+            ("self_attn.k_proj.weight", vec![kv, d]),
+            ("self_attn.v_proj.weight", vec![kv, d]),
             ("self_attn.o_proj.weight", vec![d, d]),
             ("post_attention_layernorm.weight", vec![d]),
             ("mlp.gate_proj.weight", vec![ff, d]),
@@ -56,6 +68,13 @@ fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
         );
         offset += bytes;
     }
+    (tensors, header, offset)
+}
+
+#[test]
+fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
+    let (d, layers, ff, vocab) = (2048usize, 8usize, 5504usize, 32000usize);
+    let (_, header, offset) = llama_f16_layout(d, layers, ff, vocab, d);
     assert!(offset > 1_000_000_000, "checkpoint is {offset} bytes");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -101,36 +120,7 @@ fn inspect_of_a_1gb_checkpoint_stays_under_100mb() {
 /// `vocab`, untied head; weights pseudo-random in ±0.035, gains 1 ± 0.05.
 /// Written a tensor at a time.
 fn write_llama_f16(dir: &Path, d: usize, layers: usize, ff: usize, vocab: usize) {
-    let mut tensors: Vec<(String, Vec<usize>)> =
-        vec![("model.embed_tokens.weight".into(), vec![vocab, d])];
-    for l in 0..layers {
-        let p = format!("model.layers.{l}");
-        for (n, s) in [
-            ("input_layernorm.weight", vec![d]),
-            ("self_attn.q_proj.weight", vec![d, d]),
-            ("self_attn.k_proj.weight", vec![d / 2, d]),
-            ("self_attn.v_proj.weight", vec![d / 2, d]),
-            ("self_attn.o_proj.weight", vec![d, d]),
-            ("post_attention_layernorm.weight", vec![d]),
-            ("mlp.gate_proj.weight", vec![ff, d]),
-            ("mlp.up_proj.weight", vec![ff, d]),
-            ("mlp.down_proj.weight", vec![d, ff]),
-        ] {
-            tensors.push((format!("{p}.{n}"), s));
-        }
-    }
-    tensors.push(("model.norm.weight".into(), vec![d]));
-    tensors.push(("lm_head.weight".into(), vec![vocab, d]));
-    let mut header = serde_json::Map::new();
-    let mut offset = 0u64;
-    for (name, shape) in &tensors {
-        let bytes = 2 * shape.iter().product::<usize>() as u64;
-        header.insert(
-            name.clone(),
-            json!({"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + bytes]}),
-        );
-        offset += bytes;
-    }
+    let (tensors, header, _) = llama_f16_layout(d, layers, ff, vocab, d / 2);
     let config = json!({
         "architectures": ["LlamaForCausalLM"], "hidden_size": d, "num_hidden_layers": layers,
         "num_attention_heads": 8, "num_key_value_heads": 4, "intermediate_size": ff,
