@@ -51,6 +51,11 @@ fn board_cross_check(model: &Path, chips: usize, users: &[&str], dir: &Path) -> 
         .map(|c| c.as_u64().unwrap())
         .collect();
     assert_eq!(cuts.len(), chips + 1, "{cuts:?}");
+    // The manifest names the board's top and files, and they exist.
+    assert_eq!(m["hardware"]["top"], "taalasc_board");
+    for f in m["hardware"]["rtl_files"].as_array().unwrap() {
+        assert!(chip.join(f.as_str().unwrap()).is_file(), "{f}");
+    }
     for k in 0..chips {
         verilator_lint(&chip.join(format!("chip{k}")), &format!("taalasc_chip{k}"));
     }

@@ -16,7 +16,9 @@
 
 use crate::chip::{check_part, chip_part_module, part_engines, ChipPart};
 use crate::emit::{engine_module, stages, Widths, PC_BITS, POS_BITS};
-use crate::output::{engines_header, yosys_script_of, HARNESS, LIBRARY, MACROS_BB};
+use crate::output::{
+    engines_header, synth_list, write, yosys_script_of, HARNESS, LIBRARY, MACROS_BB,
+};
 use crate::plan::Plan;
 use crate::roms::write_roms;
 use serde::{Deserialize, Serialize};
@@ -189,28 +191,35 @@ pub fn board_module(plan: &Plan, board: &Board) -> String {
     s
 }
 
-fn write(dir: &Path, rel: &str, text: &str) -> std::io::Result<()> {
-    let p = dir.join(rel);
-    if let Some(parent) = p.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&p, text)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+/// Names of chip `part`'s generated files (its engines, then its top),
+/// relative to its `chipK/` folder.
+fn chip_generated_names(part: &ChipPart, engs: &[usize]) -> Vec<String> {
+    engs.iter()
+        .map(|e| format!("rtl/taalasc_engine_{e}.v"))
+        .chain(std::iter::once(format!("rtl/{}.v", part.name)))
+        .collect()
 }
 
-/// Generated files of chip `c`: its engines and its top.
-fn chip_files(plan: &Plan, part: &ChipPart, engs: &[usize]) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = engs
+/// Simulation sources of the whole board, relative to `board/`: the units
+/// (from chip 0), every chip's generated files, the link and the board top.
+pub fn board_sources(plan: &Plan, board: &Board) -> Result<Vec<String>, String> {
+    let parts = board.parts(plan)?;
+    let st = stages(plan)?;
+    let mut list: Vec<String> = LIBRARY
         .iter()
-        .map(|&e| {
-            (
-                format!("rtl/taalasc_engine_{e}.v"),
-                engine_module(plan, &plan.engines[e]),
-            )
-        })
+        .map(|(f, _)| format!("../chip0/rtl/{f}"))
         .collect();
-    v.push((format!("rtl/{}.v", part.name), chip_part_module(plan, part)));
-    v
+    for (c, part) in parts.iter().enumerate() {
+        let engs = part_engines(&st, part);
+        list.extend(
+            chip_generated_names(part, &engs)
+                .iter()
+                .map(|rel| format!("../chip{c}/{rel}")),
+        );
+    }
+    list.push("rtl/tls_link.v".into());
+    list.push(format!("rtl/{BOARD_TOP}.v"));
+    Ok(list)
 }
 
 /// Writes every chip's folder and the board folder into `dir`.
@@ -223,10 +232,6 @@ pub fn write_board(
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let parts = board.parts(plan).map_err(bad)?;
     let st = stages(plan).map_err(bad)?;
-    let mut board_list: Vec<String> = LIBRARY
-        .iter()
-        .map(|(f, _)| format!("../chip0/rtl/{f}"))
-        .collect();
     for (c, part) in parts.iter().enumerate() {
         let cdir = dir.join(format!("chip{c}"));
         let engs = part_engines(&st, part);
@@ -234,10 +239,19 @@ pub fn write_board(
         for (f, text) in LIBRARY.iter().chain(std::iter::once(&MACROS_BB)) {
             write(&cdir, &format!("rtl/{f}"), text)?;
         }
-        let files = chip_files(plan, part, &engs);
-        for (rel, text) in &files {
-            write(&cdir, rel, text)?;
+        let names = chip_generated_names(part, &engs);
+        for &e in &engs {
+            write(
+                &cdir,
+                &format!("rtl/taalasc_engine_{e}.v"),
+                &engine_module(plan, &plan.engines[e]),
+            )?;
         }
+        write(
+            &cdir,
+            &format!("rtl/{}.v", part.name),
+            &chip_part_module(plan, part),
+        )?;
         std::fs::create_dir_all(cdir.join("rom/tables"))?;
         crate::tables::write_tables(&cdir.join("rom/tables"))?;
         // Streamed: one slice of one matrix in memory at a time.
@@ -245,15 +259,14 @@ pub fn write_board(
         let list: String = LIBRARY
             .iter()
             .map(|(f, _)| format!("rtl/{f}\n"))
-            .chain(files.iter().map(|(rel, _)| format!("{rel}\n")))
+            .chain(names.iter().map(|rel| format!("{rel}\n")))
             .collect();
         write(&cdir, "taalasc.f", &list)?;
         write(
             &cdir,
             "synth/synth.ys",
-            &chip_synth_script(&files, &part.name),
+            &yosys_script_of(&synth_list(&names), &part.name),
         )?;
-        board_list.extend(files.iter().map(|(rel, _)| format!("../chip{c}/{rel}")));
     }
     let bdir = dir.join("board");
     write(&bdir, "rtl/tls_link.v", TLS_LINK)?;
@@ -262,9 +275,11 @@ pub fn write_board(
         &format!("rtl/{BOARD_TOP}.v"),
         &board_module(plan, board),
     )?;
-    board_list.push("rtl/tls_link.v".into());
-    board_list.push(format!("rtl/{BOARD_TOP}.v"));
-    let list: String = board_list.iter().map(|f| format!("{f}\n")).collect();
+    let list: String = board_sources(plan, board)
+        .map_err(bad)?
+        .iter()
+        .map(|f| format!("{f}\n"))
+        .collect();
     write(&bdir, "taalasc.f", &list)?;
     write(
         &bdir,
@@ -273,20 +288,6 @@ pub fn write_board(
     )?;
     write(&bdir, "harness/engines.h", &engines_header(plan))?;
     Ok(())
-}
-
-/// The Yosys script of one chip of a board.
-fn chip_synth_script(files: &[(String, String)], top: &str) -> String {
-    let names: Vec<String> = files.iter().map(|(r, _)| r.clone()).collect();
-    yosys_script_of(&synth_list(&names), top)
-}
-
-/// Synthesis sources of a chip folder: blackbox macros, units, then `generated`.
-fn synth_list(generated: &[String]) -> Vec<String> {
-    std::iter::once(format!("rtl/{}", MACROS_BB.0))
-        .chain(LIBRARY.iter().skip(1).map(|(f, _)| format!("rtl/{f}")))
-        .chain(generated.iter().cloned())
-        .collect()
 }
 
 /// Synthesis sources of chip `k` of a board, relative to its `chipK/`
@@ -301,11 +302,7 @@ pub fn chip_synth_sources(
         .get(k)
         .ok_or_else(|| format!("the board has chips 0 to {}", parts.len() - 1))?;
     let engs = part_engines(&stages(plan)?, part);
-    let names: Vec<String> = engs
-        .iter()
-        .map(|e| format!("rtl/taalasc_engine_{e}.v"))
-        .chain(std::iter::once(format!("rtl/{}.v", part.name)))
-        .collect();
+    let names = chip_generated_names(part, &engs);
     Ok((synth_list(&names), engs))
 }
 

@@ -5,8 +5,7 @@
 
 use crate::emit::stages;
 use crate::perf::{instr_cycles, SEQ_OVERHEAD, STEP_OVERHEAD};
-use crate::plan::{Instr, Plan};
-use taalasc_numerics as nx;
+use crate::plan::{kv_bits_per_position, Instr, Plan};
 use taalasc_partition::StageCost;
 
 /// Generic Yosys cells of each unit, measured by `taalasc synth --engine 1`
@@ -49,29 +48,6 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     c
 }
 
-/// Table ROM bits of engine `e` (each unit instance has its own tables).
-fn table_bits(plan: &Plan, e: usize) -> u64 {
-    let eng = &plan.engines[e];
-    let mut b = 0;
-    if eng.uses("norm") {
-        b += 3072 * 19;
-    }
-    if eng.uses("elem") {
-        b += 2 * 4097 * 16;
-    }
-    if eng.uses("attn") {
-        b += 4096 * (16 + 17);
-    }
-    b
-}
-
-/// KV-cache bits of one position of one user in an attention unit: K and
-/// V, 8-bit codes plus one 8-bit scale per 32 values.
-pub fn kv_bits_per_position(kv_heads: usize, head_dim: usize) -> u64 {
-    let blocks = (kv_heads * head_dim / nx::A8_BLOCK) as u64;
-    2 * blocks * (nx::A8_BLOCK as u64 * 8 + 8)
-}
-
 /// The cost of every pipeline stage of `plan`, at the middle of the
 /// context. An engine's memories and logic are charged to the first stage
 /// that runs on it (a plan with a shared I/O engine charges the head's
@@ -106,7 +82,11 @@ pub fn stage_costs(plan: &Plan) -> Vec<StageCost> {
                     .chain(&e.ropes)
                     .map(|v| v.width as u64 * v.depth as u64)
                     .sum::<u64>()
-                + table_bits(plan, s.engine);
+                + ["norm", "elem", "attn"]
+                    .iter()
+                    .filter(|u| e.uses(u))
+                    .map(|u| crate::tables::unit_table_bits(u))
+                    .sum::<u64>();
             c.fixed_sram_bits = e.spad_words as u64 * 48;
             c.kv_bits_per_position = e
                 .attns

@@ -22,6 +22,37 @@ pub const TARGET_CLOCK_MHZ: f64 = 1000.0;
 
 /// The `hardware` section of a chip's `manifest.json`: the plan (engines,
 /// programs, memory map, schedule), the macro bit counts and the RTL files.
+/// [`manifest`] of a build that is a board of chips (RFC 0004): the top,
+/// filelist, sources and harness are the board's (paths relative to the
+/// image folder), and each chip has its own Yosys script.
+pub fn manifest_for(
+    plan: &Plan,
+    board: Option<&board::Board>,
+) -> Result<serde_json::Value, String> {
+    let Some(b) = board else {
+        return Ok(manifest(plan));
+    };
+    let files: Vec<String> = board::board_sources(plan, b)?
+        .into_iter()
+        .map(|f| match f.strip_prefix("../") {
+            Some(chip) => chip.to_string(),
+            None => format!("board/{f}"),
+        })
+        .collect();
+    let chips = b.cuts.len() - 1;
+    let mut m = manifest(plan);
+    m["top"] = board::BOARD_TOP.into();
+    m["filelist"] = "board/taalasc.f".into();
+    m["rtl_files"] = files.into();
+    m["synth_script"] = (0..chips)
+        .map(|k| format!("chip{k}/synth/synth.ys"))
+        .collect::<Vec<_>>()
+        .into();
+    m["core"] = serde_json::Value::Null;
+    m["harness"] = "board/harness/main.cpp".into();
+    Ok(m)
+}
+
 pub fn manifest(plan: &Plan) -> serde_json::Value {
     serde_json::json!({
         "top": output::TOP,

@@ -51,7 +51,8 @@ pub fn engines_header(plan: &Plan) -> String {
 /// Top module of every chip.
 pub const TOP: &str = "taalasc_chip";
 
-fn write(dir: &Path, rel: &str, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `dir/rel`, creating folders; errors name the file.
+pub(crate) fn write(dir: &Path, rel: &str, text: &str) -> std::io::Result<()> {
     let p = dir.join(rel);
     if let Some(parent) = p.parent() {
         std::fs::create_dir_all(parent)?;
@@ -95,9 +96,15 @@ fn generated_names(plan: &Plan) -> Vec<String> {
 
 /// Synthesis sources: blackbox macros instead of the behavioral ones.
 pub fn synth_sources(plan: &Plan) -> Vec<String> {
+    synth_list(&generated_names(plan))
+}
+
+/// Synthesis sources of a chip folder: blackbox macros, the units, then
+/// the `generated` files.
+pub(crate) fn synth_list(generated: &[String]) -> Vec<String> {
     std::iter::once(format!("rtl/{}", MACROS_BB.0))
         .chain(LIBRARY.iter().skip(1).map(|(f, _)| format!("rtl/{f}")))
-        .chain(generated_names(plan))
+        .chain(generated.iter().cloned())
         .collect()
 }
 

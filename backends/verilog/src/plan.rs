@@ -270,6 +270,13 @@ pub fn file_name(s: &str) -> String {
         .collect()
 }
 
+/// KV-cache bits of one position of one user in an attention unit: K and
+/// V, 8-bit codes plus one 8-bit scale per 32 values (RFC 0002's A8).
+pub fn kv_bits_per_position(kv_heads: usize, head_dim: usize) -> u64 {
+    let blocks = (kv_heads * head_dim / nx::A8_BLOCK) as u64;
+    2 * blocks * (nx::A8_BLOCK as u64 * 8 + 8)
+}
+
 /// Scale fields of one block in a ROM word: `{d_mant, d_exp, m_mant, m_exp}`.
 pub const SCALE_FIELD_BITS: usize = 36;
 
@@ -593,7 +600,6 @@ pub fn plan_with(
                     }
                     let s = ScoreScale::inv_sqrt(*head_dim);
                     let unit = eng.attns.len();
-                    let blocks = image.context * n_kv_heads * head_dim / nx::A8_BLOCK;
                     eng.attns.push(AttnUnit {
                         node: node.name.clone(),
                         heads: *n_heads,
@@ -602,7 +608,8 @@ pub fn plan_with(
                         window: window.unwrap_or(0),
                         scale_mant: s.mant,
                         scale_shift: s.shift,
-                        kv_bits: 2 * (users * blocks) as u64 * (nx::A8_BLOCK as u64 * 8 + 8),
+                        kv_bits: (users * image.context) as u64
+                            * kv_bits_per_position(*n_kv_heads, *head_dim),
                     });
                     Instr::Attn {
                         unit,
@@ -839,11 +846,11 @@ impl Plan {
                 }
             }
         }
-        let per = |u: &str| seen.get(u).copied().unwrap_or(0);
-        // Table ROMs per unit instance: norm rsqrt, elem sigmoid + gelu,
-        // attention exp2 + recip.
-        m.table_rom =
-            per("norm") * 3072 * 19 + per("elem") * 2 * 4097 * 16 + per("attn") * 4096 * (16 + 17);
+        // Table ROMs: one set per unit instance.
+        m.table_rom = seen
+            .iter()
+            .map(|(u, n)| n * crate::tables::unit_table_bits(u))
+            .sum();
         m
     }
 }

@@ -69,3 +69,20 @@ pub fn write_tables(dir: &std::path::Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Table ROM bits of one instance of `unit` (`norm`: rsqrt; `elem`:
+/// sigmoid and GELU; `attn`: exp2 and reciprocal; others none), from the
+/// tables themselves.
+pub fn unit_table_bits(unit: &str) -> u64 {
+    let files: &[&str] = match unit {
+        "norm" => &["rsqrt.hex"],
+        "elem" => &["sigmoid.hex", "gelu.hex"],
+        "attn" => &["exp2.hex", "recip.hex"],
+        _ => &[],
+    };
+    table_roms()
+        .iter()
+        .filter(|t| files.contains(&t.file))
+        .map(|t| t.width as u64 * t.entries.len() as u64)
+        .sum()
+}

@@ -629,15 +629,6 @@ pub fn write_image(
     rtl: Option<(&taalasc_verilog::Plan, &str)>,
     board: Option<&taalasc_verilog::board::Board>,
 ) -> anyhow::Result<()> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = out
-        .file_name()
-        .context("output path has no folder name")?
-        .to_string_lossy()
-        .into_owned();
     let tmp = staging_dir(out)?;
     let result = (|| -> anyhow::Result<()> {
         image.stage(&tmp)?;
@@ -659,7 +650,7 @@ pub fn write_image(
             (None, _) => {}
         }
         if out.exists() {
-            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+            let old = tmp.with_extension(format!("old-{}", std::process::id()));
             std::fs::rename(out, &old)?;
             std::fs::rename(&tmp, out)?;
             std::fs::remove_dir_all(&old)?;

@@ -748,7 +748,9 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         manifest["source"]["layers_kept"] = serde_json::json!(l);
     }
     if let Some(plan) = &plan {
-        manifest["hardware"] = taalasc_verilog::manifest(plan);
+        manifest["hardware"] =
+            taalasc_verilog::manifest_for(plan, system.as_ref().and_then(|s| s.board.as_ref()))
+                .map_err(|m| anyhow::anyhow!("the board cannot be emitted: {m}"))?;
         if let Some(sys) = &system {
             manifest["hardware"]["system"] = serde_json::to_value(sys)?;
         }

@@ -120,8 +120,11 @@ pub fn open_chip(
     if let Some(o) = recorded.as_object_mut() {
         o.remove("system");
     }
+    let expected =
+        taalasc_verilog::manifest_for(&plan, system.as_ref().and_then(|s| s.board.as_ref()))
+            .map_err(|m| anyhow::anyhow!("{}: hardware.system.board: {m}", mpath.display()))?;
     anyhow::ensure!(
-        taalasc_verilog::manifest(&plan) == recorded,
+        expected == recorded,
         "{}: the recorded hardware plan does not match the image; rebuild the chip",
         mpath.display()
     );
