@@ -191,6 +191,66 @@ pub fn quality_many(
         .collect())
 }
 
+/// A text made ready to score: the float model of the source (its first
+/// `layers` decoder layers, as a chip built with `--layers`), and the text
+/// tokenized by the source's tokenizer and cut into chunks.
+pub struct Prepared {
+    pub loaded: taalasc_frontends::LoadedModel,
+    pub float: taalasc_float::FloatModel,
+    pub chunks: Vec<Vec<u32>>,
+    /// Tokens of the whole text.
+    pub text_tokens: usize,
+    /// The BOS token each chunk starts with, if any.
+    pub bos: Option<u32>,
+}
+
+/// Reads `text`, loads the float model of `source` and cuts the text into
+/// at most `max_chunks` chunks of `ctx` tokens ([`chunks`]).
+pub fn prepare(
+    source: &std::path::Path,
+    layers: Option<usize>,
+    text: &std::path::Path,
+    ctx: usize,
+    max_chunks: Option<usize>,
+    policy: BosPolicy,
+) -> anyhow::Result<Prepared> {
+    use anyhow::Context;
+    let body =
+        std::fs::read_to_string(text).with_context(|| format!("reading {}", text.display()))?;
+    let (loaded, float) = crate::load_float_layers(source, layers)
+        .with_context(|| format!("loading the float model {}", source.display()))?;
+    let tok = loaded.tokenizer.as_ref().with_context(|| {
+        format!(
+            "{} ships no tokenizer, so it cannot tokenize --text",
+            source.display()
+        )
+    })?;
+    let ids = tok.encode(&body, true)?;
+    let adds_bos = tok.bos.is_some() && ids.first() == tok.bos.as_ref();
+    let bos = match policy {
+        BosPolicy::Auto if adds_bos => tok.bos,
+        BosPolicy::Always => Some(
+            tok.bos
+                .context("--bos always, but the model has no BOS token")?,
+        ),
+        _ => None,
+    };
+    let list = chunks(&ids, ctx, bos, max_chunks);
+    anyhow::ensure!(
+        !list.is_empty(),
+        "{}: {} tokens do not fill one context of {ctx}",
+        text.display(),
+        ids.len()
+    );
+    Ok(Prepared {
+        loaded,
+        float,
+        chunks: list,
+        text_tokens: ids.len(),
+        bos,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -317,8 +317,6 @@ fn eval_cmd(
     json: bool,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
-    let body =
-        std::fs::read_to_string(text).with_context(|| format!("reading {}", text.display()))?;
     let images: Vec<ChipImage> = if models.iter().any(|m| taalasc::is_chip_image(m)) {
         models
             .iter()
@@ -377,39 +375,16 @@ fn eval_cmd(
     };
     // A chip built from a model's first N layers is scored against the
     // float model of the same N layers.
-    let (loaded, float) = taalasc::load_float_layers(&float_path, layers)
-        .with_context(|| format!("loading the float model {}", float_path.display()))?;
-    let tok = loaded.tokenizer.as_ref().with_context(|| {
-        format!(
-            "{} ships no tokenizer, so it cannot tokenize --text",
-            float_path.display()
-        )
-    })?;
-    let ids = tok.encode(&body, true)?;
-    let adds_bos = tok.bos.is_some() && ids.first() == tok.bos.as_ref();
-    let bos = match bos {
-        BosPolicy::Auto if adds_bos => tok.bos,
-        BosPolicy::Always => Some(
-            tok.bos
-                .with_context(|| "--bos always, but the model has no BOS token")?,
-        ),
-        _ => None,
-    };
-    let chunk_list = eval::chunks(&ids, ctx, bos, chunks);
-    if chunk_list.is_empty() {
-        bail!(
-            "{}: {} tokens do not fill one context of {ctx}",
-            text.display(),
-            ids.len()
-        );
-    }
+    let prep = eval::prepare(&float_path, layers, text, ctx, chunks, bos)?;
+    let (float, chunk_list, bos) = (&prep.float, &prep.chunks, prep.bos);
+    let n_ids = prep.text_tokens;
     let bar = progress_bar(chunk_list.len() as u64, json);
     let progress = |d: usize| bar.set_position(d as u64);
     let reports = if images.is_empty() {
         vec![eval::perplexity(
-            &float,
-            &chunk_list,
-            ids.len(),
+            float,
+            chunk_list,
+            n_ids,
             bos.is_some(),
             &progress,
         )?]
@@ -422,9 +397,9 @@ fn eval_cmd(
             refs.iter().map(|r| r as &dyn eval::LogitsEngine).collect();
         eval::quality_many(
             &engines,
-            Some(&float),
-            &chunk_list,
-            ids.len(),
+            Some(float),
+            chunk_list,
+            n_ids,
             bos.is_some(),
             &progress,
         )?

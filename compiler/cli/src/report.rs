@@ -49,37 +49,26 @@ fn score(
     ctx: usize,
     chunks: usize,
 ) -> anyhow::Result<(f64, Vec<eval::PerplexityReport>)> {
-    let body =
-        std::fs::read_to_string(text).with_context(|| format!("reading {}", text.display()))?;
-    let (loaded, float) = crate::load_float_layers(source, layers)
-        .with_context(|| format!("loading the float model {}", source.display()))?;
-    let tok = loaded.tokenizer.as_ref().with_context(|| {
-        format!(
-            "{} ships no tokenizer, so it cannot tokenize --text",
-            source.display()
-        )
-    })?;
-    let ids = tok.encode(&body, true)?;
-    let bos = tok.bos.filter(|b| ids.first() == Some(b));
-    let list = eval::chunks(&ids, ctx, bos, Some(chunks));
-    anyhow::ensure!(
-        !list.is_empty(),
-        "{}: {} tokens do not fill one context of {ctx}",
-        text.display(),
-        ids.len()
-    );
+    let prep = eval::prepare(
+        source,
+        layers,
+        text,
+        ctx,
+        Some(chunks),
+        eval::BosPolicy::Auto,
+    )?;
     let refs = images
         .iter()
         .map(|img| Reference::new(img, 0))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut engines: Vec<&dyn LogitsEngine> = vec![&float];
+    let mut engines: Vec<&dyn LogitsEngine> = vec![&prep.float];
     engines.extend(refs.iter().map(|r| r as &dyn LogitsEngine));
     let mut reports = eval::quality_many(
         &engines,
-        Some(&float),
-        &list,
-        ids.len(),
-        bos.is_some(),
+        Some(&prep.float),
+        &prep.chunks,
+        prep.text_tokens,
+        prep.bos.is_some(),
         &|_| {},
     )?;
     let float_ppl = reports.remove(0).perplexity;
