@@ -156,7 +156,7 @@ def window_nll(model, ids, ctx):
 
 @torch.no_grad()
 def llamacpp_ppl(model, ids, ctx, bos):
-    """taalasc eval / llama-perplexity convention (see compiler/cli/src/eval.rs)."""
+    """taalasc eval / llama-perplexity convention (see driver/src/eval.rs)."""
     model.eval()
     n = len(ids) // ctx
     first = ctx // 2

@@ -267,7 +267,7 @@ impl WaitRusage for std::process::Child {
 #[test]
 fn streamed_build_is_byte_identical_to_the_in_memory_image() {
     use taalasc::build::{build_image, build_streamed_sliced, write_image, BuildOptions};
-    use taalasc_reference::{ImageSource, LazyImage};
+    use taalasc_image::{ImageSource, LazyImage};
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("m");
     std::fs::create_dir(&model).unwrap();
@@ -360,18 +360,18 @@ fn streamed_build_is_byte_identical_to_the_in_memory_image() {
     for (i, p) in eager.params.iter().enumerate() {
         let id = taalasc_ir::WeightId(i as u32);
         match p {
-            taalasc_reference::Param::Matrix(q) => {
+            taalasc_image::Param::Matrix(q) => {
                 assert_eq!(*lazy.matrix_rows(id, 0..q.rows).unwrap(), *q);
                 let r = q.rows / 3..q.rows / 2;
                 assert_eq!(
                     *lazy.matrix_rows(id, r.clone()).unwrap(),
-                    taalasc_reference::image::rows_of(q, r)
+                    taalasc_image::rows_of(q, r)
                 );
             }
-            taalasc_reference::Param::Fixed16(v) => {
+            taalasc_image::Param::Fixed16(v) => {
                 assert_eq!(&*lazy.fixed16_values(id).unwrap(), &v[..])
             }
-            taalasc_reference::Param::Wide(v) => {
+            taalasc_image::Param::Wide(v) => {
                 assert_eq!(&*lazy.wide_values(id).unwrap(), &v[..])
             }
         }

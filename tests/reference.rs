@@ -3,7 +3,8 @@
 //! weights exactly.
 
 use taalasc::build::{build_image, BuildOptions};
-use taalasc_reference::{ChipImage, Reference};
+use taalasc_image::ChipImage;
+use taalasc_reference::Reference;
 use taalasc_tests::*;
 
 fn example_image() -> ChipImage {
@@ -238,7 +239,7 @@ fn auto_with_gptq_runs_on_the_tiny_model_within_budget_and_deterministically() {
     // head) are among the choices, and each is reported as stored.
     let mut mixed = 0;
     for (info, p) in image.model.weights.iter().zip(&image.params) {
-        let taalasc_reference::Param::Matrix(q) = p else {
+        let taalasc_image::Param::Matrix(q) = p else {
             continue;
         };
         let rep = report["weights"]

@@ -11,7 +11,8 @@
 
 use std::process::Command;
 use std::time::Instant;
-use taalasc_reference::{ChipImage, Reference};
+use taalasc_image::ChipImage;
+use taalasc_reference::Reference;
 
 fn main() {
     let layers: usize = std::env::var("TAALASC_BENCH_LAYERS")

@@ -1,6 +1,6 @@
 //! The integer interpreter of a chip image.
 
-use crate::image::{ChipImage, ImageInfo, Param, ParamInfo};
+use taalasc_image::{ChipImage, ImageInfo, ParamInfo};
 use matvec::{row_of, Acts, Prepared};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,6 +28,8 @@ pub enum RefError {
     BadParam { weight: String, message: String },
     #[error("`logits_from` = {from} is past the {tokens} tokens of this call")]
     BadLogitsRange { from: usize, tokens: usize },
+    #[error(transparent)]
+    Image(#[from] taalasc_image::ImageError),
 }
 
 /// A value flowing along a graph edge, `[positions × width]` row-major.
@@ -733,36 +735,6 @@ impl AttnJob<'_> {
                 }
                 .run(&mut scratch, oh);
             }
-        }
-    }
-}
-
-impl ChipImage {
-    fn param_err(&self, id: WeightId, message: &str) -> RefError {
-        RefError::BadParam {
-            weight: self.model.weight(id).name.clone(),
-            message: message.into(),
-        }
-    }
-
-    fn matrix(&self, id: WeightId) -> Result<&QTensor, RefError> {
-        match self.param(id) {
-            Param::Matrix(q) => Ok(q),
-            _ => Err(self.param_err(id, "expected a quantized matrix")),
-        }
-    }
-
-    fn fixed(&self, id: WeightId) -> Result<&[i32], RefError> {
-        match self.param(id) {
-            Param::Fixed16(v) => Ok(v),
-            _ => Err(self.param_err(id, "expected Q15.16 values")),
-        }
-    }
-
-    fn wide(&self, id: WeightId) -> Result<&[i64], RefError> {
-        match self.param(id) {
-            Param::Wide(v) => Ok(v),
-            _ => Err(self.param_err(id, "expected W48 values")),
         }
     }
 }

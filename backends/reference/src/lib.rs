@@ -11,7 +11,5 @@
 //! integer operations either way (tests check both).
 
 mod exec;
-pub mod image;
 
 pub use exec::{check_image, RefError, RefSession, Reference};
-pub use image::{ChipImage, ImageInfo, ImageSource, LazyImage, Param, ParamInfo};

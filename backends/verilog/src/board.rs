@@ -24,7 +24,7 @@ use crate::roms::write_roms;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
-use taalasc_reference::image::ImageSource;
+use taalasc_image::ImageSource;
 
 /// Top module of a board.
 pub const BOARD_TOP: &str = "taalasc_board";

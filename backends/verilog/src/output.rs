@@ -18,7 +18,7 @@ use crate::chip::chip_module;
 use crate::emit::engine_module;
 use crate::plan::Plan;
 use std::path::Path;
-use taalasc_reference::image::ImageSource;
+use taalasc_image::ImageSource;
 
 /// The hand-written RTL library, embedded in the binary: `(file, text)`.
 /// Simulation order: macros first.

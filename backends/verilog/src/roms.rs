@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::Path;
 use taalasc_numerics::{self as nx, RopeTable};
 use taalasc_quant::QTensor;
-use taalasc_reference::image::ImageSource;
+use taalasc_image::ImageSource;
 
 /// A little-endian bit vector that prints as one hex word.
 struct Word {
@@ -113,7 +113,7 @@ pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize) -> String {
 /// size of the matrix or the model.
 pub const ROM_SLICE_CODES: usize = 1 << 22;
 
-fn io_other(e: taalasc_reference::image::ImageError) -> std::io::Error {
+fn io_other(e: taalasc_image::ImageError) -> std::io::Error {
     std::io::Error::other(e)
 }
 

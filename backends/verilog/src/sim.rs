@@ -7,8 +7,6 @@ use crate::tools::{run, ToolError};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use taalasc_reference::image::ChipImage;
-use taalasc_reference::Reference;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -16,8 +14,6 @@ pub enum SimError {
     Tool(#[from] ToolError),
     #[error("{path}: {message}")]
     Output { path: String, message: String },
-    #[error("reference: {0}")]
-    Reference(#[from] taalasc_reference::RefError),
 }
 
 /// Builds (once) the Verilator simulation of the chip (or board) in `dir`
@@ -290,6 +286,19 @@ pub fn interleave(seqs: &[Vec<u32>], jitter: u32) -> Vec<TokenIn> {
     v
 }
 
+/// What the reference computed for one user's sequence run alone: every
+/// traced node's values by node name (`[positions × width]`) and the logits
+/// (`[positions × vocab]`).
+#[derive(Clone, Debug, Default)]
+pub struct Expected {
+    /// Positions of the user's sequence.
+    pub positions: usize,
+    /// Values of every traced node, by node name.
+    pub nodes: HashMap<String, Vec<i64>>,
+    /// The logits, `[positions × vocab]`, `W48`.
+    pub logits: Vec<i64>,
+}
+
 /// Compares the RTL run of `order` (the users' tokens as fed to the chip,
 /// see [`interleave`]) with the reference run of each user's sequence
 /// ALONE: every unit output in program order, then the logits, at every
@@ -297,31 +306,15 @@ pub fn interleave(seqs: &[Vec<u32>], jitter: u32) -> Vec<TokenIn> {
 /// for every user proves that users do not leak into each other's KV
 /// caches.
 pub fn compare(
-    image: &ChipImage,
     plan: &Plan,
-    seqs: &[Vec<u32>],
+    expected: &[Expected],
     order: &[TokenIn],
     rtl: &RtlRun,
 ) -> Result<Vec<Check>, SimError> {
-    let reference = Reference::new(image, 1)?;
-    let model = &image.model;
     let vocab = plan.vocab;
-    // Reference values of every traced node of each user, by name:
-    // [tokens × width], and its logits.
-    let mut want: Vec<HashMap<String, Vec<i64>>> = Vec::new();
-    let mut logits: Vec<Vec<i64>> = Vec::new();
-    for s in seqs {
-        let mut w: HashMap<String, Vec<i64>> = HashMap::new();
-        let mut session = reference.session();
-        let l = {
-            let mut cb = |nd: taalasc_ir::NodeIndex, v: &[i64]| {
-                w.insert(model.graph[nd].name.clone(), v.to_vec());
-            };
-            reference.forward_traced(&mut session, s, 0, Some(&mut cb))?
-        };
-        want.push(w);
-        logits.push(l);
-    }
+    let seqs: Vec<usize> = expected.iter().map(|e| e.positions).collect();
+    let want: Vec<&HashMap<String, Vec<i64>>> = expected.iter().map(|e| &e.nodes).collect();
+    let logits: Vec<&Vec<i64>> = expected.iter().map(|e| &e.logits).collect();
     // RTL values: last write per (token, engine, pc, addr).
     let mut got: HashMap<(u32, u16, u16, u32), i64> = HashMap::new();
     for r in &rtl.trace {
@@ -429,8 +422,8 @@ pub fn compare(
             checks[u].positions += 1;
         }
     }
-    for (c, s) in checks.iter_mut().zip(seqs) {
-        c.bit_exact &= c.positions == s.len();
+    for (c, n) in checks.iter_mut().zip(seqs) {
+        c.bit_exact &= c.positions == n;
     }
     Ok(checks)
 }

@@ -12,7 +12,7 @@
 //! - [`rtn`]: round-to-nearest, plain or with a small per-group scale search.
 //! - [`gptq`]: GPTQ (Frantar et al. 2022), Hessian-aware error-compensating
 //!   rounding from calibration activations ([`Hessian`]).
-//! - [`mod@error`]: sensitivity proxies ([`weighted_error`], [`hessian_error`]).
+//! - [`loss`]: loss measures, the sensitivity proxies ([`weighted_error`], [`hessian_error`]).
 //!
 //! Every function is deterministic: results never depend on the thread count.
 //!
@@ -29,7 +29,7 @@
 //! asymmetric:  w = d_g · (c + 2^(b-1)) + m_g
 //! ```
 
-pub mod error;
+pub mod loss;
 pub mod format;
 pub mod gptq;
 mod group;
@@ -40,7 +40,7 @@ pub mod tensor;
 #[cfg(test)]
 mod testutil;
 
-pub use error::{hessian_error, weighted_error, weighted_error_parts};
+pub use loss::{hessian_error, weighted_error, weighted_error_parts};
 pub use format::{Group, ScaleStore, WeightFormat, SUPPORTED_BITS};
 pub use gptq::{quantize_gptq, quantize_gptq_mixed, GptqOptions, Hessian};
 pub use rtn::{quantize_rtn, quantize_rtn_mixed, quantize_rtn_plain, quantize_rtn_with, ScaleRule};

@@ -49,8 +49,8 @@ pub fn load_float_layers(
 
 /// Does `path` hold a chip image written by `taalasc build`?
 pub fn is_chip_image(path: &Path) -> bool {
-    path.join(taalasc_reference::image::GRAPH_FILE).is_file()
-        && path.join(taalasc_reference::image::WEIGHTS_FILE).is_file()
+    path.join(taalasc_image::GRAPH_FILE).is_file()
+        && path.join(taalasc_image::WEIGHTS_FILE).is_file()
 }
 
 /// The chip image's recorded source checkpoint (for float comparisons).
@@ -107,4 +107,31 @@ pub fn parse_tokens(s: &str) -> anyhow::Result<Vec<u32>> {
                 .with_context(|| format!("`{t}` is not a token id"))
         })
         .collect()
+}
+
+/// What the integer reference computes for each user's sequence run alone:
+/// every traced node's values and the logits, the RTL's expected values.
+pub fn expected_traces(
+    image: &taalasc_image::ChipImage,
+    seqs: &[Vec<u32>],
+) -> anyhow::Result<Vec<taalasc_verilog::sim::Expected>> {
+    let reference = taalasc_reference::Reference::new(image, 1)?;
+    let model = &image.model;
+    let mut out = Vec::new();
+    for s in seqs {
+        let mut nodes = std::collections::HashMap::new();
+        let mut session = reference.session();
+        let logits = {
+            let mut cb = |nd: taalasc_ir::NodeIndex, v: &[i64]| {
+                nodes.insert(model.graph[nd].name.clone(), v.to_vec());
+            };
+            reference.forward_traced(&mut session, s, 0, Some(&mut cb))?
+        };
+        out.push(taalasc_verilog::sim::Expected {
+            positions: s.len(),
+            nodes,
+            logits,
+        });
+    }
+    Ok(out)
 }

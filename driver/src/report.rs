@@ -9,7 +9,8 @@ use crate::eval::{self, LogitsEngine};
 use crate::system::System;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-use taalasc_reference::{ChipImage, Reference};
+use taalasc_image::ChipImage;
+use taalasc_reference::Reference;
 use taalasc_report::{Measured, Quality, QualityPoint, ReportInput, Sensitivity};
 use taalasc_verilog::Plan;
 

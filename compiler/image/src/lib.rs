@@ -39,6 +39,37 @@ impl ChipImage {
     pub fn param(&self, id: WeightId) -> &Param {
         &self.params[id.0 as usize]
     }
+
+    fn param_err(&self, id: WeightId, message: &str) -> ImageError {
+        ImageError::Param {
+            weight: self.model.weight(id).name.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// The quantized matrix `id`, or an error naming the weight.
+    pub fn matrix(&self, id: WeightId) -> Result<&QTensor, ImageError> {
+        match self.param(id) {
+            Param::Matrix(q) => Ok(q),
+            _ => Err(self.param_err(id, "expected a quantized matrix")),
+        }
+    }
+
+    /// The Q15.16 values of `id`, or an error naming the weight.
+    pub fn fixed(&self, id: WeightId) -> Result<&[i32], ImageError> {
+        match self.param(id) {
+            Param::Fixed16(v) => Ok(v),
+            _ => Err(self.param_err(id, "expected Q15.16 values")),
+        }
+    }
+
+    /// The `W48` values of `id`, or an error naming the weight.
+    pub fn wide(&self, id: WeightId) -> Result<&[i64], ImageError> {
+        match self.param(id) {
+            Param::Wide(v) => Ok(v),
+            _ => Err(self.param_err(id, "expected W48 values")),
+        }
+    }
 }
 
 /// A quantized matrix's form without its values: what the hardware plan,

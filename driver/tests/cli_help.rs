@@ -48,7 +48,7 @@ fn run_needs_a_prompt() {
 fn a_closed_output_pipe_ends_quietly() {
     // `taalasc inspect --ir MODEL | head -1`: the reader goes away before the
     // IR is written. No panic, no error message, success.
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tiny-llama");
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tiny-llama");
     let mut child = Command::new(env!("CARGO_BIN_EXE_taalasc"))
         .args(["inspect", "--ir", model])
         .stdout(std::process::Stdio::piped())

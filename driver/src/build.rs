@@ -14,8 +14,8 @@ use taalasc_frontends::LoadedModel;
 use taalasc_ir::{Op, WeightId, WeightSource};
 use taalasc_numerics as nx;
 use taalasc_quant::{QTensor, WeightFormat, Widths};
-use taalasc_reference::image::{ImageWriter, MatrixInfo};
-use taalasc_reference::{ChipImage, ImageSource, Param, ParamInfo};
+use taalasc_image::{ImageWriter, MatrixInfo};
+use taalasc_image::{ChipImage, ImageSource, Param, ParamInfo};
 
 /// How weights are rounded onto their format's grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -135,7 +135,7 @@ enum Job<'o> {
 fn jobs<'o>(
     loaded: &LoadedModel,
     opts: &'o BuildOptions,
-) -> anyhow::Result<(taalasc_reference::ImageInfo, Vec<Job<'o>>)> {
+) -> anyhow::Result<(taalasc_image::ImageInfo, Vec<Job<'o>>)> {
     static UNIFORM: Widths = Widths {
         groups: Vec::new(),
         rows: Vec::new(),
@@ -178,7 +178,7 @@ fn jobs<'o>(
         jobs.push(job);
     }
     Ok((
-        taalasc_reference::ImageInfo {
+        taalasc_image::ImageInfo {
             model: model.clone(),
             params: infos,
             context: opts.context,
@@ -459,7 +459,7 @@ pub fn build_image(
 /// and renames it into place; dropped before that, the staging folder is
 /// removed.
 pub struct StreamedImage {
-    image: taalasc_reference::LazyImage,
+    image: taalasc_image::LazyImage,
     staging: std::path::PathBuf,
 }
 
@@ -471,26 +471,26 @@ impl Drop for StreamedImage {
 }
 
 impl ImageSource for StreamedImage {
-    fn info(&self) -> std::borrow::Cow<'_, taalasc_reference::ImageInfo> {
+    fn info(&self) -> std::borrow::Cow<'_, taalasc_image::ImageInfo> {
         self.image.info()
     }
     fn matrix_rows(
         &self,
         id: WeightId,
         rows: std::ops::Range<usize>,
-    ) -> Result<std::borrow::Cow<'_, QTensor>, taalasc_reference::image::ImageError> {
+    ) -> Result<std::borrow::Cow<'_, QTensor>, taalasc_image::ImageError> {
         self.image.matrix_rows(id, rows)
     }
     fn fixed16_values(
         &self,
         id: WeightId,
-    ) -> Result<std::borrow::Cow<'_, [i32]>, taalasc_reference::image::ImageError> {
+    ) -> Result<std::borrow::Cow<'_, [i32]>, taalasc_image::ImageError> {
         self.image.fixed16_values(id)
     }
     fn wide_values(
         &self,
         id: WeightId,
-    ) -> Result<std::borrow::Cow<'_, [i64]>, taalasc_reference::image::ImageError> {
+    ) -> Result<std::borrow::Cow<'_, [i64]>, taalasc_image::ImageError> {
         self.image.wide_values(id)
     }
 }
@@ -525,7 +525,7 @@ pub fn build_streamed_sliced(
     }
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
     let result = (|| -> anyhow::Result<_> {
-        let wpath = staging.join(taalasc_reference::image::WEIGHTS_FILE);
+        let wpath = staging.join(taalasc_image::WEIGHTS_FILE);
         let mut w = ImageWriter::create(&wpath, info)?;
         let report = quantize_each(loaded, opts, calib, &jobs, slice_elems, |id, piece| {
             match piece {
@@ -597,8 +597,8 @@ impl ImageFiles for ChipImage {
         }
         std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let (graph, weights) = self.to_files();
-        std::fs::write(tmp.join(taalasc_reference::image::GRAPH_FILE), graph)?;
-        std::fs::write(tmp.join(taalasc_reference::image::WEIGHTS_FILE), weights)?;
+        std::fs::write(tmp.join(taalasc_image::GRAPH_FILE), graph)?;
+        std::fs::write(tmp.join(taalasc_image::WEIGHTS_FILE), weights)?;
         Ok(())
     }
 }
@@ -612,7 +612,7 @@ impl ImageFiles for StreamedImage {
             tmp.display()
         );
         std::fs::write(
-            tmp.join(taalasc_reference::image::GRAPH_FILE),
+            tmp.join(taalasc_image::GRAPH_FILE),
             self.image.info().model.to_json(),
         )?;
         Ok(())

@@ -88,8 +88,8 @@ pub fn partition_with(plan: &Plan, budget: Budget, min_chips: usize) -> anyhow::
 /// (partition and board).
 pub fn open_chip(
     chip: &std::path::Path,
-) -> anyhow::Result<(taalasc_reference::image::LazyImage, Plan, Option<System>)> {
-    let image = taalasc_reference::image::LazyImage::open(chip)?;
+) -> anyhow::Result<(taalasc_image::LazyImage, Plan, Option<System>)> {
+    let image = taalasc_image::LazyImage::open(chip)?;
     let mpath = chip.join("manifest.json");
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,

@@ -1,4 +1,5 @@
-//! Quantization error measures (sensitivity proxies for the e-graph).
+//! Loss measures of a quantized matrix: how much its rounding costs (the
+//! sensitivity proxies the e-graph format choice weighs). Not error types.
 
 use crate::{Hessian, QTensor};
 

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use taalasc::build::BuildOptions;
 use taalasc::eval::{self, BosPolicy};
 use taalasc::output::{npy_f32, npy_i64, write_atomic};
-use taalasc_reference::{ChipImage, Reference};
+use taalasc_image::ChipImage;
+use taalasc_reference::Reference;
 
 #[derive(Parser)]
 #[command(
@@ -669,7 +670,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         taalasc::build::build_streamed(&loaded, &opts, calib.as_ref().map(|c| &c.0), &out)?;
     // Refuse to write an image the datapath cannot run (e.g. a head_dim that
     // is not a whole activation block): no output that only looks complete.
-    taalasc_reference::check_image(&taalasc_reference::ImageSource::info(&image))
+    taalasc_reference::check_image(&taalasc_image::ImageSource::info(&image))
         .with_context(|| format!("{} cannot be built for this datapath", a.model.display()))?;
     if a.chips == Some(0) {
         bail!("--chips must be at least 1");
@@ -987,7 +988,8 @@ fn sim(
     let inputs = sim::interleave(&seqs, jitter);
     let work = std::path::absolute(sim_dir.join("sim/run"))?;
     let rtl = sim::run_rtl(&exe, &work, &inputs, vcd_abs.as_deref())?;
-    let checks = sim::compare(&image, &plan, &seqs, &inputs, &rtl)?;
+    let expected = taalasc::expected_traces(&image, &seqs)?;
+    let checks = sim::compare(&plan, &expected, &inputs, &rtl)?;
     let bit_exact = checks.iter().all(|c| c.bit_exact);
     let positions: usize = checks.iter().map(|c| c.positions).sum();
     let values: u64 = checks.iter().map(|c| c.values_compared).sum();
