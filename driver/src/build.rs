@@ -11,14 +11,14 @@ use serde::Serialize;
 use std::path::Path;
 use taalasc_frontends::tensors::SourceBlocks;
 use taalasc_frontends::LoadedModel;
+use taalasc_image::{ChipImage, ImageSource, Param, ParamInfo};
+use taalasc_image::{ImageWriter, MatrixInfo};
 use taalasc_ir::{Op, WeightId, WeightSource};
 use taalasc_numerics as nx;
 use taalasc_quant::{QTensor, WeightFormat, Widths};
-use taalasc_image::{ImageWriter, MatrixInfo};
-use taalasc_image::{ChipImage, ImageSource, Param, ParamInfo};
 
 /// How weights are rounded onto their format's grid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Quantizer {
     /// Round to nearest, per group, with a small scale search.
@@ -467,6 +467,13 @@ impl Drop for StreamedImage {
     fn drop(&mut self) {
         // Gone already once write_image renamed it into place.
         let _ = std::fs::remove_dir_all(&self.staging);
+    }
+}
+
+impl StreamedImage {
+    /// The staging folder the image is being written in.
+    pub fn staging(&self) -> &Path {
+        &self.staging
     }
 }
 

@@ -251,6 +251,143 @@ pub fn prepare(
     })
 }
 
+/// One model's scores from [`eval_models`].
+pub struct Scored {
+    /// The checkpoint or chip image scored.
+    pub model: std::path::PathBuf,
+    /// Perplexity (and, for a chip image, KL and top-1 against the float model).
+    pub report: PerplexityReport,
+    /// A chip image's bits per weight, from its `report.json`.
+    pub bits_per_weight: Option<f64>,
+}
+
+/// `taalasc eval`: one checkpoint, or one or more chip images of one source
+/// scored on the same chunks in one pass (the float model runs once per
+/// chunk). Returns the scores and the float model scored against.
+pub fn eval_models(
+    models: &[std::path::PathBuf],
+    text: &std::path::Path,
+    ctx: usize,
+    chunks: Option<usize>,
+    bos: BosPolicy,
+    show_progress: bool,
+) -> anyhow::Result<(Vec<Scored>, std::path::PathBuf)> {
+    use taalasc_image::ChipImage;
+    anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
+    let images: Vec<ChipImage> = if models.iter().any(|m| crate::is_chip_image(m)) {
+        models
+            .iter()
+            .map(|m| {
+                anyhow::ensure!(
+                    crate::is_chip_image(m),
+                    "{} is not a chip image: several models can only be chip images of one source",
+                    m.display()
+                );
+                Ok(ChipImage::read(m)?)
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        anyhow::ensure!(
+            models.len() == 1,
+            "several models can only be chip images of one source; got {} checkpoints",
+            models.len()
+        );
+        Vec::new()
+    };
+    let mut manifests = Vec::new();
+    for m in models.iter().filter(|_| !images.is_empty()) {
+        manifests.push(crate::manifest::Manifest::read(m)?);
+    }
+    let (float_path, layers) = match manifests.first() {
+        None => (models[0].clone(), None),
+        Some(first) => {
+            for (m, man) in models.iter().zip(&manifests).skip(1) {
+                anyhow::ensure!(
+                    man.source.layers_kept == first.source.layers_kept,
+                    "{} and {} keep different numbers of decoder layers (build --layers): score them separately",
+                    models[0].display(),
+                    m.display()
+                );
+                let same = match (
+                    first.source.path.canonicalize(),
+                    man.source.path.canonicalize(),
+                ) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => first.source.path == man.source.path,
+                };
+                anyhow::ensure!(
+                    same,
+                    "{} was built from {}, but {} from {}: score them separately",
+                    m.display(),
+                    man.source.path.display(),
+                    models[0].display(),
+                    first.source.path.display()
+                );
+            }
+            (first.source.path.clone(), first.source.layers_kept)
+        }
+    };
+    // A chip built from a model's first N layers is scored against the
+    // float model of the same N layers.
+    let prep = prepare(&float_path, layers, text, ctx, chunks, bos)?;
+    let bar = progress_bar(prep.chunks.len() as u64, !show_progress);
+    let progress = |d: usize| bar.set_position(d as u64);
+    let reports = if images.is_empty() {
+        vec![perplexity(
+            &prep.float,
+            &prep.chunks,
+            prep.text_tokens,
+            prep.bos.is_some(),
+            &progress,
+        )?]
+    } else {
+        let refs = images
+            .iter()
+            .map(|img| taalasc_reference::Reference::new(img, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let engines: Vec<&dyn LogitsEngine> = refs.iter().map(|r| r as &dyn LogitsEngine).collect();
+        quality_many(
+            &engines,
+            Some(&prep.float),
+            &prep.chunks,
+            prep.text_tokens,
+            prep.bos.is_some(),
+            &progress,
+        )?
+    };
+    bar.finish_and_clear();
+    let scored = models
+        .iter()
+        .zip(reports)
+        .map(|(model, report)| Scored {
+            model: model.clone(),
+            report,
+            bits_per_weight: (!images.is_empty())
+                .then(|| crate::manifest::BuildReportFile::read(model).ok())
+                .flatten()
+                .and_then(|r| r.bits_per_weight()),
+        })
+        .collect();
+    Ok((scored, float_path))
+}
+
+/// A progress bar on stderr over `len` chunks (hidden when `quiet` or when
+/// stderr is not a terminal).
+pub fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} chunks, eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

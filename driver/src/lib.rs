@@ -9,11 +9,21 @@
 
 pub mod build;
 pub mod calib;
+pub mod config;
 pub mod eval;
 pub mod inspect;
+pub mod manifest;
 pub mod output;
+pub mod pipeline;
 pub mod report;
+pub mod run;
+pub mod sim;
+pub mod steps;
+pub mod synth;
 pub mod system;
+
+pub use config::BuildConfig;
+pub use pipeline::{build, BuildError, Built, Step};
 
 use anyhow::Context;
 use std::path::Path;
@@ -55,26 +65,13 @@ pub fn is_chip_image(path: &Path) -> bool {
 
 /// The chip image's recorded source checkpoint (for float comparisons).
 pub fn image_source(path: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let m = path.join("manifest.json");
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&m).with_context(|| format!("reading {}", m.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", m.display()))?;
-    let src = v["source"]["path"]
-        .as_str()
-        .with_context(|| format!("{}: no source.path", m.display()))?;
-    Ok(std::path::PathBuf::from(src))
+    Ok(manifest::Manifest::read(path)?.source.path)
 }
 
 /// Decoder layers a chip image kept of its source (`build --layers N`), or
 /// `None` when it holds the whole model.
 pub fn image_layers(path: &Path) -> anyhow::Result<Option<usize>> {
-    let m = path.join("manifest.json");
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&m).with_context(|| format!("reading {}", m.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", m.display()))?;
-    Ok(v["source"]["layers_kept"].as_u64().map(|n| n as usize))
+    Ok(manifest::Manifest::read(path)?.source.layers_kept)
 }
 
 /// Integer logits (`W48`) as floats, for scoring.

@@ -1,9 +1,9 @@
 //! The integer interpreter of a chip image.
 
-use taalasc_image::{ChipImage, ImageInfo, ParamInfo};
 use matvec::{row_of, Acts, Prepared};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use taalasc_image::{ChipImage, ImageInfo, ParamInfo};
 use taalasc_ir::{Model, NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, RopeTable, ScoreScale, WeightRow};
 use taalasc_quant::QTensor;

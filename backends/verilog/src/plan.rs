@@ -16,9 +16,9 @@
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use taalasc_image::{ImageInfo, ImageSource, ParamInfo};
 use taalasc_ir::{NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, ScoreScale};
-use taalasc_image::{ImageInfo, ImageSource, ParamInfo};
 
 /// Why a chip image cannot be lowered to hardware.
 #[derive(Debug, thiserror::Error)]

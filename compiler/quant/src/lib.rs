@@ -29,20 +29,20 @@
 //! asymmetric:  w = d_g · (c + 2^(b-1)) + m_g
 //! ```
 
-pub mod loss;
 pub mod format;
 pub mod gptq;
 mod group;
 mod linalg;
+pub mod loss;
 pub mod rtn;
 pub mod tensor;
 
 #[cfg(test)]
 mod testutil;
 
-pub use loss::{hessian_error, weighted_error, weighted_error_parts};
 pub use format::{Group, ScaleStore, WeightFormat, SUPPORTED_BITS};
 pub use gptq::{quantize_gptq, quantize_gptq_mixed, GptqOptions, Hessian};
+pub use loss::{hessian_error, weighted_error, weighted_error_parts};
 pub use rtn::{quantize_rtn, quantize_rtn_mixed, quantize_rtn_plain, quantize_rtn_with, ScaleRule};
 pub use taalasc_numerics::Sf16;
 pub use tensor::{import_q4_1, import_q8_0, mixed_name, mixed_storage_bits, QTensor, Widths};

@@ -1,0 +1,277 @@
+//! The command line's flags (clap): what each verb takes, with its help text.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use taalasc::eval::BosPolicy;
+use taalasc::run::Executor;
+
+#[derive(Parser)]
+#[command(
+    name = "taalasc",
+    version,
+    about = "Compile trained transformer checkpoints into synthesizable silicon, with a bit-exact software reference."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Quantize a checkpoint into a chip image: quantized weights, scales and fixed-point constants,
+    /// plus graph.json, manifest.json and report.json (bits per layer and per weight).
+    ///
+    /// Weights already stored in a block format that the chosen chip format holds exactly
+    /// (GGUF Q4_1 as a4g32, Q8_0 as s8g32) are imported without re-rounding.
+    Build(Box<BuildArgs>),
+    /// Print a checkpoint's architecture and, per layer, its ops, parameter count and bytes at the source dtype.
+    ///
+    /// Reads only headers and metadata: weights stay memory-mapped and unread.
+    Inspect {
+        /// A Hugging Face folder, a .safetensors file with config.json beside it, a model.safetensors.index.json, or a .gguf file.
+        model: PathBuf,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Print the IR graph in its text form.
+        #[arg(long, conflicts_with = "json")]
+        ir: bool,
+        /// For a chip folder built with RTL: print its hardware plan, one line per
+        /// instruction of every engine.
+        #[arg(long, conflicts_with_all = ["json", "ir"])]
+        plan: bool,
+    },
+    /// Run a model with the f32 reference: score a prompt and continue it greedily.
+    Run {
+        /// The checkpoint (see `inspect`) or a chip image folder from `build`.
+        model: PathBuf,
+        /// The executor (default: float for a checkpoint, reference for a chip image).
+        #[arg(long, value_enum)]
+        engine: Option<Executor>,
+        /// Prompt text, tokenized with the model's own tokenizer.
+        #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
+        prompt: Option<String>,
+        /// Prompt as comma-separated token ids, e.g. `1,2,3`.
+        #[arg(long)]
+        tokens: Option<String>,
+        /// Number of tokens to generate greedily (stops early at EOS).
+        #[arg(long, default_value_t = 16)]
+        max_tokens: usize,
+        /// Write the prompt positions' logits as `[positions, vocab]` .npy: float32 from the float
+        /// engine, int64 (W48, 24 fraction bits) from the reference.
+        #[arg(long, value_name = "OUT.npy")]
+        dump_logits: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Simulate a built chip's RTL under Verilator and compare it, bit for bit, with the
+    /// integer reference: every unit's output and every logit, at every position.
+    ///
+    /// Builds the Verilator model on first use (in OUT/sim/), runs each user's tokens from
+    /// position 0 (several users interleaved, each in its own slot), compares each user with
+    /// the reference run of that user alone, and stops that user's comparison at its first
+    /// difference; any difference gives a non-zero exit, naming the user, position, node,
+    /// engine and unit.
+    Sim {
+        /// A chip folder written by `taalasc build` (with RTL).
+        chip: PathBuf,
+        /// Prompt text, tokenized with the source model's tokenizer (BOS added as it says).
+        /// Repeat it for several users: user k gets the k-th prompt, in user slot k, and the
+        /// users' tokens are interleaved (each compared with its own reference run).
+        #[arg(long, required_unless_present = "tokens")]
+        prompt: Vec<String>,
+        /// Token ids, comma-separated, e.g. `1,2,3`; repeatable like --prompt (users given
+        /// by --tokens come after those given by --prompt).
+        #[arg(long)]
+        tokens: Vec<String>,
+        /// Offer each token after a pseudo-random 0..N idle cycles (fixed seed), so that
+        /// arrivals hit every phase of the token pipeline.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        arrival_jitter: u32,
+        /// Dump waves of the whole run to this VCD file (builds a tracing model).
+        #[arg(long, value_name = "FILE.vcd")]
+        vcd: Option<PathBuf>,
+        /// Print one JSON object: bit_exact, positions, cycles_per_token, mac_utilization,
+        /// sim_seconds, and per user bit_exact (and more).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Synthesize a built chip's compute fabric with Yosys (ROM and SRAM macros as
+    /// blackboxes), run `check -assert`, and record the cells per module in report.json.
+    Synth {
+        /// A chip folder written by `taalasc build` (with RTL).
+        chip: PathBuf,
+        /// Synthesize one engine module (0 = I/O engine, N = decoder layer N-1) instead of
+        /// the whole chip.
+        #[arg(long)]
+        engine: Option<usize>,
+        /// For a multi-chip build: the chip (chipK/ folder) to synthesize; with --engine, one
+        /// of its engines.
+        #[arg(long, value_name = "K")]
+        chip_index: Option<usize>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The system report of a build: per chip ROM, SRAM and logic area; link traffic; cycles
+    /// per stage; tokens/s per user and per chip at the build's users; the context and users
+    /// that fit in SRAM; energy and cost per token from the chip budget's cited figures and
+    /// stated assumptions; and, with --text, the quality the bits cost (with --sweep, a
+    /// quality-versus-area chart across linear-layer formats).
+    ///
+    /// Writes CHIP/report/report.json and a self-contained CHIP/report/report.html. The
+    /// measured cycles of the last `taalasc sim` of the chip are included when there are some.
+    Report {
+        /// A chip folder written by `taalasc build` (with RTL).
+        chip: PathBuf,
+        /// UTF-8 text to score quality on (perplexity, KL and top-1 against the float model).
+        #[arg(long)]
+        text: Option<PathBuf>,
+        /// Context length of each scored chunk.
+        #[arg(long, default_value_t = 256)]
+        ctx: usize,
+        /// Chunks of --text to score.
+        #[arg(long, default_value_t = 4)]
+        chunks: usize,
+        /// Linear-layer formats to rebuild and score for the quality-versus-area chart,
+        /// comma-separated, e.g. `s3g32,a4g32,s6g32,s8g32` (needs --text).
+        #[arg(long, value_delimiter = ',')]
+        sweep: Vec<String>,
+        /// Chip budget for a chip built without --chip-budget (preset or file; default hc1).
+        #[arg(long, value_name = "FILE|PRESET")]
+        chip_budget: Option<String>,
+        /// Output folder (default CHIP/report).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Perplexity of the model on a text file, in llama.cpp's convention.
+    ///
+    /// The whole file is tokenized, cut into non-overlapping chunks of --ctx
+    /// tokens, and only the second half of each chunk is scored, as
+    /// `llama-perplexity -c CTX` does.
+    Eval {
+        /// The checkpoint (see `inspect`) or a chip image folder from `build`. For a chip image,
+        /// also reports KL divergence and top-1 agreement against its float source model.
+        /// Several chip images of the same source are scored on the same chunks in one pass
+        /// (the float model runs once per chunk); `--json` then prints an array.
+        #[arg(required = true, num_args = 1..)]
+        models: Vec<PathBuf>,
+        /// UTF-8 text to score.
+        #[arg(long)]
+        text: PathBuf,
+        /// Context length of each chunk.
+        #[arg(long, default_value_t = 512)]
+        ctx: usize,
+        /// Score only the first N chunks.
+        #[arg(long)]
+        chunks: Option<usize>,
+        /// Whether each chunk starts with BOS (auto: as llama.cpp, when the tokenizer adds BOS).
+        #[arg(long, value_enum, default_value_t = BosPolicy::Auto)]
+        bos: BosPolicy,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// The checkpoint (see `inspect`).
+    pub model: PathBuf,
+    /// Output folder (default: MODEL's name with `.chip`).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Weight bits of every linear layer: 2, 3, 4, 5, 6 or 8; or `auto`: the e-graph pass picks a
+    /// format per layer from measured sensitivities, within --rom-budget, --bpw or --loss-budget
+    /// (needs --calib).
+    #[arg(long)]
+    pub bits: Option<String>,
+    /// With --bits auto: total ROM bits (every tensor and scale counted).
+    #[arg(long, conflicts_with_all = ["bpw", "loss_budget"])]
+    pub rom_budget: Option<u64>,
+    /// With --bits auto: target bits per weight over all parameters, scales included.
+    #[arg(long, conflicts_with = "loss_budget")]
+    pub bpw: Option<f64>,
+    /// With --bits auto: fewest bits whose summed sensitivity stays below this.
+    #[arg(long)]
+    pub loss_budget: Option<f64>,
+    /// Calibration text (UTF-8) for GPTQ and for --bits auto's sensitivities.
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// Calibration windows of 512 tokens to run (GPTQ gains from more: on SmolLM2 uniform
+    /// s3g32h, KL 0.77 with 8 windows, 0.65 with 32, 0.60 with 96 at 3x the build time; --bits
+    /// auto --bpw 4.0, perplexity 31.76 with 32 windows, 30.69 with 128).
+    #[arg(long, default_value_t = 32)]
+    pub calib_chunks: usize,
+    /// Rounding method (default: gptq when --calib is given, else rtn).
+    #[arg(long, value_enum)]
+    pub quantizer: Option<taalasc::build::Quantizer>,
+    /// With --bits auto: calibration tokens (the last ones) on which each layer's end-to-end
+    /// KL importance is measured; one float forward per layer.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=4096))]
+    pub probe_tokens: u64,
+    /// GPTQ column order: `act` (decreasing input energy, groups fixed up front) or `natural`.
+    #[arg(long, value_enum, default_value_t = taalasc::build::GptqOrder::Act)]
+    pub gptq_order: taalasc::build::GptqOrder,
+    /// Inputs per scale: 32, 64, 128 or `row`.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Symmetric codes (no per-group offset) instead of asymmetric.
+    #[arg(long)]
+    pub sym: bool,
+    /// Exact linear-layer format name instead of --bits/--group/--sym, e.g. `a4g32`, `s8g32`, `s3row`.
+    #[arg(long, conflicts_with_all = ["bits", "group", "sym"])]
+    pub format: Option<String>,
+    /// Format of the embedding and position tables.
+    #[arg(long, default_value = "s8g32")]
+    pub table_format: String,
+    /// Format of the linear layers and tables whose weight names match PATTERN (`*` matches any
+    /// characters; names as in `taalasc inspect --ir`), e.g. `layers.*.mlp.down.weight=a6g32h`.
+    /// Repeatable; a later rule wins. Overrides --bits/--format/--table-format for those
+    /// weights, and --bits auto chooses only among the others.
+    #[arg(long = "layer-format", value_name = "PATTERN=FORMAT")]
+    pub layer_format: Vec<taalasc::build::LayerRule>,
+    /// Positions held in the KV cache (default: the model's maximum, at most 2048).
+    #[arg(long)]
+    pub context: Option<usize>,
+    /// MAC lanes of every matrix-vector unit (a power of two, 1 to 256): weights read per
+    /// cycle per layer engine.
+    #[arg(long, default_value_t = 16)]
+    pub lanes: usize,
+    /// User slots: each has its own KV cache region (context positions) and position
+    /// counter; `sim` interleaves their tokens.
+    #[arg(long, default_value_t = 1)]
+    pub users: usize,
+    /// Keep only the first N decoder layers (embedding, final norm and head stay): a slice of
+    /// a real model for hardware tests.
+    #[arg(long, value_name = "N")]
+    pub layers: Option<usize>,
+    /// Write the chip image only, without RTL (for quality sweeps: the RTL of a large model
+    /// holds its weights again as ROM images).
+    #[arg(long)]
+    pub no_rtl: bool,
+    /// What one chip may hold: a preset (`hc1`: N6, 815 mm²; `n3e-reticle`) or a JSON budget
+    /// file (fields in rfcs/0004-partitioning.md; `"base": "hc1"` fills the rest). The model is
+    /// split across as many chips as the budget needs, each chip with its own ROM, KV SRAM and
+    /// --users slots, linked on a board (chipK/ and board/ folders).
+    #[arg(long, value_name = "FILE|PRESET")]
+    pub chip_budget: Option<String>,
+    /// Split across at least N chips (default budget: hc1).
+    #[arg(long, value_name = "N")]
+    pub chips: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print each build step's wall time to stderr (always kept in OUT/timings.json).
+    #[arg(long)]
+    pub timings: bool,
+    /// Stop after this step and write nothing (steps: load, verify-ir, calibrate,
+    /// choose-formats, quantize, verify-image, plan, partition, emit, write).
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub stop_after: Option<taalasc::Step>,
+    /// Print this step's result in its text form to stdout (e.g. `plan`: one line per
+    /// instruction of every engine).
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub dump_after: Option<taalasc::Step>,
+}

@@ -1,0 +1,393 @@
+//! The `taalasc` command line: parses flags, turns them into the driver's
+//! typed inputs, calls the driver library and prints. No compiler logic
+//! lives here.
+
+mod args;
+
+use anyhow::{bail, Context};
+use args::{BuildArgs, Cli, Command};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use taalasc::build::AutoTarget;
+use taalasc::config::{BuildConfig, CalibConfig, ChipsConfig, HardwareConfig, LinearFormat};
+use taalasc::run::Prompt;
+
+/// `print!` / `println!` to standard output that return the write error
+/// instead of panicking, so that a closed pipe (`taalasc inspect --ir | head`)
+/// ends the program quietly.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli.command) {
+        let closed_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if closed_pipe {
+            // The reader has gone (e.g. `| head`): nothing left to say.
+            std::process::exit(0);
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Inspect {
+            model,
+            json,
+            ir,
+            plan,
+        } => {
+            if plan {
+                let (_, p, _) = taalasc::system::open_chip(&model)?;
+                out!("{}", taalasc::steps::plan::plan_text(&p));
+                return Ok(());
+            }
+            let m = taalasc::load(&model)?;
+            let report = taalasc::inspect::report(&m);
+            if ir {
+                out!("{}", m.model);
+            } else if json {
+                outln!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                out!("{}", taalasc::inspect::render(&report));
+            }
+        }
+        Command::Build(args) => build(*args)?,
+        Command::Sim {
+            chip,
+            prompt,
+            tokens,
+            vcd,
+            arrival_jitter,
+            json,
+        } => sim(&chip, &prompt, &tokens, vcd, arrival_jitter, json)?,
+        Command::Synth {
+            chip,
+            engine,
+            chip_index,
+            json,
+        } => synth(&chip, engine, chip_index, json)?,
+        Command::Report {
+            chip,
+            text,
+            ctx,
+            chunks,
+            sweep,
+            chip_budget,
+            out,
+        } => {
+            anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
+            let (_, plan, system) = taalasc::system::open_chip(&chip)?;
+            if system.is_some() && chip_budget.is_some() {
+                bail!("{} was built with a chip budget; --chip-budget applies only to chips built without one", chip.display());
+            }
+            let opts = taalasc::report::ReportOptions {
+                chip: chip.clone(),
+                text,
+                ctx,
+                chunks,
+                sweep,
+                budget: chip_budget,
+                out,
+            };
+            let dir = taalasc::report::report(&opts, &plan, system)?;
+            outln!(
+                "wrote {} and {}",
+                dir.join("report.json").display(),
+                dir.join("report.html").display()
+            );
+        }
+        Command::Run {
+            model,
+            engine,
+            prompt,
+            tokens,
+            max_tokens,
+            dump_logits,
+            json,
+        } => {
+            let prompt = match (prompt, tokens) {
+                (Some(text), _) => Prompt::Text(text),
+                (None, Some(t)) => Prompt::Tokens(taalasc::parse_tokens(&t)?),
+                (None, None) => bail!("give --prompt or --tokens"),
+            };
+            let r = taalasc::run::run(&model, engine, &prompt, max_tokens, dump_logits.as_ref())?;
+            if json {
+                let v = serde_json::json!({
+                    "prompt_tokens": r.prompt_tokens,
+                    "generated_tokens": r.generated,
+                    "generated_text": r.generated_text,
+                    "logits_file": dump_logits.map(|p| p.display().to_string()),
+                });
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                outln!("prompt tokens: {:?}", r.prompt_tokens);
+                outln!("generated tokens: {:?}", r.generated);
+                if let Some(t) = r.generated_text {
+                    outln!("generated text: {t:?}");
+                }
+            }
+        }
+        Command::Eval {
+            models,
+            text,
+            ctx,
+            chunks,
+            bos,
+            json,
+        } => eval(&models, &text, ctx, chunks, bos, json)?,
+    }
+    Ok(())
+}
+
+fn eval(
+    models: &[PathBuf],
+    text: &Path,
+    ctx: usize,
+    chunks: Option<usize>,
+    bos: taalasc::eval::BosPolicy,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (scored, float_path) = taalasc::eval::eval_models(models, text, ctx, chunks, bos, !json)?;
+    let images = taalasc::is_chip_image(&models[0]);
+    let mut out = Vec::new();
+    for s in &scored {
+        let r = &s.report;
+        if json {
+            let mut v = serde_json::to_value(r)?;
+            if images {
+                v["model"] = s.model.display().to_string().into();
+                v["bits_per_weight"] = s.bits_per_weight.into();
+                v["float_baseline"] = float_path.display().to_string().into();
+            }
+            out.push(v);
+            continue;
+        }
+        if scored.len() > 1 {
+            outln!("{}:", s.model.display());
+        }
+        if let (Some(kl), Some(top1)) = (r.kl_mean, r.top1) {
+            outln!(
+                "chip image vs its float source {}: KL {kl:.5} nats, top-1 agreement {:.2}%, {} bits per weight",
+                float_path.display(),
+                top1 * 100.0,
+                s.bits_per_weight.map_or("?".to_string(), |b| format!("{b:.4}"))
+            );
+        }
+        outln!(
+            "perplexity {:.4} over {} chunks of {} ({} tokens scored, {} tokens in the text, BOS per chunk: {})",
+            r.perplexity, r.chunks, ctx, r.tokens_scored, r.text_tokens, r.bos_per_chunk
+        );
+    }
+    if json {
+        let v = if out.len() == 1 {
+            out.remove(0)
+        } else {
+            serde_json::Value::Array(out)
+        };
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(())
+}
+
+/// The typed build configuration of `taalasc build`'s flags.
+fn build_config(a: BuildArgs) -> anyhow::Result<BuildConfig> {
+    let target = match (a.rom_budget, a.bpw, a.loss_budget) {
+        (Some(b), _, _) => Some(AutoTarget::RomBits(b)),
+        (_, Some(x), _) => Some(AutoTarget::BitsPerWeight(x)),
+        (_, _, Some(l)) => Some(AutoTarget::Loss(l)),
+        _ => None,
+    };
+    let auto = a.bits.as_deref() == Some("auto");
+    if auto != target.is_some() {
+        bail!("--bits auto needs one of --rom-budget, --bpw or --loss-budget, and those need --bits auto");
+    }
+    let linear = match (&a.format, &a.bits, target) {
+        (Some(f), _, _) => LinearFormat::Fixed(f.parse()?),
+        (None, Some(_), Some(t)) => LinearFormat::Auto(t),
+        (None, Some(b), None) => {
+            let bits: u8 = b
+                .parse()
+                .with_context(|| format!("--bits {b}: expected 2, 3, 4, 5, 6, 8 or auto"))?;
+            let g = a.group.clone().unwrap_or_else(|| "32".into());
+            let g = if g == "row" { g } else { format!("g{g}") };
+            LinearFormat::Fixed(format!("{}{bits}{g}", if a.sym { 's' } else { 'a' }).parse()?)
+        }
+        (None, None, _) => {
+            if a.group.is_some() || a.sym {
+                bail!("--group and --sym refine --bits; give --bits too");
+            }
+            LinearFormat::Default
+        }
+    };
+    let multi = a.chip_budget.is_some() || a.chips.is_some();
+    if multi && a.no_rtl {
+        bail!("--chip-budget and --chips plan the hardware; they cannot go with --no-rtl");
+    }
+    let hardware = (!a.no_rtl).then(|| HardwareConfig {
+        lanes: a.lanes,
+        users: a.users,
+        chips: multi.then(|| ChipsConfig {
+            budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),
+            min_chips: a.chips.unwrap_or(1),
+        }),
+    });
+    Ok(BuildConfig {
+        out: a.out.unwrap_or_else(|| BuildConfig::default_out(&a.model)),
+        model: a.model,
+        layers: a.layers,
+        linear,
+        table: a.table_format.parse()?,
+        layer_rules: a.layer_format,
+        context: a.context,
+        quantizer: a.quantizer,
+        gptq_order: a.gptq_order,
+        calib: a.calib.map(|text| CalibConfig {
+            text,
+            chunks: a.calib_chunks,
+            probe_tokens: a.probe_tokens as usize,
+        }),
+        hardware,
+        stop_after: a.stop_after,
+        dump_after: a.dump_after,
+    })
+}
+
+fn build(a: BuildArgs) -> anyhow::Result<()> {
+    let (json, timings) = (a.json, a.timings);
+    let cfg = build_config(a)?;
+    let built = taalasc::build(&cfg)?;
+    if timings {
+        for t in &built.timings {
+            eprintln!("build: {:<15} {:>9.3} s", t.step, t.seconds);
+        }
+        let total: f64 = built.timings.iter().map(|t| t.seconds).sum();
+        eprintln!("build: {:<15} {total:>9.3} s", "total");
+    }
+    if let Some(d) = &built.dump {
+        out!("{d}");
+    }
+    match (&built.report, json) {
+        (Some(r), true) => outln!("{}", serde_json::to_string_pretty(r)?),
+        _ if built.out.is_none() => {
+            eprintln!("build: stopped after {}: nothing written", built.last)
+        }
+        _ => outln!("{}", built.summary),
+    }
+    Ok(())
+}
+
+fn sim(
+    chip: &Path,
+    prompts: &[String],
+    tokens: &[String],
+    vcd: Option<PathBuf>,
+    arrival_jitter: u32,
+    json: bool,
+) -> anyhow::Result<()> {
+    let tokenizer = if prompts.is_empty() {
+        None
+    } else {
+        taalasc::image_source(chip)
+            .ok()
+            .and_then(|p| taalasc::load(&p).ok())
+            .and_then(|l| l.tokenizer)
+    };
+    let mut users = Vec::new();
+    for p in prompts {
+        users.push(taalasc::run::prompt_ids(
+            tokenizer.as_ref(),
+            chip,
+            &Prompt::Text(p.clone()),
+        )?);
+    }
+    for t in tokens {
+        let ids = taalasc::parse_tokens(t)?;
+        users.push(taalasc::run::prompt_ids(None, chip, &Prompt::Tokens(ids))?);
+    }
+    let cfg = taalasc::sim::SimConfig {
+        users,
+        arrival_jitter,
+        vcd,
+    };
+    let o = taalasc::sim::simulate(chip, &cfg)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&o.to_json())?);
+    } else {
+        match &o.first_mismatch {
+            None => outln!(
+                "bit-exact: {} user(s), {} positions, {} values compared (every unit output and logit)",
+                o.users.len(),
+                o.positions,
+                o.values_compared
+            ),
+            Some(m) => outln!("MISMATCH at {m}"),
+        }
+        let p = &o.perf;
+        outln!(
+            "cycles per token: {:.0} (matvec {:.0}, attention {:.0}, nonlinear {:.0}, control {:.0}); formula {:.0}",
+            p.cycles_per_token,
+            p.phases.matvec,
+            p.phases.attention,
+            p.phases.nonlinear,
+            p.phases.control,
+            p.predicted
+        );
+        outln!(
+            "MAC utilization in matvec phases: {:.1}% ({} lanes); simulated {} tokens in {:.2} s ({:.2} tokens/s)",
+            100.0 * p.mac_utilization,
+            o.lanes,
+            o.tokens,
+            o.sim_seconds,
+            o.tokens as f64 / o.sim_seconds
+        );
+    }
+    if !o.bit_exact {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn synth(
+    chip: &Path,
+    engine: Option<usize>,
+    chip_index: Option<usize>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let o = taalasc::synth::synthesize(chip, engine, chip_index)?;
+    let r = &o.result;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    outln!(
+        "{}: {} cells in total ({:.1} s), check -assert passed; per module:",
+        r.top,
+        r.total_cells,
+        r.seconds
+    );
+    for (m, c) in &r.modules {
+        outln!("  {m:<40} {:>9} cells", c.cells);
+    }
+    let mb = &o.macro_bits;
+    outln!(
+        "macros: weight ROM {} bits packed ({} as stored), vectors {} bits, tables {} bits, KV SRAM {} bits, scratchpads {} bits",
+        mb.weight_rom_packed, mb.weight_rom_stored, mb.vector_rom, mb.table_rom, mb.kv_sram, mb.scratchpad_sram
+    );
+    Ok(())
+}

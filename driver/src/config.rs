@@ -1,0 +1,154 @@
+//! What a build is asked for: [`BuildConfig`], the typed form of every
+//! `taalasc build` flag. The CLI only fills it in; [`crate::pipeline::build`]
+//! reads nothing else.
+
+use crate::build::{AutoTarget, GptqOrder, LayerRule, Quantizer};
+use crate::pipeline::Step;
+use std::path::PathBuf;
+use taalasc_quant::WeightFormat;
+
+/// How the linear layers' format is chosen.
+#[derive(Clone, Debug)]
+pub enum LinearFormat {
+    /// Not given: a4g32, which holds GGUF Q4_1 exactly (reported as picked).
+    Default,
+    /// One format for every linear layer (`--format`, or `--bits/--group/--sym`).
+    Fixed(WeightFormat),
+    /// The e-graph pass picks a format per layer within the target (`--bits auto`).
+    Auto(AutoTarget),
+}
+
+/// Calibration text and how much of it to run (`--calib`).
+#[derive(Clone, Debug)]
+pub struct CalibConfig {
+    /// UTF-8 text, tokenized with the model's own tokenizer.
+    pub text: PathBuf,
+    /// Windows of 512 tokens (or the model's maximum positions, if fewer).
+    pub chunks: usize,
+    /// With `--bits auto`: the last calibration tokens on which each
+    /// layer's end-to-end KL importance is measured.
+    pub probe_tokens: usize,
+}
+
+/// The multi-chip part of a build (`--chip-budget`, `--chips`).
+#[derive(Clone, Debug)]
+pub struct ChipsConfig {
+    /// A budget preset (`hc1`, `n3e-reticle`) or a JSON budget file.
+    pub budget: String,
+    /// At least this many chips.
+    pub min_chips: usize,
+}
+
+/// The hardware a build lowers to (absent with `--no-rtl`).
+#[derive(Clone, Debug)]
+pub struct HardwareConfig {
+    /// MAC lanes of every matrix-vector unit.
+    pub lanes: usize,
+    /// User slots, each with its own KV cache region and position counter.
+    pub users: usize,
+    /// Split across chips on a board, or one chip.
+    pub chips: Option<ChipsConfig>,
+}
+
+/// Every input of `taalasc build`.
+#[derive(Clone, Debug)]
+pub struct BuildConfig {
+    /// The checkpoint.
+    pub model: PathBuf,
+    /// The chip folder to write.
+    pub out: PathBuf,
+    /// Keep only the first N decoder layers.
+    pub layers: Option<usize>,
+    /// How the linear layers' format is chosen.
+    pub linear: LinearFormat,
+    /// Format of the embedding and position tables.
+    pub table: WeightFormat,
+    /// Per-weight format overrides, later rules winning.
+    pub layer_rules: Vec<LayerRule>,
+    /// KV-cache positions (default: the model's maximum, at most 2048).
+    pub context: Option<usize>,
+    /// Rounding method (default: GPTQ with calibration text, else RTN).
+    pub quantizer: Option<Quantizer>,
+    /// GPTQ column order.
+    pub gptq_order: GptqOrder,
+    /// Calibration text for GPTQ and `--bits auto`.
+    pub calib: Option<CalibConfig>,
+    /// The hardware to lower to; `None` writes the image only.
+    pub hardware: Option<HardwareConfig>,
+    /// Stop after this step and write nothing.
+    pub stop_after: Option<Step>,
+    /// Print this step's result in its text form.
+    pub dump_after: Option<Step>,
+}
+
+impl BuildConfig {
+    /// A configuration with every option at its default: `taalasc build
+    /// MODEL -o OUT`.
+    pub fn new(model: impl Into<PathBuf>, out: impl Into<PathBuf>) -> BuildConfig {
+        BuildConfig {
+            model: model.into(),
+            out: out.into(),
+            layers: None,
+            linear: LinearFormat::Default,
+            table: "s8g32".parse().expect("valid format"),
+            layer_rules: Vec::new(),
+            context: None,
+            quantizer: None,
+            gptq_order: GptqOrder::Act,
+            calib: None,
+            hardware: Some(HardwareConfig {
+                lanes: 16,
+                users: 1,
+                chips: None,
+            }),
+            stop_after: None,
+            dump_after: None,
+        }
+    }
+
+    /// The default output folder for `model`: its name with `.chip`.
+    pub fn default_out(model: &std::path::Path) -> PathBuf {
+        let stem = model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        model.with_file_name(format!("{stem}.chip"))
+    }
+
+    /// Checks the options that do not need the model, before any work.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.context == Some(0) {
+            anyhow::bail!("--context must be at least 1");
+        }
+        let auto = matches!(self.linear, LinearFormat::Auto(_));
+        let gptq = self.quantizer() == Quantizer::Gptq;
+        if self.calib.is_none() && (auto || gptq) {
+            anyhow::bail!("--bits auto and GPTQ need --calib FILE");
+        }
+        if let Some(c) = &self.calib {
+            anyhow::ensure!(c.chunks > 0, "--calib-chunks must be at least 1");
+        }
+        if let Some(h) = &self.hardware {
+            if let Some(c) = &h.chips {
+                anyhow::ensure!(c.min_chips > 0, "--chips must be at least 1");
+            }
+        }
+        if let (Some(stop), Some(dump)) = (self.stop_after, self.dump_after) {
+            anyhow::ensure!(
+                dump <= stop,
+                "--dump-after {dump} comes after --stop-after {stop}: it would never run"
+            );
+        }
+        Ok(())
+    }
+
+    /// The rounding method: as asked, else GPTQ when calibration text is
+    /// given, else RTN.
+    pub fn quantizer(&self) -> Quantizer {
+        self.quantizer.unwrap_or(if self.calib.is_some() {
+            Quantizer::Gptq
+        } else {
+            Quantizer::Rtn
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! The chip folder's two descriptive files, typed: `manifest.json`
+//! ([`Manifest`]: what the folder holds and how it was made) and
+//! `report.json` ([`BuildReportFile`]: the bits of every weight, the
+//! `--bits auto` choice, and what `synth` measured). Each is read and
+//! written here only, and always written atomically.
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The manifest's format tag.
+pub const MANIFEST_FORMAT: &str = "taalasc-chip-image-1";
+/// The manifest's file name in a chip folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The build report's file name in a chip folder.
+pub const REPORT_FILE: &str = "report.json";
+
+/// The checkpoint a chip was built from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The checkpoint's path (canonical when it could be resolved).
+    pub path: PathBuf,
+    /// Its container: `hf` or `gguf`.
+    pub format: String,
+    /// The model family, as the checkpoint names it.
+    pub architecture: String,
+    /// Decoder layers kept (`build --layers N`); absent for the whole model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_kept: Option<usize>,
+}
+
+/// The hardware section: the plan's parameters and files (written by the
+/// Verilog backend) and, for a build with a chip budget, the system view.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hardware {
+    /// The lowered design: top, lanes, users, files, macro bits.
+    #[serde(flatten)]
+    pub design: serde_json::Map<String, serde_json::Value>,
+    /// Budget, stage costs, partition and board of a multi-chip build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<crate::system::System>,
+}
+
+/// `manifest.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// The checkpoint.
+    pub source: Source,
+    /// KV-cache positions.
+    pub context: usize,
+    /// The linear layers' format name, or `auto`.
+    pub linear_format: String,
+    /// The tables' format name.
+    pub table_format: String,
+    /// The rounding method.
+    pub quantizer: crate::build::Quantizer,
+    /// The calibration text, if any.
+    pub calibration: Option<String>,
+    /// Bits per weight over all parameters, scales included.
+    pub bits_per_weight: f64,
+    /// The image's files.
+    pub files: Vec<String>,
+    /// The RTL, when the build lowered the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<Hardware>,
+}
+
+/// `report.json`: the build's report, what `--bits auto` chose, and what
+/// `synth` measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BuildReportFile {
+    /// Every weight's format and bits, and the totals.
+    #[serde(flatten)]
+    pub build: serde_json::Map<String, serde_json::Value>,
+    /// What the `--bits auto` pass chose, wall times left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<serde_json::Value>,
+    /// Yosys results per synthesized top (`taalasc synth`), without wall times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synth: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Macro bits of the design (`taalasc synth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_bits: Option<serde_json::Value>,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// Pretty JSON with a final newline, the form of every JSON file a build writes.
+pub fn to_json_text<T: Serialize>(v: &T) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(v)? + "\n")
+}
+
+impl Manifest {
+    /// Reads `chip/manifest.json`; an error names the file and the field.
+    pub fn read(chip: &Path) -> anyhow::Result<Manifest> {
+        read_json(&chip.join(MANIFEST_FILE))
+    }
+
+    /// Writes `dir/manifest.json` atomically.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(MANIFEST_FILE);
+        crate::output::write_atomic(&path, to_json_text(self)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+impl BuildReportFile {
+    /// Bits per weight over all parameters, scales included.
+    pub fn bits_per_weight(&self) -> Option<f64> {
+        self.build.get("bits_per_weight").and_then(|v| v.as_f64())
+    }
+
+    /// Reads `chip/report.json`; an error names the file and the field.
+    pub fn read(chip: &Path) -> anyhow::Result<BuildReportFile> {
+        read_json(&chip.join(REPORT_FILE))
+    }
+
+    /// Writes `dir/report.json` atomically.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(REPORT_FILE);
+        crate::output::write_atomic(&path, to_json_text(self)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}

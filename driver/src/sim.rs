@@ -1,0 +1,173 @@
+//! `taalasc sim`: the chip's (or board's) RTL under Verilator, compared bit
+//! for bit with the integer reference at every unit output and logit, for
+//! every user.
+
+use crate::output::write_atomic;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use taalasc_verilog::perf::PerfSummary;
+use taalasc_verilog::sim::{self, Check, Mismatch};
+
+/// What to simulate.
+#[derive(Clone, Debug, Default)]
+pub struct SimConfig {
+    /// One token sequence per user, user k in slot k.
+    pub users: Vec<Vec<u32>>,
+    /// Offer each token after a pseudo-random 0..N idle cycles (fixed seed).
+    pub arrival_jitter: u32,
+    /// Dump waves of the whole run to this VCD file.
+    pub vcd: Option<PathBuf>,
+}
+
+/// The outcome of a simulation.
+pub struct SimOutcome {
+    /// Every user bit-exact at every position.
+    pub bit_exact: bool,
+    /// Positions compared, over all users.
+    pub positions: usize,
+    /// Values compared, over all users.
+    pub values_compared: u64,
+    /// The first difference, if any.
+    pub first_mismatch: Option<Mismatch>,
+    /// Per user.
+    pub users: Vec<Check>,
+    /// Cycles per token by phase, against the formula.
+    pub perf: PerfSummary,
+    /// MAC lanes per matrix-vector unit.
+    pub lanes: usize,
+    /// Tokens simulated.
+    pub tokens: usize,
+    /// Wall time of the simulation run.
+    pub sim_seconds: f64,
+    /// Wall time of building the Verilator model (0 when it was built before).
+    pub build_seconds: f64,
+    /// Cycles of every token.
+    pub per_token: Vec<taalasc_verilog::sim::Cycles>,
+}
+
+/// The last simulation's result, kept in the chip folder for `report`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SimRecord {
+    /// The command that ran it.
+    pub command: String,
+    /// Every user bit-exact.
+    pub bit_exact: bool,
+    /// Users simulated.
+    pub users: usize,
+    /// Positions compared.
+    pub positions: usize,
+    /// Cycles from a token's arrival to its logits.
+    pub cycles_per_token: f64,
+    /// Cycles between tokens leaving the chip with users in flight.
+    pub throughput_cycles_per_token: f64,
+}
+
+/// Builds the Verilator model of `chip` (once per chip folder) and runs
+/// `cfg.users` through it, comparing every user with its own reference run.
+pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
+    // Verilator's make and the simulation run in other folders: every path
+    // handed on is absolute.
+    let chip = &std::path::absolute(chip).with_context(|| format!("{}", chip.display()))?;
+    let (_, plan, system) = crate::system::open_chip(chip)?;
+    let board = system.and_then(|s| s.board);
+    let image = taalasc_image::ChipImage::read(chip)?;
+    // A board simulates as one design from its board/ folder.
+    let (sim_dir, top) = match &board {
+        Some(_) => (chip.join("board"), taalasc_verilog::board::BOARD_TOP),
+        None => (chip.to_path_buf(), taalasc_verilog::output::TOP),
+    };
+    let seqs = &cfg.users;
+    anyhow::ensure!(!seqs.is_empty(), "give --prompt or --tokens");
+    anyhow::ensure!(
+        seqs.len() <= plan.users,
+        "{} users given, the chip has {} user slots (build with --users {})",
+        seqs.len(),
+        plan.users,
+        seqs.len()
+    );
+    for (u, s) in seqs.iter().enumerate() {
+        anyhow::ensure!(!s.is_empty(), "the prompt has no tokens");
+        anyhow::ensure!(
+            s.len() <= plan.context,
+            "user {u}: {} tokens do not fit the chip's context of {} positions",
+            s.len(),
+            plan.context
+        );
+    }
+    let vcd = cfg
+        .vcd
+        .as_deref()
+        .map(std::path::absolute)
+        .transpose()
+        .context("the --vcd path")?;
+    eprintln!("sim: building the Verilator model (once per chip folder)...");
+    let t0 = std::time::Instant::now();
+    let exe = sim::build(&sim_dir, top, vcd.is_some())?;
+    let build_seconds = t0.elapsed().as_secs_f64();
+    let inputs = sim::interleave(seqs, cfg.arrival_jitter);
+    let work = sim_dir.join("sim/run");
+    let rtl = sim::run_rtl(&exe, &work, &inputs, vcd.as_deref())?;
+    let expected = crate::expected_traces(&image, seqs)?;
+    let checks = sim::compare(&plan, &expected, &inputs, &rtl)?;
+    // Each token's position within its own sequence, for the cycle formula.
+    let mut next = vec![0usize; seqs.len()];
+    let token_pos: Vec<usize> = inputs
+        .iter()
+        .map(|t| {
+            let p = next[t.slot as usize];
+            next[t.slot as usize] += 1;
+            p
+        })
+        .collect();
+    let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles, &token_pos, rtl.total_cycles);
+    let outcome = SimOutcome {
+        bit_exact: checks.iter().all(|c| c.bit_exact),
+        positions: checks.iter().map(|c| c.positions).sum(),
+        values_compared: checks.iter().map(|c| c.values_compared).sum(),
+        first_mismatch: checks.iter().find_map(|c| c.first_mismatch.clone()),
+        users: checks,
+        perf,
+        lanes: plan.lanes,
+        tokens: inputs.len(),
+        sim_seconds: rtl.seconds,
+        build_seconds,
+        per_token: rtl.cycles,
+    };
+    let record = SimRecord {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        bit_exact: outcome.bit_exact,
+        users: outcome.users.len(),
+        positions: outcome.positions,
+        cycles_per_token: outcome.perf.cycles_per_token,
+        throughput_cycles_per_token: outcome.perf.throughput_cycles_per_token,
+    };
+    let rpath = sim_dir.join(crate::report::SIM_RESULT);
+    write_atomic(&rpath, crate::manifest::to_json_text(&record)?.as_bytes())
+        .with_context(|| format!("writing {}", rpath.display()))?;
+    Ok(outcome)
+}
+
+impl SimOutcome {
+    /// The outcome as one JSON object (`sim --json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "bit_exact": self.bit_exact,
+            "positions": self.positions,
+            "values_compared": self.values_compared,
+            "first_mismatch": self.first_mismatch,
+            "users": self.users,
+            "cycles_per_token": self.perf.cycles_per_token,
+            "throughput_cycles_per_token": self.perf.throughput_cycles_per_token,
+            "tokens_in_flight": self.perf.cycles_per_token / self.perf.throughput_cycles_per_token.max(1.0),
+            "phases_per_token": self.perf.phases,
+            "predicted_cycles_per_token": self.perf.predicted,
+            "mac_utilization": self.perf.mac_utilization,
+            "lanes": self.lanes,
+            "sim_seconds": self.sim_seconds,
+            "sim_tokens_per_second": self.tokens as f64 / self.sim_seconds,
+            "build_seconds": self.build_seconds,
+            "per_token": self.per_token,
+        })
+    }
+}

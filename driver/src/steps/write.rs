@@ -1,0 +1,121 @@
+//! `write`: `graph.json`, `manifest.json` and `report.json` join the
+//! weights and RTL in the staging folder, which is then renamed into place:
+//! the chip folder appears whole or not at all.
+
+use super::State;
+use crate::config::LinearFormat;
+use crate::manifest::{BuildReportFile, Hardware, Manifest, Source, MANIFEST_FORMAT};
+use anyhow::Context;
+use std::path::Path;
+
+/// Completes the staging folder and puts it in place.
+pub fn run(s: &mut State) -> anyhow::Result<()> {
+    let manifest = manifest(s)?;
+    let report = report_file(s)?;
+    let out = s.cfg.out.clone();
+    let image = s.image();
+    let tmp = image.staging().to_path_buf();
+    let result = (|| -> anyhow::Result<()> {
+        crate::build::ImageFiles::stage(image, &tmp)?;
+        manifest.write(&tmp)?;
+        report.write(&tmp)?;
+        put_in_place(&tmp, &out)
+    })();
+    result.with_context(|| format!("writing {}", out.display()))?;
+    s.report_file = Some(report);
+    s.written = Some(out);
+    Ok(())
+}
+
+/// Renames the finished staging folder `tmp` over `out`.
+pub fn put_in_place(tmp: &Path, out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        let old = tmp.with_extension(format!("old-{}", std::process::id()));
+        std::fs::rename(out, &old)?;
+        std::fs::rename(tmp, out)?;
+        std::fs::remove_dir_all(&old)?;
+    } else {
+        std::fs::rename(tmp, out)?;
+    }
+    Ok(())
+}
+
+/// `manifest.json` of this build.
+fn manifest(s: &State) -> anyhow::Result<Manifest> {
+    let cfg = &s.cfg;
+    let loaded = s.loaded();
+    let opts = s.opts();
+    let report = s.report.as_ref().expect("the quantize step ran");
+    let hardware = match &s.plan {
+        None => None,
+        Some(plan) => {
+            let board = s.system.as_ref().and_then(|sys| sys.board.as_ref());
+            let design = taalasc_verilog::manifest_for(plan, board)
+                .map_err(|m| anyhow::anyhow!("the board cannot be emitted: {m}"))?;
+            Some(Hardware {
+                design: match design {
+                    serde_json::Value::Object(m) => m,
+                    _ => unreachable!("the hardware manifest is an object"),
+                },
+                system: s.system.clone(),
+            })
+        }
+    };
+    Ok(Manifest {
+        format: MANIFEST_FORMAT.to_string(),
+        source: Source {
+            path: std::fs::canonicalize(&cfg.model).unwrap_or(cfg.model.clone()),
+            format: format!("{:?}", loaded.format).to_lowercase(),
+            architecture: loaded.model.hparams.architecture.clone(),
+            layers_kept: cfg.layers,
+        },
+        context: opts.context,
+        linear_format: match cfg.linear {
+            LinearFormat::Auto(_) => "auto".to_string(),
+            _ => opts.linear.name(),
+        },
+        table_format: opts.table.name(),
+        quantizer: opts.quantizer,
+        calibration: cfg.calib.as_ref().map(|c| c.text.display().to_string()),
+        bits_per_weight: report.bits_per_weight,
+        files: ["graph.json", "weights.safetensors", "report.json"]
+            .map(String::from)
+            .to_vec(),
+        hardware,
+    })
+}
+
+/// `report.json` of this build (no wall times: the same input gives the
+/// same bytes; they are printed and kept in `timings.json`).
+fn report_file(s: &State) -> anyhow::Result<BuildReportFile> {
+    let report = s.report.as_ref().expect("the quantize step ran");
+    let serde_json::Value::Object(build) = serde_json::to_value(report)? else {
+        unreachable!("the build report is an object");
+    };
+    let auto = match &s.auto {
+        None => None,
+        Some(r) => {
+            let mut auto = serde_json::to_value(r)?;
+            if let Some(o) = auto.as_object_mut() {
+                o.remove("sensitivity_seconds");
+            }
+            if let Some(o) = auto["plan"].as_object_mut() {
+                o.remove("seconds");
+            }
+            Some(auto)
+        }
+    };
+    Ok(BuildReportFile {
+        build,
+        auto,
+        synth: None,
+        macro_bits: None,
+    })
+}
+
+/// The manifest as written.
+pub fn text(s: &State) -> String {
+    manifest(s)
+        .and_then(|m| crate::manifest::to_json_text(&m))
+        .unwrap_or_else(|e| format!("# {e:#}\n"))
+}
