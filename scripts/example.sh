@@ -8,6 +8,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# `sim` (the last step) needs Verilator, which compiles with g++ and make.
+source scripts/tools.sh
+need_tools verilator g++ make
 cargo build --release --quiet --bin taalasc
 bin=target/release/taalasc
 model=examples/tiny-llama

@@ -11,21 +11,9 @@ cd "$root"
 step() { echo; echo "==> $*"; }
 
 step "tools"
-need_apt=()
-command -v verilator >/dev/null || need_apt+=(verilator)
-command -v yosys >/dev/null || need_apt+=(yosys)
-command -v iverilog >/dev/null || need_apt+=(iverilog)
 # Verilator compiles its models with a C++ compiler and make.
-command -v g++ >/dev/null || need_apt+=(g++)
-command -v make >/dev/null || need_apt+=(make)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "test.sh: missing ${need_apt[*]}; install with: sudo apt-get install -y ${need_apt[*]}" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+source scripts/tools.sh
+need_tools verilator yosys iverilog g++ make
 verilator --version
 yosys -V
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy
