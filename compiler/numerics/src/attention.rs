@@ -35,7 +35,10 @@ pub const SCORE_SCALE_BITS: u32 = 16;
 /// `rshr(s, 3)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScoreScale {
+    /// The 16-bit mantissa, in `[2^15, 2^16)`.
     pub mant: u32,
+    /// Rounded right shift applied after the multiply (`15 − floor(log2 scale)`;
+    /// negative only for scales ≥ 2^16).
     pub shift: i32,
 }
 
