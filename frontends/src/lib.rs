@@ -45,7 +45,9 @@ pub struct LoadedModel {
     pub tokenizer: Option<TextTokenizer>,
     /// Which container the checkpoint was read from.
     pub format: SourceFormat,
-    /// The path the caller passed to [`load`], unchanged (for messages and reports).
+    /// The checkpoint's path, for messages and reports: the GGUF file itself
+    /// (also when a folder holding it was given), or the HF folder or file the
+    /// caller named.
     pub path: PathBuf,
 }
 

@@ -8,7 +8,7 @@
 //!   `report.json`);
 //! - [`render_html`] draws them as one self-contained page (inline CSS and
 //!   SVG, no scripts, no external URLs);
-//! - [`write`] writes both files atomically.
+//! - [`write`](fn@write) writes both files atomically.
 //!
 //! Same input, byte-identical output: every number in the HTML is printed
 //! with a fixed rule, and nothing depends on time, locale or hash order.
