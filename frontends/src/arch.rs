@@ -44,19 +44,23 @@ pub struct ArchSpec {
     pub hparams: HParams,
     /// The normalization kind, the same at every norm site.
     pub norm: NormKind,
-    /// The `eps` added inside every norm's square root (`rms_norm_eps` or
-    /// `layer_norm_epsilon`).
+    /// The `eps` added inside every norm's square root (HF `rms_norm_eps` or
+    /// `layer_norm_epsilon`, GGUF `*.attention.layer_norm_rms_epsilon`).
     pub norm_eps: f32,
     /// How positions are encoded.
     pub positions: Positions,
     /// The MLP block's shape.
     pub mlp: MlpKind,
-    /// Whether the Q, K and V projections have biases (Qwen2; Llama with
-    /// `attention_bias`; GPT-2).
+    /// Whether the Q, K and V projections have biases (Qwen2, GPT-2, Llama
+    /// with `attention_bias`; for GGUF, whether layer 0 stores any of them).
+    /// When set, all three are required in every layer.
     pub qkv_bias: bool,
-    /// Whether the attention output projection has a bias.
+    /// Whether the attention output projection has a bias (GPT-2, Llama with
+    /// `attention_bias`; for GGUF, whether layer 0 stores it).
     pub o_bias: bool,
-    /// Whether the MLP projections have biases.
+    /// Whether the MLP projections have biases (GPT-2, Llama with
+    /// `mlp_bias`; for GGUF, whether layer 0 stores any of them). When set,
+    /// every projection of the MLP kind needs one in every layer.
     pub mlp_bias: bool,
     /// Sliding attention window in positions (Mistral's `sliding_window`);
     /// `None` attends to every earlier position.
