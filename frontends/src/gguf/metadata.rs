@@ -9,17 +9,17 @@ use std::path::{Path, PathBuf};
 /// The type tag of a metadata value, as stored in the file (a `u32`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
-    /// Type id 0.
+    /// Type id 0: unsigned 8-bit integer.
     U8,
-    /// Type id 1.
+    /// Type id 1: signed 8-bit integer.
     I8,
-    /// Type id 2.
+    /// Type id 2: unsigned 16-bit integer.
     U16,
-    /// Type id 3.
+    /// Type id 3: signed 16-bit integer.
     I16,
-    /// Type id 4.
+    /// Type id 4: unsigned 32-bit integer.
     U32,
-    /// Type id 5.
+    /// Type id 5: signed 32-bit integer.
     I32,
     /// Type id 6: IEEE single.
     F32,
@@ -29,9 +29,9 @@ pub enum ValueType {
     String,
     /// Type id 9: element type (`u32`), count (`u64`), elements.
     Array,
-    /// Type id 10.
+    /// Type id 10: unsigned 64-bit integer.
     U64,
-    /// Type id 11.
+    /// Type id 11: signed 64-bit integer.
     I64,
     /// Type id 12: IEEE double.
     F64,
@@ -340,7 +340,8 @@ impl Metadata {
         }
     }
 
-    /// A string.
+    /// The string under `key`: `Ok(None)` when absent, an error naming the
+    /// key when it holds another type.
     pub fn str(&self, key: &str) -> Result<Option<&str>, LoadError> {
         match self.get(key) {
             None => Ok(None),
@@ -351,7 +352,8 @@ impl Metadata {
         }
     }
 
-    /// A bool.
+    /// The bool under `key`: `Ok(None)` when absent, an error naming the
+    /// key when it holds another type.
     pub fn bool(&self, key: &str) -> Result<Option<bool>, LoadError> {
         match self.get(key) {
             None => Ok(None),
