@@ -10,18 +10,25 @@ use crate::tensors::{MappedWeights, TensorIndex, Transform, WeightBinding};
 use std::path::Path;
 use taalasc_ir::{Builder, DType, HParams, Model, NodeIndex, Op, RopeSpec, WeightInfo};
 
+/// The normalization used before attention, before the MLP and at the end.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum NormKind {
+    /// RMSNorm: `x / sqrt(mean(x²) + eps) * gain` (Llama family).
     Rms,
+    /// LayerNorm: `(x - mean) / sqrt(var + eps) * gain + bias` (GPT-2).
     Layer,
 }
 
+/// How positions enter the model.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Positions {
+    /// Rotary embedding of Q and K in every attention layer.
     Rope(RopeSpec),
+    /// A learned `[max_positions, d_model]` table added to the token embedding (GPT-2).
     Learned,
 }
 
+/// The MLP block's shape.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum MlpKind {
     /// `down(silu(gate(x)) * up(x))` (Llama family).
@@ -33,42 +40,81 @@ pub enum MlpKind {
 /// Everything that distinguishes one supported family from another.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArchSpec {
+    /// Sizes of the model (widths, heads, layers, vocabulary).
     pub hparams: HParams,
+    /// The normalization kind, the same at every norm site.
     pub norm: NormKind,
+    /// The `eps` added inside every norm's square root (HF `rms_norm_eps` or
+    /// `layer_norm_epsilon`, GGUF `*.attention.layer_norm_rms_epsilon`).
     pub norm_eps: f32,
+    /// How positions are encoded.
     pub positions: Positions,
+    /// The MLP block's shape.
     pub mlp: MlpKind,
+    /// Whether the Q, K and V projections have biases (Qwen2, GPT-2, Llama
+    /// with `attention_bias`; for GGUF, whether layer 0 stores any of them).
+    /// When set, all three are required in every layer.
     pub qkv_bias: bool,
+    /// Whether the attention output projection has a bias (GPT-2, Llama with
+    /// `attention_bias`; for GGUF, whether layer 0 stores it).
     pub o_bias: bool,
+    /// Whether the MLP projections have biases (GPT-2, Llama with
+    /// `mlp_bias`; for GGUF, whether layer 0 stores any of them). When set,
+    /// every projection of the MLP kind needs one in every layer.
     pub mlp_bias: bool,
+    /// Sliding attention window in positions (Mistral's `sliding_window`);
+    /// `None` attends to every earlier position.
     pub sliding_window: Option<usize>,
 }
 
 /// A weight's role in the template; frontends map roles to tensor names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Token embedding table, `[vocab_size, d_model]`.
     TokEmbed,
+    /// Learned position table, `[max_positions, d_model]` (GPT-2 only).
     PosEmbed,
+    /// Gain of the pre-attention norm, `[d_model]`.
     AttnNormGain,
+    /// Bias of the pre-attention norm, `[d_model]` (LayerNorm only).
     AttnNormBias,
+    /// Query projection, `[n_heads * head_dim, d_model]`.
     QWeight,
+    /// Query projection bias, `[n_heads * head_dim]`.
     QBias,
+    /// Key projection, `[n_kv_heads * head_dim, d_model]`.
     KWeight,
+    /// Key projection bias, `[n_kv_heads * head_dim]`.
     KBias,
+    /// Value projection, `[n_kv_heads * head_dim, d_model]`.
     VWeight,
+    /// Value projection bias, `[n_kv_heads * head_dim]`.
     VBias,
+    /// Attention output projection, `[d_model, n_heads * head_dim]`.
     OWeight,
+    /// Attention output projection bias, `[d_model]`.
     OBias,
+    /// Gain of the pre-MLP norm, `[d_model]`.
     MlpNormGain,
+    /// Bias of the pre-MLP norm, `[d_model]` (LayerNorm only).
     MlpNormBias,
+    /// MLP gate projection, `[d_ff, d_model]` (gated MLPs only).
     GateWeight,
+    /// MLP gate projection bias, `[d_ff]`.
     GateBias,
+    /// MLP up projection, `[d_ff, d_model]`.
     UpWeight,
+    /// MLP up projection bias, `[d_ff]`.
     UpBias,
+    /// MLP down projection, `[d_model, d_ff]`.
     DownWeight,
+    /// MLP down projection bias, `[d_model]`.
     DownBias,
+    /// Gain of the final norm, `[d_model]`.
     FinalNormGain,
+    /// Bias of the final norm, `[d_model]` (LayerNorm only).
     FinalNormBias,
+    /// Output head, `[vocab_size, d_model]`; absent when tied to [`Role::TokEmbed`].
     LmHead,
 }
 
@@ -106,13 +152,17 @@ impl Role {
 
 /// Where the tensor for a role lives, and how to reshape it.
 pub struct Resolved {
+    /// The source tensor's name in the [`TensorIndex`].
     pub tensor: String,
+    /// Layout changes, in order, from the stored layout to the canonical IR one.
     pub transforms: Vec<Transform>,
 }
 
 /// Maps a role (and layer) to a source tensor. `None` means the checkpoint
 /// legitimately has no such tensor (only allowed for `LmHead` when tied).
 pub trait NameScheme {
+    /// The source tensor for `role` (in `layer`, for per-layer roles), or
+    /// `None` when the checkpoint has no such tensor.
     fn resolve(&self, role: Role, layer: Option<usize>, index: &TensorIndex) -> Option<Resolved>;
     /// What to call the checkpoint in error messages (the folder or main file).
     fn checkpoint_path(&self) -> &Path;

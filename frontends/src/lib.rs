@@ -8,6 +8,8 @@
 //!
 //! Architecture invariant: only this crate reads checkpoint files.
 
+#![warn(missing_docs)]
+
 pub mod arch;
 pub mod dequant;
 pub mod error;
@@ -26,16 +28,26 @@ use taalasc_ir::Model;
 /// The container a model was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceFormat {
+    /// Hugging Face safetensors: a single file, a sharded index, or a folder holding either (with `config.json`).
     Safetensors,
+    /// A llama.cpp GGUF file (versions 2 and 3), or a folder holding exactly one.
     Gguf,
 }
 
 /// A loaded checkpoint: graph, lazily-read weights, and its tokenizer if it ships one.
 pub struct LoadedModel {
+    /// The verified IR graph. With [`load_layers`], only the kept decoder layers are in it.
     pub model: Model,
+    /// Lazily-read weight values, indexed by the graph's [`taalasc_ir::WeightId`]s.
     pub weights: MappedWeights,
+    /// The checkpoint's own tokenizer: `tokenizer.json` beside HF weights, or the
+    /// vocabulary in GGUF metadata. `None` when the checkpoint ships neither.
     pub tokenizer: Option<TextTokenizer>,
+    /// Which container the checkpoint was read from.
     pub format: SourceFormat,
+    /// The checkpoint's path, for messages and reports: the GGUF file itself
+    /// (also when a folder holding it was given), or the HF folder or file the
+    /// caller named.
     pub path: PathBuf,
 }
 

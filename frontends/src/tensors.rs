@@ -15,11 +15,14 @@ use taalasc_ir::{DType, WeightError, WeightId, WeightSource};
 
 /// One memory-mapped checkpoint file.
 pub struct MappedFile {
+    /// The file's path, for error messages.
     pub path: PathBuf,
+    /// A read-only map of the whole file.
     pub map: Mmap,
 }
 
 impl MappedFile {
+    /// Opens and maps `path` read-only. Reads no data: pages fault in on access.
     pub fn open(path: &Path) -> Result<Self, LoadError> {
         let file = File::open(path).map_err(|e| LoadError::io(path, e))?;
         // SAFETY: the mapping is read-only. If another process truncates the file
@@ -40,13 +43,17 @@ pub struct TensorEntry {
     pub file: usize,
     /// Absolute byte range inside the mapped file.
     pub start: usize,
+    /// Exclusive end of the byte range (`end - start` is the stored byte size,
+    /// validated against `dtype` and `shape` by the reader).
     pub end: usize,
+    /// Storage dtype as found in the file (plain float or a llama.cpp block format).
     pub dtype: DType,
     /// Source shape, outermost dimension first (row-major).
     pub shape: Vec<usize>,
 }
 
 impl TensorEntry {
+    /// Element count: the product of `shape` (1 for a scalar).
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -55,19 +62,24 @@ impl TensorEntry {
 /// All tensors of a checkpoint, by source name.
 #[derive(Default)]
 pub struct TensorIndex {
+    /// The mapped files, in the order they were added (one per shard).
     pub files: Vec<MappedFile>,
+    /// Every tensor, by its source (checkpoint) name; names are unique across shards.
     pub tensors: BTreeMap<String, TensorEntry>,
 }
 
 impl TensorIndex {
+    /// The entry of the tensor with source name `name`, if any.
     pub fn get(&self, name: &str) -> Option<&TensorEntry> {
         self.tensors.get(name)
     }
 
+    /// The path of the file holding `entry`.
     pub fn path_of(&self, entry: &TensorEntry) -> &Path {
         &self.files[entry.file].path
     }
 
+    /// The stored bytes of `entry` (still in the source dtype), borrowed from the map.
     pub fn bytes(&self, entry: &TensorEntry) -> &[u8] {
         &self.files[entry.file].map[entry.start..entry.end]
     }
@@ -98,14 +110,21 @@ pub enum Transform {
     Transpose,
     /// Keep `len` entries starting at `start` along `axis` (GPT-2's fused `c_attn`).
     Slice {
+        /// The axis to slice, 0 being the outermost.
         axis: usize,
+        /// The first index kept along `axis`.
         start: usize,
+        /// How many indices are kept along `axis`.
         len: usize,
     },
     /// Undo llama.cpp's rotary row permutation of Q/K projections (weights or
     /// biases): within each head, GGUF stores rows interleaved as pairs
     /// `(0, half), (1, half+1), ...`; the IR uses the split-halves layout.
-    UnpermuteRope { n_heads: usize },
+    UnpermuteRope {
+        /// Heads the rows split into (query heads for Q, KV heads for K);
+        /// the row count is a multiple of `2 * n_heads`.
+        n_heads: usize,
+    },
 }
 
 impl Transform {
@@ -190,13 +209,19 @@ impl Transform {
 /// How to produce one IR weight from a source tensor.
 #[derive(Clone, Debug)]
 pub struct WeightBinding {
+    /// The source tensor's name in the [`TensorIndex`].
     pub tensor: String,
+    /// Layout changes applied in order to the source tensor to give the
+    /// canonical IR layout (empty when the stored layout already is canonical).
     pub transforms: Vec<Transform>,
 }
 
 /// [`WeightSource`] over a [`TensorIndex`].
 pub struct MappedWeights {
+    /// Every tensor of the checkpoint.
     pub index: TensorIndex,
+    /// One binding per IR weight, indexed by [`WeightId`]'s number (the order the
+    /// lowering registered the weights).
     pub bindings: Vec<WeightBinding>,
 }
 
@@ -238,17 +263,26 @@ impl WeightSource for MappedWeights {
 pub enum SourceBlocks {
     /// `w = d * q + m`, `q ∈ [0, 15]`, `d` and `m` as f16 bits.
     Q4_1 {
+        /// Rows of the canonical `[rows, cols]` matrix (1 for a vector).
         rows: usize,
+        /// Columns (elements per row), a multiple of 32.
         cols: usize,
+        /// Per-block scale `d`, `rows * cols / 32` entries, row-major.
         d: Vec<u16>,
+        /// Per-block offset `m`, `rows * cols / 32` entries, row-major.
         m: Vec<u16>,
+        /// 4-bit codes, one per element (`rows * cols`), row-major.
         q: Vec<u8>,
     },
     /// `w = d * q`, `q ∈ [-127, 127]`, `d` as f16 bits.
     Q8_0 {
+        /// Rows of the canonical `[rows, cols]` matrix (1 for a vector).
         rows: usize,
+        /// Columns (elements per row), a multiple of 32.
         cols: usize,
+        /// Per-block scale `d`, `rows * cols / 32` entries, row-major.
         d: Vec<u16>,
+        /// 8-bit signed codes, one per element (`rows * cols`), row-major.
         q: Vec<i8>,
     },
 }

@@ -6,11 +6,16 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LoadError;
 
+/// A model's text tokenizer: text to token ids and back, with the model's
+/// BOS/EOS ids. Built from a Hugging Face `tokenizer.json` or from the
+/// vocabulary stored in GGUF metadata.
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     /// Where the tokenizer came from, for error messages.
     pub path: PathBuf,
+    /// Beginning-of-sequence token id, if the model has one.
     pub bos: Option<u32>,
+    /// End-of-sequence token id, if the model has one.
     pub eos: Option<u32>,
     /// Whether `encode(.., true)` prepends BOS itself (GGUF `add_bos_token`).
     /// For `tokenizer.json` the post-processor decides instead.
@@ -18,6 +23,8 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
+    /// Wraps an already built `tokenizers` pipeline. `path` names the source in
+    /// errors; `bos`, `eos` and `add_bos` are as the fields.
     pub fn new(
         inner: tokenizers::Tokenizer,
         path: PathBuf,
@@ -68,10 +75,14 @@ impl TextTokenizer {
         Ok(ids)
     }
 
+    /// The text of `ids`, special tokens included, byte-level pieces merged
+    /// back to UTF-8 by the tokenizer's decoder.
     pub fn decode(&self, ids: &[u32]) -> Result<String, LoadError> {
         self.inner.decode(ids, false).map_err(|e| self.err(e))
     }
 
+    /// Vocabulary size including added tokens (may differ from the model's
+    /// embedding rows, which can be padded).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

@@ -13,26 +13,48 @@
 //! as f32 (a float executor has to dequantize anyway); the source file stays
 //! memory-mapped and is never read whole.
 
+#![warn(missing_docs)]
+
 mod kernels;
 
 use ndarray::{s, Array2, ArrayView2};
 use std::collections::HashMap;
 use taalasc_ir::{Model, NodeIndex, Op, WeightError, WeightId, WeightSource};
 
+/// Why the float executor could not load a model ([`FloatModel::new`]) or
+/// run a call ([`FloatModel::forward`]).
 #[derive(Debug, thiserror::Error)]
 pub enum FloatError {
+    /// A weight could not be read or decoded (or its values do not fit its
+    /// IR shape).
     #[error(transparent)]
     Weight(#[from] WeightError),
+    /// An input token id is not a row of the embedding table.
     #[error("token id {token} at position {position} is outside the vocabulary (size {vocab})")]
     TokenOutOfRange {
+        /// The offending token id.
         token: u32,
+        /// Its absolute position in the session (0-based).
         position: usize,
+        /// Rows of the embedding table.
         vocab: usize,
     },
+    /// A learned-position model (GPT-2) was run past its position table.
     #[error("position {position} is beyond the model's {max} learned positions")]
-    PositionOutOfRange { position: usize, max: usize },
+    PositionOutOfRange {
+        /// The last position the call would reach (0-based).
+        position: usize,
+        /// Rows of the position table (`max_positions`).
+        max: usize,
+    },
+    /// `logits_from` is larger than the number of tokens given.
     #[error("`logits_from` = {from} is past the {tokens} tokens of this call")]
-    BadLogitsRange { from: usize, tokens: usize },
+    BadLogitsRange {
+        /// The `logits_from` asked for.
+        from: usize,
+        /// The tokens in the call.
+        tokens: usize,
+    },
 }
 
 /// A model ready to run: graph plus f32 weights.
@@ -110,6 +132,7 @@ impl FloatModel {
         })
     }
 
+    /// The IR graph this executor runs (a copy of the one it was built from).
     pub fn model(&self) -> &Model {
         &self.model
     }

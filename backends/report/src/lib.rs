@@ -8,7 +8,7 @@
 //!   `report.json`);
 //! - [`render_html`] draws them as one self-contained page (inline CSS and
 //!   SVG, no scripts, no external URLs);
-//! - [`write`] writes both files atomically.
+//! - [`write`](fn@write) writes both files atomically.
 //!
 //! Same input, byte-identical output: every number in the HTML is printed
 //! with a fixed rule, and nothing depends on time, locale or hash order.
@@ -38,6 +38,8 @@
 //!   written off over `amortization_years` at 100% utilization; every chip
 //!   costs a whole die of `die_mm2`.
 
+#![warn(missing_docs)]
+
 mod fmt;
 mod html;
 mod svg;
@@ -53,18 +55,26 @@ use taalasc_partition::{Budget, Partition, StageCost};
 pub struct ReportInput {
     /// Display name or source path of the model.
     pub model: String,
+    /// Architecture as the source names it (`LlamaForCausalLM`, `llama`, ...).
     pub architecture: String,
+    /// Weight elements in the model, as the build counted them.
     pub params: u64,
     /// All stored weight bits (report.json `total_bits`).
     pub weight_bits: u64,
+    /// Average stored bits per weight, scales and offsets included.
     pub bits_per_weight: f64,
+    /// Weight codes each matrix engine reads from ROM per cycle (RFC 0003
+    /// `--lanes`: a power of two, 1 to 256).
     pub lanes: usize,
     /// User slots `S` built into each chip.
     pub users: usize,
     /// Positions per user `T` built into each chip.
     pub context: usize,
+    /// The chip budget the build was partitioned against.
     pub budget: Budget,
+    /// Per-token costs of every pipeline stage, in pipeline order.
     pub stages: Vec<StageCost>,
+    /// The split of `stages` into chips, with its links.
     pub partition: Partition,
     /// From an RTL simulation, when one was run.
     pub measured: Option<Measured>,
@@ -81,13 +91,19 @@ pub struct ReportInput {
 /// The system at one mask-ROM density, everything else as built.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sensitivity {
+    /// The mask-ROM density tried, Mbit per mm².
     pub rom_mbit_per_mm2: f64,
+    /// Chips the build needs at that density.
     pub chips: usize,
     /// At the built users; `None` when no chip holds a KV cache.
     pub max_context_at_users: Option<u64>,
+    /// `f / L`, one user alone.
     pub tokens_per_s_per_user: f64,
+    /// `f / P` at the built users.
     pub aggregate_tokens_per_s: f64,
+    /// Total energy per token, J.
     pub energy_per_token_j: f64,
+    /// Cost per million tokens, USD.
     pub usd_per_mtoken: f64,
 }
 
@@ -100,6 +116,7 @@ pub struct Measured {
     pub latency_cycles_per_token: f64,
     /// Cycles between successive tokens leaving the chip with `users` users.
     pub throughput_cycles_per_token: f64,
+    /// Whether the simulated RTL matched the expected outputs bit for bit.
     pub bit_exact: bool,
     /// Positions simulated.
     pub positions: usize,
@@ -112,8 +129,11 @@ pub struct Measured {
 pub struct Quality {
     /// The evaluation text (path).
     pub text: String,
+    /// Tokens whose next-token prediction was scored.
     pub tokens_scored: usize,
+    /// Perplexity of the chip's (bit-exact reference) predictions.
     pub ppl: f64,
+    /// Perplexity of the float model on the same tokens.
     pub float_ppl: f64,
     /// Mean KL(float ‖ chip), nats.
     pub kl: f64,
@@ -124,13 +144,20 @@ pub struct Quality {
 /// One bit setting of a quality-versus-area sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QualityPoint {
+    /// The setting's name: the `--sweep` weight format (`a4g32`, `s8g32`, ...).
     pub label: String,
+    /// Average stored bits per weight at this setting.
     pub bits_per_weight: f64,
+    /// Mask-ROM at this setting (weights, vectors and tables, all stages),
+    /// Mbit (10⁶ bits).
     pub rom_mbit: f64,
     /// Total silicon for the model at this setting, mm².
     pub area_mm2: f64,
+    /// Chips the setting needs.
     pub chips: usize,
+    /// Perplexity on the evaluation text.
     pub ppl: f64,
+    /// Mean KL(float ‖ chip), nats.
     pub kl: f64,
     /// A fraction.
     pub top1: f64,
@@ -141,31 +168,51 @@ pub struct QualityPoint {
 pub struct SystemReport {
     /// `taalasc-report/1`.
     pub schema: String,
+    /// Everything the report was derived from, as given.
     pub input: ReportInput,
+    /// One entry per chip, in chain order.
     pub chips: Vec<ChipReport>,
+    /// One entry per pipeline stage, in order.
     pub stages: Vec<StageReport>,
+    /// One entry per chip-to-chip link, in chain order.
     pub links: Vec<LinkReport>,
+    /// Σ link bits per token over every link.
     pub link_bits_per_token: u64,
+    /// `link_bits_per_token / 8`.
     pub link_bytes_per_token: f64,
+    /// Latency, throughput and users, predicted (and measured if given).
     pub timing: Timing,
+    /// Context and users the free SRAM holds.
     pub memory: MemoryFit,
+    /// Energy per token and its parts.
     pub energy: EnergyReport,
+    /// Cost per token and its parts.
     pub cost: CostReport,
+    /// Every budget figure with its source, then the report's own modelling
+    /// rules (`report.*`).
     pub assumptions: Vec<Assumption>,
 }
 
 /// One chip: its stages, area, memory headroom, cost and power.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ChipReport {
+    /// Position in the chain, from 0.
     pub index: usize,
     /// Stages `first..end`.
     pub first: usize,
+    /// One past its last stage (stages `first..end`).
     pub end: usize,
+    /// Names of its stages, in order.
     pub stage_names: Vec<String>,
+    /// Mask-ROM area, mm².
     pub rom_mm2: f64,
+    /// SRAM area (KV cache at the built users and context, and scratchpad), mm².
     pub sram_mm2: f64,
+    /// Logic area, mm².
     pub logic_mm2: f64,
+    /// `rom_mm2 + sram_mm2 + logic_mm2`.
     pub area_mm2: f64,
+    /// The budget's die area, mm² (every chip is a whole die).
     pub die_mm2: f64,
     /// `die − area`.
     pub free_mm2: f64,
@@ -176,6 +223,7 @@ pub struct ChipReport {
     /// At the predicted aggregate throughput: its stages' and outgoing
     /// link's energy per token times tokens/s, plus its static power.
     pub power_w: f64,
+    /// `static_w_per_mm2 · area_mm2`, W.
     pub static_w: f64,
     /// Σ `fixed_sram_bits` of its stages.
     pub fixed_sram_bits: u64,
@@ -196,13 +244,19 @@ pub struct ChipReport {
 /// One pipeline stage.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StageReport {
+    /// Position in the pipeline, from 0.
     pub index: usize,
+    /// `embed`, `layer 3`, `head`.
     pub name: String,
     /// The chip that holds it (`None` if the partition does not cover it).
     pub chip: Option<usize>,
+    /// Cycles per token.
     pub cycles: u64,
+    /// Multiply-accumulates per token.
     pub macs: u64,
+    /// Mask-ROM bits read per token.
     pub rom_read_bits: u64,
+    /// SRAM bits read and written per token.
     pub sram_access_bits: u64,
     /// Dynamic energy per token, J.
     pub energy_j: f64,
@@ -211,13 +265,23 @@ pub struct StageReport {
 /// One chip-to-chip link.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LinkReport {
+    /// Index of the stage the link follows.
     pub after_stage: usize,
+    /// Name of that stage.
     pub after_stage_name: String,
+    /// The chip that sends (holds `after_stage`).
     pub from_chip: Option<usize>,
+    /// The chip that receives (holds `after_stage + 1`).
     pub to_chip: Option<usize>,
+    /// Bits sent per token, header included.
     pub bits_per_token: u64,
+    /// `bits_per_token / 8`.
     pub bytes_per_token: f64,
+    /// Cycles the link is busy per token (sets the throughput bound if it is
+    /// the slowest part).
     pub busy_cycles: u64,
+    /// Cycles a token additionally waits in flight; adds to latency, not to
+    /// the throughput bound.
     pub latency_cycles: u64,
     /// `bits_per_token · link_pj_per_bit`, J.
     pub energy_j: f64,
@@ -226,6 +290,7 @@ pub struct LinkReport {
 /// Speed, predicted from the cycle model and, when given, measured.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Timing {
+    /// `f` in MHz (the budget's clock).
     pub clock_mhz: f64,
     /// `S`, the user slots built in.
     pub users: usize,
@@ -259,14 +324,18 @@ pub struct Timing {
     pub users_to_saturate: f64,
     /// Which figures the energy and cost use.
     pub basis: String,
+    /// The simulation's figures beside the prediction, when one was run.
     pub measured: Option<MeasuredTiming>,
 }
 
 /// Measured timing beside the prediction at the same user count.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MeasuredTiming {
+    /// Users simulated.
     pub users: usize,
+    /// Measured cycles from a token entering to its logits.
     pub latency_cycles_per_token: f64,
+    /// Measured cycles between successive tokens leaving.
     pub throughput_cycles_per_token: f64,
     /// `f / measured latency`.
     pub tokens_per_s_per_user: f64,
@@ -280,15 +349,20 @@ pub struct MeasuredTiming {
     pub latency_vs_predicted: f64,
     /// `measured throughput / P(users) − 1`.
     pub throughput_vs_predicted: f64,
+    /// Whether the simulated RTL matched the expected outputs bit for bit.
     pub bit_exact: bool,
+    /// Positions simulated.
     pub positions: usize,
+    /// The command that measured it.
     pub command: String,
 }
 
 /// How much context and how many users the SRAM left over holds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemoryFit {
+    /// `S`, the user slots built in.
     pub users: usize,
+    /// `T`, the positions per user built in.
     pub context: usize,
     /// At `S` users, min over chips; `None`: no chip holds a KV cache.
     pub max_context_at_users: Option<u64>,
@@ -305,22 +379,37 @@ pub struct MemoryFit {
 pub struct EnergyReport {
     /// Per-operation energies at the node, pJ.
     pub mac_pj: f64,
+    /// Mask-ROM read, pJ per bit.
     pub rom_pj_per_bit: f64,
+    /// SRAM read or write, pJ per bit.
     pub sram_pj_per_bit: f64,
+    /// Chip-to-chip link, pJ per bit.
     pub link_pj_per_bit: f64,
+    /// Static power density, W per mm² of area in use.
     pub static_w_per_mm2: f64,
+    /// Multiply-accumulates per token, all stages.
     pub macs: u64,
+    /// Mask-ROM bits read per token, all stages.
     pub rom_read_bits: u64,
+    /// SRAM bits read and written per token, all stages.
     pub sram_access_bits: u64,
+    /// Link bits per token, all links.
     pub link_bits: u64,
     /// Joules per token.
     pub mac_j: f64,
+    /// `rom_read_bits · rom_pj_per_bit`.
     pub rom_j: f64,
+    /// `sram_access_bits · sram_pj_per_bit`.
     pub sram_j: f64,
+    /// `link_bits · link_pj_per_bit`.
     pub link_j: f64,
+    /// Static power's share: `static_w / (f / P)`.
     pub static_j: f64,
+    /// `mac_j + rom_j + sram_j + link_j`.
     pub dynamic_j: f64,
+    /// `dynamic_j + static_j`.
     pub total_j: f64,
+    /// `total_j` in millijoules.
     pub total_mj: f64,
     /// `static_w_per_mm2 · Σ chip area`.
     pub static_w: f64,
@@ -333,22 +422,35 @@ pub struct EnergyReport {
 pub struct CostReport {
     /// Chips per copy of the model.
     pub chips: usize,
+    /// Area of one die, mm² (the budget's whole die).
     pub die_mm2: f64,
+    /// Gross dies per 300 mm wafer.
     pub dies_per_wafer: f64,
+    /// Fraction of dies without a defect, `exp(−A·D0)`.
     pub die_yield: f64,
+    /// System cost of one chip, USD (good die times the system cost factor).
     pub chip_usd: f64,
+    /// `chips · chip_usd`.
     pub hardware_usd: f64,
+    /// Years the hardware is written off over.
     pub amortization_years: f64,
     /// 365 days.
     pub seconds_per_year: f64,
     /// Always 1: the hardware runs at its aggregate throughput all the time.
     pub utilization: f64,
+    /// `hardware_usd / (amortization_years · seconds_per_year)`.
     pub capex_usd_per_s: f64,
+    /// System power, W (as [`EnergyReport::system_power_w`]).
     pub system_power_w: f64,
+    /// Electricity price, USD per kWh.
     pub electricity_usd_per_kwh: f64,
+    /// `system_power_w / 3.6·10⁶ · electricity_usd_per_kwh`.
     pub energy_usd_per_s: f64,
+    /// `capex_usd_per_s / (f / P) · 10⁶`.
     pub capex_usd_per_mtoken: f64,
+    /// `energy_usd_per_s / (f / P) · 10⁶`.
     pub energy_usd_per_mtoken: f64,
+    /// `capex_usd_per_mtoken + energy_usd_per_mtoken`.
     pub usd_per_mtoken: f64,
 }
 
@@ -370,7 +472,9 @@ pub struct Assumption {
     pub field: String,
     /// The value, as JSON text (`""` when it is a rule, not a number).
     pub value: String,
+    /// Assumption or citation (from whether `source` says "assumption").
     pub kind: SourceKind,
+    /// The budget's `sources` text, or the rule's statement.
     pub source: String,
 }
 
@@ -731,9 +835,12 @@ pub fn to_json(report: &SystemReport) -> String {
 /// A report that could not be written; names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// A file or the folder could not be created, written or renamed.
     #[error("{path}: {source}")]
     Io {
+        /// The path that failed.
         path: String,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },

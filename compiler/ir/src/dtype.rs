@@ -10,19 +10,32 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DType {
+    /// IEEE single, 4 bytes per element.
     F32,
+    /// IEEE half, 2 bytes per element.
     F16,
+    /// bfloat16 (the top half of an f32), 2 bytes per element.
     BF16,
-    /// GGUF block formats (llama.cpp naming).
+    /// 32-element blocks of 34 bytes: f16 scale `d`, `i8` codes; `x = d * q`.
+    /// This and the variants after it are llama.cpp's GGUF block formats.
     Q8_0,
+    /// 32-element blocks of 18 bytes: f16 scale `d`, 4-bit codes; `x = d * (q - 8)`.
     Q4_0,
+    /// 32-element blocks of 20 bytes: f16 scale `d` and min `m`, 4-bit codes; `x = d * q + m`.
     Q4_1,
+    /// 32-element blocks of 22 bytes: f16 scale, 5-bit codes; `x = d * (q - 16)`.
     Q5_0,
+    /// 32-element blocks of 24 bytes: f16 scale and min, 5-bit codes; `x = d * q + m`.
     Q5_1,
+    /// 256-element super-blocks of 84 bytes, 2-bit codes, 4-bit sub-block scales and mins.
     Q2K,
+    /// 256-element super-blocks of 110 bytes, 3-bit codes, 6-bit sub-block scales.
     Q3K,
+    /// 256-element super-blocks of 144 bytes, 4-bit codes, 6-bit sub-block scales and mins.
     Q4K,
+    /// 256-element super-blocks of 176 bytes, 5-bit codes, 6-bit sub-block scales and mins.
     Q5K,
+    /// 256-element super-blocks of 210 bytes, 6-bit codes, 8-bit sub-block scales.
     Q6K,
 }
 
@@ -62,6 +75,8 @@ impl DType {
         bytes as f64 * 8.0 / elems as f64
     }
 
+    /// The lowercase llama.cpp-style name (`f16`, `q4_1`, `q6_k`), as serialized
+    /// and printed.
     pub const fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",

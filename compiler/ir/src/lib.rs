@@ -9,6 +9,8 @@
 //!
 //! Architecture invariant: this crate does no IO and knows no file format.
 
+#![warn(missing_docs)]
+
 pub mod dtype;
 pub mod model;
 pub mod op;

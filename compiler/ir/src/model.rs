@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// One op instance.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
+    /// What the node computes (and which weights it reads).
     pub op: Op,
     /// Per-position output width.
     pub width: usize,
@@ -22,6 +23,7 @@ pub struct Node {
 /// A data edge; `port` is the operand position at the consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
+    /// Operand position at the consumer, `0..arity` of the consumer's op.
     pub port: usize,
 }
 
@@ -30,26 +32,44 @@ pub struct Edge {
 pub struct HParams {
     /// Architecture as named by the source (`LlamaForCausalLM`, `llama`, ...).
     pub architecture: String,
+    /// Rows of the token embedding and of the output head (logit count).
     pub vocab_size: usize,
+    /// Hidden (residual stream) width.
     pub d_model: usize,
+    /// Decoder layers (after any truncation by the frontend).
     pub n_layers: usize,
+    /// Query heads per attention layer.
     pub n_heads: usize,
+    /// Key/value heads per attention layer (divides `n_heads`; fewer than
+    /// `n_heads` means grouped-query attention).
     pub n_kv_heads: usize,
+    /// Features per head.
     pub head_dim: usize,
+    /// Inner width of the MLP.
     pub d_ff: usize,
+    /// Longest context the source model supports (`max_position_embeddings`,
+    /// `n_positions` or the GGUF `context_length`).
     pub max_positions: usize,
+    /// Whether the output head reuses the token embedding table.
     pub tied_embeddings: bool,
+    /// Beginning-of-sequence token id, if the source names one.
     pub bos_token_id: Option<u32>,
+    /// End-of-sequence token id, if the source names one.
     pub eos_token_id: Option<u32>,
 }
 
 /// A whole model: graph, weight table and hyperparameters.
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// The op DAG; every node's operands arrive on ports `0..arity`.
     pub graph: DiGraph<Node, Edge>,
+    /// Every weight's metadata, indexed by [`WeightId`].
     pub weights: Vec<WeightInfo>,
+    /// The source model's hyperparameters.
     pub hparams: HParams,
+    /// The single [`Op::Tokens`] node.
     pub input: NodeIndex,
+    /// The single [`Op::Logits`] node.
     pub output: NodeIndex,
 }
 
@@ -127,17 +147,24 @@ impl Model {
 pub struct LayerSummary {
     /// `"embed"`, `"layer 0"`, ..., `"head"`.
     pub name: String,
+    /// The decoder layer index; `None` for the embedding and head groups.
     pub layer: Option<usize>,
+    /// Mnemonics of the group's ops, in topological order.
     pub ops: Vec<String>,
+    /// Weight elements the group reads first (a weight shared with an earlier
+    /// group, such as a tied head, is charged to that group only).
     pub params: u64,
+    /// Source-file bytes of the same weights, at their stored dtype.
     pub bytes: u64,
 }
 
 impl Model {
+    /// The node at `n`.
     pub fn node(&self, n: NodeIndex) -> &Node {
         &self.graph[n]
     }
 
+    /// The metadata of weight `id` (panics on an id not from this model).
     pub fn weight(&self, id: WeightId) -> &WeightInfo {
         &self.weights[id.0 as usize]
     }
@@ -249,6 +276,7 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// An empty graph with no weights, not in any layer.
     pub fn new() -> Self {
         Self::default()
     }
@@ -259,6 +287,7 @@ impl Builder {
         WeightId(self.weights.len() as u32 - 1)
     }
 
+    /// The metadata of an already registered weight.
     pub fn weight_info(&self, id: WeightId) -> &WeightInfo {
         &self.weights[id.0 as usize]
     }
@@ -288,10 +317,13 @@ impl Builder {
         n
     }
 
+    /// The per-position output width of node `n`.
     pub fn width(&self, n: NodeIndex) -> usize {
         self.graph[n].width
     }
 
+    /// Completes the model with its hyperparameters, input and output nodes,
+    /// and runs the verifier.
     pub fn finish(
         self,
         hparams: HParams,

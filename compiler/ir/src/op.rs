@@ -13,37 +13,62 @@ pub enum Op {
     /// Graph input: one token id per position (width 1).
     Tokens,
     /// Row lookup in an embedding table `[vocab, d]`.
-    Embed { table: WeightId },
+    Embed {
+        /// The embedding table, `[vocab, width]`.
+        table: WeightId,
+    },
     /// Adds a learned position embedding `[max_positions, d]` (GPT-2).
-    AddPositions { table: WeightId },
+    AddPositions {
+        /// The position table, `[max_positions, width]`; row `p` is added at
+        /// position `p`.
+        table: WeightId,
+    },
     /// `x / sqrt(mean(x^2) + eps) * gain`.
-    RmsNorm { gain: WeightId, eps: f32 },
+    RmsNorm {
+        /// Per-feature scale, `[width]`.
+        gain: WeightId,
+        /// Added to the mean square before the square root.
+        eps: f32,
+    },
     /// `(x - mean) / sqrt(var + eps) * gain + bias`.
     LayerNorm {
+        /// Per-feature scale, `[width]`.
         gain: WeightId,
+        /// Per-feature offset, `[width]`.
         bias: WeightId,
+        /// Added to the variance before the square root.
         eps: f32,
     },
     /// `x W^T + b`, with `W` stored `[out, in]` in canonical layout.
     Linear {
+        /// The matrix `W`, `[out, in]`.
         weight: WeightId,
+        /// The bias `b`, `[out]`, if any.
         bias: Option<WeightId>,
     },
     /// Rotary position embedding over `n_heads` heads of `head_dim`, rotating the
     /// first `spec.rotary_dim` features of each head in "half" layout: feature `i`
     /// pairs with feature `i + rotary_dim/2` (the Hugging Face `rotate_half` layout).
     Rope {
+        /// Heads in the input (query or key/value heads).
         n_heads: usize,
+        /// Features per head; the input width is `n_heads * head_dim`.
         head_dim: usize,
+        /// Base frequency, rotary width and scaling.
         spec: RopeSpec,
     },
     /// Causal multi-head attention with a KV cache. Inputs: q (port 0),
     /// k (port 1), v (port 2). Scores are scaled by `1/sqrt(head_dim)`.
     /// `window`: sliding-window length (Mistral), if any.
     Attention {
+        /// Query heads.
         n_heads: usize,
+        /// Key/value heads; each serves `n_heads / n_kv_heads` query heads.
         n_kv_heads: usize,
+        /// Features per head.
         head_dim: usize,
+        /// Sliding window in positions: a query attends to at most this many
+        /// latest positions, itself included. `None` attends to all earlier positions.
         window: Option<usize>,
     },
     /// Element-wise sum of two inputs of equal width.
@@ -103,9 +128,12 @@ impl Op {
 /// Rotary embedding parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RopeSpec {
+    /// Base of the rotary frequencies: pair `i` turns at
+    /// `theta^(-2i / rotary_dim)` radians per position (before scaling).
     pub theta: f64,
     /// Features of each head that rotate (equal to head_dim unless partial rotary).
     pub rotary_dim: usize,
+    /// How the base frequencies are scaled for long contexts.
     pub scaling: RopeScaling,
 }
 
@@ -113,16 +141,24 @@ pub struct RopeSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RopeScaling {
+    /// Frequencies as given by `theta`.
     None,
     /// Positions divided by `factor`.
     Linear {
+        /// Divisor of every position (equivalently of every frequency).
         factor: f64,
     },
     /// Llama 3.1 frequency-dependent scaling.
     Llama3 {
+        /// Divisor of the low frequencies.
         factor: f64,
+        /// Wavelengths above `original_max_positions / low_freq_factor` are
+        /// divided by `factor`.
         low_freq_factor: f64,
+        /// Wavelengths below `original_max_positions / high_freq_factor` are kept;
+        /// between the two bounds the scaling is interpolated smoothly.
         high_freq_factor: f64,
+        /// The context length the model was trained at, in positions.
         original_max_positions: f64,
     },
 }

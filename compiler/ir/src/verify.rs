@@ -9,14 +9,25 @@ use crate::weights::WeightId;
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
 
+/// A structural defect in a [`Model`] graph, found by [`verify`].
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The graph is not acyclic.
     #[error("the graph has a cycle")]
     Cycle,
+    /// One node is malformed.
     #[error("node `{node}`: {message}")]
-    Node { node: String, message: String },
+    Node {
+        /// The node's name (e.g. `layers.0.attn.q`).
+        node: String,
+        /// What is wrong: operand count or ports, widths, weight shapes.
+        message: String,
+    },
 }
 
+/// Checks `model`: acyclic, each op with exactly its operands on ports
+/// `0..arity`, widths consistent with operands and weight shapes. Returns the
+/// first defect found.
 pub fn verify(model: &Model) -> Result<(), VerifyError> {
     if model.topo_order().len() != model.graph.node_count() {
         return Err(VerifyError::Cycle);

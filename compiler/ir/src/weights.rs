@@ -29,6 +29,7 @@ pub struct WeightInfo {
 }
 
 impl WeightInfo {
+    /// Element count: the product of `shape`.
     pub fn numel(&self) -> u64 {
         self.shape.iter().map(|&d| d as u64).product()
     }
@@ -46,18 +47,29 @@ pub enum WeightError {
     #[error(
         "{file}: tensor `{tensor}`: element {index} is {value} (NaN/Inf weights are rejected)"
     )]
+    /// A decoded value is NaN or infinite.
     NonFinite {
+        /// The source file.
         file: String,
+        /// The tensor's name in the source file.
         tensor: String,
+        /// Index of the first bad element in the tensor's flat source order.
         index: usize,
+        /// The bad value.
         value: f32,
     },
+    /// The stored bytes or layout cannot give the weight (size mismatch, bad
+    /// transform, undecodable block).
     #[error("{file}: tensor `{tensor}`: {message}")]
     Invalid {
+        /// The source file.
         file: String,
+        /// The tensor's name in the source file.
         tensor: String,
+        /// What is wrong.
         message: String,
     },
+    /// The id is not bound to any tensor of the source.
     #[error("no weight with id {0}")]
     UnknownId(WeightId),
 }

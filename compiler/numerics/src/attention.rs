@@ -35,7 +35,10 @@ pub const SCORE_SCALE_BITS: u32 = 16;
 /// `rshr(s, 3)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScoreScale {
+    /// The 16-bit mantissa, in `[2^15, 2^16)`.
     pub mant: u32,
+    /// Rounded right shift applied after the multiply (`15 − floor(log2 scale)`;
+    /// negative only for scales ≥ 2^16).
     pub shift: i32,
 }
 
@@ -174,7 +177,7 @@ const ATTEND_I32_RUN: usize = 512;
 /// - `up < 0`: `rshr(x, n)` with `n = -up`, computed in i32 as
 ///   `((x >> (n - 1)) + 1) >> 1` (the same floor; the shift is capped at 31,
 ///   where both sides are 0), `|term| <= 2^21`, accumulated in i32 for at
-///   most [`ATTEND_I32_RUN`] positions at a time;
+///   most `ATTEND_I32_RUN` (512) positions at a time;
 /// - otherwise [`block_term_i64`].
 ///
 /// The i64 sums are exact for `n < 2^16` positions (`2^16 · 2^47 = 2^63`);

@@ -130,15 +130,20 @@ pub fn to_a8_vec(x: &[i64], frac: i32) -> Result<A8Vec, NumericsError> {
 /// An `A8` vector: `mant[i] · 2^exp[i / 32]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct A8Vec {
+    /// Mantissas in `[-127, 127]`, one per element; the length is a multiple
+    /// of [`A8_BLOCK`].
     pub mant: Vec<i8>,
+    /// One exponent per block of [`A8_BLOCK`] mantissas (`mant.len() / 32` entries).
     pub exp: Vec<i8>,
 }
 
 impl A8Vec {
+    /// Element count (mantissas, not blocks).
     pub fn len(&self) -> usize {
         self.mant.len()
     }
 
+    /// Whether the vector has no elements.
     pub fn is_empty(&self) -> bool {
         self.mant.is_empty()
     }

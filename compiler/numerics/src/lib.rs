@@ -23,6 +23,8 @@
 //! - [`act`]: SiLU, GELU, the SwiGLU product, residual add.
 //! - [`rope`]: rotary position embedding.
 
+#![warn(missing_docs)]
+
 pub mod act;
 pub mod attention;
 pub mod formats;
@@ -56,8 +58,13 @@ pub use sf16::Sf16;
 /// and panic.)
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NumericsError {
+    /// A vector to be quantized to `A8` whose length is not a multiple of
+    /// [`A8_BLOCK`] (32).
     #[error("vector length {len} is not a multiple of the A8 block size {A8_BLOCK}")]
-    NotBlockMultiple { len: usize },
+    NotBlockMultiple {
+        /// The offending vector length (elements).
+        len: usize,
+    },
 }
 
 /// Round-half-up arithmetic right shift by `s`; `s <= 0` shifts left exactly.

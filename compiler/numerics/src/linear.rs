@@ -150,6 +150,8 @@ pub struct WeightRow<'a> {
     /// `code_bias = 128`). The datapath value is always `codes[i] +
     /// code_bias`, reconstructed exactly as `P_b = dot + code_bias · A_b`.
     pub codes: &'a [i8],
+    /// Added to every code to give its datapath value (0, or 128 for 8-bit
+    /// asymmetric codes stored centred).
     pub code_bias: i32,
     /// Group size `G` (32, 64, 128, ... or the row length); multiple of 32.
     pub group: usize,
@@ -180,8 +182,11 @@ pub fn linear_row(
 /// [`Sf16::mant_exp`], for executors that apply one row to many inputs.
 #[derive(Clone, Debug)]
 pub struct DecodedRow<'a> {
+    /// Codes as in [`WeightRow::codes`].
     pub codes: &'a [i8],
+    /// As [`WeightRow::code_bias`].
     pub code_bias: i32,
+    /// As [`WeightRow::group`].
     pub group: usize,
     /// `(mant, exp)` of each group's scale `d_g`.
     pub scales: Vec<(i32, i32)>,

@@ -24,9 +24,14 @@ pub const ROPE_FRAC: i32 = 14;
 /// Size: `positions × pairs × 2 × 16` bits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RopeTable {
+    /// Rotating pairs per head (`rotary_dim / 2`).
     pub pairs: usize,
+    /// Positions covered (the context length the table was built for).
     pub positions: usize,
+    /// `round(cos(pos · inv_freq[i]) · 2^14)` (Q1.14), `positions × pairs`
+    /// entries, position-major.
     pub cos: Vec<i16>,
+    /// `round(sin(pos · inv_freq[i]) · 2^14)` (Q1.14), laid out as `cos`.
     pub sin: Vec<i16>,
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct Sf16(pub u16);
 
 impl Sf16 {
+    /// The scale 0 (`+0.0`): a group whose weights are all zero.
     pub const ZERO: Sf16 = Sf16(0);
 
     /// Nearest representable scale (round to nearest even, as IEEE), or
@@ -31,11 +32,13 @@ impl Sf16 {
         }
     }
 
+    /// The exact value (`mant · 2^exp`), for build-time code and tests.
     pub fn to_f64(self) -> f64 {
         let (m, e) = self.mant_exp();
         m as f64 * (e as f64).exp2()
     }
 
+    /// The value rounded to f32 (exact: every half is an f32).
     pub fn to_f32(self) -> f32 {
         self.to_f64() as f32
     }

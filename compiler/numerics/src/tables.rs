@@ -20,10 +20,12 @@ use std::sync::OnceLock;
 
 /// Fraction bits of the index into [`exp2_neg_table`] (4096 entries).
 pub const EXP2_IDX_BITS: i32 = 12;
+/// Entries of [`exp2_neg_table`] (4096).
 pub const EXP2_TABLE_LEN: usize = 1 << EXP2_IDX_BITS;
 
 /// Normalized reciprocal argument `m ∈ [2^12, 2^13)`.
 pub const RECIP_IDX_BITS: u32 = 13;
+/// Entries of [`recip_table`] (4096): one per `m ∈ [2^12, 2^13)`.
 pub const RECIP_TABLE_LEN: usize = 1 << (RECIP_IDX_BITS - 1);
 /// `recip_table()[m - 4096] = round(2^RECIP_TABLE_FRAC / m)`.
 pub const RECIP_TABLE_FRAC: i32 = 28;
@@ -31,7 +33,9 @@ pub const RECIP_TABLE_FRAC: i32 = 28;
 /// Normalized rsqrt argument `m ∈ [2^10, 2^12)` (an even shift keeps the
 /// square root exact in the exponent).
 pub const RSQRT_LO: u64 = 1 << 10;
+/// Exclusive upper end of the normalized rsqrt argument (`2^12`).
 pub const RSQRT_HI: u64 = 1 << 12;
+/// Entries of [`rsqrt_table`] (3072): one per `m ∈ [2^10, 2^12)`.
 pub const RSQRT_TABLE_LEN: usize = (RSQRT_HI - RSQRT_LO) as usize;
 /// `rsqrt_table()[m - 1024] = round(2^RSQRT_TABLE_FRAC / sqrt(m))`.
 pub const RSQRT_TABLE_FRAC: i32 = 23;
@@ -39,12 +43,18 @@ pub const RSQRT_TABLE_FRAC: i32 = 23;
 /// σ table: range `[SIGMOID_LO, -SIGMOID_LO)` real, step `2^-7`: the
 /// interpolation fraction is the low 17 bits of `x_w - SIGMOID_LO·2^24`.
 pub const SIGMOID_LO: i64 = -16;
+/// Interpolation fraction bits: `W_FRAC − 7` (24 − 7), the σ table's step
+/// being `2^-7`.
 pub const SIGMOID_STEP_BITS: u32 = 17;
+/// Entries of [`sigmoid_table`]: `[-16, 16]` at step `2^-7`, both ends included.
 pub const SIGMOID_TABLE_LEN: usize = 4097;
 
 /// GELU gate table: range `[-8, 8)`, step `2^-8` (16 fraction bits).
 pub const GELU_LO: i64 = -8;
+/// Interpolation fraction bits: `W_FRAC − 8` (24 − 8), the GELU table's
+/// step being `2^-8`.
 pub const GELU_STEP_BITS: u32 = 16;
+/// Entries of [`gelu_gate_table`]: `[-8, 8]` at step `2^-8`, both ends included.
 pub const GELU_TABLE_LEN: usize = 4097;
 
 /// `2 · sqrt(2/π)` = 1.5957691216057308.

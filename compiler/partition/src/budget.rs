@@ -34,9 +34,11 @@ impl Energy {
     pub fn mac_pj(&self) -> f64 {
         (self.mult8_pj_45nm + 4.0 * self.add8_pj_45nm) * self.node_scale
     }
+    /// Mask-ROM read energy at the node, pJ per bit.
     pub fn rom_pj_per_bit(&self) -> f64 {
         self.rom_pj_per_bit_45nm * self.node_scale
     }
+    /// SRAM read (or write) energy at the node, pJ per bit.
     pub fn sram_pj_per_bit(&self) -> f64 {
         self.sram_pj_per_bit_45nm * self.node_scale
     }
@@ -84,6 +86,7 @@ impl Economics {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
+    /// The preset name or the JSON file's name, as shown in reports and errors.
     pub name: String,
     /// Process node, for the record (`N6`).
     pub process: String,
@@ -103,7 +106,9 @@ pub struct Budget {
     pub link_latency_cycles: u32,
     /// Clock, MHz.
     pub clock_mhz: f64,
+    /// Per-operation energies, for the report's energy per token.
     pub energy: Energy,
+    /// Wafer, yield and running costs, for the report's cost per token.
     pub economics: Economics,
     /// Where each figure comes from, by field path (`die_mm2`,
     /// `energy.node_scale`); assumptions say "assumption".
@@ -114,20 +119,37 @@ pub struct Budget {
 /// preset and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
+    /// The budget file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The file as the user named it.
         path: String,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not valid budget JSON.
     #[error("{path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("{path}: field `{field}` {message}")]
-    Field {
+    Parse {
+        /// The file as the user named it.
         path: String,
-        field: &'static str,
+        /// The JSON parser's error (unknown fields included).
         message: String,
     },
+    /// A field's value is out of range (not finite, not positive, ...), or
+    /// `base` names no preset.
+    #[error("{path}: field `{field}` {message}")]
+    Field {
+        /// The file (or preset) as the user named it.
+        path: String,
+        /// The field at fault, as its dotted path (`die_mm2`,
+        /// `energy.node_scale`, `base`).
+        field: &'static str,
+        /// What is wrong with it (completes "field `x` ...").
+        message: String,
+    },
+    /// The name is neither a preset nor a readable file: the name given and the
+    /// presets, comma-separated.
     #[error("unknown chip budget `{0}`: give a JSON file or one of the presets {1}")]
     Unknown(String, String),
 }

@@ -7,6 +7,8 @@
 //! - [`mod@partition`]: splits the stage chain into chips, e-graph plus an
 //!   exact extraction.
 
+#![warn(missing_docs)]
+
 pub mod budget;
 pub mod partition;
 

@@ -152,32 +152,56 @@ pub enum PartitionError {
     /// One stage alone is larger than a die.
     #[error("stage `{stage}` alone needs {need_mm2:.4} mm2 (ROM {rom_mm2:.4}, SRAM {sram_mm2:.4}, logic {logic_mm2:.4}) but budget `{budget}` gives a die of {die_mm2:.4} mm2: use a larger die, fewer bits, fewer users or a shorter context")]
     StageTooBig {
+        /// The stage's name (`embed`, `layer 3`, `head`).
         stage: String,
+        /// The budget's name.
         budget: String,
+        /// The stage's total area, `rom_mm2 + sram_mm2 + logic_mm2`, mm².
         need_mm2: f64,
+        /// Mask-ROM area of the stage's weights and tables, mm².
         rom_mm2: f64,
+        /// SRAM area of the stage's KV cache and buffers, mm².
         sram_mm2: f64,
+        /// Logic area of the stage's cells, mm².
         logic_mm2: f64,
+        /// The budget's die area, mm².
         die_mm2: f64,
     },
     /// `min_chips` is larger than the number of stages.
     #[error("--chips {min_chips} asks for more chips than the model has stages ({stages})")]
-    TooManyChips { min_chips: usize, stages: usize },
+    TooManyChips {
+        /// The chip count asked for (`--chips`).
+        min_chips: usize,
+        /// The model's pipeline stages.
+        stages: usize,
+    },
     /// An empty stage list.
     #[error("the model has no stages to partition")]
     NoStages,
     /// Every stage fits a die, but the budget's link pins do not allow as
     /// many chips in a chain as the model (or `--chips`) needs.
     #[error("no partition fits budget `{budget}`: {reason}")]
-    Infeasible { budget: String, reason: String },
+    Infeasible {
+        /// The budget's name.
+        budget: String,
+        /// Why the chain's link pins do not allow the chips needed, with the
+        /// figures.
+        reason: String,
+    },
     /// The e-graph runner stopped on a limit. The limits are set above the
     /// proven saturation bounds, so this is a bug, reported rather than
     /// extracted from a partial e-graph.
     #[error("the partition e-graph did not saturate (stopped by {stop_reason})")]
-    NotSaturated { stop_reason: String },
+    NotSaturated {
+        /// The runner's stop reason (iteration, node or time limit).
+        stop_reason: String,
+    },
     /// More stages than the e-graph's `u32` indices can name.
     #[error("{stages} stages are more than the partition e-graph indexes (2^32 - 1)")]
-    TooManyStages { stages: usize },
+    TooManyStages {
+        /// The number of stages given.
+        stages: usize,
+    },
 }
 
 /// Splits `stages` into chips that fit `budget`: the fewest chips (at least

@@ -9,22 +9,36 @@ use std::path::{Path, PathBuf};
 /// The type tag of a metadata value, as stored in the file (a `u32`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
+    /// Type id 0: unsigned 8-bit integer.
     U8,
+    /// Type id 1: signed 8-bit integer.
     I8,
+    /// Type id 2: unsigned 16-bit integer.
     U16,
+    /// Type id 3: signed 16-bit integer.
     I16,
+    /// Type id 4: unsigned 32-bit integer.
     U32,
+    /// Type id 5: signed 32-bit integer.
     I32,
+    /// Type id 6: IEEE single.
     F32,
+    /// Type id 7: one byte, 0 or 1.
     Bool,
+    /// Type id 8: `u64` byte length, then UTF-8 bytes.
     String,
+    /// Type id 9: element type (`u32`), count (`u64`), elements.
     Array,
+    /// Type id 10: unsigned 64-bit integer.
     U64,
+    /// Type id 11: signed 64-bit integer.
     I64,
+    /// Type id 12: IEEE double.
     F64,
 }
 
 impl ValueType {
+    /// The type with file id `id` (0 to 12), or `None` for an unknown id.
     pub fn from_id(id: u32) -> Option<Self> {
         Some(match id {
             0 => ValueType::U8,
@@ -44,6 +58,7 @@ impl ValueType {
         })
     }
 
+    /// The type's id in the file (inverse of [`ValueType::from_id`]).
     pub fn id(self) -> u32 {
         match self {
             ValueType::U8 => 0,
@@ -74,6 +89,7 @@ impl ValueType {
         }
     }
 
+    /// GGUF's name for the type (`uint32`, `float32`, ...), for messages.
     pub fn name(self) -> &'static str {
         match self {
             ValueType::U8 => "uint8",
@@ -102,23 +118,36 @@ impl fmt::Display for ValueType {
 /// One metadata value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// A `uint8`.
     U8(u8),
+    /// An `int8`.
     I8(i8),
+    /// A `uint16`.
     U16(u16),
+    /// An `int16`.
     I16(i16),
+    /// A `uint32`.
     U32(u32),
+    /// An `int32`.
     I32(i32),
+    /// A `float32`.
     F32(f32),
+    /// A `bool`.
     Bool(bool),
+    /// A UTF-8 `string`.
     String(String),
     /// Element type and elements (all of that type).
     Array(ValueType, Vec<Value>),
+    /// A `uint64`.
     U64(u64),
+    /// An `int64`.
     I64(i64),
+    /// A `float64`.
     F64(f64),
 }
 
 impl Value {
+    /// The value's type tag.
     pub fn value_type(&self) -> ValueType {
         match self {
             Value::U8(_) => ValueType::U8,
@@ -161,6 +190,7 @@ impl Value {
         }
     }
 
+    /// The text of a string value; `None` for any other type.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
@@ -168,6 +198,7 @@ impl Value {
         }
     }
 
+    /// The flag of a bool value; `None` for any other type.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             Value::Bool(b) => Some(b),
@@ -175,6 +206,7 @@ impl Value {
         }
     }
 
+    /// The elements of an array value; `None` for any other type.
     pub fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(_, items) => Some(items),
@@ -209,6 +241,7 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// An empty set of pairs read from `path` (named in errors).
     pub fn new(path: &Path) -> Self {
         Metadata {
             path: path.to_path_buf(),
@@ -226,18 +259,22 @@ impl Metadata {
         true
     }
 
+    /// The value stored under `key`, if any.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.by_key.get(key).map(|&i| &self.entries[i].1)
     }
 
+    /// Whether `key` is present.
     pub fn contains(&self, key: &str) -> bool {
         self.by_key.contains_key(key)
     }
 
+    /// The number of pairs.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the file has no pairs.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -247,6 +284,7 @@ impl Metadata {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The file the metadata was read from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -302,6 +340,8 @@ impl Metadata {
         }
     }
 
+    /// The string under `key`: `Ok(None)` when absent, an error naming the
+    /// key when it holds another type.
     pub fn str(&self, key: &str) -> Result<Option<&str>, LoadError> {
         match self.get(key) {
             None => Ok(None),
@@ -312,6 +352,8 @@ impl Metadata {
         }
     }
 
+    /// The bool under `key`: `Ok(None)` when absent, an error naming the
+    /// key when it holds another type.
     pub fn bool(&self, key: &str) -> Result<Option<bool>, LoadError> {
         match self.get(key) {
             None => Ok(None),

@@ -220,8 +220,11 @@ fn rope_scaling(meta: &Metadata, arch: &str) -> Result<RopeScaling, LoadError> {
 
 /// llama.cpp tensor names for the `llama` architecture.
 pub struct LlamaCppNames {
+    /// The GGUF file, for error messages.
     pub path: PathBuf,
+    /// Query heads, for un-permuting the Q projection's rows.
     pub n_heads: usize,
+    /// Key/value heads, for un-permuting the K projection's rows.
     pub n_kv_heads: usize,
 }
 

@@ -24,7 +24,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use taalasc_ir::DType;
 
+/// The four bytes every GGUF file starts with.
 pub const MAGIC: &[u8; 4] = b"GGUF";
+/// Data-section alignment in bytes when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml's limit on tensor rank.
 pub const MAX_DIMS: u32 = 4;
@@ -70,15 +72,20 @@ pub fn ggml_type_name(id: u32) -> &'static str {
 /// One tensor's header entry, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorInfo {
+    /// The tensor's name (unique in the file).
     pub name: String,
     /// Dimensions as stored: `ne[0]` varies fastest.
     pub ne: Vec<u64>,
+    /// The ggml type id as stored (see [`ggml_type_name`]).
     pub ggml_type: u32,
+    /// The storage dtype of `ggml_type` (only decodable types are accepted).
     pub dtype: DType,
     /// Offset from the start of the data section, as stored.
     pub offset: u64,
     /// Absolute byte range in the file.
     pub start: usize,
+    /// Exclusive end of the byte range; `end - start` is the size `dtype`
+    /// needs for `numel` elements.
     pub end: usize,
 }
 
@@ -88,6 +95,7 @@ impl TensorInfo {
         self.ne.iter().rev().map(|&d| d as usize).collect()
     }
 
+    /// Element count: the product of `ne`.
     pub fn numel(&self) -> u64 {
         self.ne.iter().product()
     }
@@ -96,10 +104,14 @@ impl TensorInfo {
 /// Everything before the tensor data, parsed and validated.
 #[derive(Clone, Debug)]
 pub struct Header {
+    /// The format version: 2 or 3 (1 and big-endian files are rejected).
     pub version: u32,
+    /// Data-section alignment in bytes (`general.alignment`, a power of two,
+    /// default 32); every tensor offset is a multiple of it.
     pub alignment: u64,
     /// Absolute offset of the data section.
     pub data_start: u64,
+    /// The key/value pairs, in file order.
     pub metadata: Metadata,
     /// In file order.
     pub tensors: Vec<TensorInfo>,
@@ -107,7 +119,9 @@ pub struct Header {
 
 /// A parsed GGUF file with its memory map.
 pub struct GgufFile {
+    /// The parsed header.
     pub header: Header,
+    /// The memory-mapped file the header was read from.
     pub file: MappedFile,
 }
 
@@ -128,14 +142,17 @@ impl GgufFile {
         Ok(GgufFile { header, file })
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         &self.file.path
     }
 
+    /// The file's key/value metadata.
     pub fn metadata(&self) -> &Metadata {
         &self.header.metadata
     }
 
+    /// The header entry of the tensor named `name`, if any.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.header.tensors.iter().find(|t| t.name == name)
     }

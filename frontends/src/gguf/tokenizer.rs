@@ -33,11 +33,17 @@ use tokenizers::{
 
 /// llama.cpp token types (`tokenizer.ggml.token_type`).
 pub mod token_type {
+    /// An ordinary vocabulary piece.
     pub const NORMAL: i128 = 1;
+    /// The unknown-token placeholder.
     pub const UNKNOWN: i128 = 2;
+    /// A control token (BOS, EOS, chat markers): added as a special token.
     pub const CONTROL: i128 = 3;
+    /// A user-defined token: added as a plain (unsplit) added token.
     pub const USER_DEFINED: i128 = 4;
+    /// A reserved, unused slot.
     pub const UNUSED: i128 = 5;
+    /// A byte-fallback piece (`<0xAB>`).
     pub const BYTE: i128 = 6;
 }
 

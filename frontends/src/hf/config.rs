@@ -19,18 +19,25 @@ pub const SUPPORTED: &[&str] = &[
 /// The family a config selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
+    /// `LlamaForCausalLM`.
     Llama,
+    /// `MistralForCausalLM` (Llama layout, optional sliding window).
     Mistral,
+    /// `Qwen2ForCausalLM` (Llama layout with Q/K/V biases).
     Qwen2,
+    /// `GPT2LMHeadModel` (LayerNorm, learned positions, GELU MLP, `Conv1D` weights).
     Gpt2,
 }
 
+/// A parsed `config.json`, with typed accessors whose errors name the file
+/// and field.
 pub struct Config {
     path: PathBuf,
     map: Map<String, Value>,
 }
 
 impl Config {
+    /// Reads and parses `path`, which must hold a JSON object.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
         let text = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
         let value: Value = serde_json::from_slice(&text)
@@ -116,6 +123,8 @@ impl Config {
         }
     }
 
+    /// The family named by `architectures[0]`; an unsupported name is
+    /// [`LoadError::UnknownArchitecture`].
     pub fn family(&self) -> Result<Family, LoadError> {
         let arch = match self.get("architectures") {
             Some(Value::Array(a)) if !a.is_empty() => a[0]

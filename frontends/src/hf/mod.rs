@@ -15,8 +15,12 @@ use std::path::{Path, PathBuf};
 
 /// The files that make up one HF checkpoint.
 pub struct HfFiles {
+    /// The `config.json` beside the weights.
     pub config: PathBuf,
+    /// The `.safetensors` files holding the weights: one, or every shard the
+    /// index lists.
     pub shards: Vec<PathBuf>,
+    /// The `tokenizer.json` beside the config, if present.
     pub tokenizer: Option<PathBuf>,
     /// What the user named (for messages).
     pub root: PathBuf,
