@@ -24,59 +24,10 @@
 //! is the only file whose bytes vary between two builds of the same input.
 
 use crate::config::BuildConfig;
+pub use crate::config::Step;
 use crate::steps::{self, State};
 use anyhow::Context;
-use std::fmt;
 use std::time::Instant;
-
-/// The steps of a build, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
-pub enum Step {
-    /// Read the checkpoint into the model IR.
-    Load,
-    /// Check the IR.
-    VerifyIr,
-    /// Run the float model on the calibration text.
-    Calibrate,
-    /// Pick each weight's format.
-    ChooseFormats,
-    /// Quantize every weight into the chip image.
-    Quantize,
-    /// Check the chip image against the datapath.
-    VerifyImage,
-    /// Lower the image onto engines.
-    Plan,
-    /// Cut the pipeline into chips.
-    Partition,
-    /// Print the RTL.
-    Emit,
-    /// Complete the chip folder and put it in place.
-    Write,
-}
-
-impl Step {
-    /// The step's name, as `--stop-after` and `--timings` spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::Load => "load",
-            Step::VerifyIr => "verify-ir",
-            Step::Calibrate => "calibrate",
-            Step::ChooseFormats => "choose-formats",
-            Step::Quantize => "quantize",
-            Step::VerifyImage => "verify-image",
-            Step::Plan => "plan",
-            Step::Partition => "partition",
-            Step::Emit => "emit",
-            Step::Write => "write",
-        }
-    }
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One step of [`PIPELINE`]: its name and the function that runs it.
 pub struct StepFn {

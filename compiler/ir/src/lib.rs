@@ -11,15 +11,18 @@
 
 #![warn(missing_docs)]
 
+mod builder;
 pub mod dtype;
+mod json;
 pub mod model;
 pub mod op;
 mod print;
 pub mod verify;
 pub mod weights;
 
+pub use builder::Builder;
 pub use dtype::DType;
-pub use model::{Builder, Edge, HParams, LayerSummary, Model, Node};
+pub use model::{Edge, HParams, LayerSummary, Model, Node};
 pub use op::{Op, RopeScaling, RopeSpec};
 pub use petgraph::graph::NodeIndex;
 pub use verify::{verify, VerifyError};

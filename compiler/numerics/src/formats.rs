@@ -137,6 +137,12 @@ pub struct A8Vec {
     pub exp: Vec<i8>,
 }
 
+/// Exact `Σ a_i` (the `A_b` of a block).
+#[inline]
+pub fn sum_i8(a: &[i8]) -> i32 {
+    a.iter().map(|&x| x as i32).sum()
+}
+
 impl A8Vec {
     /// Element count (mantissas, not blocks).
     pub fn len(&self) -> usize {
@@ -151,10 +157,7 @@ impl A8Vec {
     /// `A_b = Σ m_i` per block (exact, |A_b| <= 32·127 = 4064, 13 bits
     /// signed): the offset term of asymmetric weights, shared by all rows.
     pub fn block_sums(&self) -> Vec<i32> {
-        self.mant
-            .chunks_exact(A8_BLOCK)
-            .map(crate::linear::sum_i8)
-            .collect()
+        self.mant.chunks_exact(A8_BLOCK).map(sum_i8).collect()
     }
 
     /// Real values (tests and diagnostics only).

@@ -40,11 +40,12 @@ mod golden;
 
 pub use act::{add_w48, gelu, mul_w48, residual_add, silu};
 pub use attention::{attend, scale_score, scale_scores, softmax_weights, ScoreScale};
+pub use formats::sum_i8;
 pub use formats::{
     a8_shift, sat32, sat_w48, to_a8, to_a8_into, to_a8_vec, A8Vec, A8_BLOCK, A8_MAX, P15_FRAC,
     P15_ONE, R32_FRAC, W_BITS, W_FRAC, W_MAX, W_MIN,
 };
-pub use linear::{block_term, dot_a8, dot_i8, linear_row, sum_i8, WeightRow};
+pub use linear::{block_term, dot_a8, dot_i8, linear_row, WeightRow};
 pub use norm::{
     div_n, div_n_const, layer_norm, rms_norm, sum_i32, sum_sq, NormConsts, RmsNormConsts,
     DIV_N_SHIFT,

@@ -135,12 +135,6 @@ pub fn dot_i8(a: &[i8], q: &[i8]) -> i32 {
     acc.iter().sum::<i32>() + tail
 }
 
-/// Exact `Σ a_i` (the `A_b` of a block).
-#[inline]
-pub fn sum_i8(a: &[i8]) -> i32 {
-    a.iter().map(|&x| x as i32).sum()
-}
-
 /// One row of a quantized weight matrix.
 #[derive(Clone, Copy, Debug)]
 pub struct WeightRow<'a> {
@@ -290,7 +284,7 @@ pub fn dot_a8(q_mant: &[i8], q_exp: &[i8], k_mant: &[i8], k_exp: &[i8]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::{W_MAX, W_MIN};
+    use crate::formats::{sum_i8, W_MAX, W_MIN};
 
     #[test]
     fn dot_i8_matches_naive_including_minus_128() {

@@ -5,7 +5,7 @@
 use super::{Calibrated, State};
 use crate::calib::Calibration;
 use crate::config::LinearFormat;
-use crate::pipeline::Step;
+use crate::config::Step;
 use anyhow::Context;
 
 /// Runs `--calib-chunks` windows of the calibration text through the float model.

@@ -3,7 +3,7 @@
 //! Yosys scripts.
 
 use super::State;
-use crate::pipeline::Step;
+use crate::config::Step;
 use std::path::{Path, PathBuf};
 
 /// Prints the design into the staging folder, unless `--no-rtl`.

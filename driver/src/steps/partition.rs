@@ -3,7 +3,7 @@
 //! (RFC 0004), and the board that links them.
 
 use super::State;
-use crate::pipeline::Step;
+use crate::config::Step;
 use std::fmt::Write as _;
 
 /// Partitions the plan into chips, when a budget or chip count is given.

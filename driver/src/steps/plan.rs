@@ -3,7 +3,7 @@
 //! scratchpad addresses, ROM and SRAM macros (RFC 0003).
 
 use super::State;
-use crate::pipeline::Step;
+use crate::config::Step;
 use anyhow::Context;
 
 /// Plans the hardware, unless `--no-rtl`.
