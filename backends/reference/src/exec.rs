@@ -41,7 +41,7 @@ pub enum RefError {
         /// Tokens of the call.
         tokens: usize,
     },
-    /// The image is illegal for the datapath ([`taalasc_image::verify`]:
+    /// The image is illegal for the datapath ([`taalasc_image::verify()`]:
     /// `node `X`: ...` or `weight `W`: ...`), or a weight read failed.
     #[error(transparent)]
     Image(#[from] taalasc_image::ImageError),
@@ -133,7 +133,7 @@ fn table_value(q: &QTensor, row: &WeightRow<'_>, i: usize) -> i64 {
 /// Checks an image against the datapath's constraints, from its metadata
 /// alone: what [`Reference::new`] refuses, without reading a weight value.
 /// A build checks a large image this way. The rules are
-/// [`taalasc_image::verify`]'s; this is kept for callers of the reference.
+/// [`taalasc_image::verify()`]'s; this is kept for callers of the reference.
 pub fn check_image(info: &ImageInfo) -> Result<(), RefError> {
     taalasc_image::verify(info)?;
     Ok(())

@@ -28,7 +28,7 @@ pub enum ImageError {
         message: String,
     },
     /// A weight is not of the kind or shape its ops read (see
-    /// [`crate::verify`]), or a read asked for something it does not hold.
+    /// [`crate::verify()`]), or a read asked for something it does not hold.
     #[error("weight `{weight}`: {message}")]
     Param {
         /// The weight's IR name.
@@ -36,7 +36,7 @@ pub enum ImageError {
         /// What is wrong with it.
         message: String,
     },
-    /// A node the datapath cannot run (see [`crate::verify`]): e.g. a
+    /// A node the datapath cannot run (see [`crate::verify()`]): e.g. a
     /// `head_dim` that is not a whole number of activation blocks.
     #[error("node `{node}`: {message}")]
     Unsupported {

@@ -205,7 +205,7 @@ pub fn rows_of(q: &QTensor, rows: Range<usize>) -> QTensor {
 }
 
 /// A chip image to read weights from: in memory ([`ChipImage`]) or on disk,
-/// read a slice at a time ([`LazyImage`]). The RTL backend reads images
+/// read a slice at a time ([`LazyImage`](crate::LazyImage)). The RTL backend reads images
 /// through this, so it never needs a whole model in memory.
 pub trait ImageSource {
     /// The graph, context and form of every weight.

@@ -14,10 +14,11 @@
 //!   whole image; [`ImageWriter`] writes one weight (or slice of rows) at a
 //!   time and [`LazyImage`] reads matrices back a slice of rows at a time,
 //!   so a build never holds a whole model. The bytes are the same either way.
-//! - [`verify()`]: the one verifier of an image's legality for the integer
-//!   datapath (RFC 0002). It also returns the datapath type ([`Dtype`]: `R32`,
-//!   `W48`, ...) of every node's value ([`Types`]), which the reference and
-//!   the hardware plan take instead of inferring them again.
+//! - [`legality`]: [`verify()`], the one verifier of an image's legality
+//!   for the integer datapath (RFC 0002). It also returns the datapath type
+//!   ([`Dtype`]: `R32`, `W48`, ...) of every node's value ([`Types`]), which
+//!   the reference and the hardware plan take instead of inferring them
+//!   again.
 //! - [`ImageError`]: every error of the above, naming the file, node or
 //!   weight.
 
@@ -26,9 +27,9 @@
 pub mod disk;
 mod error;
 pub mod image;
-pub mod verify;
+pub mod legality;
 
 pub use disk::{ImageWriter, LazyImage, GRAPH_FILE, WEIGHTS_FILE};
 pub use error::ImageError;
 pub use image::{rows_of, ChipImage, ImageInfo, ImageSource, MatrixInfo, Param, ParamInfo};
-pub use verify::{verify, Dtype, Types};
+pub use legality::{verify, Dtype, Types};
