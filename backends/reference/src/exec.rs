@@ -3,8 +3,8 @@
 use matvec::{row_of, Acts, Prepared};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use taalasc_image::{ChipImage, ImageInfo, ParamInfo};
-use taalasc_ir::{Model, NodeIndex, Op, WeightId};
+use taalasc_image::{ChipImage, Dtype, ImageInfo, Types};
+use taalasc_ir::{NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, RopeTable, ScoreScale, WeightRow};
 use taalasc_quant::QTensor;
 
@@ -12,22 +12,37 @@ mod attend;
 mod matvec;
 mod simd;
 
+/// Why the reference refuses an image or a call.
 #[derive(Debug, thiserror::Error)]
 pub enum RefError {
+    /// A token id past the embedding table.
     #[error("token id {token} at position {position} is outside the vocabulary (size {vocab})")]
     TokenOutOfRange {
+        /// The token id.
         token: u32,
+        /// Its position in the sequence.
         position: usize,
+        /// Rows of the embedding table.
         vocab: usize,
     },
+    /// A call would run past the chip's context.
     #[error("position {position} does not fit the chip's context of {context} positions")]
-    ContextFull { position: usize, context: usize },
-    #[error("node `{node}`: {message}")]
-    Unsupported { node: String, message: String },
-    #[error("weight `{weight}`: {message}")]
-    BadParam { weight: String, message: String },
+    ContextFull {
+        /// The last position the call would run.
+        position: usize,
+        /// Positions the chip holds.
+        context: usize,
+    },
+    /// `logits_from` past the tokens of the call.
     #[error("`logits_from` = {from} is past the {tokens} tokens of this call")]
-    BadLogitsRange { from: usize, tokens: usize },
+    BadLogitsRange {
+        /// The `logits_from` asked for.
+        from: usize,
+        /// Tokens of the call.
+        tokens: usize,
+    },
+    /// The image is illegal for the datapath ([`taalasc_image::verify()`]:
+    /// `node `X`: ...` or `weight `W`: ...`), or a weight read failed.
     #[error(transparent)]
     Image(#[from] taalasc_image::ImageError),
 }
@@ -40,6 +55,17 @@ enum Val {
     W(Vec<i64>),
     /// The token input (no data).
     Tokens,
+}
+
+impl Val {
+    /// The datapath type this container holds.
+    fn dtype(&self) -> Dtype {
+        match self {
+            Val::R(_) => Dtype::R32,
+            Val::W(_) => Dtype::W48,
+            Val::Tokens => Dtype::Tokens,
+        }
+    }
 }
 
 /// KV cache of one attention node: per KV head, `[positions × head_dim]`
@@ -66,6 +92,7 @@ pub struct RefSession {
 }
 
 impl RefSession {
+    /// The next position this session runs.
     pub fn position(&self) -> usize {
         self.pos
     }
@@ -74,6 +101,8 @@ impl RefSession {
 /// A chip image prepared for execution (tables built once).
 pub struct Reference<'a> {
     image: &'a ChipImage,
+    /// Every node's datapath type, from the image verifier.
+    types: Types,
     order: Vec<NodeIndex>,
     inputs: Vec<Vec<NodeIndex>>,
     uses: Vec<usize>,
@@ -102,85 +131,11 @@ fn table_value(q: &QTensor, row: &WeightRow<'_>, i: usize) -> i64 {
 }
 
 /// Checks an image against the datapath's constraints, from its metadata
-/// alone: what [`Reference::new`] refuses (linear inputs and heads in whole
-/// activation blocks, every weight of the kind its op reads), without
-/// reading a weight value. A build checks a large image this way.
+/// alone: what [`Reference::new`] refuses, without reading a weight value.
+/// A build checks a large image this way. The rules are
+/// [`taalasc_image::verify()`]'s; this is kept for callers of the reference.
 pub fn check_image(info: &ImageInfo) -> Result<(), RefError> {
-    let model = &info.model;
-    let inputs: Vec<Vec<NodeIndex>> = (0..model.graph.node_count())
-        .map(|i| model.inputs(NodeIndex::new(i)))
-        .collect();
-    check_parts(model, &inputs, |id| info.param(id).clone())
-}
-
-fn check_parts(
-    model: &Model,
-    inputs: &[Vec<NodeIndex>],
-    param: impl Fn(WeightId) -> ParamInfo,
-) -> Result<(), RefError> {
-    let unsupported = |node: NodeIndex, message: String| RefError::Unsupported {
-        node: model.graph[node].name.clone(),
-        message,
-    };
-    let want = |id: WeightId, ok: bool, what: &str| {
-        if ok {
-            Ok(())
-        } else {
-            Err(RefError::BadParam {
-                weight: model.weight(id).name.clone(),
-                message: format!("expected {what}"),
-            })
-        }
-    };
-    let matrix = |id| {
-        want(
-            id,
-            matches!(param(id), ParamInfo::Matrix(_)),
-            "a quantized matrix",
-        )
-    };
-    let fixed = |id| {
-        want(
-            id,
-            matches!(param(id), ParamInfo::Fixed16(_)),
-            "Q15.16 values",
-        )
-    };
-    let wide = |id| want(id, matches!(param(id), ParamInfo::Wide(_)), "W48 values");
-    for nd in model.topo_order() {
-        let node = &model.graph[nd];
-        match &node.op {
-            Op::Linear { weight, bias } => {
-                let in_w = model.graph[inputs[nd.index()][0]].width;
-                if !in_w.is_multiple_of(nx::A8_BLOCK) {
-                    return Err(unsupported(
-                        nd,
-                        format!("input width {in_w} is not a multiple of the {}-element activation block", nx::A8_BLOCK),
-                    ));
-                }
-                matrix(*weight)?;
-                if let Some(b) = bias {
-                    wide(*b)?;
-                }
-            }
-            Op::Embed { table } | Op::AddPositions { table } => matrix(*table)?,
-            Op::RmsNorm { gain, .. } => fixed(*gain)?,
-            Op::LayerNorm { gain, bias, .. } => {
-                fixed(*gain)?;
-                fixed(*bias)?;
-            }
-            Op::Attention { head_dim, .. } if !head_dim.is_multiple_of(nx::A8_BLOCK) => {
-                return Err(unsupported(
-                    nd,
-                    format!(
-                        "head_dim {head_dim} is not a multiple of the {}-element activation block",
-                        nx::A8_BLOCK
-                    ),
-                ));
-            }
-            _ => {}
-        }
-    }
+    taalasc_image::verify(info)?;
     Ok(())
 }
 
@@ -192,6 +147,7 @@ impl<'a> Reference<'a> {
         let order = model.topo_order();
         let n = model.graph.node_count();
         let inputs: Vec<Vec<NodeIndex>> = (0..n).map(|i| model.inputs(NodeIndex::new(i))).collect();
+        let types = image.verify()?;
         let mut uses = vec![0; n];
         for ins in &inputs {
             for i in ins {
@@ -202,7 +158,6 @@ impl<'a> Reference<'a> {
         let mut rope = HashMap::new();
         let mut norms = HashMap::new();
         let mut prepared = HashMap::new();
-        check_parts(model, &inputs, |id| image.param(id).info())?;
         for &nd in &order {
             let node = &model.graph[nd];
             match &node.op {
@@ -233,6 +188,7 @@ impl<'a> Reference<'a> {
         };
         Ok(Reference {
             image,
+            types,
             order,
             inputs,
             uses,
@@ -245,10 +201,12 @@ impl<'a> Reference<'a> {
         })
     }
 
+    /// The image this runs.
     pub fn image(&self) -> &ChipImage {
         self.image
     }
 
+    /// A new sequence: empty KV caches, position 0.
     pub fn session(&self) -> RefSession {
         RefSession {
             caches: vec![Kv::default(); self.attn_slot.len()],
@@ -416,11 +374,8 @@ impl<'a> Reference<'a> {
                         pool.w(t_n * n_heads * head_dim),
                     ))
                 }
-                Op::Add => match (
-                    values[ins[0].index()].as_ref(),
-                    values[ins[1].index()].as_ref(),
-                ) {
-                    (Some(Val::R(_)), Some(Val::W(_))) => {
+                Op::Add => match (self.types.of(ins[0]), self.types.of(ins[1])) {
+                    (Dtype::R32, Dtype::W48) => {
                         let Val::R(mut r) = take_or_clone(&mut values, ins[0], last(0)) else {
                             unreachable!()
                         };
@@ -434,7 +389,7 @@ impl<'a> Reference<'a> {
                         });
                         Val::R(r)
                     }
-                    (Some(Val::W(_)), Some(Val::W(_))) => {
+                    (Dtype::W48, Dtype::W48) => {
                         let mut a = take_w(&mut values, ins[0], last(0));
                         let b = w_ref(&values, ins[1]);
                         par_rows(threads, &mut a, width, |t, row| {
@@ -444,12 +399,7 @@ impl<'a> Reference<'a> {
                         });
                         Val::W(a)
                     }
-                    _ => {
-                        return Err(RefError::Unsupported {
-                            node: node.name.clone(),
-                            message: "add needs (residual, wide) or (wide, wide) operands".into(),
-                        })
-                    }
+                    _ => unreachable!("verified image: add operands are (R32, W48) or (W48, W48)"),
                 },
                 Op::Mul => {
                     let mut a = take_w(&mut values, ins[0], last(0));
@@ -481,6 +431,12 @@ impl<'a> Reference<'a> {
                     }
                 }
             }
+            debug_assert_eq!(
+                out.dtype(),
+                self.types.of(nd),
+                "node `{}`: computed type disagrees with the image verifier",
+                node.name
+            );
             if let Some(t) = trace.as_mut() {
                 match &out {
                     Val::W(v) => t(nd, v),
