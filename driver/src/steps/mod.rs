@@ -56,6 +56,8 @@ pub struct State {
     pub image: Option<StreamedImage>,
     /// `quantize`: every weight's format and bits.
     pub report: Option<BuildReport>,
+    /// `verify-image`: every node's datapath type.
+    pub types: Option<taalasc_image::Types>,
     /// `plan`: the hardware plan.
     pub plan: Option<taalasc_verilog::Plan>,
     /// `partition`: chips and board.
@@ -82,6 +84,7 @@ impl State {
             auto: None,
             image: None,
             report: None,
+            types: None,
             plan: None,
             system: None,
             emitted: Vec::new(),
