@@ -287,12 +287,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn xorshift(s: &mut u64) -> u64 {
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        *s
-    }
+    pub(crate) use taalasc_testrng::xorshift;
 
     #[test]
     fn vector_helper_requires_block_multiple() {

@@ -758,16 +758,8 @@ fn rope_settings_are_read() {
     );
 }
 
-/// A small xorshift generator, so the corruption test is reproducible.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+/// The fixed-seed generator, so the corruption test is reproducible.
+use taalasc_testrng::XorShift64 as Rng;
 
 #[test]
 fn corrupted_files_never_panic() {
@@ -782,16 +774,16 @@ fn corrupted_files_never_panic() {
         let good = &goods[i % goods.len()];
         let header_len = parse(good).unwrap().data_start as usize;
         let mut b = good.clone();
-        for _ in 0..1 + rng.next() % 4 {
-            let at = (rng.next() % header_len as u64) as usize;
-            b[at] = match rng.next() % 3 {
-                0 => rng.next() as u8,
+        for _ in 0..1 + rng.next_u64() % 4 {
+            let at = (rng.next_u64() % header_len as u64) as usize;
+            b[at] = match rng.next_u64() % 3 {
+                0 => rng.next_u64() as u8,
                 1 => 0xFF,
-                _ => b[at] ^ (1 << (rng.next() % 8)),
+                _ => b[at] ^ (1 << (rng.next_u64() % 8)),
             };
         }
-        if rng.next().is_multiple_of(8) {
-            b.truncate((rng.next() % b.len() as u64) as usize);
+        if rng.next_u64().is_multiple_of(8) {
+            b.truncate((rng.next_u64() % b.len() as u64) as usize);
         }
         let _ = parse(&b);
         if i % 6 == 0 {

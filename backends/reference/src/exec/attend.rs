@@ -313,12 +313,7 @@ mod x86 {
 mod tests {
     use super::*;
 
-    fn xorshift(s: &mut u64) -> u64 {
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        *s
-    }
+    use taalasc_testrng::xorshift;
 
     fn a8_rows(s: &mut u64, n: usize, hd: usize, scale: u32) -> nx::A8Vec {
         let x: Vec<i64> = (0..n * hd)

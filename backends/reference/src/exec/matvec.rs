@@ -507,12 +507,7 @@ mod tests {
     use super::*;
     use taalasc_quant::{QTensor, WeightFormat};
 
-    fn xorshift(s: &mut u64) -> u64 {
-        *s ^= *s << 13;
-        *s ^= *s >> 7;
-        *s ^= *s << 17;
-        *s
-    }
+    use taalasc_testrng::xorshift;
 
     /// A random matrix: codes in the format's stored range, scales any
     /// finite half (biased towards realistic magnitudes).

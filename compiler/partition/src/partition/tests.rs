@@ -361,8 +361,8 @@ fn two_hundred_stages() {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let stages: Vec<_> = (0..200)
         .map(|i| {
-            let rom = 1.0 + (rng.next() % 24) as f64;
-            let out = [RESIDUAL, RESIDUAL, 2 * RESIDUAL][rng.next() as usize % 3];
+            let rom = 1.0 + (rng.next_u64() % 24) as f64;
+            let out = [RESIDUAL, RESIDUAL, 2 * RESIDUAL][rng.next_u64() as usize % 3];
             stage(&format!("layer {i}"), rom, 2.0, 1.0, 1000, out)
         })
         .collect();
@@ -375,20 +375,7 @@ fn two_hundred_stages() {
 // ---------------------------------------------------------------------------
 // Oracles.
 
-/// xorshift64: a tiny deterministic generator.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.next() as usize % xs.len()]
-    }
-}
+use taalasc_testrng::XorShift64 as XorShift;
 
 /// The chain, costed directly from the stages (not through [`Chain`]).
 struct Naive<'a> {
@@ -557,7 +544,7 @@ fn cuts_of(p: &Partition) -> Vec<usize> {
 /// Half the dies are a few times the largest stage, so that chips hold few
 /// stages and the choices interact.
 fn random_case(rng: &mut XorShift) -> (Vec<StageCost>, Budget, usize) {
-    let n = 1 + rng.next() as usize % 12;
+    let n = 1 + rng.next_u64() as usize % 12;
     let width = rng.pick(&[8u32, 64, 256]);
     let w2 = width + 2;
     let io_pins = rng.pick(&[w2 - 1, w2, 2 * w2 - 1, 2 * w2, 2 * w2, 2 * w2]);
@@ -567,28 +554,36 @@ fn random_case(rng: &mut XorShift) -> (Vec<StageCost>, Budget, usize) {
     let max_cycles = rng.pick(&[2u64, 8, 40, 200]);
     // A third of the chains have stages of one size: then the die decides
     // how many stages a chip holds and only the links differ.
-    let uniform = rng.next().is_multiple_of(3);
+    let uniform = rng.next_u64().is_multiple_of(3);
     let stages: Vec<StageCost> = (0..n)
         .map(|i| StageCost {
             name: format!("s{i}"),
             rom_bits: if uniform {
                 1_000_000
             } else {
-                rng.next() % 8 * 250_000
+                rng.next_u64() % 8 * 250_000
             },
-            sram_bits: if uniform { 0 } else { rng.next() % 4 * 250_000 },
+            sram_bits: if uniform {
+                0
+            } else {
+                rng.next_u64() % 4 * 250_000
+            },
             kv_bits_per_position: 0,
             fixed_sram_bits: 0,
-            logic_cells: if uniform { 0 } else { rng.next() % 4 * 125_000 },
-            cycles: 1 + rng.next() % max_cycles,
+            logic_cells: if uniform {
+                0
+            } else {
+                rng.next_u64() % 4 * 125_000
+            },
+            cycles: 1 + rng.next_u64() % max_cycles,
             macs: 0,
             rom_read_bits: 0,
             sram_access_bits: 0,
             out_bits: rng.pick(&[0, 100, 448, 1000, 2000, 3000, 5000]),
         })
         .collect();
-    b.die_mm2 = if rng.next().is_multiple_of(2) {
-        (1 + rng.next() % 24) as f64 * 0.25
+    b.die_mm2 = if rng.next_u64().is_multiple_of(2) {
+        (1 + rng.next_u64() % 24) as f64 * 0.25
     } else {
         let naive = Naive {
             stages: &stages,
@@ -597,7 +592,7 @@ fn random_case(rng: &mut XorShift) -> (Vec<StageCost>, Budget, usize) {
         let largest = (0..n).map(|i| naive.area(i, i + 1)).fold(0.25, f64::max);
         largest * rng.pick(&[1.0, 1.25, 1.5, 2.0, 2.5, 3.0])
     };
-    let min_chips = rng.next() as usize % (n + 2);
+    let min_chips = rng.next_u64() as usize % (n + 2);
     (stages, b, min_chips)
 }
 
