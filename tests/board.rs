@@ -14,7 +14,8 @@
 use serde_json::Value;
 use std::path::Path;
 use taalasc_tests::{
-    fixture, repo_root, smollm2_gguf, taalasc_ok as ok, taalasc_run as run, verilator_lint,
+    fixture, output_files, repo_root, smollm2_gguf, taalasc_ok as ok, taalasc_run as run,
+    verilator_lint,
 };
 
 fn manifest(chip: &Path) -> Value {
@@ -151,27 +152,6 @@ fn smollm2_slice_two_chips_three_users_bit_exact() {
     }
 }
 
-/// Every file under `dir` with its bytes, by relative path, sorted; the
-/// manifest's source path and the budget's file name are the only
-/// differences two output folders may have, and they are the same here.
-fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Area of each stage under `budget`, computed here from the stage costs
 /// the build recorded and the budget's densities.
 fn stage_areas(sys: &Value) -> Vec<f64> {
@@ -286,7 +266,7 @@ fn chip_budgets_force_two_three_and_four_chips_and_are_respected() {
             let again = dir.path().join("again.chip");
             let o = build(&again, file.to_str().unwrap());
             assert!(o.status.success(), "{o:?}");
-            assert_eq!(tree(&out), tree(&again));
+            assert_eq!(output_files(&out), output_files(&again));
         }
     }
     // A die smaller than the largest stage: a clear error naming the

@@ -10,8 +10,8 @@
 //! them; a missing tool fails the test with the install command).
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use taalasc_tests::{fixture, repo_root, smollm2_gguf};
+use std::path::Path;
+use taalasc_tests::{fixture, output_files, repo_root, smollm2_gguf};
 
 use taalasc_tests::{taalasc_ok as ok, taalasc_run as run};
 
@@ -198,26 +198,6 @@ fn smollm2_full_model_bit_exact() {
     );
 }
 
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn rtl_build_is_byte_identical_and_snapshotted() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,14 +205,14 @@ fn rtl_build_is_byte_identical_and_snapshotted() {
     let model = fixture("rtl/llama_tied_mqa");
     build(&model, &a, &["--lanes", "4", "--context", "8"]);
     build(&model, &b, &["--lanes", "4", "--context", "8"]);
-    let (fa, fb) = (files(&a), files(&b));
+    let (fa, fb) = (output_files(&a), output_files(&b));
     assert!(fa.len() > 20, "{} files", fa.len());
     assert_eq!(
         fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
         fb.iter().map(|f| &f.0).collect::<Vec<_>>()
     );
     for ((p, x), (_, y)) in fa.iter().zip(&fb) {
-        assert!(x == y, "{} differs between two builds", p.display());
+        assert!(x == y, "{p} differs between two builds");
     }
     // Snapshots record the emitted design of the smallest model: the I/O
     // engine, a layer engine, the chip top and the hardware manifest.

@@ -77,8 +77,8 @@ pub struct BuildConfig {
     pub hardware: Option<HardwareConfig>,
     /// Stop after this step and write nothing.
     pub stop_after: Option<Step>,
-    /// Print this step's result in its text form.
-    pub dump_after: Option<Step>,
+    /// Return these steps' results in their text forms.
+    pub dump_after: Vec<Step>,
 }
 
 impl BuildConfig {
@@ -102,7 +102,7 @@ impl BuildConfig {
                 chips: None,
             }),
             stop_after: None,
-            dump_after: None,
+            dump_after: Vec::new(),
         }
     }
 
@@ -133,11 +133,12 @@ impl BuildConfig {
                 anyhow::ensure!(c.min_chips > 0, "--chips must be at least 1");
             }
         }
-        if let (Some(stop), Some(dump)) = (self.stop_after, self.dump_after) {
-            anyhow::ensure!(
-                dump <= stop,
-                "--dump-after {dump} comes after --stop-after {stop}: it would never run"
-            );
+        if let Some(stop) = self.stop_after {
+            if let Some(dump) = self.dump_after.iter().find(|&&d| d > stop) {
+                anyhow::bail!(
+                    "--dump-after {dump} comes after --stop-after {stop}: it would never run"
+                );
+            }
         }
         Ok(())
     }

@@ -109,8 +109,8 @@ pub struct Built {
     pub last: Step,
     /// The wall time of each step run, in order.
     pub timings: Vec<StepTime>,
-    /// `--dump-after`'s text, when that step ran.
-    pub dump: Option<String>,
+    /// The text form of each `--dump-after` step that ran, in step order.
+    pub dumps: Vec<(Step, String)>,
     /// `report.json` as written (or as it would be, when stopped early).
     pub report: Option<crate::manifest::BuildReportFile>,
     /// One line on what was written.
@@ -128,7 +128,7 @@ pub fn build(cfg: &BuildConfig) -> Result<Built, BuildError> {
     })?;
     let mut state = State::new(cfg.clone());
     let mut timings = Vec::new();
-    let mut dump = None;
+    let mut dumps = Vec::new();
     let mut last = Step::Load;
     for s in &PIPELINE {
         let t0 = Instant::now();
@@ -141,8 +141,8 @@ pub fn build(cfg: &BuildConfig) -> Result<Built, BuildError> {
             seconds: t0.elapsed().as_secs_f64(),
         });
         last = s.step;
-        if cfg.dump_after == Some(s.step) {
-            dump = Some(steps::dump(s.step, &state));
+        if cfg.dump_after.contains(&s.step) {
+            dumps.push((s.step, steps::dump(s.step, &state)));
         }
         if cfg.stop_after == Some(s.step) {
             break;
@@ -159,7 +159,7 @@ pub fn build(cfg: &BuildConfig) -> Result<Built, BuildError> {
         out,
         last,
         timings,
-        dump,
+        dumps,
         report: state.report_file.take(),
         summary: state.summary(),
     })

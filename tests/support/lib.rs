@@ -145,3 +145,28 @@ pub fn verilator_lint(dir: &Path, top: &str) {
         dir.display()
     );
 }
+
+/// Every file of an output folder with its bytes, by relative path, sorted,
+/// except `timings.json` at its top (the build steps' wall times: the one
+/// file meant to differ between two builds of the same input).
+pub fn output_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.parent() == Some(dir)
+                && p.file_name() == Some(taalasc::pipeline::TIMINGS_FILE.as_ref())
+            {
+                continue;
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

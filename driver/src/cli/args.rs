@@ -271,7 +271,7 @@ pub struct BuildArgs {
     #[arg(long, value_enum, value_name = "STEP")]
     pub stop_after: Option<taalasc::Step>,
     /// Print this step's result in its text form to stdout (e.g. `plan`: one line per
-    /// instruction of every engine).
+    /// instruction of every engine); repeatable.
     #[arg(long, value_enum, value_name = "STEP")]
-    pub dump_after: Option<taalasc::Step>,
+    pub dump_after: Vec<taalasc::Step>,
 }

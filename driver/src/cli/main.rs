@@ -279,7 +279,7 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
         let total: f64 = built.timings.iter().map(|t| t.seconds).sum();
         eprintln!("build: {:<15} {total:>9.3} s", "total");
     }
-    if let Some(d) = &built.dump {
+    for (_, d) in &built.dumps {
         out!("{d}");
     }
     match (&built.report, json) {
