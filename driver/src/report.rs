@@ -32,13 +32,6 @@ pub struct ReportOptions {
 /// The simulation summary `taalasc sim` leaves in `sim/result.json`.
 pub const SIM_RESULT: &str = "sim/result.json";
 
-fn read_json(p: &Path) -> anyhow::Result<serde_json::Value> {
-    serde_json::from_str(
-        &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", p.display()))
-}
-
 /// Perplexity, KL and top-1 of each image against the float model of the
 /// same source and layers, plus the float model's own perplexity, on the
 /// first `chunks` chunks of `ctx` tokens of `text` (llama.cpp's scoring).
@@ -83,16 +76,19 @@ pub fn report(
     system: Option<System>,
 ) -> anyhow::Result<PathBuf> {
     let chip = &opts.chip;
-    let manifest = read_json(&chip.join("manifest.json"))?;
-    let build = read_json(&chip.join("report.json"))?;
+    let manifest = crate::manifest::Manifest::read(chip)?;
+    let build = crate::manifest::BuildReportFile::read(chip)?;
     let system = match system {
         Some(s) => s,
         None => crate::system::partition(plan, opts.budget.as_deref().unwrap_or("hc1"), 1)?,
     };
-    let source = crate::image_source(chip)?;
-    let layers = crate::image_layers(chip)?;
-    let n = |v: &serde_json::Value, what: &str| -> anyhow::Result<f64> {
-        v.as_f64()
+    let source = manifest.source.path.clone();
+    let layers = manifest.source.layers_kept;
+    let n = |what: &str| -> anyhow::Result<f64> {
+        build
+            .build
+            .get(what)
+            .and_then(|v| v.as_f64())
             .with_context(|| format!("{}: `{what}` missing", chip.join("report.json").display()))
     };
     // Quality of this build, and of the sweep's rebuilds, on the same chunks.
@@ -108,9 +104,7 @@ pub fn report(
                 let mut o = BuildOptions::defaults(&loaded.model);
                 o.linear = f.parse().with_context(|| format!("--sweep format `{f}`"))?;
                 o.context = image.context;
-                if let Some(t) = manifest["table_format"].as_str() {
-                    o.table = t.parse()?;
-                }
+                o.table = manifest.table_format.parse()?;
                 eprintln!("report: rebuilding with linear layers {f}...");
                 let (img, rep) = build_image(&loaded, &o, None)?;
                 let p = taalasc_verilog::plan::plan_with(&img, plan.lanes, plan.users, true)?;
@@ -157,32 +151,28 @@ pub fn report(
     } else {
         chip.to_path_buf()
     };
-    let measured = match std::fs::read_to_string(sim_dir.join(SIM_RESULT)) {
+    let record = sim_dir.join(SIM_RESULT);
+    let measured = match std::fs::read_to_string(&record) {
         Ok(t) => {
-            let v: serde_json::Value = serde_json::from_str(&t)
-                .with_context(|| format!("{} is not JSON", sim_dir.join(SIM_RESULT).display()))?;
+            let v: crate::sim::SimRecord = serde_json::from_str(&t)
+                .with_context(|| format!("{}", record.display()))?;
             Some(Measured {
-                users: v["users"].as_u64().unwrap_or(1) as usize,
-                latency_cycles_per_token: v["cycles_per_token"].as_f64().unwrap_or(0.0),
-                throughput_cycles_per_token: v["throughput_cycles_per_token"]
-                    .as_f64()
-                    .unwrap_or(0.0),
-                bit_exact: v["bit_exact"].as_bool().unwrap_or(false),
-                positions: v["positions"].as_u64().unwrap_or(0) as usize,
-                command: v["command"].as_str().unwrap_or("").to_string(),
+                users: v.users,
+                latency_cycles_per_token: v.cycles_per_token,
+                throughput_cycles_per_token: v.throughput_cycles_per_token,
+                bit_exact: v.bit_exact,
+                positions: v.positions,
+                command: v.command,
             })
         }
         Err(_) => None,
     };
     let input = ReportInput {
         model: source.display().to_string(),
-        architecture: manifest["source"]["architecture"]
-            .as_str()
-            .unwrap_or("?")
-            .to_string(),
-        params: n(&build["params"], "params")? as u64,
-        weight_bits: n(&build["total_bits"], "total_bits")? as u64,
-        bits_per_weight: n(&build["bits_per_weight"], "bits_per_weight")?,
+        architecture: manifest.source.architecture.clone(),
+        params: n("params")? as u64,
+        weight_bits: n("total_bits")? as u64,
+        bits_per_weight: n("bits_per_weight")?,
         lanes: plan.lanes,
         users: plan.users,
         context: plan.context,
