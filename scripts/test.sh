@@ -26,6 +26,10 @@ bash scripts/fetch-data.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "layering (crate dependencies point down; no module use-cycles)"
+python3 scripts/check-layering.py --self-test
+python3 scripts/check-layering.py
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
