@@ -14,8 +14,8 @@
 use serde_json::Value;
 use std::path::Path;
 use taalasc_tests::{
-    fixture, output_files, repo_root, smollm2_gguf, taalasc_ok as ok, taalasc_run as run,
-    verilator_lint,
+    build_lib, fixture, output_files, repo_root, sim_lib, smollm2_gguf, taalasc_ok as ok,
+    taalasc_run as run, verilator_lint,
 };
 
 fn manifest(chip: &Path) -> Value {
@@ -28,20 +28,20 @@ fn manifest(chip: &Path) -> Value {
 fn board_cross_check(model: &Path, chips: usize, users: &[&str], dir: &Path) -> Value {
     let chip = dir.join("board.chip");
     let (n, u) = (chips.to_string(), users.len().to_string());
-    ok(&[
-        "build",
-        model.to_str().unwrap(),
-        "-o",
-        chip.to_str().unwrap(),
-        "--lanes",
-        "16",
-        "--context",
-        "32",
-        "--users",
-        &u,
-        "--chips",
-        &n,
-    ]);
+    build_lib(
+        model,
+        &chip,
+        &[
+            "--lanes",
+            "16",
+            "--context",
+            "32",
+            "--users",
+            &u,
+            "--chips",
+            &n,
+        ],
+    );
     let m = manifest(&chip);
     let sys = &m["hardware"]["system"];
     assert_eq!(sys["partition"]["chips"].as_array().unwrap().len(), chips);
@@ -61,12 +61,7 @@ fn board_cross_check(model: &Path, chips: usize, users: &[&str], dir: &Path) -> 
         verilator_lint(&chip.join(format!("chip{k}")), &format!("taalasc_chip{k}"));
     }
     verilator_lint(&chip.join("board"), "taalasc_board");
-    let mut args = vec!["sim", chip.to_str().unwrap(), "--json"];
-    for t in users {
-        args.extend(["--tokens", t]);
-    }
-    let out = ok(&args);
-    let j: Value = serde_json::from_str(&out).unwrap();
+    let j = sim_lib(&chip, users);
     assert_eq!(j["bit_exact"], true, "{}: {j:#}", model.display());
     let per_user = j["users"].as_array().unwrap();
     assert_eq!(per_user.len(), users.len());

@@ -15,21 +15,14 @@ use taalasc_tests::{fixture, output_files, repo_root, smollm2_gguf};
 
 use taalasc_tests::{taalasc_ok as ok, taalasc_run as run};
 
+/// Builds through the library (`taalasc::build`), from the CLI's flags.
 fn build(model: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "build",
-        model.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    ok(&args);
+    taalasc_tests::build_lib(model, out, extra);
 }
 
-/// `taalasc sim --json` of one sequence.
+/// The simulation of one sequence, through the library (`sim --json`'s object).
 fn sim_json(chip: &Path, tokens: &str) -> Value {
-    let out = ok(&["sim", chip.to_str().unwrap(), "--tokens", tokens, "--json"]);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("sim --json: {e}\n{out}"))
+    taalasc_tests::sim_lib(chip, &[tokens])
 }
 
 fn lint(chip: &Path) {

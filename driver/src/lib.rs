@@ -7,6 +7,7 @@
 //! checkpoint ──frontends──▶ model IR ──float──▶ logits / perplexity
 //! ```
 
+pub mod args;
 pub mod build;
 pub mod calib;
 pub mod config;

@@ -154,8 +154,8 @@ pub fn report(
     let record = sim_dir.join(SIM_RESULT);
     let measured = match std::fs::read_to_string(&record) {
         Ok(t) => {
-            let v: crate::sim::SimRecord = serde_json::from_str(&t)
-                .with_context(|| format!("{}", record.display()))?;
+            let v: crate::sim::SimRecord =
+                serde_json::from_str(&t).with_context(|| format!("{}", record.display()))?;
             Some(Measured {
                 users: v.users,
                 latency_cycles_per_token: v.cycles_per_token,

@@ -170,3 +170,44 @@ pub fn output_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// `taalasc build MODEL -o OUT EXTRA...` through the library: the flags
+/// parsed as the CLI parses them, then `taalasc::build`. Panics with the
+/// error when the build fails.
+pub fn build_lib(model: &Path, out: &Path, extra: &[&str]) -> taalasc::Built {
+    try_build_lib(model, out, extra)
+        .unwrap_or_else(|e| panic!("build {} {extra:?}: {e:#}", model.display()))
+}
+
+/// [`build_lib`], returning the error.
+pub fn try_build_lib(model: &Path, out: &Path, extra: &[&str]) -> anyhow::Result<taalasc::Built> {
+    use clap::Parser;
+    let mut argv = vec![
+        "taalasc",
+        "build",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
+    let taalasc::args::Command::Build(a) = taalasc::args::Cli::try_parse_from(argv)?.command else {
+        unreachable!("a build command line")
+    };
+    Ok(taalasc::build(&a.into_config()?)?)
+}
+
+/// `taalasc sim CHIP --tokens T1 --tokens T2 ... --json` through the
+/// library: each user's comma-separated token ids; the result as the CLI's
+/// JSON. Panics when the simulation cannot run (a mismatch is a result).
+pub fn sim_lib(chip: &Path, users: &[&str]) -> Value {
+    let cfg = taalasc::sim::SimConfig {
+        users: users
+            .iter()
+            .map(|u| taalasc::parse_tokens(u).unwrap())
+            .collect(),
+        ..Default::default()
+    };
+    taalasc::sim::simulate(chip, &cfg)
+        .unwrap_or_else(|e| panic!("sim {}: {e:#}", chip.display()))
+        .to_json()
+}

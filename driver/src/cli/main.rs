@@ -2,14 +2,10 @@
 //! typed inputs, calls the driver library and prints. No compiler logic
 //! lives here.
 
-mod args;
-
-use anyhow::{bail, Context};
-use args::{BuildArgs, Cli, Command};
+use anyhow::bail;
 use clap::Parser;
 use std::path::{Path, PathBuf};
-use taalasc::build::AutoTarget;
-use taalasc::config::{BuildConfig, CalibConfig, ChipsConfig, HardwareConfig, LinearFormat};
+use taalasc::args::{BuildArgs, Cli, Command};
 use taalasc::run::Prompt;
 
 /// `print!` / `println!` to standard output that return the write error
@@ -205,72 +201,9 @@ fn eval(
     Ok(())
 }
 
-/// The typed build configuration of `taalasc build`'s flags.
-fn build_config(a: BuildArgs) -> anyhow::Result<BuildConfig> {
-    let target = match (a.rom_budget, a.bpw, a.loss_budget) {
-        (Some(b), _, _) => Some(AutoTarget::RomBits(b)),
-        (_, Some(x), _) => Some(AutoTarget::BitsPerWeight(x)),
-        (_, _, Some(l)) => Some(AutoTarget::Loss(l)),
-        _ => None,
-    };
-    let auto = a.bits.as_deref() == Some("auto");
-    if auto != target.is_some() {
-        bail!("--bits auto needs one of --rom-budget, --bpw or --loss-budget, and those need --bits auto");
-    }
-    let linear = match (&a.format, &a.bits, target) {
-        (Some(f), _, _) => LinearFormat::Fixed(f.parse()?),
-        (None, Some(_), Some(t)) => LinearFormat::Auto(t),
-        (None, Some(b), None) => {
-            let bits: u8 = b
-                .parse()
-                .with_context(|| format!("--bits {b}: expected 2, 3, 4, 5, 6, 8 or auto"))?;
-            let g = a.group.clone().unwrap_or_else(|| "32".into());
-            let g = if g == "row" { g } else { format!("g{g}") };
-            LinearFormat::Fixed(format!("{}{bits}{g}", if a.sym { 's' } else { 'a' }).parse()?)
-        }
-        (None, None, _) => {
-            if a.group.is_some() || a.sym {
-                bail!("--group and --sym refine --bits; give --bits too");
-            }
-            LinearFormat::Default
-        }
-    };
-    let multi = a.chip_budget.is_some() || a.chips.is_some();
-    if multi && a.no_rtl {
-        bail!("--chip-budget and --chips plan the hardware; they cannot go with --no-rtl");
-    }
-    let hardware = (!a.no_rtl).then(|| HardwareConfig {
-        lanes: a.lanes,
-        users: a.users,
-        chips: multi.then(|| ChipsConfig {
-            budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),
-            min_chips: a.chips.unwrap_or(1),
-        }),
-    });
-    Ok(BuildConfig {
-        out: a.out.unwrap_or_else(|| BuildConfig::default_out(&a.model)),
-        model: a.model,
-        layers: a.layers,
-        linear,
-        table: a.table_format.parse()?,
-        layer_rules: a.layer_format,
-        context: a.context,
-        quantizer: a.quantizer,
-        gptq_order: a.gptq_order,
-        calib: a.calib.map(|text| CalibConfig {
-            text,
-            chunks: a.calib_chunks,
-            probe_tokens: a.probe_tokens as usize,
-        }),
-        hardware,
-        stop_after: a.stop_after,
-        dump_after: a.dump_after,
-    })
-}
-
 fn build(a: BuildArgs) -> anyhow::Result<()> {
     let (json, timings) = (a.json, a.timings);
-    let cfg = build_config(a)?;
+    let cfg = a.into_config()?;
     let built = taalasc::build(&cfg)?;
     if timings {
         for t in &built.timings {

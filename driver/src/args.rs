@@ -1,9 +1,14 @@
-//! The command line's flags (clap): what each verb takes, with its help text.
+//! The command line's flags (clap): what each verb takes, with its help
+//! text, and their typed form ([`BuildArgs::into_config`]). In the library
+//! so that tests can build from the same flags the CLI takes.
 
+use crate::build::AutoTarget;
+use crate::config::{BuildConfig, CalibConfig, ChipsConfig, HardwareConfig, LinearFormat};
+use crate::eval::BosPolicy;
+use crate::run::Executor;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use taalasc::eval::BosPolicy;
-use taalasc::run::Executor;
 
 #[derive(Parser)]
 #[command(
@@ -206,14 +211,14 @@ pub struct BuildArgs {
     pub calib_chunks: usize,
     /// Rounding method (default: gptq when --calib is given, else rtn).
     #[arg(long, value_enum)]
-    pub quantizer: Option<taalasc::build::Quantizer>,
+    pub quantizer: Option<crate::build::Quantizer>,
     /// With --bits auto: calibration tokens (the last ones) on which each layer's end-to-end
     /// KL importance is measured; one float forward per layer.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(2..=4096))]
     pub probe_tokens: u64,
     /// GPTQ column order: `act` (decreasing input energy, groups fixed up front) or `natural`.
-    #[arg(long, value_enum, default_value_t = taalasc::build::GptqOrder::Act)]
-    pub gptq_order: taalasc::build::GptqOrder,
+    #[arg(long, value_enum, default_value_t = crate::build::GptqOrder::Act)]
+    pub gptq_order: crate::build::GptqOrder,
     /// Inputs per scale: 32, 64, 128 or `row`.
     #[arg(long)]
     pub group: Option<String>,
@@ -231,7 +236,7 @@ pub struct BuildArgs {
     /// Repeatable; a later rule wins. Overrides --bits/--format/--table-format for those
     /// weights, and --bits auto chooses only among the others.
     #[arg(long = "layer-format", value_name = "PATTERN=FORMAT")]
-    pub layer_format: Vec<taalasc::build::LayerRule>,
+    pub layer_format: Vec<crate::build::LayerRule>,
     /// Positions held in the KV cache (default: the model's maximum, at most 2048).
     #[arg(long)]
     pub context: Option<usize>,
@@ -269,9 +274,75 @@ pub struct BuildArgs {
     /// Stop after this step and write nothing (steps: load, verify-ir, calibrate,
     /// choose-formats, quantize, verify-image, plan, partition, emit, write).
     #[arg(long, value_enum, value_name = "STEP")]
-    pub stop_after: Option<taalasc::Step>,
+    pub stop_after: Option<crate::Step>,
     /// Print this step's result in its text form to stdout (e.g. `plan`: one line per
     /// instruction of every engine); repeatable.
     #[arg(long, value_enum, value_name = "STEP")]
-    pub dump_after: Vec<taalasc::Step>,
+    pub dump_after: Vec<crate::Step>,
+}
+
+impl BuildArgs {
+    /// The typed build configuration of these flags.
+    pub fn into_config(self) -> anyhow::Result<BuildConfig> {
+        let a = self;
+        let target = match (a.rom_budget, a.bpw, a.loss_budget) {
+            (Some(b), _, _) => Some(AutoTarget::RomBits(b)),
+            (_, Some(x), _) => Some(AutoTarget::BitsPerWeight(x)),
+            (_, _, Some(l)) => Some(AutoTarget::Loss(l)),
+            _ => None,
+        };
+        let auto = a.bits.as_deref() == Some("auto");
+        if auto != target.is_some() {
+            bail!("--bits auto needs one of --rom-budget, --bpw or --loss-budget, and those need --bits auto");
+        }
+        let linear = match (&a.format, &a.bits, target) {
+            (Some(f), _, _) => LinearFormat::Fixed(f.parse()?),
+            (None, Some(_), Some(t)) => LinearFormat::Auto(t),
+            (None, Some(b), None) => {
+                let bits: u8 = b
+                    .parse()
+                    .with_context(|| format!("--bits {b}: expected 2, 3, 4, 5, 6, 8 or auto"))?;
+                let g = a.group.clone().unwrap_or_else(|| "32".into());
+                let g = if g == "row" { g } else { format!("g{g}") };
+                LinearFormat::Fixed(format!("{}{bits}{g}", if a.sym { 's' } else { 'a' }).parse()?)
+            }
+            (None, None, _) => {
+                if a.group.is_some() || a.sym {
+                    bail!("--group and --sym refine --bits; give --bits too");
+                }
+                LinearFormat::Default
+            }
+        };
+        let multi = a.chip_budget.is_some() || a.chips.is_some();
+        if multi && a.no_rtl {
+            bail!("--chip-budget and --chips plan the hardware; they cannot go with --no-rtl");
+        }
+        let hardware = (!a.no_rtl).then(|| HardwareConfig {
+            lanes: a.lanes,
+            users: a.users,
+            chips: multi.then(|| ChipsConfig {
+                budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),
+                min_chips: a.chips.unwrap_or(1),
+            }),
+        });
+        Ok(BuildConfig {
+            out: a.out.unwrap_or_else(|| BuildConfig::default_out(&a.model)),
+            model: a.model,
+            layers: a.layers,
+            linear,
+            table: a.table_format.parse()?,
+            layer_rules: a.layer_format,
+            context: a.context,
+            quantizer: a.quantizer,
+            gptq_order: a.gptq_order,
+            calib: a.calib.map(|text| CalibConfig {
+                text,
+                chunks: a.calib_chunks,
+                probe_tokens: a.probe_tokens as usize,
+            }),
+            hardware,
+            stop_after: a.stop_after,
+            dump_after: a.dump_after,
+        })
+    }
 }
