@@ -16,12 +16,15 @@ use std::path::PathBuf;
     version,
     about = "Compile trained transformer checkpoints into synthesizable silicon, with a bit-exact software reference."
 )]
+/// The `taalasc` command line.
 pub struct Cli {
     #[command(subcommand)]
+    /// The verb and its flags.
     pub command: Command,
 }
 
 #[derive(Subcommand)]
+/// The verbs.
 pub enum Command {
     /// Quantize a checkpoint into a chip image: quantized weights, scales and fixed-point constants,
     /// plus graph.json, manifest.json and report.json (bits per layer and per weight).
@@ -181,6 +184,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args)]
+/// The flags of `taalasc build`.
 pub struct BuildArgs {
     /// The checkpoint (see `inspect`).
     pub model: PathBuf,

@@ -31,12 +31,16 @@ impl LogitsEngine for taalasc_float::FloatModel {
 pub enum BosPolicy {
     /// As llama.cpp: only when the tokenizer adds BOS to a fresh prompt.
     Auto,
+    /// Every chunk starts with BOS.
     Always,
+    /// No chunk gets BOS.
     Never,
 }
 
 #[derive(Clone, Debug, Serialize)]
+/// What `eval` measured on one model.
 pub struct PerplexityReport {
+    /// exp of the mean negative log-likelihood over the scored tokens.
     pub perplexity: f64,
     /// Mean KL(baseline ‖ engine) over scored positions, nats (with a baseline).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,10 +48,15 @@ pub struct PerplexityReport {
     /// Fraction of scored positions whose argmax equals the baseline's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top1: Option<f64>,
+    /// Chunks scored.
     pub chunks: usize,
+    /// Tokens scored (the second half of each chunk).
     pub tokens_scored: usize,
+    /// Tokens per chunk.
     pub ctx: usize,
+    /// Tokens in the whole text.
     pub text_tokens: usize,
+    /// Whether each chunk started with BOS.
     pub bos_per_chunk: bool,
     /// Mean NLL of each chunk (nats per token), in order.
     pub nll_per_chunk: Vec<f64>,
@@ -195,8 +204,11 @@ pub fn quality_many(
 /// `layers` decoder layers, as a chip built with `--layers`), and the text
 /// tokenized by the source's tokenizer and cut into chunks.
 pub struct Prepared {
+    /// The float source checkpoint.
     pub loaded: taalasc_frontends::LoadedModel,
+    /// Its float reference.
     pub float: taalasc_float::FloatModel,
+    /// The chunks to score, BOS included when used.
     pub chunks: Vec<Vec<u32>>,
     /// Tokens of the whole text.
     pub text_tokens: usize,

@@ -4,32 +4,50 @@ use serde::Serialize;
 use taalasc_frontends::LoadedModel;
 use taalasc_ir::{HParams, LayerSummary};
 
+/// What `taalasc inspect` prints of a checkpoint.
 #[derive(Serialize)]
 pub struct InspectReport {
+    /// The checkpoint path.
     pub path: String,
+    /// Its container (`hf` or `gguf`).
     pub format: String,
+    /// The hyperparameters.
     pub hparams: HParams,
+    /// Parameters over all weights.
     pub params: u64,
+    /// Bytes of all weights at their source dtypes.
     pub bytes: u64,
+    /// Tensors and parameters per source dtype.
     pub dtypes: Vec<DtypeCount>,
+    /// Ops, parameters and bytes per layer group (embedding, each layer, head).
     pub layers: Vec<LayerSummary>,
+    /// The tokenizer, when the checkpoint ships one.
     pub tokenizer: Option<TokenizerInfo>,
 }
 
+/// Tensors and parameters stored in one dtype.
 #[derive(Serialize)]
 pub struct DtypeCount {
+    /// The storage dtype.
     pub dtype: String,
+    /// Tensors stored in it.
     pub tensors: usize,
+    /// Their parameters.
     pub params: u64,
 }
 
+/// The tokenizer a checkpoint ships.
 #[derive(Serialize)]
 pub struct TokenizerInfo {
+    /// Tokens in its vocabulary.
     pub vocab_size: usize,
+    /// Beginning-of-sequence id, if any.
     pub bos: Option<u32>,
+    /// End-of-sequence id, if any.
     pub eos: Option<u32>,
 }
 
+/// The inspection of `m`, from metadata only.
 pub fn report(m: &LoadedModel) -> InspectReport {
     let mut dtypes: Vec<DtypeCount> = Vec::new();
     for w in &m.model.weights {

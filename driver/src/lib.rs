@@ -1,11 +1,23 @@
 //! # taalasc: the driver
 //!
-//! The command-line tool's verbs as library functions, so tests and benches
-//! call exactly what users run. Stages:
+//! The compiler's pipeline and the command line's verbs as library
+//! functions, so tests and benches call exactly what users run. The driver
+//! is the one crate above the three stages: it uses `frontends` (checkpoints
+//! into the model IR) and the backends (references, Verilog, report), which
+//! use the `compiler` crates.
 //!
 //! ```text
-//! checkpoint ──frontends──▶ model IR ──float──▶ logits / perplexity
+//! checkpoint ──load──▶ model IR ──quantize──▶ chip image ──plan/emit──▶ RTL
+//!                          │                      │
+//!                          └─ float reference      └─ integer reference (bit-exact)
 //! ```
+//!
+//! [`build`] runs the named steps of [`pipeline::PIPELINE`] on a typed
+//! [`BuildConfig`]; [`sim::simulate`], [`synth::synthesize`],
+//! [`report::report`], [`run::run`] and [`eval::eval_models`] are the other
+//! verbs.
+
+#![warn(missing_docs)]
 
 pub mod args;
 pub mod build;

@@ -17,15 +17,19 @@ use taalasc_verilog::Plan;
 /// What `taalasc report` was asked for.
 #[derive(Clone, Debug)]
 pub struct ReportOptions {
+    /// The chip folder.
     pub chip: PathBuf,
     /// Text to score quality on (perplexity, KL, top-1 against the float model).
     pub text: Option<PathBuf>,
+    /// Tokens per scored chunk.
     pub ctx: usize,
+    /// Chunks of the text to score.
     pub chunks: usize,
     /// Linear-layer formats to rebuild and score for the quality-versus-area chart.
     pub sweep: Vec<String>,
     /// Budget for a chip built without `--chip-budget` (default hc1).
     pub budget: Option<String>,
+    /// Output folder (default `CHIP/report`).
     pub out: Option<PathBuf>,
 }
 

@@ -11,8 +11,11 @@ use taalasc_verilog::Plan;
 /// The multi-chip view of a build, kept in manifest.json (`hardware.system`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct System {
+    /// What one die may hold.
     pub budget: Budget,
+    /// Every pipeline stage's cost (embedding, each layer, head).
     pub stages: Vec<StageCost>,
+    /// The stage chain cut into chips.
     pub partition: Partition,
     /// The board, when the partition has more than one chip.
     pub board: Option<Board>,
