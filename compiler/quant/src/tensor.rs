@@ -348,7 +348,6 @@ pub fn mixed_name(fmt: &WeightFormat, widths: &CodeWidths) -> String {
 mod tests {
     use super::*;
     use crate::testutil::Rng;
-    use half::f16;
 
     fn widths(groups: &[u8], rows: &[u8]) -> CodeWidths {
         CodeWidths {
