@@ -303,6 +303,30 @@ fn sim_rejects_a_chip_without_rtl() {
     );
 }
 
+/// The CLI with a relative chip path, run from the chip's parent folder
+/// (as `scripts/example.sh` does): Verilator's make and the simulation run
+/// in other folders, so every path `sim` hands on must be absolute.
+#[test]
+fn sim_takes_a_relative_chip_path() {
+    let dir = tempfile::tempdir().unwrap();
+    build(
+        &repo_root().join("examples/tiny-llama"),
+        &dir.path().join("rel.chip"),
+        &["--lanes", "16", "--context", "8"],
+    );
+    let o = std::process::Command::new(taalasc_tests::taalasc_bin())
+        .args(["sim", "rel.chip", "--tokens", "1,5,9"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("bit-exact: 1 user(s), 3 positions"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[test]
 fn vcd_waves_are_dumped() {
     let dir = tempfile::tempdir().unwrap();

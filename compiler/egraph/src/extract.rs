@@ -40,7 +40,7 @@
 //! 4. **DP over layers** on the *extra* bits `e = bits − bits_min(k)` of each
 //!    node, in units of `u`: node weight `w = ⌈e/u⌉`, state `r` = units used so
 //!    far, `dp[r]` = least loss of a prefix using at most `r` units (loss
-//!    summed in layer order, so it is bit-identical to [`Plan::total_loss`](crate::Plan)).
+//!    summed in layer order, so it is bit-identical to [`FormatChoice::total_loss`](crate::FormatChoice)).
 //!    Each layer is one min-plus pass; a back-pointer per (layer, state)
 //!    rebuilds the plan. `RomBudget`: states `0..=⌊(B − Σ bits_min)/u⌋`, take the
 //!    smallest state reaching the least loss (fewest bits among ties).
@@ -63,7 +63,7 @@
 //! the budget range in units of `g` fits, `u = g` and the DP is **exact**.
 //! Otherwise `u` is the smallest multiple of `g` that fits. Rounding up costs
 //! each layer at most `u − g` bits, so with `δ = L·(u − g)`
-//! ([`Plan::rounding_bits`](crate::Plan)):
+//! ([`FormatChoice::rounding_bits`](crate::FormatChoice)):
 //!
 //! - every plan is feasible (bits are only rounded up, loss is never rounded);
 //! - `RomBudget B`: loss ≤ the optimum loss under the budget `B − δ`;

@@ -17,13 +17,16 @@
 //!            class k = { (layer k), (q c k) for every candidate c of layer k }
 //!                                              │ extract: multiple-choice knapsack DP
 //!                                              ▼ over the q-nodes of the layer classes
-//!                                            Plan
+//!                                            FormatChoice
 //! ```
 //!
 //! - [`lang`]: the language, the analysis ([`lang::LayerIndex`]), node costs,
 //!   and the only conversion between layer lists and terms.
 //! - [`rules`]: the one rule family.
 //! - [`extract`]: the budgeted extractor and its guarantees.
+//! - [`cost`]: the `--bits auto` cost model: each layer's candidates (plain
+//!   formats and width mixes) with their ROM bits and measured losses, and
+//!   the choice for a ROM or loss target ([`cost::choose_formats`]).
 //!
 //! Everything is deterministic: the same input gives the same plan.
 //!
@@ -54,6 +57,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cost;
 pub mod extract;
 pub mod lang;
 pub mod rules;
@@ -101,16 +105,17 @@ pub enum Objective {
         bits: u64,
     },
     /// Fewest total ROM bits with total loss ≤ `loss` (summed layer by
-    /// layer in order, exactly as [`Plan::total_loss`]).
+    /// layer in order, exactly as [`FormatChoice::total_loss`]).
     LossBudget {
         /// The loss budget.
         loss: f64,
     },
 }
 
-/// The pass's result.
+/// The pass's result: the chosen candidate of each layer, with totals and
+/// the pass's statistics.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Plan {
+pub struct FormatChoice {
     /// Per layer, the index of the chosen candidate.
     pub choice: Vec<usize>,
     /// Σ bits of the chosen candidates.
@@ -288,7 +293,7 @@ pub fn saturate(layers: &[LayerChoices], limits: &Limits) -> Result<Saturated, P
 }
 
 /// The pass with default [`Limits`].
-pub fn choose(layers: &[LayerChoices], objective: &Objective) -> Result<Plan, PassError> {
+pub fn choose(layers: &[LayerChoices], objective: &Objective) -> Result<FormatChoice, PassError> {
     choose_with(layers, objective, &Limits::default())
 }
 
@@ -297,7 +302,7 @@ pub fn choose_with(
     layers: &[LayerChoices],
     objective: &Objective,
     limits: &Limits,
-) -> Result<Plan, PassError> {
+) -> Result<FormatChoice, PassError> {
     let start = Instant::now();
     if let Objective::LossBudget { loss } = *objective {
         if loss.is_nan() || loss < 0.0 {
@@ -306,7 +311,7 @@ pub fn choose_with(
     }
     let sat = saturate(layers, limits)?;
     let solution = extract::extract(&sat.egraph, sat.root, layers, objective, limits)?;
-    Ok(Plan {
+    Ok(FormatChoice {
         choice: solution.choice,
         total_bits: solution.total_bits,
         total_loss: solution.total_loss,

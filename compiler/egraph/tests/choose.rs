@@ -2,7 +2,8 @@
 
 use taalasc_egraph::lang::{self, QuantLang};
 use taalasc_egraph::{
-    choose, choose_with, saturate, Candidate, LayerChoices, Limits, Objective, PassError, Plan,
+    choose, choose_with, saturate, Candidate, FormatChoice, LayerChoices, Limits, Objective,
+    PassError,
 };
 use taalasc_quant::WeightFormat;
 
@@ -83,7 +84,7 @@ fn best_bits(plans: &[(Vec<usize>, u64, f64)], budget: f64) -> Option<u64> {
 }
 
 /// The plan's totals are those of its choice.
-fn check_totals(layers: &[LayerChoices], plan: &Plan) {
+fn check_totals(layers: &[LayerChoices], plan: &FormatChoice) {
     let (bits, loss) = layers
         .iter()
         .zip(&plan.choice)
@@ -155,7 +156,7 @@ fn loss_budget_hits_the_brute_force_optimum() {
 }
 
 /// A DP forced down to a handful of states: still feasible, and within the
-/// documented rounding bound `δ = Plan::rounding_bits` of the optimum.
+/// documented rounding bound `δ = FormatChoice::rounding_bits` of the optimum.
 #[test]
 fn a_coarse_dp_stays_within_its_rounding_bound() {
     let mut rng = Rng(0xc0a7_5e00);

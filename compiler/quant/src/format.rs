@@ -45,9 +45,11 @@ pub enum ScaleStore {
 pub struct WeightFormat {
     /// Code width `b ∈ {2, 3, 4, 5, 6, 8}`.
     pub bits: u8,
+    /// Inputs per scale: a fixed group size or the whole row.
     pub group: Group,
     /// Symmetric: `w = d·q`. Asymmetric: `w = d·q + m` (one more `SF16` per group).
     pub symmetric: bool,
+    /// How the scales (and offsets) are stored.
     #[serde(default)]
     pub scales: ScaleStore,
 }
@@ -55,6 +57,7 @@ pub struct WeightFormat {
 /// Smallest and largest row exponent of [`ScaleStore::Row8`]: `n · 2^E`
 /// with `|n| <= 255` is then an exact, finite `SF16` (subnormals included).
 pub const ROW8_EXP_MIN: i32 = -24;
+/// See [`ROW8_EXP_MIN`].
 pub const ROW8_EXP_MAX: i32 = 7;
 
 impl WeightFormat {

@@ -52,12 +52,13 @@ use taalasc_numerics::Sf16;
 use crate::group::{Grid, GroupQ};
 use crate::linalg::feedback_matrix;
 use crate::rtn::{check_weights, choose_at, ScaleRule};
-use crate::{QTensor, QuantError, WeightFormat, Widths};
+use crate::{CodeWidths, QTensor, QuantError, WeightFormat};
 
 /// Calibration statistics of one linear layer's input: `H = Σ x xᵀ` over
 /// `samples` input vectors `x` (f64, full symmetric `n × n`, row-major).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hessian {
+    /// Inputs (columns of the weight).
     pub n: usize,
     /// `n · n`, symmetric.
     pub h: Vec<f64>,
@@ -201,7 +202,7 @@ pub fn quantize_gptq(
     hessian: &Hessian,
     opts: &GptqOptions,
 ) -> Result<QTensor, QuantError> {
-    quantize_gptq_mixed(w, rows, cols, fmt, &Widths::default(), hessian, opts)
+    quantize_gptq_mixed(w, rows, cols, fmt, &CodeWidths::default(), hessian, opts)
 }
 
 /// [`quantize_gptq`] with code widths per column group or per row (see
@@ -211,7 +212,7 @@ pub fn quantize_gptq_mixed(
     rows: usize,
     cols: usize,
     fmt: &WeightFormat,
-    widths: &Widths,
+    widths: &CodeWidths,
     hessian: &Hessian,
     opts: &GptqOptions,
 ) -> Result<QTensor, QuantError> {
@@ -338,7 +339,7 @@ struct Ctx<'a> {
     gpr: usize,
     fmt: &'a WeightFormat,
     /// Code widths (see [`QTensor::bits_at`]).
-    widths: &'a Widths,
+    widths: &'a CodeWidths,
     rule: ScaleRule,
     /// Feedback matrix (row-major, strict upper triangle).
     f: &'a [f64],
@@ -1032,11 +1033,11 @@ mod tests {
                 row_list.iter().map(|&b| b.min(3)).collect()
             };
             for widths in [
-                Widths {
+                CodeWidths {
                     groups,
                     rows: vec![],
                 },
-                Widths {
+                CodeWidths {
                     groups: vec![],
                     rows: by_rows,
                 },
@@ -1082,11 +1083,11 @@ mod tests {
         let f: WeightFormat = "a4g32".parse().unwrap();
         let row_list: Vec<u8> = (0..rows).map(|r| [4, 3, 2, 4][r % 4]).collect();
         for widths in [
-            Widths {
+            CodeWidths {
                 groups: vec![2, 4, 3, 4],
                 rows: vec![],
             },
-            Widths {
+            CodeWidths {
                 groups: vec![],
                 rows: row_list,
             },
@@ -1110,7 +1111,7 @@ mod tests {
             }
         }
         // Bad widths are rejected as by RTN.
-        let bad = Widths {
+        let bad = CodeWidths {
             groups: vec![4, 4, 4, 4],
             rows: vec![],
         };

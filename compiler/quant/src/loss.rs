@@ -95,7 +95,7 @@ pub fn hessian_error(w: &[f32], q: &QTensor, hessian: &Hessian) -> f64 {
 mod tests {
     use super::*;
     use crate::testutil::Rng;
-    use crate::{quantize_rtn_mixed, ScaleRule, WeightFormat, Widths};
+    use crate::{quantize_rtn_mixed, CodeWidths, ScaleRule, WeightFormat};
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
@@ -111,12 +111,12 @@ mod tests {
         let diag: Vec<f64> = (0..cols).map(|_| 0.1 + rng.uniform() * 2.0).collect();
         let f: WeightFormat = "a4g32".parse().unwrap();
         for widths in [
-            Widths::default(),
-            Widths {
+            CodeWidths::default(),
+            CodeWidths {
                 groups: vec![2, 4, 3, 4],
                 rows: vec![],
             },
-            Widths {
+            CodeWidths {
                 groups: vec![],
                 rows: vec![4, 2, 3, 4, 4, 2],
             },

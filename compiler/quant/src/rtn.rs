@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::group::{choose, Grid, GroupQ};
-use crate::{QTensor, QuantError, WeightFormat, Widths};
+use crate::{CodeWidths, QTensor, QuantError, WeightFormat};
 
 /// How a group's scale (and offset) is chosen; see [`quantize_rtn_with`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ pub fn quantize_rtn_with(
     fmt: &WeightFormat,
     rule: ScaleRule,
 ) -> Result<QTensor, QuantError> {
-    quantize_rtn_mixed(w, rows, cols, fmt, &Widths::default(), rule)
+    quantize_rtn_mixed(w, rows, cols, fmt, &CodeWidths::default(), rule)
 }
 
 /// [`quantize_rtn_with`] with code widths per column group or per row (see
@@ -70,7 +70,7 @@ pub fn quantize_rtn_mixed(
     rows: usize,
     cols: usize,
     fmt: &WeightFormat,
-    widths: &Widths,
+    widths: &CodeWidths,
     rule: ScaleRule,
 ) -> Result<QTensor, QuantError> {
     check_weights(w, rows, cols, fmt)?;
@@ -463,7 +463,7 @@ mod tests {
     fn mixed_group_widths_match_uniform_rtn_group_by_group() {
         let (rows, cols) = (5, 128);
         let w = gauss_matrix(rows, cols, 41, 0.04);
-        let widths = Widths {
+        let widths = CodeWidths {
             groups: vec![2, 4, 3, 4],
             rows: vec![],
         };
@@ -512,7 +512,7 @@ mod tests {
     fn mixed_row_widths_match_uniform_rtn_row_by_row() {
         let (rows, cols) = (5, 128);
         let w = gauss_matrix(rows, cols, 43, 0.04);
-        let widths = Widths {
+        let widths = CodeWidths {
             groups: vec![],
             rows: vec![3, 4, 2, 4, 4],
         };
@@ -583,7 +583,7 @@ mod tests {
             want_q.push(q as i32);
         }
         let f = fmt("a4g32");
-        let widths = Widths {
+        let widths = CodeWidths {
             groups: vec![2, 4],
             rows: vec![],
         };
@@ -622,7 +622,7 @@ mod tests {
                 (rng.gauss() * s) as f32
             })
             .collect();
-        let widths = Widths {
+        let widths = CodeWidths {
             groups: vec![2, 4, 2, 3],
             rows: vec![],
         };
@@ -689,7 +689,7 @@ mod tests {
             (vec![], vec![4]),
             (vec![5, 4], vec![]),
         ] {
-            let widths = Widths { groups, rows };
+            let widths = CodeWidths { groups, rows };
             assert!(
                 quantize_rtn_mixed(&w, 2, 64, &f, &widths, ScaleRule::Search).is_err(),
                 "{widths:?}"
@@ -697,7 +697,7 @@ mod tests {
         }
         // Uniform widths are the plain quantizer.
         assert_eq!(
-            quantize_rtn_mixed(&w, 2, 64, &f, &Widths::default(), ScaleRule::Search).unwrap(),
+            quantize_rtn_mixed(&w, 2, 64, &f, &CodeWidths::default(), ScaleRule::Search).unwrap(),
             quantize_rtn(&w, 2, 64, &f).unwrap()
         );
     }

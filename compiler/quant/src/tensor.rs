@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use taalasc_numerics::Sf16;
 
 use crate::group::GroupQ;
-use crate::{Group, QuantError, WeightFormat};
+use crate::{QuantError, WeightFormat};
 
 /// A quantized `[rows, cols]` weight matrix (see the crate docs for the code
 /// convention).
@@ -14,8 +14,11 @@ use crate::{Group, QuantError, WeightFormat};
 /// symmetric `w = d_g · c`; asymmetric `w = d_g · (c + 2^(b-1)) + m_g`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QTensor {
+    /// The format (the widest, with mixed widths).
     pub format: WeightFormat,
+    /// Output rows.
     pub rows: usize,
+    /// Input columns.
     pub cols: usize,
     /// `rows · cols` stored codes, row-major.
     pub codes: Vec<i8>,
@@ -25,15 +28,15 @@ pub struct QTensor {
     pub offsets: Vec<Sf16>,
     /// Code widths of the column groups or the rows, when they differ
     /// (see [`QTensor::bits_at`]); uniform: every code has `format.bits`.
-    #[serde(default, skip_serializing_if = "Widths::is_uniform")]
-    pub widths: Widths,
+    #[serde(default, skip_serializing_if = "CodeWidths::is_uniform")]
+    pub widths: CodeWidths,
 }
 
 /// Code widths of the parts of a matrix, when they differ: per column group
 /// (a slice of every row's inputs) or per row. At most one list is given;
 /// the widest entry is the format's width.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Widths {
+pub struct CodeWidths {
     /// One width per column group, or empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<u8>,
@@ -42,7 +45,7 @@ pub struct Widths {
     pub rows: Vec<u8>,
 }
 
-impl Widths {
+impl CodeWidths {
     /// Every code has the format's width.
     pub fn is_uniform(&self) -> bool {
         self.groups.is_empty() && self.rows.is_empty()
@@ -77,7 +80,7 @@ impl QTensor {
             } else {
                 vec![Sf16::ZERO; groups]
             },
-            widths: Widths::default(),
+            widths: CodeWidths::default(),
         }
     }
 
@@ -184,10 +187,12 @@ impl QTensor {
             !(lo..=hi).contains(&(c as i32))
         }) {
             let (lo, hi) = range(i);
-            return Err(QuantError::Import(format!(
-                "code {} at {i} outside [{lo}, {hi}]",
-                self.codes[i]
-            )));
+            return Err(QuantError::CodeOutOfRange {
+                code: self.codes[i],
+                index: i,
+                lo,
+                hi,
+            });
         }
         if let Some(s) = self
             .scales
@@ -195,10 +200,7 @@ impl QTensor {
             .chain(&self.offsets)
             .find(|s| s.0 & 0x7c00 == 0x7c00)
         {
-            return Err(QuantError::Import(format!(
-                "SF16 {:#06x} is not finite",
-                s.0
-            )));
+            return Err(QuantError::NonFiniteSf16 { bits: s.0 });
         }
         if self.format.scales == crate::ScaleStore::Row8 {
             for r in 0..self.rows {
@@ -208,11 +210,11 @@ impl QTensor {
                 ];
                 for (what, values, signed) in kinds {
                     if !crate::group::row8_fits(values, signed) {
-                        return Err(QuantError::Import(format!(
-                            "the {what} of row {r} are not 8-bit integers times one power of two \
-                             (format {})",
-                            self.format
-                        )));
+                        return Err(QuantError::NotRow8 {
+                            what,
+                            row: r,
+                            format: self.format.name(),
+                        });
                     }
                 }
             }
@@ -263,11 +265,11 @@ pub(crate) fn group_code_range(fmt: &WeightFormat, bits: u8) -> (i32, i32) {
 /// format, stored with no list).
 pub(crate) fn check_widths(
     fmt: &WeightFormat,
-    widths: &Widths,
+    widths: &CodeWidths,
     rows: usize,
     groups_per_row: usize,
 ) -> Result<(), QuantError> {
-    let bad = |why: String| Err(QuantError::Import(format!("code widths: {why}")));
+    let bad = |why: String| Err(QuantError::BadWidths(why));
     let (list, what, want) = match (widths.groups.is_empty(), widths.rows.is_empty()) {
         (true, true) => return Ok(()),
         (false, true) => (&widths.groups, "column groups", groups_per_row),
@@ -301,7 +303,12 @@ pub(crate) fn check_widths(
 
 /// [`QTensor::storage_bits`] of a `[rows, cols]` matrix of `fmt` with
 /// `widths`: each code at its width, the scales, and the width list.
-pub fn mixed_storage_bits(fmt: &WeightFormat, widths: &Widths, rows: usize, cols: usize) -> u64 {
+pub fn mixed_storage_bits(
+    fmt: &WeightFormat,
+    widths: &CodeWidths,
+    rows: usize,
+    cols: usize,
+) -> u64 {
     if widths.is_uniform() {
         return fmt.storage_bits(rows, cols);
     }
@@ -321,7 +328,7 @@ pub fn mixed_storage_bits(fmt: &WeightFormat, widths: &Widths, rows: usize, cols
 }
 
 /// [`QTensor::format_name`] of `fmt` with `widths`.
-pub fn mixed_name(fmt: &WeightFormat, widths: &Widths) -> String {
+pub fn mixed_name(fmt: &WeightFormat, widths: &CodeWidths) -> String {
     let (list, what) = if !widths.rows.is_empty() {
         (&widths.rows, "rows")
     } else if !widths.groups.is_empty() {
@@ -337,222 +344,13 @@ pub fn mixed_name(fmt: &WeightFormat, widths: &Widths) -> String {
     format!("{}[{what} {}]", fmt.name(), list.join(","))
 }
 
-/// Elements per llama.cpp `Q4_1` / `Q8_0` block.
-pub const GGUF_BLOCK: usize = 32;
-
-fn check_import(
-    rows: usize,
-    cols: usize,
-    blocks: &[(&'static str, usize)],
-    codes: usize,
-) -> Result<(), QuantError> {
-    if cols == 0 || !cols.is_multiple_of(GGUF_BLOCK) {
-        return Err(QuantError::Import(format!(
-            "{cols} columns are not a positive multiple of the block size {GGUF_BLOCK}"
-        )));
-    }
-    let n = rows * cols;
-    for &(what, got) in blocks {
-        if got != n / GGUF_BLOCK {
-            return Err(QuantError::ShapeMismatch {
-                what,
-                expected: n / GGUF_BLOCK,
-                got,
-            });
-        }
-    }
-    if codes != n {
-        return Err(QuantError::ShapeMismatch {
-            what: "codes",
-            expected: n,
-            got: codes,
-        });
-    }
-    Ok(())
-}
-
-fn sf16_bits(what: &str, i: usize, bits: u16) -> Result<Sf16, QuantError> {
-    if bits & 0x7c00 == 0x7c00 {
-        return Err(QuantError::Import(format!(
-            "{what} of block {i} is not finite (f16 bits {bits:#06x})"
-        )));
-    }
-    Ok(Sf16(bits))
-}
-
-/// Lossless import of llama.cpp `Q4_1` blocks (`f16 d, f16 m`, 32 unsigned
-/// 4-bit codes, `w = d·q + m`) as format `a4g32` (codes stored centred,
-/// `q - 8`). `d`, `m`: one f16 bit pattern per block; `q`: the codes already
-/// unpacked into element order (GGUF packs element `j` in the low nibble and
-/// `j + 16` in the high nibble of byte `j`), `rows·cols` of them, row-major.
-/// `dequant_f32` then reproduces llama.cpp's f32 values bit for bit.
-pub fn import_q4_1(
-    rows: usize,
-    cols: usize,
-    d: &[u16],
-    m: &[u16],
-    q: &[u8],
-) -> Result<QTensor, QuantError> {
-    check_import(
-        rows,
-        cols,
-        &[("Q4_1 scales", d.len()), ("Q4_1 mins", m.len())],
-        q.len(),
-    )?;
-    if let Some(i) = q.iter().position(|&c| c > 15) {
-        return Err(QuantError::Import(format!(
-            "Q4_1 code {} at {i} exceeds 15",
-            q[i]
-        )));
-    }
-    let format = WeightFormat {
-        bits: 4,
-        group: Group::Size(GGUF_BLOCK),
-        symmetric: false,
-        scales: crate::ScaleStore::Sf16,
-    };
-    Ok(QTensor {
-        format,
-        rows,
-        cols,
-        codes: q.iter().map(|&c| c as i8 - 8).collect(),
-        scales: d
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| sf16_bits("Q4_1 scale", i, b))
-            .collect::<Result<_, _>>()?,
-        offsets: m
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| sf16_bits("Q4_1 min", i, b))
-            .collect::<Result<_, _>>()?,
-        widths: Widths::default(),
-    })
-}
-
-/// Lossless import of llama.cpp `Q8_0` blocks (`f16 d`, 32 signed int8
-/// codes, `w = d·q`) as format `s8g32`. `d`: one f16 bit pattern per block;
-/// `q`: `rows·cols` codes, row-major.
-pub fn import_q8_0(rows: usize, cols: usize, d: &[u16], q: &[i8]) -> Result<QTensor, QuantError> {
-    check_import(rows, cols, &[("Q8_0 scales", d.len())], q.len())?;
-    let format = WeightFormat {
-        bits: 8,
-        group: Group::Size(GGUF_BLOCK),
-        symmetric: true,
-        scales: crate::ScaleStore::Sf16,
-    };
-    Ok(QTensor {
-        format,
-        rows,
-        cols,
-        codes: q.to_vec(),
-        scales: d
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| sf16_bits("Q8_0 scale", i, b))
-            .collect::<Result<_, _>>()?,
-        offsets: Vec::new(),
-        widths: Widths::default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testutil::Rng;
-    use half::f16;
 
-    #[test]
-    fn q4_1_import_is_bit_exact() {
-        let (rows, cols) = (3, 64);
-        let nb = rows * cols / 32;
-        let mut rng = Rng::new(5);
-        // Hand-built blocks including subnormal, negative and large values.
-        let mut d: Vec<u16> = (0..nb)
-            .map(|_| f16::from_f64(rng.gauss() * 0.01).to_bits())
-            .collect();
-        let mut m: Vec<u16> = (0..nb)
-            .map(|_| f16::from_f64(rng.gauss() * 0.1).to_bits())
-            .collect();
-        d[0] = f16::from_f32(0.0123).to_bits();
-        m[0] = f16::from_f32(-0.0987).to_bits();
-        d[1] = 0x0001; // smallest subnormal
-        m[1] = f16::from_f32(1000.0).to_bits();
-        d[2] = f16::from_f32(-3.5).to_bits();
-        m[2] = f16::from_f32(65504.0).to_bits();
-        d[3] = 0;
-        let q: Vec<u8> = (0..rows * cols)
-            .map(|i| ((i * 7 + i / 5) % 16) as u8)
-            .collect();
-        let t = import_q4_1(rows, cols, &d, &m, &q).unwrap();
-        t.validate().unwrap();
-        assert_eq!(t.format.name(), "a4g32");
-        let deq = t.dequant_f32();
-        for i in 0..rows * cols {
-            let b = i / 32;
-            // llama.cpp: y = d * q + m in f32.
-            let dd = f16::from_bits(d[b]).to_f32();
-            let mm = f16::from_bits(m[b]).to_f32();
-            let want = dd * q[i] as f32 + mm;
-            assert_eq!(deq[i].to_bits(), want.to_bits(), "element {i}");
-        }
-        assert_eq!(t.storage_bits(), (rows * cols * 5) as u64);
-    }
-
-    #[test]
-    fn q8_0_import_is_bit_exact() {
-        let (rows, cols) = (2, 96);
-        let nb = rows * cols / 32;
-        let d: Vec<u16> = [0.00731f32, -0.5, 2.0e-6, 1234.0, 0.0, 0.03]
-            .iter()
-            .map(|&x| f16::from_f32(x).to_bits())
-            .collect();
-        assert_eq!(d.len(), nb);
-        let q: Vec<i8> = (0..rows * cols)
-            .map(|i| ((i * 37) % 256) as u8 as i8)
-            .collect();
-        assert!(q.contains(&-128) || q.contains(&127) || q.iter().any(|&c| c < -100));
-        let t = import_q8_0(rows, cols, &d, &q).unwrap();
-        t.validate().unwrap();
-        assert_eq!(t.format.name(), "s8g32");
-        let deq = t.dequant_f32();
-        for i in 0..rows * cols {
-            let want = f16::from_bits(d[i / 32]).to_f32() * q[i] as f32;
-            assert_eq!(deq[i].to_bits(), want.to_bits(), "element {i}");
-        }
-        assert_eq!(t.storage_bits(), (rows * cols) as u64 * 8 + nb as u64 * 16);
-    }
-
-    #[test]
-    fn import_rejects_bad_input() {
-        let d = vec![0u16; 2];
-        let q8 = vec![0i8; 64];
-        assert!(import_q8_0(1, 64, &d[..1], &q8).is_err());
-        assert!(import_q8_0(2, 32, &d, &q8[..63]).is_err());
-        assert!(import_q8_0(1, 48, &d, &q8).is_err());
-        assert!(import_q8_0(1, 64, &[0x7c00, 0], &q8).is_err());
-        assert!(import_q8_0(1, 64, &d, &q8).is_ok());
-        let q4 = vec![16u8; 64];
-        assert!(import_q4_1(1, 64, &d, &d, &q4).is_err());
-        assert!(import_q4_1(1, 64, &d, &[0, 0x7e00], &[0; 64]).is_err());
-        assert!(import_q4_1(1, 64, &d, &d, &[15; 64]).is_ok());
-    }
-
-    #[test]
-    fn rtn_of_q8_0_values_reproduces_the_blocks() {
-        // A Q8_0 block whose largest magnitude is -128·d re-quantizes to the
-        // same codes and scale with the plain symmetric rule.
-        let d = f16::from_f32(0.0117).to_bits();
-        let mut q: Vec<i8> = (0..32).map(|i| (i * 9 % 200 - 100) as i8).collect();
-        q[4] = -128;
-        let t = import_q8_0(1, 32, &[d], &q).unwrap();
-        let w = t.dequant_f32();
-        let r = crate::quantize_rtn_plain(&w, 1, 32, &t.format).unwrap();
-        assert_eq!(r, t);
-    }
-
-    fn widths(groups: &[u8], rows: &[u8]) -> Widths {
-        Widths {
+    fn widths(groups: &[u8], rows: &[u8]) -> CodeWidths {
+        CodeWidths {
             groups: groups.to_vec(),
             rows: rows.to_vec(),
         }
@@ -617,7 +415,7 @@ mod tests {
     #[test]
     fn validate_rejects_bad_width_lists() {
         let q = mixed_a4();
-        let with = |wd: Widths| QTensor {
+        let with = |wd: CodeWidths| QTensor {
             widths: wd,
             ..q.clone()
         };
@@ -660,7 +458,7 @@ mod tests {
         .is_err());
         // Uniform: no list at all.
         let u = QTensor {
-            widths: Widths::default(),
+            widths: CodeWidths::default(),
             ..q.clone()
         };
         u.validate().unwrap();
@@ -683,13 +481,13 @@ mod tests {
             mixed_name(&s3h, &widths(&[3, 2, 3, 3], &[])),
             "s3g64h[groups 2:1,3:3]"
         );
-        assert_eq!(mixed_name(&a4, &Widths::default()), "a4g32");
+        assert_eq!(mixed_name(&a4, &CodeWidths::default()), "a4g32");
         assert_eq!(mixed_a4().format_name(), "a4g32[groups 2:1,4:1]");
         for name in ["a4g32", "s8g32", "s3row", "a3g64h", "s2g128", "a6rowh"] {
             let f: WeightFormat = name.parse().unwrap();
             for (rows, cols) in [(1, 128), (7, 256), (3, 384)] {
                 assert_eq!(
-                    mixed_storage_bits(&f, &Widths::default(), rows, cols),
+                    mixed_storage_bits(&f, &CodeWidths::default(), rows, cols),
                     f.storage_bits(rows, cols),
                     "{name} {rows}x{cols}"
                 );
