@@ -284,7 +284,7 @@ fn streamed_build_is_byte_identical_to_the_in_memory_image() {
     opts.per_weight.insert("lm_head.weight".into(), f("s4g32h"));
     opts.widths.insert(
         "lm_head.weight".into(),
-        taalasc_quant::Widths {
+        taalasc_quant::CodeWidths {
             groups: Vec::new(),
             rows: (0..vocab)
                 .map(|r| 3 + ((r * 37 + r / 7) % 5 < 2) as u8)
@@ -295,7 +295,7 @@ fn streamed_build_is_byte_identical_to_the_in_memory_image() {
         .insert("layers.0.mlp.down.weight".into(), f("a4g32h"));
     opts.widths.insert(
         "layers.0.mlp.down.weight".into(),
-        taalasc_quant::Widths {
+        taalasc_quant::CodeWidths {
             groups: (0..ff / 32).map(|g| 3 + (g % 2) as u8).collect(),
             rows: Vec::new(),
         },

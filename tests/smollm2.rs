@@ -214,7 +214,7 @@ fn lossless_chip_image_tracks_the_float_model() {
         report
             .weights
             .iter()
-            .filter(|w| w.method == "import")
+            .filter(|w| w.method == taalasc_quant::QuantMethod::Import)
             .count(),
         211
     );

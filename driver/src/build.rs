@@ -38,7 +38,7 @@ pub enum GptqOrder {
 }
 
 /// What `build` was asked for.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct BuildOptions {
     /// Format of every linear layer (the head included unless tied), unless
     /// `per_weight` names another.
@@ -52,6 +52,7 @@ pub struct BuildOptions {
     /// names each mix (`a4g32h[groups 3:10,4:8]`) and the image holds it.
     #[serde(skip)]
     pub widths: std::collections::BTreeMap<String, CodeWidths>,
+    /// How weights are rounded.
     pub quantizer: Quantizer,
     /// GPTQ settings (used when `quantizer` is GPTQ).
     pub gptq: taalasc_quant::GptqOptions,
@@ -62,22 +63,33 @@ pub struct BuildOptions {
 }
 
 /// One quantized weight in the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct WeightReport {
+    /// The weight's name in the IR.
     pub name: String,
+    /// Its decoder layer (none for the embedding, final norm and head).
     pub layer: Option<usize>,
+    /// Its format name (`a4g32`, `q15.16` for gains, `w48` for biases, or a
+    /// width mix such as `a4g32h[groups 3:10,4:8]`).
     pub format: String,
     /// How it was made; serialized as `"import"`, `"rtn"`, `"gptq"`, `"fixed"`.
     pub method: QuantMethod,
+    /// Its parameters.
     pub params: u64,
+    /// Its ROM bits, scales and offsets included.
     pub bits: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// Every weight's format and bits: the body of `report.json`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct BuildReport {
+    /// The options the image was built with.
     pub options: BuildOptions,
+    /// Every weight, in IR order.
     pub weights: Vec<WeightReport>,
+    /// Parameters over all weights.
     pub params: u64,
+    /// ROM bits over all weights.
     pub total_bits: u64,
     /// Every tensor counted: embedding, head, gains, biases, all scales.
     pub bits_per_weight: f64,
@@ -680,7 +692,9 @@ impl BuildOptions {
 /// `FORMAT`, and `--bits auto` leaves it out of its choice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerRule {
+    /// Weight-name pattern; `*` matches any characters.
     pub pattern: String,
+    /// The format of the weights it matches.
     pub format: WeightFormat,
 }
 

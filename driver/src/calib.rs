@@ -13,7 +13,9 @@ pub struct Calibration {
     by_input: HashMap<NodeIndex, Hessian>,
     /// Weight → the node feeding it.
     input_of: HashMap<WeightId, NodeIndex>,
+    /// Positions run through the float model.
     pub tokens: usize,
+    /// Windows run.
     pub chunks: usize,
     /// Mean next-token probability of each vocabulary entry under the float
     /// model over the calibration positions (when asked for): how much the

@@ -377,7 +377,7 @@ pub fn eval_models(
             bits_per_weight: (!images.is_empty())
                 .then(|| crate::manifest::BuildReportFile::read(model).ok())
                 .flatten()
-                .and_then(|r| r.bits_per_weight()),
+                .map(|r| r.build.bits_per_weight),
         })
         .collect();
     Ok((scored, float_path))

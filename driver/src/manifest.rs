@@ -73,10 +73,10 @@ pub struct Manifest {
 pub struct BuildReportFile {
     /// Every weight's format and bits, and the totals.
     #[serde(flatten)]
-    pub build: serde_json::Map<String, serde_json::Value>,
+    pub build: crate::build::BuildReport,
     /// What the `--bits auto` pass chose, wall times left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto: Option<serde_json::Value>,
+    pub auto: Option<taalasc_egraph::cost::AutoReport>,
     /// Yosys results per synthesized top (`taalasc synth`), without wall times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synth: Option<serde_json::Map<String, serde_json::Value>>,
@@ -111,11 +111,6 @@ impl Manifest {
 }
 
 impl BuildReportFile {
-    /// Bits per weight over all parameters, scales included.
-    pub fn bits_per_weight(&self) -> Option<f64> {
-        self.build.get("bits_per_weight").and_then(|v| v.as_f64())
-    }
-
     /// Reads `chip/report.json`; an error names the file and the field.
     pub fn read(chip: &Path) -> anyhow::Result<BuildReportFile> {
         read_json(&chip.join(REPORT_FILE))

@@ -33,9 +33,6 @@ pub struct ReportOptions {
     pub out: Option<PathBuf>,
 }
 
-/// The simulation summary `taalasc sim` leaves in `sim/result.json`.
-pub const SIM_RESULT: &str = "sim/result.json";
-
 /// Perplexity, KL and top-1 of each image against the float model of the
 /// same source and layers, plus the float model's own perplexity, on the
 /// first `chunks` chunks of `ctx` tokens of `text` (llama.cpp's scoring).
@@ -88,13 +85,6 @@ pub fn report(
     };
     let source = manifest.source.path.clone();
     let layers = manifest.source.layers_kept;
-    let n = |what: &str| -> anyhow::Result<f64> {
-        build
-            .build
-            .get(what)
-            .and_then(|v| v.as_f64())
-            .with_context(|| format!("{}: `{what}` missing", chip.join("report.json").display()))
-    };
     // Quality of this build, and of the sweep's rebuilds, on the same chunks.
     let mut quality = None;
     let mut sweep = Vec::new();
@@ -155,7 +145,7 @@ pub fn report(
     } else {
         chip.to_path_buf()
     };
-    let record = sim_dir.join(SIM_RESULT);
+    let record = sim_dir.join(crate::sim::SIM_RESULT);
     let measured = match std::fs::read_to_string(&record) {
         Ok(t) => {
             let v: crate::sim::SimRecord =
@@ -174,9 +164,9 @@ pub fn report(
     let input = ReportInput {
         model: source.display().to_string(),
         architecture: manifest.source.architecture.clone(),
-        params: n("params")? as u64,
-        weight_bits: n("total_bits")? as u64,
-        bits_per_weight: n("bits_per_weight")?,
+        params: build.build.params,
+        weight_bits: build.build.total_bits,
+        bits_per_weight: build.build.bits_per_weight,
         lanes: plan.lanes,
         users: plan.users,
         context: plan.context,

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use taalasc_verilog::perf::PerfSummary;
 use taalasc_verilog::sim::{self, Check, Mismatch};
 
+/// The simulation record `sim` leaves in the simulated folder, for `report`.
+pub const SIM_RESULT: &str = "sim/result.json";
+
 /// What to simulate.
 #[derive(Clone, Debug, Default)]
 pub struct SimConfig {
@@ -142,7 +145,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         cycles_per_token: outcome.perf.cycles_per_token,
         throughput_cycles_per_token: outcome.perf.throughput_cycles_per_token,
     };
-    let rpath = sim_dir.join(crate::report::SIM_RESULT);
+    let rpath = sim_dir.join(SIM_RESULT);
     write_atomic(&rpath, crate::manifest::to_json_text(&record)?.as_bytes())
         .with_context(|| format!("writing {}", rpath.display()))?;
     Ok(outcome)

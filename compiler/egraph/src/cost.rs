@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use taalasc_quant::{CodeWidths, Hessian, QTensor, QuantError, WeightFormat};
 
 use crate::{Candidate, FormatChoice, LayerChoices, Objective, PassError};
@@ -101,7 +101,7 @@ pub struct Measured {
 }
 
 /// What `--bits auto` optimizes.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoTarget {
     /// Least loss within a total ROM budget in bits (every tensor and scale counted).
@@ -112,8 +112,9 @@ pub enum AutoTarget {
     Loss(f64),
 }
 
-/// What the pass did, for `report.json`.
-#[derive(Clone, Debug, Serialize)]
+/// What the pass did, for `report.json` (without wall times: the same
+/// input gives the same bytes).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AutoReport {
     /// The target it was given.
     pub target: AutoTarget,
@@ -124,7 +125,8 @@ pub struct AutoReport {
     pub layers: usize,
     /// Most candidates of any layer (plain formats and width mixes).
     pub candidates_per_layer: usize,
-    /// Wall time of the sensitivity measurements.
+    /// Wall time of the sensitivity measurements (printed, not recorded).
+    #[serde(skip)]
     pub sensitivity_seconds: f64,
     /// Calibration tokens the statistics come from.
     pub calibration_tokens: usize,
@@ -139,7 +141,7 @@ pub struct AutoReport {
 }
 
 /// One layer's choice in [`AutoReport::chosen`].
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChosenLayer {
     /// The weight's name.
     pub name: String,

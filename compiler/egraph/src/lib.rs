@@ -114,7 +114,7 @@ pub enum Objective {
 
 /// The pass's result: the chosen candidate of each layer, with totals and
 /// the pass's statistics.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FormatChoice {
     /// Per layer, the index of the chosen candidate.
     pub choice: Vec<usize>,
@@ -130,7 +130,9 @@ pub struct FormatChoice {
     pub iterations: usize,
     /// The runner's `StopReason` (always `Saturated` in a returned plan).
     pub stop_reason: String,
-    /// Wall time of the whole pass.
+    /// Wall time of the whole pass (printed, not recorded: the same input
+    /// gives the same bytes).
+    #[serde(skip)]
     pub seconds: f64,
     /// The extractor's DP unit `u` in bits (0: no DP was needed); see
     /// [`extract`].

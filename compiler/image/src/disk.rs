@@ -19,7 +19,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use taalasc_ir::{Model, WeightId};
 use taalasc_numerics::Sf16;
-use taalasc_quant::{QTensor, WeightFormat, Widths};
+use taalasc_quant::{CodeWidths, QTensor, WeightFormat};
 
 const IMAGE_FORMAT: &str = "taalasc-chip-image-1";
 
@@ -321,7 +321,7 @@ impl LazyImage {
                         "`{n}`: scales or offsets do not hold whole rows of groups"
                     )));
                 }
-                let widths = Widths {
+                let widths = CodeWidths {
                     groups: group_bits
                         .as_ref()
                         .map(&read_list)

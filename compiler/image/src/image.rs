@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use taalasc_ir::{Model, WeightId};
 use taalasc_numerics::Sf16;
-use taalasc_quant::{QTensor, WeightFormat, Widths};
+use taalasc_quant::{CodeWidths, QTensor, WeightFormat};
 
 /// One weight of the IR, in its on-chip form.
 #[derive(Clone, Debug)]
@@ -80,7 +80,7 @@ pub struct MatrixInfo {
     /// Columns (input features, or table width).
     pub cols: usize,
     /// Code widths per column group or row, when they differ.
-    pub widths: Widths,
+    pub widths: CodeWidths,
     /// Scales (and offsets) per row, as stored.
     pub groups: usize,
     /// Whether per-group offsets are stored (asymmetric formats).
@@ -90,7 +90,7 @@ pub struct MatrixInfo {
 impl MatrixInfo {
     /// The form a `rows × cols` matrix quantized to `format` (with `widths`)
     /// takes, known before it is quantized.
-    pub fn new(format: WeightFormat, rows: usize, cols: usize, widths: Widths) -> MatrixInfo {
+    pub fn new(format: WeightFormat, rows: usize, cols: usize, widths: CodeWidths) -> MatrixInfo {
         let groups = if rows == 0 {
             0
         } else {
@@ -129,8 +129,8 @@ impl MatrixInfo {
     }
 
     /// The widths of rows `rows` (column-group widths apply to every row).
-    pub(crate) fn widths_of(&self, rows: &Range<usize>) -> Widths {
-        Widths {
+    pub(crate) fn widths_of(&self, rows: &Range<usize>) -> CodeWidths {
+        CodeWidths {
             groups: self.widths.groups.clone(),
             rows: if self.widths.rows.is_empty() {
                 Vec::new()

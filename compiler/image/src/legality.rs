@@ -300,7 +300,7 @@ mod tests {
     use super::*;
     use petgraph::visit::EdgeRef;
     use taalasc_ir::{Builder, DType, HParams, RopeScaling, RopeSpec, WeightInfo};
-    use taalasc_quant::{WeightFormat, Widths};
+    use taalasc_quant::{CodeWidths, WeightFormat};
 
     const D: usize = 64;
     const VOCAB: usize = 40;
@@ -331,7 +331,7 @@ mod tests {
         fn weight(&mut self, name: &str, shape: Vec<usize>) -> WeightId {
             let fmt: WeightFormat = "s8g32".parse().unwrap();
             self.params.push(match shape[..] {
-                [r, c] => ParamInfo::Matrix(MatrixInfo::new(fmt, r, c, Widths::default())),
+                [r, c] => ParamInfo::Matrix(MatrixInfo::new(fmt, r, c, CodeWidths::default())),
                 [k] => ParamInfo::Fixed16(k),
                 _ => unreachable!(),
             });
@@ -523,7 +523,7 @@ mod tests {
         let w = id(&info, "layers.0.attn.q.weight");
         let fmt: WeightFormat = "s8g32".parse().unwrap();
         info.params[w.0 as usize] =
-            ParamInfo::Matrix(MatrixInfo::new(fmt, D, 2 * D, Widths::default()));
+            ParamInfo::Matrix(MatrixInfo::new(fmt, D, 2 * D, CodeWidths::default()));
         assert_eq!(
             err(&info),
             "weight `layers.0.attn.q.weight`: a 64 × 128 matrix, but `layers.0.attn.q` reads 64 × 64"

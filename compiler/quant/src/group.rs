@@ -3,8 +3,22 @@
 use taalasc_numerics::Sf16;
 
 use crate::format::{ScaleStore, ROW8_EXP_MAX, ROW8_EXP_MIN};
-use crate::rtn::ScaleRule;
 use crate::WeightFormat;
+use serde::{Deserialize, Serialize};
+
+/// How a group's scale (and offset) is chosen; see [`crate::quantize_rtn_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ScaleRule {
+    /// The textbook rule only: symmetric `d = v / -2^(b-1)` (`v` the element
+    /// of largest magnitude), asymmetric `m = min`, `d = (max-min)/(2^b-1)`.
+    Plain,
+    /// The plain rule plus a small search: scale factors 0.80..1.12 and a
+    /// least-squares refit of each candidate, keeping the one with the least
+    /// squared error in the group (the plain one on ties). Never worse than
+    /// `Plain` on any group.
+    #[default]
+    Search,
+}
 
 /// Factors applied to the plain scale by [`ScaleRule::Search`] (the plain
 /// scale itself, factor 1, is always tried first and wins ties).

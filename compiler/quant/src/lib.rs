@@ -55,10 +55,6 @@ pub use rtn::{quantize_rtn, quantize_rtn_mixed, quantize_rtn_plain, quantize_rtn
 pub use taalasc_numerics::Sf16;
 pub use tensor::{mixed_name, mixed_storage_bits, CodeWidths, QTensor};
 
-/// The former name of [`CodeWidths`], kept while callers outside the
-/// compiler move to the new name (the Verilog backend has its own `Widths`).
-pub type Widths = CodeWidths;
-
 /// How a weight's on-chip values were made; serialized as its lowercase
 /// name (`"import"`, `"rtn"`, `"gptq"`, `"fixed"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

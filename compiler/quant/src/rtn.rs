@@ -1,23 +1,8 @@
 //! Round-to-nearest quantization, group by group.
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::group::ScaleRule;
 use crate::group::{choose, Grid, GroupQ};
 use crate::{CodeWidths, QTensor, QuantError, WeightFormat};
-
-/// How a group's scale (and offset) is chosen; see [`quantize_rtn_with`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ScaleRule {
-    /// The textbook rule only: symmetric `d = v / -2^(b-1)` (`v` the element
-    /// of largest magnitude), asymmetric `m = min`, `d = (max-min)/(2^b-1)`.
-    Plain,
-    /// The plain rule plus a small search: scale factors 0.80..1.12 and a
-    /// least-squares refit of each candidate, keeping the one with the least
-    /// squared error in the group (the plain one on ties). Never worse than
-    /// `Plain` on any group.
-    #[default]
-    Search,
-}
 
 /// Round-to-nearest with [`ScaleRule::Search`] (the default rule; see
 /// [`quantize_rtn_with`]). Use [`quantize_rtn_plain`] for textbook RTN.

@@ -123,7 +123,7 @@ impl State {
                 report.weights.len(),
                 report.bits_per_weight,
                 report.params,
-                report.weights.iter().filter(|w| w.method == "import").count()
+                report.weights.iter().filter(|w| w.method == taalasc_quant::QuantMethod::Import).count()
             ),
             _ => "stopped early: nothing written".to_string(),
         }

@@ -88,26 +88,9 @@ fn manifest(s: &State) -> anyhow::Result<Manifest> {
 /// `report.json` of this build (no wall times: the same input gives the
 /// same bytes; they are printed and kept in `timings.json`).
 fn report_file(s: &State) -> anyhow::Result<BuildReportFile> {
-    let report = s.report.as_ref().expect("the quantize step ran");
-    let serde_json::Value::Object(build) = serde_json::to_value(report)? else {
-        unreachable!("the build report is an object");
-    };
-    let auto = match &s.auto {
-        None => None,
-        Some(r) => {
-            let mut auto = serde_json::to_value(r)?;
-            if let Some(o) = auto.as_object_mut() {
-                o.remove("sensitivity_seconds");
-            }
-            if let Some(o) = auto["plan"].as_object_mut() {
-                o.remove("seconds");
-            }
-            Some(auto)
-        }
-    };
     Ok(BuildReportFile {
-        build,
-        auto,
+        build: s.report.clone().expect("the quantize step ran"),
+        auto: s.auto.clone(),
         synth: None,
         macro_bits: None,
     })
