@@ -14,12 +14,12 @@
 //! counters, a debug port per engine numbered as in the plan), so
 //! `taalasc sim` drives and checks it exactly as it does one chip.
 
-use crate::chip::{check_part, chip_part_module, part_engines, ChipPart};
-use crate::emit::{engine_module, stages, Widths, PC_BITS, POS_BITS};
+use crate::chip::{check_part, chip_part_module, ChipPart};
+use crate::emit::engine_module;
 use crate::output::{
     engines_header, synth_list, write, yosys_script_of, HARNESS, LIBRARY, MACROS_BB,
 };
-use crate::plan::Plan;
+use crate::plan::{Plan, PC_BITS, POS_BITS};
 use crate::roms::write_roms;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -49,7 +49,7 @@ pub struct Board {
 impl Board {
     /// Chip parts of the board; checks each one can be printed.
     pub fn parts(&self, plan: &Plan) -> Result<Vec<ChipPart>, String> {
-        let ns = stages(plan)?.len();
+        let ns = plan.stages().len();
         if self.cuts.len() < 3 || self.cuts[0] != 0 || *self.cuts.last().expect("len") != ns {
             return Err(format!(
                 "a board needs at least 2 chips covering stages 0..{ns}, got cuts {:?}",
@@ -60,10 +60,7 @@ impl Board {
             .cuts
             .windows(2)
             .enumerate()
-            .map(|(k, w)| ChipPart {
-                name: format!("taalasc_chip{k}"),
-                stages: w[0]..w[1],
-            })
+            .map(|(k, w)| ChipPart::new(plan, format!("taalasc_chip{k}"), w[0]..w[1]))
             .collect();
         for p in &parts {
             check_part(plan, p)?;
@@ -93,8 +90,7 @@ pub fn chip_plan(plan: &Plan, engines: &[usize]) -> Plan {
 /// The board top: chips in a chain, a `tls_link` between neighbours.
 pub fn board_module(plan: &Plan, board: &Board) -> String {
     let parts = board.parts(plan).expect("the caller checks the board");
-    let st = stages(plan).expect("checked");
-    let w = Widths::of(plan);
+    let w = plan.widths();
     let (aw, tw, vw, pb) = (w.aw, w.tw, w.vw, POS_BITS);
     let ne = plan.engines.len();
     let nc = parts.len();
@@ -158,7 +154,7 @@ pub fn board_module(plan: &Plan, board: &Board) -> String {
             format!(".perf_ctrl(c{c}_pc)"),
             format!(".dbg_conflict(c{c}_conflict)"),
         ]);
-        for e in part_engines(&st, part) {
+        for &e in &part.engines {
             for f in ["we", "tag", "pc", "addr", "data"] {
                 ports.push(format!(".dbg{e}_{f}(dbg{e}_{f})"));
             }
@@ -193,8 +189,9 @@ pub fn board_module(plan: &Plan, board: &Board) -> String {
 
 /// Names of chip `part`'s generated files (its engines, then its top),
 /// relative to its `chipK/` folder.
-fn chip_generated_names(part: &ChipPart, engs: &[usize]) -> Vec<String> {
-    engs.iter()
+fn chip_generated_names(part: &ChipPart) -> Vec<String> {
+    part.engines
+        .iter()
         .map(|e| format!("rtl/taalasc_engine_{e}.v"))
         .chain(std::iter::once(format!("rtl/{}.v", part.name)))
         .collect()
@@ -204,15 +201,13 @@ fn chip_generated_names(part: &ChipPart, engs: &[usize]) -> Vec<String> {
 /// (from chip 0), every chip's generated files, the link and the board top.
 pub fn board_sources(plan: &Plan, board: &Board) -> Result<Vec<String>, String> {
     let parts = board.parts(plan)?;
-    let st = stages(plan)?;
     let mut list: Vec<String> = LIBRARY
         .iter()
         .map(|(f, _)| format!("../chip0/rtl/{f}"))
         .collect();
     for (c, part) in parts.iter().enumerate() {
-        let engs = part_engines(&st, part);
         list.extend(
-            chip_generated_names(part, &engs)
+            chip_generated_names(part)
                 .iter()
                 .map(|rel| format!("../chip{c}/{rel}")),
         );
@@ -231,16 +226,15 @@ pub fn write_board(
 ) -> std::io::Result<()> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
     let parts = board.parts(plan).map_err(bad)?;
-    let st = stages(plan).map_err(bad)?;
     for (c, part) in parts.iter().enumerate() {
         let cdir = dir.join(format!("chip{c}"));
-        let engs = part_engines(&st, part);
-        let sub = chip_plan(plan, &engs);
+        let engs = &part.engines;
+        let sub = chip_plan(plan, engs);
         for (f, text) in LIBRARY.iter().chain(std::iter::once(&MACROS_BB)) {
             write(&cdir, &format!("rtl/{f}"), text)?;
         }
-        let names = chip_generated_names(part, &engs);
-        for &e in &engs {
+        let names = chip_generated_names(part);
+        for &e in engs {
             write(
                 &cdir,
                 &format!("rtl/taalasc_engine_{e}.v"),
@@ -301,8 +295,8 @@ pub fn chip_synth_sources(
     let part = parts
         .get(k)
         .ok_or_else(|| format!("the board has chips 0 to {}", parts.len() - 1))?;
-    let engs = part_engines(&stages(plan)?, part);
-    let names = chip_generated_names(part, &engs);
+    let engs = part.engines.clone();
+    let names = chip_generated_names(part);
     Ok((synth_list(&names), engs))
 }
 

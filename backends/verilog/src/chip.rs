@@ -9,8 +9,8 @@
 //! token[22:0]}`. An error header (a bad token found by the first chip)
 //! carries no payload and becomes the last chip's error beat.
 
-use crate::emit::{lit, mux, stages, Stage, Widths, PC_BITS, POS_BITS};
-use crate::plan::{addr_bits, Plan};
+use crate::emit::{lit, mux};
+use crate::plan::{addr_bits, Plan, PC_BITS, POS_BITS};
 use std::fmt::Write as _;
 use std::ops::Range;
 
@@ -18,40 +18,45 @@ use std::ops::Range;
 pub const LINK_TOKEN_BITS: u32 = 23;
 
 /// One chip of a board: the pipeline stages it runs (indices into
-/// [`stages`]) and its module name.
+/// [`Plan::stages`]), the engines they run on and its module name.
 #[derive(Clone, Debug)]
 pub struct ChipPart {
     pub name: String,
     pub stages: Range<usize>,
+    /// Engines of the stages, in increasing order.
+    pub engines: Vec<usize>,
+}
+
+impl ChipPart {
+    /// The chip `name` running `stages` of `plan`.
+    pub fn new(plan: &Plan, name: String, stages: Range<usize>) -> ChipPart {
+        let st = plan.stages();
+        let mut engines: Vec<usize> = stages
+            .clone()
+            .filter(|&k| k < st.len())
+            .map(|k| st[k].engine)
+            .collect();
+        engines.sort_unstable();
+        engines.dedup();
+        ChipPart {
+            name,
+            stages,
+            engines,
+        }
+    }
 }
 
 /// The chip top of a whole plan on one chip.
 pub fn chip_module(plan: &Plan) -> String {
-    let ns = stages(plan)
-        .expect("plan() checks the schedule forms stages")
-        .len();
-    chip_part_module(
-        plan,
-        &ChipPart {
-            name: "taalasc_chip".into(),
-            stages: 0..ns,
-        },
-    )
-}
-
-/// Engines of a chip part, in increasing order.
-pub fn part_engines(st: &[Stage], part: &ChipPart) -> Vec<usize> {
-    let mut e: Vec<usize> = part.stages.clone().map(|k| st[k].engine).collect();
-    e.sort_unstable();
-    e.dedup();
-    e
+    let ns = plan.stages().len();
+    chip_part_module(plan, &ChipPart::new(plan, "taalasc_chip".into(), 0..ns))
 }
 
 /// Checks that a chip part can be printed: its first stage's engine takes
 /// link input only when no other stage of the chip uses it, and likewise
 /// for the last stage's engine and link output.
 pub fn check_part(plan: &Plan, part: &ChipPart) -> Result<(), String> {
-    let st = stages(plan)?;
+    let st = plan.stages();
     let r = &part.stages;
     if r.is_empty() || r.end > st.len() {
         return Err(format!("chip stages {r:?} outside 0..{}", st.len()));
@@ -75,7 +80,7 @@ pub fn check_part(plan: &Plan, part: &ChipPart) -> Result<(), String> {
             r.start
         ));
     }
-    if r.start > 0 && Widths::of(plan).tw > LINK_TOKEN_BITS {
+    if r.start > 0 && plan.widths().tw > LINK_TOKEN_BITS {
         return Err(format!(
             "a vocabulary of {} does not fit the link header's {LINK_TOKEN_BITS}-bit token field",
             plan.vocab
@@ -90,17 +95,17 @@ pub fn check_part(plan: &Plan, part: &ChipPart) -> Result<(), String> {
 /// and the per-engine debug ports (named by global engine index).
 pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     check_part(plan, part).expect("the caller checks the part");
-    let w = Widths::of(plan);
+    let w = plan.widths();
     let aw = w.aw;
     let ne = plan.engines.len();
     let ew = addr_bits(ne);
-    let st = stages(plan).expect("plan() checks the schedule forms stages");
+    let st = plan.stages();
     let ns = st.len();
     let (first, last) = (part.stages.start, part.stages.end - 1);
     let link_in = first > 0;
     let link_out = last + 1 < ns;
     let ks: Vec<usize> = part.stages.clone().collect();
-    let engs = part_engines(&st, part);
+    let engs = &part.engines;
     let copies: Vec<(usize, u32, u32, usize)> = st
         .iter()
         .enumerate()
@@ -154,7 +159,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     // Engines: which stage is active on each.
     let on_engine =
         |e: usize| -> Vec<usize> { ks.iter().copied().filter(|&k| st[k].engine == e).collect() };
-    for &e in &engs {
+    for &e in engs {
         let on = on_engine(e);
         let act = on
             .iter()
@@ -263,7 +268,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
 
     // Engines.
     let _ = writeln!(s, "\n  // ---- engines (clock-gated when idle) ----");
-    for &e in &engs {
+    for &e in engs {
         let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [47:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
     }
     let _ = writeln!(s, "  reg [47:0] cp_data;");
@@ -277,7 +282,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         })
         .collect();
     mux(&mut s, "c_from", "cp_data", &srcs, 48);
-    for &k in &engs {
+    for &k in engs {
         let e = &plan.engines[k];
         let kl = lit(ew, k as u64);
         let mut en = format!("rst || act{k} || (cp_busy && (c_from == {kl} || c_to == {kl}))");
@@ -313,7 +318,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         |f: &dyn Fn(usize) -> String| engs.iter().map(|&k| f(k)).collect::<Vec<_>>().join(" | ");
     // The scheduling invariant, checked by the harness every cycle.
     let mut clash = Vec::new();
-    for &e in &engs {
+    for &e in engs {
         let on = on_engine(e);
         for (i, &a) in on.iter().enumerate() {
             for &b in &on[i + 1..] {
@@ -341,7 +346,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     );
     // Unused outputs of engines other than the head's.
     let mut unused: Vec<String> = Vec::new();
-    for &k in &engs {
+    for &k in engs {
         if link_out || k != out_e {
             unused.extend([
                 format!("e{k}_o_valid"),

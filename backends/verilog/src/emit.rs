@@ -6,30 +6,10 @@
 //! the chip controller. Output is deterministic: the same plan gives the
 //! same bytes.
 
-use crate::plan::{addr_bits, blocks_per_word, Engine, Instr, Plan, Step, SCALE_FIELD_BITS};
+use crate::plan::{
+    addr_bits, blocks_per_word, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS, SCALE_FIELD_BITS,
+};
 use std::fmt::Write as _;
-
-/// Program counter bits of every engine.
-pub const PC_BITS: u32 = 8;
-/// Position bits of the chip interface.
-pub const POS_BITS: u32 = 16;
-
-/// Widths of the chip interface, derived from the plan.
-pub struct Widths {
-    pub aw: u32,
-    pub tw: u32,
-    pub vw: u32,
-}
-
-impl Widths {
-    pub fn of(plan: &Plan) -> Widths {
-        Widths {
-            aw: plan.spad_aw,
-            tw: addr_bits(plan.vocab),
-            vw: addr_bits(plan.vocab + 1),
-        }
-    }
-}
 
 /// Verilog literal of an unsigned value of `w` bits.
 pub(crate) fn lit(w: u32, v: u64) -> String {
@@ -302,7 +282,7 @@ fn spad_ports(u: &str, rb: bool) -> String {
 
 /// The module of engine `e`.
 pub fn engine_module(plan: &Plan, e: &Engine) -> String {
-    let w = Widths::of(plan);
+    let w = plan.widths();
     let aw = w.aw;
     let lanes = plan.lanes;
     let nb = blocks_per_word(lanes);
@@ -701,101 +681,4 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ok = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */", sink.join(", "));
     let _ = writeln!(s, "endmodule");
     s
-}
-
-/// One pipeline stage of the chip: a run of one engine's program, and the
-/// copies that bring its inputs from the previous stage's engine.
-pub struct Stage {
-    pub engine: usize,
-    pub pc0: usize,
-    pub pc1: usize,
-    /// `(src, dst, n)`: words copied from the previous stage's engine.
-    pub copies: Vec<(u32, u32, usize)>,
-    /// Some copied value is `W48` (not a residual): no link may feed it.
-    pub wide_inputs: bool,
-}
-
-/// The schedule as pipeline stages. Every copy must come from the
-/// previous stage's engine (true of every family the frontends lower: the
-/// residual stream flows from layer to layer), so that a stage's inputs
-/// are handed over before that engine takes its next token.
-pub fn stages(plan: &Plan) -> Result<Vec<Stage>, String> {
-    let mut out: Vec<Stage> = Vec::new();
-    let mut pending = Vec::new();
-    let mut any_wide = false;
-    for st in &plan.schedule {
-        match st {
-            Step::Copy {
-                from,
-                src,
-                to,
-                dst,
-                n,
-                wide,
-            } => {
-                let prev = out.last().map(|s| s.engine);
-                if prev != Some(*from) {
-                    return Err(format!(
-                        "a copy into engine {to} comes from engine {from}, not from the previous stage's engine: the token pipeline cannot hand it over"
-                    ));
-                }
-                pending.push((*src, *dst, *n));
-                any_wide |= *wide;
-            }
-            Step::Run { engine, pc0, pc1 } => out.push(Stage {
-                engine: *engine,
-                pc0: *pc0,
-                pc1: *pc1,
-                copies: std::mem::take(&mut pending),
-                wide_inputs: std::mem::take(&mut any_wide),
-            }),
-        }
-    }
-    if !pending.is_empty() || out.is_empty() {
-        return Err("the schedule must end with a run of the head".into());
-    }
-    Ok(out)
-}
-
-/// Checks the plan fits the emitter's fixed field widths and forms a token
-/// pipeline; `plan()` calls it, so every plan it returns can be printed.
-pub fn check_limits(plan: &Plan) -> Result<(), String> {
-    for e in &plan.engines {
-        if e.program.len() >= (1 << PC_BITS) {
-            return Err(format!(
-                "engine {} has {} instructions; at most {} fit its program counter",
-                e.index,
-                e.program.len(),
-                (1 << PC_BITS) - 1
-            ));
-        }
-        for m in &e.mats {
-            if m.rows >= 1 << 24 || m.cols >= 1 << 20 {
-                return Err(format!(
-                    "matrix `{}` is {}x{}: beyond 2^24 rows or 2^20 columns",
-                    m.weight, m.rows, m.cols
-                ));
-            }
-        }
-        for i in &e.program {
-            if let Instr::Rope {
-                heads, head_dim, ..
-            } = i
-            {
-                if *heads >= 256 || *head_dim >= 1024 {
-                    return Err(format!(
-                        "RoPE over {heads} heads of {head_dim}: beyond 255 heads or 1023 features"
-                    ));
-                }
-            }
-        }
-    }
-    stages(plan)?;
-    if plan.context > 1 << POS_BITS {
-        return Err(format!(
-            "context {} is beyond 2^{POS_BITS} positions",
-            plan.context
-        ));
-    }
-    Ok(())
 }

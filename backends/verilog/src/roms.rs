@@ -10,9 +10,9 @@ use crate::plan::{blocks_per_word, MatRom, Plan, VecRom, VecSource, SCALE_FIELD_
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
+use taalasc_image::ImageSource;
 use taalasc_numerics::{self as nx, RopeTable};
 use taalasc_quant::QTensor;
-use taalasc_image::ImageSource;
 
 /// A little-endian bit vector that prints as one hex word.
 struct Word {
