@@ -88,7 +88,7 @@ fn instr(f: &mut fmt::Formatter<'_>, e: &Engine, i: &Instr) -> fmt::Result {
             let m = &e.mats[*mat];
             write!(
                 f,
-                "linear mat {mat} [{rows}x{cols}] {} -> {}{}{}  ({}, {} bits)",
+                "linear mat {mat} [{rows}x{cols}] {} -> {}{}{}  ({}, {})",
                 At(*src),
                 At(*dst),
                 Opt("bias", *bias),
