@@ -9,10 +9,11 @@
 //! token[22:0]}`. An error header (a bad token found by the first chip)
 //! carries no payload and becomes the last chip's error beat.
 
-use crate::emit::{lit, mux};
+use crate::emit::{lit, mux, W_MSB};
 use crate::plan::{addr_bits, Plan, PC_BITS, POS_BITS};
 use std::fmt::Write as _;
 use std::ops::Range;
+use taalasc_numerics::W_BITS;
 
 /// Bits of the token field in a link header.
 pub const LINK_TOKEN_BITS: u32 = 23;
@@ -132,13 +133,13 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     if link_out {
         let _ = writeln!(s, "    // link out: a two-word header, then the last stage's output words (lo_last on the final word)\n    output wire          lo_valid,\n    input  wire          lo_ready,\n    output wire [31:0]   lo_data,\n    output wire          lo_last,");
     } else {
-        let _ = writeln!(s, "    // logits out, in the order tokens came in (one beat per vocabulary entry; one error\n    // beat for a token out of range, a full context or a slot beyond the chip's users)\n    output wire          out_valid,\n    input  wire          out_ready,\n    output wire [47:0]   out_logit,\n    output wire [{}:0]   out_index,\n    output wire          out_last,\n    output wire          out_error,\n    output wire [7:0]    out_slot,\n    output wire [{}:0]   out_pos,", vw - 1, pb - 1);
+        let _ = writeln!(s, "    // logits out, in the order tokens came in (one beat per vocabulary entry; one error\n    // beat for a token out of range, a full context or a slot beyond the chip's users)\n    output wire          out_valid,\n    input  wire          out_ready,\n    output wire [{W_MSB}:0]   out_logit,\n    output wire [{}:0]   out_index,\n    output wire          out_last,\n    output wire          out_error,\n    output wire [7:0]    out_slot,\n    output wire [{}:0]   out_pos,", vw - 1, pb - 1);
     }
     let _ = writeln!(s, "    // cycles in which some engine does matvec / else attention / else nonlinear work,\n    // or the chip holds tokens but only the controller works\n    output reg  [63:0]   perf_matvec,\n    output reg  [63:0]   perf_attn,\n    output reg  [63:0]   perf_nl,\n    output reg  [63:0]   perf_ctrl,");
     let _ = writeln!(s, "    // debug: high if two stages ever claim one engine, or a copy touches a running engine\n    output wire          dbg_conflict,");
     let _ = writeln!(s, "    // debug: every scratchpad write of every engine, tagged with its token's sequence number");
     for (i, &e) in engs.iter().enumerate() {
-        let _ = writeln!(s, "    output wire          dbg{e}_we,\n    output wire [15:0]   dbg{e}_tag,\n    output wire [{}:0]    dbg{e}_pc,\n    output wire [{}:0]   dbg{e}_addr,\n    output wire [47:0]   dbg{e}_data{}", PC_BITS - 1, aw - 1, if i + 1 == engs.len() { "" } else { "," });
+        let _ = writeln!(s, "    output wire          dbg{e}_we,\n    output wire [15:0]   dbg{e}_tag,\n    output wire [{}:0]    dbg{e}_pc,\n    output wire [{}:0]   dbg{e}_addr,\n    output wire [{W_MSB}:0]   dbg{e}_data{}", PC_BITS - 1, aw - 1, if i + 1 == engs.len() { "" } else { "," });
     }
     let _ = writeln!(s, ");");
 
@@ -246,7 +247,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
             );
         }
         let _ = writeln!(s, "      default: ;\n    endcase\n  end");
-        let _ = writeln!(s, "  wire li_hdr_ok = !v{first} && !act{in_e} && !err && !err_pend;\n  assign li_ready = (li_st == 2'd2) || li_hdr_ok;\n  wire li_take = li_valid && li_ready;\n  wire li_we = li_take && (li_st == 2'd2);\n  wire [{}:0] li_waddr = l_dst + li_i[{}:0];\n  wire [47:0] li_wdata = {{{{16{{li_data[31]}}}}, li_data}};\n  wire li_word_last = (li_i + {}'d1 == l_n);", aw - 1, aw - 1, aw + 1);
+        let _ = writeln!(s, "  wire li_hdr_ok = !v{first} && !act{in_e} && !err && !err_pend;\n  assign li_ready = (li_st == 2'd2) || li_hdr_ok;\n  wire li_take = li_valid && li_ready;\n  wire li_we = li_take && (li_st == 2'd2);\n  wire [{}:0] li_waddr = l_dst + li_i[{}:0];\n  wire [{W_MSB}:0] li_wdata = {{{{16{{li_data[31]}}}}, li_data}};\n  wire li_word_last = (li_i + {}'d1 == l_n);", aw - 1, aw - 1, aw + 1);
     }
     if link_out {
         let outs = &st[last + 1].copies;
@@ -269,19 +270,19 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     // Engines.
     let _ = writeln!(s, "\n  // ---- engines (clock-gated when idle) ----");
     for &e in engs {
-        let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [47:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
+        let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
     }
-    let _ = writeln!(s, "  reg [47:0] cp_data;");
+    let _ = writeln!(s, "  reg [{W_MSB}:0] cp_data;");
     let srcs: Vec<String> = (0..ne)
         .map(|k| {
             if engs.contains(&k) {
                 format!("e{k}_xr")
             } else {
-                "48'd0".into()
+                format!("{W_BITS}'d0")
             }
         })
         .collect();
-    mux(&mut s, "c_from", "cp_data", &srcs, 48);
+    mux(&mut s, "c_from", "cp_data", &srcs, W_BITS);
     for &k in engs {
         let e = &plan.engines[k];
         let kl = lit(ew, k as u64);
@@ -360,7 +361,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         unused.push(format!("fin{last}"));
     }
     if link_out {
-        unused.push(format!("e{out_e}_xr[47:32]"));
+        unused.push(format!("e{out_e}_xr[{W_MSB}:32]"));
     }
     if copies.is_empty() {
         // A one-stage chip part has no copies between its engines.
@@ -420,7 +421,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         let _ = writeln!(s, "  wire [31:0] lo_h0 = lo_err ? {{16'd0, err_pos}} : {{seq{last}, pos{last}}};\n  wire [31:0] lo_h1 = lo_err ? {{1'b1, err_slot, {LINK_TOKEN_BITS}'d0}} : {{1'b0, slot{last}, {tok}}};");
     }
     if !link_out {
-        let _ = writeln!(s, "  assign out_valid = err || (run{last} && e{out_e}_o_valid);\n  assign out_logit = err ? 48'd0 : e{out_e}_o_data;\n  assign out_index = err ? {vw}'d0 : e{out_e}_o_index;\n  assign out_last = err || (run{last} && e{out_e}_o_last);\n  assign out_error = err;\n  assign out_slot = err ? err_slot : slot{last};\n  assign out_pos = err ? err_pos : pos{last};");
+        let _ = writeln!(s, "  assign out_valid = err || (run{last} && e{out_e}_o_valid);\n  assign out_logit = err ? {W_BITS}'d0 : e{out_e}_o_data;\n  assign out_index = err ? {vw}'d0 : e{out_e}_o_index;\n  assign out_last = err || (run{last} && e{out_e}_o_last);\n  assign out_error = err;\n  assign out_slot = err ? err_slot : slot{last};\n  assign out_pos = err ? err_pos : pos{last};");
     }
 
     // Sequential logic.

@@ -10,6 +10,10 @@ use crate::plan::{
     addr_bits, blocks_per_word, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS, SCALE_FIELD_BITS,
 };
 use std::fmt::Write as _;
+use taalasc_numerics::W_BITS;
+
+/// Most significant bit of a `W48` word (scratchpad words, logits).
+pub(crate) const W_MSB: u32 = W_BITS - 1;
 
 /// Verilog literal of an unsigned value of `w` bits.
 pub(crate) fn lit(w: u32, v: u64) -> String {
@@ -322,10 +326,10 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let _ = writeln!(s, "    input  wire [{}:0]   pos,", POS_BITS - 1);
     let _ = writeln!(s, "    input  wire [7:0]    slot,");
     let _ = writeln!(s, "    output reg           done,");
-    let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [47:0]   x_rdata,", aw - 1);
-    let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [47:0]   x_wdata,", aw - 1);
-    let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [47:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
-    let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [47:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
+    let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [{W_MSB}:0]   x_rdata,", aw - 1);
+    let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [{W_MSB}:0]   x_wdata,", aw - 1);
+    let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [{W_MSB}:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
+    let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [{W_MSB}:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
     let _ = writeln!(s, "    output wire          busy_mv,\n    output wire          busy_attn,\n    output wire          busy_nl\n);");
 
     // Program decoder.
@@ -408,7 +412,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         if *u != "out" {
             let _ = writeln!(
                 s,
-                "  wire {u}_w_en;\n  wire [{}:0] {u}_w_addr;\n  wire [47:0] {u}_w_data;",
+                "  wire {u}_w_en;\n  wire [{}:0] {u}_w_addr;\n  wire [{W_MSB}:0] {u}_w_data;",
                 aw - 1
             );
             w_en.push(format!("{u}_w_en"));
@@ -416,7 +420,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             w_data.push(format!("{u}_w_data"));
         }
     }
-    let _ = writeln!(s, "  wire [47:0] spad_a;\n  wire [47:0] spad_b;");
+    let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
     let _ = writeln!(
         s,
@@ -424,10 +428,14 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         aw - 1,
         or_all(&w_addr, aw)
     );
-    let _ = writeln!(s, "  wire [47:0] u_wdata = {};", or_all(&w_data, 48));
     let _ = writeln!(
         s,
-        "  tls_sram2r #(.W(48), .D({}), .AW({aw})) spad (\n    .clk(clk),\n    .we(u_we | x_we),\n    .waddr(x_we ? x_waddr : u_waddr),\n    .wdata(x_we ? x_wdata : u_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
+        "  wire [{W_MSB}:0] u_wdata = {};",
+        or_all(&w_data, W_BITS)
+    );
+    let _ = writeln!(
+        s,
+        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw})) spad (\n    .clk(clk),\n    .we(u_we | x_we),\n    .waddr(x_we ? x_waddr : u_waddr),\n    .wdata(x_we ? x_wdata : u_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
         e.spad_words,
         ra_en.join(" | "),
         ra_addr.join(" | "),
@@ -503,10 +511,10 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         let _ = writeln!(s, "\n  // ---- linear bias ROMs ----");
         let _ = writeln!(
             s,
-            "  wire br_en;\n  wire [23:0] br_addr;\n  reg [47:0] br_data;"
+            "  wire br_en;\n  wire [23:0] br_addr;\n  reg [{W_MSB}:0] br_data;"
         );
         rom_bank(
-            &mut s, &e.biases, "b", 48, "br_en", "br_addr", "d_bias", "br_data",
+            &mut s, &e.biases, "b", W_BITS, "br_en", "br_addr", "d_bias", "br_data",
         );
     }
     // Gain ROMs.
@@ -614,7 +622,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             Vec::new(),
         );
         for (k, a) in e.attns.iter().enumerate() {
-            let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [47:0] a{k}_w_data;", aw - 1);
+            let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [{W_MSB}:0] a{k}_w_data;", aw - 1);
             let _ = writeln!(
                 s,
                 "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
@@ -650,7 +658,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             w.vw
         );
     } else {
-        let _ = writeln!(s, "  assign o_valid = 1'b0;\n  assign o_data = 48'd0;\n  assign o_index = {}'d0;\n  assign o_last = 1'b0;", w.vw);
+        let _ = writeln!(s, "  assign o_valid = 1'b0;\n  assign o_data = {W_BITS}'d0;\n  assign o_index = {}'d0;\n  assign o_last = 1'b0;", w.vw);
         let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ready = o_ready;\n  /* verilator lint_on UNUSEDSIGNAL */");
     }
     if !e.uses("embed") {
