@@ -9,16 +9,9 @@
 use crate::plan::{
     addr_bits, blocks_per_word, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS, SCALE_FIELD_BITS,
 };
+use crate::vlog::{lit, mux, or_all, W_MSB};
 use std::fmt::Write as _;
 use taalasc_numerics::W_BITS;
-
-/// Most significant bit of a `W48` word (scratchpad words, logits).
-pub(crate) const W_MSB: u32 = W_BITS - 1;
-
-/// Verilog literal of an unsigned value of `w` bits.
-pub(crate) fn lit(w: u32, v: u64) -> String {
-    format!("{w}'d{v}")
-}
 
 /// A program-decoder field: `(name, width)`.
 struct Field(&'static str, u32);
@@ -217,25 +210,6 @@ fn decode(i: &Instr, e: &Engine, w: &Widths) -> Vec<(&'static str, String)> {
         }
     }
     d
-}
-
-/// `a | b | ...` over names, or a zero of width `w` when empty.
-fn or_all(names: &[String], w: u32) -> String {
-    if names.is_empty() {
-        format!("{w}'d0")
-    } else {
-        names.join(" | ")
-    }
-}
-
-/// `always @*` multiplexer: `out = srcs[sel]`, zero for other selects.
-pub(crate) fn mux(s: &mut String, sel: &str, out: &str, srcs: &[String], w: u32) {
-    let sw = addr_bits(srcs.len());
-    let _ = writeln!(s, "  always @* begin\n    case ({sel})");
-    for (k, src) in srcs.iter().enumerate() {
-        let _ = writeln!(s, "      {}: {out} = {src};", lit(sw, k as u64));
-    }
-    let _ = writeln!(s, "      default: {out} = {w}'d0;\n    endcase\n  end");
 }
 
 /// A bank of vector ROMs behind one read port: each ROM `{p}{k}` is enabled

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod roms;
 pub mod tables;
 pub mod tools;
+pub mod vlog;
 
 pub use plan::{plan, MacroBits, Plan, PlanError};
 use serde::{Deserialize, Serialize};
