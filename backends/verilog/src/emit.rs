@@ -258,14 +258,62 @@ fn spad_ports(u: &str, rb: bool) -> String {
     format!(".ra_en({u}_ra_en), .ra_addr({u}_ra_addr), .ra_data(spad_a),\n    {b}.w_en({u}_w_en), .w_addr({u}_w_addr), .w_data({u}_w_data)")
 }
 
+/// What every section of an engine module derives from the plan.
+struct EngineCx<'a> {
+    plan: &'a Plan,
+    e: &'a Engine,
+    w: Widths,
+    aw: u32,
+    lanes: usize,
+    /// Blocks of scale fields per ROM word.
+    nb: usize,
+    /// Bits of a widened weight ROM word (8-bit codes).
+    wide_bits: usize,
+    /// Units the program uses, in sequencer order.
+    units: Vec<&'static str>,
+    /// Address bits of the widest weight ROM, gain ROM and RoPE table.
+    waw: u32,
+    gaw: u32,
+    taw: u32,
+}
+
 /// The module of engine `e`.
 pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let w = plan.widths();
-    let aw = w.aw;
     let lanes = plan.lanes;
     let nb = blocks_per_word(lanes);
-    let wide_bits = lanes * 8 + nb * SCALE_FIELD_BITS;
+    let max_aw = |it: &mut dyn Iterator<Item = usize>| it.map(addr_bits).max().unwrap_or(1);
+    let cx = EngineCx {
+        plan,
+        e,
+        w,
+        aw: w.aw,
+        lanes,
+        nb,
+        wide_bits: lanes * 8 + nb * SCALE_FIELD_BITS,
+        units: ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
+            .into_iter()
+            .filter(|u| e.uses(u))
+            .collect(),
+        waw: max_aw(&mut e.mats.iter().map(|m| m.rows * m.chunks)),
+        gaw: max_aw(&mut e.gains.iter().map(|g| g.depth)),
+        taw: max_aw(&mut e.ropes.iter().map(|r| r.depth)),
+    };
     let mut s = String::new();
+    header(&mut s, &cx);
+    decoder(&mut s, &cx);
+    sequencer(&mut s, &cx);
+    scratchpad(&mut s, &cx);
+    weight_roms(&mut s, &cx);
+    vector_roms(&mut s, &cx);
+    unit_instances(&mut s, &cx);
+    let _ = writeln!(s, "endmodule");
+    s
+}
+
+/// The module header and its ports.
+fn header(s: &mut String, cx: &EngineCx) {
+    let EngineCx { e, w, aw, .. } = *cx;
     let name = format!("taalasc_engine_{}", e.index);
     let _ = writeln!(
         s,
@@ -305,7 +353,11 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [{W_MSB}:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
     let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [{W_MSB}:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
     let _ = writeln!(s, "    output wire          busy_mv,\n    output wire          busy_attn,\n    output wire          busy_nl\n);");
+}
 
+/// The program decoder: the fields of the instruction at `pc`.
+fn decoder(s: &mut String, cx: &EngineCx) {
+    let EngineCx { e, w, .. } = *cx;
     // Program decoder.
     let fl = fields(e, &w);
     let _ = writeln!(s, "\n  // ---- program decoder ----");
@@ -336,32 +388,38 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         let _ = writeln!(s, "      end");
     }
     let _ = writeln!(s, "      default: ;\n    endcase\n  end");
+}
 
+/// The sequencer: issues one instruction at a time to its unit.
+fn sequencer(s: &mut String, cx: &EngineCx) {
+    let EngineCx { ref units, .. } = *cx;
     // Sequencer.
-    let units: Vec<&str> = ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
-        .into_iter()
-        .filter(|u| e.uses(u))
-        .collect();
     let _ = writeln!(s, "\n  // ---- sequencer: one instruction at a time ----");
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "  reg go_{u};\n  wire done_{u};\n  wire busy_{u}_w;");
     }
     let dones: Vec<String> = units.iter().map(|u| format!("done_{u}")).collect();
     let _ = writeln!(s, "  wire unit_done = {};", or_all(&dones, 1));
     let _ = writeln!(s, "  always @(posedge clk) begin\n    if (rst) begin\n      pc <= {}'d0;\n      pc_end <= {}'d0;\n      running <= 1'b0;\n      issued <= 1'b0;\n      done <= 1'b0;", PC_BITS, PC_BITS);
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "      go_{u} <= 1'b0;");
     }
     let _ = writeln!(s, "    end else begin\n      done <= 1'b0;");
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "      go_{u} <= 1'b0;");
     }
     let _ = writeln!(s, "      if (start) begin\n        pc <= pc0;\n        pc_end <= pc1;\n        running <= 1'b1;\n        issued <= 1'b0;\n      end else if (running) begin\n        if (!issued) begin\n          if (pc == pc_end) begin\n            running <= 1'b0;\n            done <= 1'b1;\n          end else begin\n            issued <= 1'b1;");
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "            go_{u} <= (d_unit == 3'd{});", unit_code(u));
     }
     let _ = writeln!(s, "          end\n        end else if (unit_done) begin\n          issued <= 1'b0;\n          pc <= pc + 1'b1;\n        end\n      end\n    end\n  end");
+}
 
+/// The scratchpad (2 read ports, 1 write port) and the units' port signals.
+fn scratchpad(s: &mut String, cx: &EngineCx) {
+    let EngineCx {
+        e, aw, ref units, ..
+    } = *cx;
     // Scratchpad port signals of every unit.
     let _ = writeln!(
         s,
@@ -374,7 +432,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let mut w_en: Vec<String> = Vec::new();
     let mut w_addr: Vec<String> = Vec::new();
     let mut w_data: Vec<String> = Vec::new();
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "  wire {u}_ra_en;\n  wire [{}:0] {u}_ra_addr;", aw - 1);
         ra_en.push(format!("{u}_ra_en"));
         ra_addr.push(format!("{u}_ra_addr"));
@@ -418,14 +476,19 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     );
     let _ = writeln!(s, "  assign x_rdata = spad_a;");
     let _ = writeln!(s, "  assign dbg_we = u_we;\n  assign dbg_addr = u_waddr;\n  assign dbg_data = u_wdata;\n  assign dbg_pc = pc;");
+}
 
+/// The weight ROMs (one macro per matrix) behind one read port.
+fn weight_roms(s: &mut String, cx: &EngineCx) {
+    let EngineCx {
+        e,
+        lanes,
+        nb,
+        wide_bits,
+        waw,
+        ..
+    } = *cx;
     // Weight ROMs.
-    let waw = e
-        .mats
-        .iter()
-        .map(|m| addr_bits(m.rows * m.chunks))
-        .max()
-        .unwrap_or(1);
     if !e.mats.is_empty() {
         let _ = writeln!(s, "\n  // ---- weight ROMs (one macro per matrix) ----");
         let mut ens = Vec::new();
@@ -478,8 +541,13 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             );
         }
         let srcs: Vec<String> = (0..e.mats.len()).map(|k| format!("m{k}_w")).collect();
-        mux(&mut s, "d_mat", "w_data", &srcs, wide_bits as u32);
+        mux(s, "d_mat", "w_data", &srcs, wide_bits as u32);
     }
+}
+
+/// The linear bias, norm gain/bias and RoPE table ROMs.
+fn vector_roms(s: &mut String, cx: &EngineCx) {
+    let EngineCx { e, gaw, taw, .. } = *cx;
     // Linear bias ROMs.
     if e.uses("matvec") {
         let _ = writeln!(s, "\n  // ---- linear bias ROMs ----");
@@ -488,16 +556,10 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             "  wire br_en;\n  wire [23:0] br_addr;\n  reg [{W_MSB}:0] br_data;"
         );
         rom_bank(
-            &mut s, &e.biases, "b", W_BITS, "br_en", "br_addr", "d_bias", "br_data",
+            s, &e.biases, "b", W_BITS, "br_en", "br_addr", "d_bias", "br_data",
         );
     }
     // Gain ROMs.
-    let gaw = e
-        .gains
-        .iter()
-        .map(|g| addr_bits(g.depth))
-        .max()
-        .unwrap_or(1);
     if e.uses("norm") {
         let gw = addr_bits(e.gains.len());
         let _ = writeln!(s, "\n  // ---- norm gain / bias ROMs (Q15.16) ----");
@@ -510,16 +572,10 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) g{k} (\n    .clk(clk), .en({sel_g} || {sel_b}), .addr({sel_g} ? g_addr[{}:0] : nb_addr[{}:0]), .data(g{k}_q)\n  );", g.depth, g.file, ab - 1, ab - 1);
         }
         let srcs: Vec<String> = (0..e.gains.len()).map(|k| format!("g{k}_q")).collect();
-        mux(&mut s, "d_gain", "g_data", &srcs, 32);
-        mux(&mut s, "d_nbias", "nb_data", &srcs, 32);
+        mux(s, "d_gain", "g_data", &srcs, 32);
+        mux(s, "d_nbias", "nb_data", &srcs, 32);
     }
     // RoPE tables.
-    let taw = e
-        .ropes
-        .iter()
-        .map(|r| addr_bits(r.depth))
-        .max()
-        .unwrap_or(1);
     if e.uses("rope") {
         let _ = writeln!(
             s,
@@ -530,11 +586,23 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             "  wire t_en;\n  wire [{}:0] t_addr;\n  reg [31:0] t_data;",
             taw - 1
         );
-        rom_bank(
-            &mut s, &e.ropes, "r", 32, "t_en", "t_addr", "d_rope", "t_data",
-        );
+        rom_bank(s, &e.ropes, "r", 32, "t_en", "t_addr", "d_rope", "t_data");
     }
+}
 
+/// The unit instances and the engine's activity flags.
+fn unit_instances(s: &mut String, cx: &EngineCx) {
+    let EngineCx {
+        plan,
+        e,
+        w,
+        aw,
+        lanes,
+        waw,
+        gaw,
+        taw,
+        ..
+    } = *cx;
     // Unit instances.
     let _ = writeln!(s, "\n  // ---- units ----");
     let mut busy_mv = Vec::new();
@@ -661,6 +729,4 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         sink.push("busy_out_w".into());
     }
     let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ok = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */", sink.join(", "));
-    let _ = writeln!(s, "endmodule");
-    s
 }
