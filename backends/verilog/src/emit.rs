@@ -1,6 +1,6 @@
 //! Verilog text of a plan: one module per engine and the chip top.
 //!
-//! The printer never changes the plan (all decisions are in `plan.rs`); it
+//! The printer never changes the plan (all decisions, limits and derived widths are in `plan/`); it
 //! writes instances of the hand-written units in `rtl/` (contract:
 //! `rtl/UNITS.md`), the engines' memory macros, their program decoders and
 //! the chip controller. Output is deterministic: the same plan gives the

@@ -1,6 +1,12 @@
 //! The Verilog backend (RFC 0003): emits the chip's RTL from a chip image,
 //! with weights in ROM macros and the KV cache in SRAM macros, and drives
 //! Verilator and Yosys over it.
+//!
+//! Module order (no edge goes back): `plan` (lowering, legalization, the
+//! plan's text form; reads only the `tables` data) is read by every other
+//! module; `vlog` (the shared Verilog writer and the chip's ports) by the
+//! printers `emit` (engines), `chip` (chip tops) and `board`; `output`,
+//! `roms`, `cost`, `perf`, `sim` and `synth` read the plan and the printers.
 
 pub mod board;
 pub mod chip;
