@@ -9,49 +9,58 @@
 //! token[22:0]}`. An error header (a bad token found by the first chip)
 //! carries no payload and becomes the last chip's error beat.
 
-use crate::emit::{lit, mux, stages, Stage, Widths, PC_BITS, POS_BITS};
-use crate::plan::{addr_bits, Plan};
+use crate::plan::{addr_bits, Plan, Stage, Widths, PC_BITS, POS_BITS};
+use crate::vlog::{
+    clock_ports, conflict_port, debug_ports, items, link_in_ports, link_out_ports, lit,
+    logits_out_ports, mux, perf_ports, port_lines, token_in_ports, Dir, Item, W_MSB,
+};
 use std::fmt::Write as _;
 use std::ops::Range;
+use taalasc_numerics::W_BITS;
 
 /// Bits of the token field in a link header.
 pub const LINK_TOKEN_BITS: u32 = 23;
 
 /// One chip of a board: the pipeline stages it runs (indices into
-/// [`stages`]) and its module name.
+/// [`Plan::stages`]), the engines they run on and its module name.
 #[derive(Clone, Debug)]
 pub struct ChipPart {
     pub name: String,
     pub stages: Range<usize>,
+    /// Engines of the stages, in increasing order.
+    pub engines: Vec<usize>,
+}
+
+impl ChipPart {
+    /// The chip `name` running `stages` of `plan`.
+    pub fn new(plan: &Plan, name: String, stages: Range<usize>) -> ChipPart {
+        let st = plan.stages();
+        let mut engines: Vec<usize> = stages
+            .clone()
+            .filter(|&k| k < st.len())
+            .map(|k| st[k].engine)
+            .collect();
+        engines.sort_unstable();
+        engines.dedup();
+        ChipPart {
+            name,
+            stages,
+            engines,
+        }
+    }
 }
 
 /// The chip top of a whole plan on one chip.
 pub fn chip_module(plan: &Plan) -> String {
-    let ns = stages(plan)
-        .expect("plan() checks the schedule forms stages")
-        .len();
-    chip_part_module(
-        plan,
-        &ChipPart {
-            name: "taalasc_chip".into(),
-            stages: 0..ns,
-        },
-    )
-}
-
-/// Engines of a chip part, in increasing order.
-pub fn part_engines(st: &[Stage], part: &ChipPart) -> Vec<usize> {
-    let mut e: Vec<usize> = part.stages.clone().map(|k| st[k].engine).collect();
-    e.sort_unstable();
-    e.dedup();
-    e
+    let ns = plan.stages().len();
+    chip_part_module(plan, &ChipPart::new(plan, "taalasc_chip".into(), 0..ns))
 }
 
 /// Checks that a chip part can be printed: its first stage's engine takes
 /// link input only when no other stage of the chip uses it, and likewise
 /// for the last stage's engine and link output.
 pub fn check_part(plan: &Plan, part: &ChipPart) -> Result<(), String> {
-    let st = stages(plan)?;
+    let st = plan.stages();
     let r = &part.stages;
     if r.is_empty() || r.end > st.len() {
         return Err(format!("chip stages {r:?} outside 0..{}", st.len()));
@@ -75,7 +84,7 @@ pub fn check_part(plan: &Plan, part: &ChipPart) -> Result<(), String> {
             r.start
         ));
     }
-    if r.start > 0 && Widths::of(plan).tw > LINK_TOKEN_BITS {
+    if r.start > 0 && plan.widths().tw > LINK_TOKEN_BITS {
         return Err(format!(
             "a vocabulary of {} does not fit the link header's {LINK_TOKEN_BITS}-bit token field",
             plan.vocab
@@ -84,65 +93,196 @@ pub fn check_part(plan: &Plan, part: &ChipPart) -> Result<(), String> {
     Ok(())
 }
 
+/// What every section of a chip top derives from the plan and the part.
+struct ChipCx<'a> {
+    plan: &'a Plan,
+    w: Widths,
+    aw: u32,
+    /// Engines of the whole plan, and the bits that number them.
+    ne: usize,
+    ew: u32,
+    st: &'a [Stage],
+    ns: usize,
+    /// First and last stage of the part.
+    first: usize,
+    last: usize,
+    link_in: bool,
+    link_out: bool,
+    /// Stages of the part.
+    ks: &'a [usize],
+    engs: &'a [usize],
+    /// `(stage, src, dst, n)`: copies between the part's stages.
+    copies: &'a [(usize, u32, u32, usize)],
+    cw: u32,
+    users: usize,
+    ub: u32,
+    pb: u32,
+    tw: u32,
+    vw: u32,
+    name: &'a str,
+    /// Stages that take their predecessor's token inside the part.
+    cond: &'a [usize],
+    sbw: u32,
+    /// Engines of the first and last stage.
+    in_e: usize,
+    out_e: usize,
+}
+
+impl ChipCx<'_> {
+    /// The part's stages that run on engine `e`.
+    fn on_engine(&self, e: usize) -> Vec<usize> {
+        self.ks
+            .iter()
+            .copied()
+            .filter(|&k| self.st[k].engine == e)
+            .collect()
+    }
+}
+
 /// The top of one chip: its token pipeline over its stages, the copy unit
 /// that hands a token's values from stage to stage, token input or link
 /// input, logits output or link output, clock gates, performance counters
 /// and the per-engine debug ports (named by global engine index).
 pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     check_part(plan, part).expect("the caller checks the part");
-    let w = Widths::of(plan);
-    let aw = w.aw;
-    let ne = plan.engines.len();
-    let ew = addr_bits(ne);
-    let st = stages(plan).expect("plan() checks the schedule forms stages");
+    let w = plan.widths();
+    let st = plan.stages();
     let ns = st.len();
     let (first, last) = (part.stages.start, part.stages.end - 1);
-    let link_in = first > 0;
-    let link_out = last + 1 < ns;
     let ks: Vec<usize> = part.stages.clone().collect();
-    let engs = part_engines(&st, part);
     let copies: Vec<(usize, u32, u32, usize)> = st
         .iter()
         .enumerate()
         .filter(|(k, _)| *k > first && *k <= last)
         .flat_map(|(k, s)| s.copies.iter().map(move |&(a, b, n)| (k, a, b, n)))
         .collect();
-    let cw = addr_bits(copies.len().max(1) + 1);
-    let users = plan.users;
-    let ub = addr_bits(users);
-    let (pb, tw, vw) = (POS_BITS, w.tw, w.vw);
-    let name = &part.name;
+    let cond: Vec<usize> = (first + 1..=last).collect();
+    let cx = ChipCx {
+        plan,
+        w,
+        aw: w.aw,
+        ne: plan.engines.len(),
+        ew: addr_bits(plan.engines.len()),
+        st,
+        ns,
+        first,
+        last,
+        link_in: first > 0,
+        link_out: last + 1 < ns,
+        ks: &ks,
+        engs: &part.engines,
+        copies: &copies,
+        cw: addr_bits(copies.len().max(1) + 1),
+        users: plan.users,
+        ub: addr_bits(plan.users),
+        pb: POS_BITS,
+        tw: w.tw,
+        vw: w.vw,
+        name: &part.name,
+        cond: &cond,
+        sbw: addr_bits(ns + 1),
+        in_e: st[first].engine,
+        out_e: st[last].engine,
+    };
     let mut s = String::new();
+    header(&mut s, &cx);
+    stage_registers(&mut s, &cx);
+    copy_unit(&mut s, &cx);
+    link_ports(&mut s, &cx);
+    engines(&mut s, &cx);
+    token_io(&mut s, &cx);
+    sequential(&mut s, &cx);
+    s
+}
+
+/// The module header and its ports.
+fn header(s: &mut String, cx: &ChipCx) {
+    let ChipCx {
+        plan,
+        w,
+        ne,
+        ns,
+        first,
+        last,
+        link_in,
+        link_out,
+        engs,
+        users,
+        name,
+        ..
+    } = *cx;
     if link_in || link_out {
         let _ = writeln!(s, "// One chip of a taalasc board: stages {first}..{} of {ns} ({} engines), {} MAC lanes per matrix-vector unit,\n// {} positions of context for each of {users} user slots. Generated by taalasc; do not edit.", last + 1, engs.len(), plan.lanes, plan.context);
     } else {
         let _ = writeln!(s, "// The taalasc chip: {ne} engines in a {ns}-stage token pipeline, {} MAC lanes per matrix-vector unit,\n// {} positions of context for each of {users} user slots. Generated by taalasc; do not edit.", plan.lanes, plan.context);
     }
-    let _ = writeln!(s, "module {name} #(\n    parameter TABLE_DIR = \"rom/tables/\",\n    parameter ROM_DIR = \"rom/\"\n) (\n    input  wire          clk,\n    input  wire          rst,");
+    let _ = writeln!(
+        s,
+        "module {name} #(\n    parameter TABLE_DIR = \"rom/tables/\",\n    parameter ROM_DIR = \"rom/\"\n) ("
+    );
+    let mut ports = items(None, clock_ports());
     if link_in {
-        let _ = writeln!(s, "    // link in: a two-word header, then the first stage's input words\n    input  wire          li_valid,\n    output wire          li_ready,\n    input  wire [31:0]   li_data,");
+        ports.extend(items(
+            Some("link in: a two-word header, then the first stage's input words"),
+            link_in_ports(),
+        ));
     } else {
-        let _ = writeln!(s, "    // token in\n    input  wire          in_valid,\n    output wire          in_ready,\n    input  wire [{}:0]   in_token,\n    input  wire          in_restart,\n    input  wire [7:0]    in_slot,", tw - 1);
+        ports.extend(items(Some("token in"), token_in_ports(w)));
     }
     if link_out {
-        let _ = writeln!(s, "    // link out: a two-word header, then the last stage's output words (lo_last on the final word)\n    output wire          lo_valid,\n    input  wire          lo_ready,\n    output wire [31:0]   lo_data,\n    output wire          lo_last,");
+        ports.extend(items(
+            Some("link out: a two-word header, then the last stage's output words (lo_last on the final word)"),
+            link_out_ports(),
+        ));
     } else {
-        let _ = writeln!(s, "    // logits out, in the order tokens came in (one beat per vocabulary entry; one error\n    // beat for a token out of range, a full context or a slot beyond the chip's users)\n    output wire          out_valid,\n    input  wire          out_ready,\n    output wire [47:0]   out_logit,\n    output wire [{}:0]   out_index,\n    output wire          out_last,\n    output wire          out_error,\n    output wire [7:0]    out_slot,\n    output wire [{}:0]   out_pos,", vw - 1, pb - 1);
+        ports.push(Item::Comment(
+            "logits out, in the order tokens came in (one beat per vocabulary entry; one error",
+        ));
+        ports.extend(items(
+            Some(
+                "beat for a token out of range, a full context or a slot beyond the chip's users)",
+            ),
+            logits_out_ports(w),
+        ));
     }
-    let _ = writeln!(s, "    // cycles in which some engine does matvec / else attention / else nonlinear work,\n    // or the chip holds tokens but only the controller works\n    output reg  [63:0]   perf_matvec,\n    output reg  [63:0]   perf_attn,\n    output reg  [63:0]   perf_nl,\n    output reg  [63:0]   perf_ctrl,");
-    let _ = writeln!(s, "    // debug: high if two stages ever claim one engine, or a copy touches a running engine\n    output wire          dbg_conflict,");
-    let _ = writeln!(s, "    // debug: every scratchpad write of every engine, tagged with its token's sequence number");
-    for (i, &e) in engs.iter().enumerate() {
-        let _ = writeln!(s, "    output wire          dbg{e}_we,\n    output wire [15:0]   dbg{e}_tag,\n    output wire [{}:0]    dbg{e}_pc,\n    output wire [{}:0]   dbg{e}_addr,\n    output wire [47:0]   dbg{e}_data{}", PC_BITS - 1, aw - 1, if i + 1 == engs.len() { "" } else { "," });
+    ports.push(Item::Comment(
+        "cycles in which some engine does matvec / else attention / else nonlinear work,",
+    ));
+    ports.extend(items(
+        Some("or the chip holds tokens but only the controller works"),
+        perf_ports(Dir::OutReg),
+    ));
+    ports.extend(items(
+        Some("debug: high if two stages ever claim one engine, or a copy touches a running engine"),
+        vec![conflict_port()],
+    ));
+    ports.push(Item::Comment(
+        "debug: every scratchpad write of every engine, tagged with its token's sequence number",
+    ));
+    for &e in engs {
+        ports.extend(items(None, debug_ports(e, w)));
     }
+    port_lines(s, &ports);
     let _ = writeln!(s, ");");
+}
 
+/// The token pipeline's registers, and which stage runs on each engine.
+fn stage_registers(s: &mut String, cx: &ChipCx) {
+    let ChipCx {
+        plan,
+        st,
+        ks,
+        engs,
+        pb,
+        tw,
+        ..
+    } = *cx;
     // Stage registers.
     let _ = writeln!(
         s,
         "\n  // ---- token pipeline: one register set per stage ----"
     );
-    for &k in &ks {
+    for &k in ks {
         let stg = &st[k];
         let _ = writeln!(
             s,
@@ -152,10 +292,8 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         let _ = writeln!(s, "  reg v{k}, run{k}, go{k};\n  reg [{}:0] tok{k};\n  reg [7:0] slot{k};\n  reg [{}:0] pos{k};\n  reg [15:0] seq{k};\n  wire fin{k} = v{k} && !run{k} && !go{k};", tw - 1, pb - 1);
     }
     // Engines: which stage is active on each.
-    let on_engine =
-        |e: usize| -> Vec<usize> { ks.iter().copied().filter(|&k| st[k].engine == e).collect() };
-    for &e in &engs {
-        let on = on_engine(e);
+    for &e in engs {
+        let on = cx.on_engine(e);
         let act = on
             .iter()
             .map(|k| format!("go{k} || run{k}"))
@@ -184,7 +322,20 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
             .join(" || ");
         let _ = writeln!(s, "  wire e{e}_go = {go};");
     }
+}
 
+/// The copy unit that hands a token's values to the next stage's engine, and the handoff conditions.
+fn copy_unit(s: &mut String, cx: &ChipCx) {
+    let ChipCx {
+        aw,
+        ew,
+        st,
+        copies,
+        cw,
+        cond,
+        sbw,
+        ..
+    } = *cx;
     // Copy unit.
     let _ = writeln!(
         s,
@@ -210,8 +361,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         s,
         "  // A stage can take its predecessor's token when it is empty and both engines are idle."
     );
-    let cond: Vec<usize> = (first + 1..=last).collect();
-    for &k in &cond {
+    for &k in cond {
         let (a, b) = (st[k - 1].engine, st[k].engine);
         let _ = writeln!(
             s,
@@ -219,12 +369,25 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
             k - 1
         );
     }
-    let sbw = addr_bits(ns + 1);
     let _ = writeln!(s, "  reg [{}:0] cp_stage;", sbw - 1);
+}
 
+/// The link ports' engine-side signals, used by the engine instances.
+fn link_ports(s: &mut String, cx: &ChipCx) {
+    let ChipCx {
+        aw,
+        st,
+        first,
+        last,
+        link_in,
+        link_out,
+        cw,
+        pb,
+        tw,
+        in_e,
+        ..
+    } = *cx;
     // Link ports' engine-side signals, used by the engine instances below.
-    let in_e = st[first].engine;
-    let out_e = st[last].engine;
     if link_in {
         let _ = writeln!(s, "\n  // ---- errors ----\n  reg err;  // passing on an error\n  reg [7:0] err_slot;\n  reg [{}:0] err_pos;", pb - 1);
         let _ = writeln!(s, "\n  // ---- link in ----\n  reg [1:0] li_st;  // 0, 1: header words; 2: payload\n  reg [15:0] h_seq;\n  reg [{}:0] h_pos;\n  reg [7:0] h_slot;\n  reg [{}:0] h_tok;\n  reg err_pend;  // an error header waits for the chip to empty\n  reg [{}:0] li_c;\n  reg [{}:0] li_i;", pb - 1, tw - 1, cw - 1, aw);
@@ -241,7 +404,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
             );
         }
         let _ = writeln!(s, "      default: ;\n    endcase\n  end");
-        let _ = writeln!(s, "  wire li_hdr_ok = !v{first} && !act{in_e} && !err && !err_pend;\n  assign li_ready = (li_st == 2'd2) || li_hdr_ok;\n  wire li_take = li_valid && li_ready;\n  wire li_we = li_take && (li_st == 2'd2);\n  wire [{}:0] li_waddr = l_dst + li_i[{}:0];\n  wire [47:0] li_wdata = {{{{16{{li_data[31]}}}}, li_data}};\n  wire li_word_last = (li_i + {}'d1 == l_n);", aw - 1, aw - 1, aw + 1);
+        let _ = writeln!(s, "  wire li_hdr_ok = !v{first} && !act{in_e} && !err && !err_pend;\n  assign li_ready = (li_st == 2'd2) || li_hdr_ok;\n  wire li_take = li_valid && li_ready;\n  wire li_we = li_take && (li_st == 2'd2);\n  wire [{}:0] li_waddr = l_dst + li_i[{}:0];\n  wire [{W_MSB}:0] li_wdata = {{{{16{{li_data[31]}}}}, li_data}};\n  wire li_word_last = (li_i + {}'d1 == l_n);", aw - 1, aw - 1, aw + 1);
     }
     if link_out {
         let outs = &st[last + 1].copies;
@@ -260,24 +423,42 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         let _ = writeln!(s, "      default: ;\n    endcase\n  end");
         let _ = writeln!(s, "  reg [32:0] lq [0:3];  // {{last, word}}\n  reg [1:0] lq_rp, lq_wp;\n  reg [2:0] lq_n;\n  reg p_v, p_hdr, p_last;  // the word issued last cycle\n  reg [31:0] p_word;\n  wire lo_pop = lo_valid && lo_ready;\n  assign lo_valid = lq_n != 3'd0;\n  assign lo_data = lq[lq_rp][31:0];\n  assign lo_last = lq[lq_rp][32];\n  wire lo_room = ({{1'b0, lq_n}} + {{3'd0, p_v}}) <= 4'd2;\n  wire lo_issue = lo_busy && (lo_ph != 2'd3) && lo_room;\n  wire lo_re = lo_issue && (lo_ph == 2'd2);\n  wire [{}:0] lo_raddr = o_src + lo_i[{}:0];\n  wire lo_word_last = (lo_i + {}'d1 == o_n) && o_lastc;", aw - 1, aw - 1, aw + 1);
     }
+}
 
+/// The engine instances (clock-gated), the scheduling invariant and the activity flags.
+fn engines(s: &mut String, cx: &ChipCx) {
+    let ChipCx {
+        plan,
+        aw,
+        ne,
+        ew,
+        last,
+        link_in,
+        link_out,
+        engs,
+        copies,
+        vw,
+        in_e,
+        out_e,
+        ..
+    } = *cx;
     // Engines.
     let _ = writeln!(s, "\n  // ---- engines (clock-gated when idle) ----");
-    for &e in &engs {
-        let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [47:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
+    for &e in engs {
+        let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
     }
-    let _ = writeln!(s, "  reg [47:0] cp_data;");
+    let _ = writeln!(s, "  reg [{W_MSB}:0] cp_data;");
     let srcs: Vec<String> = (0..ne)
         .map(|k| {
             if engs.contains(&k) {
                 format!("e{k}_xr")
             } else {
-                "48'd0".into()
+                format!("{W_BITS}'d0")
             }
         })
         .collect();
-    mux(&mut s, "c_from", "cp_data", &srcs, 48);
-    for &k in &engs {
+    mux(s, "c_from", "cp_data", &srcs, W_BITS);
+    for &k in engs {
         let e = &plan.engines[k];
         let kl = lit(ew, k as u64);
         let mut en = format!("rst || act{k} || (cp_busy && (c_from == {kl} || c_to == {kl}))");
@@ -313,8 +494,8 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         |f: &dyn Fn(usize) -> String| engs.iter().map(|&k| f(k)).collect::<Vec<_>>().join(" | ");
     // The scheduling invariant, checked by the harness every cycle.
     let mut clash = Vec::new();
-    for &e in &engs {
-        let on = on_engine(e);
+    for &e in engs {
+        let on = cx.on_engine(e);
         for (i, &a) in on.iter().enumerate() {
             for &b in &on[i + 1..] {
                 clash.push(format!("((go{a} || run{a}) && (go{b} || run{b}))"));
@@ -341,7 +522,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     );
     // Unused outputs of engines other than the head's.
     let mut unused: Vec<String> = Vec::new();
-    for &k in &engs {
+    for &k in engs {
         if link_out || k != out_e {
             unused.extend([
                 format!("e{k}_o_valid"),
@@ -355,7 +536,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         unused.push(format!("fin{last}"));
     }
     if link_out {
-        unused.push(format!("e{out_e}_xr[47:32]"));
+        unused.push(format!("e{out_e}_xr[{W_MSB}:32]"));
     }
     if copies.is_empty() {
         // A one-stage chip part has no copies between its engines.
@@ -364,7 +545,29 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     if !unused.is_empty() {
         let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_outs = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */", unused.join(", "));
     }
+}
 
+/// Token input, the error beat and logits output.
+fn token_io(s: &mut String, cx: &ChipCx) {
+    let ChipCx {
+        plan,
+        ew,
+        st,
+        first,
+        last,
+        link_in,
+        link_out,
+        ks,
+        users,
+        ub,
+        pb,
+        tw,
+        vw,
+        cond,
+        in_e,
+        out_e,
+        ..
+    } = *cx;
     // Input, error beat, output.
     let all_empty = ks
         .iter()
@@ -415,12 +618,33 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         let _ = writeln!(s, "  wire [31:0] lo_h0 = lo_err ? {{16'd0, err_pos}} : {{seq{last}, pos{last}}};\n  wire [31:0] lo_h1 = lo_err ? {{1'b1, err_slot, {LINK_TOKEN_BITS}'d0}} : {{1'b0, slot{last}, {tok}}};");
     }
     if !link_out {
-        let _ = writeln!(s, "  assign out_valid = err || (run{last} && e{out_e}_o_valid);\n  assign out_logit = err ? 48'd0 : e{out_e}_o_data;\n  assign out_index = err ? {vw}'d0 : e{out_e}_o_index;\n  assign out_last = err || (run{last} && e{out_e}_o_last);\n  assign out_error = err;\n  assign out_slot = err ? err_slot : slot{last};\n  assign out_pos = err ? err_pos : pos{last};");
+        let _ = writeln!(s, "  assign out_valid = err || (run{last} && e{out_e}_o_valid);\n  assign out_logit = err ? {W_BITS}'d0 : e{out_e}_o_data;\n  assign out_index = err ? {vw}'d0 : e{out_e}_o_index;\n  assign out_last = err || (run{last} && e{out_e}_o_last);\n  assign out_error = err;\n  assign out_slot = err ? err_slot : slot{last};\n  assign out_pos = err ? err_pos : pos{last};");
     }
+}
 
+/// The sequential logic: stages, input, output link, copy unit and handoffs.
+fn sequential(s: &mut String, cx: &ChipCx) {
+    let ChipCx {
+        aw,
+        st,
+        ns,
+        first,
+        last,
+        link_in,
+        link_out,
+        ks,
+        cw,
+        users,
+        pb,
+        tw,
+        cond,
+        sbw,
+        out_e,
+        ..
+    } = *cx;
     // Sequential logic.
     let _ = writeln!(s, "\n  always @(posedge clk) begin\n    if (rst) begin");
-    for &k in &ks {
+    for &k in ks {
         let _ = writeln!(s, "      v{k} <= 1'b0; run{k} <= 1'b0; go{k} <= 1'b0; tok{k} <= {tw}'d0; slot{k} <= 8'd0; pos{k} <= {pb}'d0; seq{k} <= 16'd0;");
     }
     if !link_in {
@@ -434,7 +658,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     let _ = writeln!(s, "      err <= 1'b0;\n      err_slot <= 8'd0;\n      err_pos <= {pb}'d0;\n      cp_busy <= 1'b0;\n      cp_idx <= {cw}'d0;\n      cp_i <= {}'d0;\n      cp_wv <= 1'b0;\n      cp_waddr <= {aw}'d0;\n      cp_stage <= {sbw}'d0;\n      perf_matvec <= 64'd0;\n      perf_attn <= 64'd0;\n      perf_nl <= 64'd0;\n      perf_ctrl <= 64'd0;\n    end else begin", aw + 1, sbw = sbw);
     let _ = writeln!(s, "      if (!empty) begin\n        if (bmv) perf_matvec <= perf_matvec + 64'd1;\n        else if (bat) perf_attn <= perf_attn + 64'd1;\n        else if (bnl) perf_nl <= perf_nl + 64'd1;\n        else perf_ctrl <= perf_ctrl + 64'd1;\n      end");
     // Start pulses last one cycle; a run ends with its engine's done.
-    for &k in &ks {
+    for &k in ks {
         let e = st[k].engine;
         let leave = if k == last && !link_out {
             format!("\n        v{k} <= 1'b0;  // logits streamed: the token leaves")
@@ -465,7 +689,7 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
     // Copy unit.
     let _ = writeln!(s, "      cp_wv <= cp_re;\n      cp_waddr <= c_dst + cp_i[{}:0];\n      if (cp_re) cp_i <= cp_i + {}'d1;", aw - 1, aw + 1);
     let _ = writeln!(s, "      if (cp_step_done) begin\n        cp_i <= {}'d0;\n        if (c_last) begin\n          cp_busy <= 1'b0;\n          case (cp_stage)", aw + 1);
-    for &k in &cond {
+    for &k in cond {
         if st[k].copies.is_empty() {
             continue;
         }
@@ -489,5 +713,4 @@ pub fn chip_part_module(plan: &Plan, part: &ChipPart) -> String {
         }
     }
     let _ = writeln!(s, "      end\n    end\n  end\nendmodule");
-    s
 }

@@ -3,7 +3,6 @@
 //! logic from a cell model calibrated on Yosys runs, cycles from the RFC
 //! 0003 formulas, and the per-token traffic the energy model needs.
 
-use crate::emit::stages;
 use crate::perf::{instr_cycles, SEQ_OVERHEAD, STEP_OVERHEAD};
 use crate::plan::{kv_bits_per_position, Instr, Plan};
 use taalasc_partition::StageCost;
@@ -53,7 +52,7 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
 /// that runs on it (a plan with a shared I/O engine charges the head's
 /// ROM to the embedding stage).
 pub fn stage_costs(plan: &Plan) -> Vec<StageCost> {
-    let st = stages(plan).expect("plan() checks the schedule forms stages");
+    let st = plan.stages();
     let pos = plan.context / 2;
     let mut charged = vec![false; plan.engines.len()];
     let mut out = Vec::with_capacity(st.len());

@@ -1,40 +1,17 @@
 //! Verilog text of a plan: one module per engine and the chip top.
 //!
-//! The printer never changes the plan (all decisions are in `plan.rs`); it
+//! The printer never changes the plan (all decisions, limits and derived widths are in `plan/`); it
 //! writes instances of the hand-written units in `rtl/` (contract:
 //! `rtl/UNITS.md`), the engines' memory macros, their program decoders and
 //! the chip controller. Output is deterministic: the same plan gives the
 //! same bytes.
 
-use crate::plan::{addr_bits, blocks_per_word, Engine, Instr, Plan, Step, SCALE_FIELD_BITS};
+use crate::plan::{
+    addr_bits, blocks_per_word, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS, SCALE_FIELD_BITS,
+};
+use crate::vlog::{lit, mux, or_all, W_MSB};
 use std::fmt::Write as _;
-
-/// Program counter bits of every engine.
-pub const PC_BITS: u32 = 8;
-/// Position bits of the chip interface.
-pub const POS_BITS: u32 = 16;
-
-/// Widths of the chip interface, derived from the plan.
-pub struct Widths {
-    pub aw: u32,
-    pub tw: u32,
-    pub vw: u32,
-}
-
-impl Widths {
-    pub fn of(plan: &Plan) -> Widths {
-        Widths {
-            aw: plan.spad_aw,
-            tw: addr_bits(plan.vocab),
-            vw: addr_bits(plan.vocab + 1),
-        }
-    }
-}
-
-/// Verilog literal of an unsigned value of `w` bits.
-pub(crate) fn lit(w: u32, v: u64) -> String {
-    format!("{w}'d{v}")
-}
+use taalasc_numerics::W_BITS;
 
 /// A program-decoder field: `(name, width)`.
 struct Field(&'static str, u32);
@@ -235,25 +212,6 @@ fn decode(i: &Instr, e: &Engine, w: &Widths) -> Vec<(&'static str, String)> {
     d
 }
 
-/// `a | b | ...` over names, or a zero of width `w` when empty.
-fn or_all(names: &[String], w: u32) -> String {
-    if names.is_empty() {
-        format!("{w}'d0")
-    } else {
-        names.join(" | ")
-    }
-}
-
-/// `always @*` multiplexer: `out = srcs[sel]`, zero for other selects.
-pub(crate) fn mux(s: &mut String, sel: &str, out: &str, srcs: &[String], w: u32) {
-    let sw = addr_bits(srcs.len());
-    let _ = writeln!(s, "  always @* begin\n    case ({sel})");
-    for (k, src) in srcs.iter().enumerate() {
-        let _ = writeln!(s, "      {}: {out} = {src};", lit(sw, k as u64));
-    }
-    let _ = writeln!(s, "      default: {out} = {w}'d0;\n    endcase\n  end");
-}
-
 /// A bank of vector ROMs behind one read port: each ROM `{p}{k}` is enabled
 /// when `sel` names it, and `out` multiplexes their data by `sel`.
 #[allow(clippy::too_many_arguments)]
@@ -300,14 +258,62 @@ fn spad_ports(u: &str, rb: bool) -> String {
     format!(".ra_en({u}_ra_en), .ra_addr({u}_ra_addr), .ra_data(spad_a),\n    {b}.w_en({u}_w_en), .w_addr({u}_w_addr), .w_data({u}_w_data)")
 }
 
+/// What every section of an engine module derives from the plan.
+struct EngineCx<'a> {
+    plan: &'a Plan,
+    e: &'a Engine,
+    w: Widths,
+    aw: u32,
+    lanes: usize,
+    /// Blocks of scale fields per ROM word.
+    nb: usize,
+    /// Bits of a widened weight ROM word (8-bit codes).
+    wide_bits: usize,
+    /// Units the program uses, in sequencer order.
+    units: Vec<&'static str>,
+    /// Address bits of the widest weight ROM, gain ROM and RoPE table.
+    waw: u32,
+    gaw: u32,
+    taw: u32,
+}
+
 /// The module of engine `e`.
 pub fn engine_module(plan: &Plan, e: &Engine) -> String {
-    let w = Widths::of(plan);
-    let aw = w.aw;
+    let w = plan.widths();
     let lanes = plan.lanes;
     let nb = blocks_per_word(lanes);
-    let wide_bits = lanes * 8 + nb * SCALE_FIELD_BITS;
+    let max_aw = |it: &mut dyn Iterator<Item = usize>| it.map(addr_bits).max().unwrap_or(1);
+    let cx = EngineCx {
+        plan,
+        e,
+        w,
+        aw: w.aw,
+        lanes,
+        nb,
+        wide_bits: lanes * 8 + nb * SCALE_FIELD_BITS,
+        units: ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
+            .into_iter()
+            .filter(|u| e.uses(u))
+            .collect(),
+        waw: max_aw(&mut e.mats.iter().map(|m| m.rows * m.chunks)),
+        gaw: max_aw(&mut e.gains.iter().map(|g| g.depth)),
+        taw: max_aw(&mut e.ropes.iter().map(|r| r.depth)),
+    };
     let mut s = String::new();
+    header(&mut s, &cx);
+    decoder(&mut s, &cx);
+    sequencer(&mut s, &cx);
+    scratchpad(&mut s, &cx);
+    weight_roms(&mut s, &cx);
+    vector_roms(&mut s, &cx);
+    unit_instances(&mut s, &cx);
+    let _ = writeln!(s, "endmodule");
+    s
+}
+
+/// The module header and its ports.
+fn header(s: &mut String, cx: &EngineCx) {
+    let EngineCx { e, w, aw, .. } = *cx;
     let name = format!("taalasc_engine_{}", e.index);
     let _ = writeln!(
         s,
@@ -342,12 +348,16 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let _ = writeln!(s, "    input  wire [{}:0]   pos,", POS_BITS - 1);
     let _ = writeln!(s, "    input  wire [7:0]    slot,");
     let _ = writeln!(s, "    output reg           done,");
-    let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [47:0]   x_rdata,", aw - 1);
-    let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [47:0]   x_wdata,", aw - 1);
-    let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [47:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
-    let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [47:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
+    let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [{W_MSB}:0]   x_rdata,", aw - 1);
+    let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [{W_MSB}:0]   x_wdata,", aw - 1);
+    let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [{W_MSB}:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
+    let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [{W_MSB}:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
     let _ = writeln!(s, "    output wire          busy_mv,\n    output wire          busy_attn,\n    output wire          busy_nl\n);");
+}
 
+/// The program decoder: the fields of the instruction at `pc`.
+fn decoder(s: &mut String, cx: &EngineCx) {
+    let EngineCx { e, w, .. } = *cx;
     // Program decoder.
     let fl = fields(e, &w);
     let _ = writeln!(s, "\n  // ---- program decoder ----");
@@ -378,32 +388,38 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         let _ = writeln!(s, "      end");
     }
     let _ = writeln!(s, "      default: ;\n    endcase\n  end");
+}
 
+/// The sequencer: issues one instruction at a time to its unit.
+fn sequencer(s: &mut String, cx: &EngineCx) {
+    let EngineCx { ref units, .. } = *cx;
     // Sequencer.
-    let units: Vec<&str> = ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
-        .into_iter()
-        .filter(|u| e.uses(u))
-        .collect();
     let _ = writeln!(s, "\n  // ---- sequencer: one instruction at a time ----");
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "  reg go_{u};\n  wire done_{u};\n  wire busy_{u}_w;");
     }
     let dones: Vec<String> = units.iter().map(|u| format!("done_{u}")).collect();
     let _ = writeln!(s, "  wire unit_done = {};", or_all(&dones, 1));
     let _ = writeln!(s, "  always @(posedge clk) begin\n    if (rst) begin\n      pc <= {}'d0;\n      pc_end <= {}'d0;\n      running <= 1'b0;\n      issued <= 1'b0;\n      done <= 1'b0;", PC_BITS, PC_BITS);
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "      go_{u} <= 1'b0;");
     }
     let _ = writeln!(s, "    end else begin\n      done <= 1'b0;");
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "      go_{u} <= 1'b0;");
     }
     let _ = writeln!(s, "      if (start) begin\n        pc <= pc0;\n        pc_end <= pc1;\n        running <= 1'b1;\n        issued <= 1'b0;\n      end else if (running) begin\n        if (!issued) begin\n          if (pc == pc_end) begin\n            running <= 1'b0;\n            done <= 1'b1;\n          end else begin\n            issued <= 1'b1;");
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "            go_{u} <= (d_unit == 3'd{});", unit_code(u));
     }
     let _ = writeln!(s, "          end\n        end else if (unit_done) begin\n          issued <= 1'b0;\n          pc <= pc + 1'b1;\n        end\n      end\n    end\n  end");
+}
 
+/// The scratchpad (2 read ports, 1 write port) and the units' port signals.
+fn scratchpad(s: &mut String, cx: &EngineCx) {
+    let EngineCx {
+        e, aw, ref units, ..
+    } = *cx;
     // Scratchpad port signals of every unit.
     let _ = writeln!(
         s,
@@ -416,7 +432,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let mut w_en: Vec<String> = Vec::new();
     let mut w_addr: Vec<String> = Vec::new();
     let mut w_data: Vec<String> = Vec::new();
-    for u in &units {
+    for u in units {
         let _ = writeln!(s, "  wire {u}_ra_en;\n  wire [{}:0] {u}_ra_addr;", aw - 1);
         ra_en.push(format!("{u}_ra_en"));
         ra_addr.push(format!("{u}_ra_addr"));
@@ -428,7 +444,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         if *u != "out" {
             let _ = writeln!(
                 s,
-                "  wire {u}_w_en;\n  wire [{}:0] {u}_w_addr;\n  wire [47:0] {u}_w_data;",
+                "  wire {u}_w_en;\n  wire [{}:0] {u}_w_addr;\n  wire [{W_MSB}:0] {u}_w_data;",
                 aw - 1
             );
             w_en.push(format!("{u}_w_en"));
@@ -436,7 +452,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             w_data.push(format!("{u}_w_data"));
         }
     }
-    let _ = writeln!(s, "  wire [47:0] spad_a;\n  wire [47:0] spad_b;");
+    let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
     let _ = writeln!(
         s,
@@ -444,10 +460,14 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         aw - 1,
         or_all(&w_addr, aw)
     );
-    let _ = writeln!(s, "  wire [47:0] u_wdata = {};", or_all(&w_data, 48));
     let _ = writeln!(
         s,
-        "  tls_sram2r #(.W(48), .D({}), .AW({aw})) spad (\n    .clk(clk),\n    .we(u_we | x_we),\n    .waddr(x_we ? x_waddr : u_waddr),\n    .wdata(x_we ? x_wdata : u_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
+        "  wire [{W_MSB}:0] u_wdata = {};",
+        or_all(&w_data, W_BITS)
+    );
+    let _ = writeln!(
+        s,
+        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw})) spad (\n    .clk(clk),\n    .we(u_we | x_we),\n    .waddr(x_we ? x_waddr : u_waddr),\n    .wdata(x_we ? x_wdata : u_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
         e.spad_words,
         ra_en.join(" | "),
         ra_addr.join(" | "),
@@ -456,14 +476,19 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     );
     let _ = writeln!(s, "  assign x_rdata = spad_a;");
     let _ = writeln!(s, "  assign dbg_we = u_we;\n  assign dbg_addr = u_waddr;\n  assign dbg_data = u_wdata;\n  assign dbg_pc = pc;");
+}
 
+/// The weight ROMs (one macro per matrix) behind one read port.
+fn weight_roms(s: &mut String, cx: &EngineCx) {
+    let EngineCx {
+        e,
+        lanes,
+        nb,
+        wide_bits,
+        waw,
+        ..
+    } = *cx;
     // Weight ROMs.
-    let waw = e
-        .mats
-        .iter()
-        .map(|m| addr_bits(m.rows * m.chunks))
-        .max()
-        .unwrap_or(1);
     if !e.mats.is_empty() {
         let _ = writeln!(s, "\n  // ---- weight ROMs (one macro per matrix) ----");
         let mut ens = Vec::new();
@@ -516,26 +541,25 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             );
         }
         let srcs: Vec<String> = (0..e.mats.len()).map(|k| format!("m{k}_w")).collect();
-        mux(&mut s, "d_mat", "w_data", &srcs, wide_bits as u32);
+        mux(s, "d_mat", "w_data", &srcs, wide_bits as u32);
     }
+}
+
+/// The linear bias, norm gain/bias and RoPE table ROMs.
+fn vector_roms(s: &mut String, cx: &EngineCx) {
+    let EngineCx { e, gaw, taw, .. } = *cx;
     // Linear bias ROMs.
     if e.uses("matvec") {
         let _ = writeln!(s, "\n  // ---- linear bias ROMs ----");
         let _ = writeln!(
             s,
-            "  wire br_en;\n  wire [23:0] br_addr;\n  reg [47:0] br_data;"
+            "  wire br_en;\n  wire [23:0] br_addr;\n  reg [{W_MSB}:0] br_data;"
         );
         rom_bank(
-            &mut s, &e.biases, "b", 48, "br_en", "br_addr", "d_bias", "br_data",
+            s, &e.biases, "b", W_BITS, "br_en", "br_addr", "d_bias", "br_data",
         );
     }
     // Gain ROMs.
-    let gaw = e
-        .gains
-        .iter()
-        .map(|g| addr_bits(g.depth))
-        .max()
-        .unwrap_or(1);
     if e.uses("norm") {
         let gw = addr_bits(e.gains.len());
         let _ = writeln!(s, "\n  // ---- norm gain / bias ROMs (Q15.16) ----");
@@ -548,16 +572,10 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) g{k} (\n    .clk(clk), .en({sel_g} || {sel_b}), .addr({sel_g} ? g_addr[{}:0] : nb_addr[{}:0]), .data(g{k}_q)\n  );", g.depth, g.file, ab - 1, ab - 1);
         }
         let srcs: Vec<String> = (0..e.gains.len()).map(|k| format!("g{k}_q")).collect();
-        mux(&mut s, "d_gain", "g_data", &srcs, 32);
-        mux(&mut s, "d_nbias", "nb_data", &srcs, 32);
+        mux(s, "d_gain", "g_data", &srcs, 32);
+        mux(s, "d_nbias", "nb_data", &srcs, 32);
     }
     // RoPE tables.
-    let taw = e
-        .ropes
-        .iter()
-        .map(|r| addr_bits(r.depth))
-        .max()
-        .unwrap_or(1);
     if e.uses("rope") {
         let _ = writeln!(
             s,
@@ -568,11 +586,23 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             "  wire t_en;\n  wire [{}:0] t_addr;\n  reg [31:0] t_data;",
             taw - 1
         );
-        rom_bank(
-            &mut s, &e.ropes, "r", 32, "t_en", "t_addr", "d_rope", "t_data",
-        );
+        rom_bank(s, &e.ropes, "r", 32, "t_en", "t_addr", "d_rope", "t_data");
     }
+}
 
+/// The unit instances and the engine's activity flags.
+fn unit_instances(s: &mut String, cx: &EngineCx) {
+    let EngineCx {
+        plan,
+        e,
+        w,
+        aw,
+        lanes,
+        waw,
+        gaw,
+        taw,
+        ..
+    } = *cx;
     // Unit instances.
     let _ = writeln!(s, "\n  // ---- units ----");
     let mut busy_mv = Vec::new();
@@ -634,7 +664,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             Vec::new(),
         );
         for (k, a) in e.attns.iter().enumerate() {
-            let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [47:0] a{k}_w_data;", aw - 1);
+            let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [{W_MSB}:0] a{k}_w_data;", aw - 1);
             let _ = writeln!(
                 s,
                 "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
@@ -670,7 +700,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
             w.vw
         );
     } else {
-        let _ = writeln!(s, "  assign o_valid = 1'b0;\n  assign o_data = 48'd0;\n  assign o_index = {}'d0;\n  assign o_last = 1'b0;", w.vw);
+        let _ = writeln!(s, "  assign o_valid = 1'b0;\n  assign o_data = {W_BITS}'d0;\n  assign o_index = {}'d0;\n  assign o_last = 1'b0;", w.vw);
         let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ready = o_ready;\n  /* verilator lint_on UNUSEDSIGNAL */");
     }
     if !e.uses("embed") {
@@ -699,103 +729,4 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         sink.push("busy_out_w".into());
     }
     let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ok = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */", sink.join(", "));
-    let _ = writeln!(s, "endmodule");
-    s
-}
-
-/// One pipeline stage of the chip: a run of one engine's program, and the
-/// copies that bring its inputs from the previous stage's engine.
-pub struct Stage {
-    pub engine: usize,
-    pub pc0: usize,
-    pub pc1: usize,
-    /// `(src, dst, n)`: words copied from the previous stage's engine.
-    pub copies: Vec<(u32, u32, usize)>,
-    /// Some copied value is `W48` (not a residual): no link may feed it.
-    pub wide_inputs: bool,
-}
-
-/// The schedule as pipeline stages. Every copy must come from the
-/// previous stage's engine (true of every family the frontends lower: the
-/// residual stream flows from layer to layer), so that a stage's inputs
-/// are handed over before that engine takes its next token.
-pub fn stages(plan: &Plan) -> Result<Vec<Stage>, String> {
-    let mut out: Vec<Stage> = Vec::new();
-    let mut pending = Vec::new();
-    let mut any_wide = false;
-    for st in &plan.schedule {
-        match st {
-            Step::Copy {
-                from,
-                src,
-                to,
-                dst,
-                n,
-                wide,
-            } => {
-                let prev = out.last().map(|s| s.engine);
-                if prev != Some(*from) {
-                    return Err(format!(
-                        "a copy into engine {to} comes from engine {from}, not from the previous stage's engine: the token pipeline cannot hand it over"
-                    ));
-                }
-                pending.push((*src, *dst, *n));
-                any_wide |= *wide;
-            }
-            Step::Run { engine, pc0, pc1 } => out.push(Stage {
-                engine: *engine,
-                pc0: *pc0,
-                pc1: *pc1,
-                copies: std::mem::take(&mut pending),
-                wide_inputs: std::mem::take(&mut any_wide),
-            }),
-        }
-    }
-    if !pending.is_empty() || out.is_empty() {
-        return Err("the schedule must end with a run of the head".into());
-    }
-    Ok(out)
-}
-
-/// Checks the plan fits the emitter's fixed field widths and forms a token
-/// pipeline; `plan()` calls it, so every plan it returns can be printed.
-pub fn check_limits(plan: &Plan) -> Result<(), String> {
-    for e in &plan.engines {
-        if e.program.len() >= (1 << PC_BITS) {
-            return Err(format!(
-                "engine {} has {} instructions; at most {} fit its program counter",
-                e.index,
-                e.program.len(),
-                (1 << PC_BITS) - 1
-            ));
-        }
-        for m in &e.mats {
-            if m.rows >= 1 << 24 || m.cols >= 1 << 20 {
-                return Err(format!(
-                    "matrix `{}` is {}x{}: beyond 2^24 rows or 2^20 columns",
-                    m.weight, m.rows, m.cols
-                ));
-            }
-        }
-        for i in &e.program {
-            if let Instr::Rope {
-                heads, head_dim, ..
-            } = i
-            {
-                if *heads >= 256 || *head_dim >= 1024 {
-                    return Err(format!(
-                        "RoPE over {heads} heads of {head_dim}: beyond 255 heads or 1023 features"
-                    ));
-                }
-            }
-        }
-    }
-    stages(plan)?;
-    if plan.context > 1 << POS_BITS {
-        return Err(format!(
-            "context {} is beyond 2^{POS_BITS} positions",
-            plan.context
-        ));
-    }
-    Ok(())
 }

@@ -1,18 +1,27 @@
 //! The Verilog backend (RFC 0003): emits the chip's RTL from a chip image,
 //! with weights in ROM macros and the KV cache in SRAM macros, and drives
 //! Verilator and Yosys over it.
+//!
+//! Module order (no edge goes back): `plan` (lowering, legalization, the
+//! plan's text form; reads only the `tables` data) is read by every other
+//! module; `vlog` (the shared Verilog writer and the chip's ports) by the
+//! printers `emit` (engines), `chip` (chip tops) and `board`; `output`,
+//! `roms`, `cost`, `perf`, `sim` and `synth` read the plan and the printers.
 
 pub mod board;
 pub mod chip;
 pub mod cost;
 pub mod emit;
 pub mod output;
+pub mod perf;
 pub mod plan;
 pub mod roms;
 pub mod tables;
 pub mod tools;
+pub mod vlog;
 
-pub use plan::{plan, Plan, PlanError};
+pub use plan::{plan, MacroBits, Plan, PlanError};
+use serde::{Deserialize, Serialize};
 pub mod sim;
 pub mod synth;
 
@@ -22,51 +31,114 @@ pub const TARGET_CLOCK_MHZ: f64 = 1000.0;
 
 /// The `hardware` section of a chip's `manifest.json`: the plan (engines,
 /// programs, memory map, schedule), the macro bit counts and the RTL files.
-/// [`manifest`] of a build that is a board of chips (RFC 0004): the top,
+/// Fields print in declaration order (the manifest's key order).
+///
+/// `P` is the plan: a [`Plan`] when written, any JSON when read back
+/// ([`RecordedHardware`]: the driver re-plans from the image and compares).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HardwareManifest<P = Plan> {
+    /// Top module of the simulation (the chip, or the board).
+    pub top: String,
+    pub lanes: usize,
+    pub users: usize,
+    pub target_clock_mhz: f64,
+    pub context: usize,
+    pub macro_bits: MacroBits,
+    /// The simulation filelist, relative to the image folder.
+    pub filelist: String,
+    /// Simulation sources, relative to the image folder, in order.
+    pub rtl_files: Vec<String>,
+    /// The Yosys script (one chip), or one per chip of a board.
+    pub synth_script: SynthScripts,
+    /// The FuseSoC core (`null` for a board).
+    pub core: Option<String>,
+    /// The Verilator harness.
+    pub harness: String,
+    pub plan: P,
+    /// The system view of a build with a chip budget (partition and
+    /// board), which the driver adds after the fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<serde_json::Value>,
+}
+
+/// The Yosys script of a chip, or one per chip of a board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SynthScripts {
+    One(String),
+    PerChip(Vec<String>),
+}
+
+/// The `hardware` section as read back from a `manifest.json`: the plan
+/// stays JSON.
+pub type RecordedHardware = HardwareManifest<serde_json::Value>;
+
+impl RecordedHardware {
+    /// Reads the `hardware` section of a parsed `manifest.json`; `None`
+    /// when the image was built without RTL.
+    pub fn from_manifest(
+        manifest: &serde_json::Value,
+    ) -> Option<Result<RecordedHardware, serde_json::Error>> {
+        manifest
+            .get("hardware")
+            .map(|hw| serde_json::from_value(hw.clone()))
+    }
+}
+
+/// The `hardware` section of a build, typed; `board` is the board of
+/// chips when the build is cut across chips (RFC 0004): then the top,
 /// filelist, sources and harness are the board's (paths relative to the
 /// image folder), and each chip has its own Yosys script.
+pub fn hardware_manifest(
+    plan: &Plan,
+    board: Option<&board::Board>,
+) -> Result<HardwareManifest, String> {
+    let mut m = HardwareManifest {
+        top: output::TOP.into(),
+        lanes: plan.lanes,
+        users: plan.users,
+        target_clock_mhz: TARGET_CLOCK_MHZ,
+        context: plan.context,
+        macro_bits: plan.macro_bits(),
+        filelist: "taalasc.f".into(),
+        rtl_files: output::sim_sources(plan),
+        synth_script: SynthScripts::One("synth/synth.ys".into()),
+        core: Some("taalasc.core".into()),
+        harness: "harness/main.cpp".into(),
+        plan: plan.clone(),
+        system: None,
+    };
+    if let Some(b) = board {
+        m.top = board::BOARD_TOP.into();
+        m.filelist = "board/taalasc.f".into();
+        m.rtl_files = board::board_sources(plan, b)?
+            .into_iter()
+            .map(|f| match f.strip_prefix("../") {
+                Some(chip) => chip.to_string(),
+                None => format!("board/{f}"),
+            })
+            .collect();
+        m.synth_script = SynthScripts::PerChip(
+            (0..b.cuts.len() - 1)
+                .map(|k| format!("chip{k}/synth/synth.ys"))
+                .collect(),
+        );
+        m.core = None;
+        m.harness = "board/harness/main.cpp".into();
+    }
+    Ok(m)
+}
+
+/// [`hardware_manifest`] as JSON (the `hardware` value of `manifest.json`).
 pub fn manifest_for(
     plan: &Plan,
     board: Option<&board::Board>,
 ) -> Result<serde_json::Value, String> {
-    let Some(b) = board else {
-        return Ok(manifest(plan));
-    };
-    let files: Vec<String> = board::board_sources(plan, b)?
-        .into_iter()
-        .map(|f| match f.strip_prefix("../") {
-            Some(chip) => chip.to_string(),
-            None => format!("board/{f}"),
-        })
-        .collect();
-    let chips = b.cuts.len() - 1;
-    let mut m = manifest(plan);
-    m["top"] = board::BOARD_TOP.into();
-    m["filelist"] = "board/taalasc.f".into();
-    m["rtl_files"] = files.into();
-    m["synth_script"] = (0..chips)
-        .map(|k| format!("chip{k}/synth/synth.ys"))
-        .collect::<Vec<_>>()
-        .into();
-    m["core"] = serde_json::Value::Null;
-    m["harness"] = "board/harness/main.cpp".into();
-    Ok(m)
+    let m = hardware_manifest(plan, board)?;
+    Ok(serde_json::to_value(&m).expect("a manifest is JSON"))
 }
 
+/// [`manifest_for`] of a single chip.
 pub fn manifest(plan: &Plan) -> serde_json::Value {
-    serde_json::json!({
-        "top": output::TOP,
-        "lanes": plan.lanes,
-        "users": plan.users,
-        "target_clock_mhz": TARGET_CLOCK_MHZ,
-        "context": plan.context,
-        "macro_bits": plan.macro_bits(),
-        "filelist": "taalasc.f",
-        "rtl_files": output::sim_sources(plan),
-        "synth_script": "synth/synth.ys",
-        "core": "taalasc.core",
-        "harness": "harness/main.cpp",
-        "plan": plan,
-    })
+    manifest_for(plan, None).expect("a single chip has no board to check")
 }
-pub mod perf;

@@ -1,0 +1,671 @@
+//! Lowering a chip image onto engines: instruction selection, scratchpad
+//! allocation, the inter-engine copies of the schedule, then legalization
+//! (`legal.rs`). Every decision the printers rely on is taken here.
+
+use super::legal::legalize;
+use super::{
+    addr_bits, blocks_per_word, file_name, kv_bits_per_position, AttnUnit, ElemOp, Engine, Instr,
+    MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, SCALE_FIELD_BITS,
+};
+use std::collections::HashMap;
+use taalasc_image::{ImageInfo, ImageSource, ParamInfo};
+use taalasc_ir::{Model, NodeIndex, Op, WeightId};
+use taalasc_numerics::{self as nx, NormConsts, ScoreScale};
+
+/// Scratchpad allocator: first fit over freed regions, deterministic.
+#[derive(Default)]
+struct Spad {
+    /// Free regions `(start, len)`, sorted by start.
+    free: Vec<(u32, u32)>,
+    top: u32,
+}
+
+impl Spad {
+    fn alloc(&mut self, n: usize) -> u32 {
+        let n = n as u32;
+        if let Some(i) = self.free.iter().position(|&(_, len)| len >= n) {
+            let (s, len) = self.free[i];
+            if len == n {
+                self.free.remove(i);
+            } else {
+                self.free[i] = (s + n, len - n);
+            }
+            return s;
+        }
+        let s = self.top;
+        self.top += n;
+        s
+    }
+
+    fn release(&mut self, start: u32, n: usize) {
+        self.free.push((start, n as u32));
+        self.free.sort_unstable();
+        // Merge neighbours.
+        let mut merged: Vec<(u32, u32)> = Vec::new();
+        for (s, l) in self.free.drain(..) {
+            match merged.last_mut() {
+                Some((ps, pl)) if *ps + *pl == s => *pl += l,
+                _ => merged.push((s, l)),
+            }
+        }
+        self.free = merged;
+    }
+}
+
+/// Lowers `image` onto engines with `lanes` MAC lanes per matrix-vector
+/// unit and `users` user slots (KV cache regions).
+pub fn plan(image: &dyn ImageSource, lanes: usize, users: usize) -> Result<Plan, PlanError> {
+    plan_with(image, lanes, users, false)
+}
+
+/// As [`plan`]; with `split_io` the embedding and the head get an engine
+/// each (engine 0 and engine `layers + 1`), so that every engine runs one
+/// pipeline stage and the stage chain can be cut across chips (RFC 0004).
+pub fn plan_with(
+    image: &dyn ImageSource,
+    lanes: usize,
+    users: usize,
+    split_io: bool,
+) -> Result<Plan, PlanError> {
+    // Metadata only (formats, shapes, widths): no weight value is read.
+    let info = image.info();
+    check_options(lanes, users)?;
+    let mut lw = Lowering::new(&info, lanes, users, split_io);
+    for (ph, nodes) in lw.phases().into_iter().enumerate() {
+        lw.lower_phase(ph, &nodes)?;
+    }
+    legalize(lw.finish())
+}
+
+/// The lane and user counts the units support.
+fn check_options(lanes: usize, users: usize) -> Result<(), PlanError> {
+    if !(lanes.is_power_of_two() && (1..=256).contains(&lanes)) {
+        return Err(PlanError::Lanes(lanes));
+    }
+    if !(1..=256).contains(&users) {
+        return Err(PlanError::Users(users));
+    }
+    Ok(())
+}
+
+/// The engines of a plan before lowering: engine 0 (I/O, or embedding
+/// with `split_io`), one per layer, then the head's with `split_io`.
+fn new_engines(n_layers: usize, split_io: bool) -> Vec<Engine> {
+    let n_engines = n_layers + 1 + split_io as usize;
+    (0..n_engines)
+        .map(|e| Engine {
+            index: e,
+            role: match e {
+                0 if split_io => "embed".into(),
+                0 => "io".into(),
+                e if e > n_layers => "head".into(),
+                e => format!("layer {}", e - 1),
+            },
+            program: Vec::new(),
+            nodes: Vec::new(),
+            mats: Vec::new(),
+            gains: Vec::new(),
+            biases: Vec::new(),
+            ropes: Vec::new(),
+            attns: Vec::new(),
+            spad_words: 0,
+            max_blocks: 0,
+        })
+        .collect()
+}
+
+/// The state of a lowering: the engines being filled, their scratchpads,
+/// where each value lives, and the schedule so far.
+struct Lowering<'a> {
+    image: &'a ImageInfo,
+    model: &'a Model,
+    lanes: usize,
+    users: usize,
+    split_io: bool,
+    n_layers: usize,
+    order: Vec<NodeIndex>,
+    inputs: Vec<Vec<NodeIndex>>,
+    /// Residual-stream values (R32) versus wide ones (W48), as the reference.
+    is_r: Vec<bool>,
+    /// The last phase that reads each value.
+    last_use: Vec<usize>,
+    engines: Vec<Engine>,
+    spads: Vec<Spad>,
+    /// Address of each value in each engine that holds it.
+    home: Vec<HashMap<usize, u32>>,
+    schedule: Vec<Step>,
+    slots: Vec<NodeSlot>,
+    mat_index: Vec<HashMap<WeightId, usize>>,
+    rope_index: Vec<Vec<(Vec<u64>, usize)>>,
+}
+
+/// Per-phase state of instruction selection.
+struct PhaseCtx {
+    ph: usize,
+    e: usize,
+    /// Last use of each value within this phase (instruction position).
+    dies_at: HashMap<usize, usize>,
+    prev_linear_input: Option<NodeIndex>,
+}
+
+impl<'a> Lowering<'a> {
+    fn new(image: &'a ImageInfo, lanes: usize, users: usize, split_io: bool) -> Self {
+        let model = &image.model;
+        let order = model.topo_order();
+        let n = model.graph.node_count();
+        let inputs: Vec<Vec<NodeIndex>> = (0..n).map(|i| model.inputs(NodeIndex::new(i))).collect();
+        let n_layers = model.hparams.n_layers;
+        let mut is_r = vec![false; n];
+        for &nd in &order {
+            is_r[nd.index()] = match model.graph[nd].op {
+                Op::Embed { .. } | Op::AddPositions { .. } => true,
+                Op::Add => is_r[inputs[nd.index()][0].index()],
+                _ => false,
+            };
+        }
+        let engines = new_engines(n_layers, split_io);
+        let n_engines = engines.len();
+        let mut lw = Lowering {
+            image,
+            model,
+            lanes,
+            users,
+            split_io,
+            n_layers,
+            order,
+            inputs,
+            is_r,
+            last_use: vec![0usize; n],
+            engines,
+            spads: (0..n_engines).map(|_| Spad::default()).collect(),
+            home: vec![HashMap::new(); n],
+            schedule: Vec::new(),
+            slots: Vec::new(),
+            mat_index: vec![HashMap::new(); n_engines],
+            rope_index: vec![Vec::new(); n_engines],
+        };
+        // Consumers, for liveness.
+        for k in 0..lw.order.len() {
+            let nd = lw.order[k];
+            let ph = lw.phase_of(nd);
+            for &i in &lw.inputs[nd.index()] {
+                lw.last_use[i.index()] = lw.last_use[i.index()].max(ph);
+            }
+        }
+        lw
+    }
+
+    /// Phases: io (before the layers), each layer, io (after).
+    fn phase_of(&self, nd: NodeIndex) -> usize {
+        match self.model.graph[nd].layer {
+            Some(l) => l + 1,
+            None => {
+                // Before the first layer: the embedding (and positions).
+                if matches!(
+                    self.model.graph[nd].op,
+                    Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }
+                ) {
+                    0
+                } else {
+                    self.n_layers + 1
+                }
+            }
+        }
+    }
+
+    /// The nodes of each phase, in topological order.
+    fn phases(&self) -> Vec<Vec<NodeIndex>> {
+        let mut phases: Vec<Vec<NodeIndex>> = vec![Vec::new(); self.n_layers + 2];
+        for &nd in &self.order {
+            phases[self.phase_of(nd)].push(nd);
+        }
+        phases
+    }
+
+    fn unsupported(&self, nd: NodeIndex, message: String) -> PlanError {
+        PlanError::Unsupported {
+            node: self.model.graph[nd].name.clone(),
+            message,
+        }
+    }
+
+    /// Lowers the nodes of phase `ph` onto one engine: copies of operands
+    /// from other engines, then one instruction per node, then a run step.
+    fn lower_phase(&mut self, ph: usize, nodes: &[NodeIndex]) -> Result<(), PlanError> {
+        let model = self.model;
+        let nodes: Vec<NodeIndex> = nodes
+            .iter()
+            .copied()
+            .filter(|&nd| !matches!(model.graph[nd].op, Op::Tokens))
+            .collect();
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let e = if self.split_io && ph == self.n_layers + 1 {
+            self.n_layers + 1
+        } else {
+            model.graph[nodes[0]].layer.map_or(0, |l| l + 1)
+        };
+        self.copy_in(ph, e, &nodes);
+        let pc0 = self.engines[e].program.len();
+        let mut dies_at: HashMap<usize, usize> = HashMap::new();
+        for (k, &nd) in nodes.iter().enumerate() {
+            for &i in &self.inputs[nd.index()] {
+                dies_at.insert(i.index(), k);
+            }
+        }
+        let mut cx = PhaseCtx {
+            ph,
+            e,
+            dies_at,
+            prev_linear_input: None,
+        };
+        for (k, &nd) in nodes.iter().enumerate() {
+            let instr = self.select(&mut cx, k, nd)?;
+            self.place(&cx, k, nd, instr);
+        }
+        self.schedule.push(Step::Run {
+            engine: e,
+            pc0,
+            pc1: self.engines[e].program.len(),
+        });
+        // Values that other engines still need stay; values only this
+        // engine used are freed in `place`. So the I/O engine's embedding
+        // output (read by the next engine) is never reused by its head
+        // phase: the token pipeline (RFC 0003) runs one token's head while
+        // the next token's embedding waits there to be handed on.
+        Ok(())
+    }
+
+    /// Copy in operands of phase `ph` that live in other engines.
+    fn copy_in(&mut self, ph: usize, e: usize, nodes: &[NodeIndex]) {
+        let model = self.model;
+        for &nd in nodes {
+            for &i in &self.inputs[nd.index()] {
+                if matches!(model.graph[i].op, Op::Tokens)
+                    || self.phase_of(i) == ph
+                    || self.home[i.index()].contains_key(&e)
+                {
+                    continue;
+                }
+                let (&from, &src) = self.home[i.index()]
+                    .iter()
+                    .min()
+                    .expect("operands are computed before their consumers");
+                let w = model.graph[i].width;
+                let dst = self.spads[e].alloc(w);
+                self.home[i.index()].insert(e, dst);
+                self.schedule.push(Step::Copy {
+                    from,
+                    src,
+                    to: e,
+                    dst,
+                    n: w,
+                    wide: !self.is_r[i.index()],
+                });
+            }
+        }
+    }
+
+    /// Whether operand `i` of node `k` of the phase is read by nothing
+    /// after it (so it may be overwritten in place).
+    fn dies_here(&self, cx: &PhaseCtx, k: usize, i: NodeIndex) -> bool {
+        cx.dies_at.get(&i.index()) == Some(&k) && self.last_use[i.index()] <= cx.ph
+    }
+
+    /// Instruction selection for node `nd` (the `k`-th of its phase):
+    /// allocates its output and the ROMs it reads.
+    fn select(&mut self, cx: &mut PhaseCtx, k: usize, nd: NodeIndex) -> Result<Instr, PlanError> {
+        let (image, model, e) = (self.image, self.model, cx.e);
+        let node = &model.graph[nd];
+        let ins = &self.inputs[nd.index()];
+        let addr_of = |i: usize| -> u32 { self.home[ins[i].index()][&e] };
+        let width = node.width;
+        Ok(match &node.op {
+            Op::Tokens => unreachable!("filtered"),
+            Op::Embed { table } | Op::AddPositions { table } => {
+                let positions = matches!(node.op, Op::AddPositions { .. });
+                let mat = mat_rom(
+                    image,
+                    &mut self.engines[e],
+                    &mut self.mat_index[e],
+                    *table,
+                    self.lanes,
+                )?;
+                let dst = if positions {
+                    // In place on the embedding.
+                    if !self.dies_here(cx, k, ins[0]) {
+                        return Err(self.unsupported(
+                            nd,
+                            "the embedding is read again after positions are added".into(),
+                        ));
+                    }
+                    addr_of(0)
+                } else {
+                    self.spads[e].alloc(width)
+                };
+                Instr::Embed {
+                    mat,
+                    dst,
+                    cols: width,
+                    positions,
+                }
+            }
+            Op::RmsNorm { gain, eps } | Op::LayerNorm { gain, eps, .. } => {
+                let c = NormConsts::new(width, *eps);
+                let eng = &mut self.engines[e];
+                let gain_i = vec_rom(eng, model, *gain, width, true, false);
+                let bias = match &node.op {
+                    Op::LayerNorm { bias, .. } => {
+                        Some(vec_rom(eng, model, *bias, width, true, false))
+                    }
+                    _ => None,
+                };
+                Instr::Norm {
+                    src: addr_of(0),
+                    dst: self.spads[e].alloc(width),
+                    n: width,
+                    m_n: c.m_n,
+                    eps: c.eps_fixed,
+                    gain: gain_i,
+                    bias,
+                }
+            }
+            Op::Linear { weight, bias } => {
+                let mat = mat_rom(
+                    image,
+                    &mut self.engines[e],
+                    &mut self.mat_index[e],
+                    *weight,
+                    self.lanes,
+                )?;
+                let eng = &mut self.engines[e];
+                let cols = eng.mats[mat].cols;
+                if !cols.is_multiple_of(nx::A8_BLOCK) {
+                    return Err(
+                        self.unsupported(nd, format!("input width {cols} is not a multiple of 32"))
+                    );
+                }
+                eng.max_blocks = eng.max_blocks.max(cols / nx::A8_BLOCK);
+                let bias = bias.map(|b| vec_rom(eng, model, b, width, false, true));
+                let load = cx.prev_linear_input != Some(ins[0]);
+                cx.prev_linear_input = Some(ins[0]);
+                Instr::Linear {
+                    mat,
+                    src: addr_of(0),
+                    dst: self.spads[e].alloc(width),
+                    rows: width,
+                    cols,
+                    load,
+                    bias,
+                }
+            }
+            Op::Rope {
+                n_heads,
+                head_dim,
+                spec,
+            } => {
+                let freqs = spec.inv_freqs();
+                let key: Vec<u64> = freqs.iter().map(|f| f.to_bits()).collect();
+                let table = match self.rope_index[e].iter().find(|(k, _)| *k == key) {
+                    Some(&(_, t)) => t,
+                    None => {
+                        let eng = &mut self.engines[e];
+                        let t = eng.ropes.len();
+                        eng.ropes.push(VecRom {
+                            name: format!("rope{t}"),
+                            width: 32,
+                            depth: image.context * freqs.len(),
+                            file: format!("e{e}_rope{t}.hex"),
+                            source: VecSource::Rope { inv_freqs: freqs },
+                        });
+                        self.rope_index[e].push((key, t));
+                        t
+                    }
+                };
+                // In place: the input must die here.
+                if !self.dies_here(cx, k, ins[0]) {
+                    return Err(
+                        self.unsupported(nd, "RoPE input is read by another node too".into())
+                    );
+                }
+                Instr::Rope {
+                    table,
+                    src: addr_of(0),
+                    heads: *n_heads,
+                    head_dim: *head_dim,
+                    rot: spec.rotary_dim,
+                }
+            }
+            Op::Attention {
+                n_heads,
+                n_kv_heads,
+                head_dim,
+                window,
+            } => {
+                if !head_dim.is_multiple_of(nx::A8_BLOCK) || n_heads % n_kv_heads != 0 {
+                    return Err(self.unsupported(
+                        nd,
+                        format!("head_dim {head_dim} must be a multiple of 32 and heads {n_heads} a multiple of KV heads {n_kv_heads}"),
+                    ));
+                }
+                let s = ScoreScale::inv_sqrt(*head_dim);
+                let eng = &mut self.engines[e];
+                let unit = eng.attns.len();
+                eng.attns.push(AttnUnit {
+                    node: node.name.clone(),
+                    heads: *n_heads,
+                    kv_heads: *n_kv_heads,
+                    head_dim: *head_dim,
+                    window: window.unwrap_or(0),
+                    scale_mant: s.mant,
+                    scale_shift: s.shift,
+                    kv_bits: (self.users * image.context) as u64
+                        * kv_bits_per_position(*n_kv_heads, *head_dim),
+                });
+                Instr::Attn {
+                    unit,
+                    q: addr_of(0),
+                    k: addr_of(1),
+                    v: addr_of(2),
+                    dst: self.spads[e].alloc(width),
+                }
+            }
+            Op::Add | Op::Mul => {
+                let (a, b) = (addr_of(0), addr_of(1));
+                let op = match (
+                    &node.op,
+                    self.is_r[ins[0].index()],
+                    self.is_r[ins[1].index()],
+                ) {
+                    (Op::Add, true, false) => ElemOp::Resid,
+                    (Op::Add, false, false) => ElemOp::AddW,
+                    (Op::Mul, false, false) => ElemOp::MulW,
+                    _ => {
+                        return Err(self.unsupported(
+                            nd,
+                            "operands must be (residual, wide) for add or (wide, wide)".into(),
+                        ))
+                    }
+                };
+                Instr::Elem {
+                    op,
+                    a,
+                    b,
+                    dst: self.spads[e].alloc(width),
+                    n: width,
+                }
+            }
+            Op::Silu | Op::GeluTanh => Instr::Elem {
+                op: if matches!(node.op, Op::Silu) {
+                    ElemOp::Silu
+                } else {
+                    ElemOp::Gelu
+                },
+                a: addr_of(0),
+                b: 0,
+                dst: self.spads[e].alloc(width),
+                n: width,
+            },
+            Op::Logits => Instr::Out {
+                src: addr_of(0),
+                n: width,
+            },
+        })
+    }
+
+    /// Appends `instr` (node `nd`, the `k`-th of its phase) to its
+    /// engine's program, records where its value lives, and frees the
+    /// operands that die here.
+    fn place(&mut self, cx: &PhaseCtx, k: usize, nd: NodeIndex, instr: Instr) {
+        let (model, e) = (self.model, cx.e);
+        let node = &model.graph[nd];
+        // The value's home in this engine.
+        let addr = match &instr {
+            Instr::Embed { dst, .. }
+            | Instr::Norm { dst, .. }
+            | Instr::Linear { dst, .. }
+            | Instr::Attn { dst, .. }
+            | Instr::Elem { dst, .. } => Some(*dst),
+            Instr::Rope { src, .. } => Some(*src),
+            Instr::Out { .. } => None,
+        };
+        let pc = self.engines[e].program.len();
+        if let Some(a) = addr {
+            self.home[nd.index()].insert(e, a);
+            self.slots.push(NodeSlot {
+                node: node.name.clone(),
+                engine: e,
+                pc,
+                addr: a,
+                width: node.width,
+            });
+        }
+        // Free operands that die here (not in-place ones: their region
+        // now belongs to this node).
+        let in_place = matches!(
+            instr,
+            Instr::Rope { .. }
+                | Instr::Embed {
+                    positions: true,
+                    ..
+                }
+        );
+        self.engines[e].program.push(instr);
+        self.engines[e].nodes.push(node.name.clone());
+        for k_in in 0..self.inputs[nd.index()].len() {
+            let i = self.inputs[nd.index()][k_in];
+            if in_place || matches!(model.graph[i].op, Op::Tokens) {
+                continue;
+            }
+            if self.dies_here(cx, k, i) {
+                if let Some(a) = self.home[i.index()].remove(&e) {
+                    self.spads[e].release(a, model.graph[i].width);
+                }
+            }
+        }
+    }
+
+    /// The plan: scratchpad sizes and address width fixed.
+    fn finish(mut self) -> Plan {
+        for (e, s) in self.spads.iter().enumerate() {
+            self.engines[e].spad_words = s.top.max(1);
+        }
+        let max_words = self.engines.iter().map(|e| e.spad_words).max().unwrap_or(1);
+        Plan {
+            lanes: self.lanes,
+            users: self.users,
+            context: self.image.context,
+            vocab: self.model.hparams.vocab_size,
+            engines: self.engines,
+            schedule: self.schedule,
+            slots: self.slots,
+            spad_aw: addr_bits(max_words as usize),
+            stages: Vec::new(),
+            widths: Default::default(),
+        }
+    }
+}
+
+/// The engine's weight ROM for matrix `id` (shared when read twice,
+/// e.g. a tied table read by the embedding and the head).
+fn mat_rom(
+    image: &ImageInfo,
+    eng: &mut Engine,
+    index: &mut HashMap<WeightId, usize>,
+    id: WeightId,
+    lanes: usize,
+) -> Result<usize, PlanError> {
+    if let Some(&m) = index.get(&id) {
+        return Ok(m);
+    }
+    let name = image.model.weight(id).name.clone();
+    let q = match image.param(id) {
+        ParamInfo::Matrix(q) => q,
+        _ => {
+            return Err(PlanError::BadParam {
+                weight: name,
+                message: "expected a quantized matrix".into(),
+            })
+        }
+    };
+    if !q.cols.is_multiple_of(nx::A8_BLOCK) {
+        return Err(PlanError::BadParam {
+            weight: name,
+            message: format!("{} columns are not a multiple of 32", q.cols),
+        });
+    }
+    let bits = q.format.bits;
+    let chunks = q.cols.div_ceil(lanes);
+    let word_bits = lanes * bits as usize + blocks_per_word(lanes) * SCALE_FIELD_BITS;
+    let m = eng.mats.len();
+    eng.mats.push(MatRom {
+        weight: name.clone(),
+        id,
+        rows: q.rows,
+        cols: q.cols,
+        bits,
+        asym: !q.format.symmetric,
+        code_bias: q.format.code_bias(),
+        format: q.format_name(),
+        chunks,
+        word_bits,
+        file: format!("e{}_{}.hex", eng.index, file_name(&name)),
+        stored_bits: (q.rows * chunks * word_bits) as u64,
+        packed_bits: q.storage_bits(),
+    });
+    index.insert(id, m);
+    Ok(m)
+}
+
+/// A gain/bias ROM of the engine (one per weight).
+fn vec_rom(
+    eng: &mut Engine,
+    model: &Model,
+    id: WeightId,
+    depth: usize,
+    fixed: bool,
+    bias: bool,
+) -> usize {
+    let name = model.weight(id).name.clone();
+    let list = if bias {
+        &mut eng.biases
+    } else {
+        &mut eng.gains
+    };
+    if let Some(i) = list.iter().position(|r| r.name == name) {
+        return i;
+    }
+    list.push(VecRom {
+        file: format!("e{}_{}.hex", eng.index, file_name(&name)),
+        name,
+        width: if fixed { 32 } else { 48 },
+        depth,
+        source: if fixed {
+            VecSource::Fixed(id)
+        } else {
+            VecSource::Wide(id)
+        },
+    });
+    list.len() - 1
+}
