@@ -29,17 +29,11 @@ pub struct Source {
     pub layers_kept: Option<usize>,
 }
 
-/// The hardware section: the plan's parameters and files (written by the
-/// Verilog backend) and, for a build with a chip budget, the system view.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Hardware {
-    /// The lowered design: top, lanes, users, files, macro bits.
-    #[serde(flatten)]
-    pub design: serde_json::Map<String, serde_json::Value>,
-    /// Budget, stage costs, partition and board of a multi-chip build.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system: Option<crate::system::System>,
-}
+/// The hardware section as recorded: the Verilog backend's manifest (top,
+/// lanes, users, files, macro bits, the plan as JSON, re-planned from the
+/// image and compared when read) and, for a build with a chip budget, the
+/// system view (budget, stage costs, partition, board).
+pub type Hardware = taalasc_verilog::HardwareManifest<serde_json::Value, crate::system::System>;
 
 /// `manifest.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,12 +71,37 @@ pub struct BuildReportFile {
     /// What the `--bits auto` pass chose, wall times left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto: Option<taalasc_egraph::cost::AutoReport>,
-    /// Yosys results per synthesized top (`taalasc synth`), without wall times.
+    /// Yosys results per synthesized top (`taalasc synth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synth: Option<serde_json::Map<String, serde_json::Value>>,
+    pub synth: Option<std::collections::BTreeMap<String, SynthRecord>>,
     /// Macro bits of the design (`taalasc synth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub macro_bits: Option<serde_json::Value>,
+    pub macro_bits: Option<taalasc_verilog::MacroBits>,
+}
+
+/// What `synth` records of one synthesized top (its wall time is printed,
+/// not recorded: the same design gives the same file).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SynthRecord {
+    /// The top module.
+    pub top: String,
+    /// Cells per module (its own cells, submodules excluded).
+    pub modules: std::collections::BTreeMap<String, taalasc_verilog::synth::ModuleCells>,
+    /// Cells of the whole hierarchy, each macro counted as one.
+    pub total_cells: u64,
+    /// Whether `check -assert` passed.
+    pub check_passed: bool,
+}
+
+impl From<&taalasc_verilog::synth::SynthResult> for SynthRecord {
+    fn from(r: &taalasc_verilog::synth::SynthResult) -> SynthRecord {
+        SynthRecord {
+            top: r.top.clone(),
+            modules: r.modules.clone(),
+            total_cells: r.total_cells,
+            check_passed: r.check_passed,
+        }
+    }
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {

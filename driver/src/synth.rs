@@ -66,15 +66,11 @@ pub fn synthesize(
     let macro_bits = plan.macro_bits();
     // Recorded without the wall time: the same design gives the same file.
     let mut report = BuildReportFile::read(chip)?;
-    let mut entry = serde_json::to_value(&result)?;
-    if let Some(o) = entry.as_object_mut() {
-        o.remove("seconds");
-    }
     report
         .synth
         .get_or_insert_with(Default::default)
-        .insert(top, entry);
-    report.macro_bits = Some(serde_json::to_value(&macro_bits)?);
+        .insert(top, (&result).into());
+    report.macro_bits = Some(macro_bits.clone());
     report.write(chip)?;
     Ok(SynthOutcome { result, macro_bits })
 }

@@ -93,41 +93,23 @@ pub fn open_chip(
     chip: &std::path::Path,
 ) -> anyhow::Result<(taalasc_image::LazyImage, Plan, Option<System>)> {
     let image = taalasc_image::LazyImage::open(chip)?;
-    let mpath = chip.join("manifest.json");
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", mpath.display()))?;
-    let hw = manifest.get("hardware").with_context(|| {
+    let manifest = crate::manifest::Manifest::read(chip)?;
+    let mpath = chip.join(crate::manifest::MANIFEST_FILE);
+    let mut hw = manifest.hardware.with_context(|| {
         format!(
             "{}: no RTL in this chip folder (it was built with --no-rtl); rebuild without it",
             chip.display()
         )
     })?;
-    let lanes = hw["lanes"]
-        .as_u64()
-        .with_context(|| format!("{}: hardware.lanes missing", mpath.display()))?;
-    let users = hw["users"]
-        .as_u64()
-        .with_context(|| format!("{}: hardware.users missing", mpath.display()))?;
-    let system: Option<System> = match hw.get("system") {
-        Some(s) => Some(
-            serde_json::from_value(s.clone())
-                .with_context(|| format!("{}: hardware.system", mpath.display()))?,
-        ),
-        None => None,
-    };
-    let plan =
-        taalasc_verilog::plan::plan_with(&image, lanes as usize, users as usize, system.is_some())?;
-    let mut recorded = hw.clone();
-    if let Some(o) = recorded.as_object_mut() {
-        o.remove("system");
-    }
+    let system = hw.system.take();
+    let plan = taalasc_verilog::plan::plan_with(&image, hw.lanes, hw.users, system.is_some())?;
+    // The recorded design must be the one this image plans to: a stale or
+    // edited folder is an error, not a silent re-plan.
     let expected =
         taalasc_verilog::manifest_for(&plan, system.as_ref().and_then(|s| s.board.as_ref()))
             .map_err(|m| anyhow::anyhow!("{}: hardware.system.board: {m}", mpath.display()))?;
     anyhow::ensure!(
-        expected == recorded,
+        expected == serde_json::to_value(&hw)?,
         "{}: the recorded hardware plan does not match the image; rebuild the chip",
         mpath.display()
     );

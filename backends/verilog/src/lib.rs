@@ -35,14 +35,20 @@ pub const TARGET_CLOCK_MHZ: f64 = 1000.0;
 ///
 /// `P` is the plan: a [`Plan`] when written, any JSON when read back
 /// ([`RecordedHardware`]: the driver re-plans from the image and compares).
+/// `S` is the system view the driver adds for a multi-chip build.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HardwareManifest<P = Plan> {
+pub struct HardwareManifest<P = Plan, S = serde_json::Value> {
     /// Top module of the simulation (the chip, or the board).
     pub top: String,
+    /// MAC lanes per matrix-vector unit.
     pub lanes: usize,
+    /// User slots.
     pub users: usize,
+    /// The clock the design targets, MHz.
     pub target_clock_mhz: f64,
+    /// KV-cache positions per user.
     pub context: usize,
+    /// Bits of every memory macro kind.
     pub macro_bits: MacroBits,
     /// The simulation filelist, relative to the image folder.
     pub filelist: String,
@@ -54,11 +60,12 @@ pub struct HardwareManifest<P = Plan> {
     pub core: Option<String>,
     /// The Verilator harness.
     pub harness: String,
+    /// The hardware plan.
     pub plan: P,
     /// The system view of a build with a chip budget (partition and
     /// board), which the driver adds after the fields above.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<S>,
 }
 
 /// The Yosys script of a chip, or one per chip of a board.

@@ -5,12 +5,12 @@
 
 use crate::plan::Plan;
 use crate::tools::{run, ToolError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Cells of one synthesized module (its own cells, submodules excluded).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModuleCells {
     pub cells: u64,
     pub wires: u64,

@@ -85,14 +85,7 @@ impl QuantMethod {
 
 impl std::fmt::Display for QuantMethod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Compares with the serialized name (`method == "import"`).
-impl PartialEq<&str> for QuantMethod {
-    fn eq(&self, other: &&str) -> bool {
-        self.name() == *other
+        f.pad(self.name())
     }
 }
 

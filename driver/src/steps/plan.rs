@@ -25,5 +25,5 @@ pub fn text(s: &State) -> String {
 
 /// `plan` in its text form (`inspect CHIP --plan`, `build --dump-after plan`).
 pub fn plan_text(plan: &taalasc_verilog::Plan) -> String {
-    format!("{plan:#?}\n")
+    plan.to_text()
 }

@@ -50,14 +50,22 @@ fn manifest(s: &State) -> anyhow::Result<Manifest> {
         None => None,
         Some(plan) => {
             let board = s.system.as_ref().and_then(|sys| sys.board.as_ref());
-            let design = taalasc_verilog::manifest_for(plan, board)
+            let m = taalasc_verilog::hardware_manifest(plan, board)
                 .map_err(|m| anyhow::anyhow!("the board cannot be emitted: {m}"))?;
             Some(Hardware {
-                design: match design {
-                    serde_json::Value::Object(m) => m,
-                    _ => unreachable!("the hardware manifest is an object"),
-                },
+                plan: serde_json::to_value(&m.plan)?,
                 system: s.system.clone(),
+                top: m.top,
+                lanes: m.lanes,
+                users: m.users,
+                target_clock_mhz: m.target_clock_mhz,
+                context: m.context,
+                macro_bits: m.macro_bits,
+                filelist: m.filelist,
+                rtl_files: m.rtl_files,
+                synth_script: m.synth_script,
+                core: m.core,
+                harness: m.harness,
             })
         }
     };

@@ -27,7 +27,7 @@ impl ImageSource for Meta {
 }
 
 fn fixture(name: &str, context: usize) -> Meta {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/rtl");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rtl");
     let model = taalasc_frontends::load(&dir.join(name)).unwrap().model;
     let format = WeightFormat::new(4, Group::Size(32), false).unwrap();
     let mut params: Vec<Option<ParamInfo>> = vec![None; model.weights.len()];
