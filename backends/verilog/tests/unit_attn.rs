@@ -18,12 +18,7 @@ use taalasc_numerics::{
 };
 use taalasc_verilog::tools::{rtl_lib, run, verilator_binary};
 
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
-}
+use taalasc_testrng::xorshift;
 
 /// One 32-block of `W48` values; `mode` picks the kind of block.
 fn block(s: &mut u64, mode: u64) -> Vec<i64> {

@@ -40,7 +40,7 @@ fn random_block(rng: &mut Rng, out: &mut [i64]) {
         2 => {
             let sh = 16 + rng.below(48) as u32;
             for o in out.iter_mut() {
-                *o = clamp_w48((rng.next() as i64) >> sh);
+                *o = clamp_w48((rng.next_u64() as i64) >> sh);
             }
         }
         3 => {
@@ -52,14 +52,14 @@ fn random_block(rng: &mut Rng, out: &mut [i64]) {
                     2 => W_MAX - small,
                     3 => W_MIN + small,
                     4 => 0,
-                    _ => clamp_w48((rng.next() as i64) >> 16),
+                    _ => clamp_w48((rng.next_u64() as i64) >> 16),
                 };
             }
         }
         4 => {
             for o in out.iter_mut() {
                 let sh = 16 + rng.below(48) as u32;
-                *o = clamp_w48((rng.next() as i64) >> sh);
+                *o = clamp_w48((rng.next_u64() as i64) >> sh);
             }
         }
         5 => {
@@ -85,7 +85,7 @@ fn random_block(rng: &mut Rng, out: &mut [i64]) {
             // Mostly zeros, one large value.
             out.fill(0);
             let i = rng.below(out.len() as u64) as usize;
-            out[i] = clamp_w48((rng.next() as i64) >> rng.range(16, 60));
+            out[i] = clamp_w48((rng.next_u64() as i64) >> rng.range(16, 60));
         }
     }
 }
@@ -170,7 +170,7 @@ fn random_matrix(rng: &mut Rng, rows: usize, cols: usize) -> Matrix {
             1 => W_MIN,
             2 => 0,
             3 => rng.range(-1 << 30, 1 << 30),
-            _ => clamp_w48((rng.next() as i64) >> 16),
+            _ => clamp_w48((rng.next_u64() as i64) >> 16),
         })
         .collect();
     Matrix {
@@ -381,7 +381,7 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     let spad_words = 1usize << AW;
     // Random background: stray writes or missed outputs show up.
     let mut spad: Vec<i64> = (0..spad_words)
-        .map(|_| clamp_w48((rng.next() as i64) >> 16))
+        .map(|_| clamp_w48((rng.next_u64() as i64) >> 16))
         .collect();
     let mut xs: Vec<Vec<i64>> = Vec::new();
     let mut prog: Vec<Instr> = Vec::new();

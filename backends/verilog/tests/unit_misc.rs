@@ -25,13 +25,21 @@ const MASK48: u64 = (1 << 48) - 1;
 mod common;
 use common::Rng;
 
-impl Rng {
+/// The value kinds the unit tests draw.
+trait Draw {
+    fn r32(&mut self) -> i32;
+    fn w48(&mut self) -> i64;
+    fn around(&mut self, lo: i64, step_bits: u32) -> i64;
+    fn sf16(&mut self) -> Sf16;
+}
+
+impl Draw for Rng {
     /// R32 values: extremes, small values and every magnitude.
     fn r32(&mut self) -> i32 {
         match self.below(12) {
             0 => self.pick(&[i32::MIN, i32::MAX, 0, 1, -1, i32::MIN + 1, i32::MAX - 1]),
             1 => self.below(7) as i32 - 3,
-            _ => (self.next() as i32) >> self.below(32),
+            _ => (self.next_u64() as i32) >> self.below(32),
         }
     }
     /// W48 values: extremes and every magnitude.
@@ -48,7 +56,7 @@ impl Rng {
                 1 << 24,
                 -(1 << 24),
             ]),
-            _ => (self.next() as i64) >> (16 + self.below(48)),
+            _ => (self.next_u64() as i64) >> (16 + self.below(48)),
         }
     }
     /// W48 values around a table range `[-lo, lo)` (real), with its edges.
@@ -80,9 +88,9 @@ impl Rng {
     fn sf16(&mut self) -> Sf16 {
         loop {
             let bits = if self.below(4) == 0 {
-                self.next() as u16
+                self.next_u64() as u16
             } else {
-                (self.below(0x2c00) as u16) | ((self.next() as u16) & 0x8000)
+                (self.below(0x2c00) as u16) | ((self.next_u64() as u16) & 0x8000)
             };
             if (bits >> 10) & 0x1f != 31 {
                 return Sf16(bits);
@@ -522,7 +530,7 @@ fn program(m: &mut Mem) -> Vec<Ins> {
         for i in 0..n {
             m.gain[b + i] = match rng.below(16) {
                 0 => rng.pick(&[i32::MIN, i32::MAX, 0, 1, -1, 1 << 16]),
-                1 => rng.next() as i32,
+                1 => rng.next_u64() as i32,
                 _ => rng.below(200_000) as i32 - 50_000,
             };
             m.bias[b + i] = match rng.below(16) {
@@ -577,12 +585,14 @@ fn program(m: &mut Mem) -> Vec<Ins> {
         } else {
             gains(&mut rng, m, n)
         };
-        let off = (rng.next() as i32) >> 4;
+        let off = (rng.next_u64() as i32) >> 4;
         let eq = rng.r32();
         for i in 0..n {
             let x = match fill {
                 Fill::Random => rng.r32(),
-                Fill::Offset => ((rng.next() as i32) >> (5 + rng.below(20))).saturating_add(off),
+                Fill::Offset => {
+                    ((rng.next_u64() as i32) >> (5 + rng.below(20))).saturating_add(off)
+                }
                 Fill::Equal => eq,
                 Fill::Value(v) => v,
                 Fill::Zero => 0,
@@ -666,7 +676,7 @@ fn program(m: &mut Mem) -> Vec<Ins> {
         } else {
             let mut e = || match rng.below(6) {
                 0 => rng.pick(&[i16::MIN, i16::MAX, 0, 16384, -16384, 1, -1]),
-                _ => rng.next() as i16,
+                _ => rng.next_u64() as i16,
             };
             let cos: Vec<i16> = (0..pairs * positions).map(|_| e()).collect();
             let sin: Vec<i16> = (0..pairs * positions).map(|_| e()).collect();

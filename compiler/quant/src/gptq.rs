@@ -583,7 +583,7 @@ mod tests {
         noise: f64,
         seed: u64,
     ) -> (Vec<f32>, Vec<f32>) {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seeded(seed);
         let a: Vec<f64> = (0..k * n).map(|_| rng.gauss()).collect();
         let mut x = vec![0.0f32; samples * n];
         for s in 0..samples {
@@ -621,7 +621,7 @@ mod tests {
 
     #[test]
     fn hessian_accumulates_and_is_batch_invariant() {
-        let mut rng = Rng::new(9);
+        let mut rng = Rng::seeded(9);
         let n = 13;
         let x: Vec<f32> = (0..11 * n).map(|_| rng.gauss() as f32).collect();
         let all = hessian_of(&x, n);
@@ -669,7 +669,7 @@ mod tests {
 
     #[test]
     fn identity_hessian_is_rtn() {
-        let mut rng = Rng::new(4);
+        let mut rng = Rng::seeded(4);
         let (rows, n) = (20, 256);
         let w: Vec<f32> = (0..rows * n).map(|_| (rng.gauss() * 0.03) as f32).collect();
         let h = Hessian::identity(n);
@@ -1015,7 +1015,7 @@ mod tests {
 
     #[test]
     fn identity_hessian_mixed_is_rtn_mixed() {
-        let mut rng = Rng::new(12);
+        let mut rng = Rng::seeded(12);
         let (rows, n) = (20, 128);
         let w: Vec<f32> = (0..rows * n).map(|_| (rng.gauss() * 0.03) as f32).collect();
         let h = Hessian::identity(n);

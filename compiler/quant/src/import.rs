@@ -200,7 +200,7 @@ mod tests {
     fn q4_1_import_is_bit_exact() {
         let (rows, cols) = (3, 64);
         let nb = rows * cols / 32;
-        let mut rng = Rng::new(5);
+        let mut rng = Rng::seeded(5);
         // Hand-built blocks including subnormal, negative and large values.
         let mut d: Vec<u16> = (0..nb)
             .map(|_| f16::from_f64(rng.gauss() * 0.01).to_bits())

@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn parts_sum_to_the_weighted_error_and_rows_scale() {
         let (rows, cols) = (6, 128);
-        let mut rng = Rng::new(31);
+        let mut rng = Rng::seeded(31);
         let w: Vec<f32> = (0..rows * cols)
             .map(|_| (rng.gauss() * 0.05) as f32)
             .collect();

@@ -97,7 +97,7 @@ mod tests {
     use crate::testutil::Rng;
 
     fn matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seeded(seed);
         (0..rows * cols)
             .map(|_| (rng.gauss() * 0.05) as f32)
             .collect()

@@ -153,7 +153,7 @@ mod tests {
         for bits in [2u8, 3, 4, 5, 6, 8] {
             let f = fmt(&format!("s{bits}g32"));
             let half = 1i32 << (bits - 1);
-            let mut rng = Rng::new(7 + bits as u64);
+            let mut rng = Rng::seeded(7 + bits as u64);
             // Row 0: largest magnitude negative; row 1: positive.
             let mut w: Vec<f32> = (0..64).map(|_| rng.gauss() as f32 * 0.1).collect();
             w[5] = -1.0;
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn plain_error_is_at_most_half_a_step_except_clamped() {
-        let mut rng = Rng::new(11);
+        let mut rng = Rng::seeded(11);
         for name in [
             "s2g32", "s3g64", "s4g32", "s5g128", "s6row", "s8g32", "a2g32", "a3row", "a4g32",
             "a5g64", "a6g128", "a8g32", "a3g32h", "s4g64h", "a8g32h", "s8rowh",
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn search_is_never_worse_than_plain() {
-        let mut rng = Rng::new(3);
+        let mut rng = Rng::seeded(3);
         for name in ["s3g32", "s4g32", "a3g32", "a4g64", "s4row", "a2g32"] {
             let f = fmt(name);
             let (rows, cols) = (16, 128);
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn row8_scales_sit_on_one_exponent_per_row_and_cost_little() {
-        let mut rng = Rng::new(23);
+        let mut rng = Rng::seeded(23);
         let (rows, cols) = (16, 256);
         // Rows of very different magnitudes, some groups tiny.
         let w: Vec<f32> = (0..rows * cols)
@@ -428,7 +428,7 @@ mod tests {
 
     /// Random `[rows, cols]` weights.
     fn gauss_matrix(rows: usize, cols: usize, seed: u64, sd: f64) -> Vec<f32> {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seeded(seed);
         (0..rows * cols)
             .map(|_| (rng.gauss() * sd) as f32)
             .collect()
@@ -598,7 +598,7 @@ mod tests {
     #[test]
     fn mixed_widths_with_row8_scales_stay_on_their_grids() {
         let (rows, cols) = (6, 128);
-        let mut rng = Rng::new(47);
+        let mut rng = Rng::seeded(47);
         // Rows and groups of different magnitudes, so the row exponents
         // are shared by groups of very different scales.
         let w: Vec<f32> = (0..rows * cols)

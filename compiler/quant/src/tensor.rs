@@ -358,7 +358,7 @@ mod tests {
 
     /// `a4g32`, 2 x 64, group widths `[2, 4]`.
     fn mixed_a4() -> QTensor {
-        let mut rng = Rng::new(17);
+        let mut rng = Rng::seeded(17);
         let w: Vec<f32> = (0..128).map(|_| (rng.gauss() * 0.1) as f32).collect();
         let f: WeightFormat = "a4g32".parse().unwrap();
         let wd = widths(&[2, 4], &[]);
@@ -387,7 +387,7 @@ mod tests {
         t.widths = widths(&[3, 4], &[]);
         t.validate().unwrap();
         // Symmetric: a 2-bit group holds [-2, 1].
-        let mut rng = Rng::new(19);
+        let mut rng = Rng::seeded(19);
         let w: Vec<f32> = (0..64).map(|_| (rng.gauss() * 0.1) as f32).collect();
         let f: WeightFormat = "s4g32".parse().unwrap();
         let mut s = crate::quantize_rtn_mixed(
@@ -432,7 +432,7 @@ mod tests {
         rejects(&with(widths(&[5, 4], &[])), "width 5 is not one of");
         rejects(&with(widths(&[0, 4], &[])), "width 0 is not one of");
         // 7 bits is not a datapath width, even below the format's 8.
-        let mut rng = Rng::new(23);
+        let mut rng = Rng::seeded(23);
         let w: Vec<f32> = (0..64).map(|_| (rng.gauss() * 0.1) as f32).collect();
         let f: WeightFormat = "s8g32".parse().unwrap();
         let mut s = crate::quantize_rtn_mixed(
