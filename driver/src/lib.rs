@@ -22,6 +22,7 @@
 pub mod args;
 pub mod build;
 pub mod calib;
+pub mod chip;
 pub mod config;
 pub mod eval;
 pub mod inspect;

@@ -72,7 +72,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
     // Verilator's make and the simulation run in other folders: every path
     // handed on is absolute.
     let chip = &std::path::absolute(chip).with_context(|| format!("{}", chip.display()))?;
-    let (_, plan, system) = crate::system::open_chip(chip)?;
+    let (_, plan, system) = crate::chip::open_chip(chip)?;
     let board = system.and_then(|s| s.board);
     let image = taalasc_image::ChipImage::read(chip)?;
     // A board simulates as one design from its board/ folder.

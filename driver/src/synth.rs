@@ -23,7 +23,7 @@ pub fn synthesize(
     engine: Option<usize>,
     chip_index: Option<usize>,
 ) -> anyhow::Result<SynthOutcome> {
-    let (_, plan, system) = crate::system::open_chip(chip)?;
+    let (_, plan, system) = crate::chip::open_chip(chip)?;
     let board = system.and_then(|s| s.board);
     // The folder to synthesize in, its sources, its engines and its top.
     let (dir, sources, engines, chip_top) = match (&board, chip_index) {

@@ -49,7 +49,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             plan,
         } => {
             if plan {
-                let (_, p, _) = taalasc::system::open_chip(&model)?;
+                let (_, p, _) = taalasc::chip::open_chip(&model)?;
                 out!("{}", taalasc::steps::plan::plan_text(&p));
                 return Ok(());
             }
@@ -88,7 +88,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             out,
         } => {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
-            let (_, plan, system) = taalasc::system::open_chip(&chip)?;
+            let (_, plan, system) = taalasc::chip::open_chip(&chip)?;
             if system.is_some() && chip_budget.is_some() {
                 bail!("{} was built with a chip budget; --chip-budget applies only to chips built without one", chip.display());
             }

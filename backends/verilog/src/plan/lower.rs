@@ -8,7 +8,7 @@ use super::{
     MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, SCALE_FIELD_BITS,
 };
 use std::collections::HashMap;
-use taalasc_image::{ImageInfo, ImageSource, ParamInfo};
+use taalasc_image::{ImageError, ImageInfo, ImageSource, ParamInfo, Types};
 use taalasc_ir::{Model, NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, ScoreScale};
 
@@ -70,7 +70,10 @@ pub fn plan_with(
     // Metadata only (formats, shapes, widths): no weight value is read.
     let info = image.info();
     check_options(lanes, users)?;
-    let mut lw = Lowering::new(&info, lanes, users, split_io);
+    // The image's legality and every value's datapath type come from the
+    // image verifier: the plan infers none of them again.
+    let types = taalasc_image::verify(&info)?;
+    let mut lw = Lowering::new(&info, types, lanes, users, split_io);
     for (ph, nodes) in lw.phases().into_iter().enumerate() {
         lw.lower_phase(ph, &nodes)?;
     }
@@ -125,8 +128,9 @@ struct Lowering<'a> {
     n_layers: usize,
     order: Vec<NodeIndex>,
     inputs: Vec<Vec<NodeIndex>>,
-    /// Residual-stream values (R32) versus wide ones (W48), as the reference.
-    is_r: Vec<bool>,
+    /// Every value's datapath type (R32 residual or W48 wide), from the
+    /// image verifier.
+    types: Types,
     /// The last phase that reads each value.
     last_use: Vec<usize>,
     engines: Vec<Engine>,
@@ -149,20 +153,12 @@ struct PhaseCtx {
 }
 
 impl<'a> Lowering<'a> {
-    fn new(image: &'a ImageInfo, lanes: usize, users: usize, split_io: bool) -> Self {
+    fn new(image: &'a ImageInfo, types: Types, lanes: usize, users: usize, split_io: bool) -> Self {
         let model = &image.model;
         let order = model.topo_order();
         let n = model.graph.node_count();
         let inputs: Vec<Vec<NodeIndex>> = (0..n).map(|i| model.inputs(NodeIndex::new(i))).collect();
         let n_layers = model.hparams.n_layers;
-        let mut is_r = vec![false; n];
-        for &nd in &order {
-            is_r[nd.index()] = match model.graph[nd].op {
-                Op::Embed { .. } | Op::AddPositions { .. } => true,
-                Op::Add => is_r[inputs[nd.index()][0].index()],
-                _ => false,
-            };
-        }
         let engines = new_engines(n_layers, split_io);
         let n_engines = engines.len();
         let mut lw = Lowering {
@@ -174,7 +170,7 @@ impl<'a> Lowering<'a> {
             n_layers,
             order,
             inputs,
-            is_r,
+            types,
             last_use: vec![0usize; n],
             engines,
             spads: (0..n_engines).map(|_| Spad::default()).collect(),
@@ -223,10 +219,10 @@ impl<'a> Lowering<'a> {
     }
 
     fn unsupported(&self, nd: NodeIndex, message: String) -> PlanError {
-        PlanError::Unsupported {
+        PlanError::Image(ImageError::Unsupported {
             node: self.model.graph[nd].name.clone(),
             message,
-        }
+        })
     }
 
     /// Lowers the nodes of phase `ph` onto one engine: copies of operands
@@ -301,7 +297,7 @@ impl<'a> Lowering<'a> {
                     to: e,
                     dst,
                     n: w,
-                    wide: !self.is_r[i.index()],
+                    wide: !self.types.is_residual(i),
                 });
             }
         }
@@ -380,12 +376,8 @@ impl<'a> Lowering<'a> {
                     self.lanes,
                 )?;
                 let eng = &mut self.engines[e];
+                // Whole activation blocks: the image verifier's rule.
                 let cols = eng.mats[mat].cols;
-                if !cols.is_multiple_of(nx::A8_BLOCK) {
-                    return Err(
-                        self.unsupported(nd, format!("input width {cols} is not a multiple of 32"))
-                    );
-                }
                 eng.max_blocks = eng.max_blocks.max(cols / nx::A8_BLOCK);
                 let bias = bias.map(|b| vec_rom(eng, model, b, width, false, true));
                 let load = cx.prev_linear_input != Some(ins[0]);
@@ -443,12 +435,8 @@ impl<'a> Lowering<'a> {
                 head_dim,
                 window,
             } => {
-                if !head_dim.is_multiple_of(nx::A8_BLOCK) || n_heads % n_kv_heads != 0 {
-                    return Err(self.unsupported(
-                        nd,
-                        format!("head_dim {head_dim} must be a multiple of 32 and heads {n_heads} a multiple of KV heads {n_kv_heads}"),
-                    ));
-                }
+                // head_dim in whole activation blocks and heads a multiple of
+                // KV heads: the image verifier's rules.
                 let s = ScoreScale::inv_sqrt(*head_dim);
                 let eng = &mut self.engines[e];
                 let unit = eng.attns.len();
@@ -475,18 +463,13 @@ impl<'a> Lowering<'a> {
                 let (a, b) = (addr_of(0), addr_of(1));
                 let op = match (
                     &node.op,
-                    self.is_r[ins[0].index()],
-                    self.is_r[ins[1].index()],
+                    self.types.is_residual(ins[0]),
+                    self.types.is_residual(ins[1]),
                 ) {
                     (Op::Add, true, false) => ElemOp::Resid,
                     (Op::Add, false, false) => ElemOp::AddW,
                     (Op::Mul, false, false) => ElemOp::MulW,
-                    _ => {
-                        return Err(self.unsupported(
-                            nd,
-                            "operands must be (residual, wide) for add or (wide, wide)".into(),
-                        ))
-                    }
+                    _ => unreachable!("the image verifier admits no other operand types"),
                 };
                 Instr::Elem {
                     op,
@@ -603,17 +586,19 @@ fn mat_rom(
     let q = match image.param(id) {
         ParamInfo::Matrix(q) => q,
         _ => {
-            return Err(PlanError::BadParam {
+            return Err(ImageError::Param {
                 weight: name,
                 message: "expected a quantized matrix".into(),
-            })
+            }
+            .into())
         }
     };
     if !q.cols.is_multiple_of(nx::A8_BLOCK) {
-        return Err(PlanError::BadParam {
+        return Err(ImageError::Param {
             weight: name,
             message: format!("{} columns are not a multiple of 32", q.cols),
-        });
+        }
+        .into());
     }
     let bits = q.format.bits;
     let chunks = q.cols.div_ceil(lanes);

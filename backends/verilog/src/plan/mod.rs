@@ -34,10 +34,10 @@ use taalasc_numerics as nx;
 /// Why a chip image cannot be lowered to hardware.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("node `{node}`: {message}")]
-    Unsupported { node: String, message: String },
-    #[error("weight `{weight}`: {message}")]
-    BadParam { weight: String, message: String },
+    /// The image is not legal for the datapath, or a node or weight is
+    /// beyond what the units lower (the error names it).
+    #[error(transparent)]
+    Image(#[from] taalasc_image::ImageError),
     #[error("--lanes {0}: expected a power of two from 1 to 256")]
     Lanes(usize),
     #[error("--users {0}: expected 1 to 256 user slots")]

@@ -1,0 +1,38 @@
+//! A built chip folder, opened: its image (read lazily), its hardware plan
+//! (re-planned from the image and checked against the one recorded) and,
+//! for a multi-chip build, its system view.
+
+use crate::system::System;
+use anyhow::Context;
+use taalasc_verilog::Plan;
+
+/// A built chip folder: its image (read lazily: weights stay on disk until
+/// asked for), its hardware plan (checked against the one recorded in
+/// manifest.json) and, for a build with a chip budget, its system view
+/// (partition and board).
+pub fn open_chip(
+    chip: &std::path::Path,
+) -> anyhow::Result<(taalasc_image::LazyImage, Plan, Option<System>)> {
+    let image = taalasc_image::LazyImage::open(chip)?;
+    let manifest = crate::manifest::Manifest::read(chip)?;
+    let mpath = chip.join(crate::manifest::MANIFEST_FILE);
+    let mut hw = manifest.hardware.with_context(|| {
+        format!(
+            "{}: no RTL in this chip folder (it was built with --no-rtl); rebuild without it",
+            chip.display()
+        )
+    })?;
+    let system = hw.system.take();
+    let plan = taalasc_verilog::plan::plan_with(&image, hw.lanes, hw.users, system.is_some())?;
+    // The recorded design must be the one this image plans to: a stale or
+    // edited folder is an error, not a silent re-plan.
+    let expected =
+        taalasc_verilog::manifest_for(&plan, system.as_ref().and_then(|s| s.board.as_ref()))
+            .map_err(|m| anyhow::anyhow!("{}: hardware.system.board: {m}", mpath.display()))?;
+    anyhow::ensure!(
+        expected == serde_json::to_value(&hw)?,
+        "{}: the recorded hardware plan does not match the image; rebuild the chip",
+        mpath.display()
+    );
+    Ok((image, plan, system))
+}
