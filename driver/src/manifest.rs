@@ -115,6 +115,13 @@ pub fn to_json_text<T: Serialize>(v: &T) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
+/// Writes `v` to `path` as [`to_json_text`], atomically (temporary file,
+/// then rename): the one writer of every JSON file in a chip folder.
+pub fn write_json<T: Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
+    crate::output::write_atomic(path, to_json_text(v)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 impl Manifest {
     /// Reads `chip/manifest.json`; an error names the file and the field.
     pub fn read(chip: &Path) -> anyhow::Result<Manifest> {
@@ -123,9 +130,7 @@ impl Manifest {
 
     /// Writes `dir/manifest.json` atomically.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = dir.join(MANIFEST_FILE);
-        crate::output::write_atomic(&path, to_json_text(self)?.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))
+        write_json(&dir.join(MANIFEST_FILE), self)
     }
 }
 
@@ -137,8 +142,6 @@ impl BuildReportFile {
 
     /// Writes `dir/report.json` atomically.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let path = dir.join(REPORT_FILE);
-        crate::output::write_atomic(&path, to_json_text(self)?.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))
+        write_json(&dir.join(REPORT_FILE), self)
     }
 }

@@ -26,7 +26,6 @@
 use crate::config::BuildConfig;
 pub use crate::config::Step;
 use crate::steps::{self, State};
-use anyhow::Context;
 use std::time::Instant;
 
 /// One step of [`PIPELINE`]: its name and the function that runs it.
@@ -167,8 +166,8 @@ pub fn build(cfg: &BuildConfig) -> Result<Built, BuildError> {
 
 /// Writes `timings.json` into the finished chip folder (atomically).
 fn write_timings(dir: &std::path::Path, timings: &[StepTime]) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(&serde_json::json!({ "steps": timings }))? + "\n";
-    let path = dir.join(TIMINGS_FILE);
-    crate::output::write_atomic(&path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    crate::manifest::write_json(
+        &dir.join(TIMINGS_FILE),
+        &serde_json::json!({ "steps": timings }),
+    )
 }

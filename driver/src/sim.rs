@@ -2,7 +2,6 @@
 //! for bit with the integer reference at every unit output and logit, for
 //! every user.
 
-use crate::output::write_atomic;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -145,9 +144,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         cycles_per_token: outcome.perf.cycles_per_token,
         throughput_cycles_per_token: outcome.perf.throughput_cycles_per_token,
     };
-    let rpath = sim_dir.join(SIM_RESULT);
-    write_atomic(&rpath, crate::manifest::to_json_text(&record)?.as_bytes())
-        .with_context(|| format!("writing {}", rpath.display()))?;
+    crate::manifest::write_json(&sim_dir.join(SIM_RESULT), &record)?;
     Ok(outcome)
 }
 
