@@ -651,15 +651,7 @@ pub fn write_image(
             }
             (None, _) => {}
         }
-        if out.exists() {
-            let old = tmp.with_extension(format!("old-{}", std::process::id()));
-            std::fs::rename(out, &old)?;
-            std::fs::rename(&tmp, out)?;
-            std::fs::remove_dir_all(&old)?;
-        } else {
-            std::fs::rename(&tmp, out)?;
-        }
-        Ok(())
+        crate::output::put_in_place(&tmp, out)
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);

@@ -36,6 +36,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Renames a finished staging folder `tmp` over the output folder `out`,
+/// so that `out` appears whole or not at all.
+pub fn put_in_place(tmp: &Path, out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        let old = tmp.with_extension(format!("old-{}", std::process::id()));
+        std::fs::rename(out, &old)?;
+        std::fs::rename(tmp, out)?;
+        std::fs::remove_dir_all(&old)?;
+    } else {
+        std::fs::rename(tmp, out)?;
+    }
+    Ok(())
+}
+
 /// A NumPy `.npy` (format 1.0) file: `descr` is the dtype string (`<f4`, `<i8`).
 fn npy(descr: &str, shape: &[usize], elem: usize, body: impl Iterator<Item = u8>) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();

@@ -6,7 +6,6 @@ use super::State;
 use crate::config::LinearFormat;
 use crate::manifest::{BuildReportFile, Hardware, Manifest, Source, MANIFEST_FORMAT};
 use anyhow::Context;
-use std::path::Path;
 
 /// Completes the staging folder and puts it in place.
 pub fn run(s: &mut State) -> anyhow::Result<()> {
@@ -19,24 +18,11 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         crate::build::ImageFiles::stage(image, &tmp)?;
         manifest.write(&tmp)?;
         report.write(&tmp)?;
-        put_in_place(&tmp, &out)
+        crate::output::put_in_place(&tmp, &out)
     })();
     result.with_context(|| format!("writing {}", out.display()))?;
     s.report_file = Some(report);
     s.written = Some(out);
-    Ok(())
-}
-
-/// Renames the finished staging folder `tmp` over `out`.
-pub fn put_in_place(tmp: &Path, out: &Path) -> anyhow::Result<()> {
-    if out.exists() {
-        let old = tmp.with_extension(format!("old-{}", std::process::id()));
-        std::fs::rename(out, &old)?;
-        std::fs::rename(tmp, out)?;
-        std::fs::remove_dir_all(&old)?;
-    } else {
-        std::fs::rename(tmp, out)?;
-    }
     Ok(())
 }
 
