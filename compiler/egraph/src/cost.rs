@@ -113,7 +113,9 @@ pub enum AutoTarget {
 }
 
 /// What the pass did, for `report.json` (without wall times: the same
-/// input gives the same bytes).
+/// input gives the same bytes). The fields serialize in declaration order,
+/// the key order of `report.json` (`chosen` sits where the wall time was
+/// before wall times left the file): keep it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AutoReport {
     /// The target it was given.
@@ -125,6 +127,9 @@ pub struct AutoReport {
     pub layers: usize,
     /// Most candidates of any layer (plain formats and width mixes).
     pub candidates_per_layer: usize,
+    /// The chosen format of each layer with its ROM bits and predicted loss
+    /// (KL units when importance was measured), most costly first.
+    pub chosen: Vec<ChosenLayer>,
     /// Wall time of the sensitivity measurements (printed, not recorded).
     #[serde(skip)]
     pub sensitivity_seconds: f64,
@@ -135,9 +140,6 @@ pub struct AutoReport {
     pub importance: Vec<f64>,
     /// The e-graph pass's choice.
     pub plan: FormatChoice,
-    /// The chosen format of each layer with its ROM bits and predicted loss
-    /// (KL units when importance was measured), most costly first.
-    pub chosen: Vec<ChosenLayer>,
 }
 
 /// One layer's choice in [`AutoReport::chosen`].

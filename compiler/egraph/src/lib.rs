@@ -113,7 +113,9 @@ pub enum Objective {
 }
 
 /// The pass's result: the chosen candidate of each layer, with totals and
-/// the pass's statistics.
+/// the pass's statistics. The fields serialize in declaration order, which
+/// is the key order of `report.json` (`lower_bound` sits where the wall
+/// time was before wall times left the file): keep it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FormatChoice {
     /// Per layer, the index of the chosen candidate.
@@ -130,6 +132,9 @@ pub struct FormatChoice {
     pub iterations: usize,
     /// The runner's `StopReason` (always `Saturated` in a returned plan).
     pub stop_reason: String,
+    /// LP-relaxation lower bound on the optimum objective (loss for
+    /// `RomBudget`, bits for `LossBudget`).
+    pub lower_bound: f64,
     /// Wall time of the whole pass (printed, not recorded: the same input
     /// gives the same bytes).
     #[serde(skip)]
@@ -144,9 +149,6 @@ pub struct FormatChoice {
     pub rounding_bits: u64,
     /// Proven optimal: exact DP, or the plan meets [`Self::lower_bound`].
     pub proven_optimal: bool,
-    /// LP-relaxation lower bound on the optimum objective (loss for
-    /// `RomBudget`, bits for `LossBudget`).
-    pub lower_bound: f64,
 }
 
 /// Everything that can go wrong in the pass.
