@@ -211,9 +211,9 @@ impl LazyImage {
         use std::os::unix::fs::FileExt;
         let gpath = dir.join(GRAPH_FILE);
         let text = std::fs::read_to_string(&gpath).map_err(io_err(&gpath))?;
-        let model = Model::from_json(&text).map_err(|message| ImageError::Format {
+        let model = Model::from_json(&text).map_err(|e| ImageError::Format {
             path: gpath.display().to_string(),
-            message,
+            message: e.to_string(),
         })?;
         let wpath = dir.join(WEIGHTS_FILE);
         let file = std::fs::File::open(&wpath).map_err(io_err(&wpath))?;

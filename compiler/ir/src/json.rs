@@ -2,7 +2,7 @@
 //! deterministically and verified when read back.
 
 use crate::model::{Edge, HParams, Model, Node};
-use crate::verify::verify;
+use crate::verify::{verify, VerifyError};
 use crate::weights::WeightInfo;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
@@ -41,8 +41,8 @@ impl Model {
     }
 
     /// Reads [`Model::to_json`] output back and verifies it.
-    pub fn from_json(text: &str) -> Result<Model, String> {
-        let doc: ModelDoc = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_json(text: &str) -> Result<Model, JsonError> {
+        let doc: ModelDoc = serde_json::from_str(text)?;
         let mut graph = DiGraph::new();
         for n in doc.nodes {
             graph.add_node(n);
@@ -50,17 +50,20 @@ impl Model {
         let count = graph.node_count();
         for (a, b, port) in doc.edges {
             if a >= count || b >= count {
-                return Err(format!("edge ({a}, {b}) names a node past {count}"));
+                return Err(JsonError::Edge { a, b, count });
             }
             graph.add_edge(NodeIndex::new(a), NodeIndex::new(b), Edge { port });
         }
         if doc.input >= count || doc.output >= count {
-            return Err("input or output node out of range".into());
+            return Err(JsonError::Ends);
         }
         for n in graph.node_weights() {
             for w in n.op.weights() {
                 if w.0 as usize >= doc.weights.len() {
-                    return Err(format!("node `{}` reads missing weight {w}", n.name));
+                    return Err(JsonError::MissingWeight {
+                        node: n.name.clone(),
+                        weight: w.to_string(),
+                    });
                 }
             }
         }
@@ -71,7 +74,39 @@ impl Model {
             input: NodeIndex::new(doc.input),
             output: NodeIndex::new(doc.output),
         };
-        verify(&model).map_err(|e| e.to_string())?;
+        verify(&model)?;
         Ok(model)
     }
+}
+
+/// Why a model's JSON form cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// Not the JSON of a model.
+    #[error("{0}")]
+    Syntax(#[from] serde_json::Error),
+    /// An edge names a node that does not exist.
+    #[error("edge ({a}, {b}) names a node past {count}")]
+    Edge {
+        /// Its source node index.
+        a: usize,
+        /// Its target node index.
+        b: usize,
+        /// Nodes in the graph.
+        count: usize,
+    },
+    /// The input or output node does not exist.
+    #[error("input or output node out of range")]
+    Ends,
+    /// A node reads a weight the weight table lacks.
+    #[error("node `{node}` reads missing weight {weight}")]
+    MissingWeight {
+        /// The node's name.
+        node: String,
+        /// The weight id it reads.
+        weight: String,
+    },
+    /// The graph does not verify.
+    #[error("{0}")]
+    Verify(#[from] VerifyError),
 }

@@ -22,6 +22,7 @@ pub mod weights;
 
 pub use builder::Builder;
 pub use dtype::DType;
+pub use json::JsonError;
 pub use model::{Edge, HParams, LayerSummary, Model, Node};
 pub use op::{Op, RopeScaling, RopeSpec};
 pub use petgraph::graph::NodeIndex;
