@@ -8,6 +8,8 @@
 //! printers `emit` (engines), `chip` (chip tops) and `board`; `output`,
 //! `roms`, `cost`, `perf`, `sim` and `synth` read the plan and the printers.
 
+#![warn(missing_docs)]
+
 pub mod board;
 pub mod chip;
 pub mod cost;

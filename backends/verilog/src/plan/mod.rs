@@ -38,10 +38,15 @@ pub enum PlanError {
     /// beyond what the units lower (the error names it).
     #[error(transparent)]
     Image(#[from] taalasc_image::ImageError),
+    /// The `--lanes` value (MAC lanes per matvec unit) is not a power of
+    /// two in 1..=256.
     #[error("--lanes {0}: expected a power of two from 1 to 256")]
     Lanes(usize),
+    /// The `--users` value (KV-cache user slots) is outside 1..=256.
     #[error("--users {0}: expected 1 to 256 user slots")]
     Users(usize),
+    /// The plan needs a field wider than the printers' fixed widths (the
+    /// message names the field and the value).
     #[error("beyond the emitter's field widths: {0}")]
     Limit(String),
 }
@@ -52,10 +57,16 @@ pub enum PlanError {
 pub enum ElemOp {
     /// `residual_add(a as R32, b as W48)`.
     Resid = 0,
+    /// `add_w48(a, b)`: saturating `W48` sum (bias or skip add).
     AddW = 1,
+    /// `mul_w48(a, b)`: `W48` product rounded back to 24 fraction bits
+    /// (the SwiGLU/GeGLU gate).
     MulW = 2,
+    /// `silu(a)` on `W48`, sigmoid from the `sigmoid.hex` table.
     Silu = 3,
+    /// `gelu(a)` on `W48`, from the `gelu.hex` table.
     Gelu = 4,
+    /// `a` unchanged (a scratchpad move).
     Copy = 5,
 }
 
@@ -79,56 +90,104 @@ impl ElemOp {
 pub enum Instr {
     /// Row `token` (or `pos`) of a table into the residual stream.
     Embed {
+        /// Index of the table in the engine's `mats` (a tied table shares
+        /// the head's ROM).
         mat: usize,
+        /// First scratchpad word of the `R32` row written.
         dst: u32,
+        /// Row length in values (a multiple of 32).
         cols: usize,
         /// Adds to the values at `dst` (learned positions) and reads row `pos`.
         positions: bool,
     },
+    /// RMSNorm or LayerNorm of `n` `R32` values into `n` `W48` values
+    /// (`tls_norm`).
     Norm {
+        /// First scratchpad word of the `R32` input.
         src: u32,
+        /// First scratchpad word of the `W48` output.
         dst: u32,
+        /// Vector length in values (`cfg_n`, 20 bits).
         n: usize,
+        /// `M_n`, the fixed-point `1/n` of `NormConsts` (`cfg_mn`, 41 bits
+        /// unsigned).
         m_n: i64,
+        /// `eps_fixed`, epsilon at the fixed-point scale of the sum of
+        /// squares (`cfg_eps`, 48 bits unsigned).
         eps: i64,
         /// Index into the engine's Q15.16 ROMs (`gains`), for the gain and
         /// the LayerNorm bias.
         gain: usize,
+        /// Index into `gains` of the LayerNorm bias; `None` for RMSNorm.
         bias: Option<usize>,
     },
+    /// Matrix-vector product `dst = W·src (+ bias)` on `tls_matvec`.
     Linear {
+        /// Index of the matrix in the engine's `mats`.
         mat: usize,
+        /// First scratchpad word of the `W48` input (`cols` words).
         src: u32,
+        /// First scratchpad word of the `W48` output (`rows` words).
         dst: u32,
+        /// Output length (matrix rows, `cfg_rows`, 24 bits).
         rows: usize,
+        /// Input length (matrix columns, a multiple of 32, `cfg_cols`).
         cols: usize,
         /// Convert the input to `A8` first (false: reuse the previous one).
         load: bool,
+        /// Index into the engine's `biases` (`W48` ROM), if the layer has a
+        /// bias.
         bias: Option<usize>,
     },
+    /// Rotary position embedding in place on `heads` heads (`tls_rope`).
     Rope {
+        /// Index of the `{cos, sin}` table in the engine's `ropes`.
         table: usize,
+        /// First scratchpad word of the `W48` heads, rotated in place.
         src: u32,
+        /// Number of heads (`cfg_n_heads`, 8 bits).
         heads: usize,
+        /// Values per head (`cfg_hd`, 10 bits).
         head_dim: usize,
+        /// Rotated features per head (`rotary_dim`, even; the rest pass
+        /// through; `cfg_rot`, 10 bits).
         rot: usize,
     },
+    /// One attention step of the current user's position (`tls_attn`):
+    /// appends K and V to the cache, then softmax-weighted sum of V.
     Attn {
+        /// Index of the unit in the engine's `attns`.
         unit: usize,
+        /// First scratchpad word of the `W48` queries (all heads).
         q: u32,
+        /// First scratchpad word of the `W48` keys of this position.
         k: u32,
+        /// First scratchpad word of the `W48` values of this position.
         v: u32,
+        /// First scratchpad word of the `W48` output (`heads·head_dim`).
         dst: u32,
     },
+    /// Elementwise `dst[i] = op(a[i], b[i])` for `i < n` (`tls_elem`);
+    /// `dst` may equal `a` or `b`.
     Elem {
+        /// The operation (`cfg_op`, 3 bits).
         op: ElemOp,
+        /// First scratchpad word of operand `a`.
         a: u32,
+        /// First scratchpad word of operand `b` (ignored by unary ops).
         b: u32,
+        /// First scratchpad word of the result.
         dst: u32,
+        /// Number of values (`cfg_n`, 20 bits).
         n: usize,
     },
     /// Streams `n` logits out of the chip.
-    Out { src: u32, n: usize },
+    Out {
+        /// First scratchpad word of the `W48` logits.
+        src: u32,
+        /// Number of logits (the vocabulary size).
+        n: usize,
+    },
 }
 
 impl Instr {
@@ -149,20 +208,30 @@ impl Instr {
 /// A quantized matrix held in a weight ROM.
 #[derive(Clone, Debug, Serialize)]
 pub struct MatRom {
+    /// Name of the weight in the image (`layers.0.attn.q.weight`).
     pub weight: String,
+    /// The weight's id in the image.
     #[serde(skip)]
     pub id: WeightId,
+    /// Matrix rows (output length of the matvec).
     pub rows: usize,
+    /// Matrix columns (input length, a multiple of 32).
     pub cols: usize,
     /// Widest code width (`b`); narrower parts are stored sign-extended.
     pub bits: u8,
+    /// The format is asymmetric: each block has an offset (`m_mant`,
+    /// `m_exp`) besides its scale.
     pub asym: bool,
+    /// Added to each stored i8 code to get the format's code: 0 or
+    /// `2^(b-1)` (unsigned codes), at most 128.
     pub code_bias: i32,
+    /// The weight format's name as the image spells it.
     pub format: String,
     /// Words per row (`ceil(cols / lanes)`).
     pub chunks: usize,
     /// ROM word width in bits: `lanes·b + nb·36`.
     pub word_bits: usize,
+    /// The `$readmemh` image's file name (under `rom/`).
     pub file: String,
     /// Bits the behavioral ROM holds (`rows·chunks·word_bits`).
     pub stored_bits: u64,
@@ -174,14 +243,21 @@ pub struct MatRom {
 /// A vector ROM (norm gains, LayerNorm and linear biases) or a RoPE table.
 #[derive(Clone, Debug, Serialize)]
 pub struct VecRom {
+    /// Name of the source weight or node (file-safe).
     pub name: String,
+    /// Word width in bits: 32 (Q15.16 or RoPE `{cos, sin}` Q1.14 pair) or
+    /// 48 (`W48`).
     pub width: u32,
+    /// Words: the vector length, or `context · rot/2` for a RoPE table.
     pub depth: usize,
+    /// The `$readmemh` image's file name (under `rom/`).
     pub file: String,
+    /// Where the words come from.
     #[serde(skip)]
     pub source: VecSource,
 }
 
+/// The data a [`VecRom`] holds, and how its words are encoded.
 #[derive(Clone, Debug)]
 pub enum VecSource {
     /// Q15.16 values (32 bits).
@@ -189,18 +265,29 @@ pub enum VecSource {
     /// `W48` values.
     Wide(WeightId),
     /// RoPE `{cos, sin}` per (position, pair).
-    Rope { inv_freqs: Vec<f64> },
+    Rope {
+        /// Inverse frequency of each rotated pair (radians per position).
+        inv_freqs: Vec<f64>,
+    },
 }
 
 /// One attention unit (a `tls_attn` instance with its KV cache).
 #[derive(Clone, Debug, Serialize)]
 pub struct AttnUnit {
+    /// Name of the IR attention node.
     pub node: String,
+    /// Query heads.
     pub heads: usize,
+    /// Key/value heads (divides `heads`; grouped-query attention when
+    /// fewer).
     pub kv_heads: usize,
+    /// Values per head (a multiple of 32, whole A8 blocks).
     pub head_dim: usize,
+    /// Sliding window in positions; 0 means the whole context.
     pub window: usize,
+    /// Mantissa of the score scale `1/sqrt(head_dim)` (`ScoreScale`).
     pub scale_mant: u32,
+    /// Right shift applied with `scale_mant` (`ScoreScale`).
     pub scale_shift: i32,
     /// KV cache bits (K and V, mantissas and exponents, every user slot).
     pub kv_bits: u64,
@@ -209,28 +296,39 @@ pub struct AttnUnit {
 /// Where an IR node's value lives (for tracing and debugging).
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeSlot {
+    /// Name of the IR node.
     pub node: String,
+    /// Index of the engine whose scratchpad holds it.
     pub engine: usize,
     /// Program counter of the instruction that writes it.
     pub pc: usize,
+    /// First scratchpad word of the value.
     pub addr: u32,
+    /// Values (words) it occupies.
     pub width: usize,
 }
 
+/// One engine: a program over its units, its scratchpad and its ROMs.
+/// Engine 0 is the I/O engine, engine `l + 1` decoder layer `l`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Engine {
+    /// Position in `Plan::engines` (the `tls_engine<index>` module).
     pub index: usize,
     /// `io` or `layer N`.
     pub role: String,
+    /// Instructions, run in ranges by the schedule's `Run` steps.
     pub program: Vec<Instr>,
     /// Node each instruction computes (same order as `program`).
     pub nodes: Vec<String>,
+    /// Weight ROMs (matrices and embedding tables).
     pub mats: Vec<MatRom>,
     /// Q15.16 vectors: norm gains and LayerNorm biases.
     pub gains: Vec<VecRom>,
     /// `W48` vectors: linear biases.
     pub biases: Vec<VecRom>,
+    /// RoPE `{cos, sin}` tables.
     pub ropes: Vec<VecRom>,
+    /// Attention units, with their KV caches.
     pub attns: Vec<AttnUnit>,
     /// Scratchpad words used.
     pub spad_words: u32,
@@ -239,6 +337,8 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Whether any instruction runs on `unit` (a name from
+    /// [`Instr::unit`]), i.e. whether the engine instantiates it.
     pub fn uses(&self, unit: &str) -> bool {
         self.program.iter().any(|i| i.unit() == unit)
     }
@@ -250,10 +350,15 @@ impl Engine {
 pub enum Step {
     /// Copies `n` words between engines' scratchpads.
     Copy {
+        /// Source engine.
         from: usize,
+        /// First source scratchpad word.
         src: u32,
+        /// Destination engine.
         to: usize,
+        /// First destination scratchpad word.
         dst: u32,
+        /// Words copied.
         n: usize,
         /// The value is `W48`, not a residual `R32`: it cannot cross a
         /// chip link, which carries 32-bit words (RFC 0004).
@@ -262,21 +367,33 @@ pub enum Step {
     },
     /// Runs instructions `pc0..pc1` of an engine.
     Run {
+        /// The engine.
         engine: usize,
+        /// First instruction run.
         pc0: usize,
+        /// One past the last instruction run.
         pc1: usize,
     },
 }
 
+/// The whole chip's hardware: engines, the per-token schedule and where
+/// each node's value lives. Printed as the manifest's `plan`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
+    /// MAC lanes of every matvec unit (power of two, 1..=256); also the
+    /// values per weight ROM word.
     pub lanes: usize,
     /// User slots: each has its own KV cache region and position.
     pub users: usize,
+    /// Positions per user (the KV cache depth and RoPE table length).
     pub context: usize,
+    /// Vocabulary size: token ids and logits per token.
     pub vocab: usize,
+    /// Engine 0 (I/O), then one per decoder layer.
     pub engines: Vec<Engine>,
+    /// What the chip controller does for one token, in order.
     pub schedule: Vec<Step>,
+    /// Where every traced node's value lives.
     pub slots: Vec<NodeSlot>,
     /// Scratchpad address bits (every engine).
     pub spad_aw: u32,
@@ -319,11 +436,20 @@ pub fn blocks_per_word(lanes: usize) -> usize {
 /// Totals of the plan's memory macros, in bits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MacroBits {
+    /// Weight ROM bits as the behavioral ROMs hold them (sum of
+    /// `MatRom::stored_bits`).
     pub weight_rom_stored: u64,
+    /// Weight ROM bits with each format packed exactly (sum of
+    /// `MatRom::packed_bits`).
     pub weight_rom_packed: u64,
+    /// Gain, bias and RoPE ROM bits (`width · depth` each).
     pub vector_rom: u64,
+    /// Function-table ROM bits (exp2, recip, rsqrt, sigmoid, gelu), one set
+    /// per norm, elem and attn unit instance.
     pub table_rom: u64,
+    /// KV-cache SRAM bits, every attention unit and user slot.
     pub kv_sram: u64,
+    /// Scratchpad SRAM bits (48-bit words, every engine).
     pub scratchpad_sram: u64,
 }
 
