@@ -8,12 +8,21 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// Why building or running the simulation, or reading its outputs, failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// Verilator or the simulation executable failed to start or exited
+    /// with an error.
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// A file the simulation reads or writes is missing or malformed.
     #[error("{path}: {message}")]
-    Output { path: String, message: String },
+    Output {
+        /// The file (or folder).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Builds (once) the Verilator simulation of the chip (or board) in `dir`
@@ -67,9 +76,13 @@ pub fn build(dir: &Path, top: &str, vcd: bool) -> Result<PathBuf, SimError> {
 /// slot, and idle cycles before it is offered once it may enter.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenIn {
+    /// Token id (below the vocabulary size).
     pub token: u32,
+    /// Starts a new sequence: the slot's position resets to 0.
     pub restart: bool,
+    /// User slot (below `Plan::users`).
     pub slot: u8,
+    /// Idle cycles before the token is offered.
     pub delay: u32,
 }
 
@@ -78,20 +91,31 @@ pub struct TokenIn {
 /// several tokens in flight they overlap between tokens).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Cycles {
+    /// Latency: cycles from entering the chip to the last logit.
     pub total: u64,
+    /// Cycles in which some engine's matvec unit was busy.
     pub matvec: u64,
+    /// Cycles with no matvec but some attention unit busy.
     pub attention: u64,
+    /// Cycles with neither but some nonlinear unit (norm, rope, elem...)
+    /// busy.
     pub nonlinear: u64,
+    /// Cycles in which only the controller worked (copies, dispatch).
     pub control: u64,
 }
 
 /// A scratchpad write seen on the debug port.
 #[derive(Clone, Copy, Debug)]
 pub struct TraceRec {
+    /// Index of the token in the run's input order (not its id).
     pub token: u32,
+    /// Engine whose scratchpad was written.
     pub engine: u16,
+    /// Program counter of the writing instruction.
     pub pc: u16,
+    /// Scratchpad word written.
     pub addr: u32,
+    /// The 48-bit word, sign-extended.
     pub data: i64,
 }
 
@@ -100,12 +124,17 @@ pub struct RtlRun {
     /// The logit beats of every token, concatenated (`beats[t]` of token t:
     /// the vocabulary, or one for an error beat).
     pub logits: Vec<i64>,
+    /// Logit beats each token produced, in input order.
     pub beats: Vec<u64>,
+    /// Cycle counters of each token, in input order.
     pub cycles: Vec<Cycles>,
+    /// Whether each token ended in an error beat, in input order.
     pub errors: Vec<bool>,
+    /// Every scratchpad write seen on the debug port, in time order.
     pub trace: Vec<TraceRec>,
     /// Cycles from the first token in to the last logit out.
     pub total_cycles: u64,
+    /// Wall-clock seconds the simulation ran.
     pub seconds: f64,
 }
 
@@ -217,13 +246,21 @@ pub fn run_rtl(
 /// The first difference between RTL and reference.
 #[derive(Clone, Debug, Serialize)]
 pub struct Mismatch {
+    /// User slot.
     pub user: usize,
+    /// Position in that user's sequence.
     pub position: usize,
+    /// IR node whose value differs (`chip` for a controller error).
     pub node: String,
+    /// Engine that computed it.
     pub engine: usize,
+    /// Unit that computed it (see [`crate::plan::Instr::unit`]).
     pub unit: String,
+    /// Element of the node's value that differs.
     pub index: usize,
+    /// What the RTL wrote; `None` if it never wrote the word.
     pub rtl: Option<i64>,
+    /// What the bit-exact reference computed.
     pub reference: i64,
 }
 
@@ -243,12 +280,15 @@ impl std::fmt::Display for Mismatch {
 /// Result of the cross-check of one user's sequence.
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
+    /// User slot.
     pub user: usize,
+    /// Every compared value was equal and no token ended in an error.
     pub bit_exact: bool,
     /// Positions compared (up to the first mismatch).
     pub positions: usize,
     /// Values compared (unit outputs and logits).
     pub values_compared: u64,
+    /// Where the comparison stopped, if it found a difference.
     pub first_mismatch: Option<Mismatch>,
 }
 

@@ -12,20 +12,29 @@ use std::path::Path;
 /// Cells of one synthesized module (its own cells, submodules excluded).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModuleCells {
+    /// Cells in the module (a submodule instance counts as one).
     pub cells: u64,
+    /// Wires in the module, as Yosys `stat` counts them.
     pub wires: u64,
     /// Cell count by type (`$_AND_`, `tls_rom`, ...).
     pub by_type: BTreeMap<String, u64>,
 }
 
+/// What one Yosys run over a top module found.
 #[derive(Clone, Debug, Serialize)]
 pub struct SynthResult {
+    /// The top module synthesized.
     pub top: String,
+    /// Cells of every module under `top`, by readable name
+    /// ([`module_name`]).
     pub modules: BTreeMap<String, ModuleCells>,
     /// Cells of the whole hierarchy under `top`, macros counted as one cell
     /// each.
     pub total_cells: u64,
+    /// `check -assert` and the no-latch assertion passed (always true in a
+    /// returned result: a failure is an error).
     pub check_passed: bool,
+    /// Wall-clock seconds Yosys ran.
     pub seconds: f64,
 }
 

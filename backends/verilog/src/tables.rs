@@ -7,8 +7,12 @@ use taalasc_numerics::tables;
 
 /// One table ROM: file name, entry width in bits, entries.
 pub struct TableRom {
+    /// File name under the table folder (`exp2.hex`, ...).
     pub file: &'static str,
+    /// Entry width in bits (16 to 19).
     pub width: u32,
+    /// The entries, entry `i` at line `i` of the file (unsigned, low
+    /// `width` bits).
     pub entries: &'static [u32],
 }
 

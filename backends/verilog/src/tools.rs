@@ -4,22 +4,38 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Why running an HDL tool failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
+    /// The program is not on `PATH`.
     #[error(
         "`{tool}` is not installed or not on PATH (install it with `apt-get install -y {package}`)"
     )]
-    Missing { tool: String, package: String },
+    Missing {
+        /// The program's name (`verilator`, `yosys`).
+        tool: String,
+        /// The apt package that provides it.
+        package: String,
+    },
+    /// The program ran and exited with a failure.
     #[error("`{command}` failed in {dir} (exit {code:?}):\n{output}")]
     Failed {
+        /// The command line as run.
         command: String,
+        /// The working folder.
         dir: String,
+        /// Exit status; `None` if a signal ended it.
         code: Option<i32>,
+        /// Its stdout and stderr, combined.
         output: String,
     },
+    /// A file or folder the run needs could not be read or written, or
+    /// the program could not be started.
     #[error("{path}: {source}")]
     Io {
+        /// The file, folder or program.
         path: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
