@@ -46,7 +46,10 @@ pub struct LinkSpec {
 /// `cuts[k]..cuts[k + 1]` (indices into [`stages`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Board {
+    /// Stage boundaries, increasing: `0`, then the first stage of each
+    /// chip after the first, then the number of stages (at least 2 chips).
     pub cuts: Vec<usize>,
+    /// The link between consecutive chips (the same for every pair).
     pub link: LinkSpec,
 }
 

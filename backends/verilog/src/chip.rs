@@ -25,7 +25,9 @@ pub const LINK_TOKEN_BITS: u32 = 23;
 /// [`Plan::stages`]), the engines they run on and its module name.
 #[derive(Clone, Debug)]
 pub struct ChipPart {
+    /// The chip's top module name.
     pub name: String,
+    /// The pipeline stages it runs (indices into [`Plan::stages`]).
     pub stages: Range<usize>,
     /// Engines of the stages, in increasing order.
     pub engines: Vec<usize>,

@@ -13,14 +13,25 @@ use taalasc_partition::StageCost;
 /// measured on their own; they are small counters and muxes and are
 /// given a round figure (an assumption).
 pub mod cells {
+    /// `tls_matvec` cells independent of the lane count (control, A8
+    /// input buffer logic, accumulator).
     pub const MATVEC_BASE: u64 = 9_309;
+    /// `tls_matvec` cells added by each MAC lane.
     pub const MATVEC_PER_LANE: u64 = 847;
+    /// `tls_attn` with its submodule (two measured parts summed).
     pub const ATTN: u64 = 100_619 + 6_956;
+    /// `tls_norm` (RMSNorm and LayerNorm).
     pub const NORM: u64 = 29_029;
+    /// `tls_elem` (residual add, W48 add and multiply, SiLU, GELU, copy).
     pub const ELEM: u64 = 25_796;
+    /// `tls_rope`.
     pub const ROPE: u64 = 22_631;
+    /// `tls_embed` (an assumption, not measured).
     pub const EMBED: u64 = 5_000;
+    /// `tls_out` (an assumption, not measured).
     pub const OUT: u64 = 2_000;
+    /// An engine's own logic outside its units (program sequencer, port
+    /// muxes), added once per engine.
     pub const GLUE: u64 = 3_111;
 }
 

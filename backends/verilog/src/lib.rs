@@ -74,7 +74,10 @@ pub struct HardwareManifest<P = Plan, S = serde_json::Value> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SynthScripts {
+    /// The script of a single-chip build (path relative to the output
+    /// folder).
     One(String),
+    /// One script per chip of a board, in chip order.
     PerChip(Vec<String>),
 }
 

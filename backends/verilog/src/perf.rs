@@ -99,14 +99,21 @@ pub fn ideal_matvec_cycles(plan: &Plan) -> f64 {
     w as f64 / plan.lanes as f64
 }
 
+/// Mean cycles per token of each phase, as in [`crate::sim::Cycles`]
+/// (matvec first, then attention, then nonlinear, the rest control).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Phases {
+    /// Mean cycles in which some matvec unit was busy.
     pub matvec: f64,
+    /// Mean cycles with attention but no matvec busy.
     pub attention: f64,
+    /// Mean cycles with only nonlinear units busy.
     pub nonlinear: f64,
+    /// Mean cycles in which only the controller worked.
     pub control: f64,
 }
 
+/// Measured cycles of a simulated run next to the RFC 0003 formula.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PerfSummary {
     /// Mean latency over the tokens simulated (entry to last logit).
@@ -114,6 +121,7 @@ pub struct PerfSummary {
     /// Cycles of the whole run divided by its tokens: with several users
     /// in flight, below the latency.
     pub throughput_cycles_per_token: f64,
+    /// Mean latency split by phase.
     pub phases: Phases,
     /// Mean of the formula over the same positions.
     pub predicted: f64,

@@ -53,7 +53,9 @@ pub(crate) fn mux(s: &mut String, sel: &str, out: &str, srcs: &[String], w: u32)
 /// Direction (and kind) of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
+    /// `input wire`.
     In,
+    /// `output wire`, driven by a continuous assignment.
     Out,
     /// An output driven by a register of the module.
     OutReg,
@@ -62,6 +64,7 @@ pub enum Dir {
 /// Width of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Width {
+    /// One bit (no range).
     Bit,
     /// A width fixed by the design.
     Fixed(u32),
@@ -72,8 +75,11 @@ pub enum Width {
 /// One port of a module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Port {
+    /// Direction and kind.
     pub dir: Dir,
+    /// Width in bits.
     pub width: Width,
+    /// The port's Verilog name.
     pub name: String,
 }
 
@@ -112,7 +118,9 @@ impl Port {
 
 /// A line of a port list: a comment or a port.
 pub enum Item {
+    /// A `// ...` line (text without the slashes).
     Comment(&'static str),
+    /// A port declaration.
     Port(Port),
 }
 

@@ -40,8 +40,11 @@ impl Widths {
 /// copies that bring its inputs from the previous stage's engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stage {
+    /// The engine that runs the stage.
     pub engine: usize,
+    /// First instruction of the run.
     pub pc0: usize,
+    /// One past the run's last instruction.
     pub pc1: usize,
     /// `(src, dst, n)`: words copied from the previous stage's engine.
     pub copies: Vec<(u32, u32, usize)>,
