@@ -13,12 +13,12 @@ use taalasc_partition::StageCost;
 /// measured on their own; they are small counters and muxes and are
 /// given a round figure (an assumption).
 pub mod cells {
-    /// `tls_matvec` cells independent of the lane count (control, A8
-    /// input buffer logic, accumulator).
+    /// `tls_matvec` cells independent of the lane count (the fit's
+    /// intercept).
     pub const MATVEC_BASE: u64 = 9_309;
-    /// `tls_matvec` cells added by each MAC lane.
+    /// `tls_matvec` cells added by each MAC lane (the fit's slope).
     pub const MATVEC_PER_LANE: u64 = 847;
-    /// `tls_attn` with its submodule (two measured parts summed).
+    /// `tls_attn`: the sum of two measured modules of its hierarchy.
     pub const ATTN: u64 = 100_619 + 6_956;
     /// `tls_norm` (RMSNorm and LayerNorm).
     pub const NORM: u64 = 29_029;
@@ -30,8 +30,7 @@ pub mod cells {
     pub const EMBED: u64 = 5_000;
     /// `tls_out` (an assumption, not measured).
     pub const OUT: u64 = 2_000;
-    /// An engine's own logic outside its units (program sequencer, port
-    /// muxes), added once per engine.
+    /// An engine's own logic outside its units, added once per engine.
     pub const GLUE: u64 = 3_111;
 }
 

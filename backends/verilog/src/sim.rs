@@ -15,7 +15,8 @@ pub enum SimError {
     /// with an error.
     #[error(transparent)]
     Tool(#[from] ToolError),
-    /// A file the simulation reads or writes is missing or malformed.
+    /// A file or folder the simulation needs could not be created, read
+    /// or written, or an output file is malformed.
     #[error("{path}: {message}")]
     Output {
         /// The file (or folder).

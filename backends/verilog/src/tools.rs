@@ -30,7 +30,8 @@ pub enum ToolError {
         output: String,
     },
     /// A file or folder the run needs could not be read or written, or
-    /// the program could not be started.
+    /// the program could not be started for a reason other than being
+    /// missing.
     #[error("{path}: {source}")]
     Io {
         /// The file, folder or program.

@@ -109,11 +109,11 @@ pub enum Instr {
         dst: u32,
         /// Vector length in values (`cfg_n`, 20 bits).
         n: usize,
-        /// `M_n`, the fixed-point `1/n` of `NormConsts` (`cfg_mn`, 41 bits
-        /// unsigned).
+        /// `M_n = ceil(2^40 / n)`, the fixed-point `1/n` of `NormConsts`
+        /// (`cfg_mn`, 41 bits unsigned).
         m_n: i64,
-        /// `eps_fixed`, epsilon at the fixed-point scale of the sum of
-        /// squares (`cfg_eps`, 48 bits unsigned).
+        /// `eps_fixed = round(eps · 2^32)`, the model's epsilon at the
+        /// fixed-point scale of the variance (`cfg_eps`, 48 bits unsigned).
         eps: i64,
         /// Index into the engine's Q15.16 ROMs (`gains`), for the gain and
         /// the LayerNorm bias.
@@ -174,7 +174,8 @@ pub enum Instr {
         op: ElemOp,
         /// First scratchpad word of operand `a`.
         a: u32,
-        /// First scratchpad word of operand `b` (ignored by unary ops).
+        /// First scratchpad word of operand `b` (0 and ignored for SiLU and
+        /// GELU).
         b: u32,
         /// First scratchpad word of the result.
         dst: u32,
@@ -243,14 +244,16 @@ pub struct MatRom {
 /// A vector ROM (norm gains, LayerNorm and linear biases) or a RoPE table.
 #[derive(Clone, Debug, Serialize)]
 pub struct VecRom {
-    /// Name of the source weight or node (file-safe).
+    /// Name of the source weight (`ropeN` for a RoPE table); the file name
+    /// is its file-safe form.
     pub name: String,
     /// Word width in bits: 32 (Q15.16 or RoPE `{cos, sin}` Q1.14 pair) or
     /// 48 (`W48`).
     pub width: u32,
     /// Words: the vector length, or `context · rot/2` for a RoPE table.
     pub depth: usize,
-    /// The `$readmemh` image's file name (under `rom/`).
+    /// The `$readmemh` image's file name (`e<engine>_<name>.hex`, under
+    /// `rom/`).
     pub file: String,
     /// Where the words come from.
     #[serde(skip)]
@@ -285,9 +288,11 @@ pub struct AttnUnit {
     pub head_dim: usize,
     /// Sliding window in positions; 0 means the whole context.
     pub window: usize,
-    /// Mantissa of the score scale `1/sqrt(head_dim)` (`ScoreScale`).
+    /// 16-bit mantissa, in `[2^15, 2^16)`, of the score scale
+    /// `1/sqrt(head_dim) ≈ scale_mant · 2^-scale_shift` (`ScoreScale`).
     pub scale_mant: u32,
-    /// Right shift applied with `scale_mant` (`ScoreScale`).
+    /// Rounded right shift after multiplying a score by `scale_mant`
+    /// (`15 − floor(log2 scale)`).
     pub scale_shift: i32,
     /// KV cache bits (K and V, mantissas and exponents, every user slot).
     pub kv_bits: u64,
