@@ -12,7 +12,7 @@
 //!                          └─ float reference      └─ integer reference (bit-exact)
 //! ```
 //!
-//! [`build`] runs the named steps of [`pipeline::PIPELINE`] on a typed
+//! [`pipeline::build`] runs the named steps of [`pipeline::PIPELINE`] on a typed
 //! [`BuildConfig`]; [`sim::simulate`], [`synth::synthesize`],
 //! [`report::report`], [`run::run`] and [`eval::eval_models`] are the other
 //! verbs.

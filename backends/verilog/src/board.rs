@@ -43,7 +43,7 @@ pub struct LinkSpec {
 }
 
 /// A plan split into chips: chip `k` runs the pipeline stages
-/// `cuts[k]..cuts[k + 1]` (indices into [`stages`]).
+/// `cuts[k]..cuts[k + 1]` (indices into [`crate::Plan::stages`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Board {
     /// Stage boundaries, increasing: `0`, then the first stage of each

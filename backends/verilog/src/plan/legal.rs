@@ -95,7 +95,7 @@ fn stages_of(schedule: &[Step]) -> Result<Vec<Stage>, String> {
 }
 
 /// Checks the plan fits the printers' fixed field widths and forms a
-/// token pipeline; [`legalize`] runs it, so every plan `plan()` returns
+/// token pipeline; `legalize` runs it, so every plan `plan()` returns
 /// can be printed.
 pub fn check_limits(plan: &Plan) -> Result<(), String> {
     check_fields(plan)?;
