@@ -338,6 +338,7 @@ fn error_beats_cross_the_links_in_order() {
         restart,
         slot,
         delay: 0,
+        prefill: false,
     };
     let seq = [1u32, 5, 9, 3, 3, 3, 3, 3];
     let good_in: Vec<TokenIn> = seq

@@ -97,6 +97,11 @@ pub enum Command {
         /// arrivals hit every phase of the token pipeline.
         #[arg(long, default_value_t = 0, value_name = "N")]
         arrival_jitter: u32,
+        /// The first N tokens of each user are its prompt: they enter the pipeline back to
+        /// back (prefill: token t+1 enters layer 0 while token t is in layer 1) instead of
+        /// each waiting for the previous token's logits.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        prefill: usize,
         /// Dump waves of the whole run to this VCD file (builds a tracing model).
         #[arg(long, value_name = "FILE.vcd")]
         vcd: Option<PathBuf>,

@@ -18,6 +18,8 @@ pub struct SimConfig {
     pub users: Vec<Vec<u32>>,
     /// Offer each token after a pseudo-random 0..N idle cycles (fixed seed).
     pub arrival_jitter: u32,
+    /// The first N tokens of each user are a prompt, prefilled back to back.
+    pub prefill: usize,
     /// Dump waves of the whole run to this VCD file.
     pub vcd: Option<PathBuf>,
 }
@@ -46,6 +48,11 @@ pub struct SimOutcome {
     pub build_seconds: f64,
     /// Cycles of every token.
     pub per_token: Vec<taalasc_verilog::sim::Cycles>,
+    /// Cycles from the first token in to the last logit out.
+    pub total_cycles: u64,
+    /// The token-flow model's latencies and total for the same run
+    /// (`None` for a board: its links are not modelled).
+    pub flow: Option<taalasc_verilog::flow::FlowRun>,
 }
 
 /// The last simulation's result, kept in the chip folder for `report`.
@@ -107,7 +114,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
     let t0 = std::time::Instant::now();
     let exe = sim::build(&sim_dir, top, vcd.is_some())?;
     let build_seconds = t0.elapsed().as_secs_f64();
-    let inputs = sim::interleave(seqs, cfg.arrival_jitter);
+    let inputs = sim::interleave(seqs, cfg.arrival_jitter, cfg.prefill);
     let work = sim_dir.join("sim/run");
     let rtl = sim::run_rtl(&exe, &work, &inputs, vcd.as_deref())?;
     let expected = crate::expected_traces(&image, seqs)?;
@@ -123,6 +130,13 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         })
         .collect();
     let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles, &token_pos, rtl.total_cycles);
+    let flow = match board {
+        Some(_) => None,
+        None => {
+            let prefill: Vec<bool> = inputs.iter().map(|t| t.prefill).collect();
+            taalasc_verilog::flow::replay(&plan, &inputs, &prefill)
+        }
+    };
     let outcome = SimOutcome {
         bit_exact: checks.iter().all(|c| c.bit_exact),
         positions: checks.iter().map(|c| c.positions).sum(),
@@ -135,6 +149,8 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         sim_seconds: rtl.seconds,
         build_seconds,
         per_token: rtl.cycles,
+        total_cycles: rtl.total_cycles,
+        flow,
     };
     let record = SimRecord {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -149,6 +165,19 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
 }
 
 impl SimOutcome {
+    /// Whether every token's measured latency and the run's total cycles
+    /// equal the token-flow model's (`None` when there is no model).
+    pub fn flow_exact(&self) -> Option<bool> {
+        self.flow.as_ref().map(|f| {
+            f.total == self.total_cycles
+                && f.latency.len() == self.per_token.len()
+                && f.latency
+                    .iter()
+                    .zip(&self.per_token)
+                    .all(|(m, c)| *m == c.total)
+        })
+    }
+
     /// The outcome as one JSON object (`sim --json`).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -168,6 +197,12 @@ impl SimOutcome {
             "sim_tokens_per_second": self.tokens as f64 / self.sim_seconds,
             "build_seconds": self.build_seconds,
             "per_token": self.per_token,
+            "total_cycles": self.total_cycles,
+            "flow_model": self.flow.as_ref().map(|f| serde_json::json!({
+                "latency": f.latency,
+                "total_cycles": f.total,
+                "exact": self.flow_exact(),
+            })),
         })
     }
 }

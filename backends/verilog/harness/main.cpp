@@ -2,14 +2,18 @@
 // `taalasc sim`). Offers the tokens through the valid/ready interface as
 // a decoding server would: a user's next token waits for the logits of its
 // previous one (autoregressive dependency), while other users' tokens may
-// enter meanwhile (several users in flight in the chip's pipeline). It
+// enter meanwhile (several users in flight in the chip's pipeline). A
+// prompt token marked `prefill` does not wait: a prompt's tokens follow
+// each other through the pipeline (RFC 0005 §Prefill). It
 // records every logit, every scratchpad write of every
 // engine (the debug ports, tagged with the token's sequence number) and,
 // per token, its latency and the cycle counters over that latency.
 //
 // usage: Vtaalasc_chip TOKENS OUTDIR [VCD]
-//   TOKENS: one line per token: `token restart slot delay` (delay: idle cycles
-//           before the token is offered, once it may enter)
+//   TOKENS: the line `taalasc-tokens 2`, then one line per token:
+//           `token restart slot delay prefill` (delay: idle cycles before
+//           the token is offered, once it may enter; prefill 1: it may enter
+//           while its slot's earlier tokens are still in the chip)
 //   OUTDIR: receives logits.bin (int64 per logit beat), trace.bin, perf.txt
 //           (per token: index latency matvec attn nl ctrl beats error) and
 //           total.txt (cycles from the first token in to the last logit out)
@@ -49,19 +53,25 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s TOKENS OUTDIR [VCD]\n", argv[0]);
         return 2;
     }
-    std::vector<uint64_t> toks, restart, slots, delays;
+    std::vector<uint64_t> toks, restart, slots, delays, prefill;
     {
         FILE* f = std::fopen(argv[1], "r");
         if (!f) {
             std::perror(argv[1]);
             return 2;
         }
-        unsigned long long t, r, s, d;
-        while (std::fscanf(f, "%llu %llu %llu %llu", &t, &r, &s, &d) == 4) {
+        unsigned version = 0;
+        if (std::fscanf(f, "taalasc-tokens %u", &version) != 1 || version != 2) {
+            std::fprintf(stderr, "%s: not a `taalasc-tokens 2` file\n", argv[1]);
+            return 2;
+        }
+        unsigned long long t, r, s, d, p;
+        while (std::fscanf(f, "%llu %llu %llu %llu %llu", &t, &r, &s, &d, &p) == 5) {
             toks.push_back(t);
             restart.push_back(r);
             slots.push_back(s);
             delays.push_back(d);
+            prefill.push_back(p);
         }
         std::fclose(f);
     }
@@ -115,7 +125,7 @@ int main(int argc, char** argv) {
     uint64_t start = cycle;
     while (next_out < n) {
         top.clk = 0;
-        bool may = next_in < n && in_flight[slots[next_in] & 255] == 0;
+        bool may = next_in < n && (prefill[next_in] || in_flight[slots[next_in] & 255] == 0);
         if (may && waited < delays[next_in]) {
             waited++;
             may = false;

@@ -14,6 +14,7 @@ pub mod board;
 pub mod chip;
 pub mod cost;
 pub mod emit;
+pub mod flow;
 pub mod output;
 pub mod perf;
 pub mod plan;

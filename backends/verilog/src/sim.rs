@@ -85,7 +85,13 @@ pub struct TokenIn {
     pub slot: u8,
     /// Idle cycles before the token is offered.
     pub delay: u32,
+    /// A prompt token: it may enter while its slot's earlier tokens are
+    /// still in the chip (prefill), instead of waiting for their logits.
+    pub prefill: bool,
 }
+
+/// First line of the token file; the harness refuses any other.
+pub const TOKENS_HEADER: &str = "taalasc-tokens 2";
 
 /// Cycle counters of one token: `total` is its latency (from entering the
 /// chip to its last logit); the phase counters cover the same cycles (with
@@ -158,10 +164,29 @@ pub fn run_rtl(
         message: e.to_string(),
     })?;
     let tok_file = work.join("tokens.txt");
-    let text: String = tokens
-        .iter()
-        .map(|t| format!("{} {} {} {}\n", t.token, t.restart as u8, t.slot, t.delay))
-        .collect();
+    let harness = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .map(|d| d.join("harness/main.cpp"));
+    if let Some(h) = harness.filter(|h| h.is_file()) {
+        let src = read(&h)?;
+        if !String::from_utf8_lossy(&src).contains(TOKENS_HEADER) {
+            return Err(SimError::Output {
+                path: h.display().to_string(),
+                message: format!(
+                    "this harness predates the `{TOKENS_HEADER}` token file: rebuild the chip"
+                ),
+            });
+        }
+    }
+    let mut text = format!("{TOKENS_HEADER}\n");
+    for t in tokens {
+        text += &format!(
+            "{} {} {} {} {}\n",
+            t.token, t.restart as u8, t.slot, t.delay, t.prefill as u8
+        );
+    }
     std::fs::write(&tok_file, text).map_err(|e| SimError::Output {
         path: tok_file.display().to_string(),
         message: e.to_string(),
@@ -298,8 +323,10 @@ pub struct Check {
 /// first token restarts its slot at position 0. With `jitter > 0` each
 /// token arrives after a pseudo-random idle time in `0..jitter` cycles
 /// (fixed seed: the same run every time), which moves arrivals across
-/// every phase of the pipeline.
-pub fn interleave(seqs: &[Vec<u32>], jitter: u32) -> Vec<TokenIn> {
+/// every phase of the pipeline. The first `prefill` tokens of each user
+/// are its prompt: they enter back to back (prefill) instead of each
+/// waiting for the previous one's logits.
+pub fn interleave(seqs: &[Vec<u32>], jitter: u32, prefill: usize) -> Vec<TokenIn> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut delay = || {
         if jitter == 0 {
@@ -320,6 +347,7 @@ pub fn interleave(seqs: &[Vec<u32>], jitter: u32) -> Vec<TokenIn> {
                     restart: i == 0,
                     slot: u as u8,
                     delay: delay(),
+                    prefill: i < prefill,
                 });
             }
         }

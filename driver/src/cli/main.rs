@@ -70,8 +70,16 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             tokens,
             vcd,
             arrival_jitter,
+            prefill,
             json,
-        } => sim(&chip, &prompt, &tokens, vcd, arrival_jitter, json)?,
+        } => sim(
+            &chip,
+            &prompt,
+            &tokens,
+            vcd,
+            (arrival_jitter, prefill),
+            json,
+        )?,
         Command::Synth {
             chip,
             engine,
@@ -230,7 +238,7 @@ fn sim(
     prompts: &[String],
     tokens: &[String],
     vcd: Option<PathBuf>,
-    arrival_jitter: u32,
+    (arrival_jitter, prefill): (u32, usize),
     json: bool,
 ) -> anyhow::Result<()> {
     let tokenizer = if prompts.is_empty() {
@@ -256,6 +264,7 @@ fn sim(
     let cfg = taalasc::sim::SimConfig {
         users,
         arrival_jitter,
+        prefill,
         vcd,
     };
     let o = taalasc::sim::simulate(chip, &cfg)?;
@@ -289,6 +298,20 @@ fn sim(
             o.sim_seconds,
             o.tokens as f64 / o.sim_seconds
         );
+        match (&o.flow, o.flow_exact()) {
+            (Some(f), Some(true)) => outln!(
+                "token-flow model: exact ({} cycles from the first token in to the last logit out, every token's latency)",
+                f.total
+            ),
+            (Some(f), _) => outln!(
+                "token-flow model: DIFFERS: {} cycles measured, {} modelled; latencies measured {:?}, modelled {:?}",
+                o.total_cycles,
+                f.total,
+                o.per_token.iter().map(|c| c.total).collect::<Vec<_>>(),
+                f.latency
+            ),
+            (None, _) => outln!("token-flow model: not modelled for a board (its links)"),
+        }
     }
     if !o.bit_exact {
         std::process::exit(1);
