@@ -66,4 +66,12 @@ fn prefill_is_bit_exact_and_the_flow_model_is_exact() {
     // latency is longer than alone (it queues behind the earlier tokens),
     // while the run is shorter.
     assert!(o.per_token[5].total > serial.latency[5]);
+    // One token at a time, the model is RFC 0005's per-token formula.
+    for (p, l) in serial.latency.iter().enumerate() {
+        assert_eq!(
+            *l,
+            taalasc_verilog::perf::predicted(&plan, p),
+            "position {p}"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! logic from a cell model calibrated on Yosys runs, cycles from the RFC
 //! 0003 formulas, and the per-token traffic the energy model needs.
 
-use crate::perf::{instr_cycles, SEQ_OVERHEAD, STEP_OVERHEAD};
+use crate::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD, STEP_OVERHEAD};
 use crate::plan::{kv_bits_per_position, Instr, Plan};
 use taalasc_partition::StageCost;
 
@@ -107,7 +107,7 @@ pub fn stage_costs(plan: &Plan) -> Vec<StageCost> {
         }
         // Copies into this stage.
         for &(_, _, n) in &s.copies {
-            c.cycles += STEP_OVERHEAD + n as u64 + 2;
+            c.cycles += n as u64 + COPY_OVERHEAD;
             c.sram_access_bits += 2 * 48 * n as u64;
         }
         for i in &e.program[s.pc0..s.pc1] {

@@ -26,14 +26,14 @@
 //!   before its `done`; the harness offers the user's next decode token from
 //!   the cycle after it has seen that beat.
 
-use crate::perf::instr_cycles;
+use crate::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD};
 use crate::plan::Plan;
 use crate::sim::TokenIn;
 
-/// Sequencer cycles per instruction on top of the unit's own formula
-/// (issue, the unit's start pulse, the step to the next instruction).
-pub const SEQ_CYCLES: u64 = 2;
-/// Cycles of an engine run on top of its instructions (start, done).
+/// Sequencer cycles per instruction on top of the unit's own formula.
+pub const SEQ_CYCLES: u64 = SEQ_OVERHEAD;
+/// Cycles of an engine run, `go` to `done`, on top of its instructions
+/// (the sequencer's start and done).
 pub const RUN_CYCLES: u64 = 2;
 /// The last logit beat is seen this many cycles before the head's `done`.
 pub const OUT_LEAD: u64 = 3;
@@ -106,7 +106,13 @@ pub fn replay(plan: &Plan, tokens: &[TokenIn], prefill: &[bool]) -> Option<FlowR
         })
         .collect();
     let run = |k: usize, t: usize| stage_run_cycles(plan, k, pos[t]);
-    let copy_len = |k: usize| st[k].copies.iter().map(|c| c.2 as u64 + 2).sum::<u64>();
+    let copy_len = |k: usize| {
+        st[k]
+            .copies
+            .iter()
+            .map(|c| c.2 as u64 + COPY_OVERHEAD)
+            .sum::<u64>()
+    };
 
     let n = tokens.len();
     let mut stages = vec![StageState::default(); ns];

@@ -9,10 +9,20 @@ use crate::sim::Cycles;
 use serde::Serialize;
 use taalasc_numerics as nx;
 
-/// Controller cycles per instruction (issue, start pulse, done).
-pub const SEQ_OVERHEAD: u64 = 3;
-/// Controller cycles per schedule step.
-pub const STEP_OVERHEAD: u64 = 3;
+/// Sequencer cycles per instruction on top of its unit's formula (the
+/// issue cycle and the start pulse).
+pub const SEQ_OVERHEAD: u64 = 2;
+/// Cycles of one run of an engine's program on top of its instructions:
+/// the start and done of the sequencer, the cycle in which the stage is
+/// seen finished and the handoff to the next stage.
+pub const STEP_OVERHEAD: u64 = 4;
+/// Cycles of one copy step on top of the words it copies (the last write
+/// and the step's end).
+pub const COPY_OVERHEAD: u64 = 2;
+/// A token's latency counts from the cycle it is taken to the cycle of its
+/// last logit: one cycle less at each end than the steps' sum, and the
+/// last logit leaves three cycles before the head's run ends.
+pub const LATENCY_ADJUST: u64 = 3;
 
 /// Cycles of one instruction at position `pos`, from `start` to `done`
 /// (the unit formulas, see RFC 0003 §Cycle count; each unit's file states
@@ -69,21 +79,24 @@ pub fn attn_cycles(heads: u64, kv_heads: u64, hd: u64, window: u64, pos: u64) ->
     (2 * kv_heads + 1) * (33 * b + 3) + heads * (2 * n * b + hd + 14)
 }
 
-/// Predicted cycles of one token at `pos`.
+/// Predicted latency of one token at `pos` alone in the chip: from the
+/// cycle it is taken to its last logit (RFC 0005 §The cycle formula; the
+/// token-flow model, `crate::flow`, gives the same for one token and
+/// generalizes it to tokens in flight).
 pub fn predicted(plan: &Plan, pos: usize) -> u64 {
     let mut c = 0;
     for st in &plan.schedule {
-        c += STEP_OVERHEAD;
         match st {
-            Step::Copy { n, .. } => c += *n as u64 + 2,
+            Step::Copy { n, .. } => c += *n as u64 + COPY_OVERHEAD,
             Step::Run { engine, pc0, pc1 } => {
+                c += STEP_OVERHEAD;
                 for i in &plan.engines[*engine].program[*pc0..*pc1] {
                     c += SEQ_OVERHEAD + instr_cycles(plan, *engine, i, pos);
                 }
             }
         }
     }
-    c + 2
+    c.saturating_sub(LATENCY_ADJUST)
 }
 
 /// Weights streamed per token divided by the lanes: the ideal matvec cycles.
