@@ -251,8 +251,13 @@ pub struct BuildArgs {
     pub context: Option<usize>,
     /// MAC lanes of every matrix-vector unit (a power of two, 1 to 256): weights read per
     /// cycle per layer engine.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, conflicts_with = "target_tps_user")]
     pub lanes: usize,
+    /// Pick the matrix-vector parallelism that reaches N tokens/s per user on the chip
+    /// budget (`--chip-budget`, default hc1): fewest chips, then least area. An unreachable
+    /// target is an error that gives the best reachable figure and what limits it.
+    #[arg(long, value_name = "N")]
+    pub target_tps_user: Option<f64>,
     /// User slots: each has its own KV cache region (context positions) and position
     /// counter; `sim` interleaves their tokens.
     #[arg(long, default_value_t = 1)]
@@ -322,12 +327,13 @@ impl BuildArgs {
                 LinearFormat::Default
             }
         };
-        let multi = a.chip_budget.is_some() || a.chips.is_some();
+        let multi = a.chip_budget.is_some() || a.chips.is_some() || a.target_tps_user.is_some();
         if multi && a.no_rtl {
-            bail!("--chip-budget and --chips plan the hardware; they cannot go with --no-rtl");
+            bail!("--chip-budget, --chips and --target-tps-user plan the hardware; they cannot go with --no-rtl");
         }
         let hardware = (!a.no_rtl).then(|| HardwareConfig {
             lanes: a.lanes,
+            target_tps_user: a.target_tps_user,
             users: a.users,
             chips: multi.then(|| ChipsConfig {
                 budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),

@@ -44,6 +44,9 @@ pub struct ChipsConfig {
 pub struct HardwareConfig {
     /// MAC lanes of every matrix-vector unit.
     pub lanes: usize,
+    /// Choose the parallelism for this many tokens/s per user instead
+    /// (`--target-tps-user`; needs `chips`, the budget it is met on).
+    pub target_tps_user: Option<f64>,
     /// User slots, each with its own KV cache region and position counter.
     pub users: usize,
     /// Split across chips on a board, or one chip.
@@ -98,6 +101,7 @@ impl BuildConfig {
             calib: None,
             hardware: Some(HardwareConfig {
                 lanes: 16,
+                target_tps_user: None,
                 users: 1,
                 chips: None,
             }),
@@ -131,6 +135,16 @@ impl BuildConfig {
         if let Some(h) = &self.hardware {
             if let Some(c) = &h.chips {
                 anyhow::ensure!(c.min_chips > 0, "--chips must be at least 1");
+            }
+            if let Some(t) = h.target_tps_user {
+                anyhow::ensure!(
+                    t.is_finite() && t > 0.0,
+                    "--target-tps-user {t}: expected a positive number of tokens per second"
+                );
+                anyhow::ensure!(
+                    h.chips.is_some(),
+                    "--target-tps-user needs a chip budget (--chip-budget): the die the target is met on"
+                );
             }
         }
         if let Some(stop) = self.stop_after {

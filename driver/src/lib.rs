@@ -35,6 +35,7 @@ pub mod sim;
 pub mod steps;
 pub mod synth;
 pub mod system;
+pub mod target;
 
 pub use config::BuildConfig;
 pub use pipeline::{build, BuildError, Built, Step};

@@ -60,6 +60,8 @@ pub struct State {
     pub types: Option<taalasc_image::Types>,
     /// `plan`: the hardware plan.
     pub plan: Option<taalasc_verilog::Plan>,
+    /// `plan` with `--target-tps-user`: every parallelism evaluated.
+    pub candidates: Vec<crate::target::Candidate>,
     /// `partition`: chips and board.
     pub system: Option<System>,
     /// `emit`: files written into the staging folder, relative to it.
@@ -86,6 +88,7 @@ impl State {
             report: None,
             types: None,
             plan: None,
+            candidates: Vec::new(),
             system: None,
             emitted: Vec::new(),
             report_file: None,

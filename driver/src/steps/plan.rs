@@ -12,15 +12,38 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         s.skip(Step::Plan, "--no-rtl");
         return Ok(());
     };
+    if let (Some(target), Some(chips)) = (hw.target_tps_user, &hw.chips) {
+        let budget = taalasc_partition::Budget::load(&chips.budget)?;
+        let (plan, sys, all) =
+            crate::target::choose(s.image(), target, hw.users, &budget, chips.min_chips)
+                .with_context(|| format!("{}", s.cfg.model.display()))?;
+        s.candidates = all;
+        eprintln!(
+            "build: --target-tps-user {target}: {} lanes, {:.1} tokens/s per user, {} chip(s)",
+            plan.lanes,
+            budget.clock_mhz * 1e6 / crate::target::latency_cycles(&sys).max(1) as f64,
+            sys.partition.chips.len()
+        );
+        s.plan = Some(plan);
+        return Ok(());
+    }
     let plan = taalasc_verilog::plan::plan_with(s.image(), hw.lanes, hw.users, hw.chips.is_some())
         .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
     s.plan = Some(plan);
     Ok(())
 }
 
-/// The plan in its text form: one line per instruction.
+/// The plan in its text form: one line per instruction; with
+/// `--target-tps-user`, first every candidate evaluated.
 pub fn text(s: &State) -> String {
-    plan_text(s.plan.as_ref().expect("the plan step ran"))
+    let mut t = String::new();
+    for c in &s.candidates {
+        t += &format!(
+            "# candidate lanes {}: {:.1} tokens/s per user, {} chip(s), {:.3} mm2\n",
+            c.lanes, c.tps_user, c.chips, c.area_mm2
+        );
+    }
+    t + &plan_text(s.plan.as_ref().expect("the plan step ran"))
 }
 
 /// `plan` in its text form (`inspect CHIP --plan`, `build --dump-after plan`).
