@@ -641,7 +641,7 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         let (ctl, spad) = (ctl_ports("elem"), spad_ports("elem", true));
         let _ = writeln!(
             s,
-            "  tls_elem #(.AW({aw}), .TABLE_DIR(TABLE_DIR)) u_elem (\n    {ctl},\n    .cfg_op(d_el_op), .cfg_a(d_el_a), .cfg_b(d_el_b), .cfg_dst(d_el_dst), .cfg_n(d_el_n),\n    {spad}\n  );"
+            "  // One lane (V = 1): the mask is the write enable.\n  /* verilator lint_off UNUSEDSIGNAL */\n  wire elem_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */\n  tls_elem #(.AW({aw}), .V(1), .TABLE_DIR(TABLE_DIR)) u_elem (\n    {ctl},\n    .cfg_op(d_el_op), .cfg_a(d_el_a), .cfg_b(d_el_b), .cfg_dst(d_el_dst), .cfg_n(d_el_n),\n    {spad},\n    .w_mask(elem_w_mask)\n  );"
         );
         busy_nl.push("busy_elem_w".to_string());
     }
