@@ -244,10 +244,14 @@ pub struct BuildArgs {
     /// Positions held in the KV cache (default: the model's maximum, at most 2048).
     #[arg(long)]
     pub context: Option<usize>,
-    /// MAC lanes of every matrix-vector unit (a power of two, 1 to 256): weights read per
-    /// cycle per layer engine.
+    /// MAC lanes per row of every matrix-vector unit (a power of two, 1 to 16384; at least a
+    /// matrix's columns reads whole rows): columns read per cycle per row.
     #[arg(long, default_value_t = 16)]
     pub lanes: usize,
+    /// Rows per cycle of every matrix-vector unit (a power of two, 1 to 64): each layer engine
+    /// reads lanes x rows weights per cycle from a ROM word of `rows` row slices.
+    #[arg(long, default_value_t = 1)]
+    pub rows: usize,
     /// User slots: each has its own KV cache region (context positions) and position
     /// counter; `sim` interleaves their tokens.
     #[arg(long, default_value_t = 1)]
@@ -323,6 +327,7 @@ impl BuildArgs {
         }
         let hardware = (!a.no_rtl).then(|| HardwareConfig {
             lanes: a.lanes,
+            rows: a.rows,
             users: a.users,
             chips: multi.then(|| ChipsConfig {
                 budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),

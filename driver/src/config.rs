@@ -42,8 +42,10 @@ pub struct ChipsConfig {
 /// The hardware a build lowers to (absent with `--no-rtl`).
 #[derive(Clone, Debug)]
 pub struct HardwareConfig {
-    /// MAC lanes of every matrix-vector unit.
+    /// MAC lanes per row of every matrix-vector unit (`--lanes`).
     pub lanes: usize,
+    /// Rows per cycle of every matrix-vector unit (`--rows`).
+    pub rows: usize,
     /// User slots, each with its own KV cache region and position counter.
     pub users: usize,
     /// Split across chips on a board, or one chip.
@@ -98,6 +100,7 @@ impl BuildConfig {
             calib: None,
             hardware: Some(HardwareConfig {
                 lanes: 16,
+                rows: 1,
                 users: 1,
                 chips: None,
             }),

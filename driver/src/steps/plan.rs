@@ -12,8 +12,14 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         s.skip(Step::Plan, "--no-rtl");
         return Ok(());
     };
-    let plan = taalasc_verilog::plan::plan_with(s.image(), hw.lanes, hw.users, hw.chips.is_some())
-        .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
+    let plan = taalasc_verilog::plan::plan_with_rows(
+        s.image(),
+        hw.lanes,
+        hw.rows,
+        hw.users,
+        hw.chips.is_some(),
+    )
+    .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
     s.plan = Some(plan);
     Ok(())
 }
