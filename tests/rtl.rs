@@ -32,11 +32,23 @@ fn lint(chip: &Path) {
 /// Builds `model` with `lanes`, lints it, simulates `tokens` and asserts
 /// bit-exactness and the cycle model. Returns the sim JSON.
 fn cross_check(model: &Path, lanes: usize, tokens: &str, dir: &Path) -> Value {
+    cross_check_rows(model, lanes, 1, tokens, dir)
+}
+
+/// As [`cross_check`], with `rows` rows per cycle of every matvec unit.
+fn cross_check_rows(model: &Path, lanes: usize, rows: usize, tokens: &str, dir: &Path) -> Value {
     let chip = dir.join("chip");
     build(
         model,
         &chip,
-        &["--lanes", &lanes.to_string(), "--context", "32"],
+        &[
+            "--lanes",
+            &lanes.to_string(),
+            "--rows",
+            &rows.to_string(),
+            "--context",
+            "32",
+        ],
     );
     lint(&chip);
     let j = sim_json(&chip, tokens);
@@ -59,7 +71,65 @@ fn cross_check(model: &Path, lanes: usize, tokens: &str, dir: &Path) -> Value {
         "cycles {measured} vs formula {formula}"
     );
     assert_eq!(j["lanes"], lanes);
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["hardware"]["rows"], rows);
+    assert_eq!(m["hardware"]["plan"]["rows"], rows);
     j
+}
+
+/// The parallel settings of the tiny fixtures beyond the one each test
+/// above runs: `(lanes, rows)` of 8 x 4, then whole rows (`lanes` at
+/// least every matrix's columns: 256 covers the widest, gpt2's and
+/// tiny-llama's 4·64 and 192; 128 the fixtures whose widest is 96) with
+/// 4 rows per cycle (the Verilator build grows with lanes x rows: these
+/// are the cheapest settings that cover both). Five tokens each: every node at five positions, the
+/// sliding window of mistral (4) slides once. The matvec term is exact,
+/// so the measured cycles stay within 2% of the formula.
+fn wide_settings(model: &Path, whole: usize, tokens: &str) {
+    for (lanes, rows) in [(8, 4), (whole, 4)] {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = std::time::Instant::now();
+        let j = cross_check_rows(model, lanes, rows, tokens, dir.path());
+        let measured = j["cycles_per_token"].as_f64().unwrap();
+        let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
+        assert!(
+            (measured - formula).abs() <= 0.02 * formula,
+            "{}: lanes {lanes} rows {rows}: cycles {measured} vs formula {formula}",
+            model.display()
+        );
+        println!(
+            "{} lanes {lanes} rows {rows}: bit-exact, {measured} cycles/token (formula {formula}), {:.1} s",
+            model.display(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn tiny_llama_gqa_bit_exact_8x4_and_whole_rows() {
+    wide_settings(&repo_root().join("examples/tiny-llama"), 256, "1,5,9,100,7");
+}
+
+#[test]
+fn tied_mqa_llama_bit_exact_8x4_and_whole_rows() {
+    wide_settings(&fixture("rtl/llama_tied_mqa"), 128, "1,5,9,70,7");
+}
+
+#[test]
+fn qwen2_biases_bit_exact_8x4_and_whole_rows() {
+    wide_settings(&fixture("rtl/qwen2_bias"), 128, "1,5,9,70,7");
+}
+
+#[test]
+fn gpt2_bit_exact_8x4_and_whole_rows() {
+    wide_settings(&fixture("rtl/gpt2"), 256, "1,5,9,70,7");
+}
+
+#[test]
+fn mistral_window_bit_exact_8x4_and_whole_rows() {
+    wide_settings(&fixture("rtl/mistral_window"), 128, "1,5,9,70,7");
 }
 
 #[test]

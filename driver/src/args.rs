@@ -249,13 +249,17 @@ pub struct BuildArgs {
     /// Positions held in the KV cache (default: the model's maximum, at most 2048).
     #[arg(long)]
     pub context: Option<usize>,
-    /// MAC lanes of every matrix-vector unit (a power of two, 1 to 256): weights read per
-    /// cycle per layer engine.
+    /// MAC lanes per row of every matrix-vector unit (a power of two, 1 to 16384; at least a
+    /// matrix's columns reads whole rows): columns read per cycle per row.
     #[arg(long, default_value_t = 16, conflicts_with = "target_tps_user")]
     pub lanes: usize,
-    /// Pick the matrix-vector parallelism that reaches N tokens/s per user on the chip
-    /// budget (`--chip-budget`, default hc1): fewest chips, then least area. An unreachable
-    /// target is an error that gives the best reachable figure and what limits it.
+    /// Rows per cycle of every matrix-vector unit (a power of two, 1 to 64): each layer engine
+    /// reads lanes x rows weights per cycle from a ROM word of `rows` row slices.
+    #[arg(long, default_value_t = 1, conflicts_with = "target_tps_user")]
+    pub rows: usize,
+    /// Pick the matrix-vector parallelism (lanes and rows) that reaches N tokens/s per user
+    /// on the chip budget (`--chip-budget`, default hc1): fewest chips, then least area. An
+    /// unreachable target is an error that gives the best reachable figure and what limits it.
     #[arg(long, value_name = "N")]
     pub target_tps_user: Option<f64>,
     /// User slots: each has its own KV cache region (context positions) and position
@@ -334,6 +338,7 @@ impl BuildArgs {
         let hardware = (!a.no_rtl).then(|| HardwareConfig {
             lanes: a.lanes,
             target_tps_user: a.target_tps_user,
+            rows: a.rows,
             users: a.users,
             chips: multi.then(|| ChipsConfig {
                 budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),

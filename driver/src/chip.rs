@@ -23,7 +23,13 @@ pub fn open_chip(
         )
     })?;
     let system = hw.system.take();
-    let plan = taalasc_verilog::plan::plan_with(&image, hw.lanes, hw.users, system.is_some())?;
+    let plan = taalasc_verilog::plan::plan_with_rows(
+        &image,
+        hw.lanes,
+        hw.rows,
+        hw.users,
+        system.is_some(),
+    )?;
     // The recorded design must be the one this image plans to: a stale or
     // edited folder is an error, not a silent re-plan.
     let expected =

@@ -42,8 +42,10 @@ pub struct ChipsConfig {
 /// The hardware a build lowers to (absent with `--no-rtl`).
 #[derive(Clone, Debug)]
 pub struct HardwareConfig {
-    /// MAC lanes of every matrix-vector unit.
+    /// MAC lanes per row of every matrix-vector unit (`--lanes`).
     pub lanes: usize,
+    /// Rows per cycle of every matrix-vector unit (`--rows`).
+    pub rows: usize,
     /// Choose the parallelism for this many tokens/s per user instead
     /// (`--target-tps-user`; needs `chips`, the budget it is met on).
     pub target_tps_user: Option<f64>,
@@ -101,6 +103,7 @@ impl BuildConfig {
             calib: None,
             hardware: Some(HardwareConfig {
                 lanes: 16,
+                rows: 1,
                 target_tps_user: None,
                 users: 1,
                 chips: None,

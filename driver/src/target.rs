@@ -16,15 +16,22 @@ use taalasc_verilog::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD, STEP_OVER
 use taalasc_verilog::plan::{Instr, Step};
 use taalasc_verilog::Plan;
 
-/// The matrix-vector lane counts a target may choose from (powers of two,
-/// as `--lanes` takes them).
-pub const LANE_OPTIONS: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+/// The matrix-vector lanes per row a target may choose from (powers of
+/// two, as `--lanes` takes them; options past the widest matrix's columns
+/// are skipped: they add lanes that read nothing).
+pub const LANE_OPTIONS: [usize; 15] = [
+    1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+];
+/// The rows per cycle a target may choose from (as `--rows` takes them).
+pub const ROW_OPTIONS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
 
 /// One evaluated candidate.
 #[derive(Clone, Debug)]
 pub struct Candidate {
-    /// MAC lanes of every matrix-vector unit.
+    /// MAC lanes per row of every matrix-vector unit.
     pub lanes: usize,
+    /// Rows per cycle of every matrix-vector unit.
+    pub rows: usize,
     /// One user's tokens per second.
     pub tps_user: f64,
     /// Chips of the partition.
@@ -78,15 +85,15 @@ const PHASE_NAMES: [&str; 4] = [
     "control (sequencer, copies between engines, links)",
 ];
 
-/// Evaluates `lanes` for the image: plan, stage costs, partition.
+/// Evaluates `lanes` × `rows` for the image: plan, stage costs, partition.
 fn evaluate(
     image: &dyn ImageSource,
-    lanes: usize,
+    (lanes, rows): (usize, usize),
     users: usize,
     budget: &Budget,
     min_chips: usize,
 ) -> anyhow::Result<Option<(Candidate, Plan, System)>> {
-    let plan = taalasc_verilog::plan::plan_with(image, lanes, users, true)?;
+    let plan = taalasc_verilog::plan::plan_with_rows(image, lanes, rows, users, true)?;
     let sys = match partition_with(&plan, budget.clone(), min_chips) {
         Ok(s) => s,
         // A candidate that fits no partition is not a choice.
@@ -95,6 +102,7 @@ fn evaluate(
     let l = latency_cycles(&sys).max(1);
     let c = Candidate {
         lanes,
+        rows,
         tps_user: budget.clock_mhz * 1e6 / l as f64,
         chips: sys.partition.chips.len(),
         area_mm2: sys.partition.chips.iter().map(|c| c.area_mm2).sum(),
@@ -120,9 +128,25 @@ pub fn choose(
     );
     let mut all = Vec::new();
     let mut best: Option<(Candidate, Plan, System)> = None;
-    for lanes in LANE_OPTIONS {
-        let Some((c, plan, sys)) = evaluate(image, lanes, users, budget, min_chips)
-            .with_context(|| format!("planning at {lanes} lanes"))?
+    // The widest matrix: lanes past it read nothing.
+    let probe = taalasc_verilog::plan::plan_with(image, 1, users, true)?;
+    let widest = probe
+        .engines
+        .iter()
+        .flat_map(|e| &e.program)
+        .filter_map(|i| match i {
+            Instr::Linear { cols, .. } => Some(*cols),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1);
+    let options = LANE_OPTIONS
+        .iter()
+        .filter(|&&l| l < 2 * widest)
+        .flat_map(|&l| ROW_OPTIONS.iter().map(move |&r| (l, r)));
+    for (lanes, rows) in options {
+        let Some((c, plan, sys)) = evaluate(image, (lanes, rows), users, budget, min_chips)
+            .with_context(|| format!("planning at {lanes} lanes x {rows} rows"))?
         else {
             continue;
         };
@@ -156,10 +180,11 @@ pub fn choose(
             let total: u64 = top.phases.iter().sum();
             anyhow::bail!(
                 "--target-tps-user {target}: unreachable on budget `{}`; the best is {:.1} tokens/s per user \
-                 ({} lanes, {} chip(s), {:.1} mm2). A token takes {} cycles there, {:.0}% of them in {} ({} cycles){}",
+                 ({} lanes x {} rows, {} chip(s), {:.1} mm2). A token takes {} cycles there, {:.0}% of them in {} ({} cycles){}",
                 budget.name,
                 top.tps_user,
                 top.lanes,
+                top.rows,
                 top.chips,
                 top.area_mm2,
                 total,

@@ -29,6 +29,23 @@
 #include <string>
 #include <vector>
 
+#ifndef TLS_LINE
+#define TLS_LINE 1  // words per scratchpad write line (engines.h)
+#endif
+
+// Word i (48 bits) of a debug data port: the port itself when a line is
+// one word, else bits [48i, 48i+48) of a wide port.
+static uint64_t lane48(uint64_t v, unsigned) { return v; }
+template <std::size_t N>
+static uint64_t lane48(const VlWide<N>& w, unsigned i) {
+    uint64_t v = 0;
+    for (unsigned b = 0; b < 48; b++) {
+        unsigned p = 48 * i + b;
+        if ((w[p / 32] >> (p % 32)) & 1) v |= 1ULL << b;
+    }
+    return v;
+}
+
 static int64_t sext48(uint64_t v) {
     v &= (1ULL << 48) - 1;
     return (v & (1ULL << 47)) ? (int64_t)(v | ~((1ULL << 48) - 1)) : (int64_t)v;
@@ -168,10 +185,13 @@ int main(int argc, char** argv) {
             }
         }
 #define TLS_REC(e)                                                                          \
-    if (top.dbg##e##_we) {                                                                  \
-        TraceRec r{(uint32_t)top.dbg##e##_tag, (uint16_t)(e), (uint16_t)top.dbg##e##_pc,     \
-                   (uint32_t)top.dbg##e##_addr, 0, sext48(top.dbg##e##_data)};              \
-        std::fwrite(&r, sizeof r, 1, ftr);                                                  \
+    for (unsigned i = 0; i < TLS_LINE; i++) {                                               \
+        if (((uint64_t)top.dbg##e##_we >> i) & 1) {                                         \
+            TraceRec r{(uint32_t)top.dbg##e##_tag, (uint16_t)(e), (uint16_t)top.dbg##e##_pc, \
+                       (uint32_t)top.dbg##e##_addr + i, 0,                                  \
+                       sext48(lane48(top.dbg##e##_data, i))};                               \
+            std::fwrite(&r, sizeof r, 1, ftr);                                              \
+        }                                                                                   \
     }
         TLS_ENGINES(TLS_REC)
         if (top.dbg_conflict) {

@@ -2,9 +2,12 @@
 // (UNITS.md, `tls_embed`; `table_value` and the Embed / AddPositions arms
 // of backends/reference/src/exec.rs).
 //
-// Element i of row r: weight ROM word r·CH + i/LANES (CH = ceil(cols /
-// LANES)), code in lane i % LANES, scale fields of its 32-block (field
-// (i % LANES)/32 when LANES >= 32, else field 0); the layout of tls_matvec.
+// Element i of row r: weight ROM word (r/ROWS)·CH + i/LANES (CH =
+// ceil(cols / LANES)), row slice r % ROWS of it (bits [WW·(r % ROWS) +:
+// WW]), code in lane i % LANES, scale fields of its 32-block (field
+// (i % LANES)/32 when LANES >= 32, else field 0); the layout of tls_matvec
+// (a tied table shares the head's ROM). wr_grp = r/ROWS and wr_chunk =
+// i/LANES give the word's row group and chunk apart.
 //   code = code_i + code_bias
 //   w    = block_term(d_mant, d_exp, code, 0) [+ block_term(m_mant, m_exp, 1, 0)]
 //   v    = sat_w48(w)
@@ -20,7 +23,9 @@
 module tls_embed #(
     parameter integer AW = 16,
     parameter integer LANES = 32,
+    parameter integer ROWS = 1,
     parameter integer WAW = 16,
+    parameter integer RW = 24,
     parameter integer NB = (LANES >= 32) ? LANES / 32 : 1,
     parameter integer WW = LANES * 8 + NB * 36
 ) (
@@ -38,7 +43,9 @@ module tls_embed #(
     // weight ROM
     output wire           wr_en,
     output wire [WAW-1:0] wr_addr,
-    input  wire [WW-1:0]  wr_data,
+    output wire [RW-1:0]  wr_grp,
+    output wire [19:0]    wr_chunk,
+    input  wire [ROWS*WW-1:0] wr_data,
     // scratchpad
     output wire           ra_en,
     output wire [AW-1:0]  ra_addr,
@@ -49,6 +56,8 @@ module tls_embed #(
 );
   localparam integer LG = $clog2(LANES);
   localparam integer LW = (LG > 0) ? LG : 1;
+  localparam integer LGR = $clog2(ROWS);
+  localparam integer SLW = (LGR > 0) ? LGR : 1;
 
   // sat_w48(rshr(p, -up)) of a 22-bit signed p, any 7-bit signed up
   // (`shift_sat_w48` in compiler/numerics/src/linear.rs).
@@ -79,7 +88,9 @@ module tls_embed #(
   reg           setup;
   reg  [20:0]   ic;  // elements issued
   reg  [20:0]   wc;  // elements written
-  reg  [WAW-1:0] wbase;  // row · CH
+  reg  [WAW-1:0] wbase;  // (row / ROWS) · CH
+  reg  [RW-1:0] grp;  // row / ROWS
+  reg  [SLW-1:0] slice;  // row % ROWS
   reg           p1, p2;
   reg  [LW-1:0] lane1;
   reg  [47:0]   v2;
@@ -87,7 +98,8 @@ module tls_embed #(
 
   wire          issue = run && !setup && (ic != {1'b0, cfg_cols});
   wire [20:0]   ch = ({1'b0, cfg_cols} + LANES[20:0] - 21'd1) >> LG;
-  wire [44:0]   wb_full = {21'd0, cfg_row} * {24'd0, ch};
+  wire [23:0]   row_grp = cfg_row >> LGR;
+  wire [44:0]   wb_full = {21'd0, row_grp} * {24'd0, ch};
   wire [WAW+44:0] wb_x = {{WAW{1'b0}}, wb_full};
   wire [WAW+20:0] ic_x = {{WAW{1'b0}}, ic};
   wire [WAW+20:0] chunk = ic_x >> LG;
@@ -98,21 +110,29 @@ module tls_embed #(
   assign busy    = run;
   assign wr_en   = issue;
   assign wr_addr = issue ? wbase + chunk[WAW-1:0] : {WAW{1'b0}};
+  assign wr_grp  = issue ? grp : {RW{1'b0}};
+  wire [20:0]   ick = ic >> LG;
+  assign wr_chunk = issue ? ick[19:0] : 20'd0;
   assign ra_en   = issue && cfg_add;
   assign ra_addr = (issue && cfg_add) ? cfg_dst + ic_a[AW-1:0] : {AW{1'b0}};
 
-  // stage 1 (p1): lane code and scale fields from the word
+  // stage 1 (p1): the row's slice, lane code and scale fields from the word
+  reg [WW-1:0] wsl;
   reg [7:0]  code;
   reg [35:0] fld;
   integer j;
   always @* begin
+    wsl  = wr_data[WW-1:0];
     code = 8'd0;
     fld  = 36'd0;
+    for (j = 1; j < ROWS; j = j + 1) begin
+      if ({{(32 - SLW) {1'b0}}, slice} == j) wsl = wr_data[WW*j+:WW];
+    end
     for (j = 0; j < LANES; j = j + 1) begin
-      if ({{(32 - LW) {1'b0}}, lane1} == j) code = wr_data[8*j+:8];
+      if ({{(32 - LW) {1'b0}}, lane1} == j) code = wsl[8*j+:8];
     end
     for (j = 0; j < NB; j = j + 1) begin
-      if (({{(32 - LW) {1'b0}}, lane1} >> 5) == j) fld = wr_data[LANES*8+36*j+:36];
+      if (({{(32 - LW) {1'b0}}, lane1} >> 5) == j) fld = wsl[LANES*8+36*j+:36];
     end
   end
   wire [9:0]  cval = {{2{code[7]}}, code} + {2'b00, cfg_code_bias};
@@ -131,7 +151,7 @@ module tls_embed #(
   // Deliberately unused: the sign-extension bits of R32 scratchpad words,
   // bits below the rounding position, and index/address bits above the
   // truncated widths.
-  wire unused_bits = &{1'b0, ra_data[47:32], v2[6:0], wb_x[WAW+44:WAW], chunk[WAW+20:WAW],
+  wire unused_bits = &{1'b0, ick[20], ra_data[47:32], v2[6:0], wb_x[WAW+44:WAW], chunk[WAW+20:WAW],
                        ic_a[AW+20:AW], wc_a[AW+20:AW], ic_l[LW+20:LW]};
 
   always @(posedge clk) begin
@@ -142,6 +162,8 @@ module tls_embed #(
       ic <= 21'd0;
       wc <= 21'd0;
       wbase <= {WAW{1'b0}};
+      grp <= {RW{1'b0}};
+      slice <= {SLW{1'b0}};
       p1 <= 1'b0;
       p2 <= 1'b0;
       lane1 <= {LW{1'b0}};
@@ -178,6 +200,8 @@ module tls_embed #(
       end else if (setup) begin
         setup <= 1'b0;
         wbase <= wb_x[WAW-1:0];
+        grp <= row_grp[RW-1:0];
+        slice <= (LGR > 0) ? cfg_row[SLW-1:0] : {SLW{1'b0}};
       end else if (run && w_en && (wc == {1'b0, cfg_cols})) begin
         done <= 1'b1;
       end

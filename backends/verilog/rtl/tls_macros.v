@@ -64,20 +64,26 @@ module tls_sram #(
   end
 endmodule
 
-// Two read ports, one write port (the engine scratchpad). The depth need
-// not be a power of two: the engines share one address width, and no unit
-// issues an address at or above D (so the wider index is deliberate).
+// Two read ports, one line write port (the engine scratchpad). The depth
+// need not be a power of two: the engines share one address width, and no
+// unit issues an address at or above D (so the wider index is deliberate).
+// The write port writes a line of V words: `waddr` is the line's first
+// word (a multiple of V), lane i of `wdata` goes to word waddr + i when
+// `we[i]`. In silicon these are V banks interleaved by address mod V, each
+// with one write port; a read goes to one bank. V = 1 is a plain
+// one-word write port.
 /* verilator lint_off WIDTH */
 /* verilator lint_off UNUSEDSIGNAL */
 module tls_sram2r #(
     parameter integer W = 48,
     parameter integer D = 16,
-    parameter integer AW = 4
+    parameter integer AW = 4,
+    parameter integer V = 1
 ) (
     input  wire          clk,
-    input  wire          we,
+    input  wire [V-1:0]  we,
     input  wire [AW-1:0] waddr,
-    input  wire [W-1:0]  wdata,
+    input  wire [V*W-1:0] wdata,
     input  wire          rea,
     input  wire [AW-1:0] raddra,
     output reg  [W-1:0]  rdataa,
@@ -86,8 +92,11 @@ module tls_sram2r #(
     output reg  [W-1:0]  rdatab
 );
   reg [W-1:0] mem[0:D-1];
+  integer i;
   always @(posedge clk) begin
-    if (we) mem[waddr] <= wdata;
+    for (i = 0; i < V; i = i + 1) begin
+      if (we[i]) mem[waddr+i] <= wdata[W*i+:W];
+    end
     if (rea) rdataa <= mem[raddra];
     if (reb) rdatab <= mem[raddrb];
   end

@@ -43,12 +43,13 @@ endmodule
 module tls_sram2r #(
     parameter integer W = 48,
     parameter integer D = 16,
-    parameter integer AW = 4
+    parameter integer AW = 4,
+    parameter integer V = 1
 ) (
     input  wire          clk,
-    input  wire          we,
+    input  wire [V-1:0]  we,
     input  wire [AW-1:0] waddr,
-    input  wire [W-1:0]  wdata,
+    input  wire [V*W-1:0] wdata,
     input  wire          rea,
     input  wire [AW-1:0] raddra,
     output wire [W-1:0]  rdataa,

@@ -12,7 +12,12 @@
 // sum A_b into `xexp` (one word = NB blocks). Load phase: cols + 35 cycles.
 //
 // Product phase: one weight ROM word per cycle, no bubbles between rows.
-// Pipeline (one register stage each):
+// Rows go in groups of ROWS (g = row / ROWS): the word at address
+// g*CH + c holds ROWS row slices, slice j (bits [j*WW +: WW], WW = LANES*8
+// + NB*36, the layout of a one-row word) being chunk c of row g*ROWS + j.
+// ROWS product pipelines share the one input-buffer read (every row uses
+// the same columns); rows past `rows` in the last group are not written.
+// Pipeline (one register stage each, every stage once per row slice):
 //   S0  ROM / buffer addresses (row, chunk counters)
 //   S1  LANES products a_i * (c_i + code_bias)        (mac_active)
 //   S2  adder tree per block slot: partial P
@@ -20,18 +25,23 @@
 //   S4  mant * P, mant_m * A_b, shift up = exp + s (= exp + E_b + 24)
 //   S5  shift, round half up / saturate to W48 (block_term)
 //   S6  sum of the 2*NB block terms of the word
-//   S7  row accumulator (64 bits); bias ROM read at the row's last word
-//   S8  sat_w48(acc + bias) -> registered scratchpad write
-// Product phase: rows*CH + 9 cycles (first ROM read to the last write;
+//   S7  row accumulator (64 bits); bias ROM read at the group's last word
+//       (one word of ROWS biases per group)
+//   S8  sat_w48(acc + bias) -> registered scratchpad line write: w_en is
+//       a mask of the group's ROWS rows, w_addr = dst + g*ROWS, lane j of
+//       w_data goes to w_addr + j
+// Product phase: ceil(rows/ROWS)*CH + 9 cycles (first ROM read to the last write;
 // `done` is high in the cycle of the last `w_en`, whose write commits at
 // the end of that cycle). No stalls: the pipeline never waits.
 //
 // Buffers (tls_sram macros): xbuf ceil(XB*32/LANES) x LANES*8 bits, xexp
-// ceil(XB/NB) x NB*19 bits. Requires cols a multiple of 32 with
+// ceil(XB/NB) x NB*19 bits. LANES is a power of two up to 16384 (a whole
+// row per word), ROWS a power of two up to 64. Requires cols a multiple of 32 with
 // 32 <= cols <= XB*32 (cfg_load = 0 reuses the buffer, so cols must match
 // the loading instruction); rows = 0 finishes without writing.
 module tls_matvec #(
     parameter integer LANES = 32,
+    parameter integer ROWS = 1,
     parameter integer AW = 16,
     parameter integer XB = 64,
     parameter integer WAW = 16,
@@ -61,19 +71,22 @@ module tls_matvec #(
     output wire                rb_en,
     output wire [AW-1:0]       rb_addr,
     input  wire [47:0]         rb_data,
-    output reg                 w_en,
+    // Line write: lane j (mask bit j) to word w_addr + j.
+    output reg  [ROWS-1:0]     w_en,
     output reg  [AW-1:0]       w_addr,
-    output reg  [47:0]         w_data,
+    output reg  [ROWS*48-1:0]  w_data,
 
-    // Weight ROM: word row*CH + c.
+    // Weight ROM: word g*CH + c (row group g, chunk c, also given apart).
     output wire                wr_en,
     output wire [WAW-1:0]      wr_addr,
-    input  wire [LANES*8 + ((LANES >= 32) ? LANES / 32 : 1) * 36 - 1:0] wr_data,
+    output wire [RW-1:0]       wr_grp,
+    output wire [19:0]         wr_chunk,
+    input  wire [ROWS*(LANES*8 + ((LANES >= 32) ? LANES / 32 : 1) * 36)-1:0] wr_data,
 
-    // Bias ROM (signed W48 per row).
+    // Bias ROM: one word of ROWS signed W48 biases per row group.
     output wire                br_en,
     output wire [RW-1:0]       br_addr,
-    input  wire [47:0]         br_data
+    input  wire [ROWS*48-1:0]  br_data
 );
   // ------------------------------------------------------------------
   // Geometry
@@ -82,6 +95,8 @@ module tls_matvec #(
   localparam integer BL = (LANES >= 32) ? 32 : LANES;  // lanes per slot
   localparam integer CPB = (LANES >= 32) ? 1 : 32 / LANES;  // words per block
   localparam integer LG = $clog2(LANES);
+  localparam integer LGR = $clog2(ROWS);
+  localparam integer LH = (LANES > 128) ? 128 : LANES;  // lanes per loop level
   localparam integer LGCPB = $clog2(CPB);
   localparam integer LGNB = $clog2(NB);
   localparam integer WW = LANES * 8 + NB * 36;
@@ -174,8 +189,8 @@ module tls_matvec #(
   reg [CW-1:0] lt;  // load phase cycle
   reg [19:0] c;  // chunk (word) within the row
   reg [19:0] chm1;  // CH - 1
-  reg [RW-1:0] r;  // row being read
-  reg [RW-1:0] rowsm1;
+  reg [RW-1:0] r;  // row group being read
+  reg [RW-1:0] rowsm1;  // row groups - 1
   reg [WAW-1:0] k;  // weight ROM address
   reg zdone;  // rows == 0: finish without a product phase
 
@@ -217,7 +232,7 @@ module tls_matvec #(
             r <= {RW{1'b0}};
             k <= {WAW{1'b0}};
             chm1 <= cols_m1 >> LG;  // ceil(cols / LANES) - 1
-            rowsm1 <= cfg_rows - 1'b1;
+            rowsm1 <= (cfg_rows - 1'b1) >> LGR;  // ceil(rows / ROWS) - 1
             if (cfg_load) begin
               st <= ST_LOAD;
             end else if (rows_zero) begin
@@ -347,11 +362,16 @@ module tls_matvec #(
   reg signed [12:0] asum;
   wire signed [12:0] asum_next = (q_bf ? 13'sd0 : asum) + {{5{q_m[7]}}, q_m};
 
-  genvar gi;
+  // Loops over the lanes go in two levels of at most LH iterations each
+  // (tools bound the iterations of one generate loop; Verilator: 1024).
+  genvar gi, gr, gh;
   generate
-    for (gi = 0; gi < LANES; gi = gi + 1) begin : g_asm
-      localparam [19:0] IPOS = gi;
-      assign xasm_next[8*gi+:8] = (q_lane == IPOS) ? q_m : xasm[8*gi+:8];
+    for (gh = 0; gh < LANES; gh = gh + LH) begin : g_asmh
+      for (gi = 0; gi < LH; gi = gi + 1) begin : g_asm
+        localparam integer I = gh + gi;
+        localparam [19:0] IPOS = I[19:0];
+        assign xasm_next[8*I+:8] = (q_lane == IPOS) ? q_m : xasm[8*I+:8];
+      end
     end
     for (gi = 0; gi < NB; gi = gi + 1) begin : g_easm
       localparam [19:0] IPOS = gi;
@@ -411,6 +431,8 @@ module tls_matvec #(
   // ------------------------------------------------------------------
   assign wr_en = issue;
   assign wr_addr = issue ? k : {WAW{1'b0}};
+  assign wr_grp = issue ? r : {RW{1'b0}};
+  assign wr_chunk = issue ? c : 20'd0;
 
   // Tags: valid, row first/last, block first/last, final word.
   reg s1_v, s1_rf, s1_rl, s1_bf, s1_bl, s1_fin;
@@ -453,144 +475,174 @@ module tls_matvec #(
 
   assign mac_active = s1_v;
 
-  // S1: lane products a_i * (c_i + code_bias), exact in 18 bits
-  // (|a| <= 127, -128 <= c + code_bias <= 383).
-  wire [LANES*PW-1:0] prod;
-  reg [LANES*PW-1:0] s2_prod;
-  generate
-    for (gi = 0; gi < LANES; gi = gi + 1) begin : g_lane
-      wire signed [PW-1:0] a = {{(PW - 8) {xb_rdata[8*gi+7]}}, xb_rdata[8*gi+:8]};
-      wire signed [9:0] cc = {{2{wr_data[8*gi+7]}}, wr_data[8*gi+:8]} + {2'b00, cfg_code_bias};
-      wire signed [PW-1:0] cw = {{(PW - 10) {cc[9]}}, cc};
-      assign prod[PW*gi+:PW] = a * cw;
-    end
-  endgenerate
-
-  reg [NB*36-1:0] s2_f, s3_f, s4_f;
+  // Row slices: everything from S1 to S8 once per row j of the group.
+  // Shared: the input buffer word and the block exponents.
   reg [NB*EW-1:0] s2_e, s3_e, s4_e;
   always @(posedge clk) begin
-    s2_prod <= prod;
-    s2_f <= wr_data[WW-1:LANES*8];
     s2_e <= xe_rdata;
-    s3_f <= s2_f;
     s3_e <= s2_e;
-    s4_f <= s3_f;
     s4_e <= s3_e;
   end
 
-  // S2..S5 per block slot.
-  reg [NB*SW-1:0] s3_p;
-  reg [NB*48-1:0] s6_td, s6_tm;
-  generate
-    for (gi = 0; gi < NB; gi = gi + 1) begin : g_slot
-      // S2: balanced adder tree over the BL lane products (heap layout:
-      // node n = node 2n+1 + node 2n+2, leaves at BL-1 ..).
-      wire [(2*BL-1)*SW-1:0] tr  /* verilator split_var */;
-      genvar gl;
-      for (gl = 0; gl < BL; gl = gl + 1) begin : g_leaf
-        wire [PW-1:0] pv = s2_prod[PW*(gi*BL+gl)+:PW];
-        assign tr[SW*(BL-1+gl)+:SW] = {{(SW - PW) {pv[PW-1]}}, pv};
-      end
-      for (gl = 0; gl < BL - 1; gl = gl + 1) begin : g_node
-        assign tr[SW*gl+:SW] = tr[SW*(2*gl+1)+:SW] + tr[SW*(2*gl+2)+:SW];
-      end
-      always @(posedge clk) s3_p[SW*gi+:SW] <= tr[SW-1:0];
-
-      // S3: P over the CPB words of a block (LANES < 32); 0 unless the
-      // word is the block's last.
-      reg signed [SW-1:0] pacc;
-      reg signed [SW-1:0] s4_p;
-      wire signed [SW-1:0] pnext = (s3_bf ? {SW{1'b0}} : pacc) + s3_p[SW*gi+:SW];
-      always @(posedge clk) begin
-        if (s3_v) pacc <= pnext;
-        s4_p <= (s3_v && s3_bl) ? pnext : {SW{1'b0}};
-      end
-
-      // S4: scale products and shifts.
-      wire [35:0] f = s4_f[36*gi+:36];
-      wire [EW-1:0] e = s4_e[EW*gi+:EW];
-      wire signed [33:0] dm = {{22{f[35]}}, f[35:24]};
-      wire signed [33:0] mm = {{22{f[17]}}, f[17:6]};
-      wire signed [33:0] pp = {{(34 - SW) {s4_p[SW-1]}}, s4_p};
-      wire signed [33:0] aa = {{21{e[18]}}, e[18:6]};
-      wire [7:0] sb = {2'b00, e[5:0]};
-      reg signed [33:0] s5_pd, s5_pm;
-      reg signed [7:0] s5_ud, s5_um;
-      always @(posedge clk) begin
-        s5_pd <= dm * pp;
-        s5_pm <= (s4_tv && cfg_asym) ? mm * aa : 34'sd0;
-        s5_ud <= {{2{f[23]}}, f[23:18]} + sb;
-        s5_um <= {{2{f[5]}}, f[5:0]} + sb;
-      end
-
-      // S5: block terms.
-      always @(posedge clk) begin
-        s6_td[48*gi+:48] <= shift_sat(s5_pd, s5_ud);
-        s6_tm[48*gi+:48] <= shift_sat(s5_pm, s5_um);
-      end
-    end
-  endgenerate
-
-  // S6: sum of the word's 2*NB block terms (heap tree, 64 bits).
+  // S7: the group's output bookkeeping (row group, line address, mask).
   localparam integer NT = 2 * NB;
-  wire [(2*NT-1)*64-1:0] tt  /* verilator split_var */;
-  generate
-    for (gi = 0; gi < NB; gi = gi + 1) begin : g_tleaf
-      wire [47:0] td = s6_td[48*gi+:48];
-      wire [47:0] tm = s6_tm[48*gi+:48];
-      assign tt[64*(NT-1+2*gi)+:64] = {{16{td[47]}}, td};
-      assign tt[64*(NT-1+2*gi+1)+:64] = {{16{tm[47]}}, tm};
-    end
-    for (gi = 0; gi < NT - 1; gi = gi + 1) begin : g_tnode
-      assign tt[64*gi+:64] = tt[64*(2*gi+1)+:64] + tt[64*(2*gi+2)+:64];
-    end
-  endgenerate
-
-  reg [63:0] s7_bs;
-  always @(posedge clk) s7_bs <= tt[63:0];
-
-  // S7: row accumulator; the bias ROM is read at the row's last word.
-  reg [63:0] acc;
-  reg [63:0] s8_rs;
-  reg [RW-1:0] orow;
+  localparam integer RMASK_I = ROWS - 1;
+  localparam [RW-1:0] RMASK = RMASK_I[RW-1:0];
+  localparam [AW-1:0] ROWS_A = ROWS[AW-1:0];
+  reg [RW-1:0] orow;  // row group of the S7 word
+  reg [AW-1:0] obase;  // its first row (orow * ROWS)
   reg [AW-1:0] s8_row;
-  wire [63:0] acc_next = (s7_rf ? 64'd0 : acc) + s7_bs;
+  reg [ROWS-1:0] s8_m;
+  /* verilator lint_off UNUSEDSIGNAL */
+  // Unread when ROWS = 1 (every group is one whole row).
+  wire [RW-1:0] rows_m1 = cfg_rows - 1'b1;
+  wire o_last = (orow == rowsm1);
+  /* verilator lint_on UNUSEDSIGNAL */
   wire s7_out = s7_v && s7_rl;
-  wire [AW-1:0] orow_a;
-  generate
-    if (RW >= AW) begin : g_row_trunc
-      assign orow_a = orow[AW-1:0];
-    end else begin : g_row_ext
-      assign orow_a = {{(AW - RW) {1'b0}}, orow};
-    end
-  endgenerate
   assign br_en = s7_out && cfg_has_bias;
   assign br_addr = br_en ? orow : {RW{1'b0}};
 
   always @(posedge clk) begin
-    if (rst || !busy) orow <= {RW{1'b0}};
-    else if (s7_out) orow <= orow + 1'b1;
-    if (s7_v) acc <= acc_next;
-    s8_rs <= acc_next;
-    s8_row <= orow_a;
+    if (rst || !busy) begin
+      orow <= {RW{1'b0}};
+      obase <= {AW{1'b0}};
+    end else if (s7_out) begin
+      orow <= orow + 1'b1;
+      obase <= obase + ROWS_A;
+    end
+    s8_row <= obase;
+    s8_m <= m7;
   end
 
-  // S8: bias, saturation, write.
-  wire [47:0] bias = cfg_has_bias ? br_data : 48'd0;
-  wire [64:0] ysum = {s8_rs[63], s8_rs} + {{17{bias[47]}}, bias};
-  wire y_fits = (ysum[64:47] == {18{ysum[64]}});
-  wire [47:0] y = y_fits ? ysum[47:0] : (ysum[64] ? WMIN : WMAX);
+  wire [ROWS*48-1:0] ys;
+  wire [ROWS-1:0] m7;
+  generate
+    for (gr = 0; gr < ROWS; gr = gr + 1) begin : g_row
+      localparam [RW-1:0] RJ = gr;
+      wire [WW-1:0] wd = wr_data[WW*gr+:WW];
 
+      // S1: lane products a_i * (c_i + code_bias), exact in 18 bits
+      // (|a| <= 127, -128 <= c + code_bias <= 383).
+      wire [LANES*PW-1:0] prod;
+      reg [LANES*PW-1:0] s2_prod;
+      for (gh = 0; gh < LANES; gh = gh + LH) begin : g_laneh
+        for (gi = 0; gi < LH; gi = gi + 1) begin : g_lane
+          localparam integer I = gh + gi;
+          wire signed [PW-1:0] a = {{(PW - 8) {xb_rdata[8*I+7]}}, xb_rdata[8*I+:8]};
+          wire signed [9:0] cc = {{2{wd[8*I+7]}}, wd[8*I+:8]} + {2'b00, cfg_code_bias};
+          wire signed [PW-1:0] cw = {{(PW - 10) {cc[9]}}, cc};
+          assign prod[PW*I+:PW] = a * cw;
+        end
+      end
+
+      reg [NB*36-1:0] s2_f, s3_f, s4_f;
+      always @(posedge clk) begin
+        s2_prod <= prod;
+        s2_f <= wd[WW-1:LANES*8];
+        s3_f <= s2_f;
+        s4_f <= s3_f;
+      end
+
+      // S2..S5 per block slot.
+      reg [NB*SW-1:0] s3_p;
+      reg [NB*48-1:0] s6_td, s6_tm;
+      for (gi = 0; gi < NB; gi = gi + 1) begin : g_slot
+        // S2: balanced adder tree over the BL lane products (heap layout:
+        // node n = node 2n+1 + node 2n+2, leaves at BL-1 ..).
+        wire [(2*BL-1)*SW-1:0] tr  /* verilator split_var */;
+        genvar gl;
+        for (gl = 0; gl < BL; gl = gl + 1) begin : g_leaf
+          wire [PW-1:0] pv = s2_prod[PW*(gi*BL+gl)+:PW];
+          assign tr[SW*(BL-1+gl)+:SW] = {{(SW - PW) {pv[PW-1]}}, pv};
+        end
+        for (gl = 0; gl < BL - 1; gl = gl + 1) begin : g_node
+          assign tr[SW*gl+:SW] = tr[SW*(2*gl+1)+:SW] + tr[SW*(2*gl+2)+:SW];
+        end
+        always @(posedge clk) s3_p[SW*gi+:SW] <= tr[SW-1:0];
+
+        // S3: P over the CPB words of a block (LANES < 32); 0 unless the
+        // word is the block's last.
+        reg signed [SW-1:0] pacc;
+        reg signed [SW-1:0] s4_p;
+        wire signed [SW-1:0] pnext = (s3_bf ? {SW{1'b0}} : pacc) + s3_p[SW*gi+:SW];
+        always @(posedge clk) begin
+          if (s3_v) pacc <= pnext;
+          s4_p <= (s3_v && s3_bl) ? pnext : {SW{1'b0}};
+        end
+
+        // S4: scale products and shifts.
+        wire [35:0] f = s4_f[36*gi+:36];
+        wire [EW-1:0] e = s4_e[EW*gi+:EW];
+        wire signed [33:0] dm = {{22{f[35]}}, f[35:24]};
+        wire signed [33:0] mm = {{22{f[17]}}, f[17:6]};
+        wire signed [33:0] pp = {{(34 - SW) {s4_p[SW-1]}}, s4_p};
+        wire signed [33:0] aa = {{21{e[18]}}, e[18:6]};
+        wire [7:0] sb = {2'b00, e[5:0]};
+        reg signed [33:0] s5_pd, s5_pm;
+        reg signed [7:0] s5_ud, s5_um;
+        always @(posedge clk) begin
+          s5_pd <= dm * pp;
+          s5_pm <= (s4_tv && cfg_asym) ? mm * aa : 34'sd0;
+          s5_ud <= {{2{f[23]}}, f[23:18]} + sb;
+          s5_um <= {{2{f[5]}}, f[5:0]} + sb;
+        end
+
+        // S5: block terms.
+        always @(posedge clk) begin
+          s6_td[48*gi+:48] <= shift_sat(s5_pd, s5_ud);
+          s6_tm[48*gi+:48] <= shift_sat(s5_pm, s5_um);
+        end
+      end
+
+      // S6: sum of the word's 2*NB block terms (heap tree, 64 bits).
+      wire [(2*NT-1)*64-1:0] tt  /* verilator split_var */;
+      for (gi = 0; gi < NB; gi = gi + 1) begin : g_tleaf
+        wire [47:0] td = s6_td[48*gi+:48];
+        wire [47:0] tm = s6_tm[48*gi+:48];
+        assign tt[64*(NT-1+2*gi)+:64] = {{16{td[47]}}, td};
+        assign tt[64*(NT-1+2*gi+1)+:64] = {{16{tm[47]}}, tm};
+      end
+      for (gi = 0; gi < NT - 1; gi = gi + 1) begin : g_tnode
+        assign tt[64*gi+:64] = tt[64*(2*gi+1)+:64] + tt[64*(2*gi+2)+:64];
+      end
+
+      reg [63:0] s7_bs;
+      always @(posedge clk) s7_bs <= tt[63:0];
+
+      // S7: row accumulator; row j of the last group is written only if
+      // it exists (j <= (rows - 1) mod ROWS).
+      reg [63:0] acc;
+      reg [63:0] s8_rs;
+      wire [63:0] acc_next = (s7_rf ? 64'd0 : acc) + s7_bs;
+      if (gr == 0) begin : g_m0
+        assign m7[gr] = 1'b1;  // a group's first row always exists
+      end else begin : g_mj
+        assign m7[gr] = !o_last || (RJ <= (rows_m1 & RMASK));
+      end
+      always @(posedge clk) begin
+        if (s7_v) acc <= acc_next;
+        s8_rs <= acc_next;
+      end
+
+      // S8: bias, saturation.
+      wire [47:0] bias = cfg_has_bias ? br_data[48*gr+:48] : 48'd0;
+      wire [64:0] ysum = {s8_rs[63], s8_rs} + {{17{bias[47]}}, bias};
+      wire y_fits = (ysum[64:47] == {18{ysum[64]}});
+      assign ys[48*gr+:48] = y_fits ? ysum[47:0] : (ysum[64] ? WMIN : WMAX);
+    end
+  endgenerate
+
+  // S8: registered scratchpad line write.
   always @(posedge clk) begin
     if (rst) begin
-      w_en <= 1'b0;
+      w_en <= {ROWS{1'b0}};
       w_addr <= {AW{1'b0}};
-      w_data <= 48'd0;
+      w_data <= {(ROWS * 48) {1'b0}};
       done <= 1'b0;
     end else begin
-      w_en <= s8_v;
+      w_en <= s8_v ? s8_m : {ROWS{1'b0}};
       w_addr <= s8_v ? cfg_dst + s8_row : {AW{1'b0}};
-      w_data <= s8_v ? y : 48'd0;
+      w_data <= s8_v ? ys : {(ROWS * 48) {1'b0}};
       done <= (s8_v && s8_fin) || zdone;
     end
   end

@@ -446,8 +446,14 @@ fn engines(s: &mut String, cx: &ChipCx) {
     } = *cx;
     // Engines.
     let _ = writeln!(s, "\n  // ---- engines (clock-gated when idle) ----");
+    // Scratchpad write line (words): the debug ports carry whole lines.
+    let line = plan.rows;
     for &e in engs {
-        let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
+        if line == 1 {
+            let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
+        } else {
+            let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{}:0] e{e}_dbg_we;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data;\n  wire [{}:0] e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", line - 1, line * W_BITS as usize - 1, vw - 1, aw - 1, PC_BITS - 1);
+        }
     }
     let _ = writeln!(s, "  reg [{W_MSB}:0] cp_data;");
     let srcs: Vec<String> = (0..ne)
@@ -490,7 +496,12 @@ fn engines(s: &mut String, cx: &ChipCx) {
             "  wire e{k}_en = {en};\n  wire e{k}_clk;\n  tls_icg e{k}_icg (.clk(clk), .en(e{k}_en), .gclk(e{k}_clk));\n  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(e{k}_clk), .rst(rst), .start(e{k}_go), .pc0(e{k}_pc0), .pc1(e{k}_pc1),\n    .token(e{k}_tok), .pos(e{k}_pos), .slot(e{k}_slot), .done(e{k}_done),\n    .x_re({x_re}), .x_raddr({x_raddr}), .x_rdata(e{k}_xr),\n    .x_we({x_we}), .x_waddr({x_waddr}), .x_wdata({x_wdata}),\n    .o_valid(e{k}_o_valid), .o_ready({o_ready}), .o_data(e{k}_o_data), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
             e.index,
         );
-        let _ = writeln!(s, "  assign dbg{k}_we = e{k}_dbg_we && act{k};\n  assign dbg{k}_tag = e{k}_seq;\n  assign dbg{k}_pc = e{k}_dbg_pc;\n  assign dbg{k}_addr = e{k}_dbg_addr;\n  assign dbg{k}_data = e{k}_dbg_data;");
+        let gate = if line == 1 {
+            format!("e{k}_dbg_we && act{k}")
+        } else {
+            format!("e{k}_dbg_we & {{{line}{{act{k}}}}}")
+        };
+        let _ = writeln!(s, "  assign dbg{k}_we = {gate};\n  assign dbg{k}_tag = e{k}_seq;\n  assign dbg{k}_pc = e{k}_dbg_pc;\n  assign dbg{k}_addr = e{k}_dbg_addr;\n  assign dbg{k}_data = e{k}_dbg_data;");
     }
     let join =
         |f: &dyn Fn(usize) -> String| engs.iter().map(|&k| f(k)).collect::<Vec<_>>().join(" | ");

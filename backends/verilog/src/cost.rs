@@ -41,7 +41,8 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     for (unit, n) in [
         (
             "matvec",
-            cells::MATVEC_BASE + cells::MATVEC_PER_LANE * plan.lanes as u64,
+            // MAC lanes: `lanes` per row, `rows` rows per cycle.
+            cells::MATVEC_BASE + cells::MATVEC_PER_LANE * (plan.lanes * plan.rows) as u64,
         ),
         ("attn", cells::ATTN),
         ("norm", cells::NORM),

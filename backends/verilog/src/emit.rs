@@ -265,9 +265,12 @@ struct EngineCx<'a> {
     w: Widths,
     aw: u32,
     lanes: usize,
+    /// Rows per cycle of the matvec unit: row slices per weight ROM word,
+    /// and the scratchpad's write line.
+    rows: usize,
     /// Blocks of scale fields per ROM word.
     nb: usize,
-    /// Bits of a widened weight ROM word (8-bit codes).
+    /// Bits of one widened row slice of a weight ROM word (8-bit codes).
     wide_bits: usize,
     /// Units the program uses, in sequencer order.
     units: Vec<&'static str>,
@@ -289,13 +292,14 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         w,
         aw: w.aw,
         lanes,
+        rows: plan.rows,
         nb,
         wide_bits: lanes * 8 + nb * SCALE_FIELD_BITS,
         units: ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
             .into_iter()
             .filter(|u| e.uses(u))
             .collect(),
-        waw: max_aw(&mut e.mats.iter().map(|m| m.rows * m.chunks)),
+        waw: max_aw(&mut e.mats.iter().map(|m| m.depth())),
         gaw: max_aw(&mut e.gains.iter().map(|g| g.depth)),
         taw: max_aw(&mut e.ropes.iter().map(|r| r.depth)),
     };
@@ -351,7 +355,12 @@ fn header(s: &mut String, cx: &EngineCx) {
     let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [{W_MSB}:0]   x_rdata,", aw - 1);
     let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [{W_MSB}:0]   x_wdata,", aw - 1);
     let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [{W_MSB}:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
-    let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [{W_MSB}:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
+    if cx.rows == 1 {
+        let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [{W_MSB}:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
+    } else {
+        // Line writes: mask, line address, `rows` words.
+        let _ = writeln!(s, "    output wire [{}:0]   dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [{}:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", cx.rows - 1, aw - 1, cx.rows * W_BITS as usize - 1, PC_BITS - 1);
+    }
     let _ = writeln!(s, "    output wire          busy_mv,\n    output wire          busy_attn,\n    output wire          busy_nl\n);");
 }
 
@@ -417,6 +426,9 @@ fn sequencer(s: &mut String, cx: &EngineCx) {
 
 /// The scratchpad (2 read ports, 1 write port) and the units' port signals.
 fn scratchpad(s: &mut String, cx: &EngineCx) {
+    if cx.rows > 1 {
+        return scratchpad_lines(s, cx);
+    }
     let EngineCx {
         e, aw, ref units, ..
     } = *cx;
@@ -478,16 +490,131 @@ fn scratchpad(s: &mut String, cx: &EngineCx) {
     let _ = writeln!(s, "  assign dbg_we = u_we;\n  assign dbg_addr = u_waddr;\n  assign dbg_data = u_wdata;\n  assign dbg_pc = pc;");
 }
 
+/// The scratchpad with a line write port of `rows` words (`rows > 1`): the
+/// matvec unit writes whole lines (mask, aligned address, `rows` words);
+/// every other unit's one-word write, and the copy path's, becomes a line
+/// write with a one-hot mask at `addr & ~(rows - 1)`.
+fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
+    let EngineCx {
+        e,
+        aw,
+        rows: v,
+        ref units,
+        ..
+    } = *cx;
+    let lw = v * W_BITS as usize;
+    let lg = v.trailing_zeros();
+    let _ = writeln!(
+        s,
+        "\n  // ---- scratchpad (2 read ports, 1 line write port of {v} words) ----"
+    );
+    let mut ra_en = vec!["x_re".to_string()];
+    let mut ra_addr = vec![format!("(x_re ? x_raddr : {aw}'d0)")];
+    let mut rb_en: Vec<String> = Vec::new();
+    let mut rb_addr: Vec<String> = Vec::new();
+    let mut w_en: Vec<String> = Vec::new();
+    let mut w_addr: Vec<String> = Vec::new();
+    let mut w_data: Vec<String> = Vec::new();
+    for u in units {
+        let _ = writeln!(s, "  wire {u}_ra_en;\n  wire [{}:0] {u}_ra_addr;", aw - 1);
+        ra_en.push(format!("{u}_ra_en"));
+        ra_addr.push(format!("{u}_ra_addr"));
+        if matches!(*u, "elem" | "matvec" | "rope" | "attn") {
+            let _ = writeln!(s, "  wire {u}_rb_en;\n  wire [{}:0] {u}_rb_addr;", aw - 1);
+            rb_en.push(format!("{u}_rb_en"));
+            rb_addr.push(format!("{u}_rb_addr"));
+        }
+        if *u == "matvec" {
+            let _ = writeln!(
+                s,
+                "  wire [{}:0] {u}_w_en;\n  wire [{}:0] {u}_w_addr;\n  wire [{}:0] {u}_w_data;",
+                v - 1,
+                aw - 1,
+                lw - 1
+            );
+        } else if *u != "out" {
+            let _ = writeln!(
+                s,
+                "  wire {u}_w_en;\n  wire [{}:0] {u}_w_addr;\n  wire [{W_MSB}:0] {u}_w_data;",
+                aw - 1
+            );
+            w_en.push(format!("{u}_w_en"));
+            w_addr.push(format!("{u}_w_addr"));
+            w_data.push(format!("{u}_w_data"));
+        }
+    }
+    let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
+    // One-word writes of the other units (one unit runs at a time; idle
+    // units drive zeros).
+    let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
+    let _ = writeln!(
+        s,
+        "  wire [{}:0] u_waddr = {};",
+        aw - 1,
+        or_all(&w_addr, aw)
+    );
+    let _ = writeln!(
+        s,
+        "  wire [{W_MSB}:0] u_wdata = {};",
+        or_all(&w_data, W_BITS)
+    );
+    let hi = aw - 1;
+    let line = |a: &str| format!("{{{a}[{hi}:{lg}], {lg}'d0}}");
+    let onehot = |a: &str| format!("({}'d1 << {a}[{}:0])", v, lg - 1);
+    let (mv_we, mv_addr, mv_data) = if units.contains(&"matvec") {
+        (
+            "matvec_w_en".to_string(),
+            "matvec_w_addr".to_string(),
+            "matvec_w_data".to_string(),
+        )
+    } else {
+        (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
+    };
+    let _ = writeln!(
+        s,
+        "  wire [{}:0] l_we = ({mv_we}) | ({{{v}{{u_we}}}} & {});",
+        v - 1,
+        onehot("u_waddr")
+    );
+    let _ = writeln!(
+        s,
+        "  wire [{}:0] l_waddr = {mv_addr} | (u_we ? {} : {aw}'d0);",
+        aw - 1,
+        line("u_waddr")
+    );
+    let _ = writeln!(
+        s,
+        "  wire [{}:0] l_wdata = {mv_data} | {{{v}{{u_wdata}}}};",
+        lw - 1
+    );
+    let _ = writeln!(
+        s,
+        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw}), .V({v})) spad (\n    .clk(clk),\n    .we(x_we ? {} : l_we),\n    .waddr(x_we ? {} : l_waddr),\n    .wdata(x_we ? {{{v}{{x_wdata}}}} : l_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
+        e.spad_words,
+        onehot("x_waddr"),
+        line("x_waddr"),
+        ra_en.join(" | "),
+        ra_addr.join(" | "),
+        or_all(&rb_en, 1),
+        or_all(&rb_addr, aw),
+    );
+    let _ = writeln!(s, "  assign x_rdata = spad_a;");
+    let _ = writeln!(s, "  assign dbg_we = l_we;\n  assign dbg_addr = l_waddr;\n  assign dbg_data = l_wdata;\n  assign dbg_pc = pc;");
+}
+
 /// The weight ROMs (one macro per matrix) behind one read port.
 fn weight_roms(s: &mut String, cx: &EngineCx) {
     let EngineCx {
         e,
         lanes,
+        rows,
         nb,
         wide_bits,
         waw,
         ..
     } = *cx;
+    // One word: `rows` widened row slices.
+    let word = rows * wide_bits;
     // Weight ROMs.
     if !e.mats.is_empty() {
         let _ = writeln!(s, "\n  // ---- weight ROMs (one macro per matrix) ----");
@@ -510,10 +637,10 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
             waw - 1,
             addrs.join(" | ")
         );
-        let _ = writeln!(s, "  reg [{}:0] w_data;", wide_bits - 1);
+        let _ = writeln!(s, "  reg [{}:0] w_data;", word - 1);
         let mw = addr_bits(e.mats.len());
         for (k, m) in e.mats.iter().enumerate() {
-            let depth = m.rows * m.chunks;
+            let depth = m.depth();
             let ab = addr_bits(depth);
             let _ = writeln!(
                 s,
@@ -524,7 +651,7 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
                 s,
                 "  wire [{}:0] m{k}_q;\n  wire [{}:0] m{k}_w;",
                 m.word_bits - 1,
-                wide_bits - 1
+                word - 1
             );
             let _ = writeln!(
                 s,
@@ -534,29 +661,49 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
                 lit(mw, k as u64),
                 ab - 1
             );
-            let _ = writeln!(
-                s,
-                "  tls_widen #(.LANES({lanes}), .B({}), .NB({nb})) m{k}_widen (.narrow(m{k}_q), .wide(m{k}_w));",
-                m.bits
-            );
+            if rows == 1 {
+                let _ = writeln!(
+                    s,
+                    "  tls_widen #(.LANES({lanes}), .B({}), .NB({nb})) m{k}_widen (.narrow(m{k}_q), .wide(m{k}_w));",
+                    m.bits
+                );
+            } else {
+                // One widener per row slice.
+                let nw = m.word_bits / rows;
+                for j in 0..rows {
+                    let _ = writeln!(
+                        s,
+                        "  tls_widen #(.LANES({lanes}), .B({}), .NB({nb})) m{k}_widen{j} (.narrow(m{k}_q[{}:{}]), .wide(m{k}_w[{}:{}]));",
+                        m.bits,
+                        (j + 1) * nw - 1,
+                        j * nw,
+                        (j + 1) * wide_bits - 1,
+                        j * wide_bits
+                    );
+                }
+            }
         }
         let srcs: Vec<String> = (0..e.mats.len()).map(|k| format!("m{k}_w")).collect();
-        mux(s, "d_mat", "w_data", &srcs, wide_bits as u32);
+        mux(s, "d_mat", "w_data", &srcs, word as u32);
     }
 }
 
 /// The linear bias, norm gain/bias and RoPE table ROMs.
 fn vector_roms(s: &mut String, cx: &EngineCx) {
-    let EngineCx { e, gaw, taw, .. } = *cx;
-    // Linear bias ROMs.
+    let EngineCx {
+        e, gaw, taw, rows, ..
+    } = *cx;
+    // Linear bias ROMs: one word of `rows` biases per row group.
     if e.uses("matvec") {
+        let bw = rows as u32 * W_BITS;
         let _ = writeln!(s, "\n  // ---- linear bias ROMs ----");
         let _ = writeln!(
             s,
-            "  wire br_en;\n  wire [23:0] br_addr;\n  reg [{W_MSB}:0] br_data;"
+            "  wire br_en;\n  wire [23:0] br_addr;\n  reg [{}:0] br_data;",
+            bw - 1
         );
         rom_bank(
-            s, &e.biases, "b", W_BITS, "br_en", "br_addr", "d_bias", "br_data",
+            s, &e.biases, "b", bw, "br_en", "br_addr", "d_bias", "br_data",
         );
     }
     // Gain ROMs.
@@ -598,11 +745,18 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         w,
         aw,
         lanes,
+        rows,
         waw,
         gaw,
         taw,
         ..
     } = *cx;
+    // `.ROWS(R)` only when R > 1 (the units' default is 1).
+    let rows_p = if rows > 1 {
+        format!(".ROWS({rows}), ")
+    } else {
+        String::new()
+    };
     // Unit instances.
     let _ = writeln!(s, "\n  // ---- units ----");
     let mut busy_mv = Vec::new();
@@ -611,9 +765,10 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     if e.uses("matvec") {
         let (ctl, spad) = (ctl_ports("matvec"), spad_ports("matvec", true));
         let _ = writeln!(s, "  wire mv_busy_load;\n  wire mv_mac_active;");
+        let _ = writeln!(s, "  wire [23:0] mv_wr_grp;\n  wire [19:0] mv_wr_chunk;");
         let _ = writeln!(
             s,
-            "  tls_matvec #(.LANES({lanes}), .AW({aw}), .XB({}), .WAW({waw}), .RW(24)) u_matvec (\n    {ctl},\n    .busy_load(mv_busy_load), .mac_active(mv_mac_active),\n    .cfg_src(d_mv_src), .cfg_dst(d_mv_dst), .cfg_rows(d_mv_rows), .cfg_cols(d_mv_cols),\n    .cfg_load(d_mv_load), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias), .cfg_has_bias(d_mv_has_bias),\n    {spad},\n    .wr_en(mv_wr_en), .wr_addr(mv_wr_addr), .wr_data(w_data),\n    .br_en(br_en), .br_addr(br_addr), .br_data(br_data)\n  );",
+            "  tls_matvec #(.LANES({lanes}), {rows_p}.AW({aw}), .XB({}), .WAW({waw}), .RW(24)) u_matvec (\n    {ctl},\n    .busy_load(mv_busy_load), .mac_active(mv_mac_active),\n    .cfg_src(d_mv_src), .cfg_dst(d_mv_dst), .cfg_rows(d_mv_rows), .cfg_cols(d_mv_cols),\n    .cfg_load(d_mv_load), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias), .cfg_has_bias(d_mv_has_bias),\n    {spad},\n    .wr_en(mv_wr_en), .wr_addr(mv_wr_addr), .wr_grp(mv_wr_grp), .wr_chunk(mv_wr_chunk), .wr_data(w_data),\n    .br_en(br_en), .br_addr(br_addr), .br_data(br_data)\n  );",
             e.max_blocks.max(1)
         );
         busy_mv.push("(busy_matvec_w & ~mv_busy_load)".to_string());
@@ -621,9 +776,10 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     }
     if e.uses("embed") {
         let (ctl, spad) = (ctl_ports("embed"), spad_ports("embed", false));
+        let _ = writeln!(s, "  wire [23:0] em_wr_grp;\n  wire [19:0] em_wr_chunk;");
         let _ = writeln!(
             s,
-            "  tls_embed #(.LANES({lanes}), .AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_data(w_data)\n  );",
+            "  tls_embed #(.LANES({lanes}), {rows_p}.AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_grp(em_wr_grp), .wr_chunk(em_wr_chunk), .wr_data(w_data)\n  );",
             24 - POS_BITS,
             24 - w.tw
         );
@@ -723,7 +879,20 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     // second read port user, activity flags kept for debugging).
     let mut sink = vec!["spad_b".to_string()];
     if e.uses("matvec") {
-        sink.extend(["mv_mac_active", "br_en", "br_addr"].map(String::from));
+        sink.extend(
+            [
+                "mv_mac_active",
+                "br_en",
+                "br_addr",
+                "mv_wr_grp",
+                "mv_wr_chunk",
+            ]
+            .map(String::from),
+        );
+    }
+    if e.uses("embed") {
+        // The row group and chunk of a ROM read, for a ROM-fetch adapter.
+        sink.extend(["em_wr_grp", "em_wr_chunk"].map(String::from));
     }
     if e.uses("out") {
         sink.push("busy_out_w".into());

@@ -43,8 +43,12 @@ pub const TARGET_CLOCK_MHZ: f64 = 1000.0;
 pub struct HardwareManifest<P = Plan, S = serde_json::Value> {
     /// Top module of the simulation (the chip, or the board).
     pub top: String,
-    /// MAC lanes per matrix-vector unit.
+    /// MAC lanes per row of every matrix-vector unit.
     pub lanes: usize,
+    /// Rows per cycle of every matrix-vector unit (1 when absent: a
+    /// manifest written before `--rows`).
+    #[serde(default = "one_row")]
+    pub rows: usize,
     /// User slots.
     pub users: usize,
     /// The clock the design targets, MHz.
@@ -69,6 +73,10 @@ pub struct HardwareManifest<P = Plan, S = serde_json::Value> {
     /// board), which the driver adds after the fields above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<S>,
+}
+
+fn one_row() -> usize {
+    1
 }
 
 /// The Yosys script of a chip, or one per chip of a board.
@@ -109,6 +117,7 @@ pub fn hardware_manifest(
     let mut m = HardwareManifest {
         top: output::TOP.into(),
         lanes: plan.lanes,
+        rows: plan.rows,
         users: plan.users,
         target_clock_mhz: TARGET_CLOCK_MHZ,
         context: plan.context,

@@ -9,6 +9,13 @@ use crate::sim::Cycles;
 use serde::Serialize;
 use taalasc_numerics as nx;
 
+/// Pipeline depth of `tls_matvec`'s product phase: cycles from its last
+/// ROM read to its `done` (S1..S8 and the registered write).
+pub const MATVEC_LATENCY: u64 = 9;
+/// Load-phase cycles of `tls_matvec` beyond `cols` (port b trails port a
+/// by 33 cycles, then two register stages).
+pub const MATVEC_LOAD_EXTRA: u64 = 35;
+
 /// Sequencer cycles per instruction on top of its unit's formula (the
 /// issue cycle and the start pulse).
 pub const SEQ_OVERHEAD: u64 = 2;
@@ -34,9 +41,15 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
         Instr::Linear {
             rows, cols, load, ..
         } => {
+            // [load](cols + 35) + ceil(rows/R)·ceil(cols/LANES) + 9
             let ch = (*cols as u64).div_ceil(lanes);
-            let load_c = if *load { *cols as u64 + 35 } else { 0 };
-            load_c + *rows as u64 * ch + 9
+            let groups = (*rows as u64).div_ceil(plan.rows as u64);
+            let load_c = if *load {
+                *cols as u64 + MATVEC_LOAD_EXTRA
+            } else {
+                0
+            };
+            load_c + groups * ch + MATVEC_LATENCY
         }
         Instr::Embed { cols, .. } => *cols as u64 + 5,
         Instr::Norm { n, bias, .. } => {
@@ -99,7 +112,8 @@ pub fn predicted(plan: &Plan, pos: usize) -> u64 {
     c.saturating_sub(LATENCY_ADJUST)
 }
 
-/// Weights streamed per token divided by the lanes: the ideal matvec cycles.
+/// Weights streamed per token divided by the MAC lanes (`lanes · rows`):
+/// the ideal matvec cycles.
 pub fn ideal_matvec_cycles(plan: &Plan) -> f64 {
     let mut w = 0u64;
     for e in &plan.engines {
@@ -109,7 +123,7 @@ pub fn ideal_matvec_cycles(plan: &Plan) -> f64 {
             }
         }
     }
-    w as f64 / plan.lanes as f64
+    w as f64 / (plan.lanes * plan.rows) as f64
 }
 
 /// Mean cycles per token of each phase, as in [`crate::sim::Cycles`]

@@ -1,10 +1,12 @@
 //! `$readmemh` images of every memory macro of a plan.
 //!
-//! Weight ROM word (RFC 0003, `rtl/UNITS.md`): for row `r`, chunk `c`
-//! (`lanes` columns), least significant first: `lanes` codes of `b` bits
-//! (two's complement, 0 past the last column), then one 36-bit scale field
-//! per block (`{d_mant:12, d_exp:6, m_mant:12, m_exp:6}`, MSB first) of the
-//! block(s) the chunk covers.
+//! Weight ROM word (RFC 0003, `rtl/UNITS.md`): `R` row slices (`R` the
+//! plan's rows per cycle), word `g·CH + c` holding chunk `c` of rows
+//! `g·R .. g·R + R`, slice `j` (row `g·R + j`, all zero past the last row)
+//! at bit `j·(lanes·b + nb·36)`. A slice, least significant first: `lanes`
+//! codes of `b` bits (two's complement, 0 past the last column), then one
+//! 36-bit scale field per block (`{d_mant:12, d_exp:6, m_mant:12,
+//! m_exp:6}`, MSB first) of the block(s) the chunk covers.
 
 use crate::plan::{blocks_per_word, MatRom, Plan, VecRom, VecSource, SCALE_FIELD_BITS};
 use std::fmt::Write as _;
@@ -70,36 +72,47 @@ fn scale_field(q: &QTensor, r: usize, g: usize) -> i64 {
     (f(dm, 12) << 24) | (f(de, 6) << 18) | (f(mm, 12) << 6) | f(me, 6)
 }
 
-/// The weight ROM image of one matrix.
-pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize) -> String {
+/// The weight ROM image of one matrix (or of a slice of its rows that
+/// starts at a row group: `q.rows` a multiple of `rows`, or the matrix's
+/// last rows), `rows` row slices per word.
+pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize, rows: usize) -> String {
     let b = m.bits as usize;
     let nb = blocks_per_word(lanes);
+    let slice_bits = lanes * b + nb * SCALE_FIELD_BITS;
     let bpg = q.format.group_len(q.cols) / nx::A8_BLOCK;
     let blocks = q.cols / nx::A8_BLOCK;
+    let groups = q.rows.div_ceil(rows);
     let mut w = Word::new(m.word_bits);
-    let mut out = String::with_capacity(q.rows * m.chunks * (m.word_bits / 4 + 2));
-    for r in 0..q.rows {
-        let row = &q.codes[r * q.cols..(r + 1) * q.cols];
+    let mut out = String::with_capacity(groups * m.chunks * (m.word_bits / 4 + 2));
+    for g in 0..groups {
         for c in 0..m.chunks {
             w.clear();
-            for i in 0..lanes {
-                let col = c * lanes + i;
-                if col < q.cols {
-                    w.put(i * b, b, row[col] as i64);
+            for j in 0..rows {
+                let r = g * rows + j;
+                if r >= q.rows {
+                    break;
                 }
-            }
-            for k in 0..nb {
-                let blk = if lanes >= nx::A8_BLOCK {
-                    c * lanes / nx::A8_BLOCK + k
-                } else {
-                    c * lanes / nx::A8_BLOCK
-                };
-                if blk < blocks {
-                    w.put(
-                        lanes * b + k * SCALE_FIELD_BITS,
-                        SCALE_FIELD_BITS,
-                        scale_field(q, r, blk / bpg),
-                    );
+                let at = j * slice_bits;
+                let row = &q.codes[r * q.cols..(r + 1) * q.cols];
+                for i in 0..lanes {
+                    let col = c * lanes + i;
+                    if col < q.cols {
+                        w.put(at + i * b, b, row[col] as i64);
+                    }
+                }
+                for k in 0..nb {
+                    let blk = if lanes >= nx::A8_BLOCK {
+                        c * lanes / nx::A8_BLOCK + k
+                    } else {
+                        c * lanes / nx::A8_BLOCK
+                    };
+                    if blk < blocks {
+                        w.put(
+                            at + lanes * b + k * SCALE_FIELD_BITS,
+                            SCALE_FIELD_BITS,
+                            scale_field(q, r, blk / bpg),
+                        );
+                    }
                 }
             }
             w.hex(&mut out);
@@ -119,19 +132,21 @@ fn io_other(e: taalasc_image::ImageError) -> std::io::Error {
 
 /// Writes the weight ROM image of matrix `m` (the text [`mat_hex`] gives
 /// for the whole matrix) to `out`, reading the matrix from `image` a slice
-/// of rows at a time.
+/// of whole row groups at a time.
 pub fn write_mat_hex(
     image: &dyn ImageSource,
     m: &MatRom,
-    lanes: usize,
+    (lanes, rows): (usize, usize),
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    let step = (ROM_SLICE_CODES / m.cols.max(1)).max(1);
+    let step = (ROM_SLICE_CODES / m.cols.max(1))
+        .max(1)
+        .next_multiple_of(rows);
     let mut r0 = 0;
     while r0 < m.rows {
         let r1 = (r0 + step).min(m.rows);
         let q = image.matrix_rows(m.id, r0..r1).map_err(io_other)?;
-        out.write_all(mat_hex(&q, m, lanes).as_bytes())?;
+        out.write_all(mat_hex(&q, m, lanes, rows).as_bytes())?;
         r0 = r1;
     }
     Ok(())
@@ -150,8 +165,15 @@ pub fn vec_hex(image: &dyn ImageSource, v: &VecRom, context: usize) -> std::io::
             }
         }
         VecSource::Wide(id) => {
-            for &x in image.wide_values(*id).map_err(io_other)?.iter() {
-                line((x as u64) & ((1 << 48) - 1), 12);
+            // `width / 48` values per word, value j in bits 48·j.. (the
+            // last word zero past the end).
+            let per = (v.width / 48).max(1) as usize;
+            for g in image.wide_values(*id).map_err(io_other)?.chunks(per) {
+                for j in (0..per).rev() {
+                    let x = g.get(j).copied().unwrap_or(0);
+                    let _ = write!(out, "{:012x}", (x as u64) & ((1 << 48) - 1));
+                }
+                out.push('\n');
             }
         }
         VecSource::Rope { inv_freqs } => {
@@ -176,7 +198,7 @@ pub fn for_each_rom(
     for e in &plan.engines {
         for m in &e.mats {
             let mut text = Vec::new();
-            write_mat_hex(image, m, plan.lanes, &mut text)?;
+            write_mat_hex(image, m, (plan.lanes, plan.rows), &mut text)?;
             sink(&m.file, String::from_utf8(text).expect("hex is ASCII"))?;
         }
         for v in e.gains.iter().chain(&e.biases).chain(&e.ropes) {
@@ -200,7 +222,7 @@ pub fn write_roms(dir: &Path, image: &dyn ImageSource, plan: &Plan) -> std::io::
             let p = dir.join(&m.file);
             let f = std::fs::File::create(&p).map_err(|e| named(&p, e))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            write_mat_hex(image, m, plan.lanes, &mut w)
+            write_mat_hex(image, m, (plan.lanes, plan.rows), &mut w)
                 .and_then(|()| w.flush())
                 .map_err(|e| named(&p, e))?;
         }

@@ -223,14 +223,20 @@ pub fn conflict_port() -> Port {
 /// Suffixes of engine `e`'s debug ports (`dbg{e}_we`, ...).
 pub const DEBUG: [&str; 5] = ["we", "tag", "pc", "addr", "data"];
 
-/// The debug ports of engine `e`: its scratchpad writes, tagged.
+/// The debug ports of engine `e`: its scratchpad writes, tagged (a line
+/// of `w.line` words: mask, line address, data, when `w.line > 1`).
 pub fn debug_ports(e: usize, w: Widths) -> Vec<Port> {
+    let (we, data) = if w.line > 1 {
+        (Width::Fixed(w.line), Width::Fixed(w.line * W_BITS))
+    } else {
+        (Width::Bit, Width::Fixed(W_BITS))
+    };
     vec![
-        Port::new(Dir::Out, Width::Bit, format!("dbg{e}_we")),
+        Port::new(Dir::Out, we, format!("dbg{e}_we")),
         Port::new(Dir::Out, Width::Fixed(TAG_BITS), format!("dbg{e}_tag")),
         Port::new(Dir::Out, Width::Fixed(PC_BITS), format!("dbg{e}_pc")),
         Port::new(Dir::Out, Width::Plan(w.aw), format!("dbg{e}_addr")),
-        Port::new(Dir::Out, Width::Fixed(W_BITS), format!("dbg{e}_data")),
+        Port::new(Dir::Out, data, format!("dbg{e}_data")),
     ]
 }
 

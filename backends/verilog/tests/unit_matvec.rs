@@ -291,48 +291,60 @@ fn ch_of(cols: usize, lanes: usize) -> usize {
     cols.div_ceil(lanes)
 }
 
-/// The weight ROM words of a matrix (UNITS.md layout).
-fn rom_words(m: &Matrix, lanes: usize) -> Vec<Word> {
+/// The weight ROM words of a matrix (UNITS.md layout): word `g·CH + c`
+/// holds chunk `c` of rows `g·R .. g·R + R` (slice `j` at bit `j·bits`,
+/// zero past the last row).
+fn rom_words(m: &Matrix, lanes: usize, rpc: usize) -> Vec<Word> {
     let ch = ch_of(m.cols, lanes);
-    let nb = nb_of(lanes);
-    let ng = m.groups();
-    let blocks = m.cols / A8_BLOCK;
     let bits = word_bits(lanes);
     let mut out = Vec::new();
-    for r in 0..m.rows {
+    for g in 0..m.rows.div_ceil(rpc) {
         for c in 0..ch {
-            let mut w = Word::new(bits);
-            for i in 0..lanes {
-                let col = c * lanes + i;
-                if col < m.cols {
-                    w.set(8 * i, 8, m.codes[r * m.cols + col] as u8 as u64);
+            let mut w = Word::new(bits * rpc);
+            for j in 0..rpc {
+                let r = g * rpc + j;
+                if r < m.rows {
+                    row_slice(&mut w, j * bits, m, r, c, lanes);
                 }
-            }
-            for k in 0..nb {
-                let b = if lanes >= 32 {
-                    c * nb + k
-                } else {
-                    c * lanes / 32
-                };
-                if b >= blocks {
-                    continue;
-                }
-                let g = b * A8_BLOCK / m.group;
-                let (dm, de) = m.scales[r * ng + g].mant_exp();
-                let (mm, me) = match &m.offsets {
-                    Some(o) => o[r * ng + g].mant_exp(),
-                    None => (0, 0),
-                };
-                let field = ((dm as u64 & 0xfff) << 24)
-                    | ((de as u64 & 0x3f) << 18)
-                    | ((mm as u64 & 0xfff) << 6)
-                    | (me as u64 & 0x3f);
-                w.set(lanes * 8 + 36 * k, 36, field);
             }
             out.push(w);
         }
     }
     out
+}
+
+/// Chunk `c` of row `r` (a one-row word) at bit `at` of `w`.
+fn row_slice(w: &mut Word, at: usize, m: &Matrix, r: usize, c: usize, lanes: usize) {
+    let nb = nb_of(lanes);
+    let ng = m.groups();
+    let blocks = m.cols / A8_BLOCK;
+    for i in 0..lanes {
+        let col = c * lanes + i;
+        if col < m.cols {
+            w.set(at + 8 * i, 8, m.codes[r * m.cols + col] as u8 as u64);
+        }
+    }
+    for k in 0..nb {
+        let b = if lanes >= 32 {
+            c * nb + k
+        } else {
+            c * lanes / 32
+        };
+        if b >= blocks {
+            continue;
+        }
+        let g = b * A8_BLOCK / m.group;
+        let (dm, de) = m.scales[r * ng + g].mant_exp();
+        let (mm, me) = match &m.offsets {
+            Some(o) => o[r * ng + g].mant_exp(),
+            None => (0, 0),
+        };
+        let field = ((dm as u64 & 0xfff) << 24)
+            | ((de as u64 & 0x3f) << 18)
+            | ((mm as u64 & 0xfff) << 6)
+            | (me as u64 & 0x3f);
+        w.set(at + lanes * 8 + 36 * k, 36, field);
+    }
 }
 
 struct Instr {
@@ -363,20 +375,52 @@ fn read_mem(path: &Path) -> Vec<String> {
 const AW: usize = 12;
 const XB: usize = 18;
 
+/// One build of the unit: `LANES`, `ROWS` (rows per cycle) and the input
+/// buffer's blocks `XB` (the largest `cols` is `XB * 32`).
+#[derive(Clone, Copy)]
+struct Cfg {
+    lanes: usize,
+    rows: usize,
+    xb: usize,
+}
+
+impl Cfg {
+    fn lanes(lanes: usize) -> Cfg {
+        Cfg {
+            lanes,
+            rows: 1,
+            xb: XB,
+        }
+    }
+
+    fn name(&self) -> String {
+        format!("LANES {} ROWS {} XB {}", self.lanes, self.rows, self.xb)
+    }
+}
+
 /// Column counts of the input vectors for one `LANES` value (every one a
 /// multiple of 32, at most `XB * 32`): the edge cases (one block, a half
 /// empty last word when `LANES = 64`, the largest buffer), then random.
-fn cols_list(rng: &mut Rng, lanes: usize) -> Vec<usize> {
-    let mut v = vec![32, 96, 64, XB * 32, 160];
+fn cols_list(rng: &mut Rng, lanes: usize, xb: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = [32, 96, 64, xb * 32, 160]
+        .into_iter()
+        .filter(|&c| c <= xb * 32)
+        .collect();
     let extra = if lanes < 4 { 2 } else { 5 };
     for _ in 0..extra {
-        v.push(32 * rng.range(1, XB as i64) as usize);
+        v.push(32 * rng.range(1, xb as i64) as usize);
     }
     v
 }
 
-/// Builds and runs one `LANES` configuration; returns a summary line.
-fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
+/// Builds and runs one configuration; returns a summary line.
+fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
+    let Cfg {
+        lanes,
+        rows: rpc,
+        xb,
+    } = cfg;
+    let name = cfg.name();
     let mut rng = Rng(seed);
     let spad_words = 1usize << AW;
     // Random background: stray writes or missed outputs show up.
@@ -387,7 +431,7 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     let mut prog: Vec<Instr> = Vec::new();
     let mut next_free = 0usize;
     let (mut wbase, mut bbase) = (0usize, 0usize);
-    for (gi, cols) in cols_list(&mut rng, lanes).into_iter().enumerate() {
+    for (gi, cols) in cols_list(&mut rng, lanes, xb).into_iter().enumerate() {
         let x = random_vector(&mut rng, cols);
         let src = next_free;
         next_free += cols;
@@ -403,8 +447,10 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
                 rng.range(1, 9) as usize
             };
             let m = random_matrix(&mut rng, rows, cols);
-            let dst = next_free;
-            next_free += rows;
+            // Line writes: the destination is aligned to the line (ROWS
+            // words); the words past the last row stay untouched.
+            let dst = next_free.next_multiple_of(rpc);
+            next_free = dst + rows.next_multiple_of(rpc);
             prog.push(Instr {
                 src,
                 dst,
@@ -414,8 +460,8 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
                 m,
                 x: gi,
             });
-            wbase += rows * ch;
-            bbase += rows;
+            wbase += rows.div_ceil(rpc) * ch;
+            bbase += rows.div_ceil(rpc);
         }
     }
     assert!(next_free <= spad_words, "scratchpad too small");
@@ -429,7 +475,7 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     // TAALASC_KEEP_TB=1 keeps the testbench directory (for debugging).
     let d = if std::env::var_os("TAALASC_KEEP_TB").is_some() {
         let d = dir.keep();
-        eprintln!("LANES {lanes}: testbench in {}", d.display());
+        eprintln!("{name}: testbench in {}", d.display());
         d
     } else {
         dir.path().to_path_buf()
@@ -440,11 +486,16 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     let mut b_hex = String::new();
     let mut p_hex = String::new();
     for ins in &prog {
-        for w in rom_words(&ins.m, lanes) {
-            writeln!(w_hex, "{}", w.hex(bits)).unwrap();
+        for w in rom_words(&ins.m, lanes, rpc) {
+            writeln!(w_hex, "{}", w.hex(bits * rpc)).unwrap();
         }
-        for &b in &ins.m.bias {
-            writeln!(b_hex, "{}", w48_hex(b)).unwrap();
+        // One bias word per row group: row g·R + j in lane j.
+        for g in ins.m.bias.chunks(rpc) {
+            let line: String = (0..rpc)
+                .rev()
+                .map(|j| w48_hex(g.get(j).copied().unwrap_or(0)))
+                .collect();
+            writeln!(b_hex, "{line}").unwrap();
         }
         let flags = ins.load as u64
             | (ins.m.offsets.is_some() as u64) << 1
@@ -469,9 +520,9 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     std::fs::write(d.join("spad.hex"), spad_hex).unwrap();
 
     let clog2 = |n: usize| (usize::BITS - (n.max(2) - 1).leading_zeros()) as usize;
-    let top = format!("top_matvec_l{lanes}");
+    let top = format!("top_matvec_l{lanes}_r{rpc}");
     let wrapper = format!(
-        "module {top};\n  tb_matvec #(.LANES({lanes}), .AW({AW}), .XB({XB}), .WAW({waw}), \
+        "module {top};\n  tb_matvec #(.LANES({lanes}), .ROWS({rpc}), .AW({AW}), .XB({xb}), .WAW({waw}), \
          .WD({wd}), .BAW({baw}), .BD({bd}), .NI({ni})) tb ();\nendmodule\n",
         waw = clog2(wbase),
         wd = wbase,
@@ -496,7 +547,7 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
 
     // Every scratchpad word, bit for bit.
     let got = read_mem(&d.join("spad_out.hex"));
-    assert_eq!(got.len(), spad_words, "LANES {lanes}: spad_out.hex length");
+    assert_eq!(got.len(), spad_words, "{name}: spad_out.hex length");
     let mut bad = Vec::new();
     for (a, (g, &want)) in got.iter().zip(&spad).enumerate() {
         let g = u64::from_str_radix(g, 16).unwrap();
@@ -518,7 +569,7 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
             .parse()
             .unwrap();
         panic!(
-            "LANES {lanes}: {} wrong words (first in {}):\n{}",
+            "{name}: {} wrong words (first in {}):\n{}",
             bad.len(),
             owner(first),
             bad[..bad.len().min(20)].join("\n")
@@ -530,25 +581,25 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     assert_eq!(stat.len(), prog.len() + 1, "stat.hex length");
     let field = |s: &str, i: usize| u64::from_str_radix(&s[8 * i..8 * i + 8], 16).unwrap();
     let last = format!("{:0>32}", stat[prog.len()]);
-    assert_eq!(field(&last, 0), 0, "LANES {lanes}: idle unit drove outputs");
+    assert_eq!(
+        field(&last, 0),
+        0,
+        "{name}: idle unit drove outputs, or a ROM address was not wr_grp*CH + wr_chunk"
+    );
     let mut lat = None;
     let mut load_extra = None;
     for (i, ins) in prog.iter().enumerate() {
         let s = format!("{:0>32}", stat[i]);
         let (busy, load, prod, mac) = (field(&s, 0), field(&s, 1), field(&s, 2), field(&s, 3));
-        let words = (ins.m.rows * ch_of(ins.m.cols, lanes)) as u64;
-        assert_eq!(mac, words, "LANES {lanes} instr {i}: mac_active cycles");
-        assert_eq!(busy, load + prod, "LANES {lanes} instr {i}: busy cycles");
+        let words = (ins.m.rows.div_ceil(rpc) * ch_of(ins.m.cols, lanes)) as u64;
+        assert_eq!(mac, words, "{name} instr {i}: mac_active cycles");
+        assert_eq!(busy, load + prod, "{name} instr {i}: busy cycles");
         assert!(
             prod <= words + 16,
-            "LANES {lanes} instr {i}: product phase {prod} cycles for {words} words"
+            "{name} instr {i}: product phase {prod} cycles for {words} words"
         );
         let l = prod - words;
-        assert_eq!(
-            *lat.get_or_insert(l),
-            l,
-            "LANES {lanes}: latency not constant"
-        );
+        assert_eq!(*lat.get_or_insert(l), l, "{name}: latency not constant");
         if ins.load {
             let e = load as i64 - ins.m.cols as i64;
             assert_eq!(
@@ -561,14 +612,11 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
                 "load phase {load} cycles"
             );
         } else {
-            assert_eq!(
-                load, 0,
-                "LANES {lanes} instr {i}: load phase without cfg_load"
-            );
+            assert_eq!(load, 0, "{name} instr {i}: load phase without cfg_load");
         }
     }
     format!(
-        "LANES {lanes}: {} instructions, {} outputs exact; product phase = rows*CH + {}, \
+        "{name}: {} instructions, {} outputs exact; product phase = ceil(rows/ROWS)*CH + {}, \
          load phase = cols + {}; build {:.1}s, sim {:.2}s, {} cycles",
         prog.len(),
         prog.iter().map(|i| i.m.rows).sum::<usize>(),
@@ -580,12 +628,12 @@ fn run_lanes(lanes: usize, seed: u64, cov: &mut Coverage) -> String {
     )
 }
 
-/// Runs `run_lanes` for each value, one build at a time, and requires every
-/// arithmetic case to have occurred.
-fn run_all(lanes: &[usize], seed: u64) {
+/// Runs `run_cfg` for each configuration, one build at a time, and
+/// requires every arithmetic case to have occurred.
+fn run_all(cfgs: &[Cfg], seed: u64) {
     let mut cov = Coverage::default();
-    for (i, &l) in lanes.iter().enumerate() {
-        let line = run_lanes(l, seed ^ (i as u64 + 1), &mut cov);
+    for (i, &c) in cfgs.iter().enumerate() {
+        let line = run_cfg(c, seed ^ (i as u64 + 1), &mut cov);
         println!("{line}");
     }
     println!("{cov:?}");
@@ -599,14 +647,37 @@ fn run_all(lanes: &[usize], seed: u64) {
 #[test]
 fn matvec_bit_exact_and_streaming() {
     // Sequential on purpose: one Verilator build at a time.
-    run_all(&[4, 16, 32, 64], 0x9E37_79B9_7F4A_7C15);
+    run_all(&[4, 16, 32, 64].map(Cfg::lanes), 0x9E37_79B9_7F4A_7C15);
 }
 
 /// The extreme lane counts (one MAC; four blocks per word), about 40 s:
 /// every lane count `--lanes` accepts at its ends is tested.
 #[test]
 fn matvec_bit_exact_lanes_1_and_128() {
-    run_all(&[1, 128], 0x2545_F491_4F6C_DD1D);
+    run_all(&[1, 128].map(Cfg::lanes), 0x2545_F491_4F6C_DD1D);
+}
+
+/// Several rows per cycle (`ROWS` 2 and 4), row counts that are not
+/// multiples of `ROWS` (the last group's missing rows must not be
+/// written: the scratchpad's background would show it), and whole rows
+/// per word (`LANES` 64 with `cols` <= 64: one word per row).
+#[test]
+fn matvec_bit_exact_rows_per_cycle_and_whole_rows() {
+    run_all(
+        &[
+            Cfg {
+                lanes: 16,
+                rows: 4,
+                xb: 10,
+            },
+            Cfg {
+                lanes: 64,
+                rows: 2,
+                xb: 2,
+            },
+        ],
+        0x1234_5678_9ABC_DEF1,
+    );
 }
 
 #[test]
@@ -618,6 +689,8 @@ fn matvec_lint_clean() {
         ["-GLANES=32", "-GXB=64", "-GAW=16", "-GWAW=16"],
         ["-GLANES=64", "-GXB=3", "-GAW=10", "-GWAW=8"],
         ["-GLANES=128", "-GXB=48", "-GAW=14", "-GWAW=14"],
+        ["-GLANES=4", "-GXB=18", "-GAW=12", "-GWAW=10 -GROWS=4"],
+        ["-GLANES=512", "-GXB=16", "-GAW=12", "-GWAW=10 -GROWS=2"],
     ] {
         let mut args: Vec<String> = [
             "--lint-only",
@@ -629,7 +702,11 @@ fn matvec_lint_clean() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(g.iter().map(|s| s.to_string()));
+        args.extend(
+            g.iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(str::to_string),
+        );
         args.push(rtl_lib("tls_matvec.v").display().to_string());
         args.push(rtl_lib("tls_macros.v").display().to_string());
         let out = run(dir.path(), "verilator", &args).unwrap_or_else(|e| panic!("lint {g:?}: {e}"));

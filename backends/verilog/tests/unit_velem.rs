@@ -158,7 +158,10 @@ fn vector_elem_bit_exact_at_1_4_and_8_lanes() {
     };
     std::fs::write(
         dir.join("prog.hex"),
-        hex(&mut prog.iter().chain([&end]).map(|i| format!("{:020x}", i.word()))),
+        hex(&mut prog
+            .iter()
+            .chain([&end])
+            .map(|i| format!("{:020x}", i.word()))),
     )
     .unwrap();
 
@@ -174,7 +177,11 @@ fn vector_elem_bit_exact_at_1_4_and_8_lanes() {
     ];
     let bin = tools::verilator_binary(dir, "tb_velem", &srcs).unwrap();
     let out = Command::new(&bin).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let read_hex = |name: &str| -> Vec<u64> {
         std::fs::read_to_string(dir.join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -213,13 +220,22 @@ fn vector_elem_bit_exact_at_1_4_and_8_lanes() {
 fn vector_elem_lint_clean() {
     for v in [1, 2, 4, 8, 64] {
         let out = Command::new("verilator")
-            .args(["--lint-only", "-Wall", "-Wno-DECLFILENAME", "--top-module", "tls_elem"])
+            .args([
+                "--lint-only",
+                "-Wall",
+                "-Wno-DECLFILENAME",
+                "--top-module",
+                "tls_elem",
+            ])
             .arg(format!("-GV={v}"))
             .arg(tools::rtl_lib("tls_elem.v"))
             .arg(tools::rtl_lib("tls_macros.v"))
             .output()
             .expect("verilator is not installed (apt-get install -y verilator)");
         let text = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && text.trim().is_empty(), "V = {v}:\n{text}");
+        assert!(
+            out.status.success() && text.trim().is_empty(),
+            "V = {v}:\n{text}"
+        );
     }
 }

@@ -19,16 +19,23 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
                 .with_context(|| format!("{}", s.cfg.model.display()))?;
         s.candidates = all;
         eprintln!(
-            "build: --target-tps-user {target}: {} lanes, {:.1} tokens/s per user, {} chip(s)",
+            "build: --target-tps-user {target}: {} lanes x {} rows, {:.1} tokens/s per user, {} chip(s)",
             plan.lanes,
+            plan.rows,
             budget.clock_mhz * 1e6 / crate::target::latency_cycles(&sys).max(1) as f64,
             sys.partition.chips.len()
         );
         s.plan = Some(plan);
         return Ok(());
     }
-    let plan = taalasc_verilog::plan::plan_with(s.image(), hw.lanes, hw.users, hw.chips.is_some())
-        .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
+    let plan = taalasc_verilog::plan::plan_with_rows(
+        s.image(),
+        hw.lanes,
+        hw.rows,
+        hw.users,
+        hw.chips.is_some(),
+    )
+    .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
     s.plan = Some(plan);
     Ok(())
 }
@@ -39,8 +46,8 @@ pub fn text(s: &State) -> String {
     let mut t = String::new();
     for c in &s.candidates {
         t += &format!(
-            "# candidate lanes {}: {:.1} tokens/s per user, {} chip(s), {:.3} mm2\n",
-            c.lanes, c.tps_user, c.chips, c.area_mm2
+            "# candidate lanes {} rows {}: {:.1} tokens/s per user, {} chip(s), {:.3} mm2\n",
+            c.lanes, c.rows, c.tps_user, c.chips, c.area_mm2
         );
     }
     t + &plan_text(s.plan.as_ref().expect("the plan step ran"))

@@ -43,6 +43,7 @@ fn manifest(s: &State) -> anyhow::Result<Manifest> {
                 system: s.system.clone(),
                 top: m.top,
                 lanes: m.lanes,
+                rows: m.rows,
                 users: m.users,
                 target_clock_mhz: m.target_clock_mhz,
                 context: m.context,

@@ -19,6 +19,9 @@ pub struct Widths {
     pub tw: u32,
     /// Logit index bits: counts up to `vocab` (`o_index`, `out_index`).
     pub vw: u32,
+    /// Words per scratchpad write line (the plan's rows per cycle): the
+    /// debug ports carry a mask and a line of this many words.
+    pub line: u32,
 }
 
 impl Widths {
@@ -32,6 +35,7 @@ impl Widths {
             aw: plan.spad_aw,
             tw: addr_bits(plan.vocab),
             vw: addr_bits(plan.vocab + 1),
+            line: plan.rows as u32,
         }
     }
 }

@@ -5,7 +5,8 @@
 use super::legal::legalize;
 use super::{
     addr_bits, blocks_per_word, file_name, kv_bits_per_position, AttnUnit, ElemOp, Engine, Instr,
-    MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, SCALE_FIELD_BITS,
+    MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, MAX_LANES, MAX_ROWS,
+    SCALE_FIELD_BITS,
 };
 use std::collections::HashMap;
 use taalasc_image::{ImageError, ImageInfo, ImageSource, ParamInfo, Types};
@@ -22,19 +23,33 @@ struct Spad {
 
 impl Spad {
     fn alloc(&mut self, n: usize) -> u32 {
-        let n = n as u32;
-        if let Some(i) = self.free.iter().position(|&(_, len)| len >= n) {
+        self.alloc_aligned(n, 1)
+    }
+
+    /// `n` words starting at a multiple of `align` (a matvec output: the
+    /// unit writes lines of `align` words).
+    fn alloc_aligned(&mut self, n: usize, align: usize) -> u32 {
+        let (n, al) = (n as u32, align as u32);
+        let fit = |&(s, len): &(u32, u32)| s.next_multiple_of(al) + n <= s + len;
+        if let Some(i) = self.free.iter().position(fit) {
             let (s, len) = self.free[i];
-            if len == n {
-                self.free.remove(i);
-            } else {
-                self.free[i] = (s + n, len - n);
+            let a = s.next_multiple_of(al);
+            let mut parts = Vec::with_capacity(2);
+            if a > s {
+                parts.push((s, a - s));
             }
-            return s;
+            if a + n < s + len {
+                parts.push((a + n, s + len - a - n));
+            }
+            self.free.splice(i..=i, parts);
+            return a;
         }
-        let s = self.top;
-        self.top += n;
-        s
+        let a = self.top.next_multiple_of(al);
+        if a > self.top {
+            self.release(self.top, (a - self.top) as usize);
+        }
+        self.top = a + n;
+        a
     }
 
     fn release(&mut self, start: u32, n: usize) {
@@ -58,32 +73,47 @@ pub fn plan(image: &dyn ImageSource, lanes: usize, users: usize) -> Result<Plan,
     plan_with(image, lanes, users, false)
 }
 
-/// As [`plan`]; with `split_io` the embedding and the head get an engine
-/// each (engine 0 and engine `layers + 1`), so that every engine runs one
-/// pipeline stage and the stage chain can be cut across chips (RFC 0004).
+/// As [`plan_with_rows`] with one row per cycle.
 pub fn plan_with(
     image: &dyn ImageSource,
     lanes: usize,
     users: usize,
     split_io: bool,
 ) -> Result<Plan, PlanError> {
+    plan_with_rows(image, lanes, 1, users, split_io)
+}
+
+/// As [`plan`], with `rows` rows per cycle of every matvec unit; with
+/// `split_io` the embedding and the head get an engine each (engine 0 and
+/// engine `layers + 1`), so that every engine runs one pipeline stage and
+/// the stage chain can be cut across chips (RFC 0004).
+pub fn plan_with_rows(
+    image: &dyn ImageSource,
+    lanes: usize,
+    rows: usize,
+    users: usize,
+    split_io: bool,
+) -> Result<Plan, PlanError> {
     // Metadata only (formats, shapes, widths): no weight value is read.
     let info = image.info();
-    check_options(lanes, users)?;
+    check_options(lanes, rows, users)?;
     // The image's legality and every value's datapath type come from the
     // image verifier: the plan infers none of them again.
     let types = taalasc_image::verify(&info)?;
-    let mut lw = Lowering::new(&info, types, lanes, users, split_io);
+    let mut lw = Lowering::new(&info, types, lanes, rows, users, split_io);
     for (ph, nodes) in lw.phases().into_iter().enumerate() {
         lw.lower_phase(ph, &nodes)?;
     }
     legalize(lw.finish())
 }
 
-/// The lane and user counts the units support.
-fn check_options(lanes: usize, users: usize) -> Result<(), PlanError> {
-    if !(lanes.is_power_of_two() && (1..=256).contains(&lanes)) {
+/// The lane, row and user counts the units support.
+fn check_options(lanes: usize, rows: usize, users: usize) -> Result<(), PlanError> {
+    if !(lanes.is_power_of_two() && (1..=MAX_LANES).contains(&lanes)) {
         return Err(PlanError::Lanes(lanes));
+    }
+    if !(rows.is_power_of_two() && (1..=MAX_ROWS).contains(&rows)) {
+        return Err(PlanError::Rows(rows));
     }
     if !(1..=256).contains(&users) {
         return Err(PlanError::Users(users));
@@ -123,6 +153,8 @@ struct Lowering<'a> {
     image: &'a ImageInfo,
     model: &'a Model,
     lanes: usize,
+    /// Rows per cycle of the matvec units (the scratchpad line).
+    rows: usize,
     users: usize,
     split_io: bool,
     n_layers: usize,
@@ -153,7 +185,14 @@ struct PhaseCtx {
 }
 
 impl<'a> Lowering<'a> {
-    fn new(image: &'a ImageInfo, types: Types, lanes: usize, users: usize, split_io: bool) -> Self {
+    fn new(
+        image: &'a ImageInfo,
+        types: Types,
+        lanes: usize,
+        rows: usize,
+        users: usize,
+        split_io: bool,
+    ) -> Self {
         let model = &image.model;
         let order = model.topo_order();
         let n = model.graph.node_count();
@@ -165,6 +204,7 @@ impl<'a> Lowering<'a> {
             image,
             model,
             lanes,
+            rows,
             users,
             split_io,
             n_layers,
@@ -326,7 +366,7 @@ impl<'a> Lowering<'a> {
                     &mut self.engines[e],
                     &mut self.mat_index[e],
                     *table,
-                    self.lanes,
+                    (self.lanes, self.rows),
                 )?;
                 let dst = if positions {
                     // In place on the embedding.
@@ -350,11 +390,9 @@ impl<'a> Lowering<'a> {
             Op::RmsNorm { gain, eps } | Op::LayerNorm { gain, eps, .. } => {
                 let c = NormConsts::new(width, *eps);
                 let eng = &mut self.engines[e];
-                let gain_i = vec_rom(eng, model, *gain, width, true, false);
+                let gain_i = vec_rom(eng, model, *gain, width, true, 0);
                 let bias = match &node.op {
-                    Op::LayerNorm { bias, .. } => {
-                        Some(vec_rom(eng, model, *bias, width, true, false))
-                    }
+                    Op::LayerNorm { bias, .. } => Some(vec_rom(eng, model, *bias, width, true, 0)),
                     _ => None,
                 };
                 Instr::Norm {
@@ -373,19 +411,21 @@ impl<'a> Lowering<'a> {
                     &mut self.engines[e],
                     &mut self.mat_index[e],
                     *weight,
-                    self.lanes,
+                    (self.lanes, self.rows),
                 )?;
                 let eng = &mut self.engines[e];
                 // Whole activation blocks: the image verifier's rule.
                 let cols = eng.mats[mat].cols;
                 eng.max_blocks = eng.max_blocks.max(cols / nx::A8_BLOCK);
-                let bias = bias.map(|b| vec_rom(eng, model, b, width, false, true));
+                let rpc = self.rows;
+                let bias = bias.map(|b| vec_rom(eng, model, b, width, false, rpc));
                 let load = cx.prev_linear_input != Some(ins[0]);
                 cx.prev_linear_input = Some(ins[0]);
                 Instr::Linear {
                     mat,
                     src: addr_of(0),
-                    dst: self.spads[e].alloc(width),
+                    // Line writes of `rows` words: aligned to the line.
+                    dst: self.spads[e].alloc_aligned(width, rpc),
                     rows: width,
                     cols,
                     load,
@@ -552,11 +592,13 @@ impl<'a> Lowering<'a> {
     /// The plan: scratchpad sizes and address width fixed.
     fn finish(mut self) -> Plan {
         for (e, s) in self.spads.iter().enumerate() {
-            self.engines[e].spad_words = s.top.max(1);
+            // Whole lines: the scratchpad is `rows` banks of equal depth.
+            self.engines[e].spad_words = s.top.max(1).next_multiple_of(self.rows as u32);
         }
         let max_words = self.engines.iter().map(|e| e.spad_words).max().unwrap_or(1);
         Plan {
             lanes: self.lanes,
+            rows: self.rows,
             users: self.users,
             context: self.image.context,
             vocab: self.model.hparams.vocab_size,
@@ -577,7 +619,7 @@ fn mat_rom(
     eng: &mut Engine,
     index: &mut HashMap<WeightId, usize>,
     id: WeightId,
-    lanes: usize,
+    (lanes, rpc): (usize, usize),
 ) -> Result<usize, PlanError> {
     if let Some(&m) = index.get(&id) {
         return Ok(m);
@@ -602,7 +644,8 @@ fn mat_rom(
     }
     let bits = q.format.bits;
     let chunks = q.cols.div_ceil(lanes);
-    let word_bits = lanes * bits as usize + blocks_per_word(lanes) * SCALE_FIELD_BITS;
+    let groups = q.rows.div_ceil(rpc);
+    let word_bits = rpc * (lanes * bits as usize + blocks_per_word(lanes) * SCALE_FIELD_BITS);
     let m = eng.mats.len();
     eng.mats.push(MatRom {
         weight: name.clone(),
@@ -614,24 +657,28 @@ fn mat_rom(
         code_bias: q.format.code_bias(),
         format: q.format_name(),
         chunks,
+        groups,
         word_bits,
         file: format!("e{}_{}.hex", eng.index, file_name(&name)),
-        stored_bits: (q.rows * chunks * word_bits) as u64,
+        stored_bits: (groups * chunks * word_bits) as u64,
         packed_bits: q.storage_bits(),
     });
     index.insert(id, m);
     Ok(m)
 }
 
-/// A gain/bias ROM of the engine (one per weight).
+/// A gain/bias ROM of the engine (one per weight): Q15.16 norm vectors
+/// (`fixed`), else a linear bias with `rpc` (rows per cycle) values per
+/// word.
 fn vec_rom(
     eng: &mut Engine,
     model: &Model,
     id: WeightId,
     depth: usize,
     fixed: bool,
-    bias: bool,
+    rpc: usize,
 ) -> usize {
+    let bias = !fixed;
     let name = model.weight(id).name.clone();
     let list = if bias {
         &mut eng.biases
@@ -644,8 +691,8 @@ fn vec_rom(
     list.push(VecRom {
         file: format!("e{}_{}.hex", eng.index, file_name(&name)),
         name,
-        width: if fixed { 32 } else { 48 },
-        depth,
+        width: if fixed { 32 } else { 48 * rpc as u32 },
+        depth: if fixed { depth } else { depth.div_ceil(rpc) },
         source: if fixed {
             VecSource::Fixed(id)
         } else {

@@ -24,7 +24,7 @@ mod lower;
 mod text;
 
 pub use legal::{check_limits, Stage, Widths, PC_BITS, POS_BITS};
-pub use lower::{plan, plan_with};
+pub use lower::{plan, plan_with, plan_with_rows};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -38,10 +38,14 @@ pub enum PlanError {
     /// beyond what the units lower (the error names it).
     #[error(transparent)]
     Image(#[from] taalasc_image::ImageError),
-    /// The `--lanes` value (MAC lanes per matvec unit) is not a power of
-    /// two in 1..=256.
-    #[error("--lanes {0}: expected a power of two from 1 to 256")]
+    /// The `--lanes` value (MAC lanes per matvec row, the columns of one
+    /// ROM row slice) is not a power of two in 1..=[`MAX_LANES`].
+    #[error("--lanes {0}: expected a power of two from 1 to 16384")]
     Lanes(usize),
+    /// The `--rows` value (rows per cycle of every matvec unit) is not a
+    /// power of two in 1..=[`MAX_ROWS`].
+    #[error("--rows {0}: expected a power of two from 1 to 64")]
+    Rows(usize),
     /// The `--users` value (KV-cache user slots) is outside 1..=256.
     #[error("--users {0}: expected 1 to 256 user slots")]
     Users(usize),
@@ -228,17 +232,27 @@ pub struct MatRom {
     pub code_bias: i32,
     /// The weight format's name as the image spells it.
     pub format: String,
-    /// Words per row (`ceil(cols / lanes)`).
+    /// Words per row group (`ceil(cols / lanes)`).
     pub chunks: usize,
-    /// ROM word width in bits: `lanes·b + nb·36`.
+    /// Row groups: `ceil(rows / R)`, `R` the plan's rows per cycle (one
+    /// word holds chunk `c` of the `R` rows of a group).
+    pub groups: usize,
+    /// ROM word width in bits: `R·(lanes·b + nb·36)` (`R` row slices).
     pub word_bits: usize,
     /// The `$readmemh` image's file name (under `rom/`).
     pub file: String,
-    /// Bits the behavioral ROM holds (`rows·chunks·word_bits`).
+    /// Bits the behavioral ROM holds (`groups·chunks·word_bits`).
     pub stored_bits: u64,
     /// Bits of the format as counted by `build` (codes, scales, width list):
     /// what a mask ROM packing the format exactly would hold.
     pub packed_bits: u64,
+}
+
+impl MatRom {
+    /// ROM words: `groups·chunks`.
+    pub fn depth(&self) -> usize {
+        self.groups * self.chunks
+    }
 }
 
 /// A vector ROM (norm gains, LayerNorm and linear biases) or a RoPE table.
@@ -248,9 +262,11 @@ pub struct VecRom {
     /// is its file-safe form.
     pub name: String,
     /// Word width in bits: 32 (Q15.16 or RoPE `{cos, sin}` Q1.14 pair) or
-    /// 48 (`W48`).
+    /// `48·R` (`R` `W48` linear biases, one row group, value `j` in bits
+    /// `48·j..`; `R` the plan's rows per cycle).
     pub width: u32,
-    /// Words: the vector length, or `context · rot/2` for a RoPE table.
+    /// Words: the vector length, `ceil(rows / R)` for a linear bias, or
+    /// `context · rot/2` for a RoPE table.
     pub depth: usize,
     /// The `$readmemh` image's file name (`e<engine>_<name>.hex`, under
     /// `rom/`).
@@ -265,7 +281,7 @@ pub struct VecRom {
 pub enum VecSource {
     /// Q15.16 values (32 bits).
     Fixed(WeightId),
-    /// `W48` values.
+    /// `W48` values, `width / 48` per word (zero past the last).
     Wide(WeightId),
     /// RoPE `{cos, sin}` per (position, pair).
     Rope {
@@ -385,9 +401,14 @@ pub enum Step {
 /// each node's value lives. Printed as the manifest's `plan`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
-    /// MAC lanes of every matvec unit (power of two, 1..=256); also the
-    /// values per weight ROM word.
+    /// MAC lanes per row of every matvec unit (power of two,
+    /// 1..=[`MAX_LANES`]); also the columns of one ROM row slice.
     pub lanes: usize,
+    /// Rows per cycle of every matvec unit (power of two,
+    /// 1..=[`MAX_ROWS`]): row slices per weight ROM word, biases per bias
+    /// ROM word, and the scratchpad's line (every matvec output is aligned
+    /// to it).
+    pub rows: usize,
     /// User slots: each has its own KV cache region and position.
     pub users: usize,
     /// Positions per user (the KV cache depth and RoPE table length).
@@ -429,6 +450,12 @@ pub fn kv_bits_per_position(kv_heads: usize, head_dim: usize) -> u64 {
     let blocks = (kv_heads * head_dim / nx::A8_BLOCK) as u64;
     2 * blocks * (nx::A8_BLOCK as u64 * 8 + 8)
 }
+
+/// Largest `--lanes`: a whole row of 16384 columns per word (a Llama-8B
+/// row is 4096 or 14336).
+pub const MAX_LANES: usize = 16384;
+/// Largest `--rows`.
+pub const MAX_ROWS: usize = 64;
 
 /// Scale fields of one block in a ROM word: `{d_mant, d_exp, m_mant, m_exp}`.
 pub const SCALE_FIELD_BITS: usize = 36;

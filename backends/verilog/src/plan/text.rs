@@ -188,9 +188,15 @@ impl fmt::Display for Plan {
     /// The plan as text (see the module documentation).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = self.widths();
+        // Rows per cycle only when several (one row is the default).
+        let rows = if self.rows > 1 {
+            format!(" x {} rows per cycle", self.rows)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "plan: {} lanes, {} users, context {}, vocab {}, {} engines",
+            "plan: {} lanes{rows}, {} users, context {}, vocab {}, {} engines",
             self.lanes,
             self.users,
             self.context,

@@ -7,13 +7,17 @@
 // from 0 as in the engine). Writes the final scratchpad to `spad_out.hex`
 // and per instruction {busy, busy_load, product-phase, mac_active} cycle
 // counts to `stat.hex`; the last `stat.hex` line holds the number of
-// cycles in which an idle unit drove a nonzero output.
+// cycles in which an idle unit drove a nonzero output, or a ROM read whose
+// address was not wr_grp * CH + wr_chunk. With ROWS > 1 a weight word
+// holds ROWS row slices, a bias word ROWS biases, and the scratchpad takes
+// line writes of ROWS words.
 //
 // prog.hex, one instruction per line, 32-bit fields from the LSB:
 // src, dst, rows, cols, flags {code_bias[15:8], has_bias[2], asym[1],
 // load[0]}, weight base, bias base.
 module tb_matvec #(
     parameter integer LANES = 4,
+    parameter integer ROWS = 1,
     parameter integer AW = 12,
     parameter integer XB = 18,
     parameter integer WAW = 16,
@@ -43,15 +47,22 @@ module tb_matvec #(
   reg [31:0] n_busy, n_load, n_prod, n_mac, n_viol, n_cyc;
 
   wire done, busy, busy_load, mac_active;
-  wire ra_en, rb_en, w_en, wr_en, br_en;
+  wire ra_en, rb_en, wr_en, br_en;
+  wire [ROWS-1:0] w_en;
   wire [AW-1:0] ra_addr, rb_addr, w_addr;
-  wire [47:0] ra_data, rb_data, w_data, br_data;
+  wire [47:0] ra_data, rb_data;
+  wire [ROWS*48-1:0] w_data, br_data;
   wire [WAW-1:0] wr_addr;
-  wire [WW-1:0] wr_data;
-  wire [23:0] br_addr;
+  wire [ROWS*WW-1:0] wr_data;
+  wire [23:0] br_addr, wr_grp;
+  wire [19:0] wr_chunk;
+  wire [31:0] ch = (cur[96+31:96] + LANES - 1) / LANES;
+  wire [63:0] want_addr = {40'd0, wr_grp} * {32'd0, ch} + {44'd0, wr_chunk};
+  wire bad_addr = wr_en && (want_addr != {{(64 - WAW) {1'b0}}, wr_addr});
 
   tls_matvec #(
       .LANES(LANES),
+      .ROWS(ROWS),
       .AW(AW),
       .XB(XB),
       .WAW(WAW),
@@ -83,6 +94,8 @@ module tb_matvec #(
       .w_data(w_data),
       .wr_en(wr_en),
       .wr_addr(wr_addr),
+      .wr_grp(wr_grp),
+      .wr_chunk(wr_chunk),
       .wr_data(wr_data),
       .br_en(br_en),
       .br_addr(br_addr),
@@ -92,7 +105,8 @@ module tb_matvec #(
   tls_sram2r #(
       .W (48),
       .D (1 << AW),
-      .AW(AW)
+      .AW(AW),
+      .V (ROWS)
   ) u_spad (
       .clk(clk),
       .we(w_en),
@@ -107,7 +121,7 @@ module tb_matvec #(
   );
 
   tls_rom #(
-      .W(WW),
+      .W(ROWS * WW),
       .D(WD),
       .AW(WAW),
       .FILE("w.hex")
@@ -119,7 +133,7 @@ module tb_matvec #(
   );
 
   tls_rom #(
-      .W(48),
+      .W(ROWS * 48),
       .D(BD),
       .AW(BAW),
       .FILE("b.hex")
@@ -132,7 +146,8 @@ module tb_matvec #(
 
   wire idle_nonzero = !busy && (done || busy_load || mac_active || ra_en || rb_en || w_en
       || wr_en || br_en || (ra_addr != 0) || (rb_addr != 0) || (w_addr != 0)
-      || (w_data != 0) || (wr_addr != 0) || (br_addr != 0));
+      || (w_data != 0) || (wr_addr != 0) || (br_addr != 0) || (wr_grp != 0)
+      || (wr_chunk != 0));
 
   always @(posedge clk) begin
     start <= 1'b0;
@@ -145,7 +160,7 @@ module tb_matvec #(
       n_viol <= 0;
       n_cyc <= 0;
     end else begin
-      if (idle_nonzero) n_viol <= n_viol + 1;
+      if (idle_nonzero || bad_addr) n_viol <= n_viol + 1;
       if (!running && idx == 0) begin
         cur <= prog[0];
         start <= 1'b1;
