@@ -87,10 +87,16 @@ module tls_sram2r #(
     input  wire          rea,
     input  wire [AW-1:0] raddra,
     output reg  [W-1:0]  rdataa,
+    output reg  [V*W-1:0] rlinea,
     input  wire          reb,
     input  wire [AW-1:0] raddrb,
-    output reg  [W-1:0]  rdatab
+    output reg  [W-1:0]  rdatab,
+    output reg  [V*W-1:0] rlineb
 );
+  // Each read port gives the word at its address and the whole line (V
+  // words from the line-aligned address) that holds it: in silicon the V
+  // banks all read, and the word is one bank's output.
+  localparam [AW-1:0] LMASK = ~(V[AW-1:0] - 1'b1);
   reg [W-1:0] mem[0:D-1];
   integer i;
   always @(posedge clk) begin
@@ -99,6 +105,10 @@ module tls_sram2r #(
     end
     if (rea) rdataa <= mem[raddra];
     if (reb) rdatab <= mem[raddrb];
+    for (i = 0; i < V; i = i + 1) begin
+      if (rea) rlinea[W*i+:W] <= mem[(raddra&LMASK)+i];
+      if (reb) rlineb[W*i+:W] <= mem[(raddrb&LMASK)+i];
+    end
   end
 endmodule
 /* verilator lint_on UNUSEDSIGNAL */

@@ -53,8 +53,10 @@ module tls_sram2r #(
     input  wire          rea,
     input  wire [AW-1:0] raddra,
     output wire [W-1:0]  rdataa,
+    output wire [V*W-1:0] rlinea,
     input  wire          reb,
     input  wire [AW-1:0] raddrb,
-    output wire [W-1:0]  rdatab
+    output wire [W-1:0]  rdatab,
+    output wire [V*W-1:0] rlineb
 );
 endmodule

@@ -95,7 +95,11 @@ pub fn stage_costs(plan: &Plan) -> Vec<StageCost> {
                 + ["norm", "elem", "attn"]
                     .iter()
                     .filter(|u| e.uses(u))
-                    .map(|u| crate::tables::unit_table_bits(u))
+                    .map(|u| {
+                        // The element-wise unit has one table copy per lane.
+                        let copies = if *u == "elem" { plan.rows as u64 } else { 1 };
+                        copies * crate::tables::unit_table_bits(u)
+                    })
                     .sum::<u64>();
             c.fixed_sram_bits = e.spad_words as u64 * 48;
             c.kv_bits_per_position = e

@@ -424,6 +424,24 @@ fn sequencer(s: &mut String, cx: &EngineCx) {
     let _ = writeln!(s, "          end\n        end else if (unit_done) begin\n          issued <= 1'b0;\n          pc <= pc + 1'b1;\n        end\n      end\n    end\n  end");
 }
 
+/// The scratchpad's line read outputs (`V` words each): read by the
+/// vector-wide element-wise unit, unused without one.
+fn spad_lines(s: &mut String, v: usize, units: &[&str]) {
+    let decl = format!(
+        "  wire [{}:0] spad_la;\n  wire [{}:0] spad_lb;",
+        v * W_BITS as usize - 1,
+        v * W_BITS as usize - 1
+    );
+    if units.contains(&"elem") {
+        let _ = writeln!(s, "{decl}");
+    } else {
+        let _ = writeln!(
+            s,
+            "  /* verilator lint_off UNUSEDSIGNAL */\n{decl}\n  /* verilator lint_on UNUSEDSIGNAL */"
+        );
+    }
+}
+
 /// The scratchpad (2 read ports, 1 write port) and the units' port signals.
 fn scratchpad(s: &mut String, cx: &EngineCx) {
     if cx.rows > 1 {
@@ -465,6 +483,14 @@ fn scratchpad(s: &mut String, cx: &EngineCx) {
         }
     }
     let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
+    spad_lines(s, 1, units);
+    if units.contains(&"elem") {
+        // One lane: the element-wise unit's mask is its write enable.
+        let _ = writeln!(
+            s,
+            "  /* verilator lint_off UNUSEDSIGNAL */\n  wire elem_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
+        );
+    }
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
     let _ = writeln!(
         s,
@@ -479,7 +505,7 @@ fn scratchpad(s: &mut String, cx: &EngineCx) {
     );
     let _ = writeln!(
         s,
-        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw})) spad (\n    .clk(clk),\n    .we(u_we | x_we),\n    .waddr(x_we ? x_waddr : u_waddr),\n    .wdata(x_we ? x_wdata : u_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
+        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw})) spad (\n    .clk(clk),\n    .we(u_we | x_we),\n    .waddr(x_we ? x_waddr : u_waddr),\n    .wdata(x_we ? x_wdata : u_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .rlinea(spad_la),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b),\n    .rlineb(spad_lb)\n  );",
         e.spad_words,
         ra_en.join(" | "),
         ra_addr.join(" | "),
@@ -532,6 +558,15 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
                 aw - 1,
                 lw - 1
             );
+        } else if *u == "elem" {
+            // The vector-wide element-wise unit writes masked lines.
+            let _ = writeln!(
+                s,
+                "  wire {u}_w_en;\n  wire [{}:0] {u}_w_mask;\n  wire [{}:0] {u}_w_addr;\n  wire [{}:0] {u}_w_data;",
+                v - 1,
+                aw - 1,
+                lw - 1
+            );
         } else if *u != "out" {
             let _ = writeln!(
                 s,
@@ -544,6 +579,7 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
         }
     }
     let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
+    spad_lines(s, v, units);
     // One-word writes of the other units (one unit runs at a time; idle
     // units drive zeros).
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
@@ -570,26 +606,35 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
     } else {
         (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
     };
+    let (el_we, el_addr, el_data) = if units.contains(&"elem") {
+        (
+            format!("({{{v}{{elem_w_en}}}} & elem_w_mask)"),
+            "elem_w_addr".to_string(),
+            "elem_w_data".to_string(),
+        )
+    } else {
+        (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
+    };
     let _ = writeln!(
         s,
-        "  wire [{}:0] l_we = ({mv_we}) | ({{{v}{{u_we}}}} & {});",
+        "  wire [{}:0] l_we = ({mv_we}) | {el_we} | ({{{v}{{u_we}}}} & {});",
         v - 1,
         onehot("u_waddr")
     );
     let _ = writeln!(
         s,
-        "  wire [{}:0] l_waddr = {mv_addr} | (u_we ? {} : {aw}'d0);",
+        "  wire [{}:0] l_waddr = {mv_addr} | {el_addr} | (u_we ? {} : {aw}'d0);",
         aw - 1,
         line("u_waddr")
     );
     let _ = writeln!(
         s,
-        "  wire [{}:0] l_wdata = {mv_data} | {{{v}{{u_wdata}}}};",
+        "  wire [{}:0] l_wdata = {mv_data} | {el_data} | {{{v}{{u_wdata}}}};",
         lw - 1
     );
     let _ = writeln!(
         s,
-        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw}), .V({v})) spad (\n    .clk(clk),\n    .we(x_we ? {} : l_we),\n    .waddr(x_we ? {} : l_waddr),\n    .wdata(x_we ? {{{v}{{x_wdata}}}} : l_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b)\n  );",
+        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw}), .V({v})) spad (\n    .clk(clk),\n    .we(x_we ? {} : l_we),\n    .waddr(x_we ? {} : l_waddr),\n    .wdata(x_we ? {{{v}{{x_wdata}}}} : l_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .rlinea(spad_la),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b),\n    .rlineb(spad_lb)\n  );",
         e.spad_words,
         onehot("x_waddr"),
         line("x_waddr"),
@@ -797,7 +842,9 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         let (ctl, spad) = (ctl_ports("elem"), spad_ports("elem", true));
         let _ = writeln!(
             s,
-            "  // One lane (V = 1): the mask is the write enable.\n  /* verilator lint_off UNUSEDSIGNAL */\n  wire elem_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */\n  tls_elem #(.AW({aw}), .V(1), .TABLE_DIR(TABLE_DIR)) u_elem (\n    {ctl},\n    .cfg_op(d_el_op), .cfg_a(d_el_a), .cfg_b(d_el_b), .cfg_dst(d_el_dst), .cfg_n(d_el_n),\n    {spad},\n    .w_mask(elem_w_mask)\n  );"
+            "  tls_elem #(.AW({aw}), .V({}), .TABLE_DIR(TABLE_DIR)) u_elem (\n    {ctl},\n    .cfg_op(d_el_op), .cfg_a(d_el_a), .cfg_b(d_el_b), .cfg_dst(d_el_dst), .cfg_n(d_el_n),\n    {},\n    .w_mask(elem_w_mask)\n  );",
+            cx.rows,
+            spad.replace("spad_a", "spad_la").replace("spad_b", "spad_lb")
         );
         busy_nl.push("busy_elem_w".to_string());
     }

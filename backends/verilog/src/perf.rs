@@ -60,10 +60,15 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
                 2 * n + 52
             }
         }
-        Instr::Elem { op, n, .. } => match op {
-            ElemOp::Silu | ElemOp::Gelu => 2 * *n as u64 + 4,
-            _ => *n as u64 + 3,
-        },
+        // One scratchpad line (`rows` words) per step (RFC 0005).
+        Instr::Elem { n: 0, .. } => 1,
+        Instr::Elem { op, n, .. } => {
+            let l = (*n as u64).div_ceil(plan.rows as u64);
+            match op {
+                ElemOp::Silu | ElemOp::Gelu => 2 * l + 4,
+                _ => l + 3,
+            }
+        }
         Instr::Rope { heads, rot, .. } => 2 * (*heads * *rot / 2) as u64 + 5,
         Instr::Attn { unit, .. } => {
             let a = &e.attns[*unit];

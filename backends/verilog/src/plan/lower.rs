@@ -19,11 +19,14 @@ struct Spad {
     /// Free regions `(start, len)`, sorted by start.
     free: Vec<(u32, u32)>,
     top: u32,
+    /// Words per scratchpad line: every vector starts on a line, so the
+    /// vector-wide units read and write whole lines (RFC 0005).
+    line: u32,
 }
 
 impl Spad {
     fn alloc(&mut self, n: usize) -> u32 {
-        self.alloc_aligned(n, 1)
+        self.alloc_aligned(n, self.line.max(1) as usize)
     }
 
     /// `n` words starting at a multiple of `align` (a matvec output: the
@@ -213,7 +216,12 @@ impl<'a> Lowering<'a> {
             types,
             last_use: vec![0usize; n],
             engines,
-            spads: (0..n_engines).map(|_| Spad::default()).collect(),
+            spads: (0..n_engines)
+                .map(|_| Spad {
+                    line: rows as u32,
+                    ..Spad::default()
+                })
+                .collect(),
             home: vec![HashMap::new(); n],
             schedule: Vec::new(),
             slots: Vec::new(),

@@ -520,10 +520,14 @@ impl Plan {
                 }
             }
         }
-        // Table ROMs: one set per unit instance.
+        // Table ROMs: one set per unit instance; the element-wise unit has
+        // one per lane (`rows` lanes, RFC 0005).
         m.table_rom = seen
             .iter()
-            .map(|(u, n)| n * crate::tables::unit_table_bits(u))
+            .map(|(u, n)| {
+                let lanes = if *u == "elem" { self.rows as u64 } else { 1 };
+                n * lanes * crate::tables::unit_table_bits(u)
+            })
             .sum();
         m
     }
