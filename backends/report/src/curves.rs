@@ -250,8 +250,8 @@ impl Ctx<'_> {
         let total = dyn_j + static_w / aggregate;
         let power = dyn_j * aggregate + static_w;
         let ec = &b.economics;
-        let capex = self.chips.len() as f64 * self.chip_usd
-            / (ec.amortization_years * SECONDS_PER_YEAR);
+        let capex =
+            self.chips.len() as f64 * self.chip_usd / (ec.amortization_years * SECONDS_PER_YEAR);
         let energy_usd = power / 3.6e6 * ec.electricity_usd_per_kwh;
         (total, (capex + energy_usd) / aggregate * 1e6)
     }

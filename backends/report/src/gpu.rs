@@ -177,9 +177,8 @@ pub fn roofline_step(
     } else {
         g.peak_flops_16bit
     };
-    let flops = 2.0
-        * (m.weights_per_token as f64 + m.attn_macs_per_position as f64 * t as f64)
-        * b as f64;
+    let flops =
+        2.0 * (m.weights_per_token as f64 + m.attn_macs_per_position as f64 * t as f64) * b as f64;
     let comp = flops / (peak * flop_eff);
     (mem.max(comp), mem >= comp)
 }
@@ -213,7 +212,17 @@ pub fn baseline(m: GpuModel, t: u64) -> GpuBaseline {
                     u64::MAX
                 };
                 if fit >= 256 {
-                    (256, format!("{} users' KV caches fit; the baseline stops at 256", if fit == u64::MAX { "any number of".to_string() } else { fit.to_string() }))
+                    (
+                        256,
+                        format!(
+                            "{} users' KV caches fit; the baseline stops at 256",
+                            if fit == u64::MAX {
+                                "any number of".to_string()
+                            } else {
+                                fit.to_string()
+                            }
+                        ),
+                    )
                 } else {
                     (
                         fit,

@@ -203,7 +203,10 @@ pub fn curves(out: &mut String, r: &SystemReport) {
     out.push_str(&tu.end());
     if !c.over_users.is_empty() {
         let pts = |f: fn(&crate::curves::UsersPoint) -> f64| -> Vec<(f64, f64)> {
-            c.over_users.iter().map(|q| (q.users as f64, f(q))).collect()
+            c.over_users
+                .iter()
+                .map(|q| (q.users as f64, f(q)))
+                .collect()
         };
         let mut series = vec![
             Series {

@@ -867,7 +867,11 @@ fn comparison_rows(
         c.usd_per_mtoken,
         Some(e.system_power_w),
     ));
-    if let Some(p) = curves.over_users.last().filter(|p| p.users != t.users as u64) {
+    if let Some(p) = curves
+        .over_users
+        .last()
+        .filter(|p| p.users != t.users as u64)
+    {
         rows.push(ours(
             format!("this build, {} users (the most that fit)", p.users),
             p.tokens_per_s_per_user,

@@ -556,7 +556,12 @@ pub fn lines(
         .collect();
     let all = pts.iter().flatten();
     let (xmin, xmax, ymin, ymax) = all.fold(
-        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
         |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
     );
     let axis = |lo: f64, hi: f64, log: bool, target: usize| {
@@ -624,7 +629,10 @@ pub fn lines(
         t = n(top),
         c = n((x0 + x1) / 2.0),
         yl = n(bottom + 34.0),
-        xl = esc(&format!("{x_label}{}", if log_x { " (log scale)" } else { "" })),
+        xl = esc(&format!(
+            "{x_label}{}",
+            if log_x { " (log scale)" } else { "" }
+        )),
         cy = n((top + bottom) / 2.0),
         yl2 = esc(&format!("{y_label}{}", if log_y { " (log)" } else { "" })),
     );

@@ -61,7 +61,16 @@ fn stages(kv: u64, t: Option<u64>) -> Vec<StageCost> {
             8_000_000,
             sram,
         ),
-        st("head", 1_200_000_000, 0, 2_000_000, 3000, 500_000, 4_000_000, 100_000),
+        st(
+            "head",
+            1_200_000_000,
+            0,
+            2_000_000,
+            3000,
+            500_000,
+            4_000_000,
+            100_000,
+        ),
     ]
 }
 
@@ -151,7 +160,10 @@ fn curve_over_context_has_the_hand_worked_speed_and_stops_where_kv_does_not_fit(
         [true, true, true, true, false]
     );
     let why = c[4].reason.as_deref().unwrap();
-    assert!(why.contains("chip 0") && why.contains("81.92") && why.contains("63.00"), "{why}");
+    assert!(
+        why.contains("chip 0") && why.contains("81.92") && why.contains("63.00"),
+        "{why}"
+    );
     assert_eq!(c[4].tokens_per_s_per_user, None);
     assert_eq!(c[3].max_users, Some(1));
     // Latency 1,000 + (5,000 + T) + 3,000 + 65 + 20 cycles at 1 GHz.
@@ -169,7 +181,10 @@ fn curve_over_context_has_the_hand_worked_speed_and_stops_where_kv_does_not_fit(
         assert!(close(p.dynamic_j.unwrap(), dynamic), "{p:?}");
         // Static: 0.01 W/mm² × (ROM 60 + logic 7 + fixed SRAM 3 + KV) over f/L.
         let area = 70.0 + p.kv_sram_mm2;
-        assert!(close(p.energy_per_token_j.unwrap(), dynamic + 0.01 * area * l / 1e9));
+        assert!(close(
+            p.energy_per_token_j.unwrap(),
+            dynamic + 0.01 * area * l / 1e9
+        ));
     }
     // Physics: a longer context is never faster, nor cheaper in energy.
     for w in c[..4].windows(2) {
@@ -317,7 +332,11 @@ fn every_cited_figure_in_the_json_has_a_source_or_says_assumption() {
     let mut n = 0;
     while let Some((at, v)) = stack.pop() {
         for (k, x) in v.as_object().unwrap() {
-            let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
             if k == "sources" {
                 continue;
             }
@@ -345,12 +364,19 @@ fn every_cited_figure_in_the_json_has_a_source_or_says_assumption() {
     let ga = &j["gpu_baseline"]["assumptions"];
     for k in own_numbers(&j["gpu_baseline"]) {
         if k != "context" {
-            assert!(ga[&k].as_str().is_some_and(|s| s.starts_with("assumption")), "{k}");
+            assert!(
+                ga[&k].as_str().is_some_and(|s| s.starts_with("assumption")),
+                "{k}"
+            );
         }
     }
     // Densities, references and comparison rows carry a source; rows say
     // what kind of figure they are.
-    for sec in [&j["area_split"]["densities"], &j["area_split"]["references"], &j["comparison"]] {
+    for sec in [
+        &j["area_split"]["densities"],
+        &j["area_split"]["references"],
+        &j["comparison"],
+    ] {
         for row in sec.as_array().unwrap() {
             assert!(labelled(row["source"].as_str().unwrap_or("")), "{row}");
         }

@@ -67,9 +67,8 @@ impl TryFrom<EnergyFile> for Energy {
             f.rom_pj_per_bit_45nm,
             f.node_scale,
         ];
-        let need = |x: Option<f64>, name: &str| {
-            x.ok_or_else(|| format!("missing field `energy.{name}`"))
-        };
+        let need =
+            |x: Option<f64>, name: &str| x.ok_or_else(|| format!("missing field `energy.{name}`"));
         let link_pj_per_bit = need(f.link_pj_per_bit, "link_pj_per_bit")?;
         let static_w_per_mm2 = need(f.static_w_per_mm2, "static_w_per_mm2")?;
         if let Some(k) = legacy.iter().position(|x| x.is_some()) {
@@ -607,8 +606,11 @@ mod tests {
         assert!((b.energy.rom_pj_per_bit - 0.05).abs() < 1e-12);
         assert!(b.sources["energy.mac_pj"].contains("legacy"));
         // Only the scale given: the other 45 nm figures are Horowitz's.
-        let b = Budget::from_json(r#"{"base": "hc1", "energy": {"node_scale": 0.25}}"#, "s.json")
-            .unwrap();
+        let b = Budget::from_json(
+            r#"{"base": "hc1", "energy": {"node_scale": 0.25}}"#,
+            "s.json",
+        )
+        .unwrap();
         assert!((b.energy.mac_pj - 0.08).abs() < 1e-12);
         assert!((b.energy.sram_pj_per_bit - 0.04).abs() < 1e-12);
         // A manifest written before the change (serde, no preset merge).
@@ -625,11 +627,16 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("energy.node_scale") && e.contains("energy.mac_pj"), "{e}");
+        assert!(
+            e.contains("energy.node_scale") && e.contains("energy.mac_pj"),
+            "{e}"
+        );
         // A new-format file without a base must give every figure.
         let mut full = serde_json::to_value(Budget::preset("hc1").unwrap()).unwrap();
         full["energy"].as_object_mut().unwrap().remove("mac_pj");
-        let e = Budget::from_json(&full.to_string(), "full.json").unwrap_err().to_string();
+        let e = Budget::from_json(&full.to_string(), "full.json")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("energy.mac_pj"), "{e}");
     }
 
