@@ -849,7 +849,7 @@ fn comparison_rows(
         }
     };
     let mut rows = Vec::new();
-    if let Some(p) = curves.over_users.first() {
+    if let Some(p) = curves.over_users.first().filter(|_| t.users != 1) {
         rows.push(ours(
             "this build, 1 user".into(),
             p.tokens_per_s_per_user,
@@ -860,7 +860,11 @@ fn comparison_rows(
         ));
     }
     rows.push(ours(
-        format!("this build, {} users as built", t.users),
+        format!(
+            "this build, {} user{} as built",
+            t.users,
+            if t.users == 1 { "" } else { "s" }
+        ),
         t.tokens_per_s_per_user_at_users,
         t.aggregate_tokens_per_s,
         e.total_j,
