@@ -128,7 +128,7 @@ pub struct GpuSeries {
     pub max_batch: u64,
     /// Why the batch stops there.
     pub limit: String,
-    /// Batch 1, 2, 4, ..., 256.
+    /// Batch 1, 2, 4, ..., 256, and `max_batch` when it is none of those.
     pub points: Vec<GpuPoint>,
 }
 
@@ -236,7 +236,13 @@ pub fn baseline(m: GpuModel, t: u64) -> GpuBaseline {
                     )
                 }
             };
-            let points = BATCHES
+            // The powers of two, and the largest batch that fits.
+            let mut batches = BATCHES.to_vec();
+            if max_batch > 0 && !batches.contains(&max_batch) {
+                batches.push(max_batch);
+                batches.sort_unstable();
+            }
+            let points = batches
                 .iter()
                 .map(|&b| {
                     if b > max_batch {
