@@ -113,8 +113,60 @@ fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {
     assert!(ctx.windows(2).all(|w| w[0] < w[1]), "{ctx:?}");
     assert!(html.contains("Sensitivity to the mask-ROM density"));
 
-    // The page: one chart per chip, stage cycles, energy, and the sweep.
-    assert_eq!(html.matches("<svg").count(), 2 + 2 + 1);
+    // Issue 13: the GPU baseline sees the model's shape (2 layers of 4
+    // query and 2 KV heads of 32, FFN 192, dim 64, untied head of 512
+    // rows): K and V values 2·2·2·32 per position, attention MACs 2·2·128,
+    // weights read per token 2·(128·64·2 + 64·64·2 + 3·192·64) + 512·64
+    // + one embedding row of 64.
+    let inp = &r["input"];
+    assert_eq!(inp["kv_values_per_position"], 256);
+    assert_eq!(inp["attn_macs_per_position"], 512);
+    assert_eq!(inp["weights_per_token"], 2 * 61_440 + 512 * 64 + 64);
+    // The curves over context: every context has the stage costs of its
+    // last token, the stages of the build; a longer context is slower.
+    let cps = inp["context_points"].as_array().unwrap();
+    assert_eq!(cps.len(), 5);
+    for cp in cps {
+        assert_eq!(
+            cp["stages"].as_array().unwrap().len(),
+            r["stages"].as_array().unwrap().len()
+        );
+        assert_eq!(
+            cp["position"].as_u64().unwrap() + 1,
+            cp["context"].as_u64().unwrap()
+        );
+    }
+    let oc = r["curves"]["over_context"].as_array().unwrap();
+    assert_eq!(oc.len(), 5);
+    let fit: Vec<f64> = oc
+        .iter()
+        .filter(|p| p["fits"] == true)
+        .map(|p| p["tokens_per_s_per_user"].as_f64().unwrap())
+        .collect();
+    assert!(
+        !fit.is_empty() && fit.windows(2).all(|w| w[1] < w[0]),
+        "{fit:?}"
+    );
+    for p in oc.iter().filter(|p| p["fits"] == false) {
+        assert!(p["reason"].as_str().unwrap().contains("KV cache"), "{p}");
+    }
+    // The users curve ends at the users that fit at the built context.
+    let ou = r["curves"]["over_users"].as_array().unwrap();
+    assert_eq!(ou[0]["users"], 1);
+    let max = r["curves"]["max_users_at_context"].as_u64().unwrap();
+    assert_eq!(ou.last().unwrap()["users"].as_u64().unwrap(), max.min(4096));
+    // The comparison names every kind of row.
+    let kinds: Vec<&str> = r["comparison"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"vendor claim") && kinds.iter().any(|k| k.starts_with("roofline")));
+
+    // The page: one chart per chip, stage cycles, energy, the sweep, two
+    // over context and two over users.
+    assert_eq!(html.matches("<svg").count(), 2 + 2 + 1 + 2 + 2);
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
 
     // Same input, same bytes.

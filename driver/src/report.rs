@@ -177,6 +177,10 @@ pub fn report(
         quality,
         quality_vs_area: sweep,
         rom_density_sensitivity: Vec::new(),
+        context_points: context_points(plan, &system)?,
+        weights_per_token: model_shape(plan).0,
+        kv_values_per_position: model_shape(plan).1,
+        attn_macs_per_position: model_shape(plan).2,
     };
     let input = ReportInput {
         rom_density_sensitivity: rom_sensitivity(&input, system.min_chips),
@@ -186,6 +190,57 @@ pub fn report(
     taalasc_report::write(&taalasc_report::compute(&input), &out)
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(out)
+}
+
+/// Stage costs of the last token of each context of the report's curves
+/// (`taalasc_report::curves::CONTEXTS`), from the same cost model as the
+/// build's own stage costs.
+fn context_points(
+    plan: &Plan,
+    system: &System,
+) -> anyhow::Result<Vec<taalasc_report::ContextStages>> {
+    taalasc_report::curves::CONTEXTS
+        .iter()
+        .map(|&t| {
+            let stages = taalasc_verilog::cost::stage_costs_at(plan, t - 1);
+            anyhow::ensure!(
+                stages.len() == system.stages.len(),
+                "the plan has {} pipeline stages but the build's partition {}: rebuild the chip",
+                stages.len(),
+                system.stages.len()
+            );
+            Ok(taalasc_report::ContextStages {
+                context: t,
+                position: t - 1,
+                stages,
+            })
+        })
+        .collect()
+}
+
+/// What a GPU serving the same model reads and computes per token:
+/// (weights read: every linear layer's matrix and one embedding row; K and
+/// V values per position, all layers; attention MACs per cached position,
+/// `2·heads·head_dim` per layer).
+fn model_shape(plan: &Plan) -> (u64, u64, u64) {
+    use taalasc_verilog::plan::Instr;
+    let (mut w, mut kv, mut attn) = (0u64, 0u64, 0u64);
+    for s in plan.stages() {
+        let e = &plan.engines[s.engine];
+        for i in &e.program[s.pc0..s.pc1] {
+            match i {
+                Instr::Linear { rows, cols, .. } => w += (*rows * *cols) as u64,
+                Instr::Embed { cols, .. } => w += *cols as u64,
+                Instr::Attn { unit, .. } => {
+                    let a = &e.attns[*unit];
+                    kv += 2 * (a.kv_heads * a.head_dim) as u64;
+                    attn += 2 * (a.heads * a.head_dim) as u64;
+                }
+                _ => {}
+            }
+        }
+    }
+    (w, kv, attn)
 }
 
 /// The build partitioned again (at least `min_chips` chips, as built) with

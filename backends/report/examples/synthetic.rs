@@ -197,6 +197,10 @@ fn main() {
         }),
         quality_vs_area,
         rom_density_sensitivity: vec![],
+        context_points: vec![],
+        weights_per_token: 0,
+        kv_values_per_position: 0,
+        attn_macs_per_position: 0,
     };
     let report = compute(&input);
     write(&report, std::path::Path::new(&dir)).expect("write the report");

@@ -24,12 +24,12 @@ svg.chart{display:block;max-width:100%;height:auto;margin:8px 0 14px;border:1px 
 code{background:#f1f1f1;padding:0 3px}\
 ";
 
-struct Table {
+pub(crate) struct Table {
     html: String,
 }
 
 impl Table {
-    fn new(class: &str, head: &[&str]) -> Table {
+    pub(crate) fn new(class: &str, head: &[&str]) -> Table {
         let mut html = if class.is_empty() {
             "<table><tr>".to_string()
         } else {
@@ -43,7 +43,7 @@ impl Table {
     }
     /// A row; cells starting with `#` are numbers (right-aligned, `#`
     /// dropped). Cells are escaped.
-    fn row(&mut self, cells: &[String]) {
+    pub(crate) fn row(&mut self, cells: &[String]) {
         self.row_class("", cells);
     }
     fn row_class(&mut self, class: &str, cells: &[String]) {
@@ -64,14 +64,14 @@ impl Table {
         }
         self.html.push_str("</tr>\n");
     }
-    fn end(mut self) -> String {
+    pub(crate) fn end(mut self) -> String {
         self.html.push_str("</table>\n");
         self.html
     }
 }
 
 /// A number cell for [`Table::row`].
-fn num(s: String) -> String {
+pub(crate) fn num(s: String) -> String {
     format!("#{s}")
 }
 
@@ -91,7 +91,7 @@ fn opt_count(x: Option<u64>) -> String {
     x.map_or("unlimited (no KV cache)".into(), int)
 }
 
-fn p(out: &mut String, class: &str, text: &str) {
+pub(crate) fn p(out: &mut String, class: &str, text: &str) {
     if class.is_empty() {
         let _ = writeln!(out, "<p>{}</p>", esc(text));
     } else {
@@ -331,6 +331,8 @@ pub fn render_html(r: &SystemReport) -> String {
         ));
         out.push('\n');
     }
+
+    crate::html2::area(&mut out, r);
 
     // Timing.
     out.push_str("<h2>Timing</h2>\n");
@@ -608,13 +610,15 @@ pub fn render_html(r: &SystemReport) -> String {
     );
     out.push_str(&tm.end());
 
+    crate::html2::curves(&mut out, r);
+
     // Energy.
     out.push_str("<h2>Energy per token</h2>\n");
     p(
         &mut out,
         "",
         &format!(
-            "Σ stages (MACs × {} pJ + ROM bits read × {} pJ + SRAM bits × {} pJ) + link bits × {} pJ, plus static power ({} W/mm² × {} mm² in use = {} W) divided by the aggregate {} tokens/s. Per-operation energies: Horowitz (ISSCC 2014) at 45 nm × node factor {}.",
+            "Σ stages (MACs × {} pJ + ROM bits read × {} pJ + SRAM bits × {} pJ) + link bits × {} pJ, plus static power ({} W/mm² × {} mm² in use = {} W) divided by the aggregate {} tokens/s. Per-operation energies at the {} node: SRAM from Jouppi et al. (ISCA 2021, 7 nm); the MAC and ROM read are assumptions (sources in the table at the end).",
             short(e.mac_pj),
             short(e.rom_pj_per_bit),
             short(e.sram_pj_per_bit),
@@ -623,7 +627,7 @@ pub fn render_html(r: &SystemReport) -> String {
             fixed(r.chips.iter().map(|c| c.area_mm2).sum::<f64>(), 1),
             sig(e.static_w),
             sig(t.aggregate_tokens_per_s),
-            fixed(b.energy.node_scale, 3),
+            b.process,
         ),
     );
     let parts = [
@@ -865,6 +869,8 @@ pub fn render_html(r: &SystemReport) -> String {
         }
         out.push_str(&ts.end());
     }
+
+    crate::html2::comparison(&mut out, r);
 
     // Assumptions.
     out.push_str("<h2>Assumptions and sources</h2>\n");

@@ -40,10 +40,15 @@
 
 #![warn(missing_docs)]
 
+pub mod curves;
 mod fmt;
+pub mod gpu;
 mod html;
+mod html2;
 mod svg;
 
+pub use curves::{AreaSplit, ContextStages, Curves};
+pub use gpu::{ComparisonRow, GpuBaseline};
 pub use html::render_html;
 
 use serde::{Deserialize, Serialize};
@@ -86,6 +91,22 @@ pub struct ReportInput {
     /// budget's least certain figure); may be empty.
     #[serde(default)]
     pub rom_density_sensitivity: Vec<Sensitivity>,
+    /// Stage costs at the last position of each context of
+    /// [`curves::CONTEXTS`] (for the curves over context); may be empty.
+    #[serde(default)]
+    pub context_points: Vec<ContextStages>,
+    /// Weights read per decoded token (the linear layers; one row of the
+    /// embedding table). 0: unknown, `params` is used.
+    #[serde(default)]
+    pub weights_per_token: u64,
+    /// K and V values per position and user, all layers (for the GPU
+    /// baseline's KV bytes).
+    #[serde(default)]
+    pub kv_values_per_position: u64,
+    /// Attention multiply-accumulates per token per cached position, all
+    /// layers (`2·heads·head_dim` per layer).
+    #[serde(default)]
+    pub attn_macs_per_position: u64,
 }
 
 /// The system at one mask-ROM density, everything else as built.
@@ -191,6 +212,15 @@ pub struct SystemReport {
     /// Every budget figure with its source, then the report's own modelling
     /// rules (`report.*`).
     pub assumptions: Vec<Assumption>,
+    /// Speed and energy over context and over users in flight.
+    pub curves: Curves,
+    /// Area per chip by kind (ROM, KV SRAM, other SRAM, logic), with each
+    /// density's source; ROM at 100 and at 50 Mbit/mm² as well.
+    pub area_split: AreaSplit,
+    /// An H100/H200 serving the same model, batch 1 to 256 (roofline).
+    pub gpu_baseline: GpuBaseline,
+    /// This system beside HC1, HNLPU and the GPUs, each row labelled.
+    pub comparison: Vec<ComparisonRow>,
 }
 
 /// One chip: its stages, area, memory headroom, cost and power.
@@ -478,7 +508,7 @@ pub struct Assumption {
     pub source: String,
 }
 
-const SECONDS_PER_YEAR: f64 = 365.0 * 86_400.0;
+pub(crate) const SECONDS_PER_YEAR: f64 = 365.0 * 86_400.0;
 
 /// Derives every figure of the report from `input`. Never panics: empty
 /// stages or a partition that does not cover them give zeros.
@@ -491,7 +521,7 @@ pub fn compute(input: &ReportInput) -> SystemReport {
     let users = input.users.max(1);
     let context = input.context;
     let e = &b.energy;
-    let (mac_pj, rom_pj, sram_pj) = (e.mac_pj(), e.rom_pj_per_bit(), e.sram_pj_per_bit());
+    let (mac_pj, rom_pj, sram_pj) = (e.mac_pj, e.rom_pj_per_bit, e.sram_pj_per_bit);
 
     let chip_of = |stage: usize| {
         part.chips
@@ -741,8 +771,36 @@ pub fn compute(input: &ReportInput) -> SystemReport {
         usd_per_mtoken: per_mtoken(capex_usd_per_s + energy_usd_per_s),
     };
 
+    let ctx = curves::Ctx {
+        input,
+        chips: &chips,
+        links: &links,
+        chip_usd,
+    };
+    let curves = ctx.curves();
+    let area_split = ctx.area_split();
+    let gpu_model = gpu::GpuModel {
+        params: input.params,
+        weights_per_token: if input.weights_per_token > 0 {
+            input.weights_per_token
+        } else {
+            input.params
+        },
+        kv_values_per_position: input.kv_values_per_position,
+        attn_macs_per_position: input.attn_macs_per_position,
+    };
+    let gpu_baseline = gpu::baseline(gpu_model, context as u64);
+    let comparison = comparison_rows(
+        input,
+        &timing,
+        &energy,
+        &cost,
+        &curves,
+        &gpu_baseline,
+        part.chips.iter().map(|c| c.area_mm2).sum(),
+    );
     SystemReport {
-        schema: "taalasc-report/1".into(),
+        schema: "taalasc-report/2".into(),
         input: input.clone(),
         chips,
         stages: stage_reports,
@@ -754,7 +812,106 @@ pub fn compute(input: &ReportInput) -> SystemReport {
         energy,
         cost,
         assumptions: assumptions(b),
+        curves,
+        area_split,
+        gpu_baseline,
+        comparison,
     }
+}
+
+/// This build at one user, at the built users and at the users that fit,
+/// then HC1, HNLPU and each GPU at batch 1 and at its largest batch.
+fn comparison_rows(
+    input: &ReportInput,
+    t: &Timing,
+    e: &EnergyReport,
+    c: &CostReport,
+    curves: &Curves,
+    g: &GpuBaseline,
+    area: f64,
+) -> Vec<ComparisonRow> {
+    let b = &input.budget;
+    let ours = |label: String, per_user: f64, agg: f64, j: f64, usd: f64, power: Option<f64>| {
+        ComparisonRow {
+            system: label,
+            kind: "taalasc model (predicted from the stage-cost model)".into(),
+            model: input.model.clone(),
+            chips: Some(c.chips as f64),
+            node: format!("{} (budget {})", b.process, b.name),
+            area_mm2: Some(area),
+            tokens_per_s_per_user: Some(per_user),
+            aggregate_tokens_per_s: Some(agg),
+            energy_per_token_j: Some(j),
+            usd_per_mtoken: Some(usd),
+            power_w: power,
+            source_kind: SourceKind::Assumption,
+            source: "assumption: this report's model (budget figures and their sources in `assumptions`)".into(),
+        }
+    };
+    let mut rows = Vec::new();
+    if let Some(p) = curves.over_users.first().filter(|_| t.users != 1) {
+        rows.push(ours(
+            "this build, 1 user".into(),
+            p.tokens_per_s_per_user,
+            p.aggregate_tokens_per_s,
+            p.energy_per_token_j,
+            p.usd_per_mtoken,
+            Some(p.energy_per_token_j * p.aggregate_tokens_per_s),
+        ));
+    }
+    rows.push(ours(
+        format!(
+            "this build, {} user{} as built",
+            t.users,
+            if t.users == 1 { "" } else { "s" }
+        ),
+        t.tokens_per_s_per_user_at_users,
+        t.aggregate_tokens_per_s,
+        e.total_j,
+        c.usd_per_mtoken,
+        Some(e.system_power_w),
+    ));
+    if let Some(p) = curves
+        .over_users
+        .last()
+        .filter(|p| p.users != t.users as u64)
+    {
+        rows.push(ours(
+            format!("this build, {} users (the most that fit)", p.users),
+            p.tokens_per_s_per_user,
+            p.aggregate_tokens_per_s,
+            p.energy_per_token_j,
+            p.usd_per_mtoken,
+            Some(p.energy_per_token_j * p.aggregate_tokens_per_s),
+        ));
+    }
+    rows.extend(gpu::published_rows());
+    for s in &g.series {
+        let spec = g.gpus.iter().find(|x| x.name == s.gpu);
+        let last_fit = s.points.iter().rev().find(|p| p.fits && p.batch > 1);
+        let first = s.points.first().filter(|p| p.fits);
+        for p in [first, last_fit].into_iter().flatten() {
+            rows.push(ComparisonRow {
+                system: format!("{} {}, batch {}", s.gpu, s.precision, p.batch),
+                kind: "roofline model (cited specs, assumed efficiency and price)".into(),
+                model: input.model.clone(),
+                chips: Some(1.0),
+                node: "TSMC 4N".into(),
+                area_mm2: None,
+                tokens_per_s_per_user: p.tokens_per_s_per_user,
+                aggregate_tokens_per_s: p.aggregate_tokens_per_s,
+                energy_per_token_j: p.energy_per_token_j,
+                usd_per_mtoken: p.usd_per_mtoken,
+                power_w: spec.map(|x| x.board_w),
+                source_kind: SourceKind::Assumption,
+                source: format!(
+                    "roofline of the cited {} figures (gpu_baseline.gpus) with the assumptions in gpu_baseline.assumptions, context {}",
+                    s.gpu, g.context
+                ),
+            });
+        }
+    }
+    rows
 }
 
 /// `a / b`, 0 when `b` is 0.
@@ -790,7 +947,21 @@ fn assumptions(b: &Budget) -> Vec<Assumption> {
             }
         })
         .collect();
-    let ours: [(&str, &str); 6] = [
+    // Budget figures the budget gives no source for (a budget from before a
+    // field existed) are labelled as such.
+    let mut leaves = Vec::new();
+    numeric_leaves(&json, "", &mut leaves);
+    for (field, value) in leaves {
+        if !field.starts_with("sources") && !b.sources.contains_key(&field) {
+            out.push(Assumption {
+                field,
+                value,
+                kind: SourceKind::Assumption,
+                source: "assumption: the budget gives no source for this figure".into(),
+            });
+        }
+    }
+    let ours: [(&str, &str); 7] = [
         (
             "report.tokens_in_flight",
             "assumption: at most min(S, stages) tokens are in flight, one per user and one per stage; cycles per token = max(slowest stage or link, latency / min(S, stages))",
@@ -815,6 +986,10 @@ fn assumptions(b: &Budget) -> Vec<Assumption> {
             "report.link_energy",
             "assumption: a link's energy is charged to the chip that sends",
         ),
+        (
+            "report.sram_writes",
+            "assumption: an SRAM write costs what a read of the same bits does",
+        ),
     ];
     out.extend(ours.iter().map(|(field, source)| Assumption {
         field: field.to_string(),
@@ -823,6 +998,24 @@ fn assumptions(b: &Budget) -> Vec<Assumption> {
         source: source.to_string(),
     }));
     out
+}
+
+/// Every number under `v` with its dotted path.
+fn numeric_leaves(v: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                let p = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                numeric_leaves(x, &p, out);
+            }
+        }
+        serde_json::Value::Number(n) => out.push((at.to_string(), n.to_string())),
+        _ => {}
+    }
 }
 
 /// `report.json`'s text: pretty JSON, newline-terminated.

@@ -497,6 +497,182 @@ pub fn scatter(
     out
 }
 
+/// One named line of [`lines`].
+pub struct Series {
+    pub name: String,
+    pub color: String,
+    /// Dashed (for modelled baselines beside this system).
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A log10 axis: ticks at the powers of ten from `10^lo` to `10^hi`.
+fn log_label(e: i32) -> String {
+    let v = 10f64.powi(e);
+    if e >= 9 {
+        format!("{}G", fixed(v / 1e9, 0))
+    } else if e >= 6 {
+        format!("{}M", fixed(v / 1e6, 0))
+    } else if e >= 3 {
+        format!("{}k", fixed(v / 1e3, 0))
+    } else if e >= 0 {
+        fixed(v, 0)
+    } else {
+        fixed(v, (-e) as usize)
+    }
+}
+
+/// Lines over a shared x axis (linear, or log10 with `log_x`), y on a
+/// log10 axis when `log_y`; a legend below. Points that are not positive
+/// on a log axis are left out.
+pub fn lines(
+    title: &str,
+    series: &[Series],
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+    log_y: bool,
+) -> String {
+    let (x0, x1, top, bottom) = (80.0, WIDTH - 40.0, 34.0, 334.0);
+    let legend: Vec<(String, String)> = series
+        .iter()
+        .map(|s| (s.name.clone(), s.color.clone()))
+        .collect();
+    let height = bottom + 56.0 + legend_rows(&legend) as f64 * 22.0;
+    let tx = |v: f64| if log_x { v.log10() } else { v };
+    let ty = |v: f64| if log_y { v.log10() } else { v };
+    let ok = |(x, y): &(f64, f64)| {
+        x.is_finite() && y.is_finite() && (!log_x || *x > 0.0) && (!log_y || *y > 0.0)
+    };
+    let pts: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|p| ok(p))
+                .map(|&(x, y)| (tx(x), ty(y)))
+                .collect()
+        })
+        .collect();
+    let all = pts.iter().flatten();
+    let (xmin, xmax, ymin, ymax) = all.fold(
+        (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ),
+        |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)),
+    );
+    let axis = |lo: f64, hi: f64, log: bool, target: usize| {
+        if log {
+            let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+            let a = lo.floor();
+            let b = hi.ceil().max(a + 1.0);
+            Axis {
+                lo: a,
+                hi: b,
+                step: 1.0,
+            }
+        } else {
+            let lo = if lo.is_finite() { lo.min(0.0) } else { 0.0 };
+            Axis::nice(lo, if hi.is_finite() { hi } else { 1.0 }, target)
+        }
+    };
+    let ax = axis(xmin, xmax, log_x, 8);
+    let ay = axis(ymin, ymax, log_y, 6);
+    let lab = |a: &Axis, v: f64, log: bool| {
+        if log {
+            log_label(v.round() as i32)
+        } else {
+            a.label(v)
+        }
+    };
+    let mut out = String::new();
+    open(&mut out, height, title);
+    for t in ax.ticks() {
+        let x = ax.map(t, x0, x1);
+        let _ = write!(
+            out,
+            "<line x1=\"{x}\" y1=\"{yt}\" x2=\"{x}\" y2=\"{y5}\" stroke=\"#dddddd\"/>\
+<text x=\"{x}\" y=\"{yl}\" text-anchor=\"middle\">{l}</text>",
+            x = n(x),
+            yt = n(top),
+            y5 = n(bottom + 5.0),
+            yl = n(bottom + 18.0),
+            l = esc(&lab(&ax, t, log_x)),
+        );
+    }
+    for t in ay.ticks() {
+        let y = ay.map(t, bottom, top);
+        let _ = write!(
+            out,
+            "<line x1=\"{a}\" y1=\"{y}\" x2=\"{b}\" y2=\"{y}\" stroke=\"#dddddd\"/>\
+<text x=\"{lx}\" y=\"{ty}\" text-anchor=\"end\">{l}</text>",
+            a = n(x0 - 5.0),
+            b = n(x1),
+            y = n(y),
+            lx = n(x0 - 8.0),
+            ty = n(y + 4.0),
+            l = esc(&lab(&ay, t, log_y)),
+        );
+    }
+    let _ = write!(
+        out,
+        "<line x1=\"{a}\" y1=\"{y}\" x2=\"{b}\" y2=\"{y}\" stroke=\"#333333\"/>\
+<line x1=\"{a}\" y1=\"{t}\" x2=\"{a}\" y2=\"{y}\" stroke=\"#333333\"/>\
+<text x=\"{c}\" y=\"{yl}\" text-anchor=\"middle\">{xl}</text>\
+<text x=\"16\" y=\"{cy}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {cy})\">{yl2}</text>",
+        a = n(x0),
+        b = n(x1),
+        y = n(bottom),
+        t = n(top),
+        c = n((x0 + x1) / 2.0),
+        yl = n(bottom + 34.0),
+        xl = esc(&format!(
+            "{x_label}{}",
+            if log_x { " (log scale)" } else { "" }
+        )),
+        cy = n((top + bottom) / 2.0),
+        yl2 = esc(&format!("{y_label}{}", if log_y { " (log)" } else { "" })),
+    );
+    for (s, p) in series.iter().zip(&pts) {
+        let coords: Vec<(f64, f64)> = p
+            .iter()
+            .map(|&(x, y)| (ax.map(x, x0, x1), ay.map(y, bottom, top)))
+            .collect();
+        if coords.len() > 1 {
+            let path: Vec<String> = coords
+                .iter()
+                .map(|(x, y)| format!("{},{}", n(*x), n(*y)))
+                .collect();
+            let _ = write!(
+                out,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>",
+                path.join(" "),
+                esc(&s.color),
+                if s.dashed {
+                    " stroke-dasharray=\"6 4\""
+                } else {
+                    ""
+                }
+            );
+        }
+        for (x, y) in &coords {
+            let _ = write!(
+                out,
+                "<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill=\"{}\"/>",
+                n(*x),
+                n(*y),
+                esc(&s.color)
+            );
+        }
+    }
+    draw_legend(&mut out, &legend, x0, bottom + 50.0);
+    out.push_str("</svg>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,11 +30,9 @@ fn budget() -> Budget {
     b.link_bits_per_cycle = 64;
     b.link_latency_cycles = 20;
     b.clock_mhz = 1000.0;
-    b.energy.mult8_pj_45nm = 0.2;
-    b.energy.add8_pj_45nm = 0.05;
-    b.energy.node_scale = 0.5;
-    b.energy.sram_pj_per_bit_45nm = 0.2;
-    b.energy.rom_pj_per_bit_45nm = 0.1;
+    b.energy.mac_pj = 0.2;
+    b.energy.sram_pj_per_bit = 0.1;
+    b.energy.rom_pj_per_bit = 0.05;
     b.energy.link_pj_per_bit = 1.0;
     b.energy.static_w_per_mm2 = 0.01;
     b.check("test").unwrap();
@@ -147,6 +145,10 @@ fn input() -> ReportInput {
         quality: None,
         quality_vs_area: vec![],
         rom_density_sensitivity: vec![],
+        context_points: vec![],
+        weights_per_token: 0,
+        kv_values_per_position: 0,
+        attn_macs_per_position: 0,
     }
 }
 
@@ -349,16 +351,17 @@ fn chips_links_and_assumptions() {
     let a = r
         .assumptions
         .iter()
-        .find(|a| a.field == "energy.node_scale")
+        .find(|a| a.field == "energy.mac_pj")
         .unwrap();
     assert_eq!(a.kind, taalasc_report::SourceKind::Assumption);
-    assert_eq!(a.value, "0.5");
+    assert_eq!(a.value, "0.2");
     let h = r
         .assumptions
         .iter()
-        .find(|a| a.field == "energy.mult8_pj_45nm")
+        .find(|a| a.field == "energy.sram_pj_per_bit")
         .unwrap();
     assert_eq!(h.kind, taalasc_report::SourceKind::Citation);
+    assert!(h.source.contains("ISCA 2021"), "{}", h.source);
     assert!(r
         .assumptions
         .iter()
@@ -427,9 +430,10 @@ fn full() -> ReportInput {
 fn html_has_the_charts_and_key_numbers() {
     let r = compute(&full());
     let html = render_html(&r);
-    // One stacked bar per chip, the stage cycles, the energy, the sweep.
-    assert_eq!(html.matches("<svg").count(), 2 + 3);
-    assert_eq!(html.matches("</svg>").count(), 2 + 3);
+    // One stacked bar per chip, the stage cycles, the energy, the sweep,
+    // and tokens/s and energy over users (no context points given).
+    assert_eq!(html.matches("<svg").count(), 2 + 3 + 2);
+    assert_eq!(html.matches("</svg>").count(), 2 + 3 + 2);
     for s in [
         "200,000",      // aggregate tokens/s
         "110,072",      // tokens/s per user, 1e9 / 9085
@@ -451,7 +455,7 @@ fn html_has_the_charts_and_key_numbers() {
     }
     // Without measurement, quality and sweep: fewer charts, and it says so.
     let bare = render_html(&compute(&input()));
-    assert_eq!(bare.matches("<svg").count(), 2 + 2);
+    assert_eq!(bare.matches("<svg").count(), 2 + 2 + 2);
     assert!(bare.contains("no eval text given"));
     assert!(bare.contains("No sweep"));
     assert!(bare.contains("not simulated"));

@@ -63,8 +63,15 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
 /// that runs on it (a plan with a shared I/O engine charges the head's
 /// ROM to the embedding stage).
 pub fn stage_costs(plan: &Plan) -> Vec<StageCost> {
+    stage_costs_at(plan, plan.context / 2)
+}
+
+/// [`stage_costs`] for the token at position `pos` (0-based: attention
+/// covers `pos + 1` positions, or the window). Memories and logic do not
+/// depend on `pos`; cycles, MACs and SRAM traffic do. `pos` may lie beyond
+/// the built context (the report's curves model a build for that context).
+pub fn stage_costs_at(plan: &Plan, pos: usize) -> Vec<StageCost> {
     let st = plan.stages();
-    let pos = plan.context / 2;
     let mut charged = vec![false; plan.engines.len()];
     let mut out = Vec::with_capacity(st.len());
     for (k, s) in st.iter().enumerate() {

@@ -6,41 +6,107 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Per-operation energies. The cited figures are Horowitz (ISSCC 2014) at
-/// 45 nm; `node_scale` (an assumption) scales them to the budget's node.
+/// Per-operation energies at the budget's node (7 nm class for the
+/// presets). Each figure's source is in the budget's `sources`: SRAM from
+/// Jouppi et al. (ISCA 2021, 7 nm), the MAC and the ROM read are labelled
+/// assumptions (no public 7 nm figure was found for them).
+///
+/// Budgets written before these fields existed gave 45 nm figures and a
+/// scale (`mult8_pj_45nm`, `add8_pj_45nm`, `sram_pj_per_bit_45nm`,
+/// `rom_pj_per_bit_45nm`, `node_scale`); they still load and are converted
+/// as before (`mac = (mult8 + 4·add8)·scale`, reads `x_45nm·scale`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "EnergyFile")]
 pub struct Energy {
-    /// 8-bit integer multiply at 45 nm, pJ.
-    pub mult8_pj_45nm: f64,
-    /// 8-bit integer add at 45 nm, pJ (one per MAC; the wider accumulator
-    /// add is counted as one 32-bit add = 4 of these).
-    pub add8_pj_45nm: f64,
-    /// SRAM read, pJ per bit at 45 nm (also used for writes).
-    pub sram_pj_per_bit_45nm: f64,
-    /// Mask-ROM read, pJ per bit at 45 nm.
-    pub rom_pj_per_bit_45nm: f64,
-    /// Energy factor from 45 nm to this node.
-    pub node_scale: f64,
-    /// Chip-to-chip link, pJ per bit (already at this node).
+    /// One multiply-accumulate (8-bit multiply, 32-bit accumulate), pJ.
+    pub mac_pj: f64,
+    /// Mask-ROM read, pJ per bit.
+    pub rom_pj_per_bit: f64,
+    /// SRAM read (writes are charged the same), pJ per bit.
+    pub sram_pj_per_bit: f64,
+    /// Chip-to-chip link, pJ per bit.
     pub link_pj_per_bit: f64,
     /// Leakage and clock tree, watts per mm² of die in use.
     pub static_w_per_mm2: f64,
 }
 
+/// The 45 nm figures of the legacy format when a file gives some of them:
+/// the missing ones are Horowitz's (ISSCC 2014) and the old 0.25 scale.
+const LEGACY_45NM: [(&str, f64); 5] = [
+    ("mult8_pj_45nm", 0.2),
+    ("add8_pj_45nm", 0.03),
+    ("sram_pj_per_bit_45nm", 0.16),
+    ("rom_pj_per_bit_45nm", 0.16),
+    ("node_scale", 0.25),
+];
+
+/// Energy as a file may give it: the current fields, or the legacy 45 nm
+/// ones (not both).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnergyFile {
+    mac_pj: Option<f64>,
+    rom_pj_per_bit: Option<f64>,
+    sram_pj_per_bit: Option<f64>,
+    link_pj_per_bit: Option<f64>,
+    static_w_per_mm2: Option<f64>,
+    mult8_pj_45nm: Option<f64>,
+    add8_pj_45nm: Option<f64>,
+    sram_pj_per_bit_45nm: Option<f64>,
+    rom_pj_per_bit_45nm: Option<f64>,
+    node_scale: Option<f64>,
+}
+
+impl TryFrom<EnergyFile> for Energy {
+    type Error = String;
+    fn try_from(f: EnergyFile) -> Result<Energy, String> {
+        let legacy = [
+            f.mult8_pj_45nm,
+            f.add8_pj_45nm,
+            f.sram_pj_per_bit_45nm,
+            f.rom_pj_per_bit_45nm,
+            f.node_scale,
+        ];
+        let need =
+            |x: Option<f64>, name: &str| x.ok_or_else(|| format!("missing field `energy.{name}`"));
+        let link_pj_per_bit = need(f.link_pj_per_bit, "link_pj_per_bit")?;
+        let static_w_per_mm2 = need(f.static_w_per_mm2, "static_w_per_mm2")?;
+        if let Some(k) = legacy.iter().position(|x| x.is_some()) {
+            let current = [
+                ("mac_pj", f.mac_pj),
+                ("rom_pj_per_bit", f.rom_pj_per_bit),
+                ("sram_pj_per_bit", f.sram_pj_per_bit),
+            ];
+            if let Some((name, _)) = current.iter().find(|(_, x)| x.is_some()) {
+                return Err(format!(
+                    "field `energy.{}` (legacy 45 nm format) cannot be combined with `energy.{name}`: give one or the other",
+                    LEGACY_45NM[k].0
+                ));
+            }
+            let v = |i: usize| legacy[i].unwrap_or(LEGACY_45NM[i].1);
+            let scale = v(4);
+            return Ok(Energy {
+                mac_pj: (v(0) + 4.0 * v(1)) * scale,
+                rom_pj_per_bit: v(3) * scale,
+                sram_pj_per_bit: v(2) * scale,
+                link_pj_per_bit,
+                static_w_per_mm2,
+            });
+        }
+        Ok(Energy {
+            mac_pj: need(f.mac_pj, "mac_pj")?,
+            rom_pj_per_bit: need(f.rom_pj_per_bit, "rom_pj_per_bit")?,
+            sram_pj_per_bit: need(f.sram_pj_per_bit, "sram_pj_per_bit")?,
+            link_pj_per_bit,
+            static_w_per_mm2,
+        })
+    }
+}
+
 impl Energy {
-    /// Energy of one MAC at the node, pJ: an 8-bit multiply and a 32-bit
-    /// accumulate.
-    pub fn mac_pj(&self) -> f64 {
-        (self.mult8_pj_45nm + 4.0 * self.add8_pj_45nm) * self.node_scale
-    }
-    /// Mask-ROM read energy at the node, pJ per bit.
-    pub fn rom_pj_per_bit(&self) -> f64 {
-        self.rom_pj_per_bit_45nm * self.node_scale
-    }
-    /// SRAM read (or write) energy at the node, pJ per bit.
-    pub fn sram_pj_per_bit(&self) -> f64 {
-        self.sram_pj_per_bit_45nm * self.node_scale
+    /// Whether a budget file's `energy` object uses the legacy 45 nm fields.
+    pub fn is_legacy(energy: &serde_json::Value) -> bool {
+        LEGACY_45NM.iter().any(|(k, _)| energy.get(*k).is_some())
     }
 }
 
@@ -157,13 +223,15 @@ pub enum BudgetError {
 /// Names of the built-in presets.
 pub const PRESETS: &[&str] = &["hc1", "n3e-reticle"];
 
-fn horowitz() -> Energy {
+/// Energies at a 7 nm-class node (sources in [`common_sources`]).
+fn energy_7nm() -> Energy {
     Energy {
-        mult8_pj_45nm: 0.2,
-        add8_pj_45nm: 0.03,
-        sram_pj_per_bit_45nm: 0.16,
-        rom_pj_per_bit_45nm: 0.16,
-        node_scale: 0.25,
+        // Horowitz 45 nm: 8-bit multiply 0.2 pJ + 32-bit add 0.1 pJ, × 0.25.
+        mac_pj: (0.2 + 0.1) * 0.25,
+        // Jouppi et al. 2021, 7 nm: 7.5 pJ per 64-bit read from 8 KB.
+        rom_pj_per_bit: 7.5 / 64.0,
+        // Jouppi et al. 2021, 7 nm: 8.5 pJ per 64-bit read from 32 KB.
+        sram_pj_per_bit: 8.5 / 64.0,
         link_pj_per_bit: 1.0,
         static_w_per_mm2: 0.02,
     }
@@ -180,13 +248,10 @@ fn economics() -> Economics {
 }
 
 fn common_sources() -> BTreeMap<String, String> {
-    let h = "Horowitz, \"Computing's energy problem\", ISSCC 2014, 45 nm figures";
     [
-        ("energy.mult8_pj_45nm", h),
-        ("energy.add8_pj_45nm", h),
-        ("energy.sram_pj_per_bit_45nm", "Horowitz ISSCC 2014: SRAM read about 0.16 pJ/bit (8 KB array)"),
-        ("energy.rom_pj_per_bit_45nm", "assumption: a ROM read costs what an SRAM read of the same bit does"),
-        ("energy.node_scale", "assumption: 45 nm to N6/N3 dynamic energy at 0.25x (capacitance and supply scaling)"),
+        ("energy.mac_pj", "assumption: no public 7 nm MAC energy found; Horowitz (ISSCC 2014) at 45 nm gives an 8-bit multiply 0.2 pJ and a 32-bit add 0.1 pJ, scaled by 0.25 to the 7 nm class (between the 0.75x and 0.14x by which Jouppi et al., ISCA 2021, Table 2, scale 8 KB and 1 MB SRAM reads from 45 nm to 7 nm)"),
+        ("energy.sram_pj_per_bit", "Jouppi et al., \"Ten Lessons From Three Generations Shaped Google's TPUv4i\", ISCA 2021, Table 2 (7 nm): 8.5 pJ per 64-bit read from a 32 KB SRAM = 0.133 pJ/bit (8 KB: 7.5 pJ, 1 MB: 14 pJ); HNLPU (arXiv 2508.16151) reports 0.13 pJ/bit for its banked KV SRAM at 5 nm"),
+        ("energy.rom_pj_per_bit", "assumption: no public mask-ROM read energy at 7 nm; taken as an 8 KB SRAM read at 7 nm, 7.5 pJ per 64 bits (Jouppi et al., ISCA 2021, Table 2) = 0.117 pJ/bit"),
         ("energy.link_pj_per_bit", "assumption: short-reach die-to-die link, about 1 pJ/bit"),
         ("energy.static_w_per_mm2", "assumption: 0.02 W/mm2 leakage and clock"),
         ("economics.wafer_usd", "assumption: about USD 10k per N6/N7-class wafer (CSET 2020 estimate for 7 nm: USD 9,346)"),
@@ -234,7 +299,7 @@ impl Budget {
                     link_bits_per_cycle: 256,
                     link_latency_cycles: 20,
                     clock_mhz: 1000.0,
-                    energy: horowitz(),
+                    energy: energy_7nm(),
                     economics: economics(),
                     sources,
                 }
@@ -263,7 +328,7 @@ impl Budget {
                     link_bits_per_cycle: 256,
                     link_latency_cycles: 20,
                     clock_mhz: 1000.0,
-                    energy: horowitz(),
+                    energy: energy_7nm(),
                     economics: Economics {
                         wafer_usd: 18_000.0,
                         ..economics()
@@ -314,6 +379,15 @@ impl Budget {
             let mut merged = serde_json::to_value(b).expect("budget serializes");
             let obj = v.as_object_mut().expect("has a key, so an object");
             obj.remove("base");
+            // A legacy 45 nm energy block replaces the preset's per-node
+            // figures rather than mixing with them.
+            if obj.get("energy").is_some_and(Energy::is_legacy) {
+                if let Some(e) = merged.get_mut("energy").and_then(|e| e.as_object_mut()) {
+                    for k in ["mac_pj", "rom_pj_per_bit", "sram_pj_per_bit"] {
+                        e.remove(k);
+                    }
+                }
+            }
             merge(&mut merged, &v);
             v = merged;
         }
@@ -329,7 +403,16 @@ impl Budget {
         if let Some(field) = wrong_kind(&v, &reference, "") {
             return Err(parse(format!("field `{field}` has the wrong type")));
         }
-        let b: Budget = serde_json::from_value(v).map_err(|e| parse(e.to_string()))?;
+        let legacy = v.get("energy").is_some_and(Energy::is_legacy);
+        let mut b: Budget = serde_json::from_value(v).map_err(|e| parse(e.to_string()))?;
+        if legacy {
+            for k in ["mac_pj", "rom_pj_per_bit", "sram_pj_per_bit"] {
+                b.sources.insert(
+                    format!("energy.{k}"),
+                    "assumption: converted from the file's legacy 45 nm figures times its node_scale".into(),
+                );
+            }
+        }
         b.check(path)?;
         Ok(b)
     }
@@ -341,14 +424,13 @@ impl Budget {
             field,
             message: message.into(),
         };
-        let positive: [(&'static str, f64); 12] = [
+        let positive: [(&'static str, f64); 11] = [
             ("die_mm2", self.die_mm2),
             ("sram_mbit_per_mm2", self.sram_mbit_per_mm2),
             ("rom_mbit_per_mm2", self.rom_mbit_per_mm2),
             ("logic_mm2_per_mcell", self.logic_mm2_per_mcell),
             ("clock_mhz", self.clock_mhz),
-            ("energy.mult8_pj_45nm", self.energy.mult8_pj_45nm),
-            ("energy.node_scale", self.energy.node_scale),
+            ("energy.mac_pj", self.energy.mac_pj),
             ("economics.wafer_usd", self.economics.wafer_usd),
             (
                 "economics.system_cost_factor",
@@ -358,22 +440,15 @@ impl Budget {
                 "economics.amortization_years",
                 self.economics.amortization_years,
             ),
-            (
-                "energy.sram_pj_per_bit_45nm",
-                self.energy.sram_pj_per_bit_45nm,
-            ),
-            (
-                "energy.rom_pj_per_bit_45nm",
-                self.energy.rom_pj_per_bit_45nm,
-            ),
+            ("energy.sram_pj_per_bit", self.energy.sram_pj_per_bit),
+            ("energy.rom_pj_per_bit", self.energy.rom_pj_per_bit),
         ];
         for (f, x) in positive {
             if !(x.is_finite() && x > 0.0) {
                 return Err(bad(f, &format!("must be a positive number, got {x}")));
             }
         }
-        let nonneg: [(&'static str, f64); 5] = [
-            ("energy.add8_pj_45nm", self.energy.add8_pj_45nm),
+        let nonneg: [(&'static str, f64); 4] = [
             ("energy.link_pj_per_bit", self.energy.link_pj_per_bit),
             ("energy.static_w_per_mm2", self.energy.static_w_per_mm2),
             ("economics.defects_per_cm2", self.economics.defects_per_cm2),
@@ -500,6 +575,69 @@ mod tests {
         assert!(e.to_string().contains("die_mm3"), "{e}");
         let e = Budget::load("no-such-preset").unwrap_err();
         assert!(e.to_string().contains("hc1"), "{e}");
+    }
+
+    #[test]
+    fn energies_are_the_cited_7nm_figures() {
+        let e = Budget::preset("hc1").unwrap().energy;
+        // Jouppi et al. 2021, Table 2: 8.5 pJ / 64 bits (32 KB), 7.5 pJ / 64 bits (8 KB).
+        assert!((e.sram_pj_per_bit - 0.1328125).abs() < 1e-12);
+        assert!((e.rom_pj_per_bit - 0.1171875).abs() < 1e-12);
+        assert!((e.mac_pj - 0.075).abs() < 1e-12);
+        let b = Budget::preset("hc1").unwrap();
+        for k in ["energy.mac_pj", "energy.rom_pj_per_bit"] {
+            assert!(b.sources[k].starts_with("assumption"), "{k}");
+        }
+        assert!(b.sources["energy.sram_pj_per_bit"].contains("ISCA 2021"));
+    }
+
+    #[test]
+    fn legacy_45nm_energy_still_loads() {
+        // A budget file of the old format, on top of a preset and alone.
+        let b = Budget::from_json(
+            r#"{"base": "hc1", "energy": {"node_scale": 0.5, "mult8_pj_45nm": 0.2, "add8_pj_45nm": 0.05,
+                "sram_pj_per_bit_45nm": 0.2, "rom_pj_per_bit_45nm": 0.1, "link_pj_per_bit": 1.0,
+                "static_w_per_mm2": 0.01}}"#,
+            "old.json",
+        )
+        .unwrap();
+        assert!((b.energy.mac_pj - 0.2).abs() < 1e-12);
+        assert!((b.energy.sram_pj_per_bit - 0.1).abs() < 1e-12);
+        assert!((b.energy.rom_pj_per_bit - 0.05).abs() < 1e-12);
+        assert!(b.sources["energy.mac_pj"].contains("legacy"));
+        // Only the scale given: the other 45 nm figures are Horowitz's.
+        let b = Budget::from_json(
+            r#"{"base": "hc1", "energy": {"node_scale": 0.25}}"#,
+            "s.json",
+        )
+        .unwrap();
+        assert!((b.energy.mac_pj - 0.08).abs() < 1e-12);
+        assert!((b.energy.sram_pj_per_bit - 0.04).abs() < 1e-12);
+        // A manifest written before the change (serde, no preset merge).
+        let mut old = serde_json::to_value(Budget::preset("hc1").unwrap()).unwrap();
+        old["energy"] = serde_json::json!({"mult8_pj_45nm": 0.2, "add8_pj_45nm": 0.03,
+            "sram_pj_per_bit_45nm": 0.16, "rom_pj_per_bit_45nm": 0.16, "node_scale": 0.25,
+            "link_pj_per_bit": 1.0, "static_w_per_mm2": 0.02});
+        let b: Budget = serde_json::from_value(old).unwrap();
+        assert!((b.energy.rom_pj_per_bit - 0.04).abs() < 1e-12);
+        // Both formats at once: an error naming both fields.
+        let e = Budget::from_json(
+            r#"{"base": "hc1", "energy": {"node_scale": 0.25, "mac_pj": 0.1}}"#,
+            "mix.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("energy.node_scale") && e.contains("energy.mac_pj"),
+            "{e}"
+        );
+        // A new-format file without a base must give every figure.
+        let mut full = serde_json::to_value(Budget::preset("hc1").unwrap()).unwrap();
+        full["energy"].as_object_mut().unwrap().remove("mac_pj");
+        let e = Budget::from_json(&full.to_string(), "full.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("energy.mac_pj"), "{e}");
     }
 
     #[test]
