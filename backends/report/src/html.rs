@@ -332,7 +332,7 @@ pub fn render_html(r: &SystemReport) -> String {
         out.push('\n');
     }
 
-    crate::html2::area(&mut out, r);
+    crate::html_compare::area(&mut out, r);
 
     // Timing.
     out.push_str("<h2>Timing</h2>\n");
@@ -610,7 +610,7 @@ pub fn render_html(r: &SystemReport) -> String {
     );
     out.push_str(&tm.end());
 
-    crate::html2::curves(&mut out, r);
+    crate::html_compare::curves(&mut out, r);
 
     // Energy.
     out.push_str("<h2>Energy per token</h2>\n");
@@ -870,7 +870,7 @@ pub fn render_html(r: &SystemReport) -> String {
         out.push_str(&ts.end());
     }
 
-    crate::html2::comparison(&mut out, r);
+    crate::html_compare::comparison(&mut out, r);
 
     // Assumptions.
     out.push_str("<h2>Assumptions and sources</h2>\n");

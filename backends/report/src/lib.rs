@@ -44,7 +44,7 @@ pub mod curves;
 mod fmt;
 pub mod gpu;
 mod html;
-mod html2;
+mod html_compare;
 mod svg;
 
 pub use curves::{AreaSplit, ContextStages, Curves};

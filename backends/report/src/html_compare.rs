@@ -1,4 +1,4 @@
-//! The report page's sections for issue 13: area by kind, curves over
+//! The report page's sections on area by kind, curves over
 //! context and users, the GPU baseline and the comparison rows.
 
 use crate::fmt::{esc, fixed, int, joules, short, sig, usd};
