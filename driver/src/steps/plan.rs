@@ -12,8 +12,10 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         s.skip(Step::Plan, "--no-rtl");
         return Ok(());
     };
-    let plan = taalasc_verilog::plan::plan_with(s.image(), hw.lanes, hw.users, hw.chips.is_some())
-        .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
+    let mut plan =
+        taalasc_verilog::plan::plan_with(s.image(), hw.lanes, hw.users, hw.chips.is_some())
+            .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
+    plan.set_attn_parallel(hw.attn)?;
     s.plan = Some(plan);
     Ok(())
 }
