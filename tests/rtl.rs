@@ -520,7 +520,10 @@ fn tiny_llama_parallel_attention_bit_exact() {
         mb["table_rom"].as_u64().unwrap() - msb["table_rom"].as_u64().unwrap(),
         2 * 7 * 4096 * 16
     );
-    let j = taalasc_tests::sim_lib(&chip, &["1,5,9,100,7,3,3,12,40,41,2,300,8,9,10,11", "4,2,77"]);
+    let j = taalasc_tests::sim_lib(
+        &chip,
+        &["1,5,9,100,7,3,3,12,40,41,2,300,8,9,10,11", "4,2,77"],
+    );
     assert_eq!(j["bit_exact"], true, "{j:#}");
     assert_eq!(j["first_mismatch"], Value::Null);
     let measured = j["cycles_per_token"].as_f64().unwrap();

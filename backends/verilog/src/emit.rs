@@ -737,6 +737,9 @@ fn attn_par_params(p: &crate::plan::AttnParallel) -> String {
     if p.is_serial() {
         String::new()
     } else {
-        format!(", .HP({}), .KP({}), .BPC({})", p.heads, p.positions, p.blocks)
+        format!(
+            ", .HP({}), .KP({}), .BPC({})",
+            p.heads, p.positions, p.blocks
+        )
     }
 }

@@ -547,9 +547,17 @@ fn attn_matches_numerics_bit_exact() {
                     );
                     assert_eq!(cyc, busy, "{g:?} pos {p}: busy cycles vs start->done");
                     let pos = p / g.users;
-                    assert_eq!(cyc, cycles_formula(&g, pos), "{g:?} step {p}: cycle formula");
+                    assert_eq!(
+                        cyc,
+                        cycles_formula(&g, pos),
+                        "{g:?} step {p}: cycle formula"
+                    );
                     if (g.hp, g.kp, g.bpc) == (1, 1, 1) {
-                        assert_eq!(cyc, cycles_serial(&g, pos), "{g:?} step {p}: serial formula");
+                        assert_eq!(
+                            cyc,
+                            cycles_serial(&g, pos),
+                            "{g:?} step {p}: serial formula"
+                        );
                     }
                     per_pos.push(cyc);
                 }
@@ -580,7 +588,16 @@ fn attn_lint_clean() {
     let dir = tempfile::tempdir().unwrap();
     let params: [&[&str]; 6] = [
         &[],
-        &["-GHD=64", "-GNH=8", "-GNKV=2", "-GCTX=24", "-GHP=4", "-GKP=4", "-GBPC=2", "-GSLOTS=2"],
+        &[
+            "-GHD=64",
+            "-GNH=8",
+            "-GNKV=2",
+            "-GCTX=24",
+            "-GHP=4",
+            "-GKP=4",
+            "-GBPC=2",
+            "-GSLOTS=2",
+        ],
         &[
             "-GHD=96",
             "-GNH=12",

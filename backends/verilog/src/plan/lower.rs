@@ -4,8 +4,8 @@
 
 use super::legal::legalize;
 use super::{
-    addr_bits, blocks_per_word, file_name, kv_bits_per_position, AttnParallel, AttnUnit, ElemOp, Engine, Instr,
-    MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, SCALE_FIELD_BITS,
+    addr_bits, blocks_per_word, file_name, kv_bits_per_position, AttnParallel, AttnUnit, ElemOp,
+    Engine, Instr, MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, SCALE_FIELD_BITS,
 };
 use std::collections::HashMap;
 use taalasc_image::{ImageError, ImageInfo, ImageSource, ParamInfo, Types};

@@ -35,6 +35,9 @@ module tb_attn #(
     input wire clk,
     output reg fin
 );
+  // One model class per configuration: keeps the generated C++ functions
+  // small (one flat `top` takes g++ minutes).
+  /* verilator no_inline_module */
   localparam integer D = 1 << AW;
   reg [47:0] mem[0:D-1];
 
