@@ -543,3 +543,63 @@ fn accept_and_handoff_never_claim_one_engine() {
     assert!(!o.status.success(), "the race went unnoticed");
     assert!(err.contains("two stages claim one engine"), "{err}");
 }
+
+/// Attention with heads and KV positions in parallel (`--attn-heads 2
+/// --attn-positions 4`: both query heads of a KV head per pass, four
+/// positions per cycle from a cache banked by position), two users, to
+/// the end of a 16-position context: bit-exact, lint-clean, the
+/// parallelism recorded in the manifest and passed to `tls_attn`, and the
+/// replicated exp2 tables charged.
+#[test]
+fn tiny_llama_parallel_attention_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("chip");
+    let flags = ["--lanes", "16", "--context", "16", "--users", "2"];
+    let par = ["--attn-heads", "2", "--attn-positions", "4"];
+    build(
+        &repo_root().join("examples/tiny-llama"),
+        &chip,
+        &[&flags[..], &par[..]].concat(),
+    );
+    lint(&chip);
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap())
+            .unwrap();
+    let plan = &m["hardware"]["plan"];
+    assert_eq!(
+        plan["attn_par"],
+        serde_json::json!({"heads": 2, "positions": 4, "blocks": 1})
+    );
+    let engine1 = std::fs::read_to_string(chip.join("rtl/taalasc_engine_1.v")).unwrap();
+    assert!(engine1.contains(".HP(2), .KP(4), .BPC(1)"), "{engine1}");
+    // KV bits as the RTL instantiates them: 2 caches x KP*BPC banks x
+    // SLOTS*NKV*(CTX/KP)*(BPH/BPC) words x 264 bits, per layer (tiny-llama:
+    // 2 layers, 2 KV heads of 32), the same as one bank would hold; and
+    // 2*4 - 1 extra exp2 tables of 4096 x 16 bits per layer.
+    let mb = &m["hardware"]["macro_bits"];
+    assert_eq!(mb["kv_sram"], 2 * 2 * 4 * (2 * 2 * (16 / 4)) * 264);
+    let serial = dir.path().join("serial");
+    build(&repo_root().join("examples/tiny-llama"), &serial, &flags);
+    let ms: Value =
+        serde_json::from_str(&std::fs::read_to_string(serial.join("manifest.json")).unwrap())
+            .unwrap();
+    let msb = &ms["hardware"]["macro_bits"];
+    assert_eq!(msb["kv_sram"], mb["kv_sram"]);
+    assert_eq!(
+        mb["table_rom"].as_u64().unwrap() - msb["table_rom"].as_u64().unwrap(),
+        2 * 7 * 4096 * 16
+    );
+    let j = taalasc_tests::sim_lib(
+        &chip,
+        &["1,5,9,100,7,3,3,12,40,41,2,300,8,9,10,11", "4,2,77"],
+    );
+    assert_eq!(j["bit_exact"], true, "{j:#}");
+    assert_eq!(j["first_mismatch"], Value::Null);
+    let measured = j["cycles_per_token"].as_f64().unwrap();
+    let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
+    assert!(
+        measured <= 1.25 * formula && formula <= 1.25 * measured,
+        "cycles {measured} vs formula {formula}"
+    );
+    println!("parallel attention: {measured} cycles per token, formula {formula}");
+}

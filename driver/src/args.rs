@@ -266,6 +266,18 @@ pub struct BuildArgs {
     /// counter; `sim` interleaves their tokens.
     #[arg(long, default_value_t = 1)]
     pub users: usize,
+    /// Attention: query heads per pass over the KV cache (divides the query heads per KV
+    /// head; they read each K/V word once).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub attn_heads: usize,
+    /// Attention: KV positions per cycle (a power of two dividing --context; the K and V
+    /// caches are banked by position).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub attn_positions: usize,
+    /// Attention: 32-value blocks of head_dim per cycle (divides head_dim/32; head_dim/32 is
+    /// a whole head per cycle).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub attn_blocks: usize,
     /// Keep only the first N decoder layers (embedding, final norm and head stay): a slice of
     /// a real model for hardware tests.
     #[arg(long, value_name = "N")]
@@ -332,6 +344,9 @@ impl BuildArgs {
             }
         };
         let multi = a.chip_budget.is_some() || a.chips.is_some() || a.target_tps_user.is_some();
+        if a.no_rtl && (a.attn_heads, a.attn_positions, a.attn_blocks) != (1, 1, 1) {
+            bail!("--attn-heads, --attn-positions and --attn-blocks plan the hardware; they cannot go with --no-rtl");
+        }
         if multi && a.no_rtl {
             bail!("--chip-budget, --chips and --target-tps-user plan the hardware; they cannot go with --no-rtl");
         }
@@ -340,6 +355,11 @@ impl BuildArgs {
             target_tps_user: a.target_tps_user,
             rows: a.rows,
             users: a.users,
+            attn: taalasc_verilog::plan::AttnParallel {
+                heads: a.attn_heads,
+                positions: a.attn_positions,
+                blocks: a.attn_blocks,
+            },
             chips: multi.then(|| ChipsConfig {
                 budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),
                 min_chips: a.chips.unwrap_or(1),

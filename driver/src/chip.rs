@@ -23,13 +23,19 @@ pub fn open_chip(
         )
     })?;
     let system = hw.system.take();
-    let plan = taalasc_verilog::plan::plan_with_rows(
+    let mut plan = taalasc_verilog::plan::plan_with_rows(
         &image,
         hw.lanes,
         hw.rows,
         hw.users,
         system.is_some(),
     )?;
+    // The attention parallelism is recorded in the plan (absent: serial).
+    if let Some(par) = hw.plan.get("attn_par") {
+        let par = serde_json::from_value(par.clone())
+            .with_context(|| format!("{}: hardware.plan.attn_par", mpath.display()))?;
+        plan.set_attn_parallel(par)?;
+    }
     // The recorded design must be the one this image plans to: a stale or
     // edited folder is an error, not a silent re-plan.
     let expected =

@@ -51,6 +51,9 @@ pub struct HardwareConfig {
     pub target_tps_user: Option<f64>,
     /// User slots, each with its own KV cache region and position counter.
     pub users: usize,
+    /// Attention parallelism (`--attn-heads`, `--attn-positions`,
+    /// `--attn-blocks`).
+    pub attn: taalasc_verilog::plan::AttnParallel,
     /// Split across chips on a board, or one chip.
     pub chips: Option<ChipsConfig>,
 }
@@ -106,6 +109,7 @@ impl BuildConfig {
                 rows: 1,
                 target_tps_user: None,
                 users: 1,
+                attn: Default::default(),
                 chips: None,
             }),
             stop_after: None,
@@ -136,6 +140,18 @@ impl BuildConfig {
             anyhow::ensure!(c.chunks > 0, "--calib-chunks must be at least 1");
         }
         if let Some(h) = &self.hardware {
+            for (flag, v) in [
+                ("--attn-heads", h.attn.heads),
+                ("--attn-positions", h.attn.positions),
+                ("--attn-blocks", h.attn.blocks),
+            ] {
+                anyhow::ensure!(v > 0, "{flag} must be at least 1");
+            }
+            anyhow::ensure!(
+                h.attn.positions.is_power_of_two(),
+                "--attn-positions {}: expected a power of two",
+                h.attn.positions
+            );
             if let Some(c) = &h.chips {
                 anyhow::ensure!(c.min_chips > 0, "--chips must be at least 1");
             }

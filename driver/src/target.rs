@@ -13,7 +13,7 @@ use anyhow::Context;
 use taalasc_image::ImageSource;
 use taalasc_partition::Budget;
 use taalasc_verilog::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD, STEP_OVERHEAD};
-use taalasc_verilog::plan::{Instr, Step};
+use taalasc_verilog::plan::{AttnParallel, Instr, Step};
 use taalasc_verilog::Plan;
 
 /// The matrix-vector lanes per row a target may choose from (powers of
@@ -89,11 +89,12 @@ const PHASE_NAMES: [&str; 4] = [
 fn evaluate(
     image: &dyn ImageSource,
     (lanes, rows): (usize, usize),
-    users: usize,
+    (users, attn): (usize, AttnParallel),
     budget: &Budget,
     min_chips: usize,
 ) -> anyhow::Result<Option<(Candidate, Plan, System)>> {
-    let plan = taalasc_verilog::plan::plan_with_rows(image, lanes, rows, users, true)?;
+    let mut plan = taalasc_verilog::plan::plan_with_rows(image, lanes, rows, users, true)?;
+    plan.set_attn_parallel(attn)?;
     let sys = match partition_with(&plan, budget.clone(), min_chips) {
         Ok(s) => s,
         // A candidate that fits no partition is not a choice.
@@ -111,14 +112,15 @@ fn evaluate(
     Ok(Some((c, plan, sys)))
 }
 
-/// Picks the parallelism for `target` tokens/s per user: the plan and
+/// Picks the matrix-vector parallelism for `target` tokens/s per user
+/// (the attention parallelism `attn` is given, not searched): the plan and
 /// partition of the candidate with the fewest chips, then the least area,
 /// among those that meet it, and every candidate evaluated (for the
 /// record). Errors when none meets it, with the best one's figures.
 pub fn choose(
     image: &dyn ImageSource,
     target: f64,
-    users: usize,
+    (users, attn): (usize, AttnParallel),
     budget: &Budget,
     min_chips: usize,
 ) -> anyhow::Result<(Plan, System, Vec<Candidate>)> {
@@ -145,7 +147,7 @@ pub fn choose(
         .filter(|&&l| l < 2 * widest)
         .flat_map(|&l| ROW_OPTIONS.iter().map(move |&r| (l, r)));
     for (lanes, rows) in options {
-        let Some((c, plan, sys)) = evaluate(image, (lanes, rows), users, budget, min_chips)
+        let Some((c, plan, sys)) = evaluate(image, (lanes, rows), (users, attn), budget, min_chips)
             .with_context(|| format!("planning at {lanes} lanes x {rows} rows"))?
         else {
             continue;

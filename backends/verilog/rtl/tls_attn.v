@@ -7,46 +7,73 @@
 //   1. for each KV head: k and v (W48, spad[cfg_k + kvh*HD ..],
 //      spad[cfg_v + kvh*HD ..]) converted to A8 per 32-block
 //      (`to_a8(.., 24)`) and written into the K and V caches at cfg_pos;
-//   2. for each query head h (KV head h / (NH/NKV)):
-//      q converted to A8 (kept in registers, HD/32 blocks),
+//   2. in NH/HP passes, each over HP query heads h of one KV head
+//      (h / (NH/NKV)): their q converted to A8 (kept in registers),
 //      s_j = scale_score(dot_a8(q, k_j), SCALE) for j = lo ..= pos
-//        (one 32-block product per cycle; scores go to a score SRAM,
-//        the max is tracked on the fly),
+//        (KP positions x BPC 32-blocks x HP heads per cycle; each head's
+//        scores go to a score SRAM, its max is tracked on the fly),
 //      e_j = exp_neg(max - s_j), S = sum e_j,
-//      A_i = sum_j block_term(e_j, -15, v_ji, Ev_jb) (one V block per cycle,
-//        HD accumulators of ACW = 49 + clog2(SD) bits, exact),
-//      (R, re) = recip(S),
+//      A_i = sum_j block_term(e_j, -15, v_ji, Ev_jb) (KP positions x BPC V
+//        blocks per cycle, HP*HD accumulators of ACW = 49 + clog2(SD)
+//        bits, exact), then per head (R, re) = recip(S),
 //      o_i = sat_w48(rshr(A_i * R, -(re + 15))) -> spad[cfg_dst + h*HD + i].
 //   lo = WINDOW ? max(0, pos + 1 - WINDOW) : 0.
 //
-// KV cache layout (two `tls_sram`, K and V, 264-bit words, depth
-// SLOTS*CTX*NKV*BPH with BPH = HD/32; user slot cfg_slot < SLOTS): word {exp[7:0], mant[255:0]} (mantissa i
-// of the block at bits [8i+7:8i], signed; exponent signed) of KV head kvh,
-// position j, block b of user slot u at address
-// ((u*NKV + kvh)*CTX + j)*BPH + b. Position j lives
-// at row j: cfg_pos must be < CTX (no ring buffer).
-// Score SRAM: 48-bit words, depth SD = (0 < WINDOW < CTX) ? WINDOW : CTX,
-// score of position lo + r at address r.
+// Parallelism (defaults HP = KP = BPC = 1: one 32-block of one head per
+// cycle):
+//   HP  query heads per pass; divides NH/NKV, so the heads of a pass share
+//       one KV head and read each K/V word once;
+//   KP  KV positions per cycle; a power of two dividing CTX;
+//   BPC 32-blocks of head_dim per cycle; divides HD/32 (HD/32: whole-head
+//       dot products per cycle).
+// Every sum is exact before its one saturation (dot_a8: BPH terms in DW
+// bits; S and A_i: at most SD nonzero terms in SW / ACW bits) and the max
+// is order-free, so any parallelism gives the same bits. Lanes outside
+// lo ..= pos (in the first and last row of KP positions) are masked: they
+// take no part in the max and get e = 0.
+//
+// KV cache layout: K and V each in NB = KP*BPC banks (`tls_sram`, 264-bit
+// words, one read and one write port each, depth
+// SLOTS*NKV*(CTX/KP)*(HD/32/BPC); total bits as with one bank). Word
+// {exp[7:0], mant[255:0]} (mantissa i of the block at bits [8i+7:8i],
+// signed; exponent signed) of block b of position j of KV head kvh of
+// user slot u lives in bank (j mod KP)*BPC + (b mod BPC) at address
+// ((u*NKV + kvh)*(CTX/KP) + j/KP)*(BPH/BPC) + b/BPC, so one read address
+// serves every bank in a cycle: KP*BPC*264 bits read per cycle from K
+// (score pass) or V (V pass), one 264-bit bank written per cycle by the
+// append. cfg_pos must be < CTX (no ring buffer).
+// Score SRAM: HP*KP*48-bit words, depth SDR = min(CTX/KP, (SD+KP-2)/KP + 1)
+// with SD = (0 < WINDOW < CTX) ? WINDOW : CTX; row r holds the scores of
+// positions (lo/KP + r)*KP + p, p < KP, of every head of the pass.
+// Tables: one exp2 ROM per (head, position) lane (HP*KP x 4096 x 16 bits),
+// one recip ROM (4096 x 17).
 //
 // A8 conversion (k, v, q) reads every 32-block twice through both scratchpad
 // read ports: pass 1 (16 cycles) finds max |x|, pass 2 (16 cycles) forms
 // the mantissas with the shift a8_shift(max); one gap cycle in between, so
 // a block takes 33 cycles, plus 3 cycles per vector (k, v or q of one
-// head) to hand over. The q of head h+1 is converted while head h runs its
-// V pass and output (always long enough: (32+n)*BPH + 8 > 33*BPH + 3), so
-// only the k/v vectors and the first q are on the critical path.
+// head) to hand over: C = 33*BPH + 3 per vector. The q of the next pass's
+// HP heads are converted while this pass runs its V pass and outputs; the
+// next pass waits if that takes longer (the max(0, ..) term below).
+// Outputs go through the one scratchpad write port: HD + 3 cycles per head.
 //
-// Cycles from `start` to `done` (n = pos + 1 - lo positions, BPH = HD/32),
-// checked exactly by the unit test (`tests/unit_attn.rs`):
-//   cycles = (2*NKV + 1) * (33*BPH + 3) + NH * (2*n*BPH + HD + 14)
-// i.e. per head n*BPH cycles for the scores and n*BPH for the V sum (one
-// 32-block per cycle, no bubbles), HD for the output writes and 14 of
-// pipeline fill/drain; plus the A8 conversion of k and v (about HD cycles
-// per vector) and of the first q. `busy` is high for exactly these cycles
-// (from the cycle after `start` through the cycle of `done`).
+// Cycles from `start` to `done` (BPH = HD/32, P = NH/HP passes,
+// W = BPH/BPC cache words per position, R = pos/KP - lo/KP + 1 cache rows
+// of the window), checked exactly by the unit test (`tests/unit_attn.rs`)
+// against `perf::attn_cycles`:
+//   cycles = (2*NKV + HP)*C + P*(2*R*W + 11) + NH*(HD + 3)
+//            + (P - 1)*max(0, HP*BPH - R*W - 6)
+// i.e. the A8 conversion of k, v and the first pass's q; per pass R*W
+// cycles for the scores and R*W for the V sum (no bubbles) and 11 of
+// pipeline fill/drain; per head HD output writes and 3 cycles. With
+// HP = KP = BPC = 1 (n = R positions):
+//   cycles = (2*NKV + 1)*(33*BPH + 3) + NH*(2*n*BPH + HD + 14).
+// `busy` is high for exactly these cycles (from the cycle after `start`
+// through the cycle of `done`).
 //
 // Parameter constraints (not checked in RTL): HD a multiple of 32, NH a
-// multiple of NKV, CTX >= 2, AW >= 6 (and AW, clog2 of the cache depth
+// multiple of NKV, NH/NKV a multiple of HP, BPC divides HD/32, KP a power
+// of two dividing CTX, CTX >= 2, AW >= 6 (and AW, clog2 of the cache depth
 // <= 32), CTX <= 2^16, |SCALE_SHIFT| < 512, 0 <= WINDOW < 2^17; at run
 // time cfg_pos < CTX. The clamp of A8 mantissas to +-127 in `to_a8` is a
 // no-op (rshr by a8_shift never leaves the range) and is not built.
@@ -78,6 +105,8 @@ module tls_attn_shsat #(
     input  wire signed [9:0]    up,
     output reg  signed [47:0]   y
 );
+  // One routine per width in a Verilator model, not one copy per instance.
+  /* verilator no_inline_module */
   localparam integer WW = PW + 49;
   localparam [WW-1:0] WMAX = {{(WW - 47) {1'b0}}, {47{1'b1}}};
   localparam [WW-1:0] WMIN = {{(WW - 47) {1'b1}}, {47{1'b0}}};
@@ -115,6 +144,10 @@ module tls_attn #(
     parameter integer WINDOW = 0,
     parameter integer SCALE_MANT = 32768,
     parameter integer SCALE_SHIFT = 18,
+    // parallelism (1, 1, 1: one 32-block of one head per cycle)
+    parameter integer HP = 1,  // query heads per pass (divides NH/NKV)
+    parameter integer KP = 1,  // KV positions per cycle (power of two, divides CTX)
+    parameter integer BPC = 1,  // 32-blocks of head_dim per cycle (divides HD/32)
     parameter TABLE_DIR = "rom/tables/"
 ) (
     input  wire          clk,
@@ -142,47 +175,78 @@ module tls_attn #(
   // ---------------------------------------------------------------- sizes
   localparam integer BPH = HD / 32;
   localparam integer G = NH / NKV;
+  localparam integer NP = NH / HP;  // passes
+  localparam integer GP = G / HP;  // passes per KV head
+  localparam integer BB = BPH / BPC;  // cache words per position and bank
+  localparam integer CR = CTX / KP;  // cache rows per KV head and slot
+  localparam integer NB = KP * BPC;  // cache banks (K and V each)
+  localparam integer LKP = $clog2(KP);
   localparam integer SD = (WINDOW > 0 && WINDOW < CTX) ? WINDOW : CTX;
-  // Each user slot owns CTX*NKV*BPH words of both caches, at
-  // slot*CTX*NKV*BPH: users never read each other's keys and values.
-  localparam integer SLOT_WORDS_I = CTX * NKV * BPH;
+  // score rows: positions lo ..= pos span at most this many rows of KP
+  localparam integer SDR0 = (SD + KP - 2) / KP + 1;
+  localparam integer SDR = (SDR0 < CR) ? SDR0 : CR;
+  // Each user slot owns NKV*CR*BB words of every bank of both caches, at
+  // slot*NKV*CR*BB: users never read each other's keys and values.
+  localparam integer SLOT_WORDS_I = NKV * CR * BB;
   localparam integer CD = SLOTS * SLOT_WORDS_I;
   localparam integer CAW = (CD > 1) ? $clog2(CD) : 1;
-  localparam integer SAW = (SD > 1) ? $clog2(SD) : 1;
-  localparam integer BW = (BPH > 1) ? $clog2(BPH) : 1;
-  localparam integer HW = (NH > 1) ? $clog2(NH) : 1;
-  localparam integer GW = (G > 1) ? $clog2(G) : 1;
+  localparam integer SAW = (SDR > 1) ? $clog2(SDR) : 1;
+  localparam integer BW = (BPH > 1) ? $clog2(BPH) : 1;  // converter block
+  localparam integer WBW = (BB > 1) ? $clog2(BB) : 1;  // walk word in a position
+  localparam integer PW = (KP > 1) ? LKP : 1;
+  localparam integer NPW = (NP > 1) ? $clog2(NP) : 1;
+  localparam integer GPW = (GP > 1) ? $clog2(GP) : 1;
+  localparam integer HPW = (HP > 1) ? $clog2(HP) : 1;
   localparam integer KW = (NKV > 1) ? $clog2(2 * NKV) : 1;
   localparam integer IW = $clog2(HD);
   localparam integer DW = 49 + $clog2(BPH);  // dot-product block sum
   localparam integer ACW = 49 + $clog2(SD);  // V accumulators
   localparam integer SW = 17 + $clog2(SD);  // softmax denominator S
   localparam integer OPW = ACW + 18;  // A_i * R
-  localparam integer CTXBPH_I = CTX * BPH;
+  localparam integer CRBB_I = CR * BB;
   localparam integer LAST_B_I = BPH - 1;
-  localparam integer LAST_H_I = NH - 1;
-  localparam integer LAST_G_I = G - 1;
+  localparam integer LAST_BB_I = BB - 1;
+  localparam integer LAST_NP_I = NP - 1;
+  localparam integer LAST_GP_I = GP - 1;
+  localparam integer LAST_HP_I = HP - 1;
   localparam integer LAST_KJ_I = 2 * NKV - 1;
   localparam integer LAST_I_I = HD - 1;
-  localparam integer WM1_I = (WINDOW > 0) ? WINDOW - 1 : 0;
+  localparam integer KPM1_I = KP - 1;
   localparam integer THIRTY_TWO = 32;
   localparam integer SC_UP_I = -SCALE_SHIFT;
 
-  localparam [CAW-1:0] CTXBPH = CTXBPH_I[CAW-1:0];
+  localparam [CAW-1:0] CRBB = CRBB_I[CAW-1:0];
   localparam [31:0] SLOT_WORDS = SLOT_WORDS_I;
   localparam [BW-1:0] LAST_B = LAST_B_I[BW-1:0];
-  localparam [HW-1:0] LAST_H = LAST_H_I[HW-1:0];
-  localparam [GW-1:0] LAST_G = LAST_G_I[GW-1:0];
+  localparam [WBW-1:0] LAST_BB = LAST_BB_I[WBW-1:0];
+  localparam [NPW-1:0] LAST_NP = LAST_NP_I[NPW-1:0];
+  localparam [GPW-1:0] LAST_GP = LAST_GP_I[GPW-1:0];
+  localparam [HPW-1:0] LAST_HP = LAST_HP_I[HPW-1:0];
   localparam [KW-1:0] LAST_KJ = LAST_KJ_I[KW-1:0];
   localparam [IW-1:0] LAST_I = LAST_I_I[IW-1:0];
-  localparam [SAW-1:0] WM1 = WM1_I[SAW-1:0];
+  localparam [15:0] KPM1 = KPM1_I[15:0];
   localparam [16:0] WIN17 = WINDOW[16:0];
-  localparam [31:0] BPH32 = BPH;
+  localparam [31:0] BB32 = BB;
   localparam [AW-1:0] HDA = HD[AW-1:0];
   localparam [AW-1:0] A32 = THIRTY_TWO[AW-1:0];
   localparam [15:0] SMANT = SCALE_MANT[15:0];
   localparam [9:0] SC_UP = SC_UP_I[9:0];
   localparam [24:0] LOG2E_Q = 25'd24204406;  // round(log2(e) * 2^24)
+
+  // 32-lane A8 dot product (|.| <= 32 * 2^14 < 2^20)
+  function automatic signed [20:0] dot32(input [255:0] a, input [255:0] b);
+    integer i;
+    reg signed [15:0] pr;
+    reg signed [20:0] s;
+    begin
+      s = 21'sd0;
+      for (i = 0; i < 32; i = i + 1) begin
+        pr = $signed(a[8*i+:8]) * $signed(b[8*i+:8]);
+        s  = s + {{5{pr[15]}}, pr};
+      end
+      dot32 = s;
+    end
+  endfunction
 
   // ---------------------------------------------------------------- FSM
   localparam [3:0] ST_IDLE = 4'd0, ST_KV = 4'd1, ST_Q = 4'd2, ST_SC = 4'd3,
@@ -195,32 +259,52 @@ module tls_attn #(
   reg  [  KW-1:0] kvj;  // KV conversion job: even = K, odd = V of head kvj/2
   reg  [  AW-1:0] k_run;  // cfg_k + kvh*HD
   reg  [  AW-1:0] v_run;  // cfg_v + kvh*HD
-  reg  [ CAW-1:0] cw_base;  // cache write row: kvh*CTX*BPH + pos*BPH
-  reg  [  HW-1:0] h;  // query head
-  reg  [  GW-1:0] g;  // head within its KV group
+  reg  [ CAW-1:0] cw_base;  // cache write word: (slot*NKV + kvh)*CR*BB + (pos/KP)*BB
+  reg  [  PW-1:0] pw_lane;  // pos mod KP: the bank of this position
+  reg  [ NPW-1:0] hg;  // pass (query heads hg*HP ..)
+  reg  [ GPW-1:0] gp;  // pass within its KV head
+  reg  [ HPW-1:0] ol;  // head lane of the output
+  reg  [ HPW-1:0] qj;  // head lane of the q being converted
   reg  [  AW-1:0] q_run;  // address of the q being converted
-  reg  [  AW-1:0] dst_run;  // cfg_dst + h*HD
-  reg  [ CAW-1:0] head_cbase;  // cache read row of j = lo: kvh*CTX*BPH + lo*BPH
-  reg  [ SAW-1:0] jlast;  // n - 1
-  // position/block scan of the score and V passes
+  reg  [  AW-1:0] dst_run;  // cfg_dst + h*HD of the output head
+  reg  [ CAW-1:0] head_cbase;  // cache read word of row lo/KP of this KV head
+  reg  [ SAW-1:0] jlast;  // rows - 1
+  reg  [  PW-1:0] lo_lane;  // lo mod KP: lanes below it in row 0 are masked
+  reg  [  PW-1:0] hi_lane;  // pos mod KP: lanes above it in row jlast are masked
+  // row/word scan of the score and V passes
   reg  [ SAW-1:0] sc_j;
-  reg  [  BW-1:0] sc_b;
+  reg  [ WBW-1:0] sc_b;
   reg  [ CAW-1:0] sc_addr;
-  wire            sc_lastb = (sc_b == LAST_B);
+  wire            sc_lastb = (sc_b == LAST_BB);
   wire            sc_end = sc_lastb && (sc_j == jlast);
   // output scan
   reg  [  IW-1:0] oi;
+
+  // valid lanes of row r: lo <= r*KP + p + (lo/KP)*KP <= pos
+  function automatic [KP-1:0] row_mask(input [SAW-1:0] r, input [SAW-1:0] rl, input [PW-1:0] lo_p,
+                                       input [PW-1:0] hi_p);
+    integer p;
+    begin
+      for (p = 0; p < KP; p = p + 1)
+      row_mask[p] = !((r == {SAW{1'b0}}) && (p[PW-1:0] < lo_p)) && !((r == rl) && (p[PW-1:0] > hi_p));
+    end
+  endfunction
 
   // ---------------------------------------------------------------- config
   wire [    16:0] pos1 = {1'b0, cfg_pos} + 17'd1;
   wire            win_cut = (WINDOW > 0) && (pos1 > WIN17);
   wire [    15:0] lo16 = win_cut ? cfg_pos - WIN17[15:0] + 16'd1 : 16'd0;
+  wire [    15:0] lo_row = lo16 >> LKP;
+  wire [    15:0] pos_row = cfg_pos >> LKP;
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [    15:0] rows_m1 = pos_row - lo_row;
+  wire [    15:0] lo_p16 = lo16 & KPM1;
+  wire [    15:0] pos_p16 = cfg_pos & KPM1;
   // Products wider than the cache address: the high bits are 0 because
   // pos < CTX (deliberately truncated below).
-  /* verilator lint_off UNUSEDSIGNAL */
   wire [    31:0] slot_base32 = {24'd0, cfg_slot} * SLOT_WORDS;
-  wire [    31:0] lo_bph32 = slot_base32 + {16'd0, lo16} * BPH32;
-  wire [    31:0] pos_bph32 = slot_base32 + {16'd0, cfg_pos} * BPH32;
+  wire [    31:0] lo_bph32 = slot_base32 + {16'd0, lo_row} * BB32;
+  wire [    31:0] pos_bph32 = slot_base32 + {16'd0, pos_row} * BB32;
   /* verilator lint_on UNUSEDSIGNAL */
 
   // ---------------------------------------------------------------- A8 converter
@@ -334,114 +418,168 @@ module tls_attn #(
   end
 
   // ---------------------------------------------------------------- memories
-  wire            kc_we = (state == ST_KV) && cv_ovalid && !kvj[0];
-  wire            vc_we = (state == ST_KV) && cv_ovalid && kvj[0];
-  wire [ CAW-1:0] c_waddr = cw_base + {{(CAW - BW) {1'b0}}, cv_oblk};
+  // K and V caches: KP*BPC banks each (`tls_sram`, 264-bit words, one read
+  // and one write port). Block b of position j lives in bank
+  // (j mod KP)*BPC + (b mod BPC) at word (slot*NKV + kvh)*CR*BB + (j/KP)*BB
+  // + b/BPC: one read address serves every bank of a cycle.
+  wire            kv_wr = (state == ST_KV) && cv_ovalid;
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [    31:0] c_wblk = {{(32 - BW) {1'b0}}, cv_oblk};
+  wire [    31:0] c_wword32 = c_wblk / BPC;
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire [    31:0] c_wbank32 = c_wblk % BPC;
+  wire [ CAW-1:0] c_waddr = cw_base + c_wword32[CAW-1:0];
   wire            kc_re = (state == ST_SC);
-  wire [   263:0] kc_rdata;
+  wire [NB*264-1:0] kc_rdata;
   reg             e3_v;
   reg  [ CAW-1:0] e3_vaddr;
-  wire [   263:0] vc_rdata;
+  wire [NB*264-1:0] vc_rdata;
 
-  tls_sram #(
-      .W (264),
-      .D (CD),
-      .AW(CAW)
-  ) u_kcache (
-      .clk  (clk),
-      .we   (kc_we),
-      .waddr(c_waddr),
-      .wdata(cv_oword),
-      .re   (kc_re),
-      .raddr(sc_addr),
-      .rdata(kc_rdata)
-  );
+  genvar gb;
+  generate
+    for (gb = 0; gb < NB; gb = gb + 1) begin : g_kvbank
+      localparam integer BP_I = gb / BPC;
+      localparam integer BC_I = gb % BPC;
+      wire bank_w = kv_wr && ({{(32 - PW) {1'b0}}, pw_lane} == BP_I) && (c_wbank32 == BC_I);
+      tls_sram #(
+          .W (264),
+          .D (CD),
+          .AW(CAW)
+      ) u_kcache (
+          .clk  (clk),
+          .we   (bank_w && !kvj[0]),
+          .waddr(c_waddr),
+          .wdata(cv_oword),
+          .re   (kc_re),
+          .raddr(sc_addr),
+          .rdata(kc_rdata[gb*264+:264])
+      );
+      tls_sram #(
+          .W (264),
+          .D (CD),
+          .AW(CAW)
+      ) u_vcache (
+          .clk  (clk),
+          .we   (bank_w && kvj[0]),
+          .waddr(c_waddr),
+          .wdata(cv_oword),
+          .re   (e3_v),
+          .raddr(e3_vaddr),
+          .rdata(vc_rdata[gb*264+:264])
+      );
+    end
+  endgenerate
 
-  tls_sram #(
-      .W (264),
-      .D (CD),
-      .AW(CAW)
-  ) u_vcache (
-      .clk  (clk),
-      .we   (vc_we),
-      .waddr(c_waddr),
-      .wdata(cv_oword),
-      .re   (e3_v),
-      .raddr(e3_vaddr),
-      .rdata(vc_rdata)
-  );
-
-  // q of the current head, A8 words per block
-  // (q of head h+1 is converted while head h runs its V pass and output:
-  // the scores of head h, the only reader, are done by then.)
-  reg [BPH*264-1:0] qbuf;
+  // q of the current pass's HP heads, A8 words per block (lane-major)
+  // (q of the next pass is converted while this pass runs its V pass and
+  // output: the scores, the only reader, are done by then.)
+  reg [HP*BPH*264-1:0] qbuf;
   wire q_last = (state != ST_KV) && cv_ovalid && (cv_oblk == LAST_B);
-  reg q_rdy;  // q of the next head is in qbuf
+  wire q_all = q_last && (qj == LAST_HP);  // the pass's last q is in
+  reg q_rdy;  // q of the next pass is in qbuf
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [31:0] q_widx = {{(32 - HPW) {1'b0}}, qj} * BPH + {{(32 - BW) {1'b0}}, cv_oblk};
+  /* verilator lint_on UNUSEDSIGNAL */
   always @(posedge clk) begin
-    if (state != ST_KV && cv_ovalid) qbuf[cv_oblk*264+:264] <= cv_oword;
+    if (state != ST_KV && cv_ovalid) qbuf[q_widx*264+:264] <= cv_oword;
   end
 
   // ---------------------------------------------------------------- scores
-  reg                  p1_v, p1_first, p1_last;
-  reg        [ BW-1:0] p1_b;
-  reg        [SAW-1:0] p1_j;
-  reg                  p2_v, p2_first, p2_last;
-  reg        [SAW-1:0] p2_j;
-  reg signed [   20:0] p2_p;
-  reg signed [    9:0] p2_up;
-  reg                  p3_v;
-  reg        [SAW-1:0] p3_j;
-  reg signed [ DW-1:0] p3_acc;
-  reg                  p4_v;
-  reg        [SAW-1:0] p4_j;
-  reg signed [   47:0] p4_score;
-  reg signed [   47:0] sc_max;
+  // lane (hh, p, c): head hh of the pass, position lane p, block lane c
+  localparam integer NL = HP * KP * BPC;
+  reg                    p1_v, p1_first, p1_last;
+  reg        [  WBW-1:0] p1_b;
+  reg        [  SAW-1:0] p1_j;
+  reg                    p2_v, p2_first, p2_last;
+  reg        [  SAW-1:0] p2_j;
+  reg        [NL*21-1:0] p2_p;
+  reg        [NL*10-1:0] p2_up;
+  reg                    p3_v;
+  reg        [  SAW-1:0] p3_j;
+  reg                    p4_v;
+  reg        [  SAW-1:0] p4_j;
+  reg        [HP*KP*48-1:0] p4_score;
+  reg        [HP*48-1:0] sc_max;
+  wire       [HP*KP*48-1:0] sc_scaled;
 
-  wire       [  263:0] qw = qbuf[p1_b*264+:264];
-  wire       [8*32*2-1:0] qk_flat;  // 32 products, 16 bits each
-  genvar l;
-  generate
-    for (l = 0; l < 32; l = l + 1) begin : g_qk
-      wire signed [15:0] pr = $signed(qw[8*l+:8]) * $signed(kc_rdata[8*l+:8]);
-      assign qk_flat[16*l+:16] = pr;
-    end
-  endgenerate
-  reg signed [20:0] dot_p;
-  integer di;
-  always @* begin
-    dot_p = 21'sd0;
-    for (di = 0; di < 32; di = di + 1)
-    dot_p = dot_p + $signed({{5{qk_flat[16*di+15]}}, qk_flat[16*di+:16]});
-  end
-  wire signed [9:0] dot_up = $signed({{2{qw[263]}}, qw[263:256]}) +
-                             $signed({{2{kc_rdata[263]}}, kc_rdata[263:256]}) + 10'sd24;
-
-  wire signed [47:0] sc_term;
-  tls_attn_shsat #(
-      .PW(21)
-  ) u_sc_term (
-      .p (p2_p),
-      .up(p2_up),
-      .y (sc_term)
-  );
-  wire signed [DW-1:0] sc_term_x = {{(DW - 48) {sc_term[47]}}, sc_term};
-
-  // dot_a8 = sat_w48(sum), then scale_score
   localparam [DW-1:0] DMAX = {{(DW - 47) {1'b0}}, {47{1'b1}}};
   localparam [DW-1:0] DMIN = {{(DW - 47) {1'b1}}, {47{1'b0}}};
-  wire signed [47:0] dot_s = (p3_acc > $signed(DMAX)) ? {1'b0, {47{1'b1}}} :
-                             (p3_acc < $signed(DMIN)) ? {1'b1, {47{1'b0}}} : p3_acc[47:0];
-  wire signed [64:0] dot_s65 = {{17{dot_s[47]}}, dot_s};
-  wire signed [64:0] smant65 = {49'd0, SMANT};
-  wire signed [64:0] sc_prod = dot_s65 * smant65;  // |.| < 2^63: exact
-  wire signed [47:0] sc_scaled;
-  tls_attn_shsat #(
-      .PW(65)
-  ) u_sc_scale (
-      .p (sc_prod),
-      .up(SC_UP),
-      .y (sc_scaled)
-  );
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [31:0] p1_b32 = {{(32 - WBW) {1'b0}}, p1_b};
+  /* verilator lint_on UNUSEDSIGNAL */
+  genvar hh, pp, cc, l;
+  generate
+    for (hh = 0; hh < HP; hh = hh + 1) begin : g_sh
+      for (pp = 0; pp < KP; pp = pp + 1) begin : g_sp
+        wire [BPC*48-1:0] terms;
+        for (cc = 0; cc < BPC; cc = cc + 1) begin : g_sc
+          localparam integer LI = (hh * KP + pp) * BPC + cc;
+          localparam [31:0] QOFF = hh * BPH + cc;
+          wire [31:0] qidx = QOFF + p1_b32 * BPC;
+          wire [263:0] qw = qbuf[qidx*264+:264];
+          wire [263:0] kw = kc_rdata[(pp*BPC+cc)*264+:264];
+          always @(posedge clk) begin
+            p2_p[LI*21+:21] <= dot32(qw[255:0], kw[255:0]);
+            p2_up[LI*10+:10] <= $signed({{2{qw[263]}}, qw[263:256]}) +
+                                $signed({{2{kw[263]}}, kw[263:256]}) + 10'sd24;
+          end
+          wire signed [47:0] t;
+          tls_attn_shsat #(
+              .PW(21)
+          ) u_sc_term (
+              .p (p2_p[LI*21+:21]),
+              .up(p2_up[LI*10+:10]),
+              .y (t)
+          );
+          assign terms[cc*48+:48] = t;
+        end
+        // dot_a8: exact sum of the BPH block terms, then sat_w48
+        reg signed [DW-1:0] csum;
+        integer ci;
+        always @* begin
+          csum = {DW{1'b0}};
+          for (ci = 0; ci < BPC; ci = ci + 1)
+          csum = csum + {{(DW - 48) {terms[ci*48+47]}}, terms[ci*48+:48]};
+        end
+        reg signed [DW-1:0] p3_acc;
+        always @(posedge clk) if (p2_v) p3_acc <= p2_first ? csum : p3_acc + csum;
+        wire signed [47:0] dot_s = (p3_acc > $signed(DMAX)) ? {1'b0, {47{1'b1}}} :
+                                   (p3_acc < $signed(DMIN)) ? {1'b1, {47{1'b0}}} : p3_acc[47:0];
+        wire signed [64:0] dot_s65 = {{17{dot_s[47]}}, dot_s};
+        wire signed [64:0] smant65 = {49'd0, SMANT};
+        wire signed [64:0] sc_prod = dot_s65 * smant65;  // |.| < 2^63: exact
+        tls_attn_shsat #(
+            .PW(65)
+        ) u_sc_scale (
+            .p (sc_prod),
+            .up(SC_UP),
+            .y (sc_scaled[(hh*KP+pp)*48+:48])
+        );
+      end
+    end
+  endgenerate
+
+  // running max over the valid lanes, per head lane
+  wire [KP-1:0] p4_mask = row_mask(p4_j, jlast, lo_lane, hi_lane);
+  reg  [HP*48-1:0] max_next;
+  integer mh, mp;
+  reg mx_have;
+  reg signed [47:0] mx_m, mx_s;
+  always @* begin
+    max_next = sc_max;
+    for (mh = 0; mh < HP; mh = mh + 1) begin
+      mx_m = sc_max[mh*48+:48];
+      mx_have = (p4_j != {SAW{1'b0}});
+      for (mp = 0; mp < KP; mp = mp + 1) begin
+        mx_s = p4_score[(mh*KP+mp)*48+:48];
+        if (p4_mask[mp] && (!mx_have || mx_s > mx_m)) begin
+          mx_m = mx_s;
+          mx_have = 1'b1;
+        end
+      end
+      max_next[mh*48+:48] = mx_m;
+    end
+  end
 
   always @(posedge clk) begin
     if (rst) begin
@@ -457,25 +595,23 @@ module tls_attn #(
     end
     p1_b <= sc_b;
     p1_j <= sc_j;
-    p1_first <= (sc_b == {BW{1'b0}});
+    p1_first <= (sc_b == {WBW{1'b0}});
     p1_last <= sc_lastb;
-    p2_p <= dot_p;
-    p2_up <= dot_up;
     p2_first <= p1_first;
     p2_last <= p1_last;
     p2_j <= p1_j;
-    if (p2_v) p3_acc <= p2_first ? sc_term_x : p3_acc + sc_term_x;
     p3_j <= p2_j;
     p4_score <= sc_scaled;
     p4_j <= p3_j;
-    if (p4_v && (p4_j == {SAW{1'b0}} || p4_score > sc_max)) sc_max <= p4_score;
+    if (p4_v) sc_max <= max_next;
   end
 
+  // score SRAM: row r (positions (lo/KP + r)*KP ..) of every head lane
   wire sb_re = (state == ST_VS);
-  wire [47:0] sb_rdata;
+  wire [HP*KP*48-1:0] sb_rdata;
   tls_sram #(
-      .W (48),
-      .D (SD),
+      .W (HP * KP * 48),
+      .D (SDR),
       .AW(SAW)
   ) u_scores (
       .clk  (clk),
@@ -489,80 +625,131 @@ module tls_attn #(
 
   // ---------------------------------------------------------------- exp + V sum
   reg                e1_v, e1_first, e1_b0;
-  reg       [BW-1:0] e1_b;
+  reg      [WBW-1:0] e1_b;
   reg      [CAW-1:0] e1_vaddr;
+  reg      [ KP-1:0] e1_m;
   reg                e2_v, e2_first, e2_b0;
-  reg       [BW-1:0] e2_b;
+  reg      [WBW-1:0] e2_b;
   reg      [CAW-1:0] e2_vaddr;
-  reg       [  18:0] e2_u;
+  reg      [ KP-1:0] e2_m;
   reg                e3_first, e3_b0;
-  reg       [BW-1:0] e3_b;
-  reg       [   6:0] e3_i;
+  reg      [WBW-1:0] e3_b;
+  reg      [ KP-1:0] e3_m;
   reg                e4_v, e4_first, e4_b0;
-  reg       [BW-1:0] e4_b;
-  reg       [  16:0] e4_e;
-  reg      [ SW-1:0] s_sum;
+  reg      [WBW-1:0] e4_b;
+  reg [HP*KP*17-1:0] e4_e;
+  wire     [ KP-1:0] vs_mask = row_mask(sc_j, jlast, lo_lane, hi_lane);
 
-  wire signed [48:0] ex_d = {sc_max[47], sc_max} - {sb_rdata[47], sb_rdata};  // >= 0
-  wire [29:0] ex_dc = (ex_d[48:29] != 20'd0) ? 30'h2000_0000 : {1'b0, ex_d[28:0]};
-  // dc * LOG2E_Q < 2^54; u = rshr(., 36) takes bits [54:35] only.
-  /* verilator lint_off UNUSEDSIGNAL */
-  wire [54:0] ex_prod = {25'd0, ex_dc} * {30'd0, LOG2E_Q};
-  /* verilator lint_on UNUSEDSIGNAL */
-  wire [18:0] ex_u = ex_prod[54:36] + {18'd0, ex_prod[35]};
-
-  wire [15:0] exp2_data;
-  tls_rom #(
-      .W(16),
-      .D(4096),
-      .AW(12),
-      .FILE({TABLE_DIR, "exp2.hex"})
-  ) u_exp2 (
-      .clk (clk),
-      .en  (e2_v),
-      .addr(e2_u[11:0]),
-      .data(exp2_data)
-  );
-  // e = i > 16 ? 0 : rshr(t, i)
-  wire [16:0] ex_t = {1'b0, exp2_data};
-  wire [16:0] ex_half = (e3_i == 7'd0) ? 17'd0 : (17'd1 << (e3_i[4:0] - 5'd1));
-  wire [16:0] ex_e = (e3_i > 7'd16) ? 17'd0 : (ex_t + ex_half) >> e3_i[4:0];
-
-  // V terms of the block in flight, 32 lanes
-  wire signed [9:0] v_up = $signed({{2{vc_rdata[263]}}, vc_rdata[263:256]}) + 10'sd9;
-  wire signed [24:0] e25 = {8'd0, e4_e};
-  wire [32*48-1:0] vt_flat;
+  // per (head lane, position lane): e = exp_neg(max - s), 0 on masked lanes;
+  // one exp2 table ROM per lane
   generate
-    for (l = 0; l < 32; l = l + 1) begin : g_vt
-      wire signed [24:0] v25 = {{17{vc_rdata[8*l+7]}}, vc_rdata[8*l+:8]};
-      wire signed [24:0] x = e25 * v25;  // |x| <= 2^22
-      wire signed [47:0] y;
-      tls_attn_shsat #(
-          .PW(25)
-      ) u_vt (
-          .p (x),
-          .up(v_up),
-          .y (y)
-      );
-      assign vt_flat[48*l+:48] = y;
+    for (hh = 0; hh < HP; hh = hh + 1) begin : g_eh
+      for (pp = 0; pp < KP; pp = pp + 1) begin : g_ep
+        localparam integer EI = hh * KP + pp;
+        wire [47:0] sm = sc_max[hh*48+:48];
+        wire [47:0] sj = sb_rdata[EI*48+:48];
+        wire signed [48:0] ex_d = $signed({sm[47], sm}) - $signed({sj[47], sj});  // >= 0 (valid)
+        wire [29:0] ex_dc = (ex_d[48:29] != 20'd0) ? 30'h2000_0000 : {1'b0, ex_d[28:0]};
+        // dc * LOG2E_Q < 2^54; u = rshr(., 36) takes bits [54:35] only.
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [54:0] ex_prod = {25'd0, ex_dc} * {30'd0, LOG2E_Q};
+        /* verilator lint_on UNUSEDSIGNAL */
+        wire [18:0] ex_u = ex_prod[54:36] + {18'd0, ex_prod[35]};
+        reg  [18:0] e2_u;
+        reg  [ 6:0] e3_i;
+        always @(posedge clk) begin
+          e2_u <= ex_u;
+          e3_i <= e2_u[18:12];
+        end
+        wire [15:0] exp2_data;
+        tls_rom #(
+            .W(16),
+            .D(4096),
+            .AW(12),
+            .FILE({TABLE_DIR, "exp2.hex"})
+        ) u_exp2 (
+            .clk (clk),
+            .en  (e2_v),
+            .addr(e2_u[11:0]),
+            .data(exp2_data)
+        );
+        // e = i > 16 ? 0 : rshr(t, i)
+        wire [16:0] ex_t = {1'b0, exp2_data};
+        wire [16:0] ex_half = (e3_i == 7'd0) ? 17'd0 : (17'd1 << (e3_i[4:0] - 5'd1));
+        wire [16:0] ex_e = (e3_i > 7'd16 || !e3_m[pp]) ? 17'd0 : (ex_t + ex_half) >> e3_i[4:0];
+        always @(posedge clk) e4_e[EI*17+:17] <= ex_e;
+      end
     end
   endgenerate
 
-  // accumulators A_i, bank b = block b of the head
-  wire [HD*ACW-1:0] acc_flat;
+  // V terms: lane (hh, c, l) sums its KP positions exactly, then
+  // accumulates into A of block e4_b*BPC + c of head lane hh
+  wire [HP*BPC*32*ACW-1:0] vsum_flat;  // at most SD nonzero terms: exact
+  generate
+    for (hh = 0; hh < HP; hh = hh + 1) begin : g_vh
+      for (cc = 0; cc < BPC; cc = cc + 1) begin : g_vc
+        for (l = 0; l < 32; l = l + 1) begin : g_vl
+          wire [KP*48-1:0] vt;
+          for (pp = 0; pp < KP; pp = pp + 1) begin : g_vp
+            localparam integer VB = pp * BPC + cc;
+            wire signed [9:0] v_up = $signed({{2{vc_rdata[VB*264+263]}}, vc_rdata[VB*264+256+:8]})
+                                     + 10'sd9;
+            wire signed [24:0] e25 = {8'd0, e4_e[(hh*KP+pp)*17+:17]};
+            wire signed [24:0] v25 = {{17{vc_rdata[VB*264+8*l+7]}}, vc_rdata[VB*264+8*l+:8]};
+            wire signed [24:0] x = e25 * v25;  // |x| <= 2^22
+            wire signed [47:0] y;
+            tls_attn_shsat #(
+                .PW(25)
+            ) u_vt (
+                .p (x),
+                .up(v_up),
+                .y (y)
+            );
+            assign vt[pp*48+:48] = y;
+          end
+          reg signed [ACW-1:0] s;
+          integer vi;
+          always @* begin
+            s = {ACW{1'b0}};
+            for (vi = 0; vi < KP; vi = vi + 1) s = s + {{(ACW - 48) {vt[vi*48+47]}}, vt[vi*48+:48]};
+          end
+          assign vsum_flat[((hh*BPC+cc)*32+l)*ACW+:ACW] = s;
+        end
+      end
+    end
+  endgenerate
+
+  // accumulators A_i of head lane hh, block ab (updated when its word
+  // e4_b = ab / BPC is in flight, from block lane ab mod BPC)
+  wire [HP*HD*ACW-1:0] acc_flat;
+  wire [HP*SW-1:0] s_sum_flat;
   genvar ab;
   generate
-    for (ab = 0; ab < BPH; ab = ab + 1) begin : g_bank
-      localparam integer ABI = ab;
-      localparam [BW-1:0] AB = ABI[BW-1:0];
-      for (l = 0; l < 32; l = l + 1) begin : g_lane
-        reg signed [ACW-1:0] a;
-        wire signed [ACW-1:0] tx = {{(ACW - 48) {vt_flat[48*l+47]}}, vt_flat[48*l+:48]};
-        always @(posedge clk) begin
-          if (e4_v && e4_b == AB) a <= (e4_first ? {ACW{1'b0}} : a) + tx;
+    for (hh = 0; hh < HP; hh = hh + 1) begin : g_ah
+      for (ab = 0; ab < BPH; ab = ab + 1) begin : g_bank
+        localparam integer ABW_I = ab / BPC;
+        localparam integer ABC_I = ab % BPC;
+        localparam [WBW-1:0] ABW = ABW_I[WBW-1:0];
+        for (l = 0; l < 32; l = l + 1) begin : g_lane
+          reg signed [ACW-1:0] a;
+          wire signed [ACW-1:0] tx = vsum_flat[((hh*BPC+ABC_I)*32+l)*ACW+:ACW];
+          always @(posedge clk) begin
+            if (e4_v && e4_b == ABW) a <= (e4_first ? {ACW{1'b0}} : a) + tx;
+          end
+          assign acc_flat[((hh*BPH+ab)*32+l)*ACW+:ACW] = a;
         end
-        assign acc_flat[(ab*32+l)*ACW+:ACW] = a;
       end
+      // S of head lane hh: the row's e, once per row (word 0)
+      reg [SW-1:0] s_sum;
+      reg [SW-1:0] s_row;
+      integer si;
+      always @* begin
+        s_row = {SW{1'b0}};
+        for (si = 0; si < KP; si = si + 1)
+        s_row = s_row + {{(SW - 17) {1'b0}}, e4_e[(hh*KP+si)*17+:17]};
+      end
+      always @(posedge clk) if (e4_v && e4_b0) s_sum <= (e4_first ? {SW{1'b0}} : s_sum) + s_row;
+      assign s_sum_flat[hh*SW+:SW] = s_sum;
     end
   endgenerate
 
@@ -580,37 +767,41 @@ module tls_attn #(
     end
     e1_b <= sc_b;
     e1_first <= (sc_j == {SAW{1'b0}});
-    e1_b0 <= (sc_b == {BW{1'b0}});
+    e1_b0 <= (sc_b == {WBW{1'b0}});
     e1_vaddr <= sc_addr;
+    e1_m <= vs_mask;
     e2_b <= e1_b;
     e2_first <= e1_first;
     e2_b0 <= e1_b0;
     e2_vaddr <= e1_vaddr;
-    e2_u <= ex_u;
+    e2_m <= e1_m;
     e3_b <= e2_b;
     e3_first <= e2_first;
     e3_b0 <= e2_b0;
     e3_vaddr <= e2_vaddr;
-    e3_i <= e2_u[18:12];
+    e3_m <= e2_m;
     e4_b <= e3_b;
     e4_first <= e3_first;
     e4_b0 <= e3_b0;
-    e4_e <= ex_e;
-    if (e4_v && e4_b0) s_sum <= (e4_first ? {SW{1'b0}} : s_sum) + {{(SW - 17) {1'b0}}, e4_e};
   end
 
   // ---------------------------------------------------------------- recip + output
-  // k = bitlen(S) - 13 (>= 3), m = rshr(S, k) in [4096, 8192]; 8192 -> 4096, k + 1.
+  // output head lane ol: k = bitlen(S) - 13 (>= 3), m = rshr(S, k) in
+  // [4096, 8192]; 8192 -> 4096, k + 1.
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [31:0] ol32 = {{(32 - HPW) {1'b0}}, ol};
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire [SW-1:0] rc_s = s_sum_flat[ol32*SW+:SW];
   reg  [7:0] rc_bl;
   integer ri;
   always @* begin
     rc_bl = 8'd0;
-    for (ri = 0; ri < SW; ri = ri + 1) if (s_sum[ri]) rc_bl = ri[7:0] + 8'd1;
+    for (ri = 0; ri < SW; ri = ri + 1) if (rc_s[ri]) rc_bl = ri[7:0] + 8'd1;
   end
   wire [7:0] rc_k = rc_bl - 8'd13;
   /* verilator lint_off UNUSEDSIGNAL */
   // m <= 8192: only bits [13:0] are meaningful
-  wire [SW:0] rc_m = ({1'b0, s_sum} + ({{SW{1'b0}}, 1'b1} << (rc_k - 8'd1))) >> rc_k;
+  wire [SW:0] rc_m = ({1'b0, rc_s} + ({{SW{1'b0}}, 1'b1} << (rc_k - 8'd1))) >> rc_k;
   /* verilator lint_on UNUSEDSIGNAL */
   wire rc_carry = rc_m[13];
   wire rc_en = (state == ST_RC);
@@ -632,7 +823,10 @@ module tls_attn #(
   reg o1_v;
   reg [AW-1:0] o1_addr;
   reg signed [OPW-1:0] o1_prod;
-  wire signed [ACW-1:0] o_acc = acc_flat[oi*ACW+:ACW];
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [31:0] o_idx = ol32 * HD + {{(32 - IW) {1'b0}}, oi};
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire signed [ACW-1:0] o_acc = acc_flat[o_idx*ACW+:ACW];
   wire signed [OPW-1:0] o_a = {{18{o_acc[ACW-1]}}, o_acc};
   wire signed [OPW-1:0] o_r = {{(OPW - 17) {1'b0}}, recip_data};
   wire signed [47:0] o_val;
@@ -671,20 +865,36 @@ module tls_attn #(
       k_run <= {AW{1'b0}};
       v_run <= {AW{1'b0}};
       cw_base <= {CAW{1'b0}};
-      h <= {HW{1'b0}};
-      g <= {GW{1'b0}};
+      pw_lane <= {PW{1'b0}};
+      hg <= {NPW{1'b0}};
+      gp <= {GPW{1'b0}};
+      ol <= {HPW{1'b0}};
+      qj <= {HPW{1'b0}};
       q_run <= {AW{1'b0}};
       dst_run <= {AW{1'b0}};
       head_cbase <= {CAW{1'b0}};
       jlast <= {SAW{1'b0}};
+      lo_lane <= {PW{1'b0}};
+      hi_lane <= {PW{1'b0}};
       sc_j <= {SAW{1'b0}};
-      sc_b <= {BW{1'b0}};
+      sc_b <= {WBW{1'b0}};
       sc_addr <= {CAW{1'b0}};
       oi <= {IW{1'b0}};
       q_rdy <= 1'b0;
     end else begin
       cv_start <= 1'b0;
-      if (q_last) q_rdy <= 1'b1;
+      if (q_all) q_rdy <= 1'b1;
+      // chain the q conversions of a pass's head lanes
+      if (q_last) begin
+        if (qj == LAST_HP) begin
+          qj <= {HPW{1'b0}};
+        end else begin
+          qj <= qj + {{(HPW - 1) {1'b0}}, 1'b1};
+          cv_start <= 1'b1;
+          cv_src <= q_run + HDA;
+          q_run <= q_run + HDA;
+        end
+      end
       case (state)
         ST_IDLE:
         if (start) begin
@@ -695,12 +905,17 @@ module tls_attn #(
           k_run <= cfg_k;
           v_run <= cfg_v;
           cw_base <= pos_bph32[CAW-1:0];
-          h <= {HW{1'b0}};
-          g <= {GW{1'b0}};
+          pw_lane <= pos_p16[PW-1:0];
+          hg <= {NPW{1'b0}};
+          gp <= {GPW{1'b0}};
+          ol <= {HPW{1'b0}};
+          qj <= {HPW{1'b0}};
           q_run <= cfg_q;
           dst_run <= cfg_dst;
           head_cbase <= lo_bph32[CAW-1:0];
-          jlast <= win_cut ? WM1 : cfg_pos[SAW-1:0];
+          jlast <= rows_m1[SAW-1:0];
+          lo_lane <= lo_p16[PW-1:0];
+          hi_lane <= pos_p16[PW-1:0];
         end
         ST_KV:
         if (cv_ovalid && cv_oblk == LAST_B) begin
@@ -716,25 +931,25 @@ module tls_attn #(
               cv_src <= k_run + HDA;
               k_run <= k_run + HDA;
               v_run <= v_run + HDA;
-              cw_base <= cw_base + CTXBPH;
+              cw_base <= cw_base + CRBB;
             end
           end
         end
         ST_Q:
-        if (q_rdy || q_last) begin
+        if (q_rdy || q_all) begin
           state <= ST_SC;
           q_rdy <= 1'b0;
           sc_j <= {SAW{1'b0}};
-          sc_b <= {BW{1'b0}};
+          sc_b <= {WBW{1'b0}};
           sc_addr <= head_cbase;
         end
         ST_SC, ST_VS: begin
           sc_addr <= sc_addr + {{(CAW - 1) {1'b0}}, 1'b1};
           if (sc_lastb) begin
-            sc_b <= {BW{1'b0}};
+            sc_b <= {WBW{1'b0}};
             sc_j <= sc_j + {{(SAW - 1) {1'b0}}, 1'b1};
           end else begin
-            sc_b <= sc_b + {{(BW - 1) {1'b0}}, 1'b1};
+            sc_b <= sc_b + {{(WBW - 1) {1'b0}}, 1'b1};
           end
           if (sc_end) state <= (state == ST_SC) ? ST_SCD : ST_VSD;
         end
@@ -742,9 +957,9 @@ module tls_attn #(
         if (!(p1_v || p2_v || p3_v || p4_v)) begin
           state <= ST_VS;
           sc_j <= {SAW{1'b0}};
-          sc_b <= {BW{1'b0}};
+          sc_b <= {WBW{1'b0}};
           sc_addr <= head_cbase;
-          if (h != LAST_H) begin
+          if (hg != LAST_NP) begin
             cv_start <= 1'b1;
             cv_src <= q_run + HDA;
             q_run <= q_run + HDA;
@@ -761,17 +976,21 @@ module tls_attn #(
         end
         ST_OUTD:
         if (!o1_v) begin
-          if (h == LAST_H) begin
+          dst_run <= dst_run + HDA;
+          if (ol != LAST_HP) begin
+            state <= ST_RC;
+            ol <= ol + {{(HPW - 1) {1'b0}}, 1'b1};
+          end else if (hg == LAST_NP) begin
             state <= ST_FIN;
           end else begin
             state <= ST_Q;
-            h <= h + {{(HW - 1) {1'b0}}, 1'b1};
-            dst_run <= dst_run + HDA;
-            if (g == LAST_G) begin
-              g <= {GW{1'b0}};
-              head_cbase <= head_cbase + CTXBPH;
+            ol <= {HPW{1'b0}};
+            hg <= hg + {{(NPW - 1) {1'b0}}, 1'b1};
+            if (gp == LAST_GP) begin
+              gp <= {GPW{1'b0}};
+              head_cbase <= head_cbase + CRBB;
             end else begin
-              g <= g + {{(GW - 1) {1'b0}}, 1'b1};
+              gp <= gp + {{(GPW - 1) {1'b0}}, 1'b1};
             end
           end
         end

@@ -18,8 +18,14 @@ pub mod cells {
     pub const MATVEC_BASE: u64 = 9_309;
     /// `tls_matvec` cells added by each MAC lane (the fit's slope).
     pub const MATVEC_PER_LANE: u64 = 847;
-    /// `tls_attn`: the sum of two measured modules of its hierarchy.
+    /// `tls_attn`: the sum of two measured modules of its hierarchy (the
+    /// serial unit, `HP = KP = BPC = 1`).
     pub const ATTN: u64 = 100_619 + 6_956;
+    /// `tls_attn`: cells added by each 32-block lane beyond the first
+    /// (`HP·KP·BPC` lanes). An assumption, not measured: each lane repeats
+    /// the whole serial unit's cells, an upper bound (the A8 converter,
+    /// control and output path are not repeated).
+    pub const ATTN_PER_LANE: u64 = ATTN;
     /// `tls_norm` (RMSNorm and LayerNorm).
     pub const NORM: u64 = 29_029;
     /// `tls_elem` (residual add, W48 add and multiply, SiLU, GELU, copy).
@@ -44,7 +50,17 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
             // MAC lanes: `lanes` per row, `rows` rows per cycle.
             cells::MATVEC_BASE + cells::MATVEC_PER_LANE * (plan.lanes * plan.rows) as u64,
         ),
-        ("attn", cells::ATTN),
+        (
+            "attn",
+            eng.attns
+                .iter()
+                .map(|a| {
+                    let lanes = (a.par.heads * a.par.positions * a.par.blocks) as u64;
+                    cells::ATTN + cells::ATTN_PER_LANE * (lanes - 1)
+                })
+                .max()
+                .unwrap_or(cells::ATTN),
+        ),
         ("norm", cells::NORM),
         ("elem", cells::ELEM),
         ("rope", cells::ROPE),
@@ -107,6 +123,10 @@ pub fn stage_costs_at(plan: &Plan, pos: usize) -> Vec<StageCost> {
                         let copies = if *u == "elem" { plan.rows as u64 } else { 1 };
                         copies * crate::tables::unit_table_bits(u)
                     })
+                    .sum::<u64>()
+                + e.attns
+                    .iter()
+                    .map(|a| a.par.extra_table_bits())
                     .sum::<u64>();
             c.fixed_sram_bits = e.spad_words as u64 * 48;
             c.kv_bits_per_position = e

@@ -870,8 +870,8 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
             let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [{W_MSB}:0] a{k}_w_data;", aw - 1);
             let _ = writeln!(
                 s,
-                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
-                a.node, a.head_dim, a.heads, a.kv_heads, plan.context, plan.users, a.window, a.scale_mant, a.scale_shift, lit(aw_sel, k as u64)
+                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}){}, .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
+                a.node, a.head_dim, a.heads, a.kv_heads, plan.context, plan.users, a.window, a.scale_mant, a.scale_shift, attn_par_params(&a.par), lit(aw_sel, k as u64)
             );
             ors.0.push(format!("a{k}_done"));
             ors.1.push(format!("a{k}_busy"));
@@ -945,4 +945,17 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         sink.push("busy_out_w".into());
     }
     let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ok = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */", sink.join(", "));
+}
+
+/// The `tls_attn` parallelism parameters (none for the serial unit, whose
+/// defaults they are).
+fn attn_par_params(p: &crate::plan::AttnParallel) -> String {
+    if p.is_serial() {
+        String::new()
+    } else {
+        format!(
+            ", .HP({}), .KP({}), .BPC({})",
+            p.heads, p.positions, p.blocks
+        )
+    }
 }

@@ -4,7 +4,7 @@
 //! schedule of each instruction's unit formula plus the controller's
 //! overheads. `taalasc sim` reports it next to the measured counts.
 
-use crate::plan::{ElemOp, Instr, Plan, Step};
+use crate::plan::{AttnParallel, ElemOp, Instr, Plan, Step};
 use crate::sim::Cycles;
 use serde::Serialize;
 use taalasc_numerics as nx;
@@ -78,23 +78,48 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
                 a.head_dim as u64,
                 a.window as u64,
                 pos as u64,
+                &a.par,
             )
         }
         Instr::Out { n, .. } => *n as u64 + 2,
     }
 }
 
-/// Attention at position `pos` (KV append, then every head; `tls_attn`):
-/// `(2·KV + 1)·(33·B + 3) + H·(2·n·B + hd + 14)` with `B = hd/32` and `n`
-/// the positions in the window.
-pub fn attn_cycles(heads: u64, kv_heads: u64, hd: u64, window: u64, pos: u64) -> u64 {
+/// Attention at position `pos` (KV append, then every head; `tls_attn`,
+/// the formula of its header) with parallelism `par` (`HP`, `KP`, `BPC`):
+///
+/// `(2·KV + HP)·C + P·(2·R·W + 11) + H·(hd + 3) + (P − 1)·max(0, HP·B − R·W − 6)`
+///
+/// with `B = hd/32`, `C = 33·B + 3` (the A8 conversion of one vector),
+/// `P = H/HP` passes, `W = B/BPC` cache words per position, `R = ⌊pos/KP⌋ −
+/// ⌊lo/KP⌋ + 1` cache rows of the window `lo ..= pos`. The last term is the
+/// wait for the next pass's q when its conversion outlasts the V pass and
+/// the outputs. With `HP = KP = BPC = 1` this is
+/// `(2·KV + 1)·C + H·(2·n·B + hd + 14)`.
+pub fn attn_cycles(
+    heads: u64,
+    kv_heads: u64,
+    hd: u64,
+    window: u64,
+    pos: u64,
+    par: &AttnParallel,
+) -> u64 {
+    let (hp, kp, bpc) = (par.heads as u64, par.positions as u64, par.blocks as u64);
     let b = hd / nx::A8_BLOCK as u64;
-    let n = if window > 0 {
-        (pos + 1).min(window)
+    let lo = if window > 0 {
+        (pos + 1).saturating_sub(window)
     } else {
-        pos + 1
+        0
     };
-    (2 * kv_heads + 1) * (33 * b + 3) + heads * (2 * n * b + hd + 14)
+    let rows = pos / kp - lo / kp + 1;
+    let words = b / bpc;
+    let passes = heads / hp;
+    let conv = 33 * b + 3;
+    let wait = (hp * b).saturating_sub(rows * words + 6);
+    (2 * kv_heads + hp) * conv
+        + passes * (2 * rows * words + 11)
+        + heads * (hd + 3)
+        + (passes - 1) * wait
 }
 
 /// Predicted latency of one token at `pos` alone in the chip: from the

@@ -16,6 +16,8 @@ use taalasc_numerics::{
     attend, dot_a8, scale_score, softmax_weights, to_a8_vec, ScoreScale, A8_BLOCK, W_FRAC, W_MAX,
     W_MIN,
 };
+use taalasc_verilog::perf::attn_cycles;
+use taalasc_verilog::plan::AttnParallel;
 use taalasc_verilog::tools::{rtl_lib, run, verilator_binary};
 
 use taalasc_testrng::xorshift;
@@ -98,6 +100,14 @@ struct Cfg {
     t: usize,
     /// The score scale; `None`: `1/sqrt(hd)`, as the reference executor.
     scale: Option<f64>,
+    /// Query heads per pass (`HP`).
+    hp: usize,
+    /// KV positions per cycle (`KP`).
+    kp: usize,
+    /// 32-blocks of head_dim per cycle (`BPC`).
+    bpc: usize,
+    /// User slots (`SLOTS`): positions `0..t` of each, interleaved.
+    users: usize,
 }
 
 /// How often the rare paths occur in the expected computation.
@@ -179,42 +189,44 @@ fn make_case(cfg: Cfg, seed: u64, craft: bool) -> Case {
         nkv,
         t: tn,
         window,
+        users,
         ..
     } = cfg;
     let bph = hd / A8_BLOCK;
     let mut s = seed;
     let (qw, kvw) = (nh * hd, nkv * hd);
-    // Unaligned regions with gaps of garbage in between.
+    // Steps st = t*users + u; unaligned regions with gaps of garbage in
+    // between.
+    let steps = tn * users;
     let qb = 3;
-    let kb = qb + tn * qw + 7;
-    let vb = kb + tn * kvw + 5;
-    let ob = vb + tn * kvw + 9;
-    let end = ob + tn * qw + 11;
+    let kb = qb + steps * qw + 7;
+    let vb = kb + steps * kvw + 5;
+    let ob = vb + steps * kvw + 9;
+    let end = ob + steps * qw + 11;
     let aw = usize::BITS - (end - 1).leading_zeros();
     let mut mem: Vec<i64> = (0..1usize << aw)
         .map(|_| (xorshift(&mut s) as i64) >> 16)
         .collect();
     let scale = cfg.scale.map_or(ScoreScale::inv_sqrt(hd), ScoreScale::new);
-    let (mut km, mut ke, mut vm, mut ve) = (
-        vec![Vec::<i8>::new(); nkv],
-        vec![Vec::<i8>::new(); nkv],
-        vec![Vec::<i8>::new(); nkv],
-        vec![Vec::<i8>::new(); nkv],
-    );
+    // The caches of each user: [user][kv head].
+    let empty = || vec![vec![Vec::<i8>::new(); nkv]; users];
+    let (mut kmu, mut keu, mut vmu, mut veu) = (empty(), empty(), empty(), empty());
     let mut want = mem.clone();
     let mut cov = Coverage::default();
-    for t in 0..tn {
+    for st in 0..steps {
+        let (t, u) = (st / users, st % users);
+        let (km, ke, vm, ve) = (&mut kmu[u], &mut keu[u], &mut vmu[u], &mut veu[u]);
         let regime = xorshift(&mut s) % 3;
         let mut q = vector(&mut s, qw, regime);
         let mut k = vector(&mut s, kvw, regime);
-        if craft {
+        if craft && u == 0 {
             craft_recip_carry(&cfg, t, &mut q, &mut k);
         }
         let v_regime = xorshift(&mut s) % 3;
         let v = vector(&mut s, kvw, v_regime);
-        mem[qb + t * qw..qb + (t + 1) * qw].copy_from_slice(&q);
-        mem[kb + t * kvw..kb + (t + 1) * kvw].copy_from_slice(&k);
-        mem[vb + t * kvw..vb + (t + 1) * kvw].copy_from_slice(&v);
+        mem[qb + st * qw..qb + (st + 1) * qw].copy_from_slice(&q);
+        mem[kb + st * kvw..kb + (st + 1) * kvw].copy_from_slice(&k);
+        mem[vb + st * kvw..vb + (st + 1) * kvw].copy_from_slice(&v);
         for h in 0..nkv {
             let ka = to_a8_vec(&k[h * hd..(h + 1) * hd], W_FRAC).unwrap();
             let va = to_a8_vec(&v[h * hd..(h + 1) * hd], W_FRAC).unwrap();
@@ -259,7 +271,7 @@ fn make_case(cfg: Cfg, seed: u64, craft: bool) -> Case {
                 hd,
                 &mut out,
             );
-            let o = ob + t * qw + h * hd;
+            let o = ob + st * qw + h * hd;
             want[o..o + hd].copy_from_slice(&out);
         }
     }
@@ -299,9 +311,10 @@ fn parse_hex48(text: &str) -> Vec<i64> {
         .collect()
 }
 
-/// The cycle count of one position, from `start` to `done` (the formula
-/// in the header of `tls_attn.v`).
-fn cycles_formula(c: &Cfg, pos: usize) -> usize {
+/// The serial unit's cycles of one position, from `start` to `done`
+/// (today's formula, for `HP = KP = BPC = 1`), written out independently
+/// of `perf::attn_cycles`.
+fn cycles_serial(c: &Cfg, pos: usize) -> usize {
     let bph = c.hd / A8_BLOCK;
     let lo = if c.window > 0 {
         (pos + 1).saturating_sub(c.window)
@@ -313,11 +326,29 @@ fn cycles_formula(c: &Cfg, pos: usize) -> usize {
     (2 * c.nkv + 1) * conv + c.nh * (2 * n * bph + c.hd + 14)
 }
 
+/// The cycle formula of `tls_attn.v` as the cost model implements it.
+fn cycles_formula(c: &Cfg, pos: usize) -> usize {
+    let par = AttnParallel {
+        heads: c.hp,
+        positions: c.kp,
+        blocks: c.bpc,
+    };
+    attn_cycles(
+        c.nh as u64,
+        c.nkv as u64,
+        c.hd as u64,
+        c.window as u64,
+        pos as u64,
+        &par,
+    ) as usize
+}
+
 fn tb_instance(i: usize, c: &Case) -> String {
     let g = c.cfg;
     format!(
         "  wire f{i};\n  tb_attn #(.AW({aw}), .HD({hd}), .NH({nh}), .NKV({nkv}), .CTX({ctx}), \
-         .WINDOW({win}), .SCALE_MANT({sm}), .SCALE_SHIFT({ss}), .T({t}), .QB({qb}), .KB({kb}), \
+         .WINDOW({win}), .SCALE_MANT({sm}), .SCALE_SHIFT({ss}), .HP({hp}), .KP({kp}), \
+         .BPC({bpc}), .SLOTS({users}), .T({t}), .QB({qb}), .KB({kb}), \
          .VB({vb}), .OB({ob}), .TABLE_DIR(\"tables/\"), .IN_FILE(\"in{i}.hex\"), \
          .OUT_FILE(\"out{i}.hex\"), .STAT_FILE(\"stat{i}.txt\")) u{i} (.clk(clk), .fin(f{i}));\n",
         aw = c.aw,
@@ -328,6 +359,10 @@ fn tb_instance(i: usize, c: &Case) -> String {
         win = g.window,
         sm = c.scale.mant,
         ss = c.scale.shift,
+        hp = g.hp,
+        kp = g.kp,
+        bpc = g.bpc,
+        users = g.users,
         t = g.t,
         qb = c.qb,
         kb = c.kb,
@@ -344,45 +379,55 @@ fn tb_dir() -> PathBuf {
 
 #[test]
 fn attn_matches_numerics_bit_exact() {
+    // The serial unit (HP = KP = BPC = 1): today's configurations.
+    let serial = |hd, nh, nkv, ctx, window, t, scale| Cfg {
+        hd,
+        nh,
+        nkv,
+        ctx,
+        window,
+        t,
+        scale,
+        hp: 1,
+        kp: 1,
+        bpc: 1,
+        users: 1,
+    };
     let cfgs = [
-        Cfg {
-            hd: 32,
-            nh: 4,
-            nkv: 2,
-            ctx: 48,
-            window: 0,
-            t: 40,
-            scale: None,
-        },
-        Cfg {
-            hd: 64,
-            nh: 3,
-            nkv: 1,
-            ctx: 48,
-            window: 8,
-            t: 40,
-            scale: None,
-        },
-        Cfg {
-            hd: 64,
-            nh: 2,
-            nkv: 2,
-            ctx: 40,
-            window: 0,
-            t: 40,
-            scale: None,
-        },
+        serial(64, 3, 1, 48, 8, 40, None),
+        serial(64, 2, 2, 40, 0, 40, None),
         // Three blocks per head, and a scale above 1 (the reference always
         // uses `1/sqrt(hd)`, but the unit takes any `ScoreScale`): scaled
-        // scores saturate.
+        // scores saturate. Positions up to the end of the context.
+        serial(96, 2, 1, 12, 3, 12, Some(5.3)),
+        // GQA, a whole group per pass, 2 positions per cycle, two user
+        // slots, to the end of the context.
         Cfg {
-            hd: 96,
-            nh: 2,
-            nkv: 1,
-            ctx: 12,
-            window: 3,
-            t: 12,
-            scale: Some(5.3),
+            hp: 2,
+            kp: 2,
+            users: 2,
+            ..serial(32, 4, 2, 16, 0, 16, None)
+        },
+        // 2 positions and whole heads (two blocks) per cycle, a window
+        // that straddles rows, two slots, a saturating scale.
+        Cfg {
+            kp: 2,
+            bpc: 2,
+            users: 2,
+            ..serial(64, 2, 1, 24, 5, 24, Some(5.3))
+        },
+        // Two whole heads per pass and a window of 1: the next pass waits
+        // for its q (the formula's last term).
+        Cfg {
+            hp: 2,
+            bpc: 4,
+            ..serial(128, 4, 2, 8, 1, 8, None)
+        },
+        // More positions per cycle than the window, two slots.
+        Cfg {
+            kp: 4,
+            users: 2,
+            ..serial(32, 2, 1, 16, 3, 16, None)
         },
     ];
     let cases: Vec<Case> = cfgs
@@ -392,7 +437,7 @@ fn attn_matches_numerics_bit_exact() {
             make_case(
                 c,
                 0x9e37_79b9_7f4a_7c15 ^ ((i as u64 + 1) * 0x1234_5678),
-                i == 2,
+                i == 1,
             )
         })
         .collect();
@@ -464,9 +509,9 @@ fn attn_matches_numerics_bit_exact() {
             if x != w {
                 if bad < 10 {
                     let qw = g.nh * g.hd;
-                    let where_ = if (c.ob..c.ob + g.t * qw).contains(&a) {
+                    let where_ = if (c.ob..c.ob + g.t * g.users * qw).contains(&a) {
                         let r = a - c.ob;
-                        format!("pos {} head {} i {}", r / qw, (r % qw) / g.hd, r % g.hd)
+                        format!("step {} head {} i {}", r / qw, (r % qw) / g.hd, r % g.hd)
                     } else {
                         "outside the outputs".into()
                     };
@@ -475,7 +520,7 @@ fn attn_matches_numerics_bit_exact() {
                 bad += 1;
             }
         }
-        let outputs = g.t * g.nh * g.hd;
+        let outputs = g.t * g.users * g.nh * g.hd;
         let saturated = c.mem_want[c.ob..c.ob + outputs]
             .iter()
             .filter(|&&x| x == W_MAX || x == W_MIN)
@@ -501,7 +546,19 @@ fn attn_matches_numerics_bit_exact() {
                         f[3].parse().unwrap(),
                     );
                     assert_eq!(cyc, busy, "{g:?} pos {p}: busy cycles vs start->done");
-                    assert_eq!(cyc, cycles_formula(&g, p), "{g:?} pos {p}: cycle formula");
+                    let pos = p / g.users;
+                    assert_eq!(
+                        cyc,
+                        cycles_formula(&g, pos),
+                        "{g:?} step {p}: cycle formula"
+                    );
+                    if (g.hp, g.kp, g.bpc) == (1, 1, 1) {
+                        assert_eq!(
+                            cyc,
+                            cycles_serial(&g, pos),
+                            "{g:?} step {p}: serial formula"
+                        );
+                    }
                     per_pos.push(cyc);
                 }
                 "viol" => {
@@ -515,12 +572,12 @@ fn attn_matches_numerics_bit_exact() {
                 _ => panic!("stat line {line:?}"),
             }
         }
-        assert_eq!(per_pos.len(), g.t, "{g:?}: positions run");
+        assert_eq!(per_pos.len(), g.t * g.users, "{g:?}: positions run");
         println!(
             "{g:?}: cycles per position: pos 0 {}, pos {} {}, all {:?}",
             per_pos[0],
-            g.t - 1,
-            per_pos[g.t - 1],
+            per_pos.len() - 1,
+            per_pos[per_pos.len() - 1],
             per_pos
         );
     }
@@ -529,8 +586,28 @@ fn attn_matches_numerics_bit_exact() {
 #[test]
 fn attn_lint_clean() {
     let dir = tempfile::tempdir().unwrap();
-    let params: [&[&str]; 4] = [
+    let params: [&[&str]; 6] = [
         &[],
+        &[
+            "-GHD=64",
+            "-GNH=8",
+            "-GNKV=2",
+            "-GCTX=24",
+            "-GHP=4",
+            "-GKP=4",
+            "-GBPC=2",
+            "-GSLOTS=2",
+        ],
+        &[
+            "-GHD=96",
+            "-GNH=12",
+            "-GNKV=2",
+            "-GCTX=32",
+            "-GWINDOW=11",
+            "-GHP=3",
+            "-GKP=8",
+            "-GBPC=3",
+        ],
         &["-GHD=32", "-GNH=4", "-GNKV=2", "-GCTX=48"],
         &["-GHD=96", "-GNH=3", "-GNKV=1", "-GCTX=40", "-GWINDOW=8"],
         &[

@@ -14,9 +14,14 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
     };
     if let (Some(target), Some(chips)) = (hw.target_tps_user, &hw.chips) {
         let budget = taalasc_partition::Budget::load(&chips.budget)?;
-        let (plan, sys, all) =
-            crate::target::choose(s.image(), target, hw.users, &budget, chips.min_chips)
-                .with_context(|| format!("{}", s.cfg.model.display()))?;
+        let (plan, sys, all) = crate::target::choose(
+            s.image(),
+            target,
+            (hw.users, hw.attn),
+            &budget,
+            chips.min_chips,
+        )
+        .with_context(|| format!("{}", s.cfg.model.display()))?;
         s.candidates = all;
         eprintln!(
             "build: --target-tps-user {target}: {} lanes x {} rows, {:.1} tokens/s per user, {} chip(s)",
@@ -28,7 +33,7 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         s.plan = Some(plan);
         return Ok(());
     }
-    let plan = taalasc_verilog::plan::plan_with_rows(
+    let mut plan = taalasc_verilog::plan::plan_with_rows(
         s.image(),
         hw.lanes,
         hw.rows,
@@ -36,6 +41,7 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         hw.chips.is_some(),
     )
     .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
+    plan.set_attn_parallel(hw.attn)?;
     s.plan = Some(plan);
     Ok(())
 }

@@ -4,8 +4,8 @@
 
 use super::legal::legalize;
 use super::{
-    addr_bits, blocks_per_word, file_name, kv_bits_per_position, AttnUnit, ElemOp, Engine, Instr,
-    MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, MAX_LANES, MAX_ROWS,
+    addr_bits, blocks_per_word, file_name, kv_bits_per_position, AttnParallel, AttnUnit, ElemOp,
+    Engine, Instr, MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, MAX_LANES, MAX_ROWS,
     SCALE_FIELD_BITS,
 };
 use std::collections::HashMap;
@@ -498,6 +498,7 @@ impl<'a> Lowering<'a> {
                     scale_shift: s.shift,
                     kv_bits: (self.users * image.context) as u64
                         * kv_bits_per_position(*n_kv_heads, *head_dim),
+                    par: AttnParallel::default(),
                 });
                 Instr::Attn {
                     unit,
@@ -614,6 +615,7 @@ impl<'a> Lowering<'a> {
             schedule: self.schedule,
             slots: self.slots,
             spad_aw: addr_bits(max_words as usize),
+            attn_par: AttnParallel::default(),
             stages: Vec::new(),
             widths: Default::default(),
         }

@@ -53,6 +53,11 @@ pub enum PlanError {
     /// message names the field and the value).
     #[error("beyond the emitter's field widths: {0}")]
     Limit(String),
+    /// An attention parallelism flag (`--attn-heads`, `--attn-positions`,
+    /// `--attn-blocks`) does not fit an attention unit (the message names
+    /// the flag, the value and the unit).
+    #[error("{0}")]
+    AttnParallel(String),
 }
 
 /// Elementwise operations of `tls_elem` (`cfg_op`).
@@ -312,6 +317,62 @@ pub struct AttnUnit {
     pub scale_shift: i32,
     /// KV cache bits (K and V, mantissas and exponents, every user slot).
     pub kv_bits: u64,
+    /// How much of the walk over the cache runs in one cycle (left out of
+    /// the JSON when serial).
+    #[serde(skip_serializing_if = "AttnParallel::is_serial")]
+    pub par: AttnParallel,
+}
+
+/// Parallelism of a `tls_attn` unit (its `HP`, `KP` and `BPC`
+/// parameters): `heads` query heads of one KV head per pass, `positions`
+/// KV positions and `blocks` 32-blocks of head_dim per cycle. All 1 is the
+/// serial unit (one 32-block of one head per cycle). The K and V caches are
+/// banked `positions · blocks` ways (same total bits); the unit holds one
+/// exp2 table per (head, position) lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AttnParallel {
+    /// Query heads per pass (`HP`): divides the heads per KV head.
+    pub heads: usize,
+    /// KV positions per cycle (`KP`): a power of two dividing the context.
+    pub positions: usize,
+    /// 32-blocks of head_dim per cycle (`BPC`): divides head_dim / 32.
+    pub blocks: usize,
+}
+
+impl Default for AttnParallel {
+    fn default() -> Self {
+        AttnParallel {
+            heads: 1,
+            positions: 1,
+            blocks: 1,
+        }
+    }
+}
+
+impl AttnParallel {
+    /// One 32-block of one head per cycle (the default).
+    pub fn is_serial(&self) -> bool {
+        *self == AttnParallel::default()
+    }
+
+    /// exp2 table ROMs the unit holds (one per head and position lane).
+    pub fn exp2_tables(&self) -> u64 {
+        (self.heads * self.positions) as u64
+    }
+
+    /// Table ROM bits beyond the unit's one set (exp2 and recip, counted
+    /// by `tables::unit_table_bits("attn")`): the replicated exp2 tables.
+    pub fn extra_table_bits(&self) -> u64 {
+        if self.exp2_tables() == 1 {
+            return 0;
+        }
+        let exp2: u64 = crate::tables::table_roms()
+            .iter()
+            .filter(|t| t.file == "exp2.hex")
+            .map(|t| t.width as u64 * t.entries.len() as u64)
+            .sum();
+        (self.exp2_tables() - 1) * exp2
+    }
 }
 
 /// Where an IR node's value lives (for tracing and debugging).
@@ -423,6 +484,11 @@ pub struct Plan {
     pub slots: Vec<NodeSlot>,
     /// Scratchpad address bits (every engine).
     pub spad_aw: u32,
+    /// Attention parallelism asked for (`--attn-heads`, `--attn-positions`,
+    /// `--attn-blocks`); every attention unit has it. Left out of the JSON
+    /// when serial (a manifest without it re-plans serial).
+    #[serde(skip_serializing_if = "AttnParallel::is_serial")]
+    pub attn_par: AttnParallel,
     /// The schedule as pipeline stages (computed once, by legalization).
     #[serde(skip)]
     stages: Vec<Stage>,
@@ -486,6 +552,50 @@ pub struct MacroBits {
 }
 
 impl Plan {
+    /// Gives every attention unit the parallelism `par` (the walk over the
+    /// KV cache only: the cache bits stay the same). An error names the
+    /// flag that does not fit a unit: `heads` must divide the query heads
+    /// per KV head, `positions` must be a power of two dividing the
+    /// context, `blocks` must divide head_dim / 32.
+    pub fn set_attn_parallel(&mut self, par: AttnParallel) -> Result<(), PlanError> {
+        let err = |m: String| Err(PlanError::AttnParallel(m));
+        if par.heads == 0 || par.positions == 0 || par.blocks == 0 {
+            return err(format!(
+                "--attn-heads {}, --attn-positions {}, --attn-blocks {}: each must be at least 1",
+                par.heads, par.positions, par.blocks
+            ));
+        }
+        if !par.positions.is_power_of_two() || self.context % par.positions != 0 {
+            return err(format!(
+                "--attn-positions {}: expected a power of two dividing the context ({} positions)",
+                par.positions, self.context
+            ));
+        }
+        for e in &mut self.engines {
+            for a in &mut e.attns {
+                let group = a.heads / a.kv_heads;
+                if group % par.heads != 0 {
+                    return err(format!(
+                        "--attn-heads {}: must divide the {group} query heads per KV head of \
+                         attention `{}` ({} heads, {} KV heads)",
+                        par.heads, a.node, a.heads, a.kv_heads
+                    ));
+                }
+                let bph = a.head_dim / nx::A8_BLOCK;
+                if bph % par.blocks != 0 {
+                    return err(format!(
+                        "--attn-blocks {}: must divide the {bph} 32-blocks of head_dim {} of \
+                         attention `{}`",
+                        par.blocks, a.head_dim, a.node
+                    ));
+                }
+                a.par = par;
+            }
+        }
+        self.attn_par = par;
+        Ok(())
+    }
+
     /// The schedule as pipeline stages, in order: every plan `plan()`
     /// returns forms a token pipeline.
     pub fn stages(&self) -> &[Stage] {
@@ -512,6 +622,7 @@ impl Plan {
             }
             for a in &e.attns {
                 m.kv_sram += a.kv_bits;
+                m.table_rom += a.par.extra_table_bits();
             }
             m.scratchpad_sram += e.spad_words as u64 * 48;
             for u in ["norm", "elem", "attn"] {
@@ -522,13 +633,13 @@ impl Plan {
         }
         // Table ROMs: one set per unit instance; the element-wise unit has
         // one per lane (`rows` lanes, RFC 0005).
-        m.table_rom = seen
+        m.table_rom += seen
             .iter()
             .map(|(u, n)| {
                 let lanes = if *u == "elem" { self.rows as u64 } else { 1 };
                 n * lanes * crate::tables::unit_table_bits(u)
             })
-            .sum();
+            .sum::<u64>();
         m
     }
 }

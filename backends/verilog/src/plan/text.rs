@@ -164,7 +164,7 @@ fn engine(f: &mut fmt::Formatter<'_>, e: &Engine) -> fmt::Result {
     for (k, a) in e.attns.iter().enumerate() {
         writeln!(
             f,
-            "  attn {k}: {}, {} heads, {} KV heads of {}, window {}, scale {}>>{}, {} KV bits",
+            "  attn {k}: {}, {} heads, {} KV heads of {}, window {}, scale {}>>{}, {} KV bits{}",
             a.node,
             a.heads,
             a.kv_heads,
@@ -172,7 +172,15 @@ fn engine(f: &mut fmt::Formatter<'_>, e: &Engine) -> fmt::Result {
             a.window,
             a.scale_mant,
             a.scale_shift,
-            a.kv_bits
+            a.kv_bits,
+            if a.par.is_serial() {
+                String::new()
+            } else {
+                format!(
+                    ", {} heads x {} positions x {} blocks per cycle",
+                    a.par.heads, a.par.positions, a.par.blocks
+                )
+            }
         )?;
     }
     writeln!(f, "  program:")?;

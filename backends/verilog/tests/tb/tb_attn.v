@@ -1,11 +1,12 @@
 // Testbench of `tls_attn` (driven by `tests/unit_attn.rs`): a behavioral
 // scratchpad (two read ports, one write port, 1-cycle reads) preloaded with
-// q/k/v of positions 0..T-1, one `start` per position in order (position t:
-// q at QB + t*NH*HD, k at KB + t*NKV*HD, v at VB + t*NKV*HD, output at
-// OB + t*NH*HD), then the whole scratchpad is written to OUT_FILE and the
-// cycle counts and protocol checks to STAT_FILE.
+// q/k/v of T positions of each of SLOTS users, one `start` per step
+// s = t*SLOTS + u in order (user slot u, position t: q at QB + s*NH*HD,
+// k at KB + s*NKV*HD, v at VB + s*NKV*HD, output at OB + s*NH*HD), then the
+// whole scratchpad is written to OUT_FILE and the cycle counts and protocol
+// checks to STAT_FILE.
 //
-// STAT_FILE lines: "pos <t> <cycles start->done> <busy cycles>", then
+// STAT_FILE lines: "pos <s> <cycles start->done> <busy cycles>", then
 // "viol <idle outputs nonzero> <writes outside dst> <done without busy>
 // <start-to-busy errors> <timeouts>".
 module tb_attn #(
@@ -17,6 +18,10 @@ module tb_attn #(
     parameter integer WINDOW = 0,
     parameter integer SCALE_MANT = 32768,
     parameter integer SCALE_SHIFT = 18,
+    parameter integer HP = 1,
+    parameter integer KP = 1,
+    parameter integer BPC = 1,
+    parameter integer SLOTS = 1,
     parameter integer T = 40,
     parameter integer QB = 0,
     parameter integer KB = 0,
@@ -30,6 +35,9 @@ module tb_attn #(
     input wire clk,
     output reg fin
 );
+  // One model class per configuration: keeps the generated C++ functions
+  // small (one flat `top` takes g++ minutes).
+  /* verilator no_inline_module */
   localparam integer D = 1 << AW;
   reg [47:0] mem[0:D-1];
 
@@ -37,6 +45,7 @@ module tb_attn #(
   reg start;
   reg [AW-1:0] cq, ck, cv, cd;
   reg [15:0] cpos;
+  reg [7:0] cslot;
   wire ra_en, rb_en, w_en, done, busy;
   wire [AW-1:0] ra_addr, rb_addr, w_addr;
   wire [47:0] w_data;
@@ -51,11 +60,15 @@ module tb_attn #(
       .WINDOW(WINDOW),
       .SCALE_MANT(SCALE_MANT),
       .SCALE_SHIFT(SCALE_SHIFT),
+      .SLOTS(SLOTS),
+      .HP(HP),
+      .KP(KP),
+      .BPC(BPC),
       .TABLE_DIR(TABLE_DIR)
   ) dut (
       .clk(clk),
       .rst(rst),
-      .cfg_slot(8'd0),
+      .cfg_slot(cslot),
       .start(start),
       .cfg_q(cq),
       .cfg_k(ck),
@@ -120,16 +133,18 @@ module tb_attn #(
     cv = 0;
     cd = 0;
     cpos = 0;
+    cslot = 0;
     fd = $fopen(STAT_FILE, "w");
     repeat (3) @(negedge clk);
     rst = 1'b0;
     @(negedge clk);
-    for (t = 0; t < T; t = t + 1) begin
+    for (t = 0; t < T * SLOTS; t = t + 1) begin
       cq = QB + t * NH * HD;
       ck = KB + t * NKV * HD;
       cv = VB + t * NKV * HD;
       cd = OB + t * NH * HD;
-      cpos = t[15:0];
+      cpos = t / SLOTS;
+      cslot = t % SLOTS;
       start = 1'b1;
       b0 = busy_cyc;
       @(negedge clk);
