@@ -32,12 +32,22 @@ fn lint(chip: &Path) {
 /// Builds `model` with `lanes`, lints it, simulates `tokens` and asserts
 /// bit-exactness and the cycle model. Returns the sim JSON.
 fn cross_check(model: &Path, lanes: usize, tokens: &str, dir: &Path) -> Value {
+    cross_check_with(model, lanes, tokens, dir, &["--context", "32"])
+}
+
+/// [`cross_check`] with other build flags than `--context 32`.
+fn cross_check_with(
+    model: &Path,
+    lanes: usize,
+    tokens: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Value {
     let chip = dir.join("chip");
-    build(
-        model,
-        &chip,
-        &["--lanes", &lanes.to_string(), "--context", "32"],
-    );
+    let lanes_s = lanes.to_string();
+    let mut args = vec!["--lanes", lanes_s.as_str()];
+    args.extend_from_slice(extra);
+    build(model, &chip, &args);
     lint(&chip);
     let j = sim_json(&chip, tokens);
     let n = tokens.split(',').count();
@@ -141,6 +151,38 @@ fn mistral_sliding_window_bit_exact_8_lanes() {
         "1,5,9,70,7,3,3,12,40,41",
         dir.path(),
     );
+}
+
+/// `Row8` scales (8-bit `n_g` plus row exponents, decoded by `tls_wfetch`)
+/// in every layout: asymmetric linear layers at 64 lanes (a chunk covers
+/// two groups), a symmetric whole-row table (one scale per row), and the
+/// packed macros equal to the format's bits.
+#[test]
+fn row8_scales_bit_exact_64_lanes() {
+    let dir = tempfile::tempdir().unwrap();
+    cross_check_with(
+        &repo_root().join("examples/tiny-llama"),
+        64,
+        "1,5,9,100,7,3",
+        dir.path(),
+        &[
+            "--context",
+            "8",
+            "--format",
+            "a4g32h",
+            "--table-format",
+            "s8rowh",
+            "--layer-format",
+            "layers.1.*=s3g64h",
+        ],
+    );
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("chip/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let mb = &m["hardware"]["macro_bits"];
+    assert_eq!(mb["weight_rom_stored"], mb["weight_rom_packed"], "{mb:#}");
+    assert!(dir.path().join("chip/rom/e1_layers_0_attn_q_weight.e.hex").is_file());
 }
 
 /// The real SmolLM2-135M weights (Q4_1 imported losslessly, Q8_0

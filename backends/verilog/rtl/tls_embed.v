@@ -38,6 +38,8 @@ module tls_embed #(
     // weight ROM
     output wire           wr_en,
     output wire [WAW-1:0] wr_addr,
+    output wire [23:0]    wr_grp,
+    output wire [19:0]    wr_chunk,
     input  wire [WW-1:0]  wr_data,
     // scratchpad
     output wire           ra_en,
@@ -98,6 +100,8 @@ module tls_embed #(
   assign busy    = run;
   assign wr_en   = issue;
   assign wr_addr = issue ? wbase + chunk[WAW-1:0] : {WAW{1'b0}};
+  assign wr_grp = issue ? cfg_row : 24'd0;
+  assign wr_chunk = issue ? chunk[19:0] : 20'd0;
   assign ra_en   = issue && cfg_add;
   assign ra_addr = (issue && cfg_add) ? cfg_dst + ic_a[AW-1:0] : {AW{1'b0}};
 

@@ -68,6 +68,8 @@ module tls_matvec #(
     // Weight ROM: word row*CH + c.
     output wire                wr_en,
     output wire [WAW-1:0]      wr_addr,
+    output wire [RW-1:0]       wr_grp,
+    output wire [19:0]         wr_chunk,
     input  wire [LANES*8 + ((LANES >= 32) ? LANES / 32 : 1) * 36 - 1:0] wr_data,
 
     // Bias ROM (signed W48 per row).
@@ -411,6 +413,8 @@ module tls_matvec #(
   // ------------------------------------------------------------------
   assign wr_en = issue;
   assign wr_addr = issue ? k : {WAW{1'b0}};
+  assign wr_grp = issue ? r : {RW{1'b0}};
+  assign wr_chunk = issue ? c : 20'd0;
 
   // Tags: valid, row first/last, block first/last, final word.
   reg s1_v, s1_rf, s1_rl, s1_bf, s1_bl, s1_fin;
