@@ -516,3 +516,41 @@ fn accept_and_handoff_never_claim_one_engine() {
     assert!(!o.status.success(), "the race went unnoticed");
     assert!(err.contains("two stages claim one engine"), "{err}");
 }
+
+/// The ROM-bit parity check itself can fail: a chip whose RTL holds one
+/// 36-bit decoded scale field more per word in one weight ROM (the old
+/// layout) than the cost model charges is rejected, and so is one whose
+/// charge is off by a bit.
+#[test]
+fn rom_parity_check_rejects_a_rom_wider_than_charged() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("chip");
+    build(
+        &repo_root().join("examples/tiny-llama"),
+        &chip,
+        &["--lanes", "16", "--context", "8"],
+    );
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap())
+            .unwrap();
+    let mb = &m["hardware"]["macro_bits"];
+    let charged = ["weight_rom_stored", "vector_rom", "table_rom"]
+        .iter()
+        .map(|k| mb[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(taalasc_tests::rom_parity(&chip), Some(charged));
+    assert_eq!(mb["weight_rom_stored"], mb["weight_rom_packed"]);
+    // Layer 0's q projection code ROM: 512 words of 16 4-bit codes; the
+    // old layout added a 36-bit field to each word.
+    let f = chip.join("rtl/taalasc_engine_1.v");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let rom = "tls_rom #(.W(64), .D(512), .AW(9), .FILE({ROM_DIR, \"e1_layers_0_attn_q_weight.hex\"}))";
+    assert!(text.contains(rom), "{rom}");
+    std::fs::write(&f, text.replace(rom, &rom.replace(".W(64)", ".W(100)"))).unwrap();
+    assert_eq!(
+        taalasc_tests::rtl_rom_bits(&chip.join("rtl")),
+        charged + 512 * 36
+    );
+    let r = std::panic::catch_unwind(|| taalasc_tests::rom_parity(&chip));
+    assert!(r.is_err(), "a ROM wider than charged passes the parity check");
+}
