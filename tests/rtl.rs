@@ -36,13 +36,7 @@ fn cross_check(model: &Path, lanes: usize, tokens: &str, dir: &Path) -> Value {
 }
 
 /// [`cross_check`] with other build flags than `--context 32`.
-fn cross_check_with(
-    model: &Path,
-    lanes: usize,
-    tokens: &str,
-    dir: &Path,
-    extra: &[&str],
-) -> Value {
+fn cross_check_with(model: &Path, lanes: usize, tokens: &str, dir: &Path, extra: &[&str]) -> Value {
     let chip = dir.join("chip");
     let lanes_s = lanes.to_string();
     let mut args = vec!["--lanes", lanes_s.as_str()];
@@ -182,7 +176,10 @@ fn row8_scales_bit_exact_64_lanes() {
     .unwrap();
     let mb = &m["hardware"]["macro_bits"];
     assert_eq!(mb["weight_rom_stored"], mb["weight_rom_packed"], "{mb:#}");
-    assert!(dir.path().join("chip/rom/e1_layers_0_attn_q_weight.e.hex").is_file());
+    assert!(dir
+        .path()
+        .join("chip/rom/e1_layers_0_attn_q_weight.e.hex")
+        .is_file());
 }
 
 /// The real SmolLM2-135M weights (Q4_1 imported losslessly, Q8_0
@@ -544,7 +541,8 @@ fn rom_parity_check_rejects_a_rom_wider_than_charged() {
     // old layout added a 36-bit field to each word.
     let f = chip.join("rtl/taalasc_engine_1.v");
     let text = std::fs::read_to_string(&f).unwrap();
-    let rom = "tls_rom #(.W(64), .D(512), .AW(9), .FILE({ROM_DIR, \"e1_layers_0_attn_q_weight.hex\"}))";
+    let rom =
+        "tls_rom #(.W(64), .D(512), .AW(9), .FILE({ROM_DIR, \"e1_layers_0_attn_q_weight.hex\"}))";
     assert!(text.contains(rom), "{rom}");
     std::fs::write(&f, text.replace(rom, &rom.replace(".W(64)", ".W(100)"))).unwrap();
     assert_eq!(
@@ -552,5 +550,8 @@ fn rom_parity_check_rejects_a_rom_wider_than_charged() {
         charged + 512 * 36
     );
     let r = std::panic::catch_unwind(|| taalasc_tests::rom_parity(&chip));
-    assert!(r.is_err(), "a ROM wider than charged passes the parity check");
+    assert!(
+        r.is_err(),
+        "a ROM wider than charged passes the parity check"
+    );
 }

@@ -372,8 +372,8 @@ pub fn rom_parity(out: &Path) -> Option<u64> {
         return None;
     }
     let held: u64 = dirs.iter().map(|d| rtl_rom_bits(d)).sum();
-    let (_, plan, _) = taalasc::chip::open_chip(out)
-        .unwrap_or_else(|e| panic!("{}: {e:#}", out.display()));
+    let (_, plan, _) =
+        taalasc::chip::open_chip(out).unwrap_or_else(|e| panic!("{}: {e:#}", out.display()));
     let charged: u64 = taalasc_verilog::cost::stage_costs(&plan)
         .iter()
         .map(|c| c.rom_bits)

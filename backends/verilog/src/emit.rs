@@ -489,7 +489,10 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
     if e.mats.is_empty() {
         return;
     }
-    let _ = writeln!(s, "\n  // ---- weight ROMs (packed macros + tls_wfetch per matrix) ----");
+    let _ = writeln!(
+        s,
+        "\n  // ---- weight ROMs (packed macros + tls_wfetch per matrix) ----"
+    );
     let mut ens = Vec::new();
     let mut addrs = Vec::new();
     let mut grps = Vec::new();

@@ -74,14 +74,16 @@ fn row_kind(values: &[Sf16], row8: bool, signed: bool) -> Result<(Vec<u64>, u64)
         }
     }
     if e < ROW8_EXP_MIN {
-        return Err(format!("a Row8 scale needs row exponent {e} < {ROW8_EXP_MIN}"));
+        return Err(format!(
+            "a Row8 scale needs row exponent {e} < {ROW8_EXP_MIN}"
+        ));
     }
     let (lo, hi) = if signed { (-128, 127) } else { (0, 255) };
     let mut n = Vec::with_capacity(values.len());
     for v in values {
         let (mant, exp) = v.mant_exp();
         let k = if mant == 0 { 0 } else { mant >> (e - exp) };
-        if mant != 0 && (k << (e - exp)) != mant || !(lo..=hi).contains(&k) {
+        if (mant != 0 && (k << (e - exp)) != mant) || !(lo..=hi).contains(&k) {
             return Err(format!(
                 "Row8 value {} is not an 8-bit integer times 2^{e}",
                 v.to_f64()
@@ -91,6 +93,9 @@ fn row_kind(values: &[Sf16], row8: bool, signed: bool) -> Result<(Vec<u64>, u64)
     }
     Ok((n, (e as u64) & 0xff))
 }
+
+/// A row's stored scales and row exponent, then its offsets and theirs.
+type RowScales = (Vec<u64>, u64, Vec<u64>, u64);
 
 /// The `$readmemh` images of one matrix's ROM macros (`m.macros`, in order:
 /// codes, scales, row exponents), for whole row groups of `q` (a slice of
@@ -105,15 +110,17 @@ pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize) -> Result<Vec<String>, Str
     let mut out: Vec<String> = m
         .macros
         .iter()
-        .map(|r| String::with_capacity(row_groups * r.depth.div_ceil(m.rows.max(1)) * (r.width / 4 + 2)))
+        .map(|r| {
+            String::with_capacity(row_groups * r.depth.div_ceil(m.rows.max(1)) * (r.width / 4 + 2))
+        })
         .collect();
     let mut cw = Word::new(m.macros[0].width);
     let mut sw = Word::new(m.macros[1].width);
     let mut ew = Word::new(m.macros.get(2).map_or(8, |r| r.width));
     let sew = s.kind_bits * kinds;
-    // Per row of the group: stored scale (and offset) bits per group, and
-    // the row exponents.
-    let mut rows_st: Vec<(Vec<u64>, u64, Vec<u64>, u64)> = Vec::with_capacity(m.slices);
+    // Per row of the word: stored scale bits per group and the row
+    // exponent, then the same for the offsets.
+    let mut rows_st: Vec<RowScales> = Vec::with_capacity(m.slices);
     for g in 0..row_groups {
         rows_st.clear();
         for j in 0..m.slices {
@@ -123,8 +130,12 @@ pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize) -> Result<Vec<String>, Str
                 continue;
             }
             let at = |e: String| format!("row {r}: {e}");
-            let (d, de) = row_kind(&q.scales[r * gpr..(r + 1) * gpr], s.row8, q.format.symmetric)
-                .map_err(at)?;
+            let (d, de) = row_kind(
+                &q.scales[r * gpr..(r + 1) * gpr],
+                s.row8,
+                q.format.symmetric,
+            )
+            .map_err(at)?;
             let (o, oe) = if q.format.symmetric {
                 (vec![0; gpr], 0)
             } else {
@@ -203,7 +214,9 @@ pub fn write_mat_hex(
     lanes: usize,
     outs: &mut [&mut dyn std::io::Write],
 ) -> std::io::Result<()> {
-    let step = (ROM_SLICE_CODES / m.cols.max(1)).max(1).next_multiple_of(m.slices);
+    let step = (ROM_SLICE_CODES / m.cols.max(1))
+        .max(1)
+        .next_multiple_of(m.slices);
     let mut r0 = 0;
     while r0 < m.rows {
         let r1 = (r0 + step).min(m.rows);
@@ -262,8 +275,10 @@ pub fn for_each_rom(
         for m in &e.mats {
             let mut texts: Vec<Vec<u8>> = vec![Vec::new(); m.macros.len()];
             {
-                let mut outs: Vec<&mut dyn std::io::Write> =
-                    texts.iter_mut().map(|t| t as &mut dyn std::io::Write).collect();
+                let mut outs: Vec<&mut dyn std::io::Write> = texts
+                    .iter_mut()
+                    .map(|t| t as &mut dyn std::io::Write)
+                    .collect();
                 write_mat_hex(image, m, plan.lanes, &mut outs)?;
             }
             for (r, t) in m.macros.iter().zip(texts) {
@@ -296,8 +311,10 @@ pub fn write_roms(dir: &Path, image: &dyn ImageSource, plan: &Plan) -> std::io::
             }
             let p = dir.join(&m.file);
             {
-                let mut outs: Vec<&mut dyn std::io::Write> =
-                    ws.iter_mut().map(|w| w as &mut dyn std::io::Write).collect();
+                let mut outs: Vec<&mut dyn std::io::Write> = ws
+                    .iter_mut()
+                    .map(|w| w as &mut dyn std::io::Write)
+                    .collect();
                 write_mat_hex(image, m, plan.lanes, &mut outs).map_err(|e| named(&p, e))?;
             }
             for (w, r) in ws.iter_mut().zip(&m.macros) {

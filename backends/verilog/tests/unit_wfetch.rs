@@ -36,23 +36,75 @@ struct Case {
 
 const CASES: &[Case] = &[
     // SF16, chunk inside a group (mode 1), asymmetric.
-    Case { format: "a4g32", rows: 5, cols: 96, lanes: 16, slices: 1 },
-    Case { format: "a4g32", rows: 5, cols: 96, lanes: 16, slices: 2 },
+    Case {
+        format: "a4g32",
+        rows: 5,
+        cols: 96,
+        lanes: 16,
+        slices: 1,
+    },
+    Case {
+        format: "a4g32",
+        rows: 5,
+        cols: 96,
+        lanes: 16,
+        slices: 2,
+    },
     // Row8 symmetric, a chunk covers two groups (mode 2), 64 ∤ 96: padding.
-    Case { format: "s4g32h", rows: 3, cols: 96, lanes: 64, slices: 2 },
-    Case { format: "s4g32h", rows: 3, cols: 96, lanes: 64, slices: 1 },
+    Case {
+        format: "s4g32h",
+        rows: 3,
+        cols: 96,
+        lanes: 64,
+        slices: 2,
+    },
+    Case {
+        format: "s4g32h",
+        rows: 3,
+        cols: 96,
+        lanes: 64,
+        slices: 1,
+    },
     // Row8 asymmetric, lanes 8 inside groups of 64.
-    Case { format: "a3g64h", rows: 4, cols: 128, lanes: 8, slices: 2 },
+    Case {
+        format: "a3g64h",
+        rows: 4,
+        cols: 128,
+        lanes: 8,
+        slices: 2,
+    },
     // One group per row (mode 0), 8-bit codes, 64 ∤ 160.
-    Case { format: "s8row", rows: 3, cols: 160, lanes: 64, slices: 1 },
+    Case {
+        format: "s8row",
+        rows: 3,
+        cols: 160,
+        lanes: 64,
+        slices: 1,
+    },
     // A group that is not a power of two: per-32-block entries.
-    Case { format: "a2g96", rows: 2, cols: 192, lanes: 32, slices: 2 },
-    Case { format: "a6row", rows: 3, cols: 64, lanes: 4, slices: 1 },
+    Case {
+        format: "a2g96",
+        rows: 2,
+        cols: 192,
+        lanes: 32,
+        slices: 2,
+    },
+    Case {
+        format: "a6row",
+        rows: 3,
+        cols: 64,
+        lanes: 4,
+        slices: 1,
+    },
 ];
 
 /// A random SF16 value (subnormals and both signs included).
 fn sf16(rng: &mut Rng, positive: bool) -> Sf16 {
-    let sign = if positive { 0 } else { (rng.below(2) as u16) << 15 };
+    let sign = if positive {
+        0
+    } else {
+        (rng.below(2) as u16) << 15
+    };
     let e = rng.below(31) as u16;
     Sf16(sign | (e << 10) | rng.below(1024) as u16)
 }
@@ -80,14 +132,14 @@ fn random_matrix(rng: &mut Rng, c: &Case) -> QTensor {
                     0
                 } else if f.symmetric {
                     {
-                    let x = rng.range(-128, 127) as i32;
-                    rng.pick(&[-128, 127, 1, -1, x, x])
-                }
+                        let x = rng.range(-128, 127) as i32;
+                        rng.pick(&[-128, 127, 1, -1, x, x])
+                    }
                 } else {
                     {
-                    let x = rng.range(0, 255) as i32;
-                    rng.pick(&[255, 1, x, x])
-                }
+                        let x = rng.range(0, 255) as i32;
+                        rng.pick(&[255, 1, x, x])
+                    }
                 };
                 scales.push(row8(n, ed));
                 if !f.symmetric {
@@ -215,8 +267,13 @@ fn hex_of(bits: &[bool]) -> String {
 
 /// The testbench: per case the macros, the adapter and a stimulus ROM of
 /// `{en, grp, chunk}` per cycle; prints `case cycle data` after each read.
-fn testbench(dir: &Path, mats: &[(QTensor, MatRom)], stims: &[Vec<(bool, usize, usize)>]) -> String {
-    let mut s = String::from("module tb_wfetch;\n  reg clk = 0;\n  reg rst = 1;\n  integer t = 0;\n");
+fn testbench(
+    dir: &Path,
+    mats: &[(QTensor, MatRom)],
+    stims: &[Vec<(bool, usize, usize)>],
+) -> String {
+    let mut s =
+        String::from("module tb_wfetch;\n  reg clk = 0;\n  reg rst = 1;\n  integer t = 0;\n");
     let cycles = stims.iter().map(Vec::len).max().unwrap();
     for (k, ((q, m), st)) in mats.iter().zip(stims).enumerate() {
         let c = &CASES[k];
@@ -239,15 +296,28 @@ fn testbench(dir: &Path, mats: &[(QTensor, MatRom)], stims: &[Vec<(bool, usize, 
         // Padded with idle cycles to the run's length.
         let pad = std::iter::repeat_n(&(false, 0, 0), cycles + 8 - st.len());
         for &(en, g, ch) in st.iter().chain(pad) {
-            let _ = writeln!(sh, "{:09x}", ((en as u64) << 32) | ((g as u64) << 16) | ch as u64);
+            let _ = writeln!(
+                sh,
+                "{:09x}",
+                ((en as u64) << 32) | ((g as u64) << 16) | ch as u64
+            );
         }
         std::fs::write(dir.join(format!("st{k}.hex")), sh).unwrap();
         let sl = &m.scales;
         let kinds = 1 + m.asym as usize;
         let _ = writeln!(s, "  wire [32:0] st{k};\n  tls_rom #(.W(33), .D({}), .AW(12), .FILE(\"st{k}.hex\")) st{k}_r (.clk(clk), .en(1'b1), .addr(t[11:0]), .data(st{k}));", cycles + 8);
-        let _ = writeln!(s, "  wire en{k} = st{k}[32] && !rst;\n  wire [{}:0] w{k};", ws - 1);
+        let _ = writeln!(
+            s,
+            "  wire en{k} = st{k}[32] && !rst;\n  wire [{}:0] w{k};",
+            ws - 1
+        );
         for (r, (p, aw)) in m.macros.iter().zip([("c", caw), ("s", saw), ("e", gaw)]) {
-            let _ = writeln!(s, "  wire m{k}_{p}_en; wire [{}:0] m{k}_{p}_addr; wire [{}:0] m{k}_{p}_q;", aw - 1, r.width - 1);
+            let _ = writeln!(
+                s,
+                "  wire m{k}_{p}_en; wire [{}:0] m{k}_{p}_addr; wire [{}:0] m{k}_{p}_q;",
+                aw - 1,
+                r.width - 1
+            );
             let _ = writeln!(s, "  tls_rom #(.W({}), .D({}), .AW({aw}), .FILE(\"{}\")) m{k}{p} (.clk(clk), .en(m{k}_{p}_en), .addr(m{k}_{p}_addr), .data(m{k}_{p}_q));", r.width, r.depth, r.file);
         }
         let e_data = if sl.row8 {
@@ -276,7 +346,7 @@ fn testbench(dir: &Path, mats: &[(QTensor, MatRom)], stims: &[Vec<(bool, usize, 
 #[test]
 fn wfetch_expands_packed_roms_bit_exact_rows_1_and_2() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(0x5eed_13);
+    let mut rng = Rng(0x005e_ed13);
     let mut mats = Vec::new();
     let mut stims = Vec::new();
     for (k, c) in CASES.iter().enumerate() {
@@ -360,13 +430,25 @@ fn wfetch_expands_packed_roms_bit_exact_rows_1_and_2() {
 fn wfetch_lint_clean() {
     let dir = tempfile::tempdir().unwrap();
     for (params, name) in [
-        ("-GROWS=1 -GLANES=16 -GSF=0 -GASYM=1 -GSMODE=1 -GGPR=3 -GCPGL=1", "sf16"),
-        ("-GROWS=2 -GLANES=64 -GSF=1 -GASYM=0 -GSMODE=2 -GSPW=2 -GCOLS=96", "row8"),
+        (
+            "-GROWS=1 -GLANES=16 -GSF=0 -GASYM=1 -GSMODE=1 -GGPR=3 -GCPGL=1",
+            "sf16",
+        ),
+        (
+            "-GROWS=2 -GLANES=64 -GSF=1 -GASYM=0 -GSMODE=2 -GSPW=2 -GCOLS=96",
+            "row8",
+        ),
         ("-GROWS=1 -GLANES=8 -GSF=1 -GASYM=1 -GSMODE=0", "row"),
     ] {
-        let mut args: Vec<String> = ["--lint-only", "-Wall", "-Wno-DECLFILENAME", "--top-module", "tls_wfetch"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = [
+            "--lint-only",
+            "-Wall",
+            "-Wno-DECLFILENAME",
+            "--top-module",
+            "tls_wfetch",
+        ]
+        .map(String::from)
+        .to_vec();
         args.extend(params.split(' ').map(String::from));
         args.push(rtl_lib("tls_wfetch.v").display().to_string());
         let o = run(dir.path(), "verilator", &args);

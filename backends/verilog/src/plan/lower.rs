@@ -663,7 +663,11 @@ pub fn scale_layout(f: &WeightFormat, cols: usize, lanes: usize) -> ScaleLayout 
         words_per_row,
         per_word,
         cpg_log2: if mode == 1 { log2(granule / lanes) } else { 0 },
-        blocks_log2: if mode == 2 { log2(granule / nx::A8_BLOCK) } else { 0 },
+        blocks_log2: if mode == 2 {
+            log2(granule / nx::A8_BLOCK)
+        } else {
+            0
+        },
         row8,
         kind_bits: if row8 { 8 } else { 16 },
     }
