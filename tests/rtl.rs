@@ -37,19 +37,22 @@ fn cross_check(model: &Path, lanes: usize, tokens: &str, dir: &Path) -> Value {
 
 /// As [`cross_check`], with `rows` rows per cycle of every matvec unit.
 fn cross_check_rows(model: &Path, lanes: usize, rows: usize, tokens: &str, dir: &Path) -> Value {
+    cross_check_with(model, (lanes, rows), tokens, dir, &["--context", "32"])
+}
+
+/// [`cross_check_rows`] with other build flags than `--context 32`.
+fn cross_check_with(
+    model: &Path,
+    (lanes, rows): (usize, usize),
+    tokens: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Value {
     let chip = dir.join("chip");
-    build(
-        model,
-        &chip,
-        &[
-            "--lanes",
-            &lanes.to_string(),
-            "--rows",
-            &rows.to_string(),
-            "--context",
-            "32",
-        ],
-    );
+    let (lanes_s, rows_s) = (lanes.to_string(), rows.to_string());
+    let mut args = vec!["--lanes", lanes_s.as_str(), "--rows", rows_s.as_str()];
+    args.extend_from_slice(extra);
+    build(model, &chip, &args);
     lint(&chip);
     let j = sim_json(&chip, tokens);
     let n = tokens.split(',').count();
@@ -210,6 +213,53 @@ fn mistral_sliding_window_bit_exact_8_lanes() {
         "1,5,9,70,7,3,3,12,40,41",
         dir.path(),
     );
+}
+
+/// `Row8` scales (8-bit `n_g` plus row exponents, decoded by `tls_wfetch`)
+/// in every layout: asymmetric linear layers at 64 lanes (a chunk covers
+/// two groups), 64-column groups (a chunk lies in one group), a symmetric
+/// whole-row table (one scale per row), and the packed macros equal to the
+/// format's bits; at one row per cycle and at 4 rows per word (every macro
+/// word holds 4 row slices, `tls_wfetch` at `ROWS = 4`).
+#[test]
+fn row8_scales_bit_exact_64_lanes() {
+    for rows in [1, 4] {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = std::time::Instant::now();
+        cross_check_with(
+            &repo_root().join("examples/tiny-llama"),
+            (64, rows),
+            "1,5,9,100,7,3",
+            dir.path(),
+            &[
+                "--context",
+                "8",
+                "--format",
+                "a4g32h",
+                "--table-format",
+                "s8rowh",
+                "--layer-format",
+                "layers.1.*=s3g64h",
+            ],
+        );
+        let chip = dir.path().join("chip");
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap())
+                .unwrap();
+        let mb = &m["hardware"]["macro_bits"];
+        // tiny-llama's rows are multiples of 4: no padding rows either.
+        assert_eq!(mb["weight_rom_stored"], mb["weight_rom_packed"], "{mb:#}");
+        assert!(chip.join("rom/e1_layers_0_attn_q_weight.e.hex").is_file());
+        let engine1 = std::fs::read_to_string(chip.join("rtl/taalasc_engine_1.v")).unwrap();
+        assert!(
+            engine1.contains(&format!("tls_wfetch #(.LANES(64), .ROWS({rows}), .B(4)")),
+            "tls_wfetch at ROWS = {rows}"
+        );
+        println!(
+            "Row8, 64 lanes x {rows} rows: {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
 }
 
 /// The real SmolLM2-135M weights (Q4_1 imported losslessly, Q8_0
@@ -602,4 +652,46 @@ fn tiny_llama_parallel_attention_bit_exact() {
         "cycles {measured} vs formula {formula}"
     );
     println!("parallel attention: {measured} cycles per token, formula {formula}");
+}
+
+/// The ROM-bit parity check itself can fail: a chip whose RTL holds one
+/// 36-bit decoded scale field more per word in one weight ROM (the old
+/// layout) than the cost model charges is rejected, and so is one whose
+/// charge is off by a bit.
+#[test]
+fn rom_parity_check_rejects_a_rom_wider_than_charged() {
+    let dir = tempfile::tempdir().unwrap();
+    let chip = dir.path().join("chip");
+    build(
+        &repo_root().join("examples/tiny-llama"),
+        &chip,
+        &["--lanes", "16", "--context", "8"],
+    );
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap())
+            .unwrap();
+    let mb = &m["hardware"]["macro_bits"];
+    let charged = ["weight_rom_stored", "vector_rom", "table_rom"]
+        .iter()
+        .map(|k| mb[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(taalasc_tests::rom_parity(&chip), Some(charged));
+    assert_eq!(mb["weight_rom_stored"], mb["weight_rom_packed"]);
+    // Layer 0's q projection code ROM: 512 words of 16 4-bit codes; the
+    // old layout added a 36-bit field to each word.
+    let f = chip.join("rtl/taalasc_engine_1.v");
+    let text = std::fs::read_to_string(&f).unwrap();
+    let rom =
+        "tls_rom #(.W(64), .D(512), .AW(9), .FILE({ROM_DIR, \"e1_layers_0_attn_q_weight.hex\"}))";
+    assert!(text.contains(rom), "{rom}");
+    std::fs::write(&f, text.replace(rom, &rom.replace(".W(64)", ".W(100)"))).unwrap();
+    assert_eq!(
+        taalasc_tests::rtl_rom_bits(&chip.join("rtl")),
+        charged + 512 * 36
+    );
+    let r = std::panic::catch_unwind(|| taalasc_tests::rom_parity(&chip));
+    assert!(
+        r.is_err(),
+        "a ROM wider than charged passes the parity check"
+    );
 }

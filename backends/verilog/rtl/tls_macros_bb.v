@@ -1,6 +1,8 @@
 // Blackbox declarations of the memory macros, for synthesis only: Yosys
 // maps the compute fabric and leaves these as cells whose area comes from
-// the macro model (bits × density), not from gates.
+// the macro model (bits × density), not from gates. The weight ROM fetch
+// adapter `tls_wfetch` (tls_wfetch.v) is logic, not a macro: synthesis
+// reads it with the units and maps it to gates.
 (* blackbox *)
 module tls_rom #(
     parameter integer W = 8,

@@ -1,5 +1,7 @@
 //! What each pipeline stage of a plan costs, for the partitioner and the
-//! system report (RFC 0004): ROM and SRAM bits from the plan's macros,
+//! system report (RFC 0004): ROM and SRAM bits from the plan's macros (the
+//! weight ROMs as the RTL's packed macros hold them, `MatRom::stored_bits`;
+//! a pass over a matrix reads each of its macro words once, `tls_wfetch`),
 //! logic from a cell model calibrated on Yosys runs, cycles from the RFC
 //! 0003 formulas, and the per-token traffic the energy model needs.
 
@@ -108,7 +110,7 @@ pub fn stage_costs_at(plan: &Plan, pos: usize) -> Vec<StageCost> {
             out_bits: 0,
         };
         if first_use {
-            c.rom_bits = e.mats.iter().map(|m| m.packed_bits).sum::<u64>()
+            c.rom_bits = e.mats.iter().map(|m| m.stored_bits).sum::<u64>()
                 + e.gains
                     .iter()
                     .chain(&e.biases)
@@ -149,12 +151,14 @@ pub fn stage_costs_at(plan: &Plan, pos: usize) -> Vec<StageCost> {
                     mat, rows, cols, ..
                 } => {
                     c.macs += (*rows * *cols) as u64;
-                    c.rom_read_bits += e.mats[*mat].packed_bits;
+                    c.rom_read_bits += e.mats[*mat].stored_bits;
                     c.sram_access_bits += 48 * (*rows + *cols) as u64;
                 }
                 Instr::Embed { mat, cols, .. } => {
+                    // One row group's words of every macro (a word holds
+                    // the group's `slices` rows).
                     let m = &e.mats[*mat];
-                    c.rom_read_bits += m.packed_bits / m.rows.max(1) as u64;
+                    c.rom_read_bits += m.stored_bits / m.groups.max(1) as u64;
                     c.sram_access_bits += 48 * *cols as u64;
                 }
                 Instr::Attn { unit, .. } => {

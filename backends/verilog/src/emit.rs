@@ -265,12 +265,11 @@ struct EngineCx<'a> {
     w: Widths,
     aw: u32,
     lanes: usize,
-    /// Rows per cycle of the matvec unit: row slices per weight ROM word,
-    /// and the scratchpad's write line.
+    /// Rows per cycle of the matvec unit: row slices per weight ROM word
+    /// (`tls_wfetch`'s `ROWS`), and the scratchpad's write line.
     rows: usize,
-    /// Blocks of scale fields per ROM word.
-    nb: usize,
-    /// Bits of one widened row slice of a weight ROM word (8-bit codes).
+    /// Bits of one expanded row slice of a weight word (8-bit codes, 36-bit
+    /// scale fields); the units read `rows` of them.
     wide_bits: usize,
     /// Units the program uses, in sequencer order.
     units: Vec<&'static str>,
@@ -293,7 +292,6 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         aw: w.aw,
         lanes,
         rows: plan.rows,
-        nb,
         wide_bits: lanes * 8 + nb * SCALE_FIELD_BITS,
         units: ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
             .into_iter()
@@ -647,90 +645,134 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
     let _ = writeln!(s, "  assign dbg_we = l_we;\n  assign dbg_addr = l_waddr;\n  assign dbg_data = l_wdata;\n  assign dbg_pc = pc;");
 }
 
-/// The weight ROMs (one macro per matrix) behind one read port.
+/// The weight ROMs behind one read port: per matrix its packed macros
+/// (codes, scales, `Row8` exponents) and the `tls_wfetch` adapter that
+/// expands them to the units' word.
 fn weight_roms(s: &mut String, cx: &EngineCx) {
     let EngineCx {
         e,
         lanes,
         rows,
-        nb,
         wide_bits,
         waw,
         ..
     } = *cx;
-    // One word: `rows` widened row slices.
+    if e.mats.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n  // ---- weight ROMs (packed macros + tls_wfetch per matrix) ----"
+    );
+    let mut ens = Vec::new();
+    let mut addrs = Vec::new();
+    let mut grps = Vec::new();
+    let mut chunks = Vec::new();
+    for (u, p) in [("matvec", "mv"), ("embed", "em")] {
+        if e.uses(u) {
+            ens.push(format!("{p}_wr_en"));
+            addrs.push(format!("{p}_wr_addr"));
+            grps.push(format!("{p}_wr_grp"));
+            chunks.push(format!("{p}_wr_chunk"));
+            let _ = writeln!(
+                s,
+                "  wire {p}_wr_en;\n  wire [{}:0] {p}_wr_addr;\n  wire [23:0] {p}_wr_grp;\n  wire [19:0] {p}_wr_chunk;",
+                waw - 1
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  wire w_en = {};\n  wire [{}:0] w_addr = {};\n  wire [23:0] w_grp = {};\n  wire [19:0] w_chunk = {};",
+        ens.join(" | "),
+        waw - 1,
+        addrs.join(" | "),
+        grps.join(" | "),
+        chunks.join(" | ")
+    );
+    // The units read `rows` expanded row slices per word.
     let word = rows * wide_bits;
-    // Weight ROMs.
-    if !e.mats.is_empty() {
-        let _ = writeln!(s, "\n  // ---- weight ROMs (one macro per matrix) ----");
-        let mut ens = Vec::new();
-        let mut addrs = Vec::new();
-        if e.uses("matvec") {
-            ens.push("mv_wr_en".to_string());
-            addrs.push("mv_wr_addr".to_string());
-            let _ = writeln!(s, "  wire mv_wr_en;\n  wire [{}:0] mv_wr_addr;", waw - 1);
-        }
-        if e.uses("embed") {
-            ens.push("em_wr_en".to_string());
-            addrs.push("em_wr_addr".to_string());
-            let _ = writeln!(s, "  wire em_wr_en;\n  wire [{}:0] em_wr_addr;", waw - 1);
-        }
+    let _ = writeln!(s, "  reg [{}:0] w_data;", word - 1);
+    let mw = addr_bits(e.mats.len());
+    let mut unused = Vec::new();
+    for (k, m) in e.mats.iter().enumerate() {
+        assert_eq!(
+            m.slices, rows,
+            "{}: ROM row slices differ from the plan's rows",
+            m.weight
+        );
+        let sl = &m.scales;
+        let (caw, gaw) = (addr_bits(m.depth()), addr_bits(m.groups));
+        let chw = addr_bits(m.chunks);
+        let saw = addr_bits(m.macros[1].depth);
         let _ = writeln!(
             s,
-            "  wire w_en = {};\n  wire [{}:0] w_addr = {};",
-            ens.join(" | "),
-            waw - 1,
-            addrs.join(" | ")
+            "  // {} ({}): {}",
+            m.weight,
+            m.format,
+            m.macros
+                .iter()
+                .map(|r| format!("{} {} x {}", r.kind, r.depth, r.width))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        let _ = writeln!(s, "  reg [{}:0] w_data;", word - 1);
-        let mw = addr_bits(e.mats.len());
-        for (k, m) in e.mats.iter().enumerate() {
-            let depth = m.depth();
-            let ab = addr_bits(depth);
+        let _ = writeln!(
+            s,
+            "  wire [{}:0] m{k}_w;\n  wire m{k}_en = w_en && d_mat == {};",
+            word - 1,
+            lit(mw, k as u64)
+        );
+        for (r, (p, aw)) in m.macros.iter().zip([("c", caw), ("s", saw), ("e", gaw)]) {
             let _ = writeln!(
                 s,
-                "  // {} ({}), {} x {} bits",
-                m.weight, m.format, depth, m.word_bits
+                "  wire m{k}_{p}_en;\n  wire [{}:0] m{k}_{p}_addr;\n  wire [{}:0] m{k}_{p}_q;",
+                aw - 1,
+                r.width - 1
             );
             let _ = writeln!(
                 s,
-                "  wire [{}:0] m{k}_q;\n  wire [{}:0] m{k}_w;",
-                m.word_bits - 1,
-                word - 1
+                "  tls_rom #(.W({}), .D({}), .AW({aw}), .FILE({{ROM_DIR, \"{}\"}})) m{k}{p} (\n    .clk(clk), .en(m{k}_{p}_en), .addr(m{k}_{p}_addr), .data(m{k}_{p}_q)\n  );",
+                r.width, r.depth, r.file
             );
-            let _ = writeln!(
-                s,
-                "  tls_rom #(.W({}), .D({depth}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) m{k} (\n    .clk(clk),\n    .en(w_en && d_mat == {}),\n    .addr(w_addr[{}:0]),\n    .data(m{k}_q)\n  );",
-                m.word_bits,
-                m.file,
-                lit(mw, k as u64),
-                ab - 1
-            );
-            if rows == 1 {
-                let _ = writeln!(
-                    s,
-                    "  tls_widen #(.LANES({lanes}), .B({}), .NB({nb})) m{k}_widen (.narrow(m{k}_q), .wide(m{k}_w));",
-                    m.bits
-                );
-            } else {
-                // One widener per row slice.
-                let nw = m.word_bits / rows;
-                for j in 0..rows {
-                    let _ = writeln!(
-                        s,
-                        "  tls_widen #(.LANES({lanes}), .B({}), .NB({nb})) m{k}_widen{j} (.narrow(m{k}_q[{}:{}]), .wide(m{k}_w[{}:{}]));",
-                        m.bits,
-                        (j + 1) * nw - 1,
-                        j * nw,
-                        (j + 1) * wide_bits - 1,
-                        j * wide_bits
-                    );
-                }
-            }
         }
-        let srcs: Vec<String> = (0..e.mats.len()).map(|k| format!("m{k}_w")).collect();
-        mux(s, "d_mat", "w_data", &srcs, word as u32);
+        let kinds = 1 + m.asym as usize;
+        let e_data = if sl.row8 {
+            format!("m{k}_e_q")
+        } else {
+            let _ = writeln!(s, "  wire m{k}_e_en;\n  wire [{}:0] m{k}_e_addr;", gaw - 1);
+            unused.push(format!("m{k}_e_en, m{k}_e_addr"));
+            format!("{}'d0", m.slices * 8 * kinds)
+        };
+        let _ = writeln!(
+            s,
+            "  tls_wfetch #(.LANES({lanes}), .ROWS({}), .B({}), .COLS({}), .ASYM({}), .SF({}), .DSIGNED({}), .SMODE({}), .GPR({}), .CPGL({}), .SPW({}), .GLB({}), .CAW({caw}), .GAW({gaw}), .CHW({chw}), .SAW({saw})) m{k}_f (\n    .clk(clk), .rst(rst), .en(m{k}_en), .addr(w_addr[{}:0]), .grp(w_grp[{}:0]), .chunk(w_chunk[{}:0]),\n    .c_en(m{k}_c_en), .c_addr(m{k}_c_addr), .c_data(m{k}_c_q),\n    .s_en(m{k}_s_en), .s_addr(m{k}_s_addr), .s_data(m{k}_s_q),\n    .e_en(m{k}_e_en), .e_addr(m{k}_e_addr), .e_data({e_data}),\n    .data(m{k}_w)\n  );",
+            m.slices,
+            m.bits,
+            m.cols,
+            m.asym as u8,
+            sl.row8 as u8,
+            !m.asym as u8,
+            sl.mode,
+            sl.words_per_row,
+            sl.cpg_log2,
+            sl.per_word,
+            sl.blocks_log2,
+            caw - 1,
+            gaw - 1,
+            chw - 1
+        );
     }
+    let srcs: Vec<String> = (0..e.mats.len()).map(|k| format!("m{k}_w")).collect();
+    mux(s, "d_mat", "w_data", &srcs, word as u32);
+    // Address bits above every matrix's own (the widest matrix uses them
+    // all; the others ignore them), and the unused exponent ports of SF16
+    // matrices.
+    unused.extend(["w_addr", "w_grp", "w_chunk"].map(String::from));
+    let _ = writeln!(
+        s,
+        "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_w = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */",
+        unused.join(", ")
+    );
 }
 
 /// The linear bias, norm gain/bias and RoPE table ROMs.
@@ -810,7 +852,6 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     if e.uses("matvec") {
         let (ctl, spad) = (ctl_ports("matvec"), spad_ports("matvec", true));
         let _ = writeln!(s, "  wire mv_busy_load;\n  wire mv_mac_active;");
-        let _ = writeln!(s, "  wire [23:0] mv_wr_grp;\n  wire [19:0] mv_wr_chunk;");
         let _ = writeln!(
             s,
             "  tls_matvec #(.LANES({lanes}), {rows_p}.AW({aw}), .XB({}), .WAW({waw}), .RW(24)) u_matvec (\n    {ctl},\n    .busy_load(mv_busy_load), .mac_active(mv_mac_active),\n    .cfg_src(d_mv_src), .cfg_dst(d_mv_dst), .cfg_rows(d_mv_rows), .cfg_cols(d_mv_cols),\n    .cfg_load(d_mv_load), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias), .cfg_has_bias(d_mv_has_bias),\n    {spad},\n    .wr_en(mv_wr_en), .wr_addr(mv_wr_addr), .wr_grp(mv_wr_grp), .wr_chunk(mv_wr_chunk), .wr_data(w_data),\n    .br_en(br_en), .br_addr(br_addr), .br_data(br_data)\n  );",
@@ -821,7 +862,6 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     }
     if e.uses("embed") {
         let (ctl, spad) = (ctl_ports("embed"), spad_ports("embed", false));
-        let _ = writeln!(s, "  wire [23:0] em_wr_grp;\n  wire [19:0] em_wr_chunk;");
         let _ = writeln!(
             s,
             "  tls_embed #(.LANES({lanes}), {rows_p}.AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_grp(em_wr_grp), .wr_chunk(em_wr_chunk), .wr_data(w_data)\n  );",
@@ -926,20 +966,7 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     // second read port user, activity flags kept for debugging).
     let mut sink = vec!["spad_b".to_string()];
     if e.uses("matvec") {
-        sink.extend(
-            [
-                "mv_mac_active",
-                "br_en",
-                "br_addr",
-                "mv_wr_grp",
-                "mv_wr_chunk",
-            ]
-            .map(String::from),
-        );
-    }
-    if e.uses("embed") {
-        // The row group and chunk of a ROM read, for a ROM-fetch adapter.
-        sink.extend(["em_wr_grp", "em_wr_chunk"].map(String::from));
+        sink.extend(["mv_mac_active", "br_en", "br_addr"].map(String::from));
     }
     if e.uses("out") {
         sink.push("busy_out_w".into());

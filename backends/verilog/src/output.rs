@@ -27,6 +27,7 @@ pub const LIBRARY: &[(&str, &str)] = &[
     ("tls_lib.v", include_str!("../rtl/tls_lib.v")),
     ("tls_matvec.v", include_str!("../rtl/tls_matvec.v")),
     ("tls_embed.v", include_str!("../rtl/tls_embed.v")),
+    ("tls_wfetch.v", include_str!("../rtl/tls_wfetch.v")),
     ("tls_norm.v", include_str!("../rtl/tls_norm.v")),
     ("tls_elem.v", include_str!("../rtl/tls_elem.v")),
     ("tls_rope.v", include_str!("../rtl/tls_rope.v")),

@@ -1,20 +1,23 @@
 //! `$readmemh` images of every memory macro of a plan.
 //!
-//! Weight ROM word (RFC 0003, `rtl/UNITS.md`): `R` row slices (`R` the
-//! plan's rows per cycle), word `g·CH + c` holding chunk `c` of rows
-//! `g·R .. g·R + R`, slice `j` (row `g·R + j`, all zero past the last row)
-//! at bit `j·(lanes·b + nb·36)`. A slice, least significant first: `lanes`
-//! codes of `b` bits (two's complement, 0 past the last column), then one
-//! 36-bit scale field per block (`{d_mant:12, d_exp:6, m_mant:12,
-//! m_exp:6}`, MSB first) of the block(s) the chunk covers.
+//! Weight ROMs (`rtl/UNITS.md`, "Packed weight ROMs"): per matrix a code
+//! ROM, a scale ROM (each group's scale and offset stored once, SF16 or
+//! `Row8` 8-bit integers) and for `Row8` a row exponent ROM, each word
+//! holding `R` row slices (`R` = `MatRom::slices`, the plan's rows per
+//! cycle; slice `j` of word `g·…` is row `g·R + j`, zero past the last
+//! row). Code ROM word `g·CH + c`, slice `j`: chunk `c` of row `g·R + j`,
+//! `lanes` codes of `b` bits, two's complement, 0 past the last column.
+//! `tls_wfetch` decodes the macros to the units' expanded word (`R`
+//! expanded slices).
 
-use crate::plan::{blocks_per_word, MatRom, Plan, VecRom, VecSource, SCALE_FIELD_BITS};
+use crate::plan::{MatRom, Plan, VecRom, VecSource};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use taalasc_image::ImageSource;
-use taalasc_numerics::{self as nx, RopeTable};
-use taalasc_quant::QTensor;
+use taalasc_numerics::RopeTable;
+use taalasc_quant::format::{ROW8_EXP_MAX, ROW8_EXP_MIN};
+use taalasc_quant::{QTensor, Sf16};
 
 /// A little-endian bit vector that prints as one hex word.
 struct Word {
@@ -59,70 +62,146 @@ impl Word {
     }
 }
 
-/// The 36-bit scale field of group `g` of row `r`.
-fn scale_field(q: &QTensor, r: usize, g: usize) -> i64 {
-    let gpr = q.format.groups_per_row(q.cols);
-    let (dm, de) = q.scales[r * gpr + g].mant_exp();
-    let (mm, me) = if q.format.symmetric {
-        (0, 0)
-    } else {
-        q.offsets[r * gpr + g].mant_exp()
-    };
-    let f = |v: i32, w: u32| (v as i64) & ((1 << w) - 1);
-    (f(dm, 12) << 24) | (f(de, 6) << 18) | (f(mm, 12) << 6) | f(me, 6)
+/// The stored bits of a row's scales (or offsets) of one kind: SF16 bits,
+/// or for `Row8` the 8-bit integers `n_g` and the row exponent `E` with
+/// `n_g · 2^E` equal to each value (the same rule as the quantizer's
+/// packing check: `E` the lowest set bit over the row, at most 7).
+fn row_kind(values: &[Sf16], row8: bool, signed: bool) -> Result<(Vec<u64>, u64), String> {
+    if !row8 {
+        return Ok((values.iter().map(|v| v.0 as u64).collect(), 0));
+    }
+    let mut e = ROW8_EXP_MAX;
+    for v in values {
+        let (mant, exp) = v.mant_exp();
+        if mant != 0 {
+            e = e.min(exp + mant.trailing_zeros() as i32);
+        }
+    }
+    if e < ROW8_EXP_MIN {
+        return Err(format!(
+            "a Row8 scale needs row exponent {e} < {ROW8_EXP_MIN}"
+        ));
+    }
+    let (lo, hi) = if signed { (-128, 127) } else { (0, 255) };
+    let mut n = Vec::with_capacity(values.len());
+    for v in values {
+        let (mant, exp) = v.mant_exp();
+        let k = if mant == 0 { 0 } else { mant >> (e - exp) };
+        if (mant != 0 && (k << (e - exp)) != mant) || !(lo..=hi).contains(&k) {
+            return Err(format!(
+                "Row8 value {} is not an 8-bit integer times 2^{e}",
+                v.to_f64()
+            ));
+        }
+        n.push((k as u64) & 0xff);
+    }
+    Ok((n, (e as u64) & 0xff))
 }
 
-/// The weight ROM image of one matrix (or of a slice of its rows that
-/// starts at a row group: `q.rows` a multiple of `rows`, or the matrix's
-/// last rows), `rows` row slices per word.
-pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize, rows: usize) -> String {
+/// A row's stored scales and row exponent, then its offsets and theirs.
+type RowScales = (Vec<u64>, u64, Vec<u64>, u64);
+
+/// The `$readmemh` images of one matrix's ROM macros (`m.macros`, in order:
+/// codes, scales, row exponents), for whole row groups of `q` (a slice of
+/// `m.slices`-aligned rows; rows past the slice's end are zero).
+pub fn mat_hex(q: &QTensor, m: &MatRom, lanes: usize) -> Result<Vec<String>, String> {
     let b = m.bits as usize;
-    let nb = blocks_per_word(lanes);
-    let slice_bits = lanes * b + nb * SCALE_FIELD_BITS;
-    let bpg = q.format.group_len(q.cols) / nx::A8_BLOCK;
-    let blocks = q.cols / nx::A8_BLOCK;
-    let groups = q.rows.div_ceil(rows);
-    let mut w = Word::new(m.word_bits);
-    let mut out = String::with_capacity(groups * m.chunks * (m.word_bits / 4 + 2));
-    for g in 0..groups {
+    let s = &m.scales;
+    let kinds = 1 + m.asym as usize;
+    let gpr = q.format.groups_per_row(q.cols);
+    let glen = q.format.group_len(q.cols);
+    let row_groups = q.rows.div_ceil(m.slices);
+    let mut out: Vec<String> = m
+        .macros
+        .iter()
+        .map(|r| {
+            String::with_capacity(row_groups * r.depth.div_ceil(m.rows.max(1)) * (r.width / 4 + 2))
+        })
+        .collect();
+    let mut cw = Word::new(m.macros[0].width);
+    let mut sw = Word::new(m.macros[1].width);
+    let mut ew = Word::new(m.macros.get(2).map_or(8, |r| r.width));
+    let sew = s.kind_bits * kinds;
+    // Per row of the word: stored scale bits per group and the row
+    // exponent, then the same for the offsets.
+    let mut rows_st: Vec<RowScales> = Vec::with_capacity(m.slices);
+    for g in 0..row_groups {
+        rows_st.clear();
+        for j in 0..m.slices {
+            let r = g * m.slices + j;
+            if r >= q.rows {
+                rows_st.push((vec![0; gpr], 0, vec![0; gpr], 0));
+                continue;
+            }
+            let at = |e: String| format!("row {r}: {e}");
+            let (d, de) = row_kind(
+                &q.scales[r * gpr..(r + 1) * gpr],
+                s.row8,
+                q.format.symmetric,
+            )
+            .map_err(at)?;
+            let (o, oe) = if q.format.symmetric {
+                (vec![0; gpr], 0)
+            } else {
+                row_kind(&q.offsets[r * gpr..(r + 1) * gpr], s.row8, true).map_err(at)?
+            };
+            rows_st.push((d, de, o, oe));
+        }
+        // Codes.
         for c in 0..m.chunks {
-            w.clear();
-            for j in 0..rows {
-                let r = g * rows + j;
+            cw.clear();
+            for j in 0..m.slices {
+                let r = g * m.slices + j;
                 if r >= q.rows {
-                    break;
+                    continue;
                 }
-                let at = j * slice_bits;
                 let row = &q.codes[r * q.cols..(r + 1) * q.cols];
                 for i in 0..lanes {
                     let col = c * lanes + i;
                     if col < q.cols {
-                        w.put(at + i * b, b, row[col] as i64);
-                    }
-                }
-                for k in 0..nb {
-                    let blk = if lanes >= nx::A8_BLOCK {
-                        c * lanes / nx::A8_BLOCK + k
-                    } else {
-                        c * lanes / nx::A8_BLOCK
-                    };
-                    if blk < blocks {
-                        w.put(
-                            at + lanes * b + k * SCALE_FIELD_BITS,
-                            SCALE_FIELD_BITS,
-                            scale_field(q, r, blk / bpg),
-                        );
+                        cw.put((j * lanes + i) * b, b, row[col] as i64);
                     }
                 }
             }
-            w.hex(&mut out);
+            cw.hex(&mut out[0]);
+        }
+        // Scales: entry t of a row is the group of its first column
+        // (`t · granule`); entries past the row are zero.
+        for w in 0..s.words_per_row {
+            sw.clear();
+            for (j, (d, _, o, _)) in rows_st.iter().enumerate() {
+                for k in 0..s.per_word {
+                    let col = (w * s.per_word + k) * s.granule;
+                    if col >= q.cols {
+                        continue;
+                    }
+                    let grp = col / glen;
+                    let at = (j * s.per_word + k) * sew;
+                    sw.put(at, s.kind_bits, d[grp] as i64);
+                    if m.asym {
+                        sw.put(at + s.kind_bits, s.kind_bits, o[grp] as i64);
+                    }
+                }
+            }
+            sw.hex(&mut out[1]);
+        }
+        // Row exponents.
+        if s.row8 {
+            ew.clear();
+            for (j, (_, de, _, oe)) in rows_st.iter().enumerate() {
+                ew.put(j * 8 * kinds, 8, *de as i64);
+                if m.asym {
+                    ew.put(j * 8 * kinds + 8, 8, *oe as i64);
+                }
+            }
+            ew.hex(&mut out[2]);
         }
     }
-    out
+    Ok(out)
 }
 
-/// Codes read at once (a slice of whole rows) when a matrix's ROM image
-/// is written: the codes and text in memory stay a few MB, whatever the
+/// Codes read at once (a slice of whole rows) when a matrix's ROM images
+/// are written: the codes and text in memory stay a few MB, whatever the
 /// size of the matrix or the model.
 pub const ROM_SLICE_CODES: usize = 1 << 22;
 
@@ -130,23 +209,31 @@ fn io_other(e: taalasc_image::ImageError) -> std::io::Error {
     std::io::Error::other(e)
 }
 
-/// Writes the weight ROM image of matrix `m` (the text [`mat_hex`] gives
-/// for the whole matrix) to `out`, reading the matrix from `image` a slice
-/// of whole row groups at a time.
+/// Writes the ROM images of matrix `m` (the texts [`mat_hex`] gives for the
+/// whole matrix, one writer per macro of `m.macros`), reading the matrix
+/// from `image` a slice of rows at a time.
 pub fn write_mat_hex(
     image: &dyn ImageSource,
     m: &MatRom,
-    (lanes, rows): (usize, usize),
-    out: &mut dyn std::io::Write,
+    lanes: usize,
+    outs: &mut [&mut dyn std::io::Write],
 ) -> std::io::Result<()> {
     let step = (ROM_SLICE_CODES / m.cols.max(1))
         .max(1)
-        .next_multiple_of(rows);
+        .next_multiple_of(m.slices);
     let mut r0 = 0;
     while r0 < m.rows {
         let r1 = (r0 + step).min(m.rows);
         let q = image.matrix_rows(m.id, r0..r1).map_err(io_other)?;
-        out.write_all(mat_hex(&q, m, lanes, rows).as_bytes())?;
+        let texts = mat_hex(&q, m, lanes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", m.weight),
+            )
+        })?;
+        for (o, t) in outs.iter_mut().zip(texts) {
+            o.write_all(t.as_bytes())?;
+        }
         r0 = r1;
     }
     Ok(())
@@ -197,9 +284,17 @@ pub fn for_each_rom(
 ) -> std::io::Result<()> {
     for e in &plan.engines {
         for m in &e.mats {
-            let mut text = Vec::new();
-            write_mat_hex(image, m, (plan.lanes, plan.rows), &mut text)?;
-            sink(&m.file, String::from_utf8(text).expect("hex is ASCII"))?;
+            let mut texts: Vec<Vec<u8>> = vec![Vec::new(); m.macros.len()];
+            {
+                let mut outs: Vec<&mut dyn std::io::Write> = texts
+                    .iter_mut()
+                    .map(|t| t as &mut dyn std::io::Write)
+                    .collect();
+                write_mat_hex(image, m, plan.lanes, &mut outs)?;
+            }
+            for (r, t) in m.macros.iter().zip(texts) {
+                sink(&r.file, String::from_utf8(t).expect("hex is ASCII"))?;
+            }
         }
         for v in e.gains.iter().chain(&e.biases).chain(&e.ropes) {
             sink(&v.file, vec_hex(image, v, plan.context)?)?;
@@ -219,12 +314,24 @@ pub fn write_roms(dir: &Path, image: &dyn ImageSource, plan: &Plan) -> std::io::
     };
     for e in &plan.engines {
         for m in &e.mats {
+            let mut ws = Vec::with_capacity(m.macros.len());
+            for r in &m.macros {
+                let p = dir.join(&r.file);
+                let f = std::fs::File::create(&p).map_err(|e| named(&p, e))?;
+                ws.push(std::io::BufWriter::with_capacity(1 << 20, f));
+            }
             let p = dir.join(&m.file);
-            let f = std::fs::File::create(&p).map_err(|e| named(&p, e))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            write_mat_hex(image, m, (plan.lanes, plan.rows), &mut w)
-                .and_then(|()| w.flush())
-                .map_err(|e| named(&p, e))?;
+            {
+                let mut outs: Vec<&mut dyn std::io::Write> = ws
+                    .iter_mut()
+                    .map(|w| w as &mut dyn std::io::Write)
+                    .collect();
+                write_mat_hex(image, m, plan.lanes, &mut outs).map_err(|e| named(&p, e))?;
+            }
+            for (w, r) in ws.iter_mut().zip(&m.macros) {
+                let p = dir.join(&r.file);
+                w.flush().map_err(|e| named(&p, e))?;
+            }
         }
         for v in e.gains.iter().chain(&e.biases).chain(&e.ropes) {
             let p = dir.join(&v.file);

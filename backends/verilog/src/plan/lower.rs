@@ -4,14 +4,15 @@
 
 use super::legal::legalize;
 use super::{
-    addr_bits, blocks_per_word, file_name, kv_bits_per_position, AttnParallel, AttnUnit, ElemOp,
-    Engine, Instr, MatRom, NodeSlot, Plan, PlanError, Step, VecRom, VecSource, MAX_LANES, MAX_ROWS,
-    SCALE_FIELD_BITS,
+    addr_bits, file_name, kv_bits_per_position, AttnParallel, AttnUnit, ElemOp, Engine, Instr,
+    MatRom, NodeSlot, Plan, PlanError, ScaleLayout, Step, VecRom, VecSource, WeightMacro,
+    MAX_LANES, MAX_ROWS,
 };
 use std::collections::HashMap;
 use taalasc_image::{ImageError, ImageInfo, ImageSource, ParamInfo, Types};
 use taalasc_ir::{Model, NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, ScoreScale};
+use taalasc_quant::{ScaleStore, WeightFormat};
 
 /// Scratchpad allocator: first fit over freed regions, deterministic.
 #[derive(Default)]
@@ -655,7 +656,18 @@ fn mat_rom(
     let bits = q.format.bits;
     let chunks = q.cols.div_ceil(lanes);
     let groups = q.rows.div_ceil(rpc);
-    let word_bits = rpc * (lanes * bits as usize + blocks_per_word(lanes) * SCALE_FIELD_BITS);
+    let scales = scale_layout(&q.format, q.cols, lanes);
+    let file = format!("e{}_{}.hex", eng.index, file_name(&name));
+    let macros = weight_macros(
+        q.rows,
+        rpc,
+        chunks,
+        lanes,
+        bits,
+        !q.format.symmetric,
+        &scales,
+        &file,
+    );
     let m = eng.mats.len();
     eng.mats.push(MatRom {
         weight: name.clone(),
@@ -668,13 +680,93 @@ fn mat_rom(
         format: q.format_name(),
         chunks,
         groups,
-        word_bits,
-        file: format!("e{}_{}.hex", eng.index, file_name(&name)),
-        stored_bits: (groups * chunks * word_bits) as u64,
+        slices: rpc,
+        scales,
+        stored_bits: macros.iter().map(|r| (r.width * r.depth) as u64).sum(),
+        macros,
+        file,
         packed_bits: q.storage_bits(),
     });
     index.insert(id, m);
     Ok(m)
+}
+
+/// Where a matrix's scales sit in its scale ROM (`rtl/UNITS.md`, "Packed
+/// weight ROMs"): one entry per group when the group is the whole row or a
+/// power of two (so chunks and groups nest), else one per 32-block.
+pub fn scale_layout(f: &WeightFormat, cols: usize, lanes: usize) -> ScaleLayout {
+    let g = f.group_len(cols);
+    let granule = if g == cols || g.is_power_of_two() {
+        g
+    } else {
+        nx::A8_BLOCK
+    };
+    let chunks = cols.div_ceil(lanes);
+    let (mode, words_per_row, per_word) = if granule == cols {
+        (0, 1, 1)
+    } else if lanes <= granule {
+        (1, cols / granule, 1)
+    } else {
+        (2, chunks, lanes / granule)
+    };
+    let log2 = |x: usize| x.max(1).trailing_zeros();
+    let row8 = f.scales == ScaleStore::Row8;
+    ScaleLayout {
+        mode,
+        granule,
+        words_per_row,
+        per_word,
+        cpg_log2: if mode == 1 { log2(granule / lanes) } else { 0 },
+        blocks_log2: if mode == 2 {
+            log2(granule / nx::A8_BLOCK)
+        } else {
+            0
+        },
+        row8,
+        kind_bits: if row8 { 8 } else { 16 },
+    }
+}
+
+/// The ROM macros of a `rows x (chunks · lanes)` matrix of `bits`-bit
+/// codes: codes, scales and (`Row8`) row exponents, `slices` rows per
+/// word; `file` names the code image (the others add `.s` and `.e`).
+#[allow(clippy::too_many_arguments)]
+pub fn weight_macros(
+    rows: usize,
+    slices: usize,
+    chunks: usize,
+    lanes: usize,
+    bits: u8,
+    asym: bool,
+    s: &ScaleLayout,
+    file: &str,
+) -> Vec<WeightMacro> {
+    let groups = rows.div_ceil(slices);
+    let kinds = 1 + asym as usize;
+    let stem = file.trim_end_matches(".hex");
+    let mut v = vec![
+        WeightMacro {
+            kind: "codes",
+            width: slices * lanes * bits as usize,
+            depth: groups * chunks,
+            file: file.to_string(),
+        },
+        WeightMacro {
+            kind: "scales",
+            width: slices * s.per_word * s.kind_bits * kinds,
+            depth: groups * s.words_per_row,
+            file: format!("{stem}.s.hex"),
+        },
+    ];
+    if s.row8 {
+        v.push(WeightMacro {
+            kind: "exponents",
+            width: slices * 8 * kinds,
+            depth: groups,
+            file: format!("{stem}.e.hex"),
+        });
+    }
+    v
 }
 
 /// A gain/bias ROM of the engine (one per weight): Q15.16 norm vectors

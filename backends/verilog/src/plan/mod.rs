@@ -24,7 +24,7 @@ mod lower;
 mod text;
 
 pub use legal::{check_limits, Stage, Widths, PC_BITS, POS_BITS};
-pub use lower::{plan, plan_with, plan_with_rows};
+pub use lower::{plan, plan_with, plan_with_rows, scale_layout, weight_macros};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -215,7 +215,9 @@ impl Instr {
     }
 }
 
-/// A quantized matrix held in a weight ROM.
+/// A quantized matrix held in packed weight ROMs (`rtl/UNITS.md`, "Packed
+/// weight ROMs"): a code ROM, a scale ROM and, for `Row8` scales, a row
+/// exponent ROM, read through one `tls_wfetch` adapter.
 #[derive(Clone, Debug, Serialize)]
 pub struct MatRom {
     /// Name of the weight in the image (`layers.0.attn.q.weight`).
@@ -227,9 +229,10 @@ pub struct MatRom {
     pub rows: usize,
     /// Matrix columns (input length, a multiple of 32).
     pub cols: usize,
-    /// Widest code width (`b`); narrower parts are stored sign-extended.
+    /// Widest code width (`b`); narrower parts of a mixed-width matrix are
+    /// stored sign-extended to it.
     pub bits: u8,
-    /// The format is asymmetric: each block has an offset (`m_mant`,
+    /// The format is asymmetric: each group has an offset (`m_mant`,
     /// `m_exp`) besides its scale.
     pub asym: bool,
     /// Added to each stored i8 code to get the format's code: 0 or
@@ -240,24 +243,73 @@ pub struct MatRom {
     /// Words per row group (`ceil(cols / lanes)`).
     pub chunks: usize,
     /// Row groups: `ceil(rows / R)`, `R` the plan's rows per cycle (one
-    /// word holds chunk `c` of the `R` rows of a group).
+    /// word of every macro holds the `R` rows of a group).
     pub groups: usize,
-    /// ROM word width in bits: `R·(lanes·b + nb·36)` (`R` row slices).
-    pub word_bits: usize,
-    /// The `$readmemh` image's file name (under `rom/`).
+    /// Rows per word of every macro (`tls_wfetch`'s `ROWS`, the plan's
+    /// `rows`): word `g` holds rows `g·slices ..`, slice `j` row
+    /// `g·slices + j` (zero past the last row).
+    pub slices: usize,
+    /// How the scale ROM is laid out and addressed.
+    pub scales: ScaleLayout,
+    /// The code ROM's `$readmemh` image (under `rom/`); the scale and
+    /// exponent images are named in `macros`.
     pub file: String,
-    /// Bits the behavioral ROM holds (`groups·chunks·word_bits`).
+    /// The macros that hold the matrix, in the order
+    /// `codes, scales[, exponents]`.
+    pub macros: Vec<WeightMacro>,
+    /// Bits the ROM macros hold (sum of `width · depth` over `macros`):
+    /// what the RTL stores and the cost model charges.
     pub stored_bits: u64,
     /// Bits of the format as counted by `build` (codes, scales, width list):
-    /// what a mask ROM packing the format exactly would hold.
+    /// what a mask ROM packing the format exactly would hold. Equal to
+    /// `stored_bits` unless the layout pads (see [`ScaleLayout`]).
     pub packed_bits: u64,
 }
 
 impl MatRom {
-    /// ROM words: `groups·chunks`.
+    /// Code ROM words, the units' weight address space: `groups·chunks`.
     pub fn depth(&self) -> usize {
         self.groups * self.chunks
     }
+}
+
+/// How a matrix's scales (and offsets) sit in its scale ROM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ScaleLayout {
+    /// `tls_wfetch`'s `SMODE`: 0 one group per row (word = row group), 1 a
+    /// chunk lies in one group (word = row group · `words_per_row` + chunk
+    /// / 2^`cpg_log2`), 2 a chunk covers `per_word` groups (word = the code
+    /// word's address).
+    pub mode: u8,
+    /// Columns per stored scale entry: the format's group length, or 32
+    /// when that group is not a power of two (then each entry repeats per
+    /// 32-block: padding the macros hold and the report charges).
+    pub granule: usize,
+    /// Scale words per row group.
+    pub words_per_row: usize,
+    /// Entries per row in one scale word (mode 2: `lanes / granule`).
+    pub per_word: usize,
+    /// `log2(granule / lanes)` (mode 1).
+    pub cpg_log2: u32,
+    /// `log2(granule / 32)` (mode 2).
+    pub blocks_log2: u32,
+    /// Scales are `Row8` (8-bit `n_g` plus a row exponent ROM), not SF16.
+    pub row8: bool,
+    /// Bits of one stored scale or offset: 16 (SF16) or 8 (`Row8`).
+    pub kind_bits: usize,
+}
+
+/// One ROM macro of a matrix.
+#[derive(Clone, Debug, Serialize)]
+pub struct WeightMacro {
+    /// `codes`, `scales` or `exponents`.
+    pub kind: &'static str,
+    /// Word width in bits.
+    pub width: usize,
+    /// Words.
+    pub depth: usize,
+    /// The `$readmemh` image's file name (under `rom/`).
+    pub file: String,
 }
 
 /// A vector ROM (norm gains, LayerNorm and linear biases) or a RoPE table.
@@ -523,10 +575,11 @@ pub const MAX_LANES: usize = 16384;
 /// Largest `--rows`.
 pub const MAX_ROWS: usize = 64;
 
-/// Scale fields of one block in a ROM word: `{d_mant, d_exp, m_mant, m_exp}`.
+/// Scale fields of one block in an expanded weight word (what `tls_wfetch`
+/// gives the units): `{d_mant, d_exp, m_mant, m_exp}`.
 pub const SCALE_FIELD_BITS: usize = 36;
 
-/// Blocks of scale fields per ROM word.
+/// Blocks of scale fields per expanded weight word.
 pub fn blocks_per_word(lanes: usize) -> usize {
     (lanes / nx::A8_BLOCK).max(1)
 }
@@ -534,8 +587,8 @@ pub fn blocks_per_word(lanes: usize) -> usize {
 /// Totals of the plan's memory macros, in bits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MacroBits {
-    /// Weight ROM bits as the behavioral ROMs hold them (sum of
-    /// `MatRom::stored_bits`).
+    /// Weight ROM bits the RTL's macros hold (sum of
+    /// `MatRom::stored_bits`): what the cost model charges.
     pub weight_rom_stored: u64,
     /// Weight ROM bits with each format packed exactly (sum of
     /// `MatRom::packed_bits`).

@@ -148,8 +148,19 @@ fn engine(f: &mut fmt::Formatter<'_>, e: &Engine) -> fmt::Result {
     for (k, m) in e.mats.iter().enumerate() {
         writeln!(
             f,
-            "  mat {k}: {} [{}x{}] {}, {} words of {} bits per row, {}",
-            m.weight, m.rows, m.cols, m.format, m.chunks, m.word_bits, m.file
+            "  mat {k}: {} [{}x{}] {}, {} words per row, {}; {} bits ({} packed)",
+            m.weight,
+            m.rows,
+            m.cols,
+            m.format,
+            m.chunks,
+            m.macros
+                .iter()
+                .map(|r| format!("{} {} x {} {}", r.kind, r.depth, r.width, r.file))
+                .collect::<Vec<_>>()
+                .join(", "),
+            m.stored_bits,
+            m.packed_bits
         )?;
     }
     for (kind, list) in [("gain", &e.gains), ("bias", &e.biases), ("rope", &e.ropes)] {
@@ -219,7 +230,7 @@ impl fmt::Display for Plan {
         let m = self.macro_bits();
         writeln!(
             f,
-            "macro bits: weight ROM {} stored / {} packed, vector ROM {}, table ROM {}, KV SRAM {}, scratchpad SRAM {}",
+            "macro bits: weight ROM {} in macros / {} format-packed, vector ROM {}, table ROM {}, KV SRAM {}, scratchpad SRAM {}",
             m.weight_rom_stored,
             m.weight_rom_packed,
             m.vector_rom,
