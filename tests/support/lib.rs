@@ -494,7 +494,11 @@ pub fn rtl_rom_bits(rtl: &Path) -> u64 {
                     module,
                     params,
                     loops,
-                } => times(loops) * total(module, params, mods),
+                } => match total(module, params, mods) {
+                    // Instances without ROMs (SRAM banks): bounds unread.
+                    0 => 0,
+                    t => times(loops) * t,
+                },
             })
             .sum()
     }
