@@ -18,19 +18,30 @@ pub mod cells {
 
     /// The committed unit table.
     pub const UNITS_TSV: &str = include_str!("../synth/units.tsv");
-    /// The library the model is fitted on: SkyWater sky130_fd_sc_hd, the
-    /// richer of the two libraries (OSU 0.18 µm, 32 cells, is the
-    /// cross-check in the same table).
-    pub const FIT_LIBRARY: &str = "sky130_fd_sc_hd__tt_025C_1v80";
-    /// Generic Yosys cells of the units measured for RFC 0003 (`taalasc
-    /// synth --engine 1`, SmolLM2-135M): `tls_norm`, `tls_elem`,
-    /// `tls_rope`. Only used to convert [`GLUE_GENERIC`].
-    pub const GENERIC_NORM_ELEM_ROPE: [u64; 3] = [29_029, 25_796, 22_631];
-    /// An engine's own logic outside its units (sequencer, decode, port
-    /// muxes), generic Yosys cells (RFC 0003). Not synthesized standalone:
-    /// converted to NAND2-equivalents with the ratio NAND2-eq per generic
-    /// cell of norm, elem and rope (an assumption: glue is like them).
-    pub const GLUE_GENERIC: u64 = 3_111;
+    /// The libraries the model may be fitted on, in order of preference:
+    /// SkyWater sky130_fd_sc_hd (452 cells), then OSU 0.18 µm (32 cells).
+    /// The first with three or more `tls_matvec` widths in the table is
+    /// used ([`Model::library`]).
+    pub const FIT_LIBRARIES: [&str; 2] = ["sky130_fd_sc_hd__tt_025C_1v80", "osu018_stdcells"];
+    /// Generic Yosys cells measured for RFC 0003 (`taalasc synth --engine
+    /// 1` on SmolLM2-135M at 16 and 64 lanes), used only for what the unit
+    /// table lacks: `(unit, generic cells)`. `tls_matvec` is `9_309 + 847
+    /// * LANES`. An engine's glue (sequencer, decode, port muxes) is never
+    /// synthesized standalone; `tls_embed` and `tls_out` were round
+    /// figures (assumptions).
+    pub const GENERIC: [(&str, f64); 7] = [
+        ("tls_attn", 107_575.0),
+        ("tls_norm", 29_029.0),
+        ("tls_elem", 25_796.0),
+        ("tls_rope", 22_631.0),
+        ("tls_embed", 5_000.0),
+        ("tls_out", 2_000.0),
+        ("glue", 3_111.0),
+    ];
+    /// Generic cells of `tls_matvec` at `lanes` (RFC 0003 fit).
+    pub fn generic_matvec(lanes: f64) -> f64 {
+        9_309.0 + 847.0 * lanes
+    }
 
     /// One row of the unit table.
     #[derive(Clone, Debug, PartialEq)]
@@ -186,9 +197,12 @@ pub mod cells {
     /// The logic model: NAND2-equivalents per unit.
     #[derive(Clone, Debug, PartialEq)]
     pub struct Model {
+        /// The library it is fitted on (one of [`FIT_LIBRARIES`]).
+        pub library: String,
         /// `tls_matvec` against its MAC lanes (`LANES`).
         pub matvec: Fit,
-        /// `tls_embed` against `LANES`.
+        /// `tls_embed` against `LANES`, or a constant (`per` 0) converted
+        /// from generic cells when the table lacks it.
         pub embed: Fit,
         /// `tls_attn`, its default configuration.
         pub attn: f64,
@@ -200,29 +214,65 @@ pub mod cells {
         pub rope: f64,
         /// `tls_out`.
         pub out: f64,
-        /// Engine glue ([`GLUE_GENERIC`] converted).
+        /// Engine glue, converted from generic cells.
         pub glue: f64,
+        /// NAND2-eq per generic Yosys cell: `tls_matvec` at 16 lanes,
+        /// measured both ways. Converts what the table lacks.
+        pub nand2_per_generic: f64,
+        /// Units taken from generic cells times `nand2_per_generic`
+        /// (not in the table): named in the report of the model.
+        pub converted: Vec<String>,
     }
 
     /// Builds the model from a unit table.
     pub fn model_of(text: &str) -> Result<Model, String> {
         let rows = parse(text)?;
-        let l = FIT_LIBRARY;
-        let (norm, elem, rope) = (
-            single(&rows, "tls_norm", l)?,
-            single(&rows, "tls_elem", l)?,
-            single(&rows, "tls_rope", l)?,
+        let (l, matvec) = FIT_LIBRARIES
+            .iter()
+            .find_map(|l| fit(&rows, "tls_matvec", "LANES", l).ok().map(|f| (*l, f)))
+            .ok_or_else(|| {
+                "units.tsv: no library has 3 or more widths of tls_matvec".to_string()
+            })?;
+        let ratio = matvec.at(16.0) / generic_matvec(16.0);
+        let mut converted = Vec::new();
+        let mut get = |unit: &str| -> f64 {
+            single(&rows, unit, l).unwrap_or_else(|_| {
+                converted.push(unit.to_string());
+                GENERIC
+                    .iter()
+                    .find(|(u, _)| *u == unit)
+                    .map_or(0.0, |g| g.1)
+                    * ratio
+            })
+        };
+        let (attn, norm, elem, rope, out, glue) = (
+            get("tls_attn"),
+            get("tls_norm"),
+            get("tls_elem"),
+            get("tls_rope"),
+            get("tls_out"),
+            get("glue"),
         );
-        let ratio = (norm + elem + rope) / GENERIC_NORM_ELEM_ROPE.iter().sum::<u64>() as f64;
+        let embed = fit(&rows, "tls_embed", "LANES", l).unwrap_or_else(|_| {
+            converted.push("tls_embed".into());
+            Fit {
+                base: GENERIC[4].1 * ratio,
+                per: 0.0,
+                points: Vec::new(),
+            }
+        });
         Ok(Model {
-            matvec: fit(&rows, "tls_matvec", "LANES", l)?,
-            embed: fit(&rows, "tls_embed", "LANES", l)?,
-            attn: single(&rows, "tls_attn", l)?,
+            library: l.to_string(),
+            matvec,
+            embed,
+            attn,
             norm,
             elem,
             rope,
-            out: single(&rows, "tls_out", l)?,
-            glue: GLUE_GENERIC as f64 * ratio,
+            out,
+            glue,
+            nand2_per_generic: ratio,
+            converted,
         })
     }
 
@@ -235,7 +285,7 @@ pub mod cells {
 }
 
 /// Modelled logic of engine `e`, NAND2-equivalents (of the fit library,
-/// [`cells::FIT_LIBRARY`]); `Budget::logic_mm2` scales it to the node.
+/// [`cells::Model::library`]); `Budget::logic_mm2` scales it to the node.
 pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     let eng = &plan.engines[e];
     let m = cells::model();
@@ -370,7 +420,9 @@ mod tests {
             rows.iter().map(|r| r.library.as_str()).collect();
         assert_eq!(libs.len(), 2, "both libraries: {libs:?}");
         let m = cells::model_of(cells::UNITS_TSV).unwrap();
-        for f in [&m.matvec, &m.embed] {
+        for f in std::iter::once(&m.matvec)
+            .chain((!m.converted.contains(&"tls_embed".to_string())).then_some(&m.embed))
+        {
             assert!(f.points.len() >= 3);
             assert!(f.per > 0.0, "{f:?}");
             // A line through the widths: within 15 % at every point.

@@ -202,6 +202,18 @@ pub fn synth_sources(dir: &Path, sources: &[String], top: &str) -> Result<SynthR
     })
 }
 
+/// FO4 delay at N6 used to turn a critical path in FO4 into a clock, ps.
+/// An assumption: no citable N6 FO4 figure was found; FinFET-era FO4
+/// figures quoted in the literature are about 10-15 ps, and the lower end
+/// is taken (so the implied clock is an upper bound).
+pub const N6_FO4_PS_ASSUMED: f64 = 10.0;
+
+/// The clock a critical path of `fo4` FO4 implies at N6, MHz (logic only:
+/// no flop overhead, wires or margin), with [`N6_FO4_PS_ASSUMED`].
+pub fn n6_clock_mhz(fo4: f64) -> f64 {
+    1e6 / (fo4 * N6_FO4_PS_ASSUMED)
+}
+
 /// The ABC script of the Liberty flow: Yosys' default area-recovering
 /// delay mapping (`&nf` without a delay target), then buffering of high
 /// fanout nets and gate sizing (`buffer`, `upsize`, `dnsize`, ABC's

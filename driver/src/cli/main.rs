@@ -371,7 +371,11 @@ fn print_synth(r: &taalasc_verilog::synth::SynthResult) -> anyhow::Result<()> {
         if let (Some(a), Some(n), Some(d), Some(f)) =
             (r.area_um2, r.nand2_eq, r.delay_ns, r.delay_fo4)
         {
-            outln!("total: {a:.1} um2 = {n:.0} NAND2-eq; critical path {d:.3} ns = {f:.1} FO4");
+            outln!(
+                "total: {a:.1} um2 = {n:.0} NAND2-eq; critical path {d:.3} ns = {f:.1} FO4, which at N6 (FO4 {} ps, an assumption) allows at most {:.0} MHz (logic only: no flop overhead, wires or margin)",
+                taalasc_verilog::synth::N6_FO4_PS_ASSUMED,
+                taalasc_verilog::synth::n6_clock_mhz(f)
+            );
         }
     }
     Ok(())
