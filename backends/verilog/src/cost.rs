@@ -25,8 +25,8 @@ pub mod cells {
     pub const FIT_LIBRARIES: [&str; 2] = ["sky130_fd_sc_hd__tt_025C_1v80", "osu018_stdcells"];
     /// Generic Yosys cells measured for RFC 0003 (`taalasc synth --engine
     /// 1` on SmolLM2-135M at 16 and 64 lanes), used only for what the unit
-    /// table lacks: `(unit, generic cells)`. `tls_matvec` is `9_309 + 847
-    /// * LANES`. An engine's glue (sequencer, decode, port muxes) is never
+    /// table lacks: `(unit, generic cells)`. `tls_matvec` is
+    /// `9_309 + 847 * LANES`. An engine's glue (sequencer, decode, port muxes) is never
     /// synthesized standalone; `tls_embed` and `tls_out` were round
     /// figures (assumptions).
     pub const GENERIC: [(&str, f64); 7] = [
