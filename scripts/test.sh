@@ -13,7 +13,7 @@ step() { echo; echo "==> $*"; }
 step "tools"
 # Verilator compiles its models with a C++ compiler and make.
 source scripts/tools.sh
-need_tools verilator yosys iverilog g++ make
+need_tools verilator yosys iverilog g++ make osu018
 verilator --version
 yosys -V
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy
