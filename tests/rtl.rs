@@ -87,15 +87,18 @@ fn cross_check_rows(model: &Path, lanes: usize, rows: usize, tokens: &str, dir: 
 /// sliding window of mistral (4) slides once. The matvec term is exact,
 /// so the measured cycles stay within 2% of the formula.
 fn wide_settings(model: &Path, whole: usize, tokens: &str) {
-    for (lanes, rows) in [(8, 4), (whole, 4)] {
+    // Whole rows at two rows per cycle: the Verilator build grows with
+    // lanes x rows, and the suite has a time budget (RFC 0005 §Status).
+    for (lanes, rows) in [(8, 4), (whole, 2)] {
         let dir = tempfile::tempdir().unwrap();
         let t0 = std::time::Instant::now();
         let j = cross_check_rows(model, lanes, rows, tokens, dir.path());
         let measured = j["cycles_per_token"].as_f64().unwrap();
         let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
-        assert!(
-            (measured - formula).abs() <= 0.02 * formula,
-            "{}: lanes {lanes} rows {rows}: cycles {measured} vs formula {formula}",
+        assert_eq!(
+            measured,
+            formula,
+            "{}: lanes {lanes} rows {rows}: cycles against the formula",
             model.display()
         );
         println!(
@@ -595,11 +598,7 @@ fn tiny_llama_parallel_attention_bit_exact() {
     );
     assert_eq!(j["bit_exact"], true, "{j:#}");
     assert_eq!(j["first_mismatch"], Value::Null);
-    let measured = j["cycles_per_token"].as_f64().unwrap();
-    let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
-    assert!(
-        measured <= 1.25 * formula && formula <= 1.25 * measured,
-        "cycles {measured} vs formula {formula}"
-    );
-    println!("parallel attention: {measured} cycles per token, formula {formula}");
+    // Two users interleaved: every token's latency and the run's total
+    // are the token-flow model's, with the parallel attention formula.
+    assert_eq!(j["flow_model"]["exact"], true, "{j:#}");
 }

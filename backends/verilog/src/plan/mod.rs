@@ -565,7 +565,7 @@ impl Plan {
                 par.heads, par.positions, par.blocks
             ));
         }
-        if !par.positions.is_power_of_two() || self.context % par.positions != 0 {
+        if !par.positions.is_power_of_two() || !self.context.is_multiple_of(par.positions) {
             return err(format!(
                 "--attn-positions {}: expected a power of two dividing the context ({} positions)",
                 par.positions, self.context
@@ -582,7 +582,7 @@ impl Plan {
                     ));
                 }
                 let bph = a.head_dim / nx::A8_BLOCK;
-                if bph % par.blocks != 0 {
+                if !bph.is_multiple_of(par.blocks) {
                     return err(format!(
                         "--attn-blocks {}: must divide the {bph} 32-blocks of head_dim {} of \
                          attention `{}`",
