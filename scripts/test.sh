@@ -13,7 +13,11 @@ step() { echo; echo "==> $*"; }
 step "tools"
 # Verilator compiles its models with a C++ compiler and make.
 source scripts/tools.sh
-need_tools verilator yosys iverilog g++ make
+need_tools verilator yosys iverilog g++ make osu018 ccache
+# The suite builds about forty Verilator models: Verilator's own runtime
+# files and every unit module generated the same way are compiled once
+# (verilated.mk reads OBJCACHE from the environment).
+export OBJCACHE=ccache CCACHE_DIR="$root/.cache/ccache"
 verilator --version
 yosys -V
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy

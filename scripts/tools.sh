@@ -3,12 +3,22 @@
 # the given commands; fails loudly when one is missing and cannot be
 # installed. Sourced by scripts/example.sh and scripts/test.sh:
 #   need_tools verilator g++ make
+# `osu018` is not a command but the OSU 0.18 um Liberty file that
+# `taalasc synth --liberty` tests and scripts/synth-units.sh map onto.
+OSU018_LIB=/usr/share/qflow/tech/osu018/osu018_stdcells.lib
+have_tool() {
+  case "$1" in
+    osu018) [ -r "$OSU018_LIB" ] ;;
+    *) command -v "$1" >/dev/null ;;
+  esac
+}
 need_tools() {
   local missing=() cmd pkg
   for cmd in "$@"; do
-    command -v "$cmd" >/dev/null && continue
+    have_tool "$cmd" && continue
     case "$cmd" in
       g++) pkg=g++ ;;
+      osu018) pkg=qflow-tech-osu018 ;;
       *) pkg=$cmd ;;
     esac
     missing+=("$pkg")
@@ -22,6 +32,6 @@ need_tools() {
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   for cmd in "$@"; do
-    command -v "$cmd" >/dev/null || { echo "${0##*/}: $cmd is still missing after apt-get" >&2; exit 1; }
+    have_tool "$cmd" || { echo "${0##*/}: $cmd is still missing after apt-get" >&2; exit 1; }
   done
 }

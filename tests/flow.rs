@@ -54,7 +54,7 @@ fn prefill_is_bit_exact_and_the_flow_model_is_exact() {
     assert_eq!(o.flow_exact(), Some(true));
     let (_, plan, _) = taalasc::chip::open_chip(&chip).unwrap();
     let serial_in = interleave(&one, 0, 0);
-    let serial = replay(&plan, &serial_in, &[false; 6]).unwrap();
+    let serial = replay(&plan, &serial_in).unwrap();
     // Four stages (embedding, two layers, head): prefill overlaps them.
     assert!(
         (o.total_cycles as f64) < 0.7 * serial.total as f64,

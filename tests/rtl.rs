@@ -84,21 +84,24 @@ fn cross_check_with(
 /// The parallel settings of the tiny fixtures beyond the one each test
 /// above runs: `(lanes, rows)` of 8 x 4, then whole rows (`lanes` at
 /// least every matrix's columns: 256 covers the widest, gpt2's and
-/// tiny-llama's 4·64 and 192; 128 the fixtures whose widest is 96) with
-/// 4 rows per cycle (the Verilator build grows with lanes x rows: these
-/// are the cheapest settings that cover both). Five tokens each: every node at five positions, the
+/// tiny-llama's 4·64 and 192; 128 the fixtures whose widest is 96) at one
+/// row per cycle. Five tokens each: every node at five positions, the
 /// sliding window of mistral (4) slides once. The matvec term is exact,
 /// so the measured cycles stay within 2% of the formula.
 fn wide_settings(model: &Path, whole: usize, tokens: &str) {
-    for (lanes, rows) in [(8, 4), (whole, 4)] {
+    // Whole rows at one row per cycle (several rows per cycle are the
+    // 8 x 4 setting): the Verilator build grows with lanes x rows, and the
+    // suite has a time budget (RFC 0005 §Status).
+    for (lanes, rows) in [(8, 4), (whole, 1)] {
         let dir = tempfile::tempdir().unwrap();
         let t0 = std::time::Instant::now();
         let j = cross_check_rows(model, lanes, rows, tokens, dir.path());
         let measured = j["cycles_per_token"].as_f64().unwrap();
         let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
-        assert!(
-            (measured - formula).abs() <= 0.02 * formula,
-            "{}: lanes {lanes} rows {rows}: cycles {measured} vs formula {formula}",
+        assert_eq!(
+            measured,
+            formula,
+            "{}: lanes {lanes} rows {rows}: cycles against the formula",
             model.display()
         );
         println!(
@@ -645,13 +648,9 @@ fn tiny_llama_parallel_attention_bit_exact() {
     );
     assert_eq!(j["bit_exact"], true, "{j:#}");
     assert_eq!(j["first_mismatch"], Value::Null);
-    let measured = j["cycles_per_token"].as_f64().unwrap();
-    let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
-    assert!(
-        measured <= 1.25 * formula && formula <= 1.25 * measured,
-        "cycles {measured} vs formula {formula}"
-    );
-    println!("parallel attention: {measured} cycles per token, formula {formula}");
+    // Two users interleaved: every token's latency and the run's total
+    // are the token-flow model's, with the parallel attention formula.
+    assert_eq!(j["flow_model"]["exact"], true, "{j:#}");
 }
 
 /// The ROM-bit parity check itself can fail: a chip whose RTL holds one

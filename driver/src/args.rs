@@ -112,9 +112,35 @@ pub enum Command {
     },
     /// Synthesize a built chip's compute fabric with Yosys (ROM and SRAM macros as
     /// blackboxes), run `check -assert`, and record the cells per module in report.json.
+    ///
+    /// With --liberty FILE: map onto that standard-cell library (`dfflibmap`, `abc
+    /// -liberty`) and report area in µm² and NAND2-equivalents and the critical path (ns
+    /// and FO4) per module. With --unit NAME (no chip): synthesize one hand-written unit
+    /// standalone (flattened) onto --liberty, with --param K=V overrides.
     Synth {
-        /// A chip folder written by `taalasc build` (with RTL).
-        chip: PathBuf,
+        /// A chip folder written by `taalasc build` (with RTL); not with --unit.
+        #[arg(required_unless_present = "unit")]
+        chip: Option<PathBuf>,
+        /// A Liberty library (`.lib` or `.lib.gz`) to map onto.
+        #[arg(long, value_name = "FILE")]
+        liberty: Option<PathBuf>,
+        /// Synthesize this unit (`tls_matvec`, `tls_attn`, ..., `tls_link`, or a module of
+        /// an --rtl file) standalone instead of a chip; needs --liberty and --work.
+        #[arg(long, value_name = "MODULE", conflicts_with_all = ["chip", "engine", "chip_index"], requires_all = ["liberty", "work"])]
+        unit: Option<String>,
+        /// With --unit: a parameter override `NAME=VALUE` (repeatable).
+        #[arg(long, value_name = "NAME=VALUE", requires = "unit")]
+        param: Vec<String>,
+        /// With --unit: extra Verilog files to read (repeatable).
+        #[arg(long, value_name = "FILE.v", requires = "unit")]
+        rtl: Vec<PathBuf>,
+        /// With --unit: the work folder (created; the Yosys script and log go there).
+        #[arg(long, value_name = "DIR", requires = "unit")]
+        work: Option<PathBuf>,
+        /// With --unit: print one tab-separated line (unit, params, library, µm², NAND2-eq,
+        /// critical path ns, FO4, cells, check) instead of text.
+        #[arg(long, requires = "unit")]
+        tsv: bool,
         /// Synthesize one engine module (0 = I/O engine, N = decoder layer N-1) instead of
         /// the whole chip.
         #[arg(long)]

@@ -132,10 +132,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
     let perf = taalasc_verilog::perf::summarize(&plan, &rtl.cycles, &token_pos, rtl.total_cycles);
     let flow = match board {
         Some(_) => None,
-        None => {
-            let prefill: Vec<bool> = inputs.iter().map(|t| t.prefill).collect();
-            taalasc_verilog::flow::replay(&plan, &inputs, &prefill)
-        }
+        None => taalasc_verilog::flow::replay(&plan, &inputs),
     };
     let outcome = SimOutcome {
         bit_exact: checks.iter().all(|c| c.bit_exact),

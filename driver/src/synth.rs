@@ -22,6 +22,7 @@ pub fn synthesize(
     chip: &Path,
     engine: Option<usize>,
     chip_index: Option<usize>,
+    liberty: Option<&Path>,
 ) -> anyhow::Result<SynthOutcome> {
     let (_, plan, system) = crate::chip::open_chip(chip)?;
     let board = system.and_then(|s| s.board);
@@ -61,16 +62,104 @@ pub fn synthesize(
         }
         None => chip_top,
     };
-    eprintln!("synth: yosys synth + check -assert on {top} (macros as blackboxes)...");
-    let result = taalasc_verilog::synth::synth_sources(&dir, &sources, &top)?;
+    let (result, key) = match liberty {
+        None => {
+            eprintln!("synth: yosys synth + check -assert on {top} (macros as blackboxes)...");
+            (
+                taalasc_verilog::synth::synth_sources(&dir, &sources, &top)?,
+                top,
+            )
+        }
+        Some(lib) => {
+            // Decompressed (or copied) into the chip's synth folder, never
+            // next to the input.
+            let lib = taalasc_verilog::synth::liberty::load(lib, &dir.join("synth"))?;
+            eprintln!(
+                "synth: yosys synth + dfflibmap + abc -liberty {} + check -assert on {top} (macros as blackboxes)...",
+                lib.name
+            );
+            let r = taalasc_verilog::synth::synth_liberty(&dir, &sources, &top, &[], &lib, false)?;
+            (r, format!("{top} liberty={}", lib.name))
+        }
+    };
     let macro_bits = plan.macro_bits();
     // Recorded without the wall time: the same design gives the same file.
     let mut report = BuildReportFile::read(chip)?;
     report
         .synth
         .get_or_insert_with(Default::default)
-        .insert(top, (&result).into());
+        .insert(key, (&result).into());
     report.macro_bits = Some(macro_bits.clone());
     report.write(chip)?;
     Ok(SynthOutcome { result, macro_bits })
+}
+
+/// Synthesizes one unit standalone onto a Liberty library
+/// (`taalasc synth --unit`): `params` are `NAME=VALUE` overrides, `rtl`
+/// extra Verilog files (a unit outside the library: an experiment).
+pub fn synthesize_unit(
+    unit: &str,
+    params: &[String],
+    rtl: &[std::path::PathBuf],
+    liberty: &Path,
+    work: &Path,
+) -> anyhow::Result<SynthResult> {
+    let params = params
+        .iter()
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--param {p}: expected NAME=VALUE"))?;
+            let v: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--param {p}: {v} is not an integer"))?;
+            Ok((k.trim().to_string(), v))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let extra = rtl
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("--rtl {}: {e}", f.display()))?;
+            let name = f
+                .file_name()
+                .ok_or_else(|| anyhow::anyhow!("--rtl {}: not a file", f.display()))?
+                .to_string_lossy()
+                .into_owned();
+            Ok((name, text))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if extra.is_empty() && taalasc_verilog::synth::unit_source(unit).is_none() {
+        bail!("--unit {unit}: no such unit (tls_matvec, tls_embed, tls_norm, tls_elem, tls_rope, tls_attn, tls_link, tls_out; or give its file with --rtl)");
+    }
+    std::fs::create_dir_all(work).map_err(|e| anyhow::anyhow!("--work {}: {e}", work.display()))?;
+    let lib = taalasc_verilog::synth::liberty::load(liberty, work)?;
+    Ok(taalasc_verilog::synth::synth_unit(
+        work, unit, &params, &extra, &lib,
+    )?)
+}
+
+/// One row of the unit table `backends/verilog/synth/units.tsv`: unit,
+/// params (`K=V,...` or `-`), library, µm², NAND2-eq, critical path ns,
+/// FO4, cells, check.
+pub fn tsv_line(r: &SynthResult, params: &[String]) -> String {
+    let lib = r.liberty.as_ref().map_or("-", |l| l.name.as_str());
+    let f = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |x| format!("{x:.p$}"));
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        r.top,
+        if params.is_empty() {
+            "-".to_string()
+        } else {
+            params.join(",")
+        },
+        lib,
+        f(r.area_um2, 1),
+        f(r.nand2_eq, 1),
+        f(r.delay_ns, 3),
+        f(r.delay_fo4, 1),
+        r.total_cells,
+        if r.check_passed { "ok" } else { "FAILED" }
+    )
 }

@@ -167,7 +167,12 @@ pub fn choose(
     match best {
         Some((_, plan, sys)) => Ok((plan, sys, all)),
         None => {
-            let Some(top) = all.iter().max_by(|a, b| a.tps_user.total_cmp(&b.tps_user)) else {
+            // The fastest; of equally fast ones, the smallest.
+            let Some(top) = all.iter().max_by(|a, b| {
+                a.tps_user
+                    .total_cmp(&b.tps_user)
+                    .then(b.area_mm2.total_cmp(&a.area_mm2))
+            }) else {
                 anyhow::bail!(
                     "--target-tps-user {target}: no parallelism fits the chip budget `{}`",
                     budget.name

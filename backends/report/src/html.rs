@@ -2,6 +2,7 @@
 //! and no URLs. Everything the page prints comes from the [`SystemReport`].
 
 use crate::fmt::{esc, fixed, int, joules, pct, short, sig, signed_pct, usd};
+use crate::html_table::{num, p, Table};
 use crate::svg::{self, Bar, Point, Segment, PALETTE};
 use crate::{SourceKind, SystemReport};
 use std::fmt::Write;
@@ -24,57 +25,6 @@ svg.chart{display:block;max-width:100%;height:auto;margin:8px 0 14px;border:1px 
 code{background:#f1f1f1;padding:0 3px}\
 ";
 
-pub(crate) struct Table {
-    html: String,
-}
-
-impl Table {
-    pub(crate) fn new(class: &str, head: &[&str]) -> Table {
-        let mut html = if class.is_empty() {
-            "<table><tr>".to_string()
-        } else {
-            format!("<table class=\"{class}\"><tr>")
-        };
-        for h in head {
-            let _ = write!(html, "<th>{}</th>", esc(h));
-        }
-        html.push_str("</tr>\n");
-        Table { html }
-    }
-    /// A row; cells starting with `#` are numbers (right-aligned, `#`
-    /// dropped). Cells are escaped.
-    pub(crate) fn row(&mut self, cells: &[String]) {
-        self.row_class("", cells);
-    }
-    fn row_class(&mut self, class: &str, cells: &[String]) {
-        if class.is_empty() {
-            self.html.push_str("<tr>");
-        } else {
-            let _ = write!(self.html, "<tr class=\"{class}\">");
-        }
-        for c in cells {
-            match c.strip_prefix('#') {
-                Some(num) => {
-                    let _ = write!(self.html, "<td class=\"n\">{}</td>", esc(num));
-                }
-                None => {
-                    let _ = write!(self.html, "<td>{}</td>", esc(c));
-                }
-            }
-        }
-        self.html.push_str("</tr>\n");
-    }
-    pub(crate) fn end(mut self) -> String {
-        self.html.push_str("</table>\n");
-        self.html
-    }
-}
-
-/// A number cell for [`Table::row`].
-pub(crate) fn num(s: String) -> String {
-    format!("#{s}")
-}
-
 fn chip_color(k: usize) -> String {
     PALETTE[k % PALETTE.len()].to_string()
 }
@@ -89,14 +39,6 @@ fn stage_span(names: &[String]) -> String {
 
 fn opt_count(x: Option<u64>) -> String {
     x.map_or("unlimited (no KV cache)".into(), int)
-}
-
-pub(crate) fn p(out: &mut String, class: &str, text: &str) {
-    if class.is_empty() {
-        let _ = writeln!(out, "<p>{}</p>", esc(text));
-    } else {
-        let _ = writeln!(out, "<p class=\"{class}\">{}</p>", esc(text));
-    }
 }
 
 /// The page for `r`. Same report, same bytes.

@@ -2,7 +2,7 @@
 //! context and users, the GPU baseline and the comparison rows.
 
 use crate::fmt::{esc, fixed, int, joules, short, sig, usd};
-use crate::html::{num, p, Table};
+use crate::html_table::{num, p, Table};
 use crate::svg::{self, Series, PALETTE};
 use crate::{SourceKind, SystemReport};
 

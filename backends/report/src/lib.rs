@@ -45,6 +45,7 @@ mod fmt;
 pub mod gpu;
 mod html;
 mod html_compare;
+mod html_table;
 mod svg;
 
 pub use curves::{AreaSplit, ContextStages, Curves};

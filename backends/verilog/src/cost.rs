@@ -2,78 +2,325 @@
 //! system report (RFC 0004): ROM and SRAM bits from the plan's macros (the
 //! weight ROMs as the RTL's packed macros hold them, `MatRom::stored_bits`;
 //! a pass over a matrix reads each of its macro words once, `tls_wfetch`),
-//! logic from a cell model calibrated on Yosys runs, cycles from the RFC
+//! logic in NAND2-equivalents from unit syntheses on a cell library, cycles
+//! from the RFC
 //! 0003 formulas, and the per-token traffic the energy model needs.
 
 use crate::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD, STEP_OVERHEAD};
 use crate::plan::{kv_bits_per_position, Instr, Plan};
 use taalasc_partition::StageCost;
 
-/// Generic Yosys cells of each unit, measured by `taalasc synth --engine 1`
-/// on SmolLM2-135M at 16 and 64 lanes (RFC 0003 figures); the
-/// matrix-vector unit grows with its lanes. `embed` and `out` were not
-/// measured on their own; they are small counters and muxes and are
-/// given a round figure (an assumption).
+/// Logic of each unit in NAND2-equivalents, from the committed table of
+/// standalone unit syntheses onto standard-cell libraries
+/// (`backends/verilog/synth/units.tsv`, written by
+/// `scripts/synth-units.sh`; method in `backends/verilog/synth/README.md`).
+/// Units with a width parameter are a least-squares line over three or
+/// more widths; the others are their one measured configuration.
 pub mod cells {
-    /// `tls_matvec` cells independent of the lane count (the fit's
-    /// intercept).
-    pub const MATVEC_BASE: u64 = 9_309;
-    /// `tls_matvec` cells added by each MAC lane (the fit's slope).
-    pub const MATVEC_PER_LANE: u64 = 847;
-    /// `tls_attn`: the sum of two measured modules of its hierarchy (the
-    /// serial unit, `HP = KP = BPC = 1`).
-    pub const ATTN: u64 = 100_619 + 6_956;
-    /// `tls_attn`: cells added by each 32-block lane beyond the first
-    /// (`HP·KP·BPC` lanes). An assumption, not measured: each lane repeats
-    /// the whole serial unit's cells, an upper bound (the A8 converter,
-    /// control and output path are not repeated).
-    pub const ATTN_PER_LANE: u64 = ATTN;
-    /// `tls_norm` (RMSNorm and LayerNorm).
-    pub const NORM: u64 = 29_029;
-    /// `tls_elem` (residual add, W48 add and multiply, SiLU, GELU, copy).
-    pub const ELEM: u64 = 25_796;
-    /// `tls_rope`.
-    pub const ROPE: u64 = 22_631;
-    /// `tls_embed` (an assumption, not measured).
-    pub const EMBED: u64 = 5_000;
-    /// `tls_out` (an assumption, not measured).
-    pub const OUT: u64 = 2_000;
-    /// An engine's own logic outside its units, added once per engine.
-    pub const GLUE: u64 = 3_111;
+    use std::sync::OnceLock;
+
+    /// The committed unit table.
+    pub const UNITS_TSV: &str = include_str!("../synth/units.tsv");
+    /// The libraries the model may be fitted on, in order of preference:
+    /// SkyWater sky130_fd_sc_hd (452 cells), then OSU 0.18 µm (32 cells).
+    /// The first with three or more `tls_matvec` widths in the table is
+    /// used ([`Model::library`]).
+    pub const FIT_LIBRARIES: [&str; 2] = ["sky130_fd_sc_hd__tt_025C_1v80", "osu018_stdcells"];
+    /// Generic Yosys cells measured for RFC 0003 (`taalasc synth --engine
+    /// 1` on SmolLM2-135M at 16 and 64 lanes), used only for what the unit
+    /// table lacks: `(unit, generic cells)`. `tls_matvec` is
+    /// `9_309 + 847 * LANES`. An engine's glue (sequencer, decode, port muxes) is never
+    /// synthesized standalone; `tls_embed` and `tls_out` were round
+    /// figures (assumptions).
+    pub const GENERIC: [(&str, f64); 7] = [
+        ("tls_attn", 107_575.0),
+        ("tls_norm", 29_029.0),
+        ("tls_elem", 25_796.0),
+        ("tls_rope", 22_631.0),
+        ("tls_embed", 5_000.0),
+        ("tls_out", 2_000.0),
+        ("glue", 3_111.0),
+    ];
+    /// Generic cells of `tls_matvec` at `lanes` (RFC 0003 fit).
+    pub fn generic_matvec(lanes: f64) -> f64 {
+        9_309.0 + 847.0 * lanes
+    }
+
+    /// One row of the unit table.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Row {
+        /// Top module (`tls_matvec`).
+        pub unit: String,
+        /// Parameter overrides (`LANES=16`); empty for the defaults.
+        pub params: Vec<(String, i64)>,
+        /// Liberty library name.
+        pub library: String,
+        /// Cell area, µm².
+        pub area_um2: f64,
+        /// Area in NAND2-equivalents of that library.
+        pub nand2_eq: f64,
+        /// Critical path, ns.
+        pub crit_ns: f64,
+        /// Critical path, FO4 of that library.
+        pub crit_fo4: f64,
+        /// Cells after mapping.
+        pub cells: u64,
+    }
+
+    /// Parses the unit table; names the line and column of a bad field.
+    pub fn parse(text: &str) -> Result<Vec<Row>, String> {
+        let mut lines = text.lines().enumerate();
+        let header = lines.next().map(|(_, l)| l).unwrap_or("");
+        if !header.starts_with(
+            "unit\tparams\tlibrary\tarea_um2\tnand2_eq\tcrit_ns\tcrit_fo4\tcells\tcheck",
+        ) {
+            return Err(format!("units.tsv: unexpected header {header:?}"));
+        }
+        let mut rows = Vec::new();
+        for (i, l) in lines {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let f: Vec<&str> = l.split('\t').collect();
+            let at = |k: usize, what: &str| {
+                format!("units.tsv line {}: column {what}: {:?}", i + 1, f.get(k))
+            };
+            if f.len() < 9 {
+                return Err(format!(
+                    "units.tsv line {}: {} columns, expected 9 or more",
+                    i + 1,
+                    f.len()
+                ));
+            }
+            let num = |k: usize, what: &str| -> Result<f64, String> {
+                f[k].parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| at(k, what))
+            };
+            if f[8] != "ok" {
+                return Err(at(8, "check (must be ok)"));
+            }
+            let params = if f[1] == "-" {
+                Vec::new()
+            } else {
+                f[1].split(',')
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').ok_or_else(|| at(1, "params"))?;
+                        Ok((
+                            k.to_string(),
+                            v.parse::<i64>().map_err(|_| at(1, "params"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?
+            };
+            rows.push(Row {
+                unit: f[0].to_string(),
+                params,
+                library: f[2].to_string(),
+                area_um2: num(3, "area_um2")?,
+                nand2_eq: num(4, "nand2_eq")?,
+                crit_ns: num(5, "crit_ns")?,
+                crit_fo4: num(6, "crit_fo4")?,
+                cells: f[7].parse().map_err(|_| at(7, "cells"))?,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// A least-squares line `nand2_eq = base + per * x` over the widths
+    /// `x` of one unit on one library.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Fit {
+        /// The intercept, NAND2-eq.
+        pub base: f64,
+        /// NAND2-eq per unit of the width parameter.
+        pub per: f64,
+        /// `(x, measured NAND2-eq, residual = measured - fitted)`.
+        pub points: Vec<(f64, f64, f64)>,
+    }
+
+    impl Fit {
+        /// The fitted NAND2-eq at width `x`.
+        pub fn at(&self, x: f64) -> f64 {
+            self.base + self.per * x
+        }
+        /// The largest |residual| relative to its measurement.
+        pub fn max_rel_residual(&self) -> f64 {
+            self.points
+                .iter()
+                .map(|(_, y, r)| (r / y).abs())
+                .fold(0.0, f64::max)
+        }
+    }
+
+    /// Fits `unit` over parameter `param` on `library` (three or more
+    /// widths required).
+    pub fn fit(rows: &[Row], unit: &str, param: &str, library: &str) -> Result<Fit, String> {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.unit == unit && r.library == library)
+            .filter_map(|r| {
+                let x = r.params.iter().find(|(k, _)| k == param)?.1 as f64;
+                Some((x, r.nand2_eq))
+            })
+            .collect();
+        if pts.len() < 3 {
+            return Err(format!(
+                "units.tsv: {unit} has {} widths of {param} on {library}; a fit needs 3 or more",
+                pts.len()
+            ));
+        }
+        let n = pts.len() as f64;
+        let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let per = sxy / sxx;
+        let base = my - per * mx;
+        Ok(Fit {
+            base,
+            per,
+            points: pts
+                .iter()
+                .map(|&(x, y)| (x, y, y - (base + per * x)))
+                .collect(),
+        })
+    }
+
+    /// The one measured configuration of `unit` on `library` (no
+    /// parameters overridden).
+    pub fn single(rows: &[Row], unit: &str, library: &str) -> Result<f64, String> {
+        rows.iter()
+            .find(|r| r.unit == unit && r.library == library && r.params.is_empty())
+            .map(|r| r.nand2_eq)
+            .ok_or_else(|| format!("units.tsv: no row for {unit} on {library}"))
+    }
+
+    /// The logic model: NAND2-equivalents per unit.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Model {
+        /// The library it is fitted on (one of [`FIT_LIBRARIES`]).
+        pub library: String,
+        /// `tls_matvec` against its MAC lanes (`LANES`).
+        pub matvec: Fit,
+        /// `tls_embed` against `LANES`, or a constant (`per` 0) converted
+        /// from generic cells when the table lacks it.
+        pub embed: Fit,
+        /// `tls_attn`, its default configuration.
+        pub attn: f64,
+        /// `tls_norm`.
+        pub norm: f64,
+        /// `tls_elem`.
+        pub elem: f64,
+        /// `tls_rope`.
+        pub rope: f64,
+        /// `tls_out`.
+        pub out: f64,
+        /// Engine glue, converted from generic cells.
+        pub glue: f64,
+        /// NAND2-eq per generic Yosys cell: `tls_matvec` at 16 lanes,
+        /// measured both ways. Converts what the table lacks.
+        pub nand2_per_generic: f64,
+        /// Units taken from generic cells times `nand2_per_generic`
+        /// (not in the table): named in the report of the model.
+        pub converted: Vec<String>,
+    }
+
+    /// Builds the model from a unit table.
+    pub fn model_of(text: &str) -> Result<Model, String> {
+        let rows = parse(text)?;
+        let (l, matvec) = FIT_LIBRARIES
+            .iter()
+            .find_map(|l| fit(&rows, "tls_matvec", "LANES", l).ok().map(|f| (*l, f)))
+            .ok_or_else(|| {
+                "units.tsv: no library has 3 or more widths of tls_matvec".to_string()
+            })?;
+        let ratio = matvec.at(16.0) / generic_matvec(16.0);
+        let mut converted = Vec::new();
+        let mut get = |unit: &str| -> f64 {
+            single(&rows, unit, l).unwrap_or_else(|_| {
+                converted.push(unit.to_string());
+                GENERIC
+                    .iter()
+                    .find(|(u, _)| *u == unit)
+                    .map_or(0.0, |g| g.1)
+                    * ratio
+            })
+        };
+        let (attn, norm, elem, rope, out, glue) = (
+            get("tls_attn"),
+            get("tls_norm"),
+            get("tls_elem"),
+            get("tls_rope"),
+            get("tls_out"),
+            get("glue"),
+        );
+        let embed = fit(&rows, "tls_embed", "LANES", l).unwrap_or_else(|_| {
+            converted.push("tls_embed".into());
+            Fit {
+                base: GENERIC[4].1 * ratio,
+                per: 0.0,
+                points: Vec::new(),
+            }
+        });
+        Ok(Model {
+            library: l.to_string(),
+            matvec,
+            embed,
+            attn,
+            norm,
+            elem,
+            rope,
+            out,
+            glue,
+            nand2_per_generic: ratio,
+            converted,
+        })
+    }
+
+    /// The model of the committed table (parsed once; the crate's tests
+    /// parse it, so a malformed table fails the tests, not a user's run).
+    pub fn model() -> &'static Model {
+        static M: OnceLock<Model> = OnceLock::new();
+        M.get_or_init(|| model_of(UNITS_TSV).expect("units.tsv is checked by the tests"))
+    }
 }
 
-/// Modelled generic cells of engine `e`.
+/// Modelled logic of engine `e`, NAND2-equivalents (of the fit library,
+/// [`cells::Model::library`]); `Budget::logic_mm2` scales it to the node.
 pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     let eng = &plan.engines[e];
-    let mut c = cells::GLUE;
+    let m = cells::model();
+    let lanes = plan.lanes as f64;
+    let mac_lanes = (plan.lanes * plan.rows) as f64;
+    let attn_lanes = eng
+        .attns
+        .iter()
+        .map(|a| (a.par.heads * a.par.positions * a.par.blocks) as f64)
+        .fold(1.0, f64::max);
+    let mut c = m.glue;
     for (unit, n) in [
-        (
-            "matvec",
-            // MAC lanes: `lanes` per row, `rows` rows per cycle.
-            cells::MATVEC_BASE + cells::MATVEC_PER_LANE * (plan.lanes * plan.rows) as u64,
-        ),
-        (
-            "attn",
-            eng.attns
-                .iter()
-                .map(|a| {
-                    let lanes = (a.par.heads * a.par.positions * a.par.blocks) as u64;
-                    cells::ATTN + cells::ATTN_PER_LANE * (lanes - 1)
-                })
-                .max()
-                .unwrap_or(cells::ATTN),
-        ),
-        ("norm", cells::NORM),
-        ("elem", cells::ELEM),
-        ("rope", cells::ROPE),
-        ("embed", cells::EMBED),
-        ("out", cells::OUT),
+        // MAC lanes: `lanes` per row, `rows` rows per cycle (the fit is
+        // over LANES at one row: an assumption that a row of lanes costs
+        // the same wherever it sits).
+        ("matvec", m.matvec.at(mac_lanes)),
+        // HP·KP·BPC lanes each repeat the serial unit: an upper bound, an
+        // assumption (the A8 converter, control and output path are shared).
+        ("attn", m.attn * attn_lanes),
+        ("norm", m.norm),
+        // One element-wise datapath per scratchpad lane (`rows`): an
+        // assumption, the control is shared.
+        ("elem", m.elem * plan.rows as f64),
+        ("rope", m.rope),
+        ("embed", m.embed.at(lanes)),
+        ("out", m.out),
     ] {
         if eng.uses(unit) {
             c += n;
         }
     }
-    c
+    c.round() as u64
 }
 
 /// The cost of every pipeline stage of `plan`, at the middle of the
@@ -193,4 +440,78 @@ pub fn stage_costs_at(plan: &Plan, pos: usize) -> Vec<StageCost> {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cells;
+
+    #[test]
+    fn the_committed_unit_table_gives_a_model() {
+        let rows = cells::parse(cells::UNITS_TSV).unwrap();
+        let libs: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r.library.as_str()).collect();
+        assert_eq!(libs.len(), 2, "both libraries: {libs:?}");
+        let m = cells::model_of(cells::UNITS_TSV).unwrap();
+        for f in std::iter::once(&m.matvec)
+            .chain((!m.converted.contains(&"tls_embed".to_string())).then_some(&m.embed))
+        {
+            assert!(f.points.len() >= 3);
+            assert!(f.per > 0.0, "{f:?}");
+            // A line through the widths: within 15 % at every point.
+            assert!(f.max_rel_residual() < 0.15, "{f:?}");
+        }
+        for (u, x) in [
+            ("attn", m.attn),
+            ("norm", m.norm),
+            ("elem", m.elem),
+            ("rope", m.rope),
+            ("out", m.out),
+            ("glue", m.glue),
+        ] {
+            assert!(x > 100.0 && x < 1e6, "{u}: {x}");
+        }
+        // A MAC lane (8-bit activation, 4-bit code, 24-bit accumulator) is
+        // several hundred NAND2-eq (FACTS.md: 793-822 measured alone).
+        assert!(
+            m.matvec.per > 300.0 && m.matvec.per < 3000.0,
+            "{:?}",
+            m.matvec
+        );
+    }
+
+    #[test]
+    fn a_malformed_table_is_an_error_naming_the_line() {
+        let head =
+            "unit\tparams\tlibrary\tarea_um2\tnand2_eq\tcrit_ns\tcrit_fo4\tcells\tcheck\tseconds\n";
+        let e =
+            cells::parse(&format!("{head}tls_norm\t-\tlib\t10\tx\t1\t1\t5\tok\t1\n")).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("nand2_eq"), "{e}");
+        let e = cells::parse(&format!(
+            "{head}tls_norm\t-\tlib\t10\t3\t1\t1\t5\tFAILED\t1\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("check"), "{e}");
+        assert!(cells::parse("unit\tfoo\n").is_err());
+        // Two widths are not a fit.
+        let two = format!("{head}tls_matvec\tLANES=4\tL\t10\t3\t1\t1\t5\tok\t1\ntls_matvec\tLANES=16\tL\t20\t6\t1\t1\t5\tok\t1\n");
+        let rows = cells::parse(&two).unwrap();
+        assert!(cells::fit(&rows, "tls_matvec", "LANES", "L")
+            .unwrap_err()
+            .contains("3 or more"));
+    }
+
+    #[test]
+    fn the_fit_is_least_squares() {
+        let head =
+            "unit\tparams\tlibrary\tarea_um2\tnand2_eq\tcrit_ns\tcrit_fo4\tcells\tcheck\tseconds\n";
+        let t = format!("{head}u\tW=1\tL\t1\t12\t1\t1\t1\tok\t1\nu\tW=2\tL\t1\t14\t1\t1\t1\tok\t1\nu\tW=3\tL\t1\t19\t1\t1\t1\tok\t1\n");
+        let f = cells::fit(&cells::parse(&t).unwrap(), "u", "W", "L").unwrap();
+        // x = 1, 2, 3; y = 12, 14, 19: slope 3.5, intercept 8 (by hand).
+        assert!(
+            (f.per - 3.5).abs() < 1e-12 && (f.base - 8.0).abs() < 1e-12,
+            "{f:?}"
+        );
+        assert!((f.points[1].2 - (14.0 - 15.0)).abs() < 1e-12);
+    }
 }

@@ -78,15 +78,16 @@ impl StageState {
     }
 }
 
-/// Replays `tokens` (in the order the harness offers them) through a
+/// Replays `tokens` (in the order the harness offers them; a `prefill`
+/// token does not wait for its slot's earlier logits) through a
 /// single-chip `plan`. Every token must be good (below the vocabulary, its
-/// position inside the context): error beats are not modelled. `None` for a
-/// plan whose stages are split over chips (a board: its links are not
-/// modelled) or for a run the model cannot finish.
-pub fn replay(plan: &Plan, tokens: &[TokenIn], prefill: &[bool]) -> Option<FlowRun> {
+/// position inside the context): error beats are not modelled, and neither
+/// are a board's links (the caller does not ask for a board). `None` for an
+/// empty run or one that does not finish within the harness's limit.
+pub fn replay(plan: &Plan, tokens: &[TokenIn]) -> Option<FlowRun> {
     let st = plan.stages();
     let ns = st.len();
-    if ns == 0 || tokens.is_empty() || plan.engines.len() < 2 {
+    if ns == 0 || tokens.is_empty() {
         return None;
     }
     let in_e = st[0].engine;
@@ -116,8 +117,9 @@ pub fn replay(plan: &Plan, tokens: &[TokenIn], prefill: &[bool]) -> Option<FlowR
 
     let n = tokens.len();
     let mut stages = vec![StageState::default(); ns];
-    // The copy unit: busy through `cp_end` (inclusive), into stage `cp_to`.
-    let mut cp: Option<(u64, usize, usize)> = None; // (end, stage, token)
+    // The copy unit: `(end, stage, token)`, busy through `end` (inclusive),
+    // moving `token` into `stage`.
+    let mut cp: Option<(u64, usize, usize)> = None;
     let mut in_flight = vec![0u32; 256];
     let mut entered = vec![0u64; n];
     let mut latency = vec![0u64; n];
@@ -147,7 +149,7 @@ pub fn replay(plan: &Plan, tokens: &[TokenIn], prefill: &[bool]) -> Option<FlowR
         let mut waiting = false;
         if next_in < n {
             let t = &tokens[next_in];
-            let may = prefill[next_in] || in_flight[t.slot as usize] == 0;
+            let may = t.prefill || in_flight[t.slot as usize] == 0;
             if may {
                 if waited < t.delay as u64 {
                     waited += 1;

@@ -1,7 +1,11 @@
 //! `taalasc synth`: Yosys over the compute fabric, macros as blackboxes,
 //! then `check -assert` (no multiple drivers, undriven wires or
 //! combinational loops) and an assertion that no latch was inferred, and
-//! the cell counts per module.
+//! the cell counts per module. With a Liberty library
+//! ([`synth_liberty`]): technology mapping onto its cells, area in µm² and
+//! NAND2-equivalents and the critical path per module.
+
+pub mod liberty;
 
 use crate::plan::Plan;
 use crate::tools::{run, ToolError};
@@ -18,6 +22,20 @@ pub struct ModuleCells {
     pub wires: u64,
     /// Cell count by type (`$_AND_`, `tls_rom`, ...).
     pub by_type: BTreeMap<String, u64>,
+    /// With a Liberty library: the module's own cell area, µm² (macros,
+    /// being blackboxes, count 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area_um2: Option<f64>,
+    /// With a Liberty library: `area_um2` over the library's NAND2 area.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nand2_eq: Option<f64>,
+    /// With a Liberty library: the longest combinational path of the
+    /// module's own logic (ABC `stime`), ns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ns: Option<f64>,
+    /// `delay_ns` in FO4 delays of the library.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_fo4: Option<f64>,
 }
 
 /// What one Yosys run over a top module found.
@@ -36,6 +54,21 @@ pub struct SynthResult {
     pub check_passed: bool,
     /// Wall-clock seconds Yosys ran.
     pub seconds: f64,
+    /// The Liberty library mapped onto (`--liberty`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liberty: Option<liberty::Liberty>,
+    /// With a Liberty library: cell area of the whole hierarchy, µm².
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area_um2: Option<f64>,
+    /// With a Liberty library: `area_um2` in NAND2-equivalents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nand2_eq: Option<f64>,
+    /// With a Liberty library: the longest module critical path, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ns: Option<f64>,
+    /// `delay_ns` in FO4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_fo4: Option<f64>,
 }
 
 /// A readable module name: Yosys names parameterized copies
@@ -161,7 +194,282 @@ pub fn synth_sources(dir: &Path, sources: &[String], top: &str) -> Result<SynthR
         // above) on any problem.
         check_passed: true,
         seconds,
+        liberty: None,
+        area_um2: None,
+        nand2_eq: None,
+        delay_ns: None,
+        delay_fo4: None,
     })
+}
+
+/// FO4 delay at N6 used to turn a critical path in FO4 into a clock, ps.
+/// An assumption: no citable N6 FO4 figure was found; FinFET-era FO4
+/// figures quoted in the literature are about 10-15 ps, and the lower end
+/// is taken (so the implied clock is an upper bound).
+pub const N6_FO4_PS_ASSUMED: f64 = 10.0;
+
+/// The clock a critical path of `fo4` FO4 implies at N6, MHz (logic only:
+/// no flop overhead, wires or margin), with [`N6_FO4_PS_ASSUMED`].
+pub fn n6_clock_mhz(fo4: f64) -> f64 {
+    1e6 / (fo4 * N6_FO4_PS_ASSUMED)
+}
+
+/// The ABC script of the Liberty flow: Yosys' default area-recovering
+/// delay mapping (`&nf` without a delay target), then buffering of high
+/// fanout nets and gate sizing (`buffer`, `upsize`, `dnsize`, ABC's
+/// defaults), then `stime -p`, which prints the critical path.
+pub const ABC_SCRIPT: &str = "strash\n&get -n\n&fraig -x\n&put\nscorr\ndc2\ndretime\nstrash\n&get -n\n&dch -f\n&nf\n&put\nbuffer\nupsize\ndnsize\nstime -p\n";
+
+/// The Yosys script of the Liberty flow over `sources` (relative to the
+/// work folder), `top` with parameters `params` set by `chparam`, mapped
+/// onto `lib` (the path Yosys reads). `flatten`: one module (a standalone
+/// unit, whose critical path then crosses its submodules).
+pub fn liberty_script(
+    sources: &[String],
+    top: &str,
+    params: &[(String, i64)],
+    lib: &Path,
+    flatten: bool,
+) -> String {
+    let lib = lib.display();
+    let mut s =
+        String::from("# Synthesis onto a Liberty library; ROM and SRAM macros are blackboxes.\n");
+    s.push_str(&format!("read_liberty -lib {lib}\n"));
+    for f in sources {
+        s.push_str(&format!("read_verilog -DSYNTHESIS {f}\n"));
+    }
+    for (k, v) in params {
+        s.push_str(&format!("chparam -set {k} {v} {top}\n"));
+    }
+    s.push_str(&format!(
+        "hierarchy -check -top {top}\nsynth -top {top}{}\n\
+         # no latches (the only clock gate is the tls_icg cell)\n\
+         select -assert-none t:$_DLATCH* t:$dlatch* t:$adlatch*\n\
+         dfflibmap -liberty {lib}\n\
+         abc -liberty {lib} -script +{}\n\
+         opt_clean\n\
+         # no multiple drivers, undriven wires or combinational loops\n\
+         check -assert\n\
+         # every cell is a library cell or a macro\n\
+         select -assert-none t:$*\n\
+         stat -liberty {lib}\n",
+        if flatten { " -flatten" } else { "" },
+        ABC_SCRIPT
+            .lines()
+            .map(|l| l.replace(' ', ","))
+            .collect::<Vec<_>>()
+            .join(";")
+    ));
+    s
+}
+
+/// What the Liberty flow's log says beyond `stat`: area per module and
+/// for the top, and the critical path (ps) per module from ABC `stime`.
+pub fn parse_liberty_log(text: &str) -> LibertyLog {
+    let mut out = LibertyLog::default();
+    let mut cur: Option<String> = None;
+    for l in text.lines() {
+        let t = l.trim();
+        if let Some(r) = t.split_once("Extracting gate netlist of module `") {
+            cur =
+                r.1.split_once('\'')
+                    .map(|(m, _)| module_name(m.trim_start_matches('\\')));
+        } else if let Some(r) = t.strip_prefix("ABC: WireLoad") {
+            let d = r
+                .split_once("Delay =")
+                .and_then(|(_, x)| x.trim_start().split_once(" ps"))
+                .and_then(|(x, _)| x.trim().parse::<f64>().ok());
+            if let (Some(m), Some(d)) = (&cur, d) {
+                out.delay_ps.insert(m.clone(), d);
+            }
+        } else if let Some(r) = t.strip_prefix("Chip area for module '") {
+            if let Some((m, a)) = r.split_once("': ") {
+                if let Ok(a) = a.trim().parse::<f64>() {
+                    out.area.insert(module_name(m.trim_start_matches('\\')), a);
+                }
+            }
+        } else if let Some(r) = t.strip_prefix("Chip area for top module '") {
+            if let Some((_, a)) = r.split_once("': ") {
+                out.top_area = a.trim().parse::<f64>().ok();
+            }
+        }
+    }
+    out
+}
+
+/// See [`parse_liberty_log`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LibertyLog {
+    /// Cell area per module (its own cells), µm².
+    pub area: BTreeMap<String, f64>,
+    /// Area of the whole hierarchy under the top, when Yosys prints it.
+    pub top_area: Option<f64>,
+    /// Critical path per module, ps.
+    pub delay_ps: BTreeMap<String, f64>,
+}
+
+/// Synthesizes `top` from `sources` (relative to `dir`) onto the library
+/// `lib` ([`liberty::load`]) in `dir/synth`; `params` override `top`'s
+/// parameters.
+pub fn synth_liberty(
+    dir: &Path,
+    sources: &[String],
+    top: &str,
+    params: &[(String, i64)],
+    lib: &liberty::Liberty,
+    flatten: bool,
+) -> Result<SynthResult, ToolError> {
+    let sdir = dir.join("synth");
+    let io = |p: &Path, e: std::io::Error| ToolError::Io {
+        path: p.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(&sdir).map_err(|e| io(&sdir, e))?;
+    let stem = format!("{top}.liberty");
+    let script = sdir.join(format!("{stem}.ys"));
+    // Sources are relative to `dir`; the library path is made absolute.
+    let libpath = std::fs::canonicalize(&lib.path).map_err(|e| io(&lib.path, e))?;
+    let text = liberty_script(sources, top, params, &libpath, flatten);
+    let logp = sdir.join(format!("{stem}.log"));
+    // A finished run of the same script in the same folder, whose sources
+    // and library are older than its log, is reused: wide units take many
+    // minutes. (Writers use [`write_if_changed`], so unchanged files keep
+    // their times.)
+    let done = |t: &str| t.contains("Chip area for module") && t.contains("End of script");
+    let reuse = std::fs::read_to_string(&script).is_ok_and(|old| old == text)
+        && std::fs::read_to_string(&logp).is_ok_and(|t| done(&t))
+        && std::fs::metadata(&logp)
+            .and_then(|m| m.modified())
+            .ok()
+            .zip(
+                sources
+                    .iter()
+                    .map(|f| dir.join(f))
+                    .chain(std::iter::once(libpath.clone()))
+                    .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+                    .collect::<Option<Vec<_>>>(),
+            )
+            .is_some_and(|(log, srcs)| srcs.iter().all(|s| *s <= log));
+    let t0 = std::time::Instant::now();
+    if !reuse {
+        std::fs::write(&script, &text).map_err(|e| io(&script, e))?;
+        run(
+            dir,
+            "yosys",
+            &[
+                "-q".into(),
+                "-l".into(),
+                format!("synth/{stem}.log"),
+                "-s".into(),
+                format!("synth/{stem}.ys"),
+            ],
+        )?;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&logp).map_err(|e| io(&logp, e))?;
+    let (mut modules, total) = parse_stat(&text);
+    let lg = parse_liberty_log(&text);
+    let n2 = lib.nand2_area_um2;
+    for (m, c) in modules.iter_mut() {
+        if let Some(&a) = lg.area.get(m) {
+            c.area_um2 = Some(a);
+            c.nand2_eq = Some(a / n2);
+        }
+        if let Some(&d) = lg.delay_ps.get(m) {
+            c.delay_ns = Some(d / 1000.0);
+            c.delay_fo4 = Some(d / 1000.0 / lib.fo4_ns);
+        }
+    }
+    // Yosys prints per-module areas; the top's hierarchy total is the sum
+    // over instances, which `stat` prints as the top's area when flat.
+    let area = lg
+        .top_area
+        .or_else(|| lg.area.get(&module_name(top)).copied());
+    let delay = modules
+        .values()
+        .filter_map(|c| c.delay_ns)
+        .fold(None, |a: Option<f64>, d| Some(a.map_or(d, |a| a.max(d))));
+    let total_cells = total.unwrap_or_else(|| modules.get(top).map_or(0, |m| m.cells));
+    Ok(SynthResult {
+        top: top.into(),
+        modules,
+        total_cells,
+        check_passed: true,
+        seconds,
+        liberty: Some(lib.clone()),
+        area_um2: area,
+        nand2_eq: area.map(|a| a / n2),
+        delay_ns: delay,
+        delay_fo4: delay.map(|d| d / lib.fo4_ns),
+    })
+}
+
+/// Writes `data` to `path` unless it already holds exactly that.
+pub fn write_if_changed(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == data) {
+        return Ok(());
+    }
+    std::fs::write(path, data)
+}
+
+/// The RTL file of a hand-written unit (`tls_matvec` -> its text), from
+/// the library embedded in the binary.
+pub fn unit_source(unit: &str) -> Option<(&'static str, &'static str)> {
+    if unit == "tls_link" {
+        return Some(("tls_link.v", crate::board::TLS_LINK));
+    }
+    if matches!(unit, "tls_out" | "tls_widen") {
+        return crate::output::LIBRARY
+            .iter()
+            .find(|(f, _)| *f == "tls_lib.v")
+            .copied();
+    }
+    crate::output::LIBRARY
+        .iter()
+        .skip(1)
+        .find(|(f, _)| f.strip_suffix(".v") == Some(unit))
+        .copied()
+}
+
+/// Synthesizes one unit standalone onto `lib`, flattened, in `work`:
+/// the blackbox macros, `tls_lib.v`, the unit's file (or, for a unit not in
+/// the library, the `extra` Verilog files, given as `(name, text)`), with
+/// `params` set.
+pub fn synth_unit(
+    work: &Path,
+    unit: &str,
+    params: &[(String, i64)],
+    extra: &[(String, String)],
+    lib: &liberty::Liberty,
+) -> Result<SynthResult, ToolError> {
+    let rtl = work.join("rtl");
+    let io = |p: &Path, e: std::io::Error| ToolError::Io {
+        path: p.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(&rtl).map_err(|e| io(&rtl, e))?;
+    let mut files: Vec<(String, String)> = vec![
+        (
+            crate::output::MACROS_BB.0.to_string(),
+            crate::output::MACROS_BB.1.to_string(),
+        ),
+        unit_source("tls_out")
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .expect("tls_lib.v is in the library"),
+    ];
+    if let Some((f, t)) = unit_source(unit) {
+        if f != "tls_lib.v" {
+            files.push((f.to_string(), t.to_string()));
+        }
+    }
+    files.extend(extra.iter().cloned());
+    let mut sources = Vec::new();
+    for (f, t) in &files {
+        let p = rtl.join(f);
+        write_if_changed(&p, t.as_bytes()).map_err(|e| io(&p, e))?;
+        sources.push(format!("rtl/{f}"));
+    }
+    synth_liberty(work, &sources, unit, params, lib, true)
 }
 
 #[cfg(test)]

@@ -162,7 +162,8 @@ pub struct Budget {
     pub sram_mbit_per_mm2: f64,
     /// Mask-ROM density, Mbit per mm². An assumption (see `sources`).
     pub rom_mbit_per_mm2: f64,
-    /// Logic area per million generic Yosys cells, mm².
+    /// Logic area per million NAND2-equivalents (the unit of a stage's
+    /// `logic_cells`, measured on a standard-cell library), mm².
     pub logic_mm2_per_mcell: f64,
     /// Signal pins a chip can give to its links (both directions).
     pub io_pins: u32,
@@ -259,7 +260,6 @@ fn common_sources() -> BTreeMap<String, String> {
         ("economics.system_cost_factor", "assumption: package, board, test and margin double the good-die cost"),
         ("economics.amortization_years", "assumption"),
         ("economics.electricity_usd_per_kwh", "assumption: USD 0.10/kWh times PUE 1.5"),
-        ("logic_mm2_per_mcell", "assumption: a generic Yosys cell is about 1.5 NAND2 equivalents; N6-class NAND2 about 0.05 um2 placed at 70% utilization"),
         ("io_pins", "assumption: about 1,000 signal pins for links on a large flip-chip die"),
         ("link_bits_per_cycle", "assumption: 256 bits per cycle each way per link"),
         ("link_latency_cycles", "assumption: 20 cycles chip to chip"),
@@ -288,13 +288,17 @@ impl Budget {
                     "rom_mbit_per_mm2".into(),
                     "assumption: a via-programmed mask-ROM bitcell is one transistor against SRAM's six; taken as 4x the SRAM macro density".into(),
                 );
+                sources.insert(
+                    "logic_mm2_per_mcell".into(),
+                    "assumption derived from a cited density: N6 about 108 MTr/mm2 (TSMC, via FACTS.md); a NAND2 is 4 transistors, so 0.037 um2 at that density, over 70% placement utilization (assumption) = 0.053 um2 per NAND2-equivalent".into(),
+                );
                 Budget {
                     name: "hc1".into(),
                     process: "N6".into(),
                     die_mm2: 815.0,
                     sram_mbit_per_mm2: 25.0,
                     rom_mbit_per_mm2: 100.0,
-                    logic_mm2_per_mcell: 0.11,
+                    logic_mm2_per_mcell: 0.053,
                     io_pins: 1024,
                     link_bits_per_cycle: 256,
                     link_latency_cycles: 20,
@@ -317,13 +321,17 @@ impl Budget {
                     "rom_mbit_per_mm2".into(),
                     "assumption: 4x the SRAM macro density, as for hc1".into(),
                 );
+                sources.insert(
+                    "logic_mm2_per_mcell".into(),
+                    "assumption: N3E taken at N5's shipped 134-138 MTr/mm2 (no N3E figure cited here; N3E is denser, so this overstates logic area); 4 transistors per NAND2 at 136 MTr/mm2 over 70% utilization = 0.042 um2 per NAND2-equivalent".into(),
+                );
                 Budget {
                     name: "n3e-reticle".into(),
                     process: "N3E".into(),
                     die_mm2: 800.0,
                     sram_mbit_per_mm2: 31.8,
                     rom_mbit_per_mm2: 127.2,
-                    logic_mm2_per_mcell: 0.07,
+                    logic_mm2_per_mcell: 0.042,
                     io_pins: 1024,
                     link_bits_per_cycle: 256,
                     link_latency_cycles: 20,
@@ -500,7 +508,7 @@ impl Budget {
     pub fn sram_mm2(&self, bits: u64) -> f64 {
         bits as f64 / 1e6 / self.sram_mbit_per_mm2
     }
-    /// Area of `cells` generic cells, mm².
+    /// Area of `cells` NAND2-equivalents, mm².
     pub fn logic_mm2(&self, cells: u64) -> f64 {
         cells as f64 / 1e6 * self.logic_mm2_per_mcell
     }

@@ -85,7 +85,25 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             engine,
             chip_index,
             json,
-        } => synth(&chip, engine, chip_index, json)?,
+            liberty,
+            unit,
+            param,
+            rtl,
+            work,
+            tsv,
+        } => match (unit, chip) {
+            (Some(unit), _) => synth_unit(
+                &unit,
+                &param,
+                &rtl,
+                liberty.as_deref(),
+                work.as_deref(),
+                json,
+                tsv,
+            )?,
+            (None, Some(chip)) => synth(&chip, engine, chip_index, liberty.as_deref(), json)?,
+            (None, None) => anyhow::bail!("synth: give a chip folder or --unit"),
+        },
         Command::Report {
             chip,
             text,
@@ -323,14 +341,25 @@ fn synth(
     chip: &Path,
     engine: Option<usize>,
     chip_index: Option<usize>,
+    liberty: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let o = taalasc::synth::synthesize(chip, engine, chip_index)?;
+    let o = taalasc::synth::synthesize(chip, engine, chip_index, liberty)?;
     let r = &o.result;
     if json {
         outln!("{}", serde_json::to_string_pretty(r)?);
         return Ok(());
     }
+    print_synth(r)?;
+    let mb = &o.macro_bits;
+    outln!(
+        "macros: weight ROM {} bits packed ({} as stored), vectors {} bits, tables {} bits, KV SRAM {} bits, scratchpads {} bits",
+        mb.weight_rom_packed, mb.weight_rom_stored, mb.vector_rom, mb.table_rom, mb.kv_sram, mb.scratchpad_sram
+    );
+    Ok(())
+}
+
+fn print_synth(r: &taalasc_verilog::synth::SynthResult) -> anyhow::Result<()> {
     outln!(
         "{}: {} cells in total ({:.1} s), check -assert passed; per module:",
         r.top,
@@ -338,12 +367,62 @@ fn synth(
         r.seconds
     );
     for (m, c) in &r.modules {
-        outln!("  {m:<40} {:>9} cells", c.cells);
+        match (c.area_um2, c.nand2_eq) {
+            (Some(a), Some(n)) => {
+                let d = match (c.delay_ns, c.delay_fo4) {
+                    (Some(d), Some(f)) => format!("{d:>8.3} ns {f:>6.1} FO4"),
+                    _ => "critical path n/a".into(),
+                };
+                outln!(
+                    "  {m:<40} {:>9} cells {a:>12.1} um2 {n:>10.0} NAND2-eq {d}",
+                    c.cells
+                )
+            }
+            _ => outln!("  {m:<40} {:>9} cells", c.cells),
+        }
     }
-    let mb = &o.macro_bits;
-    outln!(
-        "macros: weight ROM {} bits packed ({} as stored), vectors {} bits, tables {} bits, KV SRAM {} bits, scratchpads {} bits",
-        mb.weight_rom_packed, mb.weight_rom_stored, mb.vector_rom, mb.table_rom, mb.kv_sram, mb.scratchpad_sram
-    );
+    if let Some(l) = &r.liberty {
+        outln!(
+            "library {} ({}): NAND2-eq = {} ({} um2); FO4 = {:.1} ps ({}, load 4x its input capacitance, settled FO4-chain slew)",
+            l.name,
+            l.source,
+            l.nand2_cell,
+            l.nand2_area_um2,
+            l.fo4_ns * 1000.0,
+            l.inverter_cell
+        );
+        if let (Some(a), Some(n), Some(d), Some(f)) =
+            (r.area_um2, r.nand2_eq, r.delay_ns, r.delay_fo4)
+        {
+            outln!(
+                "total: {a:.1} um2 = {n:.0} NAND2-eq; critical path {d:.3} ns = {f:.1} FO4, which at N6 (FO4 {} ps, an assumption) allows at most {:.0} MHz (logic only: no flop overhead, wires or margin)",
+                taalasc_verilog::synth::N6_FO4_PS_ASSUMED,
+                taalasc_verilog::synth::n6_clock_mhz(f)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn synth_unit(
+    unit: &str,
+    params: &[String],
+    rtl: &[PathBuf],
+    liberty: Option<&Path>,
+    work: Option<&Path>,
+    json: bool,
+    tsv: bool,
+) -> anyhow::Result<()> {
+    let (Some(liberty), Some(work)) = (liberty, work) else {
+        anyhow::bail!("synth --unit needs --liberty FILE and --work DIR");
+    };
+    let r = taalasc::synth::synthesize_unit(unit, params, rtl, liberty, work)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&r)?);
+    } else if tsv {
+        outln!("{}", taalasc::synth::tsv_line(&r, params));
+    } else {
+        print_synth(&r)?;
+    }
     Ok(())
 }
