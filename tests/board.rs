@@ -26,14 +26,29 @@ fn manifest(chip: &Path) -> Value {
 /// every chip and the board, simulates the users interleaved and asserts
 /// every user bit-exact. Returns the sim JSON.
 fn board_cross_check(model: &Path, chips: usize, users: &[&str], dir: &Path) -> Value {
+    board_cross_check_rows(model, chips, 1, users, dir)
+}
+
+/// As [`board_cross_check`] with `rows` matrix rows per cycle: scratchpad
+/// lines of `rows` words, so the copies between engines, the links' word
+/// writes and reads, and the logits port all move lines.
+fn board_cross_check_rows(
+    model: &Path,
+    chips: usize,
+    rows: usize,
+    users: &[&str],
+    dir: &Path,
+) -> Value {
     let chip = dir.join("board.chip");
-    let (n, u) = (chips.to_string(), users.len().to_string());
+    let (n, u, r) = (chips.to_string(), users.len().to_string(), rows.to_string());
     build_lib(
         model,
         &chip,
         &[
             "--lanes",
             "16",
+            "--rows",
+            &r,
             "--context",
             "32",
             "--users",
@@ -85,12 +100,15 @@ fn two_chip_tiny_llama_three_users_bit_exact() {
     assert!(j["tokens_in_flight"].as_f64().unwrap() > 1.5, "{j:#}");
 }
 
+/// At 4 rows per cycle: lines of 4 words through the copy unit, the links
+/// (one word per beat into and out of a line) and the logits port.
 #[test]
-fn three_chip_gpt2_three_users_bit_exact() {
+fn three_chip_gpt2_three_users_four_rows_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
-    board_cross_check(
+    board_cross_check_rows(
         &fixture("rtl/gpt2"),
         3,
+        4,
         &["1,5,9,70,7", "3,3,12,40", "41,2,30,77"],
         dir.path(),
     );

@@ -12,7 +12,7 @@ use crate::system::{partition_with, System};
 use anyhow::Context;
 use taalasc_image::ImageSource;
 use taalasc_partition::Budget;
-use taalasc_verilog::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD, STEP_OVERHEAD};
+use taalasc_verilog::perf::{copy_cycles, instr_cycles, SEQ_OVERHEAD, STEP_OVERHEAD};
 use taalasc_verilog::plan::{AttnParallel, Instr, Step};
 use taalasc_verilog::Plan;
 
@@ -59,7 +59,7 @@ pub fn phases(plan: &Plan, pos: usize) -> [u64; 4] {
     let mut p = [0u64; 4];
     for st in &plan.schedule {
         match st {
-            Step::Copy { n, .. } => p[3] += *n as u64 + COPY_OVERHEAD,
+            Step::Copy { n, .. } => p[3] += copy_cycles(plan, *n),
             Step::Run { engine, pc0, pc1 } => {
                 p[3] += STEP_OVERHEAD;
                 for i in &plan.engines[*engine].program[*pc0..*pc1] {

@@ -14,8 +14,8 @@
 //           `token restart slot delay prefill` (delay: idle cycles before
 //           the token is offered, once it may enter; prefill 1: it may enter
 //           while its slot's earlier tokens are still in the chip)
-//   OUTDIR: receives logits.bin (int64 per logit beat), trace.bin, perf.txt
-//           (per token: index latency matvec attn nl ctrl beats error) and
+//   OUTDIR: receives logits.bin (int64 per logit), trace.bin, perf.txt
+//           (per token: index latency matvec attn nl ctrl logits error) and
 //           total.txt (cycles from the first token in to the last logit out)
 #include "Vtaalasc_chip.h"
 #include "engines.h"  // TLS_ENGINES(X): X(0) X(1) ... one per engine
@@ -33,7 +33,7 @@
 #define TLS_LINE 1  // words per scratchpad write line (engines.h)
 #endif
 
-// Word i (48 bits) of a debug data port: the port itself when a line is
+// Word i (48 bits) of a line port (debug data, logits): the port itself when a line is
 // one word, else bits [48i, 48i+48) of a wide port.
 static uint64_t lane48(uint64_t v, unsigned) { return v; }
 template <std::size_t N>
@@ -171,9 +171,12 @@ int main(int argc, char** argv) {
         if (top.out_valid && top.out_ready) {
             Perf& p = perf[next_out];
             if (top.out_error) p.error = true;
-            int64_t v = sext48(top.out_logit);
-            std::fwrite(&v, 8, 1, flog);
-            p.beats++;
+            // A beat carries one scratchpad line: `out_count` logits.
+            for (unsigned i = 0; i < (unsigned)top.out_count; i++) {
+                int64_t v = sext48(lane48(top.out_logit, i));
+                std::fwrite(&v, 8, 1, flog);
+                p.beats++;
+            }
             if (top.out_last) {
                 // Latency counts the token's last cycle too.
                 std::fprintf(fperf, "%zu %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %d\n",

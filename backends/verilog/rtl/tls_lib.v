@@ -25,32 +25,47 @@ module tls_widen #(
 endmodule
 
 // Streams `cfg_n` scratchpad words out of the chip with valid/ready, one
-// per cycle while the receiver is ready (the scratchpad read register holds
-// the current word while it waits).
+// line of V words per beat while the receiver is ready (the scratchpad
+// read register holds the current line while it waits). `cfg_src` is
+// line-aligned (the allocator starts every vector on a line); beat b
+// carries words `V·b ..` of the vector in lanes 0.., `o_count` of them
+// valid (V but in the last beat), and `o_index` = V·b. With the receiver
+// always ready: start in cycle 0, beats in cycles 2 .. ceil(n/V) + 1,
+// `done` in cycle ceil(n/V) + 2 (n >= 1).
 module tls_out #(
     parameter integer AW = 16,
-    parameter integer VW = 16
+    parameter integer VW = 16,
+    parameter integer V = 1,
+    parameter integer CW = 1   // bits of o_count: holds V
 ) (
-    input  wire          clk,
-    input  wire          rst,
-    input  wire          start,
-    input  wire [AW-1:0] cfg_src,
-    input  wire [VW-1:0] cfg_n,
-    output reg           done,
-    output wire          busy,
-    output wire          ra_en,
-    output wire [AW-1:0] ra_addr,
-    input  wire [47:0]   ra_data,
-    output wire          o_valid,
-    input  wire          o_ready,
-    output wire [47:0]   o_data,
-    output wire [VW-1:0] o_index,
-    output wire          o_last
+    input  wire            clk,
+    input  wire            rst,
+    input  wire            start,
+    input  wire [AW-1:0]   cfg_src,
+    input  wire [VW-1:0]   cfg_n,
+    output reg             done,
+    output wire            busy,
+    output wire            ra_en,
+    output wire [AW-1:0]   ra_addr,
+    input  wire [48*V-1:0] ra_data,
+    output wire            o_valid,
+    input  wire            o_ready,
+    output wire [48*V-1:0] o_data,
+    output wire [CW-1:0]   o_count,
+    output wire [VW-1:0]   o_index,
+    output wire            o_last
 );
-  // 0 idle, 1 first read issued, 2 presenting word `i`.
+  // 0 idle, 1 first read issued, 2 presenting the line at word `i`.
   reg [1:0] state;
   reg [VW-1:0] i;
-  wire last = (i == cfg_n - 1'b1);
+  // Words left from `i` on (cfg_n > i while presenting).
+  localparam [31:0] V32 = V;
+  wire [VW-1:0] left = cfg_n - i;
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [AW+VW+31:0] v_ext = {{(AW+VW){1'b0}}, V32};
+  wire [VW+31:0] left_ext = {32'd0, left};
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire last = (left_ext <= {{VW{1'b0}}, V32});
   wire fire = (state == 2'd2) && o_ready;
   wire rd_first = (state == 2'd1);
   wire rd_next = fire && !last;
@@ -62,10 +77,11 @@ module tls_out #(
   /* verilator lint_on UNUSEDSIGNAL */
   wire [AW-1:0] i_a = i_ext[AW-1:0];
   assign ra_addr = rd_first ? cfg_src + i_a :
-                   rd_next ? cfg_src + i_a + 1'b1 :
+                   rd_next ? cfg_src + i_a + v_ext[AW-1:0] :
                    {AW{1'b0}};
   assign o_valid = (state == 2'd2);
-  assign o_data = (state == 2'd2) ? ra_data : 48'd0;
+  assign o_data = (state == 2'd2) ? ra_data : {48*V{1'b0}};
+  assign o_count = (state != 2'd2) ? {CW{1'b0}} : last ? left_ext[CW-1:0] : v_ext[CW-1:0];
   assign o_index = (state == 2'd2) ? i : {VW{1'b0}};
   assign o_last = (state == 2'd2) && last;
   always @(posedge clk) begin
@@ -86,7 +102,7 @@ module tls_out #(
             state <= 2'd0;
             done <= 1'b1;
           end else begin
-            i <= i + 1'b1;
+            i <= i + v_ext[VW-1:0];
           end
         end
       endcase

@@ -357,7 +357,26 @@ fn copy_unit(s: &mut String, cx: &ChipCx) {
         let _ = writeln!(s, "      {}: begin  // into stage {k}\n        c_from = {}; c_to = {}; c_src = {}; c_dst = {}; c_n = {}; c_last = 1'b{};\n      end", lit(cw, i as u64), lit(ew, st[k - 1].engine as u64), lit(ew, st[k].engine as u64), lit(aw, src as u64), lit(aw, dst as u64), lit(aw + 1, n as u64), lst as u8);
     }
     let _ = writeln!(s, "      default: ;\n    endcase\n  end");
-    let _ = writeln!(s, "  wire cp_re = cp_busy && (cp_i < c_n);\n  wire [{}:0] cp_raddr = c_src + cp_i[{}:0];\n  wire cp_step_done = cp_busy && (cp_i == c_n) && !cp_wv;", aw - 1, aw - 1);
+    // One scratchpad line of `v` words per cycle (vectors start on a
+    // line); the last line of a vector is written under a mask.
+    let v = cx.plan.rows;
+    let _ = writeln!(s, "  wire cp_re = cp_busy && (cp_i < c_n);\n  wire [{}:0] cp_raddr = c_src + cp_i[{}:0];\n  wire cp_step_done = cp_busy && (cp_i >= c_n) && !cp_wv;", aw - 1, aw - 1);
+    let lanes: Vec<String> = (0..v)
+        .rev()
+        .map(|j| {
+            format!(
+                "({{1'b0, cp_i}} + {} < {{1'b0, c_n}})",
+                lit(aw + 2, j as u64)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "  reg [{}:0] cp_wmask;\n  wire [{}:0] cp_mask = {{{}}};",
+        v - 1,
+        v - 1,
+        lanes.join(", ")
+    );
     // Handoff choice: the latest stage whose predecessor is finished.
     let _ = writeln!(
         s,
@@ -410,6 +429,14 @@ fn link_ports(s: &mut String, cx: &ChipCx) {
     }
     if link_out {
         let outs = &st[last + 1].copies;
+        let lane_reg = if cx.plan.rows > 1 {
+            format!(
+                "\n  reg [{}:0] p_lane;  // its lane in the line read",
+                cx.plan.rows.trailing_zeros() - 1
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(s, "\n  // ---- link out: header words and the last stage's words, through a 4-word queue ----\n  reg lo_busy;    // a message is being sent\n  reg lo_err;     // ... and it is an error header\n  reg [1:0] lo_ph;  // next word to issue: 0, 1 header; 2 payload; 3 none\n  reg [{}:0] lo_c;\n  reg [{}:0] lo_i;", cw - 1, aw);
         let _ = writeln!(s, "  reg [{}:0] o_src;\n  reg [{}:0] o_n;\n  reg o_lastc;\n  always @* begin\n    o_src = {aw}'d0; o_n = {}'d0; o_lastc = 1'b1;\n    case (lo_c)", aw - 1, aw, aw + 1);
         for (i, &(src, _, n)) in outs.iter().enumerate() {
@@ -423,7 +450,7 @@ fn link_ports(s: &mut String, cx: &ChipCx) {
             );
         }
         let _ = writeln!(s, "      default: ;\n    endcase\n  end");
-        let _ = writeln!(s, "  reg [32:0] lq [0:3];  // {{last, word}}\n  reg [1:0] lq_rp, lq_wp;\n  reg [2:0] lq_n;\n  reg p_v, p_hdr, p_last;  // the word issued last cycle\n  reg [31:0] p_word;\n  wire lo_pop = lo_valid && lo_ready;\n  assign lo_valid = lq_n != 3'd0;\n  assign lo_data = lq[lq_rp][31:0];\n  assign lo_last = lq[lq_rp][32];\n  wire lo_room = ({{1'b0, lq_n}} + {{3'd0, p_v}}) <= 4'd2;\n  wire lo_issue = lo_busy && (lo_ph != 2'd3) && lo_room;\n  wire lo_re = lo_issue && (lo_ph == 2'd2);\n  wire [{}:0] lo_raddr = o_src + lo_i[{}:0];\n  wire lo_word_last = (lo_i + {}'d1 == o_n) && o_lastc;", aw - 1, aw - 1, aw + 1);
+        let _ = writeln!(s, "  reg [32:0] lq [0:3];  // {{last, word}}\n  reg [1:0] lq_rp, lq_wp;\n  reg [2:0] lq_n;\n  reg p_v, p_hdr, p_last;  // the word issued last cycle\n  reg [31:0] p_word;{}\n  wire lo_pop = lo_valid && lo_ready;\n  assign lo_valid = lq_n != 3'd0;\n  assign lo_data = lq[lq_rp][31:0];\n  assign lo_last = lq[lq_rp][32];\n  wire lo_room = ({{1'b0, lq_n}} + {{3'd0, p_v}}) <= 4'd2;\n  wire lo_issue = lo_busy && (lo_ph != 2'd3) && lo_room;\n  wire lo_re = lo_issue && (lo_ph == 2'd2);\n  wire [{}:0] lo_raddr = o_src + lo_i[{}:0];\n  wire lo_word_last = (lo_i + {}'d1 == o_n) && o_lastc;", lane_reg, aw - 1, aw - 1, aw + 1);
     }
 }
 
@@ -450,22 +477,25 @@ fn engines(s: &mut String, cx: &ChipCx) {
     let line = plan.rows;
     for &e in engs {
         if line == 1 {
-            let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
+            let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_dbg_we, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data, e{e}_dbg_data;\n  wire [0:0] e{e}_o_count;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", vw - 1, aw - 1, PC_BITS - 1);
         } else {
-            let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{}:0] e{e}_dbg_we;\n  wire [{W_MSB}:0] e{e}_xr, e{e}_o_data;\n  wire [{}:0] e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", line - 1, line * W_BITS as usize - 1, vw - 1, aw - 1, PC_BITS - 1);
+            // The copy path and the logits port carry whole lines.
+            let _ = writeln!(s, "  wire e{e}_done, e{e}_o_valid, e{e}_o_last, e{e}_bmv, e{e}_bat, e{e}_bnl;\n  wire [{}:0] e{e}_dbg_we;\n  wire [{lmsb}:0] e{e}_xr, e{e}_o_data;\n  wire [{}:0] e{e}_o_count;\n  wire [{lmsb}:0] e{e}_dbg_data;\n  wire [{}:0] e{e}_o_index;\n  wire [{}:0] e{e}_dbg_addr;\n  wire [{}:0] e{e}_dbg_pc;", line - 1, crate::plan::count_bits(line) - 1, vw - 1, aw - 1, PC_BITS - 1, lmsb = line * W_BITS as usize - 1);
         }
     }
-    let _ = writeln!(s, "  reg [{W_MSB}:0] cp_data;");
+    // The copy path carries whole lines of `line` words.
+    let lw = line as u32 * W_BITS;
+    let _ = writeln!(s, "  reg [{}:0] cp_data;", lw - 1);
     let srcs: Vec<String> = (0..ne)
         .map(|k| {
             if engs.contains(&k) {
                 format!("e{k}_xr")
             } else {
-                format!("{W_BITS}'d0")
+                format!("{lw}'d0")
             }
         })
         .collect();
-    mux(s, "c_from", "cp_data", &srcs, W_BITS);
+    mux(s, "c_from", "cp_data", &srcs, lw);
     for &k in engs {
         let e = &plan.engines[k];
         let kl = lit(ew, k as u64);
@@ -482,9 +512,29 @@ fn engines(s: &mut String, cx: &ChipCx) {
             (format!("cp_re && c_from == {kl}"), "cp_raddr")
         };
         let (x_we, x_waddr, x_wdata) = if link_in && k == in_e {
-            ("li_we".to_string(), "li_waddr", "li_wdata")
+            // One link word per beat: a one-hot lane of its line.
+            if line == 1 {
+                (
+                    "li_we".to_string(),
+                    "li_waddr".to_string(),
+                    "li_wdata".to_string(),
+                )
+            } else {
+                (
+                    format!(
+                        "({{{line}{{li_we}}}} & ({line}'d1 << li_waddr[{}:0]))",
+                        line.trailing_zeros() - 1
+                    ),
+                    "li_waddr".to_string(),
+                    format!("{{{line}{{li_wdata}}}}"),
+                )
+            }
         } else {
-            (format!("cp_wv && c_to == {kl}"), "cp_waddr", "cp_data")
+            (
+                format!("{{{line}{{cp_wv && c_to == {kl}}}}} & cp_wmask"),
+                "cp_waddr".to_string(),
+                "cp_data".to_string(),
+            )
         };
         let o_ready = if !link_out && k == out_e {
             format!("out_ready && run{last}")
@@ -493,7 +543,7 @@ fn engines(s: &mut String, cx: &ChipCx) {
         };
         let _ = writeln!(
             s,
-            "  wire e{k}_en = {en};\n  wire e{k}_clk;\n  tls_icg e{k}_icg (.clk(clk), .en(e{k}_en), .gclk(e{k}_clk));\n  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(e{k}_clk), .rst(rst), .start(e{k}_go), .pc0(e{k}_pc0), .pc1(e{k}_pc1),\n    .token(e{k}_tok), .pos(e{k}_pos), .slot(e{k}_slot), .done(e{k}_done),\n    .x_re({x_re}), .x_raddr({x_raddr}), .x_rdata(e{k}_xr),\n    .x_we({x_we}), .x_waddr({x_waddr}), .x_wdata({x_wdata}),\n    .o_valid(e{k}_o_valid), .o_ready({o_ready}), .o_data(e{k}_o_data), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
+            "  wire e{k}_en = {en};\n  wire e{k}_clk;\n  tls_icg e{k}_icg (.clk(clk), .en(e{k}_en), .gclk(e{k}_clk));\n  taalasc_engine_{} #(.TABLE_DIR(TABLE_DIR), .ROM_DIR(ROM_DIR)) e{k} (\n    .clk(e{k}_clk), .rst(rst), .start(e{k}_go), .pc0(e{k}_pc0), .pc1(e{k}_pc1),\n    .token(e{k}_tok), .pos(e{k}_pos), .slot(e{k}_slot), .done(e{k}_done),\n    .x_re({x_re}), .x_raddr({x_raddr}), .x_rdata(e{k}_xr),\n    .x_we({x_we}), .x_waddr({x_waddr}), .x_wdata({x_wdata}),\n    .o_valid(e{k}_o_valid), .o_ready({o_ready}), .o_data(e{k}_o_data), .o_count(e{k}_o_count), .o_index(e{k}_o_index), .o_last(e{k}_o_last),\n    .dbg_we(e{k}_dbg_we), .dbg_addr(e{k}_dbg_addr), .dbg_data(e{k}_dbg_data), .dbg_pc(e{k}_dbg_pc),\n    .busy_mv(e{k}_bmv), .busy_attn(e{k}_bat), .busy_nl(e{k}_bnl)\n  );",
             e.index,
         );
         let gate = if line == 1 {
@@ -541,6 +591,7 @@ fn engines(s: &mut String, cx: &ChipCx) {
                 format!("e{k}_o_valid"),
                 format!("e{k}_o_last"),
                 format!("e{k}_o_data"),
+                format!("e{k}_o_count"),
                 format!("e{k}_o_index"),
             ]);
         }
@@ -549,11 +600,16 @@ fn engines(s: &mut String, cx: &ChipCx) {
         unused.push(format!("fin{last}"));
     }
     if link_out {
-        unused.push(format!("e{out_e}_xr[{W_MSB}:32]"));
+        if line == 1 {
+            unused.push(format!("e{out_e}_xr[{W_MSB}:32]"));
+        } else {
+            // One word of the line read is sent per beat.
+            unused.push(format!("e{out_e}_xr"));
+        }
     }
     if copies.is_empty() {
         // A one-stage chip part has no copies between its engines.
-        unused.extend(["cp_raddr", "cp_data", "cp_waddr", "cp_wv"].map(String::from));
+        unused.extend(["cp_raddr", "cp_data", "cp_waddr", "cp_wv", "cp_wmask"].map(String::from));
     }
     if !unused.is_empty() {
         let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_outs = &{{1'b0, {}}};\n  /* verilator lint_on UNUSEDSIGNAL */", unused.join(", "));
@@ -631,13 +687,15 @@ fn token_io(s: &mut String, cx: &ChipCx) {
         let _ = writeln!(s, "  wire [31:0] lo_h0 = lo_err ? {{16'd0, err_pos}} : {{seq{last}, pos{last}}};\n  wire [31:0] lo_h1 = lo_err ? {{1'b1, err_slot, {LINK_TOKEN_BITS}'d0}} : {{1'b0, slot{last}, {tok}}};");
     }
     if !link_out {
-        let _ = writeln!(s, "  assign out_valid = err || (run{last} && e{out_e}_o_valid);\n  assign out_logit = err ? {W_BITS}'d0 : e{out_e}_o_data;\n  assign out_index = err ? {vw}'d0 : e{out_e}_o_index;\n  assign out_last = err || (run{last} && e{out_e}_o_last);\n  assign out_error = err;\n  assign out_slot = err ? err_slot : slot{last};\n  assign out_pos = err ? err_pos : pos{last};");
+        // One line per beat; an error beat carries one (zero) word.
+        let _ = writeln!(s, "  assign out_valid = err || (run{last} && e{out_e}_o_valid);\n  assign out_logit = err ? {lw}'d0 : e{out_e}_o_data;\n  assign out_count = err ? {}'d1 : e{out_e}_o_count;\n  assign out_index = err ? {vw}'d0 : e{out_e}_o_index;\n  assign out_last = err || (run{last} && e{out_e}_o_last);\n  assign out_error = err;\n  assign out_slot = err ? err_slot : slot{last};\n  assign out_pos = err ? err_pos : pos{last};", crate::plan::count_bits(plan.rows), lw = plan.rows as u32 * W_BITS);
     }
 }
 
 /// The sequential logic: stages, input, output link, copy unit and handoffs.
 fn sequential(s: &mut String, cx: &ChipCx) {
     let ChipCx {
+        plan,
         aw,
         st,
         ns,
@@ -668,7 +726,7 @@ fn sequential(s: &mut String, cx: &ChipCx) {
     if link_out {
         let _ = writeln!(s, "      lo_busy <= 1'b0;\n      lo_err <= 1'b0;\n      lo_ph <= 2'd0;\n      lo_c <= {cw}'d0;\n      lo_i <= {}'d0;\n      lq_rp <= 2'd0;\n      lq_wp <= 2'd0;\n      lq_n <= 3'd0;\n      p_v <= 1'b0;\n      p_hdr <= 1'b0;\n      p_last <= 1'b0;\n      p_word <= 32'd0;", aw + 1);
     }
-    let _ = writeln!(s, "      err <= 1'b0;\n      err_slot <= 8'd0;\n      err_pos <= {pb}'d0;\n      cp_busy <= 1'b0;\n      cp_idx <= {cw}'d0;\n      cp_i <= {}'d0;\n      cp_wv <= 1'b0;\n      cp_waddr <= {aw}'d0;\n      cp_stage <= {sbw}'d0;\n      perf_matvec <= 64'd0;\n      perf_attn <= 64'd0;\n      perf_nl <= 64'd0;\n      perf_ctrl <= 64'd0;\n    end else begin", aw + 1, sbw = sbw);
+    let _ = writeln!(s, "      err <= 1'b0;\n      err_slot <= 8'd0;\n      err_pos <= {pb}'d0;\n      cp_busy <= 1'b0;\n      cp_idx <= {cw}'d0;\n      cp_i <= {}'d0;\n      cp_wv <= 1'b0;\n      cp_wmask <= {}'d0;\n      cp_waddr <= {aw}'d0;\n      cp_stage <= {sbw}'d0;\n      perf_matvec <= 64'd0;\n      perf_attn <= 64'd0;\n      perf_nl <= 64'd0;\n      perf_ctrl <= 64'd0;\n    end else begin", aw + 1, plan.rows, sbw = sbw);
     let _ = writeln!(s, "      if (!empty) begin\n        if (bmv) perf_matvec <= perf_matvec + 64'd1;\n        else if (bat) perf_attn <= perf_attn + 64'd1;\n        else if (bnl) perf_nl <= perf_nl + 64'd1;\n        else perf_ctrl <= perf_ctrl + 64'd1;\n      end");
     // Start pulses last one cycle; a run ends with its engine's done.
     for &k in ks {
@@ -695,12 +753,25 @@ fn sequential(s: &mut String, cx: &ChipCx) {
     }
     // Output link.
     if link_out {
-        let _ = writeln!(s, "      // queue: push the word issued last cycle, pop what the link takes\n      if (p_v) begin\n        lq[lq_wp] <= {{p_last, p_hdr ? p_word : e{out_e}_xr[31:0]}};\n        lq_wp <= lq_wp + 2'd1;\n      end\n      if (lo_pop) lq_rp <= lq_rp + 2'd1;\n      lq_n <= lq_n + {{2'd0, p_v}} - {{2'd0, lo_pop}};\n      p_v <= lo_issue;\n      p_hdr <= lo_ph != 2'd2;\n      p_word <= (lo_ph == 2'd0) ? lo_h0 : lo_h1;\n      p_last <= (lo_ph == 2'd1) ? lo_err : lo_word_last;");
+        // The word read last cycle sits in its lane of the line read.
+        let line = cx.plan.rows;
+        let (lo_word, lo_lane) = if line == 1 {
+            (format!("e{out_e}_xr[31:0]"), String::new())
+        } else {
+            (
+                format!("e{out_e}_xr[48*p_lane +: 32]"),
+                format!(
+                    "\n      p_lane <= lo_raddr[{}:0];",
+                    line.trailing_zeros() - 1
+                ),
+            )
+        };
+        let _ = writeln!(s, "      // queue: push the word issued last cycle, pop what the link takes\n      if (p_v) begin\n        lq[lq_wp] <= {{p_last, p_hdr ? p_word : {lo_word}}};\n        lq_wp <= lq_wp + 2'd1;\n      end\n      if (lo_pop) lq_rp <= lq_rp + 2'd1;\n      lq_n <= lq_n + {{2'd0, p_v}} - {{2'd0, lo_pop}};\n      p_v <= lo_issue;\n      p_hdr <= lo_ph != 2'd2;\n      p_word <= (lo_ph == 2'd0) ? lo_h0 : lo_h1;\n      p_last <= (lo_ph == 2'd1) ? lo_err : lo_word_last;{lo_lane}");
         let _ = writeln!(s, "      if (lo_issue) begin\n        case (lo_ph)\n          2'd0: lo_ph <= 2'd1;\n          2'd1: lo_ph <= lo_err ? 2'd3 : 2'd2;\n          default: begin\n            if (lo_i + {}'d1 == o_n) begin\n              lo_i <= {}'d0;\n              if (o_lastc) lo_ph <= 2'd3;\n              else lo_c <= lo_c + {cw}'d1;\n            end else begin\n              lo_i <= lo_i + {}'d1;\n            end\n          end\n        endcase\n      end", aw + 1, aw + 1, aw + 1);
         let _ = writeln!(s, "      // the message's last word leaves: the token (or the error) is gone\n      if (lo_pop && lo_last) begin\n        lo_busy <= 1'b0;\n        if (lo_err) err <= 1'b0;\n        else v{last} <= 1'b0;\n      end\n      if (!lo_busy && (err || fin{last})) begin\n        lo_busy <= 1'b1;\n        lo_err <= err;\n        lo_ph <= 2'd0;\n        lo_c <= {cw}'d0;\n        lo_i <= {}'d0;\n      end", aw + 1);
     }
     // Copy unit.
-    let _ = writeln!(s, "      cp_wv <= cp_re;\n      cp_waddr <= c_dst + cp_i[{}:0];\n      if (cp_re) cp_i <= cp_i + {}'d1;", aw - 1, aw + 1);
+    let _ = writeln!(s, "      cp_wv <= cp_re;\n      cp_wmask <= cp_mask;\n      cp_waddr <= c_dst + cp_i[{}:0];\n      if (cp_re) cp_i <= cp_i + {};", aw - 1, lit(aw + 1, plan.rows as u64));
     let _ = writeln!(s, "      if (cp_step_done) begin\n        cp_i <= {}'d0;\n        if (c_last) begin\n          cp_busy <= 1'b0;\n          case (cp_stage)", aw + 1);
     for &k in cond {
         if st[k].copies.is_empty() {

@@ -6,7 +6,7 @@
 //! from the RFC
 //! 0003 formulas, and the per-token traffic the energy model needs.
 
-use crate::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD, STEP_OVERHEAD};
+use crate::perf::{copy_cycles, instr_cycles, SEQ_OVERHEAD, STEP_OVERHEAD};
 use crate::plan::{kv_bits_per_position, Instr, Plan};
 use taalasc_partition::StageCost;
 
@@ -388,7 +388,7 @@ pub fn stage_costs_at(plan: &Plan, pos: usize) -> Vec<StageCost> {
         }
         // Copies into this stage.
         for &(_, _, n) in &s.copies {
-            c.cycles += n as u64 + COPY_OVERHEAD;
+            c.cycles += copy_cycles(plan, n);
             c.sram_access_bits += 2 * 48 * n as u64;
         }
         for i in &e.program[s.pc0..s.pc1] {

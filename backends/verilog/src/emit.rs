@@ -7,7 +7,8 @@
 //! same bytes.
 
 use crate::plan::{
-    addr_bits, blocks_per_word, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS, SCALE_FIELD_BITS,
+    addr_bits, blocks_per_word, count_bits, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS,
+    SCALE_FIELD_BITS,
 };
 use crate::vlog::{lit, mux, or_all, W_MSB};
 use std::fmt::Write as _;
@@ -350,9 +351,12 @@ fn header(s: &mut String, cx: &EngineCx) {
     let _ = writeln!(s, "    input  wire [{}:0]   pos,", POS_BITS - 1);
     let _ = writeln!(s, "    input  wire [7:0]    slot,");
     let _ = writeln!(s, "    output reg           done,");
-    let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [{W_MSB}:0]   x_rdata,", aw - 1);
-    let _ = writeln!(s, "    input  wire          x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [{W_MSB}:0]   x_wdata,", aw - 1);
-    let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [{W_MSB}:0]   o_data,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", w.vw - 1);
+    // The copy path and the logits port move whole lines of `rows` words:
+    // a line read, a masked line write, `o_count` words per beat.
+    let (v, lmsb) = (cx.rows, cx.rows * W_BITS as usize - 1);
+    let _ = writeln!(s, "    input  wire          x_re,\n    input  wire [{}:0]   x_raddr,\n    output wire [{lmsb}:0]   x_rdata,", aw - 1);
+    let _ = writeln!(s, "    input  wire [{}:0]    x_we,\n    input  wire [{}:0]   x_waddr,\n    input  wire [{lmsb}:0]   x_wdata,", v - 1, aw - 1);
+    let _ = writeln!(s, "    output wire          o_valid,\n    input  wire          o_ready,\n    output wire [{lmsb}:0]   o_data,\n    output wire [{}:0]    o_count,\n    output wire [{}:0]   o_index,\n    output wire          o_last,", count_bits(v) - 1, w.vw - 1);
     if cx.rows == 1 {
         let _ = writeln!(s, "    output wire          dbg_we,\n    output wire [{}:0]   dbg_addr,\n    output wire [{W_MSB}:0]   dbg_data,\n    output wire [{}:0]    dbg_pc,", aw - 1, PC_BITS - 1);
     } else {
@@ -539,6 +543,7 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
     let mut w_en: Vec<String> = Vec::new();
     let mut w_addr: Vec<String> = Vec::new();
     let mut w_data: Vec<String> = Vec::new();
+    let _ = writeln!(s, "  wire x_w = |x_we;");
     for u in units {
         let _ = writeln!(s, "  wire {u}_ra_en;\n  wire [{}:0] {u}_ra_addr;", aw - 1);
         ra_en.push(format!("{u}_ra_en"));
@@ -632,16 +637,18 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
     );
     let _ = writeln!(
         s,
-        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw}), .V({v})) spad (\n    .clk(clk),\n    .we(x_we ? {} : l_we),\n    .waddr(x_we ? {} : l_waddr),\n    .wdata(x_we ? {{{v}{{x_wdata}}}} : l_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .rlinea(spad_la),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b),\n    .rlineb(spad_lb)\n  );",
+        "  tls_sram2r #(.W({W_BITS}), .D({}), .AW({aw}), .V({v})) spad (\n    .clk(clk),\n    .we(x_w ? x_we : l_we),\n    .waddr(x_w ? {} : l_waddr),\n    .wdata(x_w ? x_wdata : l_wdata),\n    .rea({}),\n    .raddra({}),\n    .rdataa(spad_a),\n    .rlinea(spad_la),\n    .reb({}),\n    .raddrb({}),\n    .rdatab(spad_b),\n    .rlineb(spad_lb)\n  );",
         e.spad_words,
-        onehot("x_waddr"),
         line("x_waddr"),
         ra_en.join(" | "),
         ra_addr.join(" | "),
         or_all(&rb_en, 1),
         or_all(&rb_addr, aw),
     );
-    let _ = writeln!(s, "  assign x_rdata = spad_a;");
+    // The copy path reads and writes whole lines (masked: the last line of
+    // a vector may be partial).
+    let _ = writeln!(s, "  assign x_rdata = spad_la;");
+    let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire [{}:0] unused_x_lane = x_waddr[{}:0];  // copies move whole lines\n  /* verilator lint_on UNUSEDSIGNAL */", lg - 1, lg - 1);
     let _ = writeln!(s, "  assign dbg_we = l_we;\n  assign dbg_addr = l_waddr;\n  assign dbg_data = l_wdata;\n  assign dbg_pc = pc;");
 }
 
@@ -838,6 +845,7 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         taw,
         ..
     } = *cx;
+    let v = rows;
     // `.ROWS(R)` only when R > 1 (the units' default is 1).
     let rows_p = if rows > 1 {
         format!(".ROWS({rows}), ")
@@ -939,11 +947,13 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     if e.uses("out") {
         let _ = writeln!(
             s,
-            "  tls_out #(.AW({aw}), .VW({})) u_out (\n    .clk(clk), .rst(rst), .start(go_out), .cfg_src(d_out_src), .cfg_n(d_out_n),\n    .done(done_out), .busy(busy_out_w),\n    .ra_en(out_ra_en), .ra_addr(out_ra_addr), .ra_data(spad_a),\n    .o_valid(o_valid), .o_ready(o_ready), .o_data(o_data), .o_index(o_index), .o_last(o_last)\n  );",
-            w.vw
+            "  tls_out #(.AW({aw}), .VW({}), .V({v}), .CW({})) u_out (\n    .clk(clk), .rst(rst), .start(go_out), .cfg_src(d_out_src), .cfg_n(d_out_n),\n    .done(done_out), .busy(busy_out_w),\n    .ra_en(out_ra_en), .ra_addr(out_ra_addr), .ra_data({}),\n    .o_valid(o_valid), .o_ready(o_ready), .o_data(o_data), .o_count(o_count), .o_index(o_index), .o_last(o_last)\n  );",
+            w.vw,
+            count_bits(v),
+            if v > 1 { "spad_la" } else { "spad_a" }
         );
     } else {
-        let _ = writeln!(s, "  assign o_valid = 1'b0;\n  assign o_data = {W_BITS}'d0;\n  assign o_index = {}'d0;\n  assign o_last = 1'b0;", w.vw);
+        let _ = writeln!(s, "  assign o_valid = 1'b0;\n  assign o_data = {}'d0;\n  assign o_count = {}'d0;\n  assign o_index = {}'d0;\n  assign o_last = 1'b0;", v * W_BITS as usize, count_bits(v), w.vw);
         let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire unused_ready = o_ready;\n  /* verilator lint_on UNUSEDSIGNAL */");
     }
     if !e.uses("embed") {

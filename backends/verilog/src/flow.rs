@@ -20,13 +20,14 @@
 //!   `R` is the sum over its instructions of [`SEQ_CYCLES`] plus the unit
 //!   formula, plus [`RUN_CYCLES`]; the stage is finished from `g + R + 1`;
 //! - a handoff chosen at `c` without copies gives `go` at `c + 1`; with
-//!   copies the copy unit is busy from `c + 1` for `Σ (n + 2)` cycles and
-//!   `go` follows at `c + 1 + Σ (n + 2)`;
+//!   copies the copy unit is busy from `c + 1` for `Σ (⌈n/V⌉ + 2)` cycles (V
+//!   = the line width, `perf::copy_cycles`) and `go` follows at `c + 1 +
+//!   Σ (⌈n/V⌉ + 2)`;
 //! - the last logit of the last stage's run is seen [`OUT_LEAD`] cycles
 //!   before its `done`; the harness offers the user's next decode token from
 //!   the cycle after it has seen that beat.
 
-use crate::perf::{instr_cycles, COPY_OVERHEAD, SEQ_OVERHEAD};
+use crate::perf::{copy_cycles, instr_cycles, SEQ_OVERHEAD};
 use crate::plan::Plan;
 use crate::sim::TokenIn;
 
@@ -111,7 +112,7 @@ pub fn replay(plan: &Plan, tokens: &[TokenIn]) -> Option<FlowRun> {
         st[k]
             .copies
             .iter()
-            .map(|c| c.2 as u64 + COPY_OVERHEAD)
+            .map(|c| copy_cycles(plan, c.2))
             .sum::<u64>()
     };
 

@@ -23,9 +23,15 @@ pub const SEQ_OVERHEAD: u64 = 2;
 /// the start and done of the sequencer, the cycle in which the stage is
 /// seen finished and the handoff to the next stage.
 pub const STEP_OVERHEAD: u64 = 4;
-/// Cycles of one copy step on top of the words it copies (the last write
+/// Cycles of one copy step on top of the lines it copies (the last write
 /// and the step's end).
 pub const COPY_OVERHEAD: u64 = 2;
+
+/// Cycles of one copy step of `n` words between two engines: one
+/// scratchpad line (`plan.rows` words) per cycle, then the overhead.
+pub fn copy_cycles(plan: &Plan, n: usize) -> u64 {
+    (n as u64).div_ceil(plan.rows as u64) + COPY_OVERHEAD
+}
 /// A token's latency counts from the cycle it is taken to the cycle of its
 /// last logit: one cycle less at each end than the steps' sum, and the
 /// last logit leaves three cycles before the head's run ends.
@@ -81,7 +87,8 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
                 &a.par,
             )
         }
-        Instr::Out { n, .. } => *n as u64 + 2,
+        // One scratchpad line per beat (`tls_out`).
+        Instr::Out { n, .. } => (*n as u64).div_ceil(plan.rows as u64) + 2,
     }
 }
 
@@ -130,7 +137,7 @@ pub fn predicted(plan: &Plan, pos: usize) -> u64 {
     let mut c = 0;
     for st in &plan.schedule {
         match st {
-            Step::Copy { n, .. } => c += *n as u64 + COPY_OVERHEAD,
+            Step::Copy { n, .. } => c += copy_cycles(plan, *n),
             Step::Run { engine, pc0, pc1 } => {
                 c += STEP_OVERHEAD;
                 for i in &plan.engines[*engine].program[*pc0..*pc1] {

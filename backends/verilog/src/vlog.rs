@@ -169,12 +169,19 @@ pub fn token_in_ports(w: Widths) -> Vec<Port> {
     ]
 }
 
-/// Logits output of the last chip (and its error beat).
+/// Logits output of the last chip (and its error beat): a line of
+/// `w.line` words per beat, `out_count` of them valid.
 pub fn logits_out_ports(w: Widths) -> Vec<Port> {
     vec![
         Port::new(Dir::Out, Width::Bit, "out_valid"),
         Port::new(Dir::In, Width::Bit, "out_ready"),
-        Port::new(Dir::Out, Width::Fixed(W_BITS), "out_logit"),
+        // One scratchpad line per beat: `out_count` words of `out_logit`.
+        Port::new(Dir::Out, Width::Fixed(w.line * W_BITS), "out_logit"),
+        Port::new(
+            Dir::Out,
+            Width::Fixed(crate::plan::count_bits(w.line as usize)),
+            "out_count",
+        ),
         Port::new(Dir::Out, Width::Plan(w.vw), "out_index"),
         Port::new(Dir::Out, Width::Bit, "out_last"),
         Port::new(Dir::Out, Width::Bit, "out_error"),

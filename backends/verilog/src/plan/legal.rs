@@ -104,7 +104,37 @@ fn stages_of(schedule: &[Step]) -> Result<Vec<Stage>, String> {
 pub fn check_limits(plan: &Plan) -> Result<(), String> {
     check_fields(plan)?;
     stages_of(&plan.schedule)?;
+    check_lines(plan)?;
     check_context(plan)
+}
+
+/// The copy path and the logits port move whole scratchpad lines
+/// (`tls_out`, the chip's copy unit): every vector they move starts on a
+/// line (the allocator aligns every vector to `plan.rows` words).
+fn check_lines(plan: &Plan) -> Result<(), String> {
+    let v = plan.rows.max(1);
+    for st in &plan.schedule {
+        if let Step::Copy { src, dst, .. } = st {
+            if *src as usize % v != 0 || *dst as usize % v != 0 {
+                return Err(format!(
+                    "a copy from word {src} to word {dst} does not start on a scratchpad line of {v} words"
+                ));
+            }
+        }
+    }
+    for e in &plan.engines {
+        for i in &e.program {
+            if let Instr::Out { src, .. } = i {
+                if *src as usize % v != 0 {
+                    return Err(format!(
+                        "engine {}: the logits at word {src} do not start on a scratchpad line of {v} words",
+                        e.index
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Program counter, matrix and RoPE fields of every engine.

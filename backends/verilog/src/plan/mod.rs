@@ -554,6 +554,12 @@ pub fn addr_bits(n: usize) -> u32 {
     (usize::BITS - n.saturating_sub(1).leading_zeros()).max(1)
 }
 
+/// Bits of a count that holds 0 ..= `v` (the words of one scratchpad line
+/// in a beat of the logits port, `tls_out`'s `CW`).
+pub fn count_bits(v: usize) -> u32 {
+    addr_bits(v + 1)
+}
+
 /// File-safe name of a weight or node (`layers.0.attn.q.weight` →
 /// `layers_0_attn_q_weight`).
 pub fn file_name(s: &str) -> String {
