@@ -115,7 +115,7 @@ fn check_lines(plan: &Plan) -> Result<(), String> {
     let v = plan.rows.max(1);
     for st in &plan.schedule {
         if let Step::Copy { src, dst, .. } = st {
-            if *src as usize % v != 0 || *dst as usize % v != 0 {
+            if !(*src as usize).is_multiple_of(v) || !(*dst as usize).is_multiple_of(v) {
                 return Err(format!(
                     "a copy from word {src} to word {dst} does not start on a scratchpad line of {v} words"
                 ));
@@ -125,7 +125,7 @@ fn check_lines(plan: &Plan) -> Result<(), String> {
     for e in &plan.engines {
         for i in &e.program {
             if let Instr::Out { src, .. } = i {
-                if *src as usize % v != 0 {
+                if !(*src as usize).is_multiple_of(v) {
                     return Err(format!(
                         "engine {}: the logits at word {src} do not start on a scratchpad line of {v} words",
                         e.index
