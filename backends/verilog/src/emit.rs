@@ -808,7 +808,10 @@ fn vector_roms(s: &mut String, cx: &EngineCx) {
         let gw = addr_bits(e.gains.len());
         // A line of `rows` Q15.16 values per word.
         let lw = 32 * rows as u32;
-        let _ = writeln!(s, "\n  // ---- norm gain / bias ROMs (Q15.16, {rows} per word) ----");
+        let _ = writeln!(
+            s,
+            "\n  // ---- norm gain / bias ROMs (Q15.16, {rows} per word) ----"
+        );
         let _ = writeln!(s, "  wire g_en;\n  wire [{}:0] g_addr;\n  reg [{}:0] g_data;\n  wire nb_en;\n  wire [{}:0] nb_addr;\n  reg [{}:0] nb_data;", gaw - 1, lw - 1, gaw - 1, lw - 1);
         for (k, g) in e.gains.iter().enumerate() {
             assert_eq!(g.width, lw, "{}: gain ROM word is not a line", g.name);

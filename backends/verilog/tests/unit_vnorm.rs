@@ -162,9 +162,7 @@ impl Ins {
             Ins::Norm { n, layer, .. } => {
                 format!("{} n={n}", if *layer { "layer" } else { "rms" })
             }
-            Ins::Rope {
-                heads, hd, rot, ..
-            } => format!("rope heads={heads} hd={hd} rot={rot}"),
+            Ins::Rope { heads, hd, rot, .. } => format!("rope heads={heads} hd={hd} rot={rot}"),
         }
     }
 }
@@ -455,7 +453,13 @@ fn vector_norm_and_rope_lint_clean() {
             ("tls_rope.v", "tls_rope", "-GTAW=28"),
         ] {
             let out = Command::new("verilator")
-                .args(["--lint-only", "-Wall", "-Wno-DECLFILENAME", "--top-module", top])
+                .args([
+                    "--lint-only",
+                    "-Wall",
+                    "-Wno-DECLFILENAME",
+                    "--top-module",
+                    top,
+                ])
                 .arg(format!("-GV={v}"))
                 .arg(extra)
                 .arg(tools::rtl_lib(file))
