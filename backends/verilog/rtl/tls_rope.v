@@ -1,102 +1,151 @@
 // tls_rope: rotary position embedding in place (UNITS.md, `tls_rope`;
 // `rotate` in compiler/numerics/src/rope.rs).
 //
-// Per head h (base = src + h·hd) and pair i < rot/2, with (c, s) = table
-// entry pos·(rot/2) + i (Q1.14):
+// Per head h (base = src + h·hd) and pair i < rot/2, with (c, s) the table
+// entry of (pos, i) (Q1.14):
 //   a = spad[base + i], b = spad[base + i + rot/2]
 //   a' = sat_w48(rshr(a·c - b·s, 14)), b' = sat_w48(rshr(b·c + a·s, 14))
 // Features at or beyond rot are neither read nor written.
 //
+// V lanes (RFC 0005, vector-wide units): the scratchpad ports read aligned
+// lines of V words and the write is a masked line. The table holds lines
+// of V entries: word pos·H + k (H = ceil((rot/2) / V)) holds pairs
+// k·V .. k·V + V - 1, lane j = {cos[15:0], sin[15:0]} in bits 32·j.. (zero
+// past rot/2). cfg_src is a multiple of V (the plan aligns every vector).
+//   Line mode (hd and rot/2 multiples of V; always at V = 1): a step is V
+//   pairs: line src + h·hd + k·V (the a's), the line rot/2 further (the
+//   b's) and table word pos·H + k, lane j rotating pair k·V + j; a' and b'
+//   are written as two whole lines.
+//   Pair mode (otherwise: heads or halves not on lines): a step is one
+//   pair; the lanes all take the pair's words (lane a mod V of the line
+//   read at a, b mod V of the one at b, table lane i mod V), and a', b' are
+//   written with one-hot masks.
+//
 // Cycles (start in cycle 0, `done` in cycle D, busy in 1..D): two cycles
-// per pair (the single write port writes a' then b'):
-//   P = n_heads · (rot/2);  D = 2P + 5 (P > 0),  D = 1 (P = 0).
-// Pair p issues its reads (both scratchpad ports and the table) in cycle
-// 2 + 2p (cycle 1 computes the table base pos·(rot/2)), writes a' in
-// cycle 5 + 2p and b' in 6 + 2p.
+// per step (the single write port writes a' then b'):
+//   S = n_heads · (rot/2) / G, G = V in line mode, 1 in pair mode;
+//   D = 2S + 5 (S > 0),  D = 1 (S = 0).
+// Step p issues its reads (both scratchpad ports and the table) in cycle
+// 2 + 2p (cycle 1 computes the table base pos·H), writes a' in cycle
+// 5 + 2p and b' in 6 + 2p.
 module tls_rope #(
     parameter integer AW = 16,
-    parameter integer TAW = 16
+    parameter integer TAW = 16,
+    parameter integer V = 1
 ) (
-    input  wire           clk,
-    input  wire           rst,
-    input  wire           start,
-    input  wire [AW-1:0]  cfg_src,
-    input  wire [7:0]     cfg_n_heads,
-    input  wire [9:0]     cfg_hd,
-    input  wire [9:0]     cfg_rot,
-    input  wire [15:0]    cfg_pos,
-    output wire           busy,
-    output reg            done,
-    // scratchpad
-    output wire           ra_en,
-    output wire [AW-1:0]  ra_addr,
-    input  wire [47:0]    ra_data,
-    output wire           rb_en,
-    output wire [AW-1:0]  rb_addr,
-    input  wire [47:0]    rb_data,
-    output reg            w_en,
-    output reg  [AW-1:0]  w_addr,
-    output reg  [47:0]    w_data,
-    // cos/sin table: {cos[15:0], sin[15:0]}
-    output wire           t_en,
-    output wire [TAW-1:0] t_addr,
-    input  wire [31:0]    t_data
+    input  wire            clk,
+    input  wire            rst,
+    input  wire            start,
+    input  wire [AW-1:0]   cfg_src,
+    input  wire [7:0]      cfg_n_heads,
+    input  wire [9:0]      cfg_hd,
+    input  wire [9:0]      cfg_rot,
+    input  wire [15:0]     cfg_pos,
+    output wire            busy,
+    output reg             done,
+    // scratchpad: line reads, masked line writes
+    output wire            ra_en,
+    output wire [AW-1:0]   ra_addr,
+    input  wire [48*V-1:0] ra_data,
+    output wire            rb_en,
+    output wire [AW-1:0]   rb_addr,
+    input  wire [48*V-1:0] rb_data,
+    output reg             w_en,
+    output reg  [V-1:0]    w_mask,
+    output reg  [AW-1:0]   w_addr,
+    output reg  [48*V-1:0] w_data,
+    // cos/sin table: V x {cos[15:0], sin[15:0]}
+    output wire            t_en,
+    output wire [TAW-1:0]  t_addr,
+    input  wire [32*V-1:0] t_data
 );
+  localparam integer LV = $clog2(V);
+  localparam [AW-1:0] LMASK = ~(V[AW-1:0] - 1'b1);
   wire [8:0]  half = cfg_rot[9:1];
+  wire [9:0]  vm = V[9:0] - 10'd1;
+  // Line mode: every head and half starts on a line.
+  wire        lmode = ((cfg_hd & vm) == 10'd0) && (({1'b0, half} & vm) == 10'd0);
+  wire [9:0]  step = lmode ? V[9:0] : 10'd1;  // pairs per step
+  wire [9:0]  hwords = ({1'b0, half} + vm) >> LV;  // H = ceil(half / V)
 
   reg         run;
   reg         setup;  // first busy cycle: table base
   reg         ph;  // issue when ph == 0
   reg  [7:0]  hc;  // head being issued
-  reg  [8:0]  pc;  // pair within the head
+  reg  [9:0]  pc;  // first pair of the step within the head
   reg  [17:0] hbase;  // hc · hd
-  reg  [24:0] tbase;  // pos · half
-  reg         more;  // pairs left to issue
+  reg  [25:0] tbase;  // pos · H
+  reg         more;  // steps left to issue
   reg         p1, p2, p3, p4;  // p1: data valid; a' written in p3, b' in p4
-  reg  [47:0] ya, yb;
-  reg  [AW-1:0] ia_addr, ib_addr;  // addresses of the issued pair
-  reg  [AW-1:0] wa_addr, wb_addr;  // addresses of the pair being written
+  reg  [48*V-1:0] ya, yb;
+  reg  [AW-1:0] ia_addr, ib_addr;  // word addresses of the issued step
+  reg  [9:0]  it_pair;  // its first pair (table lane in pair mode)
+  reg  [AW-1:0] wa_addr, wb_addr;  // word addresses of the step being written
 
   wire        issue = run && !setup && more && !ph;
   // addresses, wide enough for every parameter value, then truncated
-  wire [AW+24:0] a_off = {{(AW + 7) {1'b0}}, hbase} + {{(AW + 16) {1'b0}}, pc};
-  wire [AW+24:0] b_off = a_off + {{(AW + 16) {1'b0}}, half};
-  wire [AW+24:0] t_off = {{AW{1'b0}}, tbase} + {{(AW + 16) {1'b0}}, pc};
-  wire [TAW+24:0] t_off_x = {{TAW{1'b0}}, t_off[24:0]};
+  wire [AW+25:0] a_off = {{(AW + 8) {1'b0}}, hbase} + {{(AW + 16) {1'b0}}, pc};
+  wire [AW+25:0] b_off = a_off + {{(AW + 17) {1'b0}}, half};
+  wire [25:0] t_off = tbase + {16'd0, pc >> LV};
+  wire [TAW+25:0] t_off_x = {{TAW{1'b0}}, t_off};
   wire [AW-1:0] a_adr = cfg_src + a_off[AW-1:0];
   wire [AW-1:0] b_adr = cfg_src + b_off[AW-1:0];
 
   assign busy    = run;
   assign ra_en   = issue;
-  assign ra_addr = issue ? a_adr : {AW{1'b0}};
+  assign ra_addr = issue ? (a_adr & LMASK) : {AW{1'b0}};
   assign rb_en   = issue;
-  assign rb_addr = issue ? b_adr : {AW{1'b0}};
+  assign rb_addr = issue ? (b_adr & LMASK) : {AW{1'b0}};
   assign t_en    = issue;
   assign t_addr  = issue ? t_off_x[TAW-1:0] : {TAW{1'b0}};
 
-  // rotation (operands valid while p1)
-  wire signed [15:0] cc = t_data[31:16];
-  wire signed [15:0] ss = t_data[15:0];
-  wire signed [63:0] ac = $signed(ra_data) * cc;
-  wire signed [63:0] as_ = $signed(ra_data) * ss;
-  wire signed [63:0] bc = $signed(rb_data) * cc;
-  wire signed [63:0] bs = $signed(rb_data) * ss;
-  wire [64:0] na = {ac[63], ac} - {bs[63], bs};
-  wire [64:0] nb = {bc[63], bc} + {as_[63], as_};
-  // rshr(., 14): 51-bit quotient plus the rounding bit
-  wire [51:0] ra_r = {na[64], na[64:14]} + {51'd0, na[13]};
-  wire [51:0] rb_r = {nb[64], nb[64:14]} + {51'd0, nb[13]};
-  wire        a_ok = (&ra_r[51:47]) | ~(|ra_r[51:47]);
-  wire        b_ok = (&rb_r[51:47]) | ~(|rb_r[51:47]);
-  wire [47:0] a_new = a_ok ? ra_r[47:0] : {ra_r[51], {47{~ra_r[51]}}};
-  wire [47:0] b_new = b_ok ? rb_r[47:0] : {rb_r[51], {47{~rb_r[51]}}};
+  // Pair mode: the words of the step's one pair (operands valid while p1).
+  wire [AW-1:0] sa = ia_addr & ~LMASK;
+  wire [AW-1:0] sb = ib_addr & ~LMASK;
+  wire [9:0]    stl = it_pair & vm;
+  wire [47:0] a_sel = ra_data[48*sa+:48];
+  wire [47:0] b_sel = rb_data[48*sb+:48];
+  wire [31:0] t_sel = t_data[32*stl+:32];
 
-  // Deliberately unused: bit 0 of rot (always even), bits below the
-  // rounding position, and address bits above the truncated widths.
-  wire unused_bits = &{1'b0, cfg_rot[0], b_off[AW+24:AW], t_off[AW+24:25], t_off_x[TAW+24:TAW],
-                       na[12:0], nb[12:0]};
+  // rotation, one per lane
+  wire [48*V-1:0] a_new, b_new;
+  genvar j;
+  generate
+    for (j = 0; j < V; j = j + 1) begin : g_lane
+      wire [47:0] av = lmode ? ra_data[48*j+:48] : a_sel;
+      wire [47:0] bv = lmode ? rb_data[48*j+:48] : b_sel;
+      wire [31:0] tv = lmode ? t_data[32*j+:32] : t_sel;
+      wire signed [15:0] cc = tv[31:16];
+      wire signed [15:0] ss = tv[15:0];
+      wire signed [63:0] ac = $signed(av) * cc;
+      wire signed [63:0] as_ = $signed(av) * ss;
+      wire signed [63:0] bc = $signed(bv) * cc;
+      wire signed [63:0] bs = $signed(bv) * ss;
+      wire [64:0] na = {ac[63], ac} - {bs[63], bs};
+      wire [64:0] nb = {bc[63], bc} + {as_[63], as_};
+      // rshr(., 14): 51-bit quotient plus the rounding bit
+      wire [51:0] ra_r = {na[64], na[64:14]} + {51'd0, na[13]};
+      wire [51:0] rb_r = {nb[64], nb[64:14]} + {51'd0, nb[13]};
+      wire        a_ok = (&ra_r[51:47]) | ~(|ra_r[51:47]);
+      wire        b_ok = (&rb_r[51:47]) | ~(|rb_r[51:47]);
+      assign a_new[48*j+:48] = a_ok ? ra_r[47:0] : {ra_r[51], {47{~ra_r[51]}}};
+      assign b_new[48*j+:48] = b_ok ? rb_r[47:0] : {rb_r[51], {47{~rb_r[51]}}};
+      // Deliberately unused: bits below the rounding position.
+      wire unused_lane = &{1'b0, na[12:0], nb[12:0]};
+    end
+  endgenerate
 
-  wire        last_pair = (pc == half - 9'd1);
+  // Write mask of the word at `a` in its line: all lanes in line mode.
+  function automatic [V-1:0] wmask(input [AW-1:0] a, input lm);
+    wmask = lm ? {V{1'b1}} : (~({V{1'b1}} << 1) << (a & ~LMASK));
+  endfunction
+
+  // Deliberately unused: bit 0 of rot (always even), and address bits
+  // above the truncated widths.
+  wire unused_bits = &{1'b0, cfg_rot[0], b_off[AW+25:AW], a_off[AW+25:AW],
+                       t_off_x[TAW+25:TAW]};
+
+  wire        last_pair = (pc + step == {1'b0, half});
   wire        last_head = (hc == cfg_n_heads - 8'd1);
 
   always @(posedge clk) begin
@@ -106,23 +155,25 @@ module tls_rope #(
       done <= 1'b0;
       ph <= 1'b0;
       hc <= 8'd0;
-      pc <= 9'd0;
+      pc <= 10'd0;
       hbase <= 18'd0;
-      tbase <= 25'd0;
+      tbase <= 26'd0;
       more <= 1'b0;
       p1 <= 1'b0;
       p2 <= 1'b0;
       p3 <= 1'b0;
       p4 <= 1'b0;
-      ya <= 48'd0;
-      yb <= 48'd0;
+      ya <= {(48 * V) {1'b0}};
+      yb <= {(48 * V) {1'b0}};
       ia_addr <= {AW{1'b0}};
       ib_addr <= {AW{1'b0}};
+      it_pair <= 10'd0;
       wa_addr <= {AW{1'b0}};
       wb_addr <= {AW{1'b0}};
       w_en <= 1'b0;
+      w_mask <= {V{1'b0}};
       w_addr <= {AW{1'b0}};
-      w_data <= 48'd0;
+      w_data <= {(48 * V) {1'b0}};
     end else begin
       done <= 1'b0;
       p1 <= issue;
@@ -133,13 +184,14 @@ module tls_rope #(
       if (issue) begin
         ia_addr <= a_adr;
         ib_addr <= b_adr;
+        it_pair <= pc;
         if (last_pair) begin
-          pc <= 9'd0;
+          pc <= 10'd0;
           hc <= hc + 8'd1;
           hbase <= hbase + {8'd0, cfg_hd};
           if (last_head) more <= 1'b0;
         end else begin
-          pc <= pc + 9'd1;
+          pc <= pc + step;
         end
       end
       if (p1) begin
@@ -149,13 +201,14 @@ module tls_rope #(
         wb_addr <= ib_addr;
       end
       w_en <= p2 || p3;
-      w_addr <= p2 ? wa_addr : p3 ? wb_addr : {AW{1'b0}};
-      w_data <= p2 ? ya : p3 ? yb : 48'd0;
+      w_mask <= p2 ? wmask(wa_addr, lmode) : p3 ? wmask(wb_addr, lmode) : {V{1'b0}};
+      w_addr <= p2 ? (wa_addr & LMASK) : p3 ? (wb_addr & LMASK) : {AW{1'b0}};
+      w_data <= p2 ? ya : p3 ? yb : {(48 * V) {1'b0}};
       if (start) begin
         run <= 1'b1;
         setup <= 1'b1;
         hc <= 8'd0;
-        pc <= 9'd0;
+        pc <= 10'd0;
         hbase <= 18'd0;
         more <= (half != 9'd0) && (cfg_n_heads != 8'd0);
         done <= (half == 9'd0) || (cfg_n_heads == 8'd0);
@@ -164,7 +217,7 @@ module tls_rope #(
         setup <= 1'b0;
       end else if (setup) begin
         setup <= 1'b0;
-        tbase <= {9'd0, cfg_pos} * {16'd0, half};
+        tbase <= {10'd0, cfg_pos} * {16'd0, hwords};
       end else if (run && !more && p4 && !p1 && !p2 && !p3) begin
         done <= 1'b1;  // the last b' was written in this cycle
       end

@@ -308,11 +308,12 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
         // HP·KP·BPC lanes each repeat the serial unit: an upper bound, an
         // assumption (the A8 converter, control and output path are shared).
         ("attn", m.attn * attn_lanes),
-        ("norm", m.norm),
-        // One element-wise datapath per scratchpad lane (`rows`): an
-        // assumption, the control is shared.
+        // One element-wise, norm and RoPE datapath per scratchpad lane
+        // (`rows`): an assumption, the control (and the norm's divider
+        // and rsqrt) is shared.
+        ("norm", m.norm * plan.rows as f64),
         ("elem", m.elem * plan.rows as f64),
-        ("rope", m.rope),
+        ("rope", m.rope * plan.rows as f64),
         ("embed", m.embed.at(lanes)),
         ("out", m.out),
     ] {

@@ -426,21 +426,23 @@ fn sequencer(s: &mut String, cx: &EngineCx) {
     let _ = writeln!(s, "          end\n        end else if (unit_done) begin\n          issued <= 1'b0;\n          pc <= pc + 1'b1;\n        end\n      end\n    end\n  end");
 }
 
+/// Units that read scratchpad lines and write masked lines (`V` lanes).
+const LINE_UNITS: [&str; 3] = ["elem", "norm", "rope"];
+
 /// The scratchpad's line read outputs (`V` words each): read by the
-/// vector-wide element-wise unit, unused without one.
+/// vector-wide units (port b by those with two operands), unused without
+/// one.
 fn spad_lines(s: &mut String, v: usize, units: &[&str]) {
-    let decl = format!(
-        "  wire [{}:0] spad_la;\n  wire [{}:0] spad_lb;",
-        v * W_BITS as usize - 1,
-        v * W_BITS as usize - 1
-    );
-    if units.contains(&"elem") {
-        let _ = writeln!(s, "{decl}");
-    } else {
-        let _ = writeln!(
-            s,
-            "  /* verilator lint_off UNUSEDSIGNAL */\n{decl}\n  /* verilator lint_on UNUSEDSIGNAL */"
-        );
+    for (port, users) in [("la", &LINE_UNITS[..]), ("lb", &["elem", "rope"][..])] {
+        let decl = format!("  wire [{}:0] spad_{port};", v * W_BITS as usize - 1);
+        if units.iter().any(|u| users.contains(u)) {
+            let _ = writeln!(s, "{decl}");
+        } else {
+            let _ = writeln!(
+                s,
+                "  /* verilator lint_off UNUSEDSIGNAL */\n{decl}\n  /* verilator lint_on UNUSEDSIGNAL */"
+            );
+        }
     }
 }
 
@@ -486,11 +488,11 @@ fn scratchpad(s: &mut String, cx: &EngineCx) {
     }
     let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
     spad_lines(s, 1, units);
-    if units.contains(&"elem") {
-        // One lane: the element-wise unit's mask is its write enable.
+    for u in LINE_UNITS.iter().filter(|u| units.contains(u)) {
+        // One lane: a line unit's mask is its write enable.
         let _ = writeln!(
             s,
-            "  /* verilator lint_off UNUSEDSIGNAL */\n  wire elem_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
+            "  /* verilator lint_off UNUSEDSIGNAL */\n  wire {u}_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
         );
     }
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
@@ -561,8 +563,8 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
                 aw - 1,
                 lw - 1
             );
-        } else if *u == "elem" {
-            // The vector-wide element-wise unit writes masked lines.
+        } else if LINE_UNITS.contains(u) {
+            // The vector-wide units write masked lines.
             let _ = writeln!(
                 s,
                 "  wire {u}_w_en;\n  wire [{}:0] {u}_w_mask;\n  wire [{}:0] {u}_w_addr;\n  wire [{}:0] {u}_w_data;",
@@ -609,14 +611,22 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
     } else {
         (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
     };
-    let (el_we, el_addr, el_data) = if units.contains(&"elem") {
-        (
-            format!("({{{v}{{elem_w_en}}}} & elem_w_mask)"),
-            "elem_w_addr".to_string(),
-            "elem_w_data".to_string(),
-        )
-    } else {
+    // Masked line writes of the vector-wide units (idle ones drive zeros).
+    let lu: Vec<&str> = LINE_UNITS
+        .iter()
+        .copied()
+        .filter(|u| units.contains(u))
+        .collect();
+    let (el_we, el_addr, el_data) = if lu.is_empty() {
         (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
+    } else {
+        let we: Vec<String> = lu
+            .iter()
+            .map(|u| format!("({{{v}{{{u}_w_en}}}} & {u}_w_mask)"))
+            .collect();
+        let ad: Vec<String> = lu.iter().map(|u| format!("{u}_w_addr")).collect();
+        let da: Vec<String> = lu.iter().map(|u| format!("{u}_w_data")).collect();
+        (we.join(" | "), ad.join(" | "), da.join(" | "))
     };
     let _ = writeln!(
         s,
@@ -803,31 +813,43 @@ fn vector_roms(s: &mut String, cx: &EngineCx) {
     // Gain ROMs.
     if e.uses("norm") {
         let gw = addr_bits(e.gains.len());
-        let _ = writeln!(s, "\n  // ---- norm gain / bias ROMs (Q15.16) ----");
-        let _ = writeln!(s, "  wire g_en;\n  wire [{}:0] g_addr;\n  reg [31:0] g_data;\n  wire nb_en;\n  wire [{}:0] nb_addr;\n  reg [31:0] nb_data;", gaw - 1, gaw - 1);
+        // A line of `rows` Q15.16 values per word.
+        let lw = 32 * rows as u32;
+        let _ = writeln!(
+            s,
+            "\n  // ---- norm gain / bias ROMs (Q15.16, {rows} per word) ----"
+        );
+        let _ = writeln!(s, "  wire g_en;\n  wire [{}:0] g_addr;\n  reg [{}:0] g_data;\n  wire nb_en;\n  wire [{}:0] nb_addr;\n  reg [{}:0] nb_data;", gaw - 1, lw - 1, gaw - 1, lw - 1);
         for (k, g) in e.gains.iter().enumerate() {
+            assert_eq!(g.width, lw, "{}: gain ROM word is not a line", g.name);
             let ab = addr_bits(g.depth);
             let sel_g = format!("(g_en && d_gain == {})", lit(gw, k as u64));
             let sel_b = format!("(nb_en && d_nm_layer && d_nbias == {})", lit(gw, k as u64));
-            let _ = writeln!(s, "  wire [31:0] g{k}_q;  // {}", g.name);
-            let _ = writeln!(s, "  tls_rom #(.W(32), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) g{k} (\n    .clk(clk), .en({sel_g} || {sel_b}), .addr({sel_g} ? g_addr[{}:0] : nb_addr[{}:0]), .data(g{k}_q)\n  );", g.depth, g.file, ab - 1, ab - 1);
+            let _ = writeln!(s, "  wire [{}:0] g{k}_q;  // {}", lw - 1, g.name);
+            let _ = writeln!(s, "  tls_rom #(.W({lw}), .D({}), .AW({ab}), .FILE({{ROM_DIR, \"{}\"}})) g{k} (\n    .clk(clk), .en({sel_g} || {sel_b}), .addr({sel_g} ? g_addr[{}:0] : nb_addr[{}:0]), .data(g{k}_q)\n  );", g.depth, g.file, ab - 1, ab - 1);
         }
         let srcs: Vec<String> = (0..e.gains.len()).map(|k| format!("g{k}_q")).collect();
-        mux(s, "d_gain", "g_data", &srcs, 32);
-        mux(s, "d_nbias", "nb_data", &srcs, 32);
+        mux(s, "d_gain", "g_data", &srcs, lw);
+        mux(s, "d_nbias", "nb_data", &srcs, lw);
     }
     // RoPE tables.
     if e.uses("rope") {
+        // A line of `rows` entries per word.
+        let tw = 32 * rows as u32;
         let _ = writeln!(
             s,
-            "\n  // ---- RoPE tables {{cos, sin}} per (position, pair) ----"
+            "\n  // ---- RoPE tables {{cos, sin}} per (position, pair), {rows} per word ----"
         );
         let _ = writeln!(
             s,
-            "  wire t_en;\n  wire [{}:0] t_addr;\n  reg [31:0] t_data;",
-            taw - 1
+            "  wire t_en;\n  wire [{}:0] t_addr;\n  reg [{}:0] t_data;",
+            taw - 1,
+            tw - 1
         );
-        rom_bank(s, &e.ropes, "r", 32, "t_en", "t_addr", "d_rope", "t_data");
+        for r in &e.ropes {
+            assert_eq!(r.width, tw, "{}: RoPE table word is not a line", r.name);
+        }
+        rom_bank(s, &e.ropes, "r", tw, "t_en", "t_addr", "d_rope", "t_data");
     }
 }
 
@@ -882,7 +904,8 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         let (ctl, spad) = (ctl_ports("norm"), spad_ports("norm", false));
         let _ = writeln!(
             s,
-            "  tls_norm #(.AW({aw}), .GAW({gaw}), .TABLE_DIR(TABLE_DIR)) u_norm (\n    {ctl},\n    .cfg_src(d_nm_src), .cfg_dst(d_nm_dst), .cfg_n(d_nm_n), .cfg_mn(d_nm_mn), .cfg_eps(d_nm_eps), .cfg_layer(d_nm_layer),\n    {spad},\n    .g_en(g_en), .g_addr(g_addr), .g_data(g_data),\n    .b_en(nb_en), .b_addr(nb_addr), .b_data(nb_data)\n  );"
+            "  tls_norm #(.AW({aw}), .GAW({gaw}), .V({rows}), .TABLE_DIR(TABLE_DIR)) u_norm (\n    {ctl},\n    .cfg_src(d_nm_src), .cfg_dst(d_nm_dst), .cfg_n(d_nm_n), .cfg_mn(d_nm_mn), .cfg_eps(d_nm_eps), .cfg_layer(d_nm_layer),\n    {}, .w_mask(norm_w_mask),\n    .g_en(g_en), .g_addr(g_addr), .g_data(g_data),\n    .b_en(nb_en), .b_addr(nb_addr), .b_data(nb_data)\n  );",
+            spad.replace("spad_a", "spad_la")
         );
         busy_nl.push("busy_norm_w".to_string());
     }
@@ -900,7 +923,8 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         let (ctl, spad) = (ctl_ports("rope"), spad_ports("rope", true));
         let _ = writeln!(
             s,
-            "  tls_rope #(.AW({aw}), .TAW({taw})) u_rope (\n    {ctl},\n    .cfg_src(d_rp_src), .cfg_n_heads(d_rp_heads), .cfg_hd(d_rp_hd), .cfg_rot(d_rp_rot), .cfg_pos(pos),\n    {spad},\n    .t_en(t_en), .t_addr(t_addr), .t_data(t_data)\n  );"
+            "  tls_rope #(.AW({aw}), .TAW({taw}), .V({rows})) u_rope (\n    {ctl},\n    .cfg_src(d_rp_src), .cfg_n_heads(d_rp_heads), .cfg_hd(d_rp_hd), .cfg_rot(d_rp_rot), .cfg_pos(pos),\n    {}, .w_mask(rope_w_mask),\n    .t_en(t_en), .t_addr(t_addr), .t_data(t_data)\n  );",
+            spad.replace("spad_a", "spad_la").replace("spad_b", "spad_lb")
         );
         busy_nl.push("busy_rope_w".to_string());
     }

@@ -58,12 +58,14 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
             load_c + groups * ch + MATVEC_LATENCY
         }
         Instr::Embed { cols, .. } => *cols as u64 + 5,
+        // One scratchpad line (`rows` values) per cycle and pass (RFC 0005).
+        Instr::Norm { n: 0, .. } => 1,
         Instr::Norm { n, bias, .. } => {
-            let n = *n as u64;
+            let l = (*n as u64).div_ceil(plan.rows as u64);
             if bias.is_some() {
-                3 * n + 97
+                3 * l + 97
             } else {
-                2 * n + 52
+                2 * l + 52
             }
         }
         // One scratchpad line (`rows` words) per step (RFC 0005).
@@ -75,7 +77,20 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
                 _ => l + 3,
             }
         }
-        Instr::Rope { heads, rot, .. } => 2 * (*heads * *rot / 2) as u64 + 5,
+        Instr::Rope {
+            heads,
+            head_dim,
+            rot,
+            ..
+        } => {
+            // Two cycles per step of `rope_pairs_per_step` pairs.
+            let steps = *heads * (*rot / 2) / rope_pairs_per_step(plan.rows, *head_dim, *rot);
+            if steps == 0 {
+                1
+            } else {
+                2 * steps as u64 + 5
+            }
+        }
         Instr::Attn { unit, .. } => {
             let a = &e.attns[*unit];
             attn_cycles(
@@ -89,6 +104,18 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
         }
         // One scratchpad line per beat (`tls_out`).
         Instr::Out { n, .. } => (*n as u64).div_ceil(plan.rows as u64) + 2,
+    }
+}
+
+/// Pairs `tls_rope` rotates per step at `v` scratchpad lanes: a whole line
+/// (`v`) when every head and every half starts on a line (`head_dim` and
+/// `rot/2` multiples of `v`), else one pair (its words picked from their
+/// lines, one-hot writes).
+pub fn rope_pairs_per_step(v: usize, head_dim: usize, rot: usize) -> usize {
+    if head_dim.is_multiple_of(v) && (rot / 2).is_multiple_of(v) {
+        v
+    } else {
+        1
     }
 }
 

@@ -242,13 +242,17 @@ pub fn write_mat_hex(
 /// The image of a gain, bias or RoPE ROM.
 pub fn vec_hex(image: &dyn ImageSource, v: &VecRom, context: usize) -> std::io::Result<String> {
     let mut out = String::new();
-    let mut line = |x: u64, digits: usize| {
-        let _ = writeln!(out, "{x:0digits$x}");
-    };
     match &v.source {
         VecSource::Fixed(id) => {
-            for &x in image.fixed16_values(*id).map_err(io_other)?.iter() {
-                line(x as u32 as u64, 8);
+            // `width / 32` values per word (a scratchpad line), value j in
+            // bits 32·j.. (the last word zero past the end).
+            let per = (v.width / 32).max(1) as usize;
+            for g in image.fixed16_values(*id).map_err(io_other)?.chunks(per) {
+                for j in (0..per).rev() {
+                    let x = g.get(j).copied().unwrap_or(0);
+                    let _ = write!(out, "{:08x}", x as u32);
+                }
+                out.push('\n');
             }
         }
         VecSource::Wide(id) => {
@@ -264,9 +268,25 @@ pub fn vec_hex(image: &dyn ImageSource, v: &VecRom, context: usize) -> std::io::
             }
         }
         VecSource::Rope { inv_freqs } => {
+            // Per position, ceil(pairs / per) words of `per = width / 32`
+            // entries `{cos, sin}`, pair k·per + j in bits 32·j.. (zero
+            // past the last pair).
             let t = RopeTable::new(inv_freqs, context);
-            for (c, s) in t.cos.iter().zip(&t.sin) {
-                line(((*c as u16 as u64) << 16) | (*s as u16 as u64), 8);
+            let per = (v.width / 32).max(1) as usize;
+            for p in 0..t.positions {
+                for k in 0..t.pairs.div_ceil(per) {
+                    for j in (0..per).rev() {
+                        let i = k * per + j;
+                        let w = if i < t.pairs {
+                            let (c, s) = t.cos_sin(p, i);
+                            ((c as u16 as u32) << 16) | s as u16 as u32
+                        } else {
+                            0
+                        };
+                        let _ = write!(out, "{w:08x}");
+                    }
+                    out.push('\n');
+                }
             }
         }
     }

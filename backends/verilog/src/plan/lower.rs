@@ -399,9 +399,11 @@ impl<'a> Lowering<'a> {
             Op::RmsNorm { gain, eps } | Op::LayerNorm { gain, eps, .. } => {
                 let c = NormConsts::new(width, *eps);
                 let eng = &mut self.engines[e];
-                let gain_i = vec_rom(eng, model, *gain, width, true, 0);
+                let gain_i = vec_rom(eng, model, *gain, width, true, self.rows);
                 let bias = match &node.op {
-                    Op::LayerNorm { bias, .. } => Some(vec_rom(eng, model, *bias, width, true, 0)),
+                    Op::LayerNorm { bias, .. } => {
+                        Some(vec_rom(eng, model, *bias, width, true, self.rows))
+                    }
                     _ => None,
                 };
                 Instr::Norm {
@@ -453,10 +455,12 @@ impl<'a> Lowering<'a> {
                     None => {
                         let eng = &mut self.engines[e];
                         let t = eng.ropes.len();
+                        // Lines of `rows` pairs (`tls_rope`'s lanes): words
+                        // of `rows` entries, ceil(pairs / rows) per position.
                         eng.ropes.push(VecRom {
                             name: format!("rope{t}"),
-                            width: 32,
-                            depth: image.context * freqs.len(),
+                            width: 32 * self.rows as u32,
+                            depth: image.context * freqs.len().div_ceil(self.rows),
                             file: format!("e{e}_rope{t}.hex"),
                             source: VecSource::Rope { inv_freqs: freqs },
                         });
@@ -770,8 +774,9 @@ pub fn weight_macros(
 }
 
 /// A gain/bias ROM of the engine (one per weight): Q15.16 norm vectors
-/// (`fixed`), else a linear bias with `rpc` (rows per cycle) values per
-/// word.
+/// (`fixed`, `rpc` values per word: one scratchpad line, `tls_norm` reads
+/// a line of gains per cycle), else a linear bias with `rpc` (rows per
+/// cycle) `W48` values per word.
 fn vec_rom(
     eng: &mut Engine,
     model: &Model,
@@ -793,8 +798,8 @@ fn vec_rom(
     list.push(VecRom {
         file: format!("e{}_{}.hex", eng.index, file_name(&name)),
         name,
-        width: if fixed { 32 } else { 48 * rpc as u32 },
-        depth: if fixed { depth } else { depth.div_ceil(rpc) },
+        width: if fixed { 32 } else { 48 } * rpc as u32,
+        depth: depth.div_ceil(rpc),
         source: if fixed {
             VecSource::Fixed(id)
         } else {

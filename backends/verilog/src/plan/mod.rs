@@ -318,12 +318,13 @@ pub struct VecRom {
     /// Name of the source weight (`ropeN` for a RoPE table); the file name
     /// is its file-safe form.
     pub name: String,
-    /// Word width in bits: 32 (Q15.16 or RoPE `{cos, sin}` Q1.14 pair) or
-    /// `48·R` (`R` `W48` linear biases, one row group, value `j` in bits
-    /// `48·j..`; `R` the plan's rows per cycle).
+    /// Word width in bits, `R` the plan's rows per cycle (the scratchpad
+    /// line): `32·R` (`R` Q15.16 norm values, or `R` RoPE `{cos, sin}`
+    /// Q1.14 pairs) or `48·R` (`R` `W48` linear biases, one row group);
+    /// value `j` in bits `w·j..`.
     pub width: u32,
-    /// Words: the vector length, `ceil(rows / R)` for a linear bias, or
-    /// `context · rot/2` for a RoPE table.
+    /// Words: `ceil(n / R)` for a norm vector, `ceil(rows / R)` for a
+    /// linear bias, or `context · ceil((rot/2) / R)` for a RoPE table.
     pub depth: usize,
     /// The `$readmemh` image's file name (`e<engine>_<name>.hex`, under
     /// `rom/`).
