@@ -423,20 +423,23 @@ fn sequencer(s: &mut String, cx: &EngineCx) {
 }
 
 /// The scratchpad's line read outputs (`V` words each): read by the
-/// vector-wide element-wise unit, unused without one.
+/// vector-wide element-wise unit and the matvec unit's load (both ports)
+/// and the embedding unit (port a), unused without them.
 fn spad_lines(s: &mut String, v: usize, units: &[&str]) {
-    let decl = format!(
-        "  wire [{}:0] spad_la;\n  wire [{}:0] spad_lb;",
-        v * W_BITS as usize - 1,
-        v * W_BITS as usize - 1
-    );
-    if units.contains(&"elem") {
-        let _ = writeln!(s, "{decl}");
-    } else {
-        let _ = writeln!(
-            s,
-            "  /* verilator lint_off UNUSEDSIGNAL */\n{decl}\n  /* verilator lint_on UNUSEDSIGNAL */"
-        );
+    let has = |us: &[&str]| us.iter().any(|u| units.contains(u));
+    for (port, used) in [
+        ("spad_la", has(&["elem", "matvec", "embed"])),
+        ("spad_lb", has(&["elem", "matvec"])),
+    ] {
+        let decl = format!("  wire [{}:0] {port};", v * W_BITS as usize - 1);
+        if used {
+            let _ = writeln!(s, "{decl}");
+        } else {
+            let _ = writeln!(
+                s,
+                "  /* verilator lint_off UNUSEDSIGNAL */\n{decl}\n  /* verilator lint_on UNUSEDSIGNAL */"
+            );
+        }
     }
 }
 
@@ -482,12 +485,14 @@ fn scratchpad(s: &mut String, cx: &EngineCx) {
     }
     let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
     spad_lines(s, 1, units);
-    if units.contains(&"elem") {
-        // One lane: the element-wise unit's mask is its write enable.
-        let _ = writeln!(
-            s,
-            "  /* verilator lint_off UNUSEDSIGNAL */\n  wire elem_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
-        );
+    for u in ["elem", "embed"] {
+        if units.contains(&u) {
+            // One lane: the unit's line mask is its write enable.
+            let _ = writeln!(
+                s,
+                "  /* verilator lint_off UNUSEDSIGNAL */\n  wire {u}_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
+            );
+        }
     }
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
     let _ = writeln!(
@@ -556,8 +561,9 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
                 aw - 1,
                 lw - 1
             );
-        } else if *u == "elem" {
-            // The vector-wide element-wise unit writes masked lines.
+        } else if matches!(*u, "elem" | "embed") {
+            // The vector-wide element-wise unit and the embedding unit
+            // write masked lines.
             let _ = writeln!(
                 s,
                 "  wire {u}_w_en;\n  wire [{}:0] {u}_w_mask;\n  wire [{}:0] {u}_w_addr;\n  wire [{}:0] {u}_w_data;",
@@ -604,30 +610,34 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
     } else {
         (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
     };
-    let (el_we, el_addr, el_data) = if units.contains(&"elem") {
-        (
-            format!("({{{v}{{elem_w_en}}}} & elem_w_mask)"),
-            "elem_w_addr".to_string(),
-            "elem_w_data".to_string(),
-        )
-    } else {
-        (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
+    let masked = |u: &str| {
+        if units.contains(&u) {
+            (
+                format!("({{{v}{{{u}_w_en}}}} & {u}_w_mask)"),
+                format!("{u}_w_addr"),
+                format!("{u}_w_data"),
+            )
+        } else {
+            (format!("{v}'d0"), format!("{aw}'d0"), format!("{lw}'d0"))
+        }
     };
+    let (el_we, el_addr, el_data) = masked("elem");
+    let (em_we, em_addr, em_data) = masked("embed");
     let _ = writeln!(
         s,
-        "  wire [{}:0] l_we = ({mv_we}) | {el_we} | ({{{v}{{u_we}}}} & {});",
+        "  wire [{}:0] l_we = ({mv_we}) | {el_we} | {em_we} | ({{{v}{{u_we}}}} & {});",
         v - 1,
         onehot("u_waddr")
     );
     let _ = writeln!(
         s,
-        "  wire [{}:0] l_waddr = {mv_addr} | {el_addr} | (u_we ? {} : {aw}'d0);",
+        "  wire [{}:0] l_waddr = {mv_addr} | {el_addr} | {em_addr} | (u_we ? {} : {aw}'d0);",
         aw - 1,
         line("u_waddr")
     );
     let _ = writeln!(
         s,
-        "  wire [{}:0] l_wdata = {mv_data} | {el_data} | {{{v}{{u_wdata}}}};",
+        "  wire [{}:0] l_wdata = {mv_data} | {el_data} | {em_data} | {{{v}{{u_wdata}}}};",
         lw - 1
     );
     let _ = writeln!(
@@ -850,7 +860,11 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     let mut busy_nl = Vec::new();
     let mut busy_attn = Vec::new();
     if e.uses("matvec") {
+        // The load reads whole scratchpad lines (V = ROWS words).
         let (ctl, spad) = (ctl_ports("matvec"), spad_ports("matvec", true));
+        let spad = spad
+            .replace("spad_a", "spad_la")
+            .replace("spad_b", "spad_lb");
         let _ = writeln!(s, "  wire mv_busy_load;\n  wire mv_mac_active;");
         let _ = writeln!(
             s,
@@ -861,10 +875,17 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         busy_nl.push("mv_busy_load".to_string());
     }
     if e.uses("embed") {
+        // Line reads (port a) and masked line writes of V = ROWS words.
         let (ctl, spad) = (ctl_ports("embed"), spad_ports("embed", false));
+        let spad = spad.replace("spad_a", "spad_la");
+        let v_p = if rows > 1 {
+            format!(".V({rows}), ")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "  tls_embed #(.LANES({lanes}), {rows_p}.AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_grp(em_wr_grp), .wr_chunk(em_wr_chunk), .wr_data(w_data)\n  );",
+            "  tls_embed #(.LANES({lanes}), {rows_p}{v_p}.AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .w_mask(embed_w_mask),\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_grp(em_wr_grp), .wr_chunk(em_wr_chunk), .wr_data(w_data)\n  );",
             24 - POS_BITS,
             24 - w.tw
         );
