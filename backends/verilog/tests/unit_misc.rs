@@ -951,7 +951,11 @@ fn misc_units_lint_clean() {
     lint("tls_rope.v", "tls_rope", &["-GTAW=8"]);
     lint("tls_rope.v", "tls_rope", &["-GTAW=28"]);
     lint("tls_embed.v", "tls_embed", &["-GWAW=30"]);
-    for v in ["-GLANES=16 -GV=64", "-GLANES=64 -GV=8", "-GLANES=8 -GROWS=4 -GV=4"] {
+    for v in [
+        "-GLANES=16 -GV=64",
+        "-GLANES=64 -GV=8",
+        "-GLANES=8 -GROWS=4 -GV=4",
+    ] {
         let args: Vec<&str> = v.split_whitespace().collect();
         lint("tls_embed.v", "tls_embed", &args);
     }
