@@ -14,18 +14,26 @@
 //   out  = residual_add(base, v), base = cfg_add ? spad[dst + i] (R32) : 0
 // written (sign-extended R32) to spad[dst + i].
 //
-// The ROM is read once per element (the word is not latched), so the unit
-// relies only on `wr_data` being valid the cycle after `wr_en`.
+// Steps of E = min(V, LANES) elements (V: the scratchpad line, words; dst
+// is a multiple of V): step k reads one ROM word (chunk k·E / LANES, lanes
+// k·E mod LANES ..) and, when cfg_add, the scratchpad line holding
+// dst + k·E, and writes its E values into that line with one masked line
+// write (mask bits (k·E mod V) ..; elements past cols masked off). The ROM
+// is read once per step (the word is not latched), so the unit relies only
+// on `wr_data` being valid the cycle after `wr_en`.
 //
-// Cycles (start in cycle 0, `done` in cycle D, busy in 1..D):
-//   D = cols + 5 (cols > 0; cycle 1 computes row·CH, element i is read in
-//   cycle 2 + i and written in cycle 5 + i),  D = 1 (cols = 0).
+// Cycles (start in cycle 0, `done` in cycle D, busy in 1..D), with
+// S = ceil(cols / E) steps:
+//   D = S + 5 (cols > 0; cycle 1 computes row·CH, step k is read in
+//   cycle 2 + k and written in cycle 5 + k),  D = 1 (cols = 0).
+// At V = 1: one element per cycle, D = cols + 5.
 module tls_embed #(
     parameter integer AW = 16,
     parameter integer LANES = 32,
     parameter integer ROWS = 1,
     parameter integer WAW = 16,
     parameter integer RW = 24,
+    parameter integer V = 1,
     parameter integer NB = (LANES >= 32) ? LANES / 32 : 1,
     parameter integer WW = LANES * 8 + NB * 36
 ) (
@@ -49,13 +57,13 @@ module tls_embed #(
     // scratchpad
     output wire           ra_en,
     output wire [AW-1:0]  ra_addr,
-    input  wire [47:0]    ra_data,
+    input  wire [48*V-1:0] ra_data,
     output reg            w_en,
+    output reg  [V-1:0]   w_mask,
     output reg  [AW-1:0]  w_addr,
-    output reg  [47:0]    w_data
+    output reg  [48*V-1:0] w_data
 );
   localparam integer LG = $clog2(LANES);
-  localparam integer LW = (LG > 0) ? LG : 1;
   localparam integer LGR = $clog2(ROWS);
   localparam integer SLW = (LGR > 0) ? LGR : 1;
 
@@ -84,75 +92,133 @@ module tls_embed #(
     end
   endfunction
 
+  localparam integer E = (V < LANES) ? V : LANES;  // elements per step
+  localparam integer LGE = $clog2(E);
+  localparam integer NPOS = LANES / E;  // steps per ROM word
+  localparam integer LGP = $clog2(NPOS);
+  localparam integer PW = (LGP > 0) ? LGP : 1;
+  localparam integer EPV = V / E;  // steps per scratchpad line
+  localparam integer LGEV = $clog2(EPV);
+  localparam integer OW = (LGEV > 0) ? LGEV : 1;
+
   reg           run;
   reg           setup;
-  reg  [20:0]   ic;  // elements issued
-  reg  [20:0]   wc;  // elements written
+  reg  [20:0]   ic;  // steps issued
+  reg  [20:0]   wc;  // steps written
   reg  [WAW-1:0] wbase;  // (row / ROWS) · CH
   reg  [RW-1:0] grp;  // row / ROWS
   reg  [SLW-1:0] slice;  // row % ROWS
   reg           p1, p2;
-  reg  [LW-1:0] lane1;
-  reg  [47:0]   v2;
-  reg  [31:0]   base2;
+  reg  [PW-1:0] pos1;  // step within the ROM word
+  reg  [OW-1:0] vo1, vo2;  // step within the scratchpad line
+  reg  [E-1:0]  ok1, ok2;  // elements before cols
+  reg  [48*E-1:0] v2;
+  reg  [32*E-1:0] base2;
 
-  wire          issue = run && !setup && (ic != {1'b0, cfg_cols});
-  wire [20:0]   ch = ({1'b0, cfg_cols} + LANES[20:0] - 21'd1) >> LG;
+  wire [20:0]   cols_x = {1'b0, cfg_cols};
+  wire [20:0]   steps = (cols_x + E[20:0] - 21'd1) >> LGE;
+  wire          issue = run && !setup && (ic != steps);
+  wire [20:0]   ch = (cols_x + LANES[20:0] - 21'd1) >> LG;
   wire [23:0]   row_grp = cfg_row >> LGR;
   wire [44:0]   wb_full = {21'd0, row_grp} * {24'd0, ch};
   wire [WAW+44:0] wb_x = {{WAW{1'b0}}, wb_full};
-  wire [WAW+20:0] ic_x = {{WAW{1'b0}}, ic};
-  wire [WAW+20:0] chunk = ic_x >> LG;
-  wire [AW+20:0] ic_a = {{AW{1'b0}}, ic};
-  wire [AW+20:0] wc_a = {{AW{1'b0}}, wc};
-  wire [LW+20:0] ic_l = {{LW{1'b0}}, ic};
+  wire [AW+20:0] ie_a = {{AW{1'b0}}, ic} << LGE;  // first element of step ic
+  wire [AW+20:0] we_a = {{AW{1'b0}}, wc} << LGE;
+  wire [WAW+20:0] chunk = ({{WAW{1'b0}}, ic} << LGE) >> LG;
+  wire [20:0]   ick = (ic << LGE) >> LG;
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [20:0]   ic_p = ic;
+  wire [20:0]   ie = ic << LGE;
+  /* verilator lint_on UNUSEDSIGNAL */
+  localparam [AW-1:0] VMASK = ~(V[AW-1:0] - 1'b1);
 
   assign busy    = run;
   assign wr_en   = issue;
   assign wr_addr = issue ? wbase + chunk[WAW-1:0] : {WAW{1'b0}};
   assign wr_grp  = issue ? grp : {RW{1'b0}};
-  wire [20:0]   ick = ic >> LG;
   assign wr_chunk = issue ? ick[19:0] : 20'd0;
   assign ra_en   = issue && cfg_add;
-  assign ra_addr = (issue && cfg_add) ? cfg_dst + ic_a[AW-1:0] : {AW{1'b0}};
+  assign ra_addr = (issue && cfg_add) ? cfg_dst + ie_a[AW-1:0] : {AW{1'b0}};
 
-  // stage 1 (p1): the row's slice, lane code and scale fields from the word
+  // stage 1 (p1): the row's slice, the step's E lane codes and scale
+  // fields from the word
   reg [WW-1:0] wsl;
-  reg [7:0]  code;
-  reg [35:0] fld;
-  integer j;
+  reg [8*E-1:0] code;
+  reg [36*E-1:0] fld;
+  integer j, q;
   always @* begin
     wsl  = wr_data[WW-1:0];
-    code = 8'd0;
-    fld  = 36'd0;
+    code = {(8 * E) {1'b0}};
+    fld  = {(36 * E) {1'b0}};
     for (j = 1; j < ROWS; j = j + 1) begin
       if ({{(32 - SLW) {1'b0}}, slice} == j) wsl = wr_data[WW*j+:WW];
     end
-    for (j = 0; j < LANES; j = j + 1) begin
-      if ({{(32 - LW) {1'b0}}, lane1} == j) code = wsl[8*j+:8];
-    end
-    for (j = 0; j < NB; j = j + 1) begin
-      if (({{(32 - LW) {1'b0}}, lane1} >> 5) == j) fld = wsl[LANES*8+36*j+:36];
+    for (q = 0; q < NPOS; q = q + 1) begin
+      if ({{(32 - PW) {1'b0}}, pos1} == q) begin
+        for (j = 0; j < E; j = j + 1) begin
+          code[8*j+:8] = wsl[8*(q*E+j)+:8];
+          fld[36*j+:36] = wsl[LANES*8+36*((q*E+j)>>5)+:36];
+        end
+      end
     end
   end
-  wire [9:0]  cval = {{2{code[7]}}, code} + {2'b00, cfg_code_bias};
-  wire signed [21:0] dprod = $signed(fld[35:24]) * $signed(cval);
-  wire [6:0]  d_up = {fld[23], fld[23:18]} + 7'd24;
-  wire [6:0]  m_up = {fld[5], fld[5:0]} + 7'd24;
-  wire [47:0] t_d = shsat(dprod, d_up);
-  wire [47:0] t_m = cfg_asym ? shsat({{10{fld[17]}}, fld[17:6]}, m_up) : 48'd0;
-  wire [48:0] wsum = {t_d[47], t_d} + {t_m[47], t_m};
-  wire [47:0] v = (wsum[48] == wsum[47]) ? wsum[47:0] : {wsum[48], {47{~wsum[48]}}};
-  // stage 2 (p2): residual_add(base, v) = sat32(base + rshr(v, 8))
-  wire [41:0] rsum = {{10{base2[31]}}, base2} + {{2{v2[47]}}, v2[47:8]} + {41'd0, v2[7]};
-  wire        r_ok = (&rsum[41:31]) | ~(|rsum[41:31]);
-  wire [31:0] r32 = r_ok ? rsum[31:0] : {rsum[41], {31{~rsum[41]}}};
+
+  // The scratchpad line read (cfg_add): the step's E words.
+  reg [32*E-1:0] rbase;
+  always @* begin
+    rbase = {(32 * E) {1'b0}};
+    for (q = 0; q < EPV; q = q + 1) begin
+      if ({{(32 - OW) {1'b0}}, vo1} == q) begin
+        for (j = 0; j < E; j = j + 1) rbase[32*j+:32] = ra_data[48*(q*E+j)+:32];
+      end
+    end
+  end
+
+  wire [48*E-1:0] vv;
+  wire [32*E-1:0] r32;
+  genvar ge;
+  generate
+    for (ge = 0; ge < E; ge = ge + 1) begin : g_el
+      wire [7:0] cd = code[8*ge+:8];
+      wire [35:0] fd = fld[36*ge+:36];
+      wire [9:0]  cval = {{2{cd[7]}}, cd} + {2'b00, cfg_code_bias};
+      wire signed [21:0] dprod = $signed(fd[35:24]) * $signed(cval);
+      wire [6:0]  d_up = {fd[23], fd[23:18]} + 7'd24;
+      wire [6:0]  m_up = {fd[5], fd[5:0]} + 7'd24;
+      wire [47:0] t_d = shsat(dprod, d_up);
+      wire [47:0] t_m = cfg_asym ? shsat({{10{fd[17]}}, fd[17:6]}, m_up) : 48'd0;
+      wire [48:0] wsum = {t_d[47], t_d} + {t_m[47], t_m};
+      assign vv[48*ge+:48] = (wsum[48] == wsum[47]) ? wsum[47:0] : {wsum[48], {47{~wsum[48]}}};
+      // stage 2 (p2): residual_add(base, v) = sat32(base + rshr(v, 8))
+      wire [40:0] v2e = v2[48*ge+7+:41];  // bits 47..7 of v
+      wire [31:0] b2e = base2[32*ge+:32];
+      wire [41:0] rsum = {{10{b2e[31]}}, b2e} + {{2{v2e[40]}}, v2e[40:1]} + {41'd0, v2e[0]};
+      wire        r_ok = (&rsum[41:31]) | ~(|rsum[41:31]);
+      assign r32[32*ge+:32] = r_ok ? rsum[31:0] : {rsum[41], {31{~rsum[41]}}};
+    end
+  endgenerate
+
+  // The step's values in their place in the line.
+  reg [48*V-1:0] wline;
+  reg [V-1:0] wmask;
+  always @* begin
+    wline = {(48 * V) {1'b0}};
+    wmask = {V{1'b0}};
+    for (q = 0; q < EPV; q = q + 1) begin
+      if ({{(32 - OW) {1'b0}}, vo2} == q) begin
+        for (j = 0; j < E; j = j + 1) begin
+          wline[48*(q*E+j)+:48] = {{16{r32[32*j+31]}}, r32[32*j+:32]};
+          wmask[q*E+j] = ok2[j];
+        end
+      end
+    end
+  end
 
   // Deliberately unused: the sign-extension bits of R32 scratchpad words,
   // bits below the rounding position, and index/address bits above the
   // truncated widths.
-  wire unused_bits = &{1'b0, ick[20], ra_data[47:32], v2[6:0], wb_x[WAW+44:WAW], chunk[WAW+20:WAW],
-                       ic_a[AW+20:AW], wc_a[AW+20:AW], ic_l[LW+20:LW]};
+  wire unused_bits = &{1'b0, ick[20], ra_data, v2, wb_x[WAW+44:WAW], chunk[WAW+20:WAW],
+                       ie_a[AW+20:AW], we_a[AW+20:AW], ic_p, ie};
 
   always @(posedge clk) begin
     if (rst) begin
@@ -166,27 +232,37 @@ module tls_embed #(
       slice <= {SLW{1'b0}};
       p1 <= 1'b0;
       p2 <= 1'b0;
-      lane1 <= {LW{1'b0}};
-      v2 <= 48'd0;
-      base2 <= 32'd0;
+      pos1 <= {PW{1'b0}};
+      vo1 <= {OW{1'b0}};
+      vo2 <= {OW{1'b0}};
+      ok1 <= {E{1'b0}};
+      ok2 <= {E{1'b0}};
+      v2 <= {(48 * E) {1'b0}};
+      base2 <= {(32 * E) {1'b0}};
       w_en <= 1'b0;
+      w_mask <= {V{1'b0}};
       w_addr <= {AW{1'b0}};
-      w_data <= 48'd0;
+      w_data <= {(48 * V) {1'b0}};
     end else begin
       done <= 1'b0;
       p1 <= issue;
       p2 <= p1;
       if (issue) begin
         ic <= ic + 21'd1;
-        lane1 <= (LG > 0) ? ic_l[LW-1:0] : {LW{1'b0}};
+        pos1 <= (LGP > 0) ? ic_p[PW-1:0] : {PW{1'b0}};
+        vo1 <= (LGEV > 0) ? ic_p[OW-1:0] : {OW{1'b0}};
+        for (j = 0; j < E; j = j + 1) ok1[j] <= ({11'd0, ie} + j) < {11'd0, cols_x};
       end
       if (p1) begin
-        v2 <= v;
-        base2 <= cfg_add ? ra_data[31:0] : 32'd0;
+        v2 <= vv;
+        base2 <= cfg_add ? rbase : {(32 * E) {1'b0}};
+        vo2 <= vo1;
+        ok2 <= ok1;
       end
       w_en <= p2;
-      w_addr <= p2 ? cfg_dst + wc_a[AW-1:0] : {AW{1'b0}};
-      w_data <= p2 ? {{16{r32[31]}}, r32} : 48'd0;
+      w_mask <= p2 ? wmask : {V{1'b0}};
+      w_addr <= p2 ? (cfg_dst + we_a[AW-1:0]) & VMASK : {AW{1'b0}};
+      w_data <= p2 ? wline : {(48 * V) {1'b0}};
       if (p2) wc <= wc + 21'd1;
       if (start) begin
         run <= 1'b1;
@@ -202,7 +278,7 @@ module tls_embed #(
         wbase <= wb_x[WAW-1:0];
         grp <= row_grp[RW-1:0];
         slice <= (LGR > 0) ? cfg_row[SLW-1:0] : {SLW{1'b0}};
-      end else if (run && w_en && (wc == {1'b0, cfg_cols})) begin
+      end else if (run && w_en && (wc == steps)) begin
         done <= 1'b1;
       end
     end

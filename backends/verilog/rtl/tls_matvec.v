@@ -4,12 +4,20 @@
 // one matrix, with the input converted to A8 by `to_a8_into(x, 24, ..)`.
 //
 // Load phase (cfg_load = 1): the W48 input spad[src .. src+cols) is read
-// twice, 33 cycles apart, through the two scratchpad read ports: port a
-// finds the block maximum |x| and from it the A8 shift s (`a8_shift`),
-// port b reads the same block again and forms the mantissas
-// rshr(x, s). Mantissas go into the input buffer `xbuf` (one word = LANES
-// mantissas, the layout of one weight ROM word), the shift s and the block
-// sum A_b into `xexp` (one word = NB blocks). Load phase: cols + 35 cycles.
+// twice, one scratchpad line of V words per cycle through each read port
+// (LN = ceil(cols/V) lines; src is a multiple of V): port a finds each
+// block's maximum |x| (a comparator tree over the line's values of the
+// block, accumulated over the LPB = max(1, 32/V) lines of a block; a line
+// of V = 64 holds two blocks) and from it the A8 shift s (`a8_shift`);
+// port b, LPB + 1 cycles behind, reads the same lines again and forms the
+// mantissas rshr(x, s) (0 past cols). Mantissas go into the input buffer
+// `xbuf` (one word = LANES mantissas, the layout of one weight ROM word),
+// the shift s and the block sum A_b into `xexp` (one word = NB blocks);
+// both take a line's items per cycle (`tls_mv_ibuf`: a word register when
+// the line is narrower than the word, banks when wider; the read side is
+// one word per cycle either way).
+// Load phase: ceil(cols/V) + max(1, 32/V) + 3 cycles (cols + 35 at V = 1;
+// `perf::matvec_load_cycles`).
 //
 // Product phase: one weight ROM word per cycle, no bubbles between rows.
 // Rows go in groups of ROWS (g = row / ROWS): the word at address
@@ -35,8 +43,10 @@
 // the end of that cycle). No stalls: the pipeline never waits.
 //
 // Buffers (tls_sram macros): xbuf ceil(XB*32/LANES) x LANES*8 bits, xexp
-// ceil(XB/NB) x NB*19 bits. LANES is a power of two up to 16384 (a whole
-// row per word), ROWS a power of two up to 64. Requires cols a multiple of 32 with
+// ceil(XB/NB) x NB*19 bits (split into V/LANES, resp. V/(32*NB), banks
+// when the line is wider than a word). LANES is a power of two up to 16384
+// (a whole row per word), ROWS a power of two up to 64, V (the scratchpad
+// line, default ROWS) a power of two up to 64. Requires cols a multiple of 32 with
 // 32 <= cols <= XB*32 (cfg_load = 0 reuses the buffer, so cols must match
 // the loading instruction); rows = 0 finishes without writing.
 module tls_matvec #(
@@ -45,7 +55,8 @@ module tls_matvec #(
     parameter integer AW = 16,
     parameter integer XB = 64,
     parameter integer WAW = 16,
-    parameter integer RW = 24
+    parameter integer RW = 24,
+    parameter integer V = ROWS
 ) (
     input  wire                clk,
     input  wire                rst,
@@ -67,10 +78,10 @@ module tls_matvec #(
     // Scratchpad: two read ports (load phase), one write port (outputs).
     output wire                ra_en,
     output wire [AW-1:0]       ra_addr,
-    input  wire [47:0]         ra_data,
+    input  wire [V*48-1:0]     ra_data,
     output wire                rb_en,
     output wire [AW-1:0]       rb_addr,
-    input  wire [47:0]         rb_data,
+    input  wire [V*48-1:0]     rb_data,
     // Line write: lane j (mask bit j) to word w_addr + j.
     output reg  [ROWS-1:0]     w_en,
     output reg  [AW-1:0]       w_addr,
@@ -98,7 +109,6 @@ module tls_matvec #(
   localparam integer LGR = $clog2(ROWS);
   localparam integer LH = (LANES > 128) ? 128 : LANES;  // lanes per loop level
   localparam integer LGCPB = $clog2(CPB);
-  localparam integer LGNB = $clog2(NB);
   localparam integer WW = LANES * 8 + NB * 36;
   localparam integer XW = (XB * 32 + LANES - 1) / LANES;  // xbuf words
   localparam integer XWA = (XW > 1) ? $clog2(XW) : 1;
@@ -108,15 +118,17 @@ module tls_matvec #(
   localparam integer PW = 18;  // lane product a * (c + code_bias)
   localparam integer SW = 22;  // block partial P (|P| < 2^21)
   localparam integer CW = (AW > 21) ? AW : 21;  // load counter width
-  localparam integer LOFF = 33;  // port b trails port a by this many cycles
+  localparam integer LGV = $clog2(V);
+  localparam integer SV = (V >= 32) ? 32 : V;  // values per block slot of a line
+  localparam integer BPL = (V >= 32) ? V / 32 : 1;  // block slots per line
+  localparam integer LPB = (V >= 32) ? 1 : 32 / V;  // lines per block
+  localparam integer LOFF = LPB + 1;  // port b trails port a by this many cycles
+  localparam integer LPBMASK_I = LPB - 1;
+  localparam [19:0] LPBMASK = LPBMASK_I[19:0];
 
-  localparam integer LMASK_I = LANES - 1;
   localparam integer CPBMASK_I = CPB - 1;
-  localparam integer NBMASK_I = NB - 1;
   localparam [CW-1:0] LOFF_W = LOFF[CW-1:0];
-  localparam [19:0] LMASK = LMASK_I[19:0];
   localparam [19:0] CPBMASK = CPBMASK_I[19:0];
-  localparam [19:0] NBMASK = NBMASK_I[19:0];
   localparam signed [47:0] WMAX = 48'sh7FFF_FFFF_FFFF;
   localparam signed [47:0] WMIN = 48'sh8000_0000_0000;
 
@@ -196,9 +208,13 @@ module tls_matvec #(
 
   wire ld = (st == ST_LOAD);
   wire issue = (st == ST_PROD);
-  wire [CW-1:0] cols_w = {{(CW - 20) {1'b0}}, cfg_cols};
   wire [19:0] cols_m1 = cfg_cols - 20'd1;
-  wire ld_end = ld && (lt == cols_w + LOFF_W + 1'b1);
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [20:0] lines_x = ({1'b0, cfg_cols} + V[20:0] - 21'd1) >> LGV;  // ceil(cols / V)
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire [19:0] lines_m1 = lines_x[19:0] - 20'd1;
+  wire [CW-1:0] lines_w = {{(CW - 20) {1'b0}}, lines_x[19:0]};
+  wire ld_end = ld && (lt == lines_w + LOFF_W + 1'b1);
   wire rows_zero = (cfg_rows == {RW{1'b0}});
 
   wire [19:0] cblk = c & CPBMASK;
@@ -277,153 +293,188 @@ module tls_matvec #(
   assign busy_load = ld;
 
   // ------------------------------------------------------------------
-  // Load phase
+  // Load phase: line l = words src + l*V .. src + l*V + V - 1 (src is a
+  // multiple of V), LN = ceil(cols / V) lines. Port a reads line l in load
+  // cycle l, port b in cycle l + LOFF.
   // ------------------------------------------------------------------
   /* verilator lint_off UNUSEDSIGNAL */
-  // Bits above 19 are zero whenever port b reads (cols < 2^20).
+  // Bits above 19 are zero whenever port b reads (lines < 2^20).
   wire [CW-1:0] lt_b = lt - LOFF_W;
+  wire [AW+CW-1:0] lt_a_x = {{AW{1'b0}}, lt} << LGV;
+  wire [AW+CW-1:0] lt_b_x = {{AW{1'b0}}, lt_b} << LGV;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign ra_en = ld && (lt < cols_w);
-  assign ra_addr = ra_en ? cfg_src + lt[AW-1:0] : {AW{1'b0}};
-  assign rb_en = ld && (lt >= LOFF_W) && (lt < cols_w + LOFF_W);
-  assign rb_addr = rb_en ? cfg_src + lt_b[AW-1:0] : {AW{1'b0}};
+  assign ra_en = ld && (lt < lines_w);
+  assign ra_addr = ra_en ? cfg_src + lt_a_x[AW-1:0] : {AW{1'b0}};
+  assign rb_en = ld && (lt >= LOFF_W) && (lt < lines_w + LOFF_W);
+  assign rb_addr = rb_en ? cfg_src + lt_b_x[AW-1:0] : {AW{1'b0}};
 
-  // Pass 1 (port a): block maximum of |x|, then the shift.
+  // Pass 1 (port a): per block slot, the maximum |x| of the line's SV
+  // values (comparator tree), accumulated over the LPB lines of a block;
+  // then the shift.
   reg p1_v, p1_first, p1_last;
-  reg [47:0] mx;
+  reg [BPL*48-1:0] mx;
   reg bm_v;
-  reg [47:0] bm;
-  reg [5:0] s_pend;
-  wire [47:0] ax = ra_data[47] ? (~ra_data + 48'd1) : ra_data;
-  wire [47:0] mx_base = p1_first ? 48'd0 : mx;
-  wire [47:0] mx_next = (ax > mx_base) ? ax : mx_base;
+  reg [BPL*48-1:0] bm;
+  reg [BPL*6-1:0] s_pend;
+  wire [BPL*48-1:0] mx_next;
+
+  // Pass 2 (port b): mantissas rshr(x, s), LOFF cycles behind pass 1 so
+  // that the block's shift is ready when its first line arrives.
+  reg p2_v;
+  reg [19:0] p2_l;  // line index
+  /* verilator lint_off UNUSEDSIGNAL */
+  // Unread when V >= 32 (every line starts its blocks).
+  reg [5:0] s_use;  // the current block's shift (LPB > 1)
+  wire p2_first = ((p2_l & LPBMASK) == 20'd0);
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire [BPL*6-1:0] sh;
+  wire [V*8-1:0] m2;
+
+  // The stage that writes the buffers.
+  reg q_v;
+  reg [19:0] q_l;
+  reg [V*8-1:0] q_m;
+  reg [BPL*6-1:0] q_s;
+  wire q_bf = ((q_l & LPBMASK) == 20'd0);
+  wire q_bl = ((q_l & LPBMASK) == LPBMASK);
+  wire q_last = (q_l == lines_m1);
+  reg [BPL*13-1:0] asum;
+  wire [BPL*13-1:0] asum_next;
+  wire [BPL*EW-1:0] eitem;
 
   always @(posedge clk) begin
     if (rst) begin
       p1_v <= 1'b0;
       bm_v <= 1'b0;
-    end else begin
-      p1_v <= ra_en;
-      bm_v <= p1_v && p1_last;
-    end
-    p1_first <= (lt[4:0] == 5'd0);
-    p1_last <= (lt[4:0] == 5'd31);
-    if (p1_v) mx <= mx_next;
-    if (p1_v && p1_last) bm <= mx_next;
-    if (bm_v) s_pend <= a8_shift(bm);
-  end
-
-  // Pass 2 (port b): mantissas rshr(x, s), 33 cycles behind pass 1 so that
-  // the block's shift is ready when its first element arrives.
-  reg p2_v;
-  reg [19:0] p2_j;
-  reg [5:0] s_use;
-  wire p2_first = (p2_j[4:0] == 5'd0);
-  wire [5:0] sh = p2_first ? s_pend : s_use;
-  wire signed [48:0] x2 = {rb_data, 1'b0};
-  /* verilator lint_off UNUSEDSIGNAL */
-  // Only the low 9 bits of the shifted value form the (8-bit) mantissa.
-  wire signed [48:0] y2 = x2 >>> sh;
-  /* verilator lint_on UNUSEDSIGNAL */
-  wire [7:0] m2 = y2[8:1] + {7'd0, y2[0]};  // ((2x >>> s) + 1) >>> 1
-
-  reg q_v;
-  reg [19:0] q_j;
-  reg [7:0] q_m;
-  reg [5:0] q_s;
-  always @(posedge clk) begin
-    if (rst) begin
       p2_v <= 1'b0;
       q_v <= 1'b0;
     end else begin
+      p1_v <= ra_en;
+      bm_v <= p1_v && p1_last;
       p2_v <= rb_en;
       q_v <= p2_v;
     end
-    p2_j <= lt_b[19:0];
-    if (p2_v) s_use <= sh;
-    q_j <= p2_j;
+    p1_first <= ((lt[19:0] & LPBMASK) == 20'd0);
+    p1_last <= ((lt[19:0] & LPBMASK) == LPBMASK);
+    if (p1_v) mx <= mx_next;
+    if (p1_v && p1_last) bm <= mx_next;
+    p2_l <= lt_b[19:0];
+    if (p2_v) s_use <= sh[5:0];
+    q_l <= p2_l;
     q_m <= m2;
     q_s <= sh;
-  end
-
-  // Assemble buffer words and write them.
-  wire [19:0] q_lane = q_j & LMASK;
-  wire q_wend = (q_lane == LMASK) || (q_j == cols_m1);
-  wire q_bf = (q_j[4:0] == 5'd0);
-  wire q_bl = (q_j[4:0] == 5'd31);
-  wire [19:0] q_blk = {5'd0, q_j[19:5]};
-  wire [19:0] q_slot = q_blk & NBMASK;
-  wire q_xend = q_bl && ((q_slot == NBMASK) || (q_j == cols_m1));
-
-  reg [LANES*8-1:0] xasm;
-  wire [LANES*8-1:0] xasm_next;
-  reg [NB*EW-1:0] easm;
-  wire [NB*EW-1:0] easm_next;
-  reg signed [12:0] asum;
-  wire signed [12:0] asum_next = (q_bf ? 13'sd0 : asum) + {{5{q_m[7]}}, q_m};
-
-  // Loops over the lanes go in two levels of at most LH iterations each
-  // (tools bound the iterations of one generate loop; Verilator: 1024).
-  genvar gi, gr, gh;
-  generate
-    for (gh = 0; gh < LANES; gh = gh + LH) begin : g_asmh
-      for (gi = 0; gi < LH; gi = gi + 1) begin : g_asm
-        localparam integer I = gh + gi;
-        localparam [19:0] IPOS = I[19:0];
-        assign xasm_next[8*I+:8] = (q_lane == IPOS) ? q_m : xasm[8*I+:8];
-      end
-    end
-    for (gi = 0; gi < NB; gi = gi + 1) begin : g_easm
-      localparam [19:0] IPOS = gi;
-      assign easm_next[EW*gi+:EW] = (q_bl && q_slot == IPOS) ? {asum_next, q_s} : easm[EW*gi+:EW];
-    end
-  endgenerate
-
-  wire xb_we = q_v && q_wend;
-  wire xe_we = q_v && q_xend;
-  always @(posedge clk) begin
-    if (rst) begin
-      xasm <= {(LANES * 8) {1'b0}};
-      easm <= {(NB * EW) {1'b0}};
-    end else if (q_v) begin
-      xasm <= q_wend ? {(LANES * 8) {1'b0}} : xasm_next;
-      easm <= q_xend ? {(NB * EW) {1'b0}} : easm_next;
-    end
     if (q_v) asum <= asum_next;
   end
 
+  genvar gi, gr, gh;
+  generate
+    for (gi = 0; gi < BPL; gi = gi + 1) begin : g_lslot
+      // |x| of the slot's SV values, a heap-ordered max tree.
+      wire [(2*SV-1)*48-1:0] mt  /* verilator split_var */;
+      genvar gl;
+      for (gl = 0; gl < SV; gl = gl + 1) begin : g_mleaf
+        wire [47:0] xv = ra_data[48*(gi*SV+gl)+:48];
+        assign mt[48*(SV-1+gl)+:48] = xv[47] ? (~xv + 48'd1) : xv;
+      end
+      for (gl = 0; gl < SV - 1; gl = gl + 1) begin : g_mnode
+        wire [47:0] ml = mt[48*(2*gl+1)+:48];
+        wire [47:0] mr = mt[48*(2*gl+2)+:48];
+        assign mt[48*gl+:48] = (ml > mr) ? ml : mr;
+      end
+      wire [47:0] base = p1_first ? 48'd0 : mx[48*gi+:48];
+      wire [47:0] lm = mt[47:0];
+      assign mx_next[48*gi+:48] = (lm > base) ? lm : base;
+      always @(posedge clk) begin
+        if (bm_v) s_pend[6*gi+:6] <= a8_shift(bm[48*gi+:48]);
+      end
+
+      // The slot's shift for pass 2: with LPB > 1 lines per block the
+      // block's first line takes the fresh shift, the others keep it.
+      if (LPB > 1) begin : g_shb
+        assign sh[6*gi+:6] = p2_first ? s_pend[6*gi+:6] : s_use;
+      end else begin : g_shl
+        assign sh[6*gi+:6] = s_pend[6*gi+:6];
+      end
+
+      // Values past cols (the last line's second slot when V = 64) give
+      // mantissa 0: the buffer holds zeros there, as at V = 1.
+      /* verilator lint_off UNUSEDSIGNAL */
+      localparam [39:0] GOFF = gi * 32;
+      wire [39:0] p2_pos = ({20'd0, p2_l} << LGV) + GOFF;
+      wire [39:0] q_pos = ({20'd0, q_l} << LGV) + GOFF;
+      /* verilator lint_on UNUSEDSIGNAL */
+      wire p2_ok = (p2_pos < {20'd0, cfg_cols});
+      wire q_ok = (q_pos < {20'd0, cfg_cols});
+      for (gl = 0; gl < SV; gl = gl + 1) begin : g_mant
+        wire signed [48:0] x2 = {rb_data[48*(gi*SV+gl)+:48], 1'b0};
+        /* verilator lint_off UNUSEDSIGNAL */
+        // Only the low 9 bits of the shifted value form the (8-bit) mantissa.
+        wire signed [48:0] y2 = x2 >>> sh[6*gi+:6];
+        /* verilator lint_on UNUSEDSIGNAL */
+        // ((2x >>> s) + 1) >>> 1
+        assign m2[8*(gi*SV+gl)+:8] = p2_ok ? y2[8:1] + {7'd0, y2[0]} : 8'd0;
+      end
+
+      // Block sum A_b: the slot's SV mantissas (heap adder tree), summed
+      // over the block's lines.
+      wire [(2*SV-1)*13-1:0] at  /* verilator split_var */;
+      for (gl = 0; gl < SV; gl = gl + 1) begin : g_aleaf
+        wire [7:0] mv = q_m[8*(gi*SV+gl)+:8];
+        assign at[13*(SV-1+gl)+:13] = {{5{mv[7]}}, mv};
+      end
+      for (gl = 0; gl < SV - 1; gl = gl + 1) begin : g_anode
+        assign at[13*gl+:13] = at[13*(2*gl+1)+:13] + at[13*(2*gl+2)+:13];
+      end
+      assign asum_next[13*gi+:13] = (q_bf ? 13'd0 : asum[13*gi+:13]) + at[12:0];
+      assign eitem[EW*gi+:EW] = q_ok ? {asum_next[13*gi+:13], q_s[6*gi+:6]} : {EW{1'b0}};
+    end
+  endgenerate
+
   // ------------------------------------------------------------------
-  // Input buffers
+  // Input buffers: xbuf (LANES mantissas a word) takes the V mantissas of
+  // a line, xexp (NB block slots a word) the BPL blocks that a line ends.
   // ------------------------------------------------------------------
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [39:0] q_n0 = {20'd0, q_l} << LGV;  // first value of the line
+  /* verilator lint_on UNUSEDSIGNAL */
+  wire [19:0] q_b0 = q_n0[24:5];  // first block the line ends
   wire [LANES*8-1:0] xb_rdata;
   wire [NB*EW-1:0] xe_rdata;
 
-  tls_sram #(
-      .W (LANES * 8),
+  tls_mv_ibuf #(
+      .IW(8),
+      .Q (LANES),
+      .P (V),
       .D (XW),
-      .AW(XWA)
+      .RA(XWA)
   ) u_xbuf (
-      .clk  (clk),
-      .we   (xb_we),
-      .waddr(q_j[XWA+LG-1:LG]),
-      .wdata(xasm_next),
-      .re   (issue),
-      .raddr(c[XWA-1:0]),
-      .rdata(xb_rdata)
+      .clk    (clk),
+      .rst    (rst),
+      .in_v   (q_v),
+      .in_n0  (q_n0[19:0]),
+      .in_d   (q_m),
+      .in_last(q_last),
+      .re     (issue),
+      .raddr  (c[XWA-1:0]),
+      .rdata  (xb_rdata)
   );
 
-  tls_sram #(
-      .W (NB * EW),
+  tls_mv_ibuf #(
+      .IW(EW),
+      .Q (NB),
+      .P (BPL),
       .D (XE),
-      .AW(XEA)
+      .RA(XEA)
   ) u_xexp (
-      .clk  (clk),
-      .we   (xe_we),
-      .waddr(q_blk[XEA+LGNB-1:LGNB]),
-      .wdata(easm_next),
-      .re   (issue),
-      .raddr(c[XEA+LGCPB-1:LGCPB]),
-      .rdata(xe_rdata)
+      .clk    (clk),
+      .rst    (rst),
+      .in_v   (q_v && q_bl),
+      .in_n0  (q_b0),
+      .in_d   (eitem),
+      .in_last(q_last),
+      .re     (issue),
+      .raddr  (c[XEA+LGCPB-1:LGCPB]),
+      .rdata  (xe_rdata)
   );
 
   // ------------------------------------------------------------------
@@ -646,4 +697,102 @@ module tls_matvec #(
       done <= (s8_v && s8_fin) || zdone;
     end
   end
+endmodule
+
+// tls_mv_ibuf: one input buffer of tls_matvec. The read side is a plain
+// memory of D words of Q items (IW bits each): word `raddr` one cycle after
+// `re`. The write side takes P items per cycle (`in_n0`, a multiple of P,
+// is the index of the first; `in_last` marks the vector's last items):
+//   P <= Q: the items gather into a word register at slot (in_n0 / P) mod
+//           (Q / P); the word is written when its last slot or the
+//           vector's last items arrive (slots not reached stay zero);
+//   P >  Q: P / Q banks, word w in bank w mod (P / Q) at w / (P / Q): the P
+//           items (P / Q whole words) are written at once, one per bank.
+module tls_mv_ibuf #(
+    parameter integer IW = 8,
+    parameter integer Q = 32,
+    parameter integer P = 1,
+    parameter integer D = 16,
+    parameter integer RA = 4
+) (
+    input  wire          clk,
+    input  wire          rst,
+    input  wire          in_v,
+    input  wire [19:0]   in_n0,
+    input  wire [P*IW-1:0] in_d,
+    input  wire          in_last,
+    input  wire          re,
+    input  wire [RA-1:0] raddr,
+    output wire [Q*IW-1:0] rdata
+);
+  localparam integer LGQ = $clog2(Q);
+  localparam integer LGP = $clog2(P);
+  generate
+    if (P <= Q) begin : g_asm
+      localparam integer NS = Q / P;  // slots per word
+      localparam integer NSM_I = NS - 1;
+      localparam [19:0] NSM = NSM_I[19:0];
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire [19:0] pos = (in_n0 >> LGP) & NSM;
+      wire [19:0] wa = in_n0 >> LGQ;
+      /* verilator lint_on UNUSEDSIGNAL */
+      reg [Q*IW-1:0] asm;
+      wire [Q*IW-1:0] asm_next;
+      genvar gs;
+      for (gs = 0; gs < NS; gs = gs + 1) begin : g_slot
+        localparam [19:0] SPOS = gs;
+        assign asm_next[P*IW*gs+:P*IW] = (pos == SPOS) ? in_d : asm[P*IW*gs+:P*IW];
+      end
+      wire we = in_v && ((pos == NSM) || in_last);
+      always @(posedge clk) begin
+        if (rst) asm <= {(Q * IW) {1'b0}};
+        else if (in_v) asm <= we ? {(Q * IW) {1'b0}} : asm_next;
+      end
+      tls_sram #(
+          .W (Q * IW),
+          .D (D),
+          .AW(RA)
+      ) u_mem (
+          .clk  (clk),
+          .we   (we),
+          .waddr(wa[RA-1:0]),
+          .wdata(asm_next),
+          .re   (re),
+          .raddr(raddr),
+          .rdata(rdata)
+      );
+    end else begin : g_bank
+      localparam integer KB = P / Q;  // banks
+      localparam integer LGK = $clog2(KB);
+      localparam integer BD = (D + KB - 1) / KB;
+      localparam integer BA = (BD > 1) ? $clog2(BD) : 1;
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire [19:0] wa = in_n0 >> LGP;
+      wire [RA-1:0] ra = raddr >> LGK;
+      wire unused = &{1'b0, in_last, rst};
+      /* verilator lint_on UNUSEDSIGNAL */
+      wire [LGK-1:0] rsel_n = raddr[LGK-1:0];
+      reg [LGK-1:0] rsel;
+      always @(posedge clk) if (re) rsel <= rsel_n;
+      wire [KB*Q*IW-1:0] bq;
+      genvar gk;
+      for (gk = 0; gk < KB; gk = gk + 1) begin : g_k
+        localparam [LGK-1:0] KPOS = gk;
+        tls_sram #(
+            .W (Q * IW),
+            .D (BD),
+            .AW(BA)
+        ) u_mem (
+            .clk  (clk),
+            .we   (in_v),
+            .waddr(wa[BA-1:0]),
+            .wdata(in_d[Q*IW*gk+:Q*IW]),
+            .re   (re && (rsel_n == KPOS)),
+            .raddr(ra[BA-1:0]),
+            .rdata(bq[Q*IW*gk+:Q*IW])
+        );
+      end
+      assign rdata = bq[Q*IW*rsel+:Q*IW];
+    end
+  endgenerate
 endmodule

@@ -41,6 +41,19 @@ pub mod cells {
         ("tls_out", 2_000.0),
         ("glue", 3_111.0),
     ];
+    /// Generic Yosys cells per value lane of `tls_matvec`'s A8 load beyond
+    /// the first (the unit table's rows are at `V` = 1). Measured with
+    /// Yosys 0.23 `synth -flatten`, memories as blackboxes
+    /// (`tls_macros_bb.v`), `LANES=4 XB=8 AW=12 WAW=10`: 14,054 cells at
+    /// `V=1`, 19,921 at `V=8`, (19,921 - 14,054) / 7 = 838 a lane. Linear
+    /// in `V` beyond 8 is an assumption.
+    pub const MATVEC_LOAD_LANE_GENERIC: f64 = 838.0;
+    /// Generic Yosys cells per element lane of `tls_embed` beyond the first
+    /// (the table's rows are at `V` = 1). Measured as above, `LANES=64
+    /// AW=12 WAW=10`: 7,649 cells at `V=1`, 23,759 at `V=8`, (23,759 -
+    /// 7,649) / 7 = 2,301 a lane; linear in `V` is an assumption.
+    pub const EMBED_LANE_GENERIC: f64 = 2_301.0;
+
     /// Generic cells of `tls_matvec` at `lanes` (RFC 0003 fit).
     pub fn generic_matvec(lanes: f64) -> f64 {
         9_309.0 + 847.0 * lanes
@@ -304,7 +317,13 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
         // MAC lanes: `lanes` per row, `rows` rows per cycle (the fit is
         // over LANES at one row: an assumption that a row of lanes costs
         // the same wherever it sits).
-        ("matvec", m.matvec.at(mac_lanes)),
+        // The A8 load reads a scratchpad line (`rows` words) per cycle:
+        // `rows - 1` more converter lanes than the fitted unit.
+        (
+            "matvec",
+            m.matvec.at(mac_lanes)
+                + (plan.rows as f64 - 1.0) * cells::MATVEC_LOAD_LANE_GENERIC * m.nand2_per_generic,
+        ),
         // HP·KP·BPC lanes each repeat the serial unit: an upper bound, an
         // assumption (the A8 converter, control and output path are shared).
         ("attn", m.attn * attn_lanes),
@@ -314,7 +333,15 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
         ("norm", m.norm * plan.rows as f64),
         ("elem", m.elem * plan.rows as f64),
         ("rope", m.rope * plan.rows as f64),
-        ("embed", m.embed.at(lanes)),
+        // min(rows, lanes) element lanes (one line write a step): the
+        // fitted unit has one.
+        (
+            "embed",
+            m.embed.at(lanes)
+                + ((plan.rows.min(plan.lanes)) as f64 - 1.0)
+                    * cells::EMBED_LANE_GENERIC
+                    * m.nand2_per_generic,
+        ),
         ("out", m.out),
     ] {
         if eng.uses(unit) {

@@ -427,13 +427,14 @@ fn sequencer(s: &mut String, cx: &EngineCx) {
 }
 
 /// Units that read scratchpad lines and write masked lines (`V` lanes).
-const LINE_UNITS: [&str; 3] = ["elem", "norm", "rope"];
+const LINE_UNITS: [&str; 4] = ["elem", "norm", "rope", "embed"];
 
 /// The scratchpad's line read outputs (`V` words each): read by the
-/// vector-wide units (port b by those with two operands), unused without
-/// one.
+/// vector-wide units and the matvec unit's load (port b: those with two
+/// operands, and the load), unused without one.
 fn spad_lines(s: &mut String, v: usize, units: &[&str]) {
-    for (port, users) in [("la", &LINE_UNITS[..]), ("lb", &["elem", "rope"][..])] {
+    let la: Vec<&str> = LINE_UNITS.iter().copied().chain(["matvec"]).collect();
+    for (port, users) in [("la", &la[..]), ("lb", &["elem", "rope", "matvec"][..])] {
         let decl = format!("  wire [{}:0] spad_{port};", v * W_BITS as usize - 1);
         if units.iter().any(|u| users.contains(u)) {
             let _ = writeln!(s, "{decl}");
@@ -880,7 +881,11 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     let mut busy_nl = Vec::new();
     let mut busy_attn = Vec::new();
     if e.uses("matvec") {
+        // The load reads whole scratchpad lines (V = ROWS words).
         let (ctl, spad) = (ctl_ports("matvec"), spad_ports("matvec", true));
+        let spad = spad
+            .replace("spad_a", "spad_la")
+            .replace("spad_b", "spad_lb");
         let _ = writeln!(s, "  wire mv_busy_load;\n  wire mv_mac_active;");
         let _ = writeln!(
             s,
@@ -891,10 +896,17 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
         busy_nl.push("mv_busy_load".to_string());
     }
     if e.uses("embed") {
+        // Line reads (port a) and masked line writes of V = ROWS words.
         let (ctl, spad) = (ctl_ports("embed"), spad_ports("embed", false));
+        let spad = spad.replace("spad_a", "spad_la");
+        let v_p = if rows > 1 {
+            format!(".V({rows}), ")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "  tls_embed #(.LANES({lanes}), {rows_p}.AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_grp(em_wr_grp), .wr_chunk(em_wr_chunk), .wr_data(w_data)\n  );",
+            "  tls_embed #(.LANES({lanes}), {rows_p}{v_p}.AW({aw}), .WAW({waw})) u_embed (\n    {ctl},\n    .cfg_dst(d_em_dst), .cfg_cols(d_em_cols), .cfg_row(d_em_pos ? {{{}'d0, pos}} : {{{}'d0, token}}),\n    .cfg_add(d_em_pos), .cfg_asym(d_asym), .cfg_code_bias(d_code_bias),\n    {spad},\n    .w_mask(embed_w_mask),\n    .wr_en(em_wr_en), .wr_addr(em_wr_addr), .wr_grp(em_wr_grp), .wr_chunk(em_wr_chunk), .wr_data(w_data)\n  );",
             24 - POS_BITS,
             24 - w.tw
         );

@@ -12,9 +12,20 @@ use taalasc_numerics as nx;
 /// Pipeline depth of `tls_matvec`'s product phase: cycles from its last
 /// ROM read to its `done` (S1..S8 and the registered write).
 pub const MATVEC_LATENCY: u64 = 9;
-/// Load-phase cycles of `tls_matvec` beyond `cols` (port b trails port a
-/// by 33 cycles, then two register stages).
-pub const MATVEC_LOAD_EXTRA: u64 = 35;
+/// Load-phase cycles of `tls_matvec` beyond its lines and the lag of its
+/// second read port: the last line's read, the mantissa stage and the
+/// buffer write (see [`matvec_load_cycles`]).
+pub const MATVEC_LOAD_EXTRA: u64 = 3;
+
+/// Load-phase cycles of `tls_matvec` for a `cols`-value input at a
+/// scratchpad line of `v` words (`tls_matvec.v`'s header): one line per
+/// cycle through each read port, port b (mantissas) trailing port a (block
+/// maxima) by `max(1, 32 / v) + 1` cycles, so
+/// `ceil(cols / v) + max(1, 32 / v) + 3` (`cols + 35` at `v` = 1).
+pub fn matvec_load_cycles(cols: u64, v: u64) -> u64 {
+    let v = v.max(1);
+    cols.div_ceil(v) + (nx::A8_BLOCK as u64 / v).max(1) + MATVEC_LOAD_EXTRA
+}
 
 /// Sequencer cycles per instruction on top of its unit's formula (the
 /// issue cycle and the start pulse).
@@ -47,17 +58,21 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
         Instr::Linear {
             rows, cols, load, ..
         } => {
-            // [load](cols + 35) + ceil(rows/R)·ceil(cols/LANES) + 9
+            // [load](ceil(cols/V) + max(1, 32/V) + 3)
+            //   + ceil(rows/R)·ceil(cols/LANES) + 9,  V = R (the line)
             let ch = (*cols as u64).div_ceil(lanes);
             let groups = (*rows as u64).div_ceil(plan.rows as u64);
             let load_c = if *load {
-                *cols as u64 + MATVEC_LOAD_EXTRA
+                matvec_load_cycles(*cols as u64, plan.rows as u64)
             } else {
                 0
             };
             load_c + groups * ch + MATVEC_LATENCY
         }
-        Instr::Embed { cols, .. } => *cols as u64 + 5,
+        // Steps of min(V, LANES) elements, one line write each (V = R).
+        Instr::Embed { cols, .. } => {
+            (*cols as u64).div_ceil(lanes.min(plan.rows as u64).max(1)) + 5
+        }
         // One scratchpad line (`rows` values) per cycle and pass (RFC 0005).
         Instr::Norm { n: 0, .. } => 1,
         Instr::Norm { n, bias, .. } => {

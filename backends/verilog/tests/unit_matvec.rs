@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use taalasc_numerics::{
     block_term, linear_row, to_a8_vec, Sf16, WeightRow, A8_BLOCK, W_MAX, W_MIN,
 };
+use taalasc_verilog::perf::matvec_load_cycles;
 use taalasc_verilog::tools::{rtl_lib, run, verilator_binary};
 
 mod common;
@@ -375,26 +376,23 @@ fn read_mem(path: &Path) -> Vec<String> {
 const AW: usize = 12;
 const XB: usize = 18;
 
-/// One build of the unit: `LANES`, `ROWS` (rows per cycle) and the input
-/// buffer's blocks `XB` (the largest `cols` is `XB * 32`).
+/// One build of the unit: `LANES`, `ROWS` (rows per cycle), the input
+/// buffer's blocks `XB` (the largest `cols` is `XB * 32`) and the
+/// scratchpad line `V` (words per line read; a multiple of `ROWS`).
 #[derive(Clone, Copy)]
 struct Cfg {
     lanes: usize,
     rows: usize,
     xb: usize,
+    v: usize,
 }
 
 impl Cfg {
-    fn lanes(lanes: usize) -> Cfg {
-        Cfg {
-            lanes,
-            rows: 1,
-            xb: XB,
-        }
-    }
-
     fn name(&self) -> String {
-        format!("LANES {} ROWS {} XB {}", self.lanes, self.rows, self.xb)
+        format!(
+            "LANES {} ROWS {} XB {} V {}",
+            self.lanes, self.rows, self.xb, self.v
+        )
     }
 }
 
@@ -419,6 +417,7 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
         lanes,
         rows: rpc,
         xb,
+        v,
     } = cfg;
     let name = cfg.name();
     let mut rng = Rng(seed);
@@ -433,7 +432,8 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
     let (mut wbase, mut bbase) = (0usize, 0usize);
     for (gi, cols) in cols_list(&mut rng, lanes, xb).into_iter().enumerate() {
         let x = random_vector(&mut rng, cols);
-        let src = next_free;
+        // Line reads: the input starts on a line (as the plan places it).
+        let src = next_free.next_multiple_of(v);
         next_free += cols;
         spad[src..src + cols].copy_from_slice(&x);
         xs.push(x);
@@ -520,10 +520,10 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
     std::fs::write(d.join("spad.hex"), spad_hex).unwrap();
 
     let clog2 = |n: usize| (usize::BITS - (n.max(2) - 1).leading_zeros()) as usize;
-    let top = format!("top_matvec_l{lanes}_r{rpc}");
+    let top = format!("top_matvec_l{lanes}_r{rpc}_v{v}");
     let wrapper = format!(
         "module {top};\n  tb_matvec #(.LANES({lanes}), .ROWS({rpc}), .AW({AW}), .XB({xb}), .WAW({waw}), \
-         .WD({wd}), .BAW({baw}), .BD({bd}), .NI({ni})) tb ();\nendmodule\n",
+         .WD({wd}), .BAW({baw}), .BD({bd}), .NI({ni}), .V({v})) tb ();\nendmodule\n",
         waw = clog2(wbase),
         wd = wbase,
         baw = clog2(bbase),
@@ -601,15 +601,23 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
         let l = prod - words;
         assert_eq!(*lat.get_or_insert(l), l, "{name}: latency not constant");
         if ins.load {
-            let e = load as i64 - ins.m.cols as i64;
+            let e = load as i64 - ins.m.cols.div_ceil(v) as i64;
             assert_eq!(
                 *load_extra.get_or_insert(e),
                 e,
-                "load phase not cols + const"
+                "load phase not ceil(cols/V) + const"
             );
             assert!(
                 load <= 2 * ins.m.cols as u64 + 64,
                 "load phase {load} cycles"
+            );
+            // The load reads one line per cycle and port: exactly the
+            // formula of the cycle model (`perf::instr_cycles`).
+            assert_eq!(
+                load,
+                matvec_load_cycles(ins.m.cols as u64, v as u64),
+                "{name} instr {i}: load phase cycles (cols {})",
+                ins.m.cols
             );
         } else {
             assert_eq!(load, 0, "{name} instr {i}: load phase without cfg_load");
@@ -617,7 +625,7 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
     }
     format!(
         "{name}: {} instructions, {} outputs exact; product phase = ceil(rows/ROWS)*CH + {}, \
-         load phase = cols + {}; build {:.1}s, sim {:.2}s, {} cycles",
+         load phase = ceil(cols/V) + {} (V = {v}); build {:.1}s, sim {:.2}s, {} cycles",
         prog.len(),
         prog.iter().map(|i| i.m.rows).sum::<usize>(),
         lat.unwrap(),
@@ -644,17 +652,40 @@ fn run_all(cfgs: &[Cfg], seed: u64) {
     assert!(cov.zero_blocks > 0, "no zero blocks");
 }
 
+fn cfg(lanes: usize, rows: usize, xb: usize, v: usize) -> Cfg {
+    Cfg { lanes, rows, xb, v }
+}
+
+/// Also the load at scratchpad lines of V = 8, 64, 1 and 4 words (one line
+/// per cycle and read port): V above `LANES` (a banked input buffer: 2
+/// banks at `LANES` 4; at `LANES` 16, 4 banks of mantissas and 2 of block
+/// exponents), V = 64 (lines of two blocks, the last line half past `cols`
+/// when `cols` is 32, 96, 160, ...), V = 1, and V below `LANES` (blocks
+/// spanning 8 lines). Outputs bit for bit as `linear_row` over
+/// `to_a8_vec`; load cycles exactly `perf::matvec_load_cycles`.
 #[test]
 fn matvec_bit_exact_and_streaming() {
     // Sequential on purpose: one Verilator build at a time.
-    run_all(&[4, 16, 32, 64].map(Cfg::lanes), 0x9E37_79B9_7F4A_7C15);
+    run_all(
+        &[
+            cfg(4, 1, XB, 8),
+            cfg(16, 1, XB, 64),
+            cfg(32, 1, XB, 1),
+            cfg(64, 1, XB, 4),
+        ],
+        0x9E37_79B9_7F4A_7C15,
+    );
 }
 
 /// The extreme lane counts (one MAC; four blocks per word), about 40 s:
-/// every lane count `--lanes` accepts at its ends is tested.
+/// every lane count `--lanes` accepts at its ends is tested (at `LANES`
+/// 128 with lines of V = 32, one block a line).
 #[test]
 fn matvec_bit_exact_lanes_1_and_128() {
-    run_all(&[1, 128].map(Cfg::lanes), 0x2545_F491_4F6C_DD1D);
+    run_all(
+        &[cfg(1, 1, XB, 1), cfg(128, 1, XB, 32)],
+        0x2545_F491_4F6C_DD1D,
+    );
 }
 
 /// Several rows per cycle (`ROWS` 2 and 4), row counts that are not
@@ -669,11 +700,13 @@ fn matvec_bit_exact_rows_per_cycle_and_whole_rows() {
                 lanes: 16,
                 rows: 4,
                 xb: 10,
+                v: 4,
             },
             Cfg {
                 lanes: 64,
                 rows: 2,
                 xb: 2,
+                v: 2,
             },
         ],
         0x1234_5678_9ABC_DEF1,
@@ -691,6 +724,10 @@ fn matvec_lint_clean() {
         ["-GLANES=128", "-GXB=48", "-GAW=14", "-GWAW=14"],
         ["-GLANES=4", "-GXB=18", "-GAW=12", "-GWAW=10 -GROWS=4"],
         ["-GLANES=512", "-GXB=16", "-GAW=12", "-GWAW=10 -GROWS=2"],
+        ["-GLANES=16", "-GXB=18", "-GAW=12", "-GWAW=10 -GV=64"],
+        ["-GLANES=128", "-GXB=48", "-GAW=14", "-GWAW=14 -GV=64"],
+        ["-GLANES=4", "-GXB=18", "-GAW=12", "-GWAW=10 -GROWS=2 -GV=8"],
+        ["-GLANES=64", "-GXB=3", "-GAW=10", "-GWAW=8 -GROWS=64"],
     ] {
         let mut args: Vec<String> = [
             "--lint-only",

@@ -387,11 +387,12 @@ impl Ins {
                     2 * p + 5
                 }
             }
-            Ins::Embed { table, .. } => {
+            // Steps of E = min(V, LANES) elements, one line write each.
+            Ins::Embed { table, lanes, .. } => {
                 if table.cols == 0 {
                     1
                 } else {
-                    table.cols as u64 + 5
+                    table.cols.div_ceil(EMBED_V.min(*lanes)) as u64 + 5
                 }
             }
         }
@@ -513,9 +514,11 @@ fn apply(ins: &Ins, m: &mut Mem) {
 fn program(m: &mut Mem) -> Vec<Ins> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut next = 0usize;
+    // Every vector starts on a scratchpad line (as the plan places them):
+    // the embed units write whole lines.
     let mut alloc = |n: usize| {
-        let a = next;
-        next += n;
+        let a = next.next_multiple_of(EMBED_V);
+        next = a + n;
         assert!(next <= SD, "scratchpad overflow");
         a
     };
@@ -750,6 +753,9 @@ fn program(m: &mut Mem) -> Vec<Ins> {
     prog
 }
 
+/// The scratchpad line of both `tls_embed` instances in `tb_misc.v` (`VL`).
+const EMBED_V: usize = 64;
+
 #[test]
 fn misc_units_bit_exact() {
     let keep = std::env::var_os("TLS_KEEP").is_some();
@@ -945,4 +951,12 @@ fn misc_units_lint_clean() {
     lint("tls_rope.v", "tls_rope", &["-GTAW=8"]);
     lint("tls_rope.v", "tls_rope", &["-GTAW=28"]);
     lint("tls_embed.v", "tls_embed", &["-GWAW=30"]);
+    for v in [
+        "-GLANES=16 -GV=64",
+        "-GLANES=64 -GV=8",
+        "-GLANES=8 -GROWS=4 -GV=4",
+    ] {
+        let args: Vec<&str> = v.split_whitespace().collect();
+        lint("tls_embed.v", "tls_embed", &args);
+    }
 }

@@ -10,7 +10,9 @@
 // cycles in which an idle unit drove a nonzero output, or a ROM read whose
 // address was not wr_grp * CH + wr_chunk. With ROWS > 1 a weight word
 // holds ROWS row slices, a bias word ROWS biases, and the scratchpad takes
-// line writes of ROWS words.
+// line writes of ROWS words. The scratchpad's line is V words (a multiple
+// of ROWS; the engine has V = ROWS): the unit reads whole lines, and its
+// ROWS-word writes go to their place in the line.
 //
 // prog.hex, one instruction per line, 32-bit fields from the LSB:
 // src, dst, rows, cols, flags {code_bias[15:8], has_bias[2], asym[1],
@@ -24,7 +26,8 @@ module tb_matvec #(
     parameter integer WD = 1024,
     parameter integer BAW = 10,
     parameter integer BD = 256,
-    parameter integer NI = 1
+    parameter integer NI = 1,
+    parameter integer V = ROWS
 ) ();
   localparam integer NB = (LANES >= 32) ? LANES / 32 : 1;
   localparam integer WW = LANES * 8 + NB * 36;
@@ -50,7 +53,7 @@ module tb_matvec #(
   wire ra_en, rb_en, wr_en, br_en;
   wire [ROWS-1:0] w_en;
   wire [AW-1:0] ra_addr, rb_addr, w_addr;
-  wire [47:0] ra_data, rb_data;
+  wire [V*48-1:0] ra_data, rb_data;
   wire [ROWS*48-1:0] w_data, br_data;
   wire [WAW-1:0] wr_addr;
   wire [ROWS*WW-1:0] wr_data;
@@ -66,7 +69,8 @@ module tb_matvec #(
       .AW(AW),
       .XB(XB),
       .WAW(WAW),
-      .RW(24)
+      .RW(24),
+      .V(V)
   ) dut (
       .clk(clk),
       .rst(rst),
@@ -102,22 +106,29 @@ module tb_matvec #(
       .br_data(br_data)
   );
 
+  // A ROWS-word write at w_addr (a multiple of ROWS) within its V-word line.
+  localparam [AW-1:0] VMASK = V - 1;
+  wire [AW-1:0] w_off = w_addr & VMASK;
+  wire [2*V-1:0] s_we_x = {{(2 * V - ROWS) {1'b0}}, w_en} << w_off;
+  wire [2*V*48-1:0] s_wd_x = {{((2 * V - ROWS) * 48) {1'b0}}, w_data} << (48 * w_off);
+  wire [V-1:0] s_we = s_we_x[V-1:0];
+  wire [V*48-1:0] s_wdata = s_wd_x[V*48-1:0];
   tls_sram2r #(
       .W (48),
       .D (1 << AW),
       .AW(AW),
-      .V (ROWS)
+      .V (V)
   ) u_spad (
       .clk(clk),
-      .we(w_en),
-      .waddr(w_addr),
-      .wdata(w_data),
+      .we(s_we),
+      .waddr(w_addr & ~VMASK),
+      .wdata(s_wdata),
       .rea(ra_en),
       .raddra(ra_addr),
-      .rdataa(ra_data),
+      .rlinea(ra_data),
       .reb(rb_en),
       .raddrb(rb_addr),
-      .rdatab(rb_data)
+      .rlineb(rb_data)
   );
 
   tls_rom #(

@@ -8,9 +8,15 @@
 // `tables/`. Writes `spad_out.hex`, `cycles.hex` (start-to-done cycles of
 // each instruction) and `errs.hex` (protocol violations: idle outputs not
 // zero, done outside busy, two units busy, timeout).
+//
+// The scratchpad has lines of VL = 64 words, as an engine at `--rows 64`:
+// both tls_embed instances run at V = 64 (line reads, masked line writes;
+// E = 16 resp. 64 elements a step), the other units write one word (a
+// one-hot line write) and read words.
 module tb_misc;
   localparam integer AW = 15;
   localparam integer SD = 32768;
+  localparam integer VL = 64;
 
   reg clk = 1'b0;
   always #5 clk = ~clk;
@@ -54,10 +60,17 @@ module tb_misc;
   wire ra_en, rb_en, w_en;
   wire [AW-1:0] ra_addr, rb_addr, w_addr;
   wire [47:0] ra_data, rb_data, w_data;
-  tls_sram2r #(.W(48), .D(SD), .AW(AW)) u_sp (
-      .clk(clk), .we(w_en), .waddr(w_addr), .wdata(w_data),
-      .rea(ra_en), .raddra(ra_addr), .rdataa(ra_data),
-      .reb(rb_en), .raddrb(rb_addr), .rdatab(rb_data)
+  wire [VL*48-1:0] ra_line;
+  wire [VL-1:0] l_we;
+  wire [AW-1:0] l_waddr;
+  wire [VL*48-1:0] l_wdata;
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [VL*48-1:0] rb_line;
+  /* verilator lint_on UNUSEDSIGNAL */
+  tls_sram2r #(.W(48), .D(SD), .AW(AW), .V(VL)) u_sp (
+      .clk(clk), .we(l_we), .waddr(l_waddr), .wdata(l_wdata),
+      .rea(ra_en), .raddra(ra_addr), .rdataa(ra_data), .rlinea(ra_line),
+      .reb(rb_en), .raddrb(rb_addr), .rdatab(rb_data), .rlineb(rb_line)
   );
 
   // ---- tls_norm ----
@@ -122,15 +135,16 @@ module tb_misc;
   wire [12:0] a_wr_addr;
   wire [163:0] a_wr_data;
   wire [AW-1:0] a_ra_addr, a_w_addr;
-  wire [47:0] a_w_data;
-  tls_embed #(.AW(AW), .LANES(16), .WAW(13)) u_e16 (
+  wire [VL-1:0] a_w_mask;
+  wire [VL*48-1:0] a_w_data;
+  tls_embed #(.AW(AW), .LANES(16), .WAW(13), .V(VL)) u_e16 (
       .clk(clk), .rst(rst), .start(st_e16),
       .cfg_dst(f_dst[AW-1:0]), .cfg_cols(f_n), .cfg_row(f_row), .cfg_add(f_add),
       .cfg_asym(f_asym), .cfg_code_bias(f_cb),
       .busy(a_busy), .done(a_done),
       .wr_en(a_wr_en), .wr_addr(a_wr_addr), .wr_data(a_wr_data),
-      .ra_en(a_ra_en), .ra_addr(a_ra_addr), .ra_data(ra_data),
-      .w_en(a_w_en), .w_addr(a_w_addr), .w_data(a_w_data)
+      .ra_en(a_ra_en), .ra_addr(a_ra_addr), .ra_data(ra_line),
+      .w_en(a_w_en), .w_mask(a_w_mask), .w_addr(a_w_addr), .w_data(a_w_data)
   );
   tls_rom #(.W(164), .D(8192), .AW(13), .FILE("w16.hex")) u_w16 (
       .clk(clk), .en(a_wr_en), .addr(a_wr_addr + f_base[12:0]), .data(a_wr_data)
@@ -141,15 +155,16 @@ module tb_misc;
   wire [11:0] c_wr_addr;
   wire [583:0] c_wr_data;
   wire [AW-1:0] c_ra_addr, c_w_addr;
-  wire [47:0] c_w_data;
-  tls_embed #(.AW(AW), .LANES(64), .WAW(12)) u_e64 (
+  wire [VL-1:0] c_w_mask;
+  wire [VL*48-1:0] c_w_data;
+  tls_embed #(.AW(AW), .LANES(64), .WAW(12), .V(VL)) u_e64 (
       .clk(clk), .rst(rst), .start(st_e64),
       .cfg_dst(f_dst[AW-1:0]), .cfg_cols(f_n), .cfg_row(f_row), .cfg_add(f_add),
       .cfg_asym(f_asym), .cfg_code_bias(f_cb),
       .busy(c_busy), .done(c_done),
       .wr_en(c_wr_en), .wr_addr(c_wr_addr), .wr_data(c_wr_data),
-      .ra_en(c_ra_en), .ra_addr(c_ra_addr), .ra_data(ra_data),
-      .w_en(c_w_en), .w_addr(c_w_addr), .w_data(c_w_data)
+      .ra_en(c_ra_en), .ra_addr(c_ra_addr), .ra_data(ra_line),
+      .w_en(c_w_en), .w_mask(c_w_mask), .w_addr(c_w_addr), .w_data(c_w_data)
   );
   tls_rom #(.W(584), .D(4096), .AW(12), .FILE("w64.hex")) u_w64 (
       .clk(clk), .en(c_wr_en), .addr(c_wr_addr + f_base[11:0]), .data(c_wr_data)
@@ -160,9 +175,15 @@ module tb_misc;
   assign ra_addr = n_ra_addr | e_ra_addr | r_ra_addr | a_ra_addr | c_ra_addr;
   assign rb_en = e_rb_en | r_rb_en;
   assign rb_addr = e_rb_addr | r_rb_addr;
-  assign w_en = n_w_en | e_w_en | r_w_en | a_w_en | c_w_en;
-  assign w_addr = n_w_addr | e_w_addr | r_w_addr | a_w_addr | c_w_addr;
-  assign w_data = n_w_data | e_w_data | r_w_data | a_w_data | c_w_data;
+  // One-word writes become one-hot line writes (as in the engine); the
+  // embed units write masked lines.
+  assign w_en = n_w_en | e_w_en | r_w_en;
+  assign w_addr = n_w_addr | e_w_addr | r_w_addr;
+  assign w_data = n_w_data | e_w_data | r_w_data;
+  wire [VL-1:0] w_hot = {{(VL - 1) {1'b0}}, w_en} << w_addr[5:0];
+  assign l_we = w_hot | ({VL{a_w_en}} & a_w_mask) | ({VL{c_w_en}} & c_w_mask);
+  assign l_waddr = (w_en ? {w_addr[AW-1:6], 6'd0} : {AW{1'b0}}) | a_w_addr | c_w_addr;
+  assign l_wdata = {VL{w_data}} | a_w_data | c_w_data;
 
   wire any_done = n_done | e_done | r_done | a_done | c_done;
   wire [4:0] busys = {c_busy, a_busy, r_busy, e_busy, n_busy};
@@ -174,9 +195,9 @@ module tb_misc;
   wire r_idle_bad = !r_busy && (|{r_ra_en, r_ra_addr, r_rb_en, r_rb_addr, r_w_en, r_w_addr,
                                   r_w_data, r_t_en, r_t_addr});
   wire a_idle_bad = !a_busy && (|{a_wr_en, a_wr_addr, a_ra_en, a_ra_addr, a_w_en, a_w_addr,
-                                  a_w_data});
+                                  a_w_data, a_w_mask});
   wire c_idle_bad = !c_busy && (|{c_wr_en, c_wr_addr, c_ra_en, c_ra_addr, c_w_en, c_w_addr,
-                                  c_w_data});
+                                  c_w_data, c_w_mask});
   wire proto_bad = n_idle_bad | e_idle_bad | r_idle_bad | a_idle_bad | c_idle_bad
                  | (|(dones & ~busys)) | ((busys & (busys - 5'd1)) != 5'd0);
 
