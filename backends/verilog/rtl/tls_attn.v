@@ -16,7 +16,8 @@
 //      A_i = sum_j block_term(e_j, -15, v_ji, Ev_jb) (KP positions x BPC V
 //        blocks per cycle, HP*HD accumulators of ACW = 49 + clog2(SD)
 //        bits, exact), then per head (R, re) = recip(S),
-//      o_i = sat_w48(rshr(A_i * R, -(re + 15))) -> spad[cfg_dst + h*HD + i].
+//      o_i = sat_w48(rshr(A_i * R, -(re + 15))) -> spad[cfg_dst + h*HD + i]
+//        (O values per cycle).
 //   lo = WINDOW ? max(0, pos + 1 - WINDOW) : 0.
 //
 // Parallelism (defaults HP = KP = BPC = 1: one 32-block of one head per
@@ -48,31 +49,41 @@
 // Tables: one exp2 ROM per (head, position) lane (HP*KP x 4096 x 16 bits),
 // one recip ROM (4096 x 17).
 //
-// A8 conversion (k, v, q) reads every 32-block twice through both scratchpad
-// read ports: pass 1 (16 cycles) finds max |x|, pass 2 (16 cycles) forms
-// the mantissas with the shift a8_shift(max); one gap cycle in between, so
-// a block takes 33 cycles, plus 3 cycles per vector (k, v or q of one
-// head) to hand over: C = 33*BPH + 3 per vector. The q of the next pass's
-// HP heads are converted while this pass runs its V pass and outputs; the
-// next pass waits if that takes longer (the max(0, ..) term below).
-// Outputs go through the one scratchpad write port: HD + 3 cycles per head.
+// Scratchpad traffic at the line width V (the plan's rows per cycle): a
+// read port returns the V-word aligned line holding its address, a write
+// is a masked line. The A8 conversion (k, v, q) reads every 32-block twice:
+// pass 1 finds max |x|, pass 2 forms the mantissas with the shift
+// a8_shift(max); one gap cycle in between. A pass reads E = min(V, 32)
+// words per port per cycle, from both ports while E < 32 (port b at the
+// next E words), so it takes Q = 16/min(V, 16) cycles (V = 1: 16 pairs of
+// words; V >= 32: one 32-word part of a line through port a), a block
+// 2Q + 1 cycles, plus 3 cycles per vector (k, v or q of one head) to hand
+// over: C = (2Q + 1)*BPH + 3 per vector. The q of the next pass's HP heads
+// are converted while this pass runs its V pass and outputs; the next pass
+// waits if that takes longer (the max(0, ..) term below). Outputs go out
+// in chunks of O = min(V, 2^tz(HD)) words (the largest power of two
+// dividing HD, at most V: a chunk never straddles a line), one masked line
+// write per chunk: N = HD/O writes and 3 cycles per head. Lines of V > HD
+// words hold several heads: only the head's lanes are written.
 //
 // Cycles from `start` to `done` (BPH = HD/32, P = NH/HP passes,
 // W = BPH/BPC cache words per position, R = pos/KP - lo/KP + 1 cache rows
 // of the window), checked exactly by the unit test (`tests/unit_attn.rs`)
 // against `perf::attn_cycles`:
-//   cycles = (2*NKV + HP)*C + P*(2*R*W + 11) + NH*(HD + 3)
-//            + (P - 1)*max(0, HP*BPH - R*W - 6)
+//   cycles = (2*NKV + HP)*C + P*(2*R*W + 11) + NH*(N + 3)
+//            + (P - 1)*max(0, HP*(C - N - 3) - R*W - 6)
 // i.e. the A8 conversion of k, v and the first pass's q; per pass R*W
 // cycles for the scores and R*W for the V sum (no bubbles) and 11 of
-// pipeline fill/drain; per head HD output writes and 3 cycles. With
-// HP = KP = BPC = 1 (n = R positions):
+// pipeline fill/drain; per head N output line writes and 3 cycles. With
+// V = HP = KP = BPC = 1 (n = R positions; C = 33*BPH + 3, N = HD):
 //   cycles = (2*NKV + 1)*(33*BPH + 3) + NH*(2*n*BPH + HD + 14).
 // `busy` is high for exactly these cycles (from the cycle after `start`
 // through the cycle of `done`).
 //
-// Parameter constraints (not checked in RTL): HD a multiple of 32, NH a
-// multiple of NKV, NH/NKV a multiple of HP, BPC divides HD/32, KP a power
+// Parameter constraints (not checked in RTL): HD a multiple of 32, V a
+// power of two 1 ..= 64, cfg_q, cfg_k, cfg_v and cfg_dst multiples of V
+// (the plan starts every vector on a line; min(V, 32) for cfg_q/k/v and O
+// for cfg_dst suffice), NH a multiple of NKV, NH/NKV a multiple of HP, BPC divides HD/32, KP a power
 // of two dividing CTX, CTX >= 2, AW >= 6 (and AW, clog2 of the cache depth
 // <= 32), CTX <= 2^16, |SCALE_SHIFT| < 512, 0 <= WINDOW < 2^17; at run
 // time cfg_pos < CTX. The clamp of A8 mantissas to +-127 in `to_a8` is a
@@ -148,6 +159,9 @@ module tls_attn #(
     parameter integer HP = 1,  // query heads per pass (divides NH/NKV)
     parameter integer KP = 1,  // KV positions per cycle (power of two, divides CTX)
     parameter integer BPC = 1,  // 32-blocks of head_dim per cycle (divides HD/32)
+    // scratchpad line width: words per line read and per masked line write
+    // (a power of two, 1 ..= 64; the plan's rows per cycle)
+    parameter integer V = 1,
     parameter TABLE_DIR = "rom/tables/"
 ) (
     input  wire          clk,
@@ -160,15 +174,18 @@ module tls_attn #(
     input  wire [  15:0] cfg_pos,
     input  wire [   7:0] cfg_slot,
     // scratchpad
-    output wire          ra_en,
-    output wire [AW-1:0] ra_addr,
-    input  wire [  47:0] ra_data,
-    output wire          rb_en,
-    output wire [AW-1:0] rb_addr,
-    input  wire [  47:0] rb_data,
-    output reg           w_en,
-    output reg  [AW-1:0] w_addr,
-    output reg  [  47:0] w_data,
+    // scratchpad: line reads (the V words of the aligned line holding the
+    // address), masked line writes (w_addr a multiple of V)
+    output wire            ra_en,
+    output wire [  AW-1:0] ra_addr,
+    input  wire [48*V-1:0] ra_data,
+    output wire            rb_en,
+    output wire [  AW-1:0] rb_addr,
+    input  wire [48*V-1:0] rb_data,
+    output reg             w_en,
+    output reg  [   V-1:0] w_mask,
+    output reg  [  AW-1:0] w_addr,
+    output reg  [48*V-1:0] w_data,
     output wire          done,
     output wire          busy
 );
@@ -198,7 +215,19 @@ module tls_attn #(
   localparam integer GPW = (GP > 1) ? $clog2(GP) : 1;
   localparam integer HPW = (HP > 1) ? $clog2(HP) : 1;
   localparam integer KW = (NKV > 1) ? $clog2(2 * NKV) : 1;
-  localparam integer IW = $clog2(HD);
+  // scratchpad I/O at line width V: the converter reads E words per port
+  // per cycle (NV per cycle, CPP cycles per pass over a 32-block); the
+  // output writes O words per cycle (NCH chunks per head). O is the largest
+  // power of two dividing HD, at most V: a chunk never straddles a line.
+  localparam integer E = (V < 32) ? V : 32;
+  localparam integer NV = (E >= 32) ? 32 : 2 * E;
+  localparam integer CPP = 32 / NV;
+  localparam integer HDLOW = HD & (~HD + 1);
+  localparam integer O = (V < HDLOW) ? V : HDLOW;
+  localparam integer NCH = HD / O;
+  localparam integer LV = $clog2(V);
+  localparam integer LO = $clog2(O);
+  localparam integer IW = (NCH > 1) ? $clog2(NCH) : 1;
   localparam integer DW = 49 + $clog2(BPH);  // dot-product block sum
   localparam integer ACW = 49 + $clog2(SD);  // V accumulators
   localparam integer SW = 17 + $clog2(SD);  // softmax denominator S
@@ -210,7 +239,10 @@ module tls_attn #(
   localparam integer LAST_GP_I = GP - 1;
   localparam integer LAST_HP_I = HP - 1;
   localparam integer LAST_KJ_I = 2 * NKV - 1;
-  localparam integer LAST_I_I = HD - 1;
+  localparam integer LAST_I_I = NCH - 1;
+  localparam integer LAST_PAIR_I = CPP - 1;
+  localparam integer NV2_I = NV;
+  localparam integer E_I = E;
   localparam integer KPM1_I = KP - 1;
   localparam integer THIRTY_TWO = 32;
   localparam integer SC_UP_I = -SCALE_SHIFT;
@@ -224,6 +256,9 @@ module tls_attn #(
   localparam [HPW-1:0] LAST_HP = LAST_HP_I[HPW-1:0];
   localparam [KW-1:0] LAST_KJ = LAST_KJ_I[KW-1:0];
   localparam [IW-1:0] LAST_I = LAST_I_I[IW-1:0];
+  localparam [3:0] LAST_PAIR = LAST_PAIR_I[3:0];
+  localparam [AW-1:0] ANV = NV2_I[AW-1:0];
+  localparam [AW-1:0] AE = E_I[AW-1:0];
   localparam [15:0] KPM1 = KPM1_I[15:0];
   localparam [16:0] WIN17 = WINDOW[16:0];
   localparam [31:0] BB32 = BB;
@@ -308,6 +343,9 @@ module tls_attn #(
   /* verilator lint_on UNUSEDSIGNAL */
 
   // ---------------------------------------------------------------- A8 converter
+  // A 32-block is read twice, CPP cycles per pass: NV words per cycle (the
+  // E words of port a's line at cv_ra, then, when E < 32, the E of port b's
+  // line at cv_ra + E).
   localparam [1:0] CV_MAX = 2'd0, CV_GAP = 2'd1, CV_QNT = 2'd2;
   reg           cv_start;  // pulse: convert BPH blocks from spad[cv_src ..]
   reg  [AW-1:0] cv_src;
@@ -318,7 +356,7 @@ module tls_attn #(
   reg  [AW-1:0] cv_bbase;
   reg           cv_dmax;  // read data of this cycle belongs to pass 1
   reg           cv_dqnt;  // ... to pass 2
-  reg           cv_dlast;  // ... and is the block's last pair
+  reg           cv_dlast;  // ... and is the block's last read
   reg  [BW-1:0] cv_dblk;
   reg           cv_ovalid;  // the block word is ready (one cycle)
   reg  [BW-1:0] cv_oblk;
@@ -328,15 +366,47 @@ module tls_attn #(
   wire [   7:0] cv_exp = {2'b00, cv_s} - 8'd24;
   wire [ 263:0] cv_oword = {cv_exp, cv_mant};
   wire          cv_issue = cv_run && (cv_pass != CV_GAP);
-  wire [AW-1:0] cv_ra = cv_bbase + {{(AW - 5) {1'b0}}, cv_pair, 1'b0};
+  wire [AW-1:0] cv_ra = cv_bbase + {{(AW - 4) {1'b0}}, cv_pair} * ANV;
   assign ra_en   = cv_issue;
   assign ra_addr = cv_issue ? cv_ra : {AW{1'b0}};
-  assign rb_en   = cv_issue;
-  assign rb_addr = cv_issue ? cv_ra + {{(AW - 1) {1'b0}}, 1'b1} : {AW{1'b0}};
 
-  wire [47:0] abs_a = ra_data[47] ? 48'd0 - ra_data : ra_data;
-  wire [47:0] abs_b = rb_data[47] ? 48'd0 - rb_data : rb_data;
-  wire [47:0] max_ab = (abs_a > abs_b) ? abs_a : abs_b;
+  // the NV words read this cycle, word i at bits [48i+47:48i] (address
+  // order)
+  wire [NV*48-1:0] cv_words;
+  generate
+    if (E < 32) begin : g_cv_two
+      // V = E: whole lines from both ports
+      assign rb_en = cv_issue;
+      assign rb_addr = cv_issue ? cv_ra + AE : {AW{1'b0}};
+      assign cv_words = {rb_data, ra_data};
+    end else begin : g_cv_one
+      // one 32-word part of port a's line (the block's, at an address
+      // multiple of 32)
+      assign rb_en = 1'b0;
+      assign rb_addr = {AW{1'b0}};
+      if (V > 32) begin : g_cv_part
+        reg [LV-6:0] cv_dpart;  // part of the line read in the previous cycle
+        always @(posedge clk) cv_dpart <= cv_ra[LV-1:5];
+        assign cv_words = ra_data[cv_dpart*(32*48)+:32*48];
+      end else begin : g_cv_line
+        assign cv_words = ra_data;
+      end
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire unused_rb = &{1'b0, rb_data};
+      /* verilator lint_on UNUSEDSIGNAL */
+    end
+  endgenerate
+
+  reg [47:0] max_ab;  // max |x| over the words of this cycle
+  reg [47:0] cv_abs;
+  integer mi;
+  always @* begin
+    max_ab = 48'd0;
+    for (mi = 0; mi < NV; mi = mi + 1) begin
+      cv_abs = cv_words[48*mi+47] ? 48'd0 - cv_words[48*mi+:48] : cv_words[48*mi+:48];
+      if (cv_abs > max_ab) max_ab = cv_abs;
+    end
+  end
 
   // a8_shift(cv_max): s0 = max(0, bitlen - 7), plus one if rshr(max, s0) > 127.
   reg  [5:0] cv_bl;
@@ -355,10 +425,27 @@ module tls_attn #(
   // mantissas rshr(x, s): |result| <= 127, so the low 8 bits are the value
   // (the wide intermediates are deliberately truncated).
   wire signed [48:0] half_s = (cv_s == 6'd0) ? 49'sd0 : $signed(49'd1 << (cv_s - 6'd1));
+  reg [NV*8-1:0] cv_q;
   /* verilator lint_off UNUSEDSIGNAL */
-  wire signed [48:0] qa_w = ($signed({ra_data[47], ra_data}) + half_s) >>> cv_s;
-  wire signed [48:0] qb_w = ($signed({rb_data[47], rb_data}) + half_s) >>> cv_s;
+  reg signed [48:0] cv_qw;  // low 8 bits used
   /* verilator lint_on UNUSEDSIGNAL */
+  integer qi;
+  always @* begin
+    for (qi = 0; qi < NV; qi = qi + 1) begin
+      cv_qw = ($signed({cv_words[48*qi+47], cv_words[48*qi+:48]}) + half_s) >>> cv_s;
+      cv_q[8*qi+:8] = cv_qw[7:0];
+    end
+  end
+
+  // the block's mantissas in address order: this cycle's NV enter at the top
+  wire [255:0] cv_mant_next;
+  generate
+    if (NV < 32) begin : g_mant_shift
+      assign cv_mant_next = {cv_q, cv_mant[255:NV*8]};
+    end else begin : g_mant_whole
+      assign cv_mant_next = cv_q;
+    end
+  endgenerate
 
   always @(posedge clk) begin
     if (rst) begin
@@ -376,7 +463,7 @@ module tls_attn #(
     end else begin
       cv_dmax   <= cv_run && (cv_pass == CV_MAX);
       cv_dqnt   <= cv_run && (cv_pass == CV_QNT);
-      cv_dlast  <= cv_run && (cv_pass == CV_QNT) && (cv_pair == 4'd15);
+      cv_dlast  <= cv_run && (cv_pass == CV_QNT) && (cv_pair == LAST_PAIR);
       cv_dblk   <= cv_blk;
       cv_ovalid <= cv_dqnt && cv_dlast;
       cv_oblk   <= cv_dblk;
@@ -389,13 +476,17 @@ module tls_attn #(
       end else if (cv_run) begin
         case (cv_pass)
           CV_MAX: begin
-            cv_pair <= cv_pair + 4'd1;
-            if (cv_pair == 4'd15) cv_pass <= CV_GAP;
+            if (cv_pair == LAST_PAIR) begin
+              cv_pair <= 4'd0;
+              cv_pass <= CV_GAP;
+            end else begin
+              cv_pair <= cv_pair + 4'd1;
+            end
           end
           CV_GAP: cv_pass <= CV_QNT;
           default: begin
-            cv_pair <= cv_pair + 4'd1;
-            if (cv_pair == 4'd15) begin
+            if (cv_pair == LAST_PAIR) begin
+              cv_pair <= 4'd0;
               if (cv_blk == LAST_B) begin
                 cv_run <= 1'b0;
               end else begin
@@ -403,6 +494,8 @@ module tls_attn #(
                 cv_bbase <= cv_bbase + A32;
                 cv_pass <= CV_MAX;
               end
+            end else begin
+              cv_pair <= cv_pair + 4'd1;
             end
           end
         endcase
@@ -414,9 +507,8 @@ module tls_attn #(
     if (cv_run && cv_pass == CV_MAX && cv_pair == 4'd0) cv_max <= 48'd0;
     else if (cv_dmax) cv_max <= (max_ab > cv_max) ? max_ab : cv_max;
     if (cv_run && cv_pass == CV_QNT && cv_pair == 4'd0) cv_s <= cv_snext;
-    if (cv_dqnt) cv_mant <= {qb_w[7:0], qa_w[7:0], cv_mant[255:16]};
+    if (cv_dqnt) cv_mant <= cv_mant_next;
   end
-
   // ---------------------------------------------------------------- memories
   // K and V caches: KP*BPC banks each (`tls_sram`, 264-bit words, one read
   // and one write port). Block b of position j lives in bank
@@ -820,38 +912,69 @@ module tls_attn #(
   );
   reg [9:0] o_sh;  // -(re + 15) = 13 + k
 
+  // O output lanes: chunk oi of head lane ol (values oi*O + j, j < O),
+  // written as lanes of the line that holds them (a masked line write).
   reg o1_v;
-  reg [AW-1:0] o1_addr;
-  reg signed [OPW-1:0] o1_prod;
   /* verilator lint_off UNUSEDSIGNAL */
-  wire [31:0] o_idx = ol32 * HD + {{(32 - IW) {1'b0}}, oi};
+  reg [AW-1:0] o1_addr;  // address of the chunk's first value (a multiple of O)
   /* verilator lint_on UNUSEDSIGNAL */
-  wire signed [ACW-1:0] o_acc = acc_flat[o_idx*ACW+:ACW];
-  wire signed [OPW-1:0] o_a = {{18{o_acc[ACW-1]}}, o_acc};
+  wire [O*48-1:0] o_vals;
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [31:0] o_base = ol32 * HD + {{(32 - IW) {1'b0}}, oi} * O;
+  /* verilator lint_on UNUSEDSIGNAL */
   wire signed [OPW-1:0] o_r = {{(OPW - 17) {1'b0}}, recip_data};
-  wire signed [47:0] o_val;
-  tls_attn_shsat #(
-      .PW(OPW)
-  ) u_out (
-      .p (o1_prod),
-      .up(10'd0 - o_sh),
-      .y (o_val)
-  );
+  genvar oj;
+  generate
+    for (oj = 0; oj < O; oj = oj + 1) begin : g_out
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire [31:0] o_idx = o_base + oj;
+      /* verilator lint_on UNUSEDSIGNAL */
+      wire signed [ACW-1:0] o_acc = acc_flat[o_idx*ACW+:ACW];
+      wire signed [OPW-1:0] o_a = {{18{o_acc[ACW-1]}}, o_acc};
+      reg signed [OPW-1:0] o1_prod;
+      always @(posedge clk) o1_prod <= o_a * o_r;  // |A| < 2^(ACW-1), R <= 2^16: exact
+      tls_attn_shsat #(
+          .PW(OPW)
+      ) u_out (
+          .p (o1_prod),
+          .up(10'd0 - o_sh),
+          .y (o_vals[oj*48+:48])
+      );
+    end
+  endgenerate
+
+  // the chunk placed in its line: lanes (o1_addr mod V) .. + O
+  wire [   V-1:0] o_mask;
+  wire [48*V-1:0] o_line;
+  wire [  AW-1:0] o_laddr;
+  generate
+    if (O == V) begin : g_oline_whole
+      assign o_mask  = {V{1'b1}};
+      assign o_line  = o_vals;
+      assign o_laddr = o1_addr;
+    end else begin : g_oline_part
+      wire [LV-LO-1:0] o_part = o1_addr[LV-1:LO];
+      assign o_mask  = {{(V - O) {1'b0}}, {O{1'b1}}} << (o_part * O);
+      assign o_line  = {{((V - O) * 48) {1'b0}}, o_vals} << (o_part * (O * 48));
+      assign o_laddr = {o1_addr[AW-1:LV], {LV{1'b0}}};
+    end
+  endgenerate
 
   always @(posedge clk) begin
     if (rst) begin
       o1_v <= 1'b0;
       w_en <= 1'b0;
+      w_mask <= {V{1'b0}};
       w_addr <= {AW{1'b0}};
-      w_data <= 48'd0;
+      w_data <= {(48 * V) {1'b0}};
     end else begin
       o1_v <= (state == ST_OUT);
       w_en <= o1_v;
-      w_addr <= o1_v ? o1_addr : {AW{1'b0}};
-      w_data <= o1_v ? o_val : 48'd0;
+      w_mask <= o1_v ? o_mask : {V{1'b0}};
+      w_addr <= o1_v ? o_laddr : {AW{1'b0}};
+      w_data <= o1_v ? o_line : {(48 * V) {1'b0}};
     end
-    o1_addr <= dst_run + {{(AW - IW) {1'b0}}, oi};
-    o1_prod <= o_a * o_r;  // |A| < 2^(ACW-1), R <= 2^16: exact
+    o1_addr <= dst_run + ({{(AW - IW) {1'b0}}, oi} << LO);
     if (rc_en) o_sh <= {2'b00, rc_k} + (rc_carry ? 10'd14 : 10'd13);
   end
 

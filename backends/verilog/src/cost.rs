@@ -300,6 +300,26 @@ pub mod cells {
     }
 }
 
+/// NAND2-equivalents of one extra word pair of `tls_attn`'s A8 converter
+/// (two 48-bit absolute values and compares, two 49-bit rounding shifters):
+/// an estimate by counting gates, an assumption (no synthesis of the unit
+/// at `V > 1` yet).
+pub const ATTN_CONV_PAIR_NAND2: f64 = 2_000.0;
+/// NAND2-equivalents of one extra output lane of `tls_attn` (an
+/// `(ACW + 18) x 17`-bit multiplier, about 85 x 17, and its 85-bit rounding
+/// shifter): an estimate by counting gates, an assumption.
+pub const ATTN_OUT_LANE_NAND2: f64 = 10_000.0;
+
+/// Extra NAND2-equivalents of an attention unit's scratchpad I/O at lines
+/// of `v` words beyond the serial unit's (one word pair per conversion
+/// cycle, one output lane): `min(v, 16)` pairs and `O = min(v, 2^tz(hd))`
+/// output lanes (`tls_attn.v`). Assumptions, see the constants.
+pub fn attn_io_extra_cells(head_dim: usize, v: usize) -> f64 {
+    let pairs = v.clamp(1, 16);
+    let out = v.max(1).min(1 << head_dim.trailing_zeros());
+    (pairs - 1) as f64 * ATTN_CONV_PAIR_NAND2 + (out - 1) as f64 * ATTN_OUT_LANE_NAND2
+}
+
 /// Modelled logic of engine `e`, NAND2-equivalents (of the fit library,
 /// [`cells::Model::library`]); `Budget::logic_mm2` scales it to the node.
 pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
@@ -312,6 +332,11 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
         .iter()
         .map(|a| (a.par.heads * a.par.positions * a.par.blocks) as f64)
         .fold(1.0, f64::max);
+    let attn_io = eng
+        .attns
+        .iter()
+        .map(|a| attn_io_extra_cells(a.head_dim, plan.rows))
+        .fold(0.0, f64::max);
     let mut c = m.glue;
     for (unit, n) in [
         // MAC lanes: `lanes` per row, `rows` rows per cycle (the fit is
@@ -325,8 +350,10 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
                 + (plan.rows as f64 - 1.0) * cells::MATVEC_LOAD_LANE_GENERIC * m.nand2_per_generic,
         ),
         // HP·KP·BPC lanes each repeat the serial unit: an upper bound, an
-        // assumption (the A8 converter, control and output path are shared).
-        ("attn", m.attn * attn_lanes),
+        // assumption (the A8 converter, control and output path are shared);
+        // plus the converter and output lanes of lines of `rows` words
+        // (`attn_io_extra_cells`, an assumption).
+        ("attn", m.attn * attn_lanes + attn_io),
         // One element-wise, norm and RoPE datapath per scratchpad lane
         // (`rows`): an assumption, the control (and the norm's divider
         // and rsqrt) is shared.

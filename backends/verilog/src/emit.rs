@@ -427,14 +427,17 @@ fn sequencer(s: &mut String, cx: &EngineCx) {
 }
 
 /// Units that read scratchpad lines and write masked lines (`V` lanes).
-const LINE_UNITS: [&str; 4] = ["elem", "norm", "rope", "embed"];
+const LINE_UNITS: [&str; 5] = ["elem", "norm", "rope", "embed", "attn"];
 
 /// The scratchpad's line read outputs (`V` words each): read by the
 /// vector-wide units and the matvec unit's load (port b: those with two
 /// operands, and the load), unused without one.
 fn spad_lines(s: &mut String, v: usize, units: &[&str]) {
     let la: Vec<&str> = LINE_UNITS.iter().copied().chain(["matvec"]).collect();
-    for (port, users) in [("la", &la[..]), ("lb", &["elem", "rope", "matvec"][..])] {
+    for (port, users) in [
+        ("la", &la[..]),
+        ("lb", &["elem", "rope", "matvec", "attn"][..]),
+    ] {
         let decl = format!("  wire [{}:0] spad_{port};", v * W_BITS as usize - 1);
         if units.iter().any(|u| users.contains(u)) {
             let _ = writeln!(s, "{decl}");
@@ -494,6 +497,13 @@ fn scratchpad(s: &mut String, cx: &EngineCx) {
         let _ = writeln!(
             s,
             "  /* verilator lint_off UNUSEDSIGNAL */\n  wire {u}_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
+        );
+    }
+    if units.contains(&"attn") {
+        // One lane: the attention unit's mask is its write enable.
+        let _ = writeln!(
+            s,
+            "  /* verilator lint_off UNUSEDSIGNAL */\n  wire attn_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
         );
     }
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
@@ -950,11 +960,13 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
             Vec::new(),
             Vec::new(),
         );
+        // Line reads and masked line writes of `rows` words.
+        let lw = rows * W_BITS as usize;
         for (k, a) in e.attns.iter().enumerate() {
-            let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [{W_MSB}:0] a{k}_w_data;", aw - 1);
+            let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [{}:0] a{k}_w_mask;\n  wire [{}:0] a{k}_w_data;", aw - 1, rows - 1, lw - 1);
             let _ = writeln!(
                 s,
-                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}){}, .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_a),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_b),\n    .w_en(a{k}_w_en), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
+                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}){}, .V({rows}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_la),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_lb),\n    .w_en(a{k}_w_en), .w_mask(a{k}_w_mask), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
                 a.node, a.head_dim, a.heads, a.kv_heads, plan.context, plan.users, a.window, a.scale_mant, a.scale_shift, attn_par_params(&a.par), lit(aw_sel, k as u64)
             );
             ors.0.push(format!("a{k}_done"));
@@ -966,6 +978,8 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
             let _ = &ors;
         }
         let w_addrs: Vec<String> = (0..e.attns.len()).map(|k| format!("a{k}_w_addr")).collect();
+        let w_masks: Vec<String> = (0..e.attns.len()).map(|k| format!("a{k}_w_mask")).collect();
+        let _ = writeln!(s, "  assign attn_w_mask = {};", w_masks.join(" | "));
         let rb: Vec<String> = (0..e.attns.len()).map(|k| format!("a{k}_rb_en")).collect();
         let rba: Vec<String> = (0..e.attns.len())
             .map(|k| format!("a{k}_rb_addr"))

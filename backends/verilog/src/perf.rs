@@ -115,6 +115,7 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
                 a.window as u64,
                 pos as u64,
                 &a.par,
+                plan.rows as u64,
             )
         }
         // One scratchpad line per beat (`tls_out`).
@@ -135,16 +136,20 @@ pub fn rope_pairs_per_step(v: usize, head_dim: usize, rot: usize) -> usize {
 }
 
 /// Attention at position `pos` (KV append, then every head; `tls_attn`,
-/// the formula of its header) with parallelism `par` (`HP`, `KP`, `BPC`):
+/// the formula of its header) with parallelism `par` (`HP`, `KP`, `BPC`)
+/// and scratchpad lines of `v` words (the plan's rows):
 ///
-/// `(2·KV + HP)·C + P·(2·R·W + 11) + H·(hd + 3) + (P − 1)·max(0, HP·B − R·W − 6)`
+/// `(2·KV + HP)·C + P·(2·R·W + 11) + H·(N + 3) + (P − 1)·max(0, HP·(C − N − 3) − R·W − 6)`
 ///
-/// with `B = hd/32`, `C = 33·B + 3` (the A8 conversion of one vector),
-/// `P = H/HP` passes, `W = B/BPC` cache words per position, `R = ⌊pos/KP⌋ −
-/// ⌊lo/KP⌋ + 1` cache rows of the window `lo ..= pos`. The last term is the
-/// wait for the next pass's q when its conversion outlasts the V pass and
-/// the outputs. With `HP = KP = BPC = 1` this is
-/// `(2·KV + 1)·C + H·(2·n·B + hd + 14)`.
+/// with `B = hd/32`, `C = (2·Q + 1)·B + 3` the A8 conversion of one vector
+/// (`Q = 16/min(v, 16)` cycles per read pass over a 32-block: `min(v, 32)`
+/// words per read port and cycle, both ports while `v < 32`), `N = hd/O`
+/// output line writes per head (`O = min(v, 2^tz(hd))` words each, the
+/// largest power of two dividing `hd` up to `v`), `P = H/HP` passes,
+/// `W = B/BPC` cache words per position, `R = ⌊pos/KP⌋ − ⌊lo/KP⌋ + 1` cache
+/// rows of the window `lo ..= pos`. The last term is the wait for the next
+/// pass's q when its conversion outlasts the V pass and the outputs. With
+/// `v = HP = KP = BPC = 1` this is `(2·KV + 1)·(33·B + 3) + H·(2·n·B + hd + 14)`.
 pub fn attn_cycles(
     heads: u64,
     kv_heads: u64,
@@ -152,6 +157,7 @@ pub fn attn_cycles(
     window: u64,
     pos: u64,
     par: &AttnParallel,
+    v: u64,
 ) -> u64 {
     let (hp, kp, bpc) = (par.heads as u64, par.positions as u64, par.blocks as u64);
     let b = hd / nx::A8_BLOCK as u64;
@@ -163,11 +169,14 @@ pub fn attn_cycles(
     let rows = pos / kp - lo / kp + 1;
     let words = b / bpc;
     let passes = heads / hp;
-    let conv = 33 * b + 3;
-    let wait = (hp * b).saturating_sub(rows * words + 6);
+    let per_pass = 16 / v.clamp(1, 16);
+    let conv = (2 * per_pass + 1) * b + 3;
+    let chunk = v.max(1).min(1 << hd.trailing_zeros());
+    let out = hd / chunk + 3;
+    let wait = (hp * (conv - out)).saturating_sub(rows * words + 6);
     (2 * kv_heads + hp) * conv
         + passes * (2 * rows * words + 11)
-        + heads * (hd + 3)
+        + heads * out
         + (passes - 1) * wait
 }
 
@@ -266,5 +275,34 @@ pub fn summarize(plan: &Plan, cycles: &[Cycles], positions: &[usize], total: u64
         } else {
             0.0
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attn_cycles;
+    use crate::plan::AttnParallel;
+
+    /// A Llama-3.1-8B attention layer (32 query heads, 8 KV heads,
+    /// head_dim 128) at position 2047 with 4 heads per pass, 64 positions
+    /// and whole heads per cycle: one word per cycle of scratchpad traffic
+    /// (`v` = 1) against lines of 64 words.
+    #[test]
+    fn llama_8b_attention_at_line_width() {
+        let par = AttnParallel {
+            heads: 4,
+            positions: 64,
+            blocks: 4,
+        };
+        let at = |v| attn_cycles(32, 8, 128, 0, 2047, &par, v);
+        // (16 + 4)·(33·4 + 3) + 8·(2·32 + 11) + 32·(128 + 3)
+        assert_eq!(at(1), 20 * 135 + 8 * 75 + 32 * 131);
+        assert_eq!(at(1), 7492);
+        // C = 3·4 + 3 = 15, N = 2; the next pass waits 4·(15 − 5) − 32 − 6
+        // = 2 cycles for its q.
+        assert_eq!(at(64), 20 * 15 + 8 * 75 + 32 * 5 + 7 * 2);
+        assert_eq!(at(64), 1074);
+        // V = 8: C = 5·4 + 3 = 23, N = 16 (no wait).
+        assert_eq!(at(8), 20 * 23 + 8 * 75 + 32 * 19);
     }
 }

@@ -6,8 +6,11 @@
 //! expected outputs are built the way `attention` in
 //! `backends/reference/src/exec.rs` builds them (`to_a8_vec` of k/v per KV
 //! head appended to the cache, `to_a8_vec` of q per head, `dot_a8` +
-//! `scale_score` over the window, `attend`). All configurations run as
-//! instances of `tests/tb/tb_attn.v` in one Verilator binary.
+//! `scale_score` over the window, `attend`). Every configuration runs at scratchpad
+//! line widths `V` = 1, 4 and 8 (line reads, masked line writes; vectors
+//! start on a line for `V > 1`, anywhere for `V = 1`), two at `V` = 64
+//! (lines holding part of a head, or two heads); all run as instances of
+//! `tests/tb/tb_attn.v` in one Verilator binary.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -108,6 +111,8 @@ struct Cfg {
     bpc: usize,
     /// User slots (`SLOTS`): positions `0..t` of each, interleaved.
     users: usize,
+    /// Scratchpad line width (`V`).
+    v: usize,
 }
 
 /// How often the rare paths occur in the expected computation.
@@ -198,10 +203,13 @@ fn make_case(cfg: Cfg, seed: u64, craft: bool) -> Case {
     // Steps st = t*users + u; unaligned regions with gaps of garbage in
     // between.
     let steps = tn * users;
-    let qb = 3;
-    let kb = qb + steps * qw + 7;
-    let vb = kb + steps * kvw + 5;
-    let ob = vb + steps * kvw + 9;
+    // With lines of V > 1 words every vector starts on a line (the plan's
+    // rule); the gaps then round up to it.
+    let al = |a: usize| a.next_multiple_of(cfg.v);
+    let qb = al(3);
+    let kb = al(qb + steps * qw + 7);
+    let vb = al(kb + steps * kvw + 5);
+    let ob = al(vb + steps * kvw + 9);
     let end = ob + steps * qw + 11;
     let aw = usize::BITS - (end - 1).leading_zeros();
     let mut mem: Vec<i64> = (0..1usize << aw)
@@ -340,6 +348,7 @@ fn cycles_formula(c: &Cfg, pos: usize) -> usize {
         c.window as u64,
         pos as u64,
         &par,
+        c.v as u64,
     ) as usize
 }
 
@@ -348,7 +357,7 @@ fn tb_instance(i: usize, c: &Case) -> String {
     format!(
         "  wire f{i};\n  tb_attn #(.AW({aw}), .HD({hd}), .NH({nh}), .NKV({nkv}), .CTX({ctx}), \
          .WINDOW({win}), .SCALE_MANT({sm}), .SCALE_SHIFT({ss}), .HP({hp}), .KP({kp}), \
-         .BPC({bpc}), .SLOTS({users}), .T({t}), .QB({qb}), .KB({kb}), \
+         .BPC({bpc}), .V({v}), .SLOTS({users}), .T({t}), .QB({qb}), .KB({kb}), \
          .VB({vb}), .OB({ob}), .TABLE_DIR(\"tables/\"), .IN_FILE(\"in{i}.hex\"), \
          .OUT_FILE(\"out{i}.hex\"), .STAT_FILE(\"stat{i}.txt\")) u{i} (.clk(clk), .fin(f{i}));\n",
         aw = c.aw,
@@ -362,6 +371,7 @@ fn tb_instance(i: usize, c: &Case) -> String {
         hp = g.hp,
         kp = g.kp,
         bpc = g.bpc,
+        v = g.v,
         users = g.users,
         t = g.t,
         qb = c.qb,
@@ -392,8 +402,9 @@ fn attn_matches_numerics_bit_exact() {
         kp: 1,
         bpc: 1,
         users: 1,
+        v: 1,
     };
-    let cfgs = [
+    let base = [
         serial(64, 3, 1, 48, 8, 40, None),
         serial(64, 2, 2, 40, 0, 40, None),
         // Three blocks per head, and a scale above 1 (the reference always
@@ -430,6 +441,19 @@ fn attn_matches_numerics_bit_exact() {
             ..serial(32, 2, 1, 16, 3, 16, None)
         },
     ];
+    // Each at V = 1, 4 and 8; then lines of 64 words: three blocks per
+    // head (a block is half a line, the outputs go out 32 words at a time),
+    // and two heads per line with GQA and two slots.
+    let mut cfgs: Vec<Cfg> = [1, 4, 8]
+        .iter()
+        .flat_map(|&v| base.iter().map(move |c| Cfg { v, ..*c }))
+        .collect();
+    cfgs.push(Cfg { v: 64, ..base[2] });
+    cfgs.push(Cfg {
+        v: 64,
+        t: 8,
+        ..base[3]
+    });
     let cases: Vec<Case> = cfgs
         .iter()
         .enumerate()
@@ -437,7 +461,7 @@ fn attn_matches_numerics_bit_exact() {
             make_case(
                 c,
                 0x9e37_79b9_7f4a_7c15 ^ ((i as u64 + 1) * 0x1234_5678),
-                i == 1,
+                i < 3 * base.len() && i % base.len() == 1,
             )
         })
         .collect();
@@ -552,7 +576,7 @@ fn attn_matches_numerics_bit_exact() {
                         cycles_formula(&g, pos),
                         "{g:?} step {p}: cycle formula"
                     );
-                    if (g.hp, g.kp, g.bpc) == (1, 1, 1) {
+                    if (g.hp, g.kp, g.bpc, g.v) == (1, 1, 1, 1) {
                         assert_eq!(
                             cyc,
                             cycles_serial(&g, pos),
@@ -597,6 +621,7 @@ fn attn_lint_clean() {
             "-GKP=4",
             "-GBPC=2",
             "-GSLOTS=2",
+            "-GV=4",
         ],
         &[
             "-GHD=96",
@@ -607,9 +632,17 @@ fn attn_lint_clean() {
             "-GHP=3",
             "-GKP=8",
             "-GBPC=3",
+            "-GV=64",
         ],
-        &["-GHD=32", "-GNH=4", "-GNKV=2", "-GCTX=48"],
-        &["-GHD=96", "-GNH=3", "-GNKV=1", "-GCTX=40", "-GWINDOW=8"],
+        &["-GHD=32", "-GNH=4", "-GNKV=2", "-GCTX=48", "-GV=32"],
+        &[
+            "-GHD=96",
+            "-GNH=3",
+            "-GNKV=1",
+            "-GCTX=40",
+            "-GWINDOW=8",
+            "-GV=8",
+        ],
         &[
             "-GHD=128",
             "-GNH=1",

@@ -1,5 +1,7 @@
 // Testbench of `tls_attn` (driven by `tests/unit_attn.rs`): a behavioral
-// scratchpad (two read ports, one write port, 1-cycle reads) preloaded with
+// line scratchpad of V-word lines (two read ports returning the aligned
+// line that holds the address, one masked line write port, 1-cycle reads;
+// V = 1 is a one-word scratchpad) preloaded with
 // q/k/v of T positions of each of SLOTS users, one `start` per step
 // s = t*SLOTS + u in order (user slot u, position t: q at QB + s*NH*HD,
 // k at KB + s*NKV*HD, v at VB + s*NKV*HD, output at OB + s*NH*HD), then the
@@ -8,7 +10,9 @@
 //
 // STAT_FILE lines: "pos <s> <cycles start->done> <busy cycles>", then
 // "viol <idle outputs nonzero> <writes outside dst> <done without busy>
-// <start-to-busy errors> <timeouts>".
+// <start-to-busy errors> <timeouts>" (a write outside dst: a masked lane
+// outside cfg_dst .. + NH*HD, a write without a lane or at an address not
+// a multiple of V).
 module tb_attn #(
     parameter integer AW = 15,
     parameter integer HD = 64,
@@ -21,6 +25,7 @@ module tb_attn #(
     parameter integer HP = 1,
     parameter integer KP = 1,
     parameter integer BPC = 1,
+    parameter integer V = 1,
     parameter integer SLOTS = 1,
     parameter integer T = 40,
     parameter integer QB = 0,
@@ -48,8 +53,9 @@ module tb_attn #(
   reg [7:0] cslot;
   wire ra_en, rb_en, w_en, done, busy;
   wire [AW-1:0] ra_addr, rb_addr, w_addr;
-  wire [47:0] w_data;
-  reg [47:0] ra_data, rb_data;
+  wire [48*V-1:0] w_data;
+  wire [V-1:0] w_mask;
+  reg [48*V-1:0] ra_data, rb_data;
 
   tls_attn #(
       .AW(AW),
@@ -64,6 +70,7 @@ module tb_attn #(
       .HP(HP),
       .KP(KP),
       .BPC(BPC),
+      .V(V),
       .TABLE_DIR(TABLE_DIR)
   ) dut (
       .clk(clk),
@@ -82,16 +89,30 @@ module tb_attn #(
       .rb_addr(rb_addr),
       .rb_data(rb_data),
       .w_en(w_en),
+      .w_mask(w_mask),
       .w_addr(w_addr),
       .w_data(w_data),
       .done(done),
       .busy(busy)
   );
 
+  localparam [AW-1:0] LMASK = ~(V[AW-1:0] - 1'b1);
+  integer li;
   always @(posedge clk) begin
-    if (ra_en) ra_data <= mem[ra_addr];
-    if (rb_en) rb_data <= mem[rb_addr];
-    if (w_en) mem[w_addr] <= w_data;
+    for (li = 0; li < V; li = li + 1) begin
+      if (ra_en) ra_data[48*li+:48] <= mem[(ra_addr&LMASK)+li];
+      if (rb_en) rb_data[48*li+:48] <= mem[(rb_addr&LMASK)+li];
+      if (w_en && w_mask[li]) mem[w_addr+li] <= w_data[48*li+:48];
+    end
+  end
+  // written lanes outside dst
+  integer bad_lanes;
+  integer wl;
+  always @* begin
+    bad_lanes = 0;
+    for (wl = 0; wl < V; wl = wl + 1)
+    if (w_en && w_mask[wl] && (w_addr + wl < cd || w_addr + wl >= cd + NH * HD))
+      bad_lanes = bad_lanes + 1;
   end
 
   integer cyc = 0;
@@ -111,9 +132,9 @@ module tb_attn #(
     if (start) t_start <= cyc;
     if (done) t_done <= cyc;
     if (!rst && !busy && (ra_en || rb_en || w_en || (|ra_addr) || (|rb_addr) || (|w_addr)
-                          || (|w_data)))
+                          || (|w_data) || (|w_mask)))
       v_idle <= v_idle + 1;
-    if (w_en && ({1'b0, w_addr} < {1'b0, cd} || {1'b0, w_addr} >= {1'b0, cd} + NH * HD))
+    if (bad_lanes > 0 || (w_en && (w_mask == 0 || (w_addr & ~LMASK) != 0)))
       v_addr <= v_addr + 1;
     if (done && !busy) v_done <= v_done + 1;
     if (start_d && !busy) v_busy <= v_busy + 1;
