@@ -499,13 +499,6 @@ fn scratchpad(s: &mut String, cx: &EngineCx) {
             "  /* verilator lint_off UNUSEDSIGNAL */\n  wire {u}_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
         );
     }
-    if units.contains(&"attn") {
-        // One lane: the attention unit's mask is its write enable.
-        let _ = writeln!(
-            s,
-            "  /* verilator lint_off UNUSEDSIGNAL */\n  wire attn_w_mask;\n  /* verilator lint_on UNUSEDSIGNAL */"
-        );
-    }
     let _ = writeln!(s, "  wire u_we = {};", or_all(&w_en, 1));
     let _ = writeln!(
         s,
@@ -594,7 +587,9 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
             w_data.push(format!("{u}_w_data"));
         }
     }
-    let _ = writeln!(s, "  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;");
+    // One-word reads: units at the line width read lines, so these may be
+    // unused.
+    let _ = writeln!(s, "  /* verilator lint_off UNUSEDSIGNAL */\n  wire [{W_MSB}:0] spad_a;\n  wire [{W_MSB}:0] spad_b;\n  /* verilator lint_on UNUSEDSIGNAL */");
     spad_lines(s, v, units);
     // One-word writes of the other units (one unit runs at a time; idle
     // units drive zeros).
