@@ -279,7 +279,7 @@ pub struct BuildArgs {
     /// matrix's columns reads whole rows): columns read per cycle per row.
     #[arg(long, default_value_t = 16, conflicts_with = "target_tps_user")]
     pub lanes: usize,
-    /// Rows per cycle of every matrix-vector unit (a power of two, 1 to 64): each layer engine
+    /// Rows per cycle of every matrix-vector unit (a power of two, 1 to 256): each layer engine
     /// reads lanes x rows weights per cycle from a ROM word of `rows` row slices.
     #[arg(long, default_value_t = 1, conflicts_with = "target_tps_user")]
     pub rows: usize,

@@ -23,7 +23,7 @@ pub const LANE_OPTIONS: [usize; 15] = [
     1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
 ];
 /// The rows per cycle a target may choose from (as `--rows` takes them).
-pub const ROW_OPTIONS: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+pub const ROW_OPTIONS: [usize; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 /// One evaluated candidate.
 #[derive(Clone, Debug)]

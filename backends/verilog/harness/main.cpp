@@ -46,6 +46,13 @@ static uint64_t lane48(const VlWide<N>& w, unsigned i) {
     return v;
 }
 
+// Bit i of a write-enable line: a plain integer up to 64 lanes, a wide
+// port beyond.
+template <typename T>
+static bool bit_of(T v, unsigned i) { return ((uint64_t)v >> i) & 1; }
+template <std::size_t N>
+static bool bit_of(const VlWide<N>& w, unsigned i) { return (w[i / 32] >> (i % 32)) & 1; }
+
 static int64_t sext48(uint64_t v) {
     v &= (1ULL << 48) - 1;
     return (v & (1ULL << 47)) ? (int64_t)(v | ~((1ULL << 48) - 1)) : (int64_t)v;
@@ -189,7 +196,7 @@ int main(int argc, char** argv) {
         }
 #define TLS_REC(e)                                                                          \
     for (unsigned i = 0; i < TLS_LINE; i++) {                                               \
-        if (((uint64_t)top.dbg##e##_we >> i) & 1) {                                         \
+        if (bit_of(top.dbg##e##_we, i)) {                                                   \
             TraceRec r{(uint32_t)top.dbg##e##_tag, (uint16_t)(e), (uint16_t)top.dbg##e##_pc, \
                        (uint32_t)top.dbg##e##_addr + i, 0,                                  \
                        sext48(lane48(top.dbg##e##_data, i))};                               \

@@ -109,6 +109,9 @@
 // signed p: up >= 0 an exact left shift saturating to W48 (any nonzero p
 // saturates when up >= 48), up < 0 a round-half-up right shift by -up
 // (0 when -up >= PW), then saturated to W48. Combinational.
+// Scratchpad lines are V x 48 bits: past Verilator's 8k-bit replication
+// warning at V = 256, on purpose.
+/* verilator lint_off WIDTHCONCAT */
 module tls_attn_shsat #(
     parameter integer PW = 24
 ) (
@@ -1123,3 +1126,4 @@ module tls_attn #(
     end
   end
 endmodule
+/* verilator lint_on WIDTHCONCAT */

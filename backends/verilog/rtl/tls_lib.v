@@ -3,6 +3,9 @@
 // Widens a weight ROM word: `LANES` codes of `B` bits (two's complement)
 // become 8-bit codes; the `NB` 36-bit scale fields pass through. This is
 // wiring only (sign extension), no logic.
+// Scratchpad lines are V x 48 bits: past Verilator's 8k-bit replication
+// warning at V = 256, on purpose.
+/* verilator lint_off WIDTHCONCAT */
 module tls_widen #(
     parameter integer LANES = 16,
     parameter integer B = 4,
@@ -109,3 +112,4 @@ module tls_out #(
     end
   end
 endmodule
+/* verilator lint_on WIDTHCONCAT */

@@ -71,7 +71,11 @@ endmodule
 // word (a multiple of V), lane i of `wdata` goes to word waddr + i when
 // `we[i]`. In silicon these are V banks interleaved by address mod V, each
 // with one write port; a read goes to one bank. V = 1 is a plain
-// one-word write port.
+// one-word write port. Each read port gives the word at its address and
+// the whole line (V words from the line-aligned address) that holds it:
+// in silicon the V banks all read, and the word is one bank's output.
+// One process per lane (a generate loop, not a `for` in one process: the
+// latter stops compiling in Verilator past 64 lanes, its unroll limit).
 /* verilator lint_off WIDTH */
 /* verilator lint_off UNUSEDSIGNAL */
 module tls_sram2r #(
@@ -87,29 +91,31 @@ module tls_sram2r #(
     input  wire          rea,
     input  wire [AW-1:0] raddra,
     output reg  [W-1:0]  rdataa,
-    output reg  [V*W-1:0] rlinea,
+    output wire [V*W-1:0] rlinea,
     input  wire          reb,
     input  wire [AW-1:0] raddrb,
     output reg  [W-1:0]  rdatab,
-    output reg  [V*W-1:0] rlineb
+    output wire [V*W-1:0] rlineb
 );
-  // Each read port gives the word at its address and the whole line (V
-  // words from the line-aligned address) that holds it: in silicon the V
-  // banks all read, and the word is one bank's output.
   localparam [AW-1:0] LMASK = ~(V[AW-1:0] - 1'b1);
   reg [W-1:0] mem[0:D-1];
-  integer i;
   always @(posedge clk) begin
-    for (i = 0; i < V; i = i + 1) begin
-      if (we[i]) mem[waddr+i] <= wdata[W*i+:W];
-    end
     if (rea) rdataa <= mem[raddra];
     if (reb) rdatab <= mem[raddrb];
-    for (i = 0; i < V; i = i + 1) begin
-      if (rea) rlinea[W*i+:W] <= mem[(raddra&LMASK)+i];
-      if (reb) rlineb[W*i+:W] <= mem[(raddrb&LMASK)+i];
-    end
   end
+  genvar gi;
+  generate
+    for (gi = 0; gi < V; gi = gi + 1) begin : g_lane
+      reg [W-1:0] qa, qb;
+      always @(posedge clk) begin
+        if (we[gi]) mem[waddr+gi] <= wdata[W*gi+:W];
+        if (rea) qa <= mem[(raddra&LMASK)+gi];
+        if (reb) qb <= mem[(raddrb&LMASK)+gi];
+      end
+      assign rlinea[W*gi+:W] = qa;
+      assign rlineb[W*gi+:W] = qb;
+    end
+  endgenerate
 endmodule
 /* verilator lint_on UNUSEDSIGNAL */
 /* verilator lint_on WIDTH */

@@ -45,8 +45,8 @@
 // Buffers (tls_sram macros): xbuf ceil(XB*32/LANES) x LANES*8 bits, xexp
 // ceil(XB/NB) x NB*19 bits (split into V/LANES, resp. V/(32*NB), banks
 // when the line is wider than a word). LANES is a power of two up to 16384
-// (a whole row per word), ROWS a power of two up to 64, V (the scratchpad
-// line, default ROWS) a power of two up to 64. Requires cols a multiple of 32 with
+// (a whole row per word), ROWS a power of two up to 256, V (the scratchpad
+// line, default ROWS) a power of two up to 256. Requires cols a multiple of 32 with
 // 32 <= cols <= XB*32 (cfg_load = 0 reuses the buffer, so cols must match
 // the loading instruction); rows = 0 finishes without writing.
 module tls_matvec #(
@@ -683,7 +683,9 @@ module tls_matvec #(
     end
   endgenerate
 
-  // S8: registered scratchpad line write.
+  // S8: registered scratchpad line write (ROWS * 48 bits: past Verilator's
+  // 8k-bit replication warning at ROWS = 256).
+  /* verilator lint_off WIDTHCONCAT */
   always @(posedge clk) begin
     if (rst) begin
       w_en <= {ROWS{1'b0}};
@@ -697,6 +699,7 @@ module tls_matvec #(
       done <= (s8_v && s8_fin) || zdone;
     end
   end
+  /* verilator lint_on WIDTHCONCAT */
 endmodule
 
 // tls_mv_ibuf: one input buffer of tls_matvec. The read side is a plain

@@ -30,6 +30,9 @@
 //   n = 0:     D = 1 (nothing written)
 // Pass C reads line l (scratchpad and gain/bias ROMs) and writes it 4
 // cycles later, one line per cycle; dst may equal src.
+// Scratchpad lines are V x 48 bits: past Verilator's 8k-bit replication
+// warning at V = 256, on purpose.
+/* verilator lint_off WIDTHCONCAT */
 module tls_norm #(
     parameter integer AW = 16,
     parameter integer GAW = 12,
@@ -323,3 +326,4 @@ module tls_norm #(
     end
   end
 endmodule
+/* verilator lint_on WIDTHCONCAT */

@@ -16,18 +16,29 @@
 //   pairs: line src + h·hd + k·V (the a's), the line rot/2 further (the
 //   b's) and table word pos·H + k, lane j rotating pair k·V + j; a' and b'
 //   are written as two whole lines.
+//   Head mode (not line mode; rot = hd, hd a power of two dividing V, so a
+//   line holds V/hd whole heads): a step is one line src + s·V; lane j
+//   holds feature i = j mod hd of its head and takes its partner from
+//   lane j xor (rot/2), its table entry from lane j mod (rot/2) of word
+//   pos·H; lanes with i < rot/2 keep a', the others b', and the line is
+//   written once, masked to the n_heads·hd words of the vector.
 //   Pair mode (otherwise: heads or halves not on lines): a step is one
 //   pair; the lanes all take the pair's words (lane a mod V of the line
 //   read at a, b mod V of the one at b, table lane i mod V), and a', b' are
 //   written with one-hot masks.
 //
 // Cycles (start in cycle 0, `done` in cycle D, busy in 1..D): two cycles
-// per step (the single write port writes a' then b'):
+// per step (the single write port writes a' then b'; head mode writes
+// once and keeps the step length):
 //   S = n_heads · (rot/2) / G, G = V in line mode, 1 in pair mode;
+//   S = ceil(n_heads · hd / V) in head mode;
 //   D = 2S + 5 (S > 0),  D = 1 (S = 0).
 // Step p issues its reads (both scratchpad ports and the table) in cycle
 // 2 + 2p (cycle 1 computes the table base pos·H), writes a' in cycle
 // 5 + 2p and b' in 6 + 2p.
+// Scratchpad lines are V x 48 bits: past Verilator's 8k-bit replication
+// warning at V = 256, on purpose.
+/* verilator lint_off WIDTHCONCAT */
 module tls_rope #(
     parameter integer AW = 16,
     parameter integer TAW = 16,
@@ -65,8 +76,12 @@ module tls_rope #(
   wire [9:0]  vm = V[9:0] - 10'd1;
   // Line mode: every head and half starts on a line.
   wire        lmode = ((cfg_hd & vm) == 10'd0) && (({1'b0, half} & vm) == 10'd0);
+  // Head mode: whole heads per line, every feature rotated.
+  wire        hmode = !lmode && (cfg_rot == cfg_hd) && (cfg_hd != 10'd0)
+                      && ((cfg_hd & (cfg_hd - 10'd1)) == 10'd0) && ({1'b0, cfg_hd} <= V[10:0]);
   wire [9:0]  step = lmode ? V[9:0] : 10'd1;  // pairs per step
   wire [9:0]  hwords = ({1'b0, half} + vm) >> LV;  // H = ceil(half / V)
+  wire [17:0] n_words = {10'd0, cfg_n_heads} * {8'd0, cfg_hd};  // head mode: words rotated
 
   reg         run;
   reg         setup;  // first busy cycle: table base
@@ -81,6 +96,7 @@ module tls_rope #(
   reg  [AW-1:0] ia_addr, ib_addr;  // word addresses of the issued step
   reg  [9:0]  it_pair;  // its first pair (table lane in pair mode)
   reg  [AW-1:0] wa_addr, wb_addr;  // word addresses of the step being written
+  reg  [17:0] i_lim, w_lim;  // head mode: words of the vector from the step's line on
 
   wire        issue = run && !setup && more && !ph;
   // addresses, wide enough for every parameter value, then truncated
@@ -108,13 +124,32 @@ module tls_rope #(
   wire [31:0] t_sel = t_data[32*stl+:32];
 
   // rotation, one per lane
-  wire [48*V-1:0] a_new, b_new;
+  wire [48*V-1:0] a_new, b_new, h_new;
+  wire [9:0] half10 = {1'b0, half};
   genvar j;
   generate
     for (j = 0; j < V; j = j + 1) begin : g_lane
-      wire [47:0] av = lmode ? ra_data[48*j+:48] : a_sel;
-      wire [47:0] bv = lmode ? rb_data[48*j+:48] : b_sel;
-      wire [31:0] tv = lmode ? t_data[32*j+:32] : t_sel;
+      // Head mode: the partner (lane j xor rot/2) and the table entry (lane
+      // j mod rot/2), one choice per power of two rot/2 can be.
+      reg [47:0] hp;
+      reg [31:0] ht;
+      integer k;
+      always @* begin
+        hp = 48'd0;
+        ht = 32'd0;
+        for (k = 0; k < LV; k = k + 1) begin
+          if (half10 == (10'd1 << k)) begin
+            hp = ra_data[48*(j^(1<<k))+:48];
+            ht = t_data[32*(j&((1<<k)-1))+:32];
+          end
+        end
+      end
+      localparam [9:0] JB = j;
+      wire        hb = (JB & half10) != 10'd0;  // head mode: lane holds a b
+      wire [47:0] own = ra_data[48*j+:48];
+      wire [47:0] av = hmode ? (hb ? hp : own) : lmode ? own : a_sel;
+      wire [47:0] bv = hmode ? (hb ? own : hp) : lmode ? rb_data[48*j+:48] : b_sel;
+      wire [31:0] tv = hmode ? ht : lmode ? t_data[32*j+:32] : t_sel;
       wire signed [15:0] cc = tv[31:16];
       wire signed [15:0] ss = tv[15:0];
       wire signed [63:0] ac = $signed(av) * cc;
@@ -130,6 +165,7 @@ module tls_rope #(
       wire        b_ok = (&rb_r[51:47]) | ~(|rb_r[51:47]);
       assign a_new[48*j+:48] = a_ok ? ra_r[47:0] : {ra_r[51], {47{~ra_r[51]}}};
       assign b_new[48*j+:48] = b_ok ? rb_r[47:0] : {rb_r[51], {47{~rb_r[51]}}};
+      assign h_new[48*j+:48] = hb ? b_new[48*j+:48] : a_new[48*j+:48];
       // Deliberately unused: bits below the rounding position.
       wire unused_lane = &{1'b0, na[12:0], nb[12:0]};
     end
@@ -138,6 +174,11 @@ module tls_rope #(
   // Write mask of the word at `a` in its line: all lanes in line mode.
   function automatic [V-1:0] wmask(input [AW-1:0] a, input lm);
     wmask = lm ? {V{1'b1}} : (~({V{1'b1}} << 1) << (a & ~LMASK));
+  endfunction
+  // Head mode: the lanes below the vector's end.
+  function automatic [V-1:0] hmask(input [17:0] lim);
+    integer m;
+    for (m = 0; m < V; m = m + 1) hmask[m] = (m < lim);
   endfunction
 
   // Deliberately unused: bit 0 of rot (always even), and address bits
@@ -168,6 +209,8 @@ module tls_rope #(
       ia_addr <= {AW{1'b0}};
       ib_addr <= {AW{1'b0}};
       it_pair <= 10'd0;
+      i_lim <= 18'd0;
+      w_lim <= 18'd0;
       wa_addr <= {AW{1'b0}};
       wb_addr <= {AW{1'b0}};
       w_en <= 1'b0;
@@ -185,7 +228,11 @@ module tls_rope #(
         ia_addr <= a_adr;
         ib_addr <= b_adr;
         it_pair <= pc;
-        if (last_pair) begin
+        i_lim <= n_words - hbase;
+        if (hmode) begin
+          hbase <= hbase + V[17:0];
+          if (hbase + V[17:0] >= n_words) more <= 1'b0;
+        end else if (last_pair) begin
           pc <= 10'd0;
           hc <= hc + 8'd1;
           hbase <= hbase + {8'd0, cfg_hd};
@@ -195,13 +242,15 @@ module tls_rope #(
         end
       end
       if (p1) begin
-        ya <= a_new;
+        ya <= hmode ? h_new : a_new;
         yb <= b_new;
         wa_addr <= ia_addr;
         wb_addr <= ib_addr;
+        w_lim <= i_lim;
       end
-      w_en <= p2 || p3;
-      w_mask <= p2 ? wmask(wa_addr, lmode) : p3 ? wmask(wb_addr, lmode) : {V{1'b0}};
+      w_en <= p2 || (p3 && !hmode);
+      w_mask <= p2 ? (hmode ? hmask(w_lim) : wmask(wa_addr, lmode))
+              : (p3 && !hmode) ? wmask(wb_addr, lmode) : {V{1'b0}};
       w_addr <= p2 ? (wa_addr & LMASK) : p3 ? (wb_addr & LMASK) : {AW{1'b0}};
       w_data <= p2 ? ya : p3 ? yb : {(48 * V) {1'b0}};
       if (start) begin
@@ -224,3 +273,4 @@ module tls_rope #(
     end
   end
 endmodule
+/* verilator lint_on WIDTHCONCAT */

@@ -98,8 +98,8 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
             rot,
             ..
         } => {
-            // Two cycles per step of `rope_pairs_per_step` pairs.
-            let steps = *heads * (*rot / 2) / rope_pairs_per_step(plan.rows, *head_dim, *rot);
+            // Two cycles per step (`rope_steps`).
+            let steps = rope_steps(plan.rows, *heads, *head_dim, *rot);
             if steps == 0 {
                 1
             } else {
@@ -123,15 +123,42 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
     }
 }
 
-/// Pairs `tls_rope` rotates per step at `v` scratchpad lanes: a whole line
-/// (`v`) when every head and every half starts on a line (`head_dim` and
-/// `rot/2` multiples of `v`), else one pair (its words picked from their
-/// lines, one-hot writes).
-pub fn rope_pairs_per_step(v: usize, head_dim: usize, rot: usize) -> usize {
+/// How `tls_rope` walks a vector at `v` scratchpad lanes (its header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeMode {
+    /// Every head and half starts on a line (`head_dim` and `rot/2`
+    /// multiples of `v`): a step rotates a line of a's and the line of
+    /// their b's, `v` pairs.
+    Line,
+    /// Whole heads per line (`rot = head_dim`, a power of two up to `v`):
+    /// a step rotates one line, `v / head_dim` heads.
+    Head,
+    /// Otherwise: one pair per step.
+    Pair,
+}
+
+/// The mode of `tls_rope` for heads of `head_dim` rotating `rot` features.
+pub fn rope_mode(v: usize, head_dim: usize, rot: usize) -> RopeMode {
     if head_dim.is_multiple_of(v) && (rot / 2).is_multiple_of(v) {
-        v
+        RopeMode::Line
+    } else if rot == head_dim && head_dim.is_power_of_two() && head_dim <= v {
+        RopeMode::Head
     } else {
-        1
+        RopeMode::Pair
+    }
+}
+
+/// Steps (two cycles each) of `tls_rope` over `heads` heads:
+/// `heads·(rot/2)/v` in line mode, `ceil(heads·head_dim/v)` in head mode,
+/// `heads·(rot/2)` in pair mode; 0 when nothing rotates.
+pub fn rope_steps(v: usize, heads: usize, head_dim: usize, rot: usize) -> usize {
+    if heads == 0 || rot < 2 {
+        return 0;
+    }
+    match rope_mode(v, head_dim, rot) {
+        RopeMode::Line => heads * (rot / 2) / v,
+        RopeMode::Head => (heads * head_dim).div_ceil(v),
+        RopeMode::Pair => heads * (rot / 2),
     }
 }
 

@@ -373,7 +373,7 @@ fn read_mem(path: &Path) -> Vec<String> {
         .collect()
 }
 
-const AW: usize = 12;
+const AW: usize = 14;
 const XB: usize = 18;
 
 /// One build of the unit: `LANES`, `ROWS` (rows per cycle), the input
@@ -688,7 +688,7 @@ fn matvec_bit_exact_lanes_1_and_128() {
     );
 }
 
-/// Several rows per cycle (`ROWS` 2 and 4), row counts that are not
+/// Several rows per cycle (`ROWS` 2, 4 and 256), row counts that are not
 /// multiples of `ROWS` (the last group's missing rows must not be
 /// written: the scratchpad's background would show it), and whole rows
 /// per word (`LANES` 64 with `cols` <= 64: one word per row).
@@ -707,6 +707,13 @@ fn matvec_bit_exact_rows_per_cycle_and_whole_rows() {
                 rows: 2,
                 xb: 2,
                 v: 2,
+            },
+            // The widest row group (the 8B plan's R): one partial group.
+            Cfg {
+                lanes: 4,
+                rows: 256,
+                xb: 16,
+                v: 256,
             },
         ],
         0x1234_5678_9ABC_DEF1,
@@ -728,6 +735,7 @@ fn matvec_lint_clean() {
         ["-GLANES=128", "-GXB=48", "-GAW=14", "-GWAW=14 -GV=64"],
         ["-GLANES=4", "-GXB=18", "-GAW=12", "-GWAW=10 -GROWS=2 -GV=8"],
         ["-GLANES=64", "-GXB=3", "-GAW=10", "-GWAW=8 -GROWS=64"],
+        ["-GLANES=8", "-GXB=16", "-GAW=12", "-GWAW=8 -GROWS=256"],
     ] {
         let mut args: Vec<String> = [
             "--lint-only",

@@ -4,17 +4,18 @@
 //! lengths that are not a multiple of V (the last line is masked, its
 //! lanes past n add nothing to the sums), in place and n = 0; RoPE with
 //! full and partial rotary, in line mode (head_dim and rot/2 multiples of
-//! V) and pair mode (heads or halves off the lines), and no heads. Every
+//! V), head mode (whole heads per line) and pair mode (heads or halves off
+//! the lines), and no heads. Every
 //! scratchpad word of every width is compared with the Rust model, and
 //! each instruction's cycles with the units' formulas (the same as
 //! `perf::instr_cycles`): norms `2L + 52` / `3L + 97` with `L = ceil(n /
-//! V)`, RoPE `2S + 5` with `S` steps of `rope_pairs_per_step` pairs.
+//! V)`, RoPE `2S + 5` with `S = perf::rope_steps`.
 
 use std::path::Path;
 use std::process::Command;
 
 use taalasc_numerics::{self as nx, NormConsts, RopeTable, W_MAX, W_MIN};
-use taalasc_verilog::perf::rope_pairs_per_step;
+use taalasc_verilog::perf::{rope_mode, rope_steps, RopeMode};
 use taalasc_verilog::{tables, tools};
 
 mod common;
@@ -147,7 +148,7 @@ impl Ins {
                 }
             }
             Ins::Rope { heads, hd, rot, .. } => {
-                let s = heads * (rot / 2) / rope_pairs_per_step(v, *hd, *rot);
+                let s = rope_steps(v, *heads, *hd, *rot);
                 if s == 0 {
                     1
                 } else {
@@ -300,7 +301,9 @@ fn vector_norm_and_rope_bit_exact_at_1_4_and_8_lanes() {
     // Line mode at V = 4 and 8: hd 32 / rot 32, hd 64 / rot 32 (partial),
     // hd 32 / rot 16 (partial). Pair mode: hd 16 / rot 8 at V = 8 (half
     // below the line), hd 24 / rot 12 at V = 4 and 8 (heads off the
-    // lines), hd 8 / rot 8 at V = 8 (hd on the line, half not).
+    // lines). Head mode (whole heads per line): hd 8 / rot 8 at V = 8,
+    // hd 4 / rot 4 at V = 4 and 8 (three heads: the last line half
+    // full at V = 8), hd 2 / rot 2 (five heads, 2 or 4 per line).
     let mut tnext = [0usize; 3];
     let mut tab: [Vec<String>; 3] = Default::default();
     for (heads, hd, rot, pos, positions, real) in [
@@ -310,6 +313,8 @@ fn vector_norm_and_rope_bit_exact_at_1_4_and_8_lanes() {
         (2, 16, 8, 2, 4, false),
         (3, 24, 12, 3, 5, false),
         (4, 8, 8, 1, 2, false),
+        (3, 4, 4, 2, 3, false),
+        (5, 2, 2, 1, 2, true),
         (0, 32, 32, 1, 2, false),
         (2, 32, 0, 1, 2, false),
     ] {
@@ -363,13 +368,25 @@ fn vector_norm_and_rope_bit_exact_at_1_4_and_8_lanes() {
             tbase,
         });
     }
-    // Both modes are exercised at V = 8, and line mode with V > 1.
-    assert!(prog.iter().any(
-        |i| matches!(i, Ins::Rope { hd, rot, heads, .. } if *heads > 0 && *rot > 0 && rope_pairs_per_step(8, *hd, *rot) == 1)
-    ));
-    assert!(prog.iter().any(
-        |i| matches!(i, Ins::Rope { hd, rot, heads, .. } if *heads > 0 && rope_pairs_per_step(8, *hd, *rot) == 8)
-    ));
+    // Every mode is exercised at V = 8, line and head mode at V = 4, and a
+    // head-mode vector that ends inside a line at both.
+    for (v, mode) in [
+        (8, RopeMode::Pair),
+        (8, RopeMode::Line),
+        (8, RopeMode::Head),
+        (4, RopeMode::Line),
+        (4, RopeMode::Head),
+    ] {
+        assert!(prog.iter().any(
+            |i| matches!(i, Ins::Rope { hd, rot, heads, .. } if *heads > 0 && *rot > 0 && rope_mode(v, *hd, *rot) == mode)
+        ));
+    }
+    for v in [4, 8] {
+        assert!(prog
+            .iter()
+            .any(|i| matches!(i, Ins::Rope { hd, rot, heads, .. }
+            if rope_mode(v, *hd, *rot) == RopeMode::Head && (heads * hd) % v != 0)));
+    }
 
     let hex = |lines: Vec<String>| lines.join("\n") + "\n";
     let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();

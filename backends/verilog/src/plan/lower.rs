@@ -425,9 +425,14 @@ impl<'a> Lowering<'a> {
                     (self.lanes, self.rows),
                 )?;
                 let eng = &mut self.engines[e];
-                // Whole activation blocks: the image verifier's rule.
+                // Whole activation blocks: the image verifier's rule; and
+                // at least one scratchpad line (the A8 buffer's banks each
+                // take a part of a line).
                 let cols = eng.mats[mat].cols;
-                eng.max_blocks = eng.max_blocks.max(cols / nx::A8_BLOCK);
+                eng.max_blocks = eng
+                    .max_blocks
+                    .max(cols / nx::A8_BLOCK)
+                    .max(self.rows.div_ceil(nx::A8_BLOCK));
                 let rpc = self.rows;
                 let bias = bias.map(|b| vec_rom(eng, model, b, width, false, rpc));
                 let load = cx.prev_linear_input != Some(ins[0]);

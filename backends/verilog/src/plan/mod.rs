@@ -44,7 +44,7 @@ pub enum PlanError {
     Lanes(usize),
     /// The `--rows` value (rows per cycle of every matvec unit) is not a
     /// power of two in 1..=[`MAX_ROWS`].
-    #[error("--rows {0}: expected a power of two from 1 to 64")]
+    #[error("--rows {0}: expected a power of two from 1 to 256")]
     Rows(usize),
     /// The `--users` value (KV-cache user slots) is outside 1..=256.
     #[error("--users {0}: expected 1 to 256 user slots")]
@@ -579,8 +579,9 @@ pub fn kv_bits_per_position(kv_heads: usize, head_dim: usize) -> u64 {
 /// Largest `--lanes`: a whole row of 16384 columns per word (a Llama-8B
 /// row is 4096 or 14336).
 pub const MAX_LANES: usize = 16384;
-/// Largest `--rows`.
-pub const MAX_ROWS: usize = 64;
+/// Largest `--rows` (rows per cycle and the scratchpad line): 256 lines
+/// hold two Llama-8B heads of 128.
+pub const MAX_ROWS: usize = 256;
 
 /// Scale fields of one block in an expanded weight word (what `tls_wfetch`
 /// gives the units): `{d_mant, d_exp, m_mant, m_exp}`.
