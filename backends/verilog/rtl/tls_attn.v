@@ -41,8 +41,8 @@
 // user slot u lives in bank (j mod KP)*BPC + (b mod BPC) at address
 // ((u*NKV + kvh)*(CTX/KP) + j/KP)*(BPH/BPC) + b/BPC, so one read address
 // serves every bank in a cycle: KP*BPC*264 bits read per cycle from K
-// (score pass) or V (V pass), one 264-bit bank written per cycle by the
-// append. cfg_pos must be < CTX (no ring buffer).
+// (score pass) or V (V pass), CE banks (one per converted block, below)
+// written per cycle by the append. cfg_pos must be < CTX (no ring buffer).
 // Score SRAM: HP*KP*48-bit words, depth SDR = min(CTX/KP, (SD+KP-2)/KP + 1)
 // with SD = (0 < WINDOW < CTX) ? WINDOW : CTX; row r holds the scores of
 // positions (lo/KP + r)*KP + p, p < KP, of every head of the pass.
@@ -51,14 +51,25 @@
 //
 // Scratchpad traffic at the line width V (the plan's rows per cycle): a
 // read port returns the V-word aligned line holding its address, a write
-// is a masked line. The A8 conversion (k, v, q) reads every 32-block twice:
-// pass 1 finds max |x|, pass 2 forms the mantissas with the shift
-// a8_shift(max); one gap cycle in between. A pass reads E = min(V, 32)
-// words per port per cycle, from both ports while E < 32 (port b at the
-// next E words), so it takes Q = 16/min(V, 16) cycles (V = 1: 16 pairs of
-// words; V >= 32: one 32-word part of a line through port a), a block
-// 2Q + 1 cycles, plus 3 cycles per vector (k, v or q of one head) to hand
-// over: C = (2Q + 1)*BPH + 3 per vector. The q of the next pass's HP heads
+// is a masked line. The A8 conversion (k, v, q) works on groups of CE
+// consecutive 32-blocks, CE = min(V/32, largest power of two dividing
+// BPC) at V >= 64, else 1 (so CE divides BPH, a group never straddles a
+// line, and the CE blocks of a group share a cache word and go to CE
+// different banks: the append writes them in one cycle). It reads every
+// group twice: pass 1 finds max |x| of each block, pass 2 forms the
+// mantissas with each block's shift a8_shift(max); one gap cycle in
+// between; CE block lanes, each with its own max, shift and mantissas. A
+// pass reads E = min(V, 32) words per port per cycle, from both ports
+// while E < 32 (port b at the next E words), so it takes Q = 16/min(V, 16)
+// cycles (V = 1: 16 pairs of words; V >= 32: one 32*CE-word part of a line
+// through port a), a group 2Q + 1 cycles, plus 3 cycles per vector (k, v
+// or q of one head) to hand over: C = (2Q + 1)*BPH/CE + 3 per vector (at
+// V <= 32: (2Q + 1)*BPH + 3; Llama-3.1-8B, BPH = BPC = 4 at V >= 128:
+// 3 + 3 = 6). One group per step beats pipelining the passes of
+// consecutive blocks (max of block b+1 while the mantissas of block b,
+// through port b): that gives about BPH + 5 = 9 at BPH = 4, CE lanes give
+// 6 with the same read traffic, and the q of a pass is then converted
+// while the V pass runs (no wait below). The q of the next pass's HP heads
 // are converted while this pass runs its V pass and outputs; the next pass
 // waits if that takes longer (the max(0, ..) term below). Outputs go out
 // in chunks of O = min(V, 2^tz(HD)) words (the largest power of two
@@ -81,9 +92,10 @@
 // through the cycle of `done`).
 //
 // Parameter constraints (not checked in RTL): HD a multiple of 32, V a
-// power of two 1 ..= 64, cfg_q, cfg_k, cfg_v and cfg_dst multiples of V
-// (the plan starts every vector on a line; min(V, 32) for cfg_q/k/v and O
-// for cfg_dst suffice), NH a multiple of NKV, NH/NKV a multiple of HP, BPC divides HD/32, KP a power
+// power of two 1 ..= 256 (tested at 1, 4, 8, 64 and 256), cfg_q, cfg_k,
+// cfg_v and cfg_dst multiples of V (the plan starts every vector on a
+// line; min(V, 32*CE) for cfg_q/k/v and O for cfg_dst suffice), NH a
+// multiple of NKV, NH/NKV a multiple of HP, BPC divides HD/32, KP a power
 // of two dividing CTX, CTX >= 2, AW >= 6 (and AW, clog2 of the cache depth
 // <= 32), CTX <= 2^16, |SCALE_SHIFT| < 512, 0 <= WINDOW < 2^17; at run
 // time cfg_pos < CTX. The clamp of A8 mantissas to +-127 in `to_a8` is a
@@ -211,7 +223,13 @@ module tls_attn #(
   localparam integer CD = SLOTS * SLOT_WORDS_I;
   localparam integer CAW = (CD > 1) ? $clog2(CD) : 1;
   localparam integer SAW = (SDR > 1) ? $clog2(SDR) : 1;
-  localparam integer BW = (BPH > 1) ? $clog2(BPH) : 1;  // converter block
+  // converter: CE 32-blocks per step (a group), NG groups per vector
+  localparam integer BPCLOW = BPC & (~BPC + 1);  // largest power of two dividing BPC
+  localparam integer VB32 = (V >= 64) ? V / 32 : 1;
+  localparam integer CE = (VB32 < BPCLOW) ? VB32 : BPCLOW;
+  localparam integer LCE = $clog2(CE);
+  localparam integer NG = BPH / CE;
+  localparam integer BW = (NG > 1) ? $clog2(NG) : 1;  // converter group
   localparam integer WBW = (BB > 1) ? $clog2(BB) : 1;  // walk word in a position
   localparam integer PW = (KP > 1) ? LKP : 1;
   localparam integer NPW = (NP > 1) ? $clog2(NP) : 1;
@@ -219,12 +237,14 @@ module tls_attn #(
   localparam integer HPW = (HP > 1) ? $clog2(HP) : 1;
   localparam integer KW = (NKV > 1) ? $clog2(2 * NKV) : 1;
   // scratchpad I/O at line width V: the converter reads E words per port
-  // per cycle (NV per cycle, CPP cycles per pass over a 32-block); the
+  // per cycle (NV per cycle, NVL of them per block lane, CPP cycles per
+  // pass over a group of CE 32-blocks); the
   // output writes O words per cycle (NCH chunks per head). O is the largest
   // power of two dividing HD, at most V: a chunk never straddles a line.
   localparam integer E = (V < 32) ? V : 32;
-  localparam integer NV = (E >= 32) ? 32 : 2 * E;
-  localparam integer CPP = 32 / NV;
+  localparam integer NV = (E >= 32) ? 32 * CE : 2 * E;
+  localparam integer NVL = NV / CE;
+  localparam integer CPP = 32 / NVL;
   localparam integer HDLOW = HD & (~HD + 1);
   localparam integer O = (V < HDLOW) ? V : HDLOW;
   localparam integer NCH = HD / O;
@@ -236,7 +256,7 @@ module tls_attn #(
   localparam integer SW = 17 + $clog2(SD);  // softmax denominator S
   localparam integer OPW = ACW + 18;  // A_i * R
   localparam integer CRBB_I = CR * BB;
-  localparam integer LAST_B_I = BPH - 1;
+  localparam integer LAST_B_I = NG - 1;
   localparam integer LAST_BB_I = BB - 1;
   localparam integer LAST_NP_I = NP - 1;
   localparam integer LAST_GP_I = GP - 1;
@@ -247,7 +267,7 @@ module tls_attn #(
   localparam integer NV2_I = NV;
   localparam integer E_I = E;
   localparam integer KPM1_I = KP - 1;
-  localparam integer THIRTY_TWO = 32;
+  localparam integer GSTEP_I = 32 * CE;
   localparam integer SC_UP_I = -SCALE_SHIFT;
 
   localparam [CAW-1:0] CRBB = CRBB_I[CAW-1:0];
@@ -266,7 +286,7 @@ module tls_attn #(
   localparam [16:0] WIN17 = WINDOW[16:0];
   localparam [31:0] BB32 = BB;
   localparam [AW-1:0] HDA = HD[AW-1:0];
-  localparam [AW-1:0] A32 = THIRTY_TWO[AW-1:0];
+  localparam [AW-1:0] AGS = GSTEP_I[AW-1:0];
   localparam [15:0] SMANT = SCALE_MANT[15:0];
   localparam [9:0] SC_UP = SC_UP_I[9:0];
   localparam [24:0] LOG2E_Q = 25'd24204406;  // round(log2(e) * 2^24)
@@ -346,28 +366,29 @@ module tls_attn #(
   /* verilator lint_on UNUSEDSIGNAL */
 
   // ---------------------------------------------------------------- A8 converter
-  // A 32-block is read twice, CPP cycles per pass: NV words per cycle (the
-  // E words of port a's line at cv_ra, then, when E < 32, the E of port b's
-  // line at cv_ra + E).
+  // A vector (k, v or q of one head) is converted in NG groups of CE
+  // consecutive 32-blocks; a group is read twice, CPP cycles per pass: NV
+  // words per cycle (the E words of port a's line at cv_ra, then, when
+  // E < 32, the E of port b's line at cv_ra + E; when E = 32 the CE*32-word
+  // part of port a's line holding the group). Block lane c (< CE) takes
+  // block g*CE + c of group g: words [NVL*c, NVL*c + NVL) of the cycle's
+  // NV, its own max, shift and mantissas (to_a8 works per block).
   localparam [1:0] CV_MAX = 2'd0, CV_GAP = 2'd1, CV_QNT = 2'd2;
   reg           cv_start;  // pulse: convert BPH blocks from spad[cv_src ..]
   reg  [AW-1:0] cv_src;
   reg           cv_run;
   reg  [   1:0] cv_pass;
   reg  [   3:0] cv_pair;
-  reg  [BW-1:0] cv_blk;
+  reg  [BW-1:0] cv_blk;  // group
   reg  [AW-1:0] cv_bbase;
   reg           cv_dmax;  // read data of this cycle belongs to pass 1
   reg           cv_dqnt;  // ... to pass 2
-  reg           cv_dlast;  // ... and is the block's last read
+  reg           cv_dlast;  // ... and is the group's last read
   reg  [BW-1:0] cv_dblk;
-  reg           cv_ovalid;  // the block word is ready (one cycle)
+  reg           cv_ovalid;  // the group's CE block words are ready (one cycle)
   reg  [BW-1:0] cv_oblk;
-  reg  [  47:0] cv_max;  // max |x| of the block (unsigned)
-  reg  [   5:0] cv_s;  // a8_shift(max)
-  reg  [ 255:0] cv_mant;
-  wire [   7:0] cv_exp = {2'b00, cv_s} - 8'd24;
-  wire [ 263:0] cv_oword = {cv_exp, cv_mant};
+  // block word of lane c at [264c+263:264c]: {exp[7:0], mant[255:0]}
+  wire [CE*264-1:0] cv_oword;
   wire          cv_issue = cv_run && (cv_pass != CV_GAP);
   wire [AW-1:0] cv_ra = cv_bbase + {{(AW - 4) {1'b0}}, cv_pair} * ANV;
   assign ra_en   = cv_issue;
@@ -383,14 +404,14 @@ module tls_attn #(
       assign rb_addr = cv_issue ? cv_ra + AE : {AW{1'b0}};
       assign cv_words = {rb_data, ra_data};
     end else begin : g_cv_one
-      // one 32-word part of port a's line (the block's, at an address
-      // multiple of 32)
+      // one NV-word (CE blocks) part of port a's line (the group's, at an
+      // address multiple of NV)
       assign rb_en = 1'b0;
       assign rb_addr = {AW{1'b0}};
-      if (V > 32) begin : g_cv_part
-        reg [LV-6:0] cv_dpart;  // part of the line read in the previous cycle
-        always @(posedge clk) cv_dpart <= cv_ra[LV-1:5];
-        assign cv_words = ra_data[cv_dpart*(32*48)+:32*48];
+      if (V > NV) begin : g_cv_part
+        reg [LV-LCE-6:0] cv_dpart;  // part of the line read in the previous cycle
+        always @(posedge clk) cv_dpart <= cv_ra[LV-1:5+LCE];
+        assign cv_words = ra_data[cv_dpart*(NV*48)+:NV*48];
       end else begin : g_cv_line
         assign cv_words = ra_data;
       end
@@ -400,53 +421,68 @@ module tls_attn #(
     end
   endgenerate
 
-  reg [47:0] max_ab;  // max |x| over the words of this cycle
-  reg [47:0] cv_abs;
-  integer mi;
-  always @* begin
-    max_ab = 48'd0;
-    for (mi = 0; mi < NV; mi = mi + 1) begin
-      cv_abs = cv_words[48*mi+47] ? 48'd0 - cv_words[48*mi+:48] : cv_words[48*mi+:48];
-      if (cv_abs > max_ab) max_ab = cv_abs;
-    end
-  end
-
-  // a8_shift(cv_max): s0 = max(0, bitlen - 7), plus one if rshr(max, s0) > 127.
-  reg  [5:0] cv_bl;
-  reg  [5:0] cv_s0;
-  reg  [48:0] cv_r;
-  wire [5:0] cv_snext = cv_s0 + {5'd0, (cv_r > 49'd127)};
-  integer bi;
-  always @* begin
-    cv_bl = 6'd0;
-    for (bi = 0; bi < 48; bi = bi + 1) if (cv_max[bi]) cv_bl = bi[5:0] + 6'd1;
-    cv_s0 = (cv_bl > 6'd7) ? cv_bl - 6'd7 : 6'd0;
-    cv_r  = (cv_s0 == 6'd0) ? {1'b0, cv_max}
-                            : ({1'b0, cv_max} + (49'd1 << (cv_s0 - 6'd1))) >> cv_s0;
-  end
-
-  // mantissas rshr(x, s): |result| <= 127, so the low 8 bits are the value
-  // (the wide intermediates are deliberately truncated).
-  wire signed [48:0] half_s = (cv_s == 6'd0) ? 49'sd0 : $signed(49'd1 << (cv_s - 6'd1));
-  reg [NV*8-1:0] cv_q;
-  /* verilator lint_off UNUSEDSIGNAL */
-  reg signed [48:0] cv_qw;  // low 8 bits used
-  /* verilator lint_on UNUSEDSIGNAL */
-  integer qi;
-  always @* begin
-    for (qi = 0; qi < NV; qi = qi + 1) begin
-      cv_qw = ($signed({cv_words[48*qi+47], cv_words[48*qi+:48]}) + half_s) >>> cv_s;
-      cv_q[8*qi+:8] = cv_qw[7:0];
-    end
-  end
-
-  // the block's mantissas in address order: this cycle's NV enter at the top
-  wire [255:0] cv_mant_next;
+  genvar gc;
   generate
-    if (NV < 32) begin : g_mant_shift
-      assign cv_mant_next = {cv_q, cv_mant[255:NV*8]};
-    end else begin : g_mant_whole
-      assign cv_mant_next = cv_q;
+    for (gc = 0; gc < CE; gc = gc + 1) begin : g_cvl
+      wire [NVL*48-1:0] words = cv_words[gc*NVL*48+:NVL*48];
+      reg  [      47:0] max_ab;  // max |x| over the lane's words of this cycle
+      reg  [      47:0] ab;
+      integer mi;
+      always @* begin
+        max_ab = 48'd0;
+        for (mi = 0; mi < NVL; mi = mi + 1) begin
+          ab = words[48*mi+47] ? 48'd0 - words[48*mi+:48] : words[48*mi+:48];
+          if (ab > max_ab) max_ab = ab;
+        end
+      end
+
+      reg  [47:0] mx;  // max |x| of the block (unsigned)
+      reg  [ 5:0] sh;  // a8_shift(mx)
+      // a8_shift(mx): s0 = max(0, bitlen - 7), plus one if rshr(mx, s0) > 127.
+      reg  [ 5:0] bl;
+      reg  [ 5:0] s0;
+      reg  [48:0] r;
+      wire [ 5:0] snext = s0 + {5'd0, (r > 49'd127)};
+      integer bi;
+      always @* begin
+        bl = 6'd0;
+        for (bi = 0; bi < 48; bi = bi + 1) if (mx[bi]) bl = bi[5:0] + 6'd1;
+        s0 = (bl > 6'd7) ? bl - 6'd7 : 6'd0;
+        r  = (s0 == 6'd0) ? {1'b0, mx} : ({1'b0, mx} + (49'd1 << (s0 - 6'd1))) >> s0;
+      end
+
+      // mantissas rshr(x, sh): |result| <= 127, so the low 8 bits are the
+      // value (the wide intermediates are deliberately truncated).
+      wire signed [48:0] half_s = (sh == 6'd0) ? 49'sd0 : $signed(49'd1 << (sh - 6'd1));
+      reg [NVL*8-1:0] q;
+      /* verilator lint_off UNUSEDSIGNAL */
+      reg signed [48:0] qw;  // low 8 bits used
+      /* verilator lint_on UNUSEDSIGNAL */
+      integer qi;
+      always @* begin
+        for (qi = 0; qi < NVL; qi = qi + 1) begin
+          qw = ($signed({words[48*qi+47], words[48*qi+:48]}) + half_s) >>> sh;
+          q[8*qi+:8] = qw[7:0];
+        end
+      end
+
+      // the block's mantissas in address order: this cycle's NVL enter at the top
+      reg  [255:0] mant;
+      wire [255:0] mant_next;
+      if (NVL < 32) begin : g_mant_shift
+        assign mant_next = {q, mant[255:NVL*8]};
+      end else begin : g_mant_whole
+        assign mant_next = q;
+      end
+
+      always @(posedge clk) begin
+        if (cv_run && cv_pass == CV_MAX && cv_pair == 4'd0) mx <= 48'd0;
+        else if (cv_dmax) mx <= (max_ab > mx) ? max_ab : mx;
+        if (cv_run && cv_pass == CV_QNT && cv_pair == 4'd0) sh <= snext;
+        if (cv_dqnt) mant <= mant_next;
+      end
+      wire [7:0] ex = {2'b00, sh} - 8'd24;
+      assign cv_oword[gc*264+:264] = {ex, mant};
     end
   endgenerate
 
@@ -494,7 +530,7 @@ module tls_attn #(
                 cv_run <= 1'b0;
               end else begin
                 cv_blk <= cv_blk + {{(BW - 1) {1'b0}}, 1'b1};
-                cv_bbase <= cv_bbase + A32;
+                cv_bbase <= cv_bbase + AGS;
                 cv_pass <= CV_MAX;
               end
             end else begin
@@ -505,24 +541,20 @@ module tls_attn #(
       end
     end
   end
-
-  always @(posedge clk) begin
-    if (cv_run && cv_pass == CV_MAX && cv_pair == 4'd0) cv_max <= 48'd0;
-    else if (cv_dmax) cv_max <= (max_ab > cv_max) ? max_ab : cv_max;
-    if (cv_run && cv_pass == CV_QNT && cv_pair == 4'd0) cv_s <= cv_snext;
-    if (cv_dqnt) cv_mant <= cv_mant_next;
-  end
   // ---------------------------------------------------------------- memories
   // K and V caches: KP*BPC banks each (`tls_sram`, 264-bit words, one read
   // and one write port). Block b of position j lives in bank
   // (j mod KP)*BPC + (b mod BPC) at word (slot*NKV + kvh)*CR*BB + (j/KP)*BB
-  // + b/BPC: one read address serves every bank of a cycle.
+  // + b/BPC: one read address serves every bank of a cycle. The append
+  // writes the CE blocks of a converter group in one cycle: CE divides
+  // BPC, so they share the word b/BPC and go to CE different banks
+  // (block lane c to the bank with b mod BPC = (g*CE mod BPC) + c).
   wire            kv_wr = (state == ST_KV) && cv_ovalid;
   /* verilator lint_off UNUSEDSIGNAL */
-  wire [    31:0] c_wblk = {{(32 - BW) {1'b0}}, cv_oblk};
+  wire [    31:0] c_wblk = {{(32 - BW) {1'b0}}, cv_oblk} * CE;  // block of lane 0
   wire [    31:0] c_wword32 = c_wblk / BPC;
   /* verilator lint_on UNUSEDSIGNAL */
-  wire [    31:0] c_wbank32 = c_wblk % BPC;
+  wire [    31:0] c_wbank32 = c_wblk % BPC;  // a multiple of CE
   wire [ CAW-1:0] c_waddr = cw_base + c_wword32[CAW-1:0];
   wire            kc_re = (state == ST_SC);
   wire [NB*264-1:0] kc_rdata;
@@ -535,7 +567,9 @@ module tls_attn #(
     for (gb = 0; gb < NB; gb = gb + 1) begin : g_kvbank
       localparam integer BP_I = gb / BPC;
       localparam integer BC_I = gb % BPC;
-      wire bank_w = kv_wr && ({{(32 - PW) {1'b0}}, pw_lane} == BP_I) && (c_wbank32 == BC_I);
+      localparam integer BL_I = BC_I % CE;  // the block lane that writes this bank
+      wire bank_w = kv_wr && ({{(32 - PW) {1'b0}}, pw_lane} == BP_I) &&
+                    (c_wbank32 == BC_I - BL_I);
       tls_sram #(
           .W (264),
           .D (CD),
@@ -544,7 +578,7 @@ module tls_attn #(
           .clk  (clk),
           .we   (bank_w && !kvj[0]),
           .waddr(c_waddr),
-          .wdata(cv_oword),
+          .wdata(cv_oword[BL_I*264+:264]),
           .re   (kc_re),
           .raddr(sc_addr),
           .rdata(kc_rdata[gb*264+:264])
@@ -557,7 +591,7 @@ module tls_attn #(
           .clk  (clk),
           .we   (bank_w && kvj[0]),
           .waddr(c_waddr),
-          .wdata(cv_oword),
+          .wdata(cv_oword[BL_I*264+:264]),
           .re   (e3_v),
           .raddr(e3_vaddr),
           .rdata(vc_rdata[gb*264+:264])
@@ -573,10 +607,10 @@ module tls_attn #(
   wire q_all = q_last && (qj == LAST_HP);  // the pass's last q is in
   reg q_rdy;  // q of the next pass is in qbuf
   /* verilator lint_off UNUSEDSIGNAL */
-  wire [31:0] q_widx = {{(32 - HPW) {1'b0}}, qj} * BPH + {{(32 - BW) {1'b0}}, cv_oblk};
+  wire [31:0] q_widx = {{(32 - HPW) {1'b0}}, qj} * BPH + {{(32 - BW) {1'b0}}, cv_oblk} * CE;
   /* verilator lint_on UNUSEDSIGNAL */
   always @(posedge clk) begin
-    if (state != ST_KV && cv_ovalid) qbuf[q_widx*264+:264] <= cv_oword;
+    if (state != ST_KV && cv_ovalid) qbuf[q_widx*264+:CE*264] <= cv_oword;
   end
 
   // ---------------------------------------------------------------- scores
@@ -947,6 +981,7 @@ module tls_attn #(
   endgenerate
 
   // the chunk placed in its line: lanes (o1_addr mod V) .. + O
+  localparam [48*V-1:0] ZLINE = 0;
   wire [   V-1:0] o_mask;
   wire [48*V-1:0] o_line;
   wire [  AW-1:0] o_laddr;
@@ -958,7 +993,13 @@ module tls_attn #(
     end else begin : g_oline_part
       wire [LV-LO-1:0] o_part = o1_addr[LV-1:LO];
       assign o_mask  = {{(V - O) {1'b0}}, {O{1'b1}}} << (o_part * O);
-      assign o_line  = {{((V - O) * 48) {1'b0}}, o_vals} << (o_part * (O * 48));
+      // (no replication of zeros: lines of V > 170 words are more than 8k bits)
+      reg [48*V-1:0] o_ext;
+      always @* begin
+        o_ext = ZLINE;
+        o_ext[O*48-1:0] = o_vals;
+      end
+      assign o_line  = o_ext << (o_part * (O * 48));
       assign o_laddr = {o1_addr[AW-1:LV], {LV{1'b0}}};
     end
   endgenerate
@@ -969,13 +1010,13 @@ module tls_attn #(
       w_en <= 1'b0;
       w_mask <= {V{1'b0}};
       w_addr <= {AW{1'b0}};
-      w_data <= {(48 * V) {1'b0}};
+      w_data <= ZLINE;
     end else begin
       o1_v <= (state == ST_OUT);
       w_en <= o1_v;
       w_mask <= o1_v ? o_mask : {V{1'b0}};
       w_addr <= o1_v ? o_laddr : {AW{1'b0}};
-      w_data <= o1_v ? o_line : {(48 * V) {1'b0}};
+      w_data <= o1_v ? o_line : ZLINE;
     end
     o1_addr <= dst_run + ({{(AW - IW) {1'b0}}, oi} << LO);
     if (rc_en) o_sh <= {2'b00, rc_k} + (rc_carry ? 10'd14 : 10'd13);

@@ -309,15 +309,27 @@ pub const ATTN_CONV_PAIR_NAND2: f64 = 2_000.0;
 /// `(ACW + 18) x 17`-bit multiplier, about 85 x 17, and its 85-bit rounding
 /// shifter): an estimate by counting gates, an assumption.
 pub const ATTN_OUT_LANE_NAND2: f64 = 10_000.0;
+/// NAND2-equivalents of one extra block lane of `tls_attn`'s A8 converter
+/// beyond its word pairs: the 48-bit max register, the `a8_shift` (48-bit
+/// bit length, a 49-bit rounding shift and compare), the 256-bit mantissa
+/// register and its share of the line-part multiplexer (32 words of 48
+/// bits, `v/(32·CE)` ways): an estimate by counting gates (about 5 per
+/// flip-flop, 3 per 2:1 multiplexer bit), an assumption.
+pub const ATTN_CONV_LANE_NAND2: f64 = 8_000.0;
 
 /// Extra NAND2-equivalents of an attention unit's scratchpad I/O at lines
 /// of `v` words beyond the serial unit's (one word pair per conversion
-/// cycle, one output lane): `min(v, 16)` pairs and `O = min(v, 2^tz(hd))`
-/// output lanes (`tls_attn.v`). Assumptions, see the constants.
-pub fn attn_io_extra_cells(head_dim: usize, v: usize) -> f64 {
-    let pairs = v.clamp(1, 16);
+/// cycle, one output lane): `min(v, 16)·CE` pairs in `CE` block lanes
+/// (`CE = perf::attn_conv_blocks(v, bpc)`, blocks converted per step) and
+/// `O = min(v, 2^tz(hd))` output lanes (`tls_attn.v`). Assumptions, see the
+/// constants.
+pub fn attn_io_extra_cells(head_dim: usize, bpc: usize, v: usize) -> f64 {
+    let ce = crate::perf::attn_conv_blocks(v as u64, bpc as u64) as usize;
+    let pairs = v.clamp(1, 16) * ce;
     let out = v.max(1).min(1 << head_dim.trailing_zeros());
-    (pairs - 1) as f64 * ATTN_CONV_PAIR_NAND2 + (out - 1) as f64 * ATTN_OUT_LANE_NAND2
+    (pairs - 1) as f64 * ATTN_CONV_PAIR_NAND2
+        + (ce - 1) as f64 * ATTN_CONV_LANE_NAND2
+        + (out - 1) as f64 * ATTN_OUT_LANE_NAND2
 }
 
 /// Modelled logic of engine `e`, NAND2-equivalents (of the fit library,
@@ -335,7 +347,7 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     let attn_io = eng
         .attns
         .iter()
-        .map(|a| attn_io_extra_cells(a.head_dim, plan.rows))
+        .map(|a| attn_io_extra_cells(a.head_dim, a.par.blocks, plan.rows))
         .fold(0.0, f64::max);
     let mut c = m.glue;
     for (unit, n) in [

@@ -168,9 +168,11 @@ pub fn rope_steps(v: usize, heads: usize, head_dim: usize, rot: usize) -> usize 
 ///
 /// `(2·KV + HP)·C + P·(2·R·W + 11) + H·(N + 3) + (P − 1)·max(0, HP·(C − N − 3) − R·W − 6)`
 ///
-/// with `B = hd/32`, `C = (2·Q + 1)·B + 3` the A8 conversion of one vector
-/// (`Q = 16/min(v, 16)` cycles per read pass over a 32-block: `min(v, 32)`
-/// words per read port and cycle, both ports while `v < 32`), `N = hd/O`
+/// with `B = hd/32`, `C = (2·Q + 1)·B/CE + 3` the A8 conversion of one
+/// vector in groups of `CE` 32-blocks ([`attn_conv_blocks`]; `Q = 16/min(v, 16)`
+/// cycles per read pass over a group: `min(v, 32)` words per read port and
+/// cycle, both ports while `v < 32`, `32·CE` words of one line at
+/// `v ≥ 64`; at `v ≤ 32`, `CE = 1`), `N = hd/O`
 /// output line writes per head (`O = min(v, 2^tz(hd))` words each, the
 /// largest power of two dividing `hd` up to `v`), `P = H/HP` passes,
 /// `W = B/BPC` cache words per position, `R = ⌊pos/KP⌋ − ⌊lo/KP⌋ + 1` cache
@@ -197,7 +199,7 @@ pub fn attn_cycles(
     let words = b / bpc;
     let passes = heads / hp;
     let per_pass = 16 / v.clamp(1, 16);
-    let conv = (2 * per_pass + 1) * b + 3;
+    let conv = (2 * per_pass + 1) * (b / attn_conv_blocks(v, bpc)) + 3;
     let chunk = v.max(1).min(1 << hd.trailing_zeros());
     let out = hd / chunk + 3;
     let wait = (hp * (conv - out)).saturating_sub(rows * words + 6);
@@ -205,6 +207,14 @@ pub fn attn_cycles(
         + passes * (2 * rows * words + 11)
         + heads * out
         + (passes - 1) * wait
+}
+
+/// 32-blocks `tls_attn`'s A8 converter handles per step (`CE`): as many as
+/// a line of `v` words holds (`v/32`, 1 while `v < 64`), at most the largest
+/// power of two dividing `bpc` (so a step's blocks share a cache word and
+/// go to different banks, bank `b mod bpc`, and never straddle a line).
+pub fn attn_conv_blocks(v: u64, bpc: u64) -> u64 {
+    (v / 32).clamp(1, 1 << bpc.max(1).trailing_zeros())
 }
 
 /// Predicted latency of one token at `pos` alone in the chip: from the
@@ -325,11 +335,65 @@ mod tests {
         // (16 + 4)·(33·4 + 3) + 8·(2·32 + 11) + 32·(128 + 3)
         assert_eq!(at(1), 20 * 135 + 8 * 75 + 32 * 131);
         assert_eq!(at(1), 7492);
-        // C = 3·4 + 3 = 15, N = 2; the next pass waits 4·(15 − 5) − 32 − 6
-        // = 2 cycles for its q.
-        assert_eq!(at(64), 20 * 15 + 8 * 75 + 32 * 5 + 7 * 2);
-        assert_eq!(at(64), 1074);
+        // V = 32: one block per conversion step, C = 3·4 + 3 = 15, N = 4
+        // (no wait).
+        assert_eq!(at(32), 20 * 15 + 8 * 75 + 32 * 7);
+        // V = 64: two blocks per step, C = 3·2 + 3 = 9, N = 2 (no wait).
+        assert_eq!(at(64), 20 * 9 + 8 * 75 + 32 * 5);
+        assert_eq!(at(64), 940);
         // V = 8: C = 5·4 + 3 = 23, N = 16 (no wait).
         assert_eq!(at(8), 20 * 23 + 8 * 75 + 32 * 19);
+    }
+
+    /// The same layer at lines of 256 words and 256 positions per cycle:
+    /// a whole head (4 blocks) per conversion step, `C = 3 + 3 = 6`, one
+    /// output write per head, and no wait for the next pass's q.
+    #[test]
+    fn llama_8b_attention_whole_head_conversion() {
+        let par = AttnParallel {
+            heads: 4,
+            positions: 256,
+            blocks: 4,
+        };
+        let at = |v| attn_cycles(32, 8, 128, 0, 2047, &par, v);
+        // R = 8 rows, W = 1 word: (16 + 4)·6 + 8·(2·8 + 11) + 32·(1 + 3).
+        assert_eq!(at(256), 20 * 6 + 8 * 27 + 32 * 4);
+        assert_eq!(at(256), 464);
+        // The previous converter (one block per step at any V) took C = 15
+        // and waited 4·(15 − 4) − 8 − 6 = 30 cycles before each of the 7
+        // later passes: 20·15 + 216 + 128 + 7·30 = 854 (RFC 0005).
+        let one = AttnParallel { blocks: 1, ..par };
+        // BPC = 1: W = 4 words per position, C = 15, wait 4·11 − 32 − 6 = 6.
+        assert_eq!(
+            attn_cycles(32, 8, 128, 0, 2047, &one, 256),
+            20 * 15 + 8 * (2 * 8 * 4 + 11) + 32 * 4 + 7 * 6
+        );
+        // BPC = 2: two blocks per step, C = 9.
+        let two = AttnParallel { blocks: 2, ..par };
+        assert_eq!(
+            attn_cycles(32, 8, 128, 0, 2047, &two, 256),
+            20 * 9 + 8 * (2 * 8 * 2 + 11) + 32 * 4
+        );
+    }
+
+    #[test]
+    fn attn_conversion_blocks_per_step() {
+        use super::attn_conv_blocks;
+        // (v, bpc) -> CE
+        for (v, bpc, ce) in [
+            (1, 4, 1),
+            (32, 4, 1),
+            (64, 4, 2),
+            (128, 4, 4),
+            (256, 4, 4),
+            (256, 8, 8),
+            (256, 1, 1),
+            (256, 2, 2),
+            (256, 3, 1),
+            (256, 6, 2),
+            (64, 3, 1),
+        ] {
+            assert_eq!(attn_conv_blocks(v, bpc), ce, "v {v} bpc {bpc}");
+        }
     }
 }

@@ -9,9 +9,10 @@
 //! `scale_score` over the window, `attend`). Every configuration runs at a
 //! scratchpad line width `V` of 4 or 8 (line reads, masked line writes;
 //! vectors start on a line for `V > 1`, anywhere for `V = 1`), two at
-//! `V = 1` and two at `V` = 64 (lines holding part of a head, or two
-//! heads); all run as instances of `tests/tb/tb_attn.v` in one Verilator
-//! binary.
+//! `V = 1`, two at `V` = 64 (lines holding part of a head, or two
+//! heads) and two with head_dim 128 converting several 32-blocks per step
+//! (`V` = 256 and 64); all run as instances of `tests/tb/tb_attn.v` in one
+//! Verilator binary.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -446,7 +447,7 @@ fn attn_matches_numerics_bit_exact() {
     // V = 1 (one checked against the serial formula too; every chip test at
     // one row per cycle runs V = 1 as well), then lines of 64 words: three
     // blocks per head (a block is half a line, the outputs go out 32 words
-    // at a time), and two heads per line with GQA and two slots. Eleven
+    // at a time), and two heads per line with GQA and two slots. Thirteen
     // Verilator builds: the suite has a time budget.
     let mut cfgs: Vec<(Cfg, bool)> = vec![
         (Cfg { v: 1, ..base[1] }, true),
@@ -462,6 +463,29 @@ fn attn_matches_numerics_bit_exact() {
             v: 64,
             t: 8,
             ..base[3]
+        },
+        false,
+    ));
+    // The A8 conversion at several 32-blocks per step (`CE`, head_dim 128
+    // as Llama-3.1-8B): lines of 256 words and whole heads per cycle, CE =
+    // 4 (a vector in one step; a line holds two heads, so k of KV head 1
+    // is the line's second half), GQA; lines of 64 words with whole heads
+    // per cycle, CE = 2 < BPC (two steps per vector, the second appends
+    // blocks 2 and 3 into banks 2 and 3). One position per cycle: the
+    // Verilator build grows with KP.
+    cfgs.push((
+        Cfg {
+            v: 256,
+            t: 6,
+            ..base[5]
+        },
+        false,
+    ));
+    cfgs.push((
+        Cfg {
+            bpc: 4,
+            v: 64,
+            ..serial(128, 2, 1, 10, 5, 10, None)
         },
         false,
     ));

@@ -98,12 +98,16 @@ module tb_attn #(
 
   localparam [AW-1:0] LMASK = ~(V[AW-1:0] - 1'b1);
   integer li;
+  // Reads take the words before this cycle's write: every lane is read
+  // first, then the write lanes (blocking: Verilator does not support
+  // delayed array writes in loops it does not unroll, as at V = 256; only
+  // this block and the final dump touch `mem`).
   always @(posedge clk) begin
     for (li = 0; li < V; li = li + 1) begin
       if (ra_en) ra_data[48*li+:48] <= mem[(ra_addr&LMASK)+li];
       if (rb_en) rb_data[48*li+:48] <= mem[(rb_addr&LMASK)+li];
-      if (w_en && w_mask[li]) mem[w_addr+li] <= w_data[48*li+:48];
     end
+    for (li = 0; li < V; li = li + 1) if (w_en && w_mask[li]) mem[w_addr+li] = w_data[48*li+:48];
   end
   // written lanes outside dst
   integer bad_lanes;
