@@ -11,8 +11,11 @@ cd "$root"
 # `sim` (the last step) needs Verilator, which compiles with g++ and make.
 source scripts/tools.sh
 need_tools verilator g++ make
-cargo build --release --quiet --bin taalasc
-bin=target/release/taalasc
+# The dev profile, which Cargo.toml optimises (opt-level 2, dependencies 3):
+# the test suite builds the same binary, so CI compiles the workspace once
+# instead of once more for `--release`.
+cargo build --quiet --bin taalasc
+bin=target/debug/taalasc
 model=examples/tiny-llama
 set -x
 $bin inspect $model

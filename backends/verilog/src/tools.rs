@@ -100,6 +100,11 @@ pub fn verilator_binary(dir: &Path, top: &str, sources: &[PathBuf]) -> Result<Pa
         "-j".into(),
         "2".into(),
         "-O2".into(),
+        // One translation unit: a testbench's C++ is far below
+        // `sim::SINGLE_UNIT_MAX_CPP_BYTES`, where one file costs g++ about
+        // half the CPU of Verilator's split files (headers parsed once).
+        "-MAKEFLAGS".into(),
+        "VM_PARALLEL_BUILDS=0".into(),
     ];
     args.extend(sources.iter().map(|p| p.display().to_string()));
     run(dir, "verilator", &args)?;
