@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds backends/verilog/synth/units.tsv from the finished runs in
-# target/synth-units (every run folder with a complete log; reruns nothing:
+# target/synth-units (or $SYNTH_WORK; every run folder with a complete log;
+# reruns nothing:
 # `taalasc synth --unit` reuses a finished log) -- used to merge the
 # per-library runs of scripts/synth-units.sh. Last column: Yosys CPU seconds
 # (ABC runs in a child process and is not included).
@@ -8,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-backends/verilog/synth/units.tsv}
 BIN=target/debug/taalasc
+WORK=${SYNTH_WORK:-target/synth-units}
 printf 'unit\tparams\tlibrary\tarea_um2\tnand2_eq\tcrit_ns\tcrit_fo4\tcells\tcheck\tyosys_cpu_s\n' > "$OUT.tmp"
-for d in target/synth-units/*/; do
+for d in "$WORK"/*/; do
   tag=$(basename "$d")
   log=$(ls "$d"synth/*.liberty.log 2>/dev/null | head -1) || true
   [ -n "$log" ] && grep -q "End of script" "$log" || continue
