@@ -61,13 +61,14 @@ def main():
         f = l.split("\t")
         p = {} if f[1] == "-" else {k: int(v) for k, v in (q.split("=") for q in f[1].split(","))}
         rows.append(dict(unit=f[0], params=f[1], p=p, lib=f[2], area=float(f[3]),
-                         n2=float(f[4]), ns=float(f[5]), fo4=float(f[6]), cells=int(f[7]), check=f[8]))
-    print("| unit | params | library | µm² | NAND2-eq | crit ns | crit FO4 | N6 clock (MHz, ≤) | cells | check |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
+                         n2=float(f[4]), ns=float(f[5]), fo4=float(f[6]), cells=int(f[7]), check=f[8],
+                         rtl=f[10] if len(f) > 10 else "–"))
+    print("| unit | params | library | µm² | NAND2-eq | crit ns | crit FO4 | N6 clock (MHz, ≤) | cells | check | RTL |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
         print(f"| {r['unit']} | {r['params'].replace(',', ' ')} | {SHORT.get(r['lib'], r['lib'])} | "
               f"{r['area']:,.0f} | {r['n2']:,.0f} | {r['ns']:.2f} | {r['fo4']:.0f} | "
-              f"{1e6 / (r['fo4'] * N6_FO4_PS):,.0f} | {r['cells']:,} | {r['check']} |")
+              f"{1e6 / (r['fo4'] * N6_FO4_PS):,.0f} | {r['cells']:,} | {r['check']} | {r['rtl']} |")
     print()
     print("| unit | library | regressors | base | per regressor | points (measured, residual) |")
     print("|---|---|---|---:|---|---|")
