@@ -66,7 +66,8 @@ for lib in "${LIBS[@]}"; do
     [ -n "${SYNTH_UNITS_ONLY:-}" ] && [[ "$unit" != *"$SYNTH_UNITS_ONLY"* ]] && continue
     pargs=()
     for p in "$@"; do pargs+=(--param "$p"); done
-    tag=$unit-${*// /_}-$(basename "$lib" | cut -d. -f1)
+    joined="$*"
+    tag=$unit-${joined// /_}-$(basename "$lib" | cut -d. -f1)
     t0=$(date +%s)
     if line=$(timeout "${SYNTH_TIMEOUT:-1800}" nice -n 10 "$BIN" synth --unit "$unit" "${pargs[@]}" --liberty "$lib" --work "$WORK/$tag" --tsv); then
       printf '%s\t%ss\n' "$line" "$(( $(date +%s) - t0 ))" >&2
