@@ -641,7 +641,6 @@ mod tests {
 
     /// [`cells::Model::converted`] of the committed table.
     const CONVERTED: &[&str] = &[
-        "tls_matvec (line width)",
         "tls_embed (line width)",
         "tls_attn",
         "tls_norm",
