@@ -174,3 +174,57 @@ fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {
     assert_eq!(std::fs::read(&rj).unwrap(), first.0);
     assert_eq!(std::fs::read(&html_path).unwrap(), first.1);
 }
+
+/// `build --estimate` plans from shapes and formats alone, with the same
+/// plan, stage costs, partition and report code as a build: its report
+/// equals `taalasc report` on the chip actually built (two chips, wide
+/// lines, parallel attention, two users), field for field. It writes no
+/// chip, and refuses to replace a folder.
+#[test]
+fn estimate_equals_the_report_of_the_built_chip() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = repo_root().join("examples/tiny-llama");
+    let m = model.to_str().unwrap();
+    let flags = [
+        "--lanes",
+        "8",
+        "--rows",
+        "4",
+        "--context",
+        "64",
+        "--users",
+        "2",
+        "--attn-heads",
+        "2",
+        "--chips",
+        "2",
+    ];
+    let chip = dir.path().join("chip");
+    let est = dir.path().join("est");
+    ok(&[&["build", m, "-o", chip.to_str().unwrap()][..], &flags[..]].concat());
+    ok(&["report", chip.to_str().unwrap()]);
+    ok(&[
+        &["build", m, "-o", est.to_str().unwrap(), "--estimate"][..],
+        &flags[..],
+    ]
+    .concat());
+    let read = |p: std::path::PathBuf| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    };
+    let built = read(chip.join("report/report.json"));
+    let estimated = read(est.join("report.json"));
+    assert_eq!(built["chips"].as_array().unwrap().len(), 2);
+    assert!(built["timing"]["tokens_per_s_per_user"].as_f64().unwrap() > 0.0);
+    assert_eq!(estimated, built);
+    assert!(!est.join("manifest.json").exists() && !est.join("rtl").exists());
+    // A second estimate into the same folder is refused.
+    let o = taalasc_tests::taalasc_run(
+        &[
+            &["build", m, "-o", est.to_str().unwrap(), "--estimate"][..],
+            &flags[..],
+        ]
+        .concat(),
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+}

@@ -312,6 +312,12 @@ pub struct BuildArgs {
     /// holds its weights again as ROM images).
     #[arg(long)]
     pub no_rtl: bool,
+    /// Plan, cost and partition the hardware from the checkpoint's shapes and the chosen
+    /// formats only, and write the system report (report.json, report.html) into the output
+    /// folder: no weight is quantized and no RTL is written (seconds for an 8B model). Needs
+    /// --chip-budget or --chips; the figures equal `taalasc report` on the built chip.
+    #[arg(long, conflicts_with_all = ["no_rtl", "stop_after", "dump_after", "calib"])]
+    pub estimate: bool,
     /// What one chip may hold: a preset (`hc1`: N6, 815 mm²; `n3e-reticle`) or a JSON budget
     /// file (fields in rfcs/0004-partitioning.md; `"base": "hc1"` fills the rest). The model is
     /// split across as many chips as the budget needs, each chip with its own ROM, KV SRAM and

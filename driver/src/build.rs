@@ -219,6 +219,15 @@ fn jobs<'o>(
     ))
 }
 
+/// The image's metadata alone (every weight's on-chip form), as the build
+/// lays it out before quantizing (`build --estimate` plans from it).
+pub(crate) fn planned_info(
+    loaded: &LoadedModel,
+    opts: &BuildOptions,
+) -> anyhow::Result<taalasc_image::ImageInfo> {
+    Ok(jobs(loaded, opts)?.0)
+}
+
 /// A made weight, or a slice of a matrix's rows (in order).
 enum Piece {
     Rows(QTensor),

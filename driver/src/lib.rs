@@ -24,6 +24,7 @@ pub mod build;
 pub mod calib;
 pub mod chip;
 pub mod config;
+pub mod estimate;
 pub mod eval;
 pub mod inspect;
 pub mod manifest;

@@ -162,35 +162,61 @@ pub fn report(
         }
         Err(_) => None,
     };
+    let base = system_input(
+        source.display().to_string(),
+        manifest.source.architecture.clone(),
+        (build.build.params, build.build.total_bits),
+        plan,
+        &system,
+    )?;
     let input = ReportInput {
-        model: source.display().to_string(),
-        architecture: manifest.source.architecture.clone(),
-        params: build.build.params,
-        weight_bits: build.build.total_bits,
-        bits_per_weight: build.build.bits_per_weight,
+        measured,
+        quality,
+        quality_vs_area: sweep,
+        ..base
+    };
+    let out = opts.out.clone().unwrap_or_else(|| chip.join("report"));
+    taalasc_report::write(&taalasc_report::compute(&input), &out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(out)
+}
+
+/// The report's input for `plan` partitioned as `system`, with `params`
+/// parameters stored in `weight_bits` ROM bits: everything but what a
+/// simulation or a quality run measures (those are left empty).
+pub fn system_input(
+    model: String,
+    architecture: String,
+    (params, weight_bits): (u64, u64),
+    plan: &Plan,
+    system: &System,
+) -> anyhow::Result<ReportInput> {
+    let shape = model_shape(plan);
+    let input = ReportInput {
+        model,
+        architecture,
+        params,
+        weight_bits,
+        bits_per_weight: weight_bits as f64 / params.max(1) as f64,
         lanes: plan.lanes,
         users: plan.users,
         context: plan.context,
         budget: system.budget.clone(),
         stages: system.stages.clone(),
         partition: system.partition.clone(),
-        measured,
-        quality,
-        quality_vs_area: sweep,
+        measured: None,
+        quality: None,
+        quality_vs_area: Vec::new(),
         rom_density_sensitivity: Vec::new(),
-        context_points: context_points(plan, &system)?,
-        weights_per_token: model_shape(plan).0,
-        kv_values_per_position: model_shape(plan).1,
-        attn_macs_per_position: model_shape(plan).2,
+        context_points: context_points(plan, system)?,
+        weights_per_token: shape.0,
+        kv_values_per_position: shape.1,
+        attn_macs_per_position: shape.2,
     };
-    let input = ReportInput {
+    Ok(ReportInput {
         rom_density_sensitivity: rom_sensitivity(&input, system.min_chips),
         ..input
-    };
-    let out = opts.out.clone().unwrap_or_else(|| chip.join("report"));
-    taalasc_report::write(&taalasc_report::compute(&input), &out)
-        .with_context(|| format!("writing {}", out.display()))?;
-    Ok(out)
+    })
 }
 
 /// Stage costs of the last token of each context of the report's curves

@@ -228,8 +228,17 @@ fn eval(
 }
 
 fn build(a: BuildArgs) -> anyhow::Result<()> {
-    let (json, timings) = (a.json, a.timings);
+    let (json, timings, estimate) = (a.json, a.timings, a.estimate);
     let cfg = a.into_config()?;
+    if estimate {
+        let out = taalasc::estimate::estimate(&cfg)?;
+        outln!(
+            "wrote {}: the system report of {} planned from its shapes and formats (no chip)",
+            out.display(),
+            cfg.model.display()
+        );
+        return Ok(());
+    }
     let built = taalasc::build(&cfg)?;
     if timings {
         for t in &built.timings {

@@ -12,17 +12,25 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         s.skip(Step::Plan, "--no-rtl");
         return Ok(());
     };
+    let (plan, all) = plan_for(s.image(), hw, &s.cfg.model)?;
+    s.candidates = all;
+    s.plan = Some(plan);
+    Ok(())
+}
+
+/// The plan of `image` under `hw` (with `--target-tps-user`, the chosen
+/// candidate and every candidate evaluated). Reads only the image's
+/// metadata (shapes and formats), never its codes.
+pub fn plan_for(
+    image: &dyn taalasc_image::ImageSource,
+    hw: &crate::config::HardwareConfig,
+    model: &std::path::Path,
+) -> anyhow::Result<(taalasc_verilog::Plan, Vec<crate::target::Candidate>)> {
     if let (Some(target), Some(chips)) = (hw.target_tps_user, &hw.chips) {
         let budget = taalasc_partition::Budget::load(&chips.budget)?;
-        let (plan, sys, all) = crate::target::choose(
-            s.image(),
-            target,
-            (hw.users, hw.attn),
-            &budget,
-            chips.min_chips,
-        )
-        .with_context(|| format!("{}", s.cfg.model.display()))?;
-        s.candidates = all;
+        let (plan, sys, all) =
+            crate::target::choose(image, target, (hw.users, hw.attn), &budget, chips.min_chips)
+                .with_context(|| format!("{}", model.display()))?;
         eprintln!(
             "build: --target-tps-user {target}: {} lanes x {} rows, {:.1} tokens/s per user, {} chip(s)",
             plan.lanes,
@@ -30,20 +38,18 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
             budget.clock_mhz * 1e6 / crate::target::latency_cycles(&sys).max(1) as f64,
             sys.partition.chips.len()
         );
-        s.plan = Some(plan);
-        return Ok(());
+        return Ok((plan, all));
     }
     let mut plan = taalasc_verilog::plan::plan_with_rows(
-        s.image(),
+        image,
         hw.lanes,
         hw.rows,
         hw.users,
         hw.chips.is_some(),
     )
-    .with_context(|| format!("{} cannot be lowered to RTL", s.cfg.model.display()))?;
+    .with_context(|| format!("{} cannot be lowered to RTL", model.display()))?;
     plan.set_attn_parallel(hw.attn)?;
-    s.plan = Some(plan);
-    Ok(())
+    Ok((plan, Vec::new()))
 }
 
 /// The plan in its text form: one line per instruction; with

@@ -1,0 +1,115 @@
+//! `build --estimate`: the hardware a checkpoint would get and its system
+//! report, planned from the checkpoint's shapes and the chosen formats
+//! alone. No weight is read or quantized and no RTL is written, so an 8B
+//! model's design point costs seconds instead of the build's quantization.
+//!
+//! The plan, the stage costs, the partition and the report are the same
+//! functions a real build runs: they read only the image's metadata
+//! ([`taalasc_image::ImageSource::info`], known before any weight is
+//! quantized), which is why the figures equal those of `taalasc report`
+//! on the built chip (`tests/system_report.rs` checks it).
+
+use crate::build::BuildOptions;
+use crate::config::{BuildConfig, LinearFormat};
+use anyhow::{bail, Context};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use taalasc_image::{ImageError, ImageInfo, ImageSource, ParamInfo};
+use taalasc_ir::WeightId;
+use taalasc_quant::QTensor;
+
+/// An image of which only the metadata exists: every read of a weight's
+/// values is an error naming it.
+struct Shapes(ImageInfo);
+
+impl Shapes {
+    fn unread(&self, id: WeightId) -> ImageError {
+        ImageError::Param {
+            weight: self.0.model.weight(id).name.clone(),
+            message: "--estimate plans from shapes and formats; the weight is not quantized".into(),
+        }
+    }
+}
+
+impl ImageSource for Shapes {
+    fn info(&self) -> Cow<'_, ImageInfo> {
+        Cow::Borrowed(&self.0)
+    }
+    fn matrix_rows(
+        &self,
+        id: WeightId,
+        _rows: std::ops::Range<usize>,
+    ) -> Result<Cow<'_, QTensor>, ImageError> {
+        Err(self.unread(id))
+    }
+    fn fixed16_values(&self, id: WeightId) -> Result<Cow<'_, [i32]>, ImageError> {
+        Err(self.unread(id))
+    }
+    fn wide_values(&self, id: WeightId) -> Result<Cow<'_, [i64]>, ImageError> {
+        Err(self.unread(id))
+    }
+}
+
+/// ROM bits of a weight as the build stores it (the quantize step's
+/// count: a matrix's codes and scales, 48 bits per bias value, 32 per
+/// gain).
+fn stored_bits(p: &ParamInfo) -> u64 {
+    match p {
+        ParamInfo::Matrix(m) => m.storage_bits(),
+        ParamInfo::Wide(n) => *n as u64 * taalasc_numerics::W_BITS as u64,
+        ParamInfo::Fixed16(n) => *n as u64 * 32,
+    }
+}
+
+/// Plans, partitions and reports `cfg` from shapes and formats; writes
+/// `report.json` and `report.html` into `cfg.out` (which must not exist)
+/// and returns it.
+pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
+    let Some(hw) = &cfg.hardware else {
+        bail!("--estimate plans the hardware: it cannot go with --no-rtl");
+    };
+    let Some(chips) = &hw.chips else {
+        bail!("--estimate reports a system: give --chip-budget (or --chips)");
+    };
+    if matches!(cfg.linear, LinearFormat::Auto(_)) {
+        bail!("--estimate takes fixed formats: --bits auto measures sensitivities on quantized weights");
+    }
+    if cfg.out.exists() {
+        bail!(
+            "{}: already exists; --estimate writes a new folder and never replaces one",
+            cfg.out.display()
+        );
+    }
+    let loaded = crate::load_layers(&cfg.model, cfg.layers)?;
+    let mut opts = BuildOptions::defaults(&loaded.model);
+    if let LinearFormat::Fixed(f) = &cfg.linear {
+        opts.linear = *f;
+    }
+    opts.table = cfg.table;
+    opts.per_weight = crate::build::apply_layer_rules(&loaded.model, &cfg.layer_rules)?;
+    if let Some(c) = cfg.context {
+        opts.context = c;
+    }
+    let info = crate::build::planned_info(&loaded, &opts)?;
+    let weight_bits = info.params.iter().map(stored_bits).sum();
+    let params = info.model.param_count();
+    let image = Shapes(info);
+    let (plan, _) = crate::steps::plan::plan_for(&image, hw, &cfg.model)?;
+    let system = crate::system::partition(&plan, &chips.budget, chips.min_chips)?;
+    eprintln!(
+        "build --estimate: {} chip(s) on budget `{}`: {}",
+        system.partition.chips.len(),
+        system.budget.name,
+        system.summary()
+    );
+    let input = crate::report::system_input(
+        cfg.model.display().to_string(),
+        loaded.model.hparams.architecture.clone(),
+        (params, weight_bits),
+        &plan,
+        &system,
+    )?;
+    taalasc_report::write(&taalasc_report::compute(&input), &cfg.out)
+        .with_context(|| format!("writing {}", cfg.out.display()))?;
+    Ok(cfg.out.clone())
+}
