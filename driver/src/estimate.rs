@@ -9,8 +9,8 @@
 //! quantized), which is why the figures equal those of `taalasc report`
 //! on the built chip (`tests/system_report.rs` checks it).
 
-use crate::build::BuildOptions;
 use crate::config::{BuildConfig, LinearFormat};
+use crate::steps::{self, State};
 use anyhow::{bail, Context};
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -62,8 +62,8 @@ fn stored_bits(p: &ParamInfo) -> u64 {
 }
 
 /// Plans, partitions and reports `cfg` from shapes and formats; writes
-/// `report.json` and `report.html` into `cfg.out` (which must not exist)
-/// and returns it.
+/// `report.json` and `report.html` into `cfg.out` (which must not exist;
+/// written beside it and renamed into place) and returns it.
 pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
     let Some(hw) = &cfg.hardware else {
         bail!("--estimate plans the hardware: it cannot go with --no-rtl");
@@ -80,19 +80,14 @@ pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
             cfg.out.display()
         );
     }
-    let loaded = crate::load_layers(&cfg.model, cfg.layers)?;
-    let mut opts = BuildOptions::defaults(&loaded.model);
-    if let LinearFormat::Fixed(f) = &cfg.linear {
-        opts.linear = *f;
-    }
-    opts.table = cfg.table;
-    opts.per_weight = crate::build::apply_layer_rules(&loaded.model, &cfg.layer_rules)?;
-    if let Some(c) = cfg.context {
-        opts.context = c;
-    }
-    let info = crate::build::planned_info(&loaded, &opts)?;
+    // The build's own first steps resolve the options and formats.
+    let mut s = State::new(cfg.clone());
+    steps::load::run(&mut s)?;
+    steps::choose_formats::run(&mut s)?;
+    let info = crate::build::planned_info(s.loaded(), s.opts())?;
     let weight_bits = info.params.iter().map(stored_bits).sum();
     let params = info.model.param_count();
+    let architecture = s.loaded().model.hparams.architecture.clone();
     let image = Shapes(info);
     let (plan, _) = crate::steps::plan::plan_for(&image, hw, &cfg.model)?;
     let system = crate::system::partition(&plan, &chips.budget, chips.min_chips)?;
@@ -104,12 +99,28 @@ pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
     );
     let input = crate::report::system_input(
         cfg.model.display().to_string(),
-        loaded.model.hparams.architecture.clone(),
+        architecture,
         (params, weight_bits),
         &plan,
         &system,
     )?;
-    taalasc_report::write(&taalasc_report::compute(&input), &cfg.out)
-        .with_context(|| format!("writing {}", cfg.out.display()))?;
+    // Written beside the output and renamed into place: never half a folder.
+    let name = cfg
+        .out
+        .file_name()
+        .map_or_else(|| "estimate".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = cfg
+        .out
+        .with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let written = taalasc_report::write(&taalasc_report::compute(&input), &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, &cfg.out)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), cfg.out.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    written?;
     Ok(cfg.out.clone())
 }
