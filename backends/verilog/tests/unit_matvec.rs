@@ -373,7 +373,10 @@ fn read_mem(path: &Path) -> Vec<String> {
         .collect()
 }
 
-const AW: usize = 14;
+/// Scratchpad address bits (words `1 << AW`); lines wider than 64 words
+/// need [`AW_WIDE`] to hold the aligned vectors.
+const AW: usize = 12;
+const AW_WIDE: usize = 14;
 const XB: usize = 18;
 
 /// One build of the unit: `LANES`, `ROWS` (rows per cycle), the input
@@ -421,7 +424,8 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
     } = cfg;
     let name = cfg.name();
     let mut rng = Rng(seed);
-    let spad_words = 1usize << AW;
+    let aw = if v > 64 { AW_WIDE } else { AW };
+    let spad_words = 1usize << aw;
     // Random background: stray writes or missed outputs show up.
     let mut spad: Vec<i64> = (0..spad_words)
         .map(|_| clamp_w48((rng.next_u64() as i64) >> 16))
@@ -522,7 +526,7 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
     let clog2 = |n: usize| (usize::BITS - (n.max(2) - 1).leading_zeros()) as usize;
     let top = format!("top_matvec_l{lanes}_r{rpc}_v{v}");
     let wrapper = format!(
-        "module {top};\n  tb_matvec #(.LANES({lanes}), .ROWS({rpc}), .AW({AW}), .XB({xb}), .WAW({waw}), \
+        "module {top};\n  tb_matvec #(.LANES({lanes}), .ROWS({rpc}), .AW({aw}), .XB({xb}), .WAW({waw}), \
          .WD({wd}), .BAW({baw}), .BD({bd}), .NI({ni}), .V({v})) tb ();\nendmodule\n",
         waw = clog2(wbase),
         wd = wbase,
