@@ -219,6 +219,16 @@ fn jobs<'o>(
     ))
 }
 
+/// ROM bits of a weight as the build stores and reports it: a matrix's
+/// codes and scales, a W48 word per bias value, 32 bits per gain.
+pub(crate) fn stored_bits(p: &ParamInfo) -> u64 {
+    match p {
+        ParamInfo::Matrix(m) => m.storage_bits(),
+        ParamInfo::Wide(n) => *n as u64 * nx::W_BITS as u64,
+        ParamInfo::Fixed16(n) => *n as u64 * 32,
+    }
+}
+
 /// The image's metadata alone (every weight's on-chip form), as the build
 /// lays it out before quantizing (`build --estimate` plans from it).
 pub(crate) fn planned_info(
@@ -357,7 +367,7 @@ fn quantize_each(
                     .iter()
                     .map(|&x| nx::formats::w48_from_f64(x as f64))
                     .collect();
-                let bits = v.len() as u64 * nx::W_BITS as u64;
+                let bits = stored_bits(&ParamInfo::Wide(v.len()));
                 put(id, Piece::Whole(Param::Wide(v)))?;
                 ("w48".to_string(), QuantMethod::Fixed, bits)
             }
@@ -366,7 +376,7 @@ fn quantize_each(
                     .iter()
                     .map(|&x| nx::formats::r32_from_f64(x as f64))
                     .collect();
-                let bits = v.len() as u64 * 32;
+                let bits = stored_bits(&ParamInfo::Fixed16(v.len()));
                 put(id, Piece::Whole(Param::Fixed16(v)))?;
                 ("q15.16".to_string(), QuantMethod::Fixed, bits)
             }

@@ -14,7 +14,7 @@ use crate::steps::{self, State};
 use anyhow::{bail, Context};
 use std::borrow::Cow;
 use std::path::PathBuf;
-use taalasc_image::{ImageError, ImageInfo, ImageSource, ParamInfo};
+use taalasc_image::{ImageError, ImageInfo, ImageSource};
 use taalasc_ir::WeightId;
 use taalasc_quant::QTensor;
 
@@ -50,17 +50,6 @@ impl ImageSource for Shapes {
     }
 }
 
-/// ROM bits of a weight as the build stores it (the quantize step's
-/// count: a matrix's codes and scales, 48 bits per bias value, 32 per
-/// gain).
-fn stored_bits(p: &ParamInfo) -> u64 {
-    match p {
-        ParamInfo::Matrix(m) => m.storage_bits(),
-        ParamInfo::Wide(n) => *n as u64 * taalasc_numerics::W_BITS as u64,
-        ParamInfo::Fixed16(n) => *n as u64 * 32,
-    }
-}
-
 /// Plans, partitions and reports `cfg` from shapes and formats; writes
 /// `report.json` and `report.html` into `cfg.out` (which must not exist;
 /// written beside it and renamed into place) and returns it.
@@ -85,7 +74,7 @@ pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
     steps::load::run(&mut s)?;
     steps::choose_formats::run(&mut s)?;
     let info = crate::build::planned_info(s.loaded(), s.opts())?;
-    let weight_bits = info.params.iter().map(stored_bits).sum();
+    let weight_bits = info.params.iter().map(crate::build::stored_bits).sum();
     let params = info.model.param_count();
     let architecture = s.loaded().model.hparams.architecture.clone();
     let image = Shapes(info);
