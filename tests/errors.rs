@@ -273,3 +273,39 @@ fn cli_reports_errors_without_panicking() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `--layers-per-engine` out of range is an error naming the flag and the
+/// limit, and writes no chip folder.
+#[test]
+fn layers_per_engine_out_of_range() {
+    let (_t, dir) = scratch();
+    let model = taalasc_tests::repo_root().join("examples/tiny-llama");
+    for (extra, expect) in [
+        (
+            &["--layers-per-engine", "0"][..],
+            "at least 1 decoder layer",
+        ),
+        (
+            &["--layers-per-engine", "2", "--users", "200"][..],
+            "400 KV cache regions",
+        ),
+    ] {
+        let out_dir = dir.join("chip");
+        let out = std::process::Command::new(taalasc_bin())
+            .arg("build")
+            .arg(&model)
+            .arg("-o")
+            .arg(&out_dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--layers-per-engine") && stderr.contains(expect),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out_dir.exists());
+    }
+}

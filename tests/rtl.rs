@@ -675,6 +675,82 @@ fn tiny_llama_parallel_attention_bit_exact() {
     assert_eq!(j["flow_model"]["exact"], true, "{j:#}");
 }
 
+/// Two decoder layers on one engine (`--layers-per-engine 2`): one
+/// matrix-vector unit, attention unit and set of element units serve both
+/// layers in turn, the layers' matrices stacked in weight banks by shape
+/// and their KV caches in regions of one attention unit. Two users
+/// interleaved stay bit-exact at every unit output and logit, the flow
+/// model is exact, and the chip stores the same bits as one engine per
+/// layer. Mutations: dropping the layer from the attention unit's KV
+/// region (`slot * 8'd2`) fails at `layers.0.attn`, position 1; dropping a
+/// stacked bank's base word (`+ d_cbase`) fails at `layers.0.attn.v`.
+#[test]
+fn tiny_llama_layers_share_an_engine_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--lanes",
+        "16",
+        "--rows",
+        "4",
+        "--context",
+        "16",
+        "--users",
+        "2",
+    ];
+    let model = repo_root().join("examples/tiny-llama");
+    let shared = dir.path().join("shared");
+    build(
+        &model,
+        &shared,
+        &[&flags[..], &["--layers-per-engine", "2"][..]].concat(),
+    );
+    let own = dir.path().join("own");
+    build(&model, &own, &flags);
+    let manifest = |chip: &Path| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(chip.join("manifest.json")).unwrap()).unwrap()
+    };
+    let (ms, mo) = (manifest(&shared), manifest(&own));
+    let plan = &ms["hardware"]["plan"];
+    assert_eq!(plan["layers_per_engine"], 2);
+    let engines = plan["engines"].as_array().unwrap();
+    assert_eq!(engines.len(), 2, "the I/O engine and one for both layers");
+    assert_eq!(engines[1]["role"], "layers 0-1");
+    // One attention unit with a KV region per layer and user; the seven
+    // matrices of each layer in five banks (q; k and v; o; gate and up;
+    // down), each bank two or four matrices deep.
+    let attns = engines[1]["attns"].as_array().unwrap();
+    assert_eq!(attns.len(), 1);
+    assert_eq!(attns[0]["layers"], 2);
+    let banks: Vec<usize> = engines[1]["banks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["mats"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(banks, [2, 4, 2, 4, 2]);
+    // The same weight ROM and KV bits as one engine per layer; one RoPE
+    // table (16 positions x 4 words of 4 pairs) and one set of unit
+    // tables instead of one per layer.
+    let (bs, bo) = (&ms["hardware"]["macro_bits"], &mo["hardware"]["macro_bits"]);
+    for k in ["weight_rom_stored", "weight_rom_packed", "kv_sram"] {
+        assert_eq!(bs[k], bo[k], "{k}");
+    }
+    let bits = |m: &Value, k: &str| m[k].as_u64().unwrap();
+    assert_eq!(
+        bits(bo, "vector_rom") - bits(bs, "vector_rom"),
+        16 * 4 * 128
+    );
+    assert!(bits(bs, "table_rom") < bits(bo, "table_rom"));
+    let rtl = std::fs::read_to_string(shared.join("rtl/taalasc_engine_1.v")).unwrap();
+    assert!(rtl.contains(".SLOTS(4)"), "2 users x 2 layers");
+    assert_eq!(rtl.matches("tls_wfetch #(").count(), 5);
+    lint(&shared);
+    let j = taalasc_tests::sim_lib(&shared, &["1,5,9,100,7,3,3,12,40,41,2,300", "4,2,77,9"]);
+    assert_eq!(j["bit_exact"], true, "{j:#}");
+    assert_eq!(j["first_mismatch"], Value::Null);
+    assert_eq!(j["flow_model"]["exact"], true, "{j:#}");
+}
+
 /// The ROM-bit parity check itself can fail: a chip whose RTL holds one
 /// 36-bit decoded scale field more per word in one weight ROM (the old
 /// layout) than the cost model charges is rejected, and so is one whose

@@ -283,6 +283,12 @@ pub struct BuildArgs {
     /// reads lanes x rows weights per cycle from a ROM word of `rows` row slices.
     #[arg(long, default_value_t = 1, conflicts_with = "target_tps_user")]
     pub rows: usize,
+    /// Decoder layers per layer engine (1 to the model's layers): one matrix-vector unit,
+    /// attention unit and set of element units serves them in turn, their matrices stacked
+    /// in shared ROM banks and their KV caches in regions of one attention unit. Less logic
+    /// for the same speed per user; fewer tokens in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub layers_per_engine: usize,
     /// Pick the matrix-vector parallelism (lanes and rows) that reaches N tokens/s per user
     /// on the chip budget (`--chip-budget`, default hc1): fewest chips, then least area. An
     /// unreachable target is an error that gives the best reachable figure and what limits it.
@@ -386,6 +392,7 @@ impl BuildArgs {
             lanes: a.lanes,
             target_tps_user: a.target_tps_user,
             rows: a.rows,
+            layers_per_engine: a.layers_per_engine,
             users: a.users,
             attn: taalasc_verilog::plan::AttnParallel {
                 heads: a.attn_heads,

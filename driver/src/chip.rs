@@ -23,12 +23,23 @@ pub fn open_chip(
         )
     })?;
     let system = hw.system.take();
-    let mut plan = taalasc_verilog::plan::plan_with_rows(
+    // Layers per engine are recorded in the plan (absent: 1).
+    let per_engine = match hw.plan.get("layers_per_engine") {
+        Some(v) => v.as_u64().filter(|&n| n >= 1).with_context(|| {
+            format!(
+                "{}: hardware.plan.layers_per_engine: expected a count of at least 1",
+                mpath.display()
+            )
+        })? as usize,
+        None => 1,
+    };
+    let mut plan = taalasc_verilog::plan::plan_shared(
         &image,
         hw.lanes,
         hw.rows,
         hw.users,
         system.is_some(),
+        per_engine,
     )?;
     // The attention parallelism is recorded in the plan (absent: serial).
     if let Some(par) = hw.plan.get("attn_par") {

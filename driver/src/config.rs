@@ -46,6 +46,8 @@ pub struct HardwareConfig {
     pub lanes: usize,
     /// Rows per cycle of every matrix-vector unit (`--rows`).
     pub rows: usize,
+    /// Decoder layers per layer engine (`--layers-per-engine`).
+    pub layers_per_engine: usize,
     /// Choose the parallelism for this many tokens/s per user instead
     /// (`--target-tps-user`; needs `chips`, the budget it is met on).
     pub target_tps_user: Option<f64>,
@@ -107,6 +109,7 @@ impl BuildConfig {
             hardware: Some(HardwareConfig {
                 lanes: 16,
                 rows: 1,
+                layers_per_engine: 1,
                 target_tps_user: None,
                 users: 1,
                 attn: Default::default(),

@@ -101,7 +101,14 @@ pub fn report(
                 o.table = manifest.table_format.parse()?;
                 eprintln!("report: rebuilding with linear layers {f}...");
                 let (img, rep) = build_image(&loaded, &o, None)?;
-                let mut p = taalasc_verilog::plan::plan_with(&img, plan.lanes, plan.users, true)?;
+                let mut p = taalasc_verilog::plan::plan_shared(
+                    &img,
+                    plan.lanes,
+                    plan.rows,
+                    plan.users,
+                    true,
+                    plan.layers_per_engine,
+                )?;
                 p.set_attn_parallel(plan.attn_par)?;
                 let s = crate::system::partition_with(&p, system.budget.clone(), system.min_chips)?;
                 rebuilt.push((f.clone(), img, rep.bits_per_weight, s));

@@ -89,11 +89,11 @@ const PHASE_NAMES: [&str; 4] = [
 fn evaluate(
     image: &dyn ImageSource,
     (lanes, rows): (usize, usize),
-    (users, attn): (usize, AttnParallel),
+    (users, attn, per_engine): (usize, AttnParallel, usize),
     budget: &Budget,
     min_chips: usize,
 ) -> anyhow::Result<Option<(Candidate, Plan, System)>> {
-    let mut plan = taalasc_verilog::plan::plan_with_rows(image, lanes, rows, users, true)?;
+    let mut plan = taalasc_verilog::plan::plan_shared(image, lanes, rows, users, true, per_engine)?;
     plan.set_attn_parallel(attn)?;
     let sys = match partition_with(&plan, budget.clone(), min_chips) {
         Ok(s) => s,
@@ -113,14 +113,15 @@ fn evaluate(
 }
 
 /// Picks the matrix-vector parallelism for `target` tokens/s per user
-/// (the attention parallelism `attn` is given, not searched): the plan and
+/// (the attention parallelism `attn` and the layers per engine are given,
+/// not searched): the plan and
 /// partition of the candidate with the fewest chips, then the least area,
 /// among those that meet it, and every candidate evaluated (for the
 /// record). Errors when none meets it, with the best one's figures.
 pub fn choose(
     image: &dyn ImageSource,
     target: f64,
-    (users, attn): (usize, AttnParallel),
+    (users, attn, per_engine): (usize, AttnParallel, usize),
     budget: &Budget,
     min_chips: usize,
 ) -> anyhow::Result<(Plan, System, Vec<Candidate>)> {
@@ -147,8 +148,14 @@ pub fn choose(
         .filter(|&&l| l < 2 * widest)
         .flat_map(|&l| ROW_OPTIONS.iter().map(move |&r| (l, r)));
     for (lanes, rows) in options {
-        let Some((c, plan, sys)) = evaluate(image, (lanes, rows), (users, attn), budget, min_chips)
-            .with_context(|| format!("planning at {lanes} lanes x {rows} rows"))?
+        let Some((c, plan, sys)) = evaluate(
+            image,
+            (lanes, rows),
+            (users, attn, per_engine),
+            budget,
+            min_chips,
+        )
+        .with_context(|| format!("planning at {lanes} lanes x {rows} rows"))?
         else {
             continue;
         };

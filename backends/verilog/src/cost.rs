@@ -521,11 +521,38 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
             c += n;
         }
     }
-    // One weight fetch adapter per matrix, over its LANES·ROWS codes
+    // One weight fetch adapter per weight bank, over its LANES·ROWS codes
     // (measured at ROWS = 1: a row slice costing as many lanes is an
     // assumption).
-    c += eng.mats.len() as f64 * m.wfetch.at(&[lanes * rows]);
+    c += eng.banks.len() as f64 * m.wfetch.at(&[lanes * rows]);
+    c += rom_mux_cells(plan, e);
     c.round() as u64
+}
+
+/// NAND2-equivalents of one bit of a 2:1 multiplexer:
+/// `sky130_fd_sc_hd__mux2_1` (11.2608 µm²) over `nand2_1` (3.7536 µm²) in
+/// the vendored Liberty file.
+pub const MUX2_NAND2: f64 = 3.0;
+
+/// The multiplexers that pick one ROM's word by the instruction (an
+/// `n`-way choice of `w` bits is `(n - 1) · w` 2:1 multiplexer bits): the
+/// expanded weight word over the engine's weight banks, and the gain, bias
+/// and RoPE lines over their ROMs. An engine shared by layers has more
+/// ROMs behind each port; matrices of one shape share a bank (stacked), so
+/// the weight word's choice grows with the shapes, not the layers.
+pub fn rom_mux_cells(plan: &Plan, e: usize) -> f64 {
+    let eng = &plan.engines[e];
+    let rows = plan.rows as f64;
+    let word = rows
+        * (plan.lanes * 8
+            + crate::plan::blocks_per_word(plan.lanes) * crate::plan::SCALE_FIELD_BITS)
+            as f64;
+    let ways = |n: usize| n.saturating_sub(1) as f64;
+    MUX2_NAND2
+        * (ways(eng.banks.len()) * word
+            + ways(eng.gains.len()) * 32.0 * rows
+            + ways(eng.biases.len()) * 48.0 * rows
+            + ways(eng.ropes.len()) * 32.0 * rows)
 }
 
 /// The cost of every pipeline stage of `plan`, at the middle of the
@@ -586,7 +613,7 @@ pub fn stage_costs_at(plan: &Plan, pos: usize) -> Vec<StageCost> {
             c.kv_bits_per_position = e
                 .attns
                 .iter()
-                .map(|a| kv_bits_per_position(a.kv_heads, a.head_dim))
+                .map(|a| a.layers as u64 * kv_bits_per_position(a.kv_heads, a.head_dim))
                 .sum();
             c.sram_bits = c.fixed_sram_bits + e.attns.iter().map(|a| a.kv_bits).sum::<u64>();
             c.logic_cells = engine_cells(plan, s.engine);

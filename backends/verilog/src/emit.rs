@@ -22,7 +22,10 @@ fn fields(e: &Engine, w: &Widths) -> Vec<Field> {
     let sel = |n: usize| addr_bits(n.max(1));
     let mut f = vec![Field("d_unit", 3)];
     if e.uses("matvec") || e.uses("embed") {
-        f.push(Field("d_mat", sel(e.mats.len())));
+        // The weight bank read, and (stacked banks) the matrix's first
+        // word in each of the bank's macros.
+        f.push(Field("d_mat", sel(e.banks.len())));
+        f.extend(bank_base_fields(e).into_iter().map(|(n, b)| Field(n, b)));
     }
     if e.uses("matvec") {
         f.extend([
@@ -83,11 +86,63 @@ fn fields(e: &Engine, w: &Widths) -> Vec<Field> {
             Field("d_at_dst", aw),
             Field("d_attn", sel(e.attns.len())),
         ]);
+        if let Some(l) = attn_layer_bits(e) {
+            f.push(Field("d_at_layer", l));
+        }
     }
     if e.uses("out") {
         f.extend([Field("d_out_src", aw), Field("d_out_n", w.vw)]);
     }
     f
+}
+
+/// The base-word fields of the engine's stacked weight banks, `(name,
+/// bits)`: `d_cbase` and `d_sbase`, and `d_ebase` when a stacked bank has
+/// `Row8` exponents (none when no bank holds two matrices).
+fn bank_base_fields(e: &Engine) -> Vec<(&'static str, u32)> {
+    let stacked: Vec<_> = e.banks.iter().filter(|b| b.mats.len() > 1).collect();
+    ["d_cbase", "d_sbase", "d_ebase"]
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, name)| {
+            stacked
+                .iter()
+                .filter_map(|b| b.macros.get(k).map(|r| addr_bits(r.depth)))
+                .max()
+                .map(|bits| (name, bits))
+        })
+        .collect()
+}
+
+/// Bits of the layer field of the engine's attention instructions (`None`
+/// when every unit serves one layer).
+fn attn_layer_bits(e: &Engine) -> Option<u32> {
+    let n = e.attns.iter().map(|a| a.layers).max().unwrap_or(1);
+    (n > 1).then(|| addr_bits(n))
+}
+
+/// The bank select and base-word fields of an instruction reading matrix
+/// `mat`.
+fn mat_fields(e: &Engine, mat: usize) -> Vec<(&'static str, String)> {
+    let m = &e.mats[mat];
+    let mut d = vec![("d_mat", lit(addr_bits(e.banks.len()), m.bank as u64))];
+    for (k, (name, b)) in bank_base_fields(e).into_iter().enumerate() {
+        // A matrix of a bank without this macro reads none of it.
+        let depth = m.macros.get(k).map_or(0, |r| r.depth);
+        d.push((name, lit(b, (m.slot * depth) as u64)));
+    }
+    d
+}
+
+/// The KV region an attention unit serving `layers` layers uses: the
+/// user's slot times its layers plus the instruction's layer (the plan
+/// keeps users times layers within the unit's 8-bit slot field).
+fn slot_of(layers: usize) -> String {
+    if layers == 1 {
+        "slot".into()
+    } else {
+        format!("slot * 8'd{layers} + at_layer8")
+    }
 }
 
 /// Unit codes of `d_unit`.
@@ -117,8 +172,8 @@ fn decode(i: &Instr, e: &Engine, w: &Widths) -> Vec<(&'static str, String)> {
             positions,
         } => {
             let m = &e.mats[*mat];
+            d.extend(mat_fields(e, *mat));
             d.extend([
-                ("d_mat", lit(addr_bits(e.mats.len()), *mat as u64)),
                 ("d_asym", lit(1, m.asym as u64)),
                 ("d_code_bias", lit(8, m.code_bias as u64)),
                 ("d_em_dst", a(*dst)),
@@ -136,8 +191,8 @@ fn decode(i: &Instr, e: &Engine, w: &Widths) -> Vec<(&'static str, String)> {
             bias,
         } => {
             let m = &e.mats[*mat];
+            d.extend(mat_fields(e, *mat));
             d.extend([
-                ("d_mat", lit(addr_bits(e.mats.len()), *mat as u64)),
                 ("d_asym", lit(1, m.asym as u64)),
                 ("d_code_bias", lit(8, m.code_bias as u64)),
                 ("d_mv_src", a(*src)),
@@ -199,13 +254,25 @@ fn decode(i: &Instr, e: &Engine, w: &Widths) -> Vec<(&'static str, String)> {
             ("d_rp_rot", lit(10, *rot as u64)),
             ("d_rope", lit(addr_bits(e.ropes.len()), *table as u64)),
         ]),
-        Instr::Attn { unit, q, k, v, dst } => d.extend([
-            ("d_at_q", a(*q)),
-            ("d_at_k", a(*k)),
-            ("d_at_v", a(*v)),
-            ("d_at_dst", a(*dst)),
-            ("d_attn", lit(addr_bits(e.attns.len()), *unit as u64)),
-        ]),
+        Instr::Attn {
+            unit,
+            q,
+            k,
+            v,
+            dst,
+            layer,
+        } => {
+            d.extend([
+                ("d_at_q", a(*q)),
+                ("d_at_k", a(*k)),
+                ("d_at_v", a(*v)),
+                ("d_at_dst", a(*dst)),
+                ("d_attn", lit(addr_bits(e.attns.len()), *unit as u64)),
+            ]);
+            if let Some(l) = attn_layer_bits(e) {
+                d.push(("d_at_layer", lit(l, *layer as u64)));
+            }
+        }
         Instr::Out { src, n } => {
             d.extend([("d_out_src", a(*src)), ("d_out_n", lit(w.vw, *n as u64))])
         }
@@ -668,9 +735,9 @@ fn scratchpad_lines(s: &mut String, cx: &EngineCx) {
     let _ = writeln!(s, "  assign dbg_we = l_we;\n  assign dbg_addr = l_waddr;\n  assign dbg_data = l_wdata;\n  assign dbg_pc = pc;");
 }
 
-/// The weight ROMs behind one read port: per matrix its packed macros
-/// (codes, scales, `Row8` exponents) and the `tls_wfetch` adapter that
-/// expands them to the units' word.
+/// The weight ROMs behind one read port: per weight bank its packed macros
+/// (codes, scales, `Row8` exponents; the bank's matrices stacked) and the
+/// `tls_wfetch` adapter that expands them to the units' word.
 fn weight_roms(s: &mut String, cx: &EngineCx) {
     let EngineCx {
         e,
@@ -685,7 +752,7 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
     }
     let _ = writeln!(
         s,
-        "\n  // ---- weight ROMs (packed macros + tls_wfetch per matrix) ----"
+        "\n  // ---- weight ROMs (packed macros + tls_wfetch per bank of stacked matrices) ----"
     );
     let mut ens = Vec::new();
     let mut addrs = Vec::new();
@@ -716,9 +783,11 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
     // The units read `rows` expanded row slices per word.
     let word = rows * wide_bits;
     let _ = writeln!(s, "  reg [{}:0] w_data;", word - 1);
-    let mw = addr_bits(e.mats.len());
+    let mw = addr_bits(e.banks.len());
     let mut unused = Vec::new();
-    for (k, m) in e.mats.iter().enumerate() {
+    for (k, bank) in e.banks.iter().enumerate() {
+        // Every member has the representative's shape and layout.
+        let m = &e.mats[bank.mats[0]];
         assert_eq!(
             m.slices, rows,
             "{}: ROM row slices differ from the plan's rows",
@@ -728,12 +797,17 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
         let (caw, gaw) = (addr_bits(m.depth()), addr_bits(m.groups));
         let chw = addr_bits(m.chunks);
         let saw = addr_bits(m.macros[1].depth);
+        let members: Vec<String> = bank
+            .mats
+            .iter()
+            .map(|&i| e.mats[i].weight.clone())
+            .collect();
         let _ = writeln!(
             s,
             "  // {} ({}): {}",
-            m.weight,
+            members.join(", "),
             m.format,
-            m.macros
+            bank.macros
                 .iter()
                 .map(|r| format!("{} {} x {}", r.kind, r.depth, r.width))
                 .collect::<Vec<_>>()
@@ -745,16 +819,36 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
             word - 1,
             lit(mw, k as u64)
         );
-        for (r, (p, aw)) in m.macros.iter().zip([("c", caw), ("s", saw), ("e", gaw)]) {
+        let stacked = bank.mats.len() > 1;
+        for (r, (p, aw)) in bank.macros.iter().zip([("c", caw), ("s", saw), ("e", gaw)]) {
             let _ = writeln!(
                 s,
                 "  wire m{k}_{p}_en;\n  wire [{}:0] m{k}_{p}_addr;\n  wire [{}:0] m{k}_{p}_q;",
                 aw - 1,
                 r.width - 1
             );
+            // A stacked bank: the adapter's address within the matrix plus
+            // the matrix's first word in this macro.
+            let (rom_aw, rom_addr) = if stacked {
+                let raw = addr_bits(r.depth);
+                let local = if raw > aw {
+                    format!("{{{}'d0, m{k}_{p}_addr}}", raw - aw)
+                } else {
+                    format!("m{k}_{p}_addr")
+                };
+                let _ = writeln!(
+                    s,
+                    "  wire [{}:0] m{k}_{p}_full = {local} + d_{p}base[{}:0];",
+                    raw - 1,
+                    raw - 1
+                );
+                (raw, format!("m{k}_{p}_full"))
+            } else {
+                (aw, format!("m{k}_{p}_addr"))
+            };
             let _ = writeln!(
                 s,
-                "  tls_rom #(.W({}), .D({}), .AW({aw}), .FILE({{ROM_DIR, \"{}\"}})) m{k}{p} (\n    .clk(clk), .en(m{k}_{p}_en), .addr(m{k}_{p}_addr), .data(m{k}_{p}_q)\n  );",
+                "  tls_rom #(.W({}), .D({}), .AW({rom_aw}), .FILE({{ROM_DIR, \"{}\"}})) m{k}{p} (\n    .clk(clk), .en(m{k}_{p}_en), .addr({rom_addr}), .data(m{k}_{p}_q)\n  );",
                 r.width, r.depth, r.file
             );
         }
@@ -785,7 +879,7 @@ fn weight_roms(s: &mut String, cx: &EngineCx) {
             chw - 1
         );
     }
-    let srcs: Vec<String> = (0..e.mats.len()).map(|k| format!("m{k}_w")).collect();
+    let srcs: Vec<String> = (0..e.banks.len()).map(|k| format!("m{k}_w")).collect();
     mux(s, "d_mat", "w_data", &srcs, word as u32);
     // Address bits above every matrix's own (the widest matrix uses them
     // all; the others ignore them), and the unused exponent ports of SF16
@@ -947,6 +1041,14 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
     }
     if e.uses("attn") {
         let aw_sel = addr_bits(e.attns.len());
+        if let Some(l) = attn_layer_bits(e) {
+            let v = if l < 8 {
+                format!("{{{}'d0, d_at_layer}}", 8 - l)
+            } else {
+                "d_at_layer".into()
+            };
+            let _ = writeln!(s, "  wire [7:0] at_layer8 = {v};");
+        }
         let mut ors = (
             Vec::new(),
             Vec::new(),
@@ -961,8 +1063,8 @@ fn unit_instances(s: &mut String, cx: &EngineCx) {
             let _ = writeln!(s, "  wire a{k}_done, a{k}_busy, a{k}_ra_en, a{k}_rb_en, a{k}_w_en;\n  wire [{}:0] a{k}_ra_addr, a{k}_rb_addr, a{k}_w_addr;\n  wire [{}:0] a{k}_w_mask;\n  wire [{}:0] a{k}_w_data;", aw - 1, rows - 1, lw - 1);
             let _ = writeln!(
                 s,
-                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}){}, .V({rows}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot(slot),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_la),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_lb),\n    .w_en(a{k}_w_en), .w_mask(a{k}_w_mask), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
-                a.node, a.head_dim, a.heads, a.kv_heads, plan.context, plan.users, a.window, a.scale_mant, a.scale_shift, attn_par_params(&a.par), lit(aw_sel, k as u64)
+                "  // {}\n  tls_attn #(.AW({aw}), .HD({}), .NH({}), .NKV({}), .CTX({}), .SLOTS({}), .WINDOW({}), .SCALE_MANT({}), .SCALE_SHIFT({}){}, .V({rows}), .TABLE_DIR(TABLE_DIR)) u_attn{k} (\n    .clk(clk), .rst(rst), .start(go_attn && d_attn == {}), .done(a{k}_done), .busy(a{k}_busy),\n    .cfg_q(d_at_q), .cfg_k(d_at_k), .cfg_v(d_at_v), .cfg_dst(d_at_dst), .cfg_pos(pos), .cfg_slot({}),\n    .ra_en(a{k}_ra_en), .ra_addr(a{k}_ra_addr), .ra_data(spad_la),\n    .rb_en(a{k}_rb_en), .rb_addr(a{k}_rb_addr), .rb_data(spad_lb),\n    .w_en(a{k}_w_en), .w_mask(a{k}_w_mask), .w_addr(a{k}_w_addr), .w_data(a{k}_w_data)\n  );",
+                a.node, a.head_dim, a.heads, a.kv_heads, plan.context, plan.users * a.layers, a.window, a.scale_mant, a.scale_shift, attn_par_params(&a.par), lit(aw_sel, k as u64), slot_of(a.layers)
             );
             ors.0.push(format!("a{k}_done"));
             ors.1.push(format!("a{k}_busy"));

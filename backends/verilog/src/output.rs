@@ -150,13 +150,18 @@ pub fn core_file(plan: &Plan, name: &str) -> String {
     s.push_str(&format!("      - rtl/{}\n", MACROS_BB.0));
     s.push_str("  roms:\n    file_type: user\n    files:\n");
     for e in &plan.engines {
-        for f in e.mats.iter().map(|m| &m.file).chain(
-            e.gains
-                .iter()
-                .chain(&e.biases)
-                .chain(&e.ropes)
-                .map(|v| &v.file),
-        ) {
+        for f in e
+            .banks
+            .iter()
+            .flat_map(|b| b.macros.iter().map(|r| &r.file))
+            .chain(
+                e.gains
+                    .iter()
+                    .chain(&e.biases)
+                    .chain(&e.ropes)
+                    .map(|v| &v.file),
+            )
+        {
             s.push_str(&format!("      - rom/{f}: {{copyto: rom/{f}}}\n"));
         }
     }

@@ -303,16 +303,19 @@ pub fn for_each_rom(
     mut sink: impl FnMut(&str, String) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     for e in &plan.engines {
-        for m in &e.mats {
-            let mut texts: Vec<Vec<u8>> = vec![Vec::new(); m.macros.len()];
+        for bank in &e.banks {
+            let mut texts: Vec<Vec<u8>> = vec![Vec::new(); bank.macros.len()];
             {
                 let mut outs: Vec<&mut dyn std::io::Write> = texts
                     .iter_mut()
                     .map(|t| t as &mut dyn std::io::Write)
                     .collect();
-                write_mat_hex(image, m, plan.lanes, &mut outs)?;
+                // The bank's matrices one after the other, in slot order.
+                for &k in &bank.mats {
+                    write_mat_hex(image, &e.mats[k], plan.lanes, &mut outs)?;
+                }
             }
-            for (r, t) in m.macros.iter().zip(texts) {
+            for (r, t) in bank.macros.iter().zip(texts) {
                 sink(&r.file, String::from_utf8(t).expect("hex is ASCII"))?;
             }
         }
@@ -333,22 +336,26 @@ pub fn write_roms(dir: &Path, image: &dyn ImageSource, plan: &Plan) -> std::io::
         std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
     };
     for e in &plan.engines {
-        for m in &e.mats {
-            let mut ws = Vec::with_capacity(m.macros.len());
-            for r in &m.macros {
+        for bank in &e.banks {
+            let mut ws = Vec::with_capacity(bank.macros.len());
+            for r in &bank.macros {
                 let p = dir.join(&r.file);
                 let f = std::fs::File::create(&p).map_err(|e| named(&p, e))?;
                 ws.push(std::io::BufWriter::with_capacity(1 << 20, f));
             }
-            let p = dir.join(&m.file);
+            let p = dir.join(&bank.macros[0].file);
             {
                 let mut outs: Vec<&mut dyn std::io::Write> = ws
                     .iter_mut()
                     .map(|w| w as &mut dyn std::io::Write)
                     .collect();
-                write_mat_hex(image, m, plan.lanes, &mut outs).map_err(|e| named(&p, e))?;
+                // The bank's matrices one after the other, in slot order.
+                for &k in &bank.mats {
+                    write_mat_hex(image, &e.mats[k], plan.lanes, &mut outs)
+                        .map_err(|e| named(&p, e))?;
+                }
             }
-            for (w, r) in ws.iter_mut().zip(&m.macros) {
+            for (w, r) in ws.iter_mut().zip(&bank.macros) {
                 let p = dir.join(&r.file);
                 w.flush().map_err(|e| named(&p, e))?;
             }

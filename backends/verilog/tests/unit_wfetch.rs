@@ -204,6 +204,8 @@ fn mat_rom(q: &QTensor, c: &Case, k: usize) -> MatRom {
         stored_bits: macros.iter().map(|r| (r.width * r.depth) as u64).sum(),
         macros,
         packed_bits: q.storage_bits(),
+        bank: 0,
+        slot: 0,
     }
 }
 

@@ -28,9 +28,14 @@ pub fn plan_for(
 ) -> anyhow::Result<(taalasc_verilog::Plan, Vec<crate::target::Candidate>)> {
     if let (Some(target), Some(chips)) = (hw.target_tps_user, &hw.chips) {
         let budget = taalasc_partition::Budget::load(&chips.budget)?;
-        let (plan, sys, all) =
-            crate::target::choose(image, target, (hw.users, hw.attn), &budget, chips.min_chips)
-                .with_context(|| format!("{}", model.display()))?;
+        let (plan, sys, all) = crate::target::choose(
+            image,
+            target,
+            (hw.users, hw.attn, hw.layers_per_engine),
+            &budget,
+            chips.min_chips,
+        )
+        .with_context(|| format!("{}", model.display()))?;
         eprintln!(
             "build: --target-tps-user {target}: {} lanes x {} rows, {:.1} tokens/s per user, {} chip(s)",
             plan.lanes,
@@ -40,12 +45,13 @@ pub fn plan_for(
         );
         return Ok((plan, all));
     }
-    let mut plan = taalasc_verilog::plan::plan_with_rows(
+    let mut plan = taalasc_verilog::plan::plan_shared(
         image,
         hw.lanes,
         hw.rows,
         hw.users,
         hw.chips.is_some(),
+        hw.layers_per_engine,
     )
     .with_context(|| format!("{} cannot be lowered to RTL", model.display()))?;
     plan.set_attn_parallel(hw.attn)?;

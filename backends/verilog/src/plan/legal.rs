@@ -6,7 +6,7 @@
 use super::{addr_bits, Instr, Plan, PlanError, Step};
 
 /// Program counter bits of every engine.
-pub const PC_BITS: u32 = 8;
+pub const PC_BITS: u32 = 10;
 /// Position bits of the chip interface.
 pub const POS_BITS: u32 = 16;
 

@@ -5,8 +5,8 @@
 use super::legal::legalize;
 use super::{
     addr_bits, file_name, kv_bits_per_position, AttnParallel, AttnUnit, ElemOp, Engine, Instr,
-    MatRom, NodeSlot, Plan, PlanError, ScaleLayout, Step, VecRom, VecSource, WeightMacro,
-    MAX_LANES, MAX_ROWS,
+    MatRom, NodeSlot, Plan, PlanError, ScaleLayout, Step, VecRom, VecSource, WeightBank,
+    WeightMacro, MAX_LANES, MAX_ROWS,
 };
 use std::collections::HashMap;
 use taalasc_image::{ImageError, ImageInfo, ImageSource, ParamInfo, Types};
@@ -89,7 +89,7 @@ pub fn plan_with(
 
 /// As [`plan`], with `rows` rows per cycle of every matvec unit; with
 /// `split_io` the embedding and the head get an engine each (engine 0 and
-/// engine `layers + 1`), so that every engine runs one pipeline stage and
+/// the last engine), so that every engine runs one pipeline stage and
 /// the stage chain can be cut across chips (RFC 0004).
 pub fn plan_with_rows(
     image: &dyn ImageSource,
@@ -98,13 +98,45 @@ pub fn plan_with_rows(
     users: usize,
     split_io: bool,
 ) -> Result<Plan, PlanError> {
+    plan_shared(image, lanes, rows, users, split_io, 1)
+}
+
+/// As [`plan_with_rows`], with `layers_per_engine` decoder layers on each
+/// layer engine (the last engine takes what remains): one matrix-vector
+/// unit, attention unit and set of element units serves them in turn.
+pub fn plan_shared(
+    image: &dyn ImageSource,
+    lanes: usize,
+    rows: usize,
+    users: usize,
+    split_io: bool,
+    layers_per_engine: usize,
+) -> Result<Plan, PlanError> {
     // Metadata only (formats, shapes, widths): no weight value is read.
     let info = image.info();
     check_options(lanes, rows, users)?;
+    let n_layers = info.model.hparams.n_layers;
+    if layers_per_engine == 0 {
+        return Err(PlanError::LayersPerEngine(
+            0,
+            "expected at least 1 decoder layer per engine".into(),
+        ));
+    }
+    // KV regions of one attention unit: `cfg_slot` is 8 bits.
+    let shared = layers_per_engine.min(n_layers.max(1));
+    if users * shared > 256 {
+        return Err(PlanError::LayersPerEngine(
+            layers_per_engine,
+            format!(
+                "{users} user slots times {shared} layers is {} KV cache regions in one attention unit; at most 256 fit its slot field",
+                users * shared
+            ),
+        ));
+    }
     // The image's legality and every value's datapath type come from the
     // image verifier: the plan infers none of them again.
     let types = taalasc_image::verify(&info)?;
-    let mut lw = Lowering::new(&info, types, lanes, rows, users, split_io);
+    let mut lw = Lowering::new(&info, types, (lanes, rows), users, split_io, shared);
     for (ph, nodes) in lw.phases().into_iter().enumerate() {
         lw.lower_phase(ph, &nodes)?;
     }
@@ -126,21 +158,27 @@ fn check_options(lanes: usize, rows: usize, users: usize) -> Result<(), PlanErro
 }
 
 /// The engines of a plan before lowering: engine 0 (I/O, or embedding
-/// with `split_io`), one per layer, then the head's with `split_io`.
-fn new_engines(n_layers: usize, split_io: bool) -> Vec<Engine> {
-    let n_engines = n_layers + 1 + split_io as usize;
+/// with `split_io`), one per `g` layers, then the head's with `split_io`.
+fn new_engines(n_layers: usize, g: usize, split_io: bool) -> Vec<Engine> {
+    let layer_engines = n_layers.div_ceil(g);
+    let n_engines = layer_engines + 1 + split_io as usize;
     (0..n_engines)
         .map(|e| Engine {
             index: e,
             role: match e {
                 0 if split_io => "embed".into(),
                 0 => "io".into(),
-                e if e > n_layers => "head".into(),
-                e => format!("layer {}", e - 1),
+                e if e > layer_engines => "head".into(),
+                e if g == 1 => format!("layer {}", e - 1),
+                e => {
+                    let l0 = (e - 1) * g;
+                    format!("layers {l0}-{}", (l0 + g).min(n_layers) - 1)
+                }
             },
             program: Vec::new(),
             nodes: Vec::new(),
             mats: Vec::new(),
+            banks: Vec::new(),
             gains: Vec::new(),
             biases: Vec::new(),
             ropes: Vec::new(),
@@ -162,6 +200,8 @@ struct Lowering<'a> {
     users: usize,
     split_io: bool,
     n_layers: usize,
+    /// Decoder layers per layer engine.
+    per_engine: usize,
     order: Vec<NodeIndex>,
     inputs: Vec<Vec<NodeIndex>>,
     /// Every value's datapath type (R32 residual or W48 wide), from the
@@ -192,17 +232,17 @@ impl<'a> Lowering<'a> {
     fn new(
         image: &'a ImageInfo,
         types: Types,
-        lanes: usize,
-        rows: usize,
+        (lanes, rows): (usize, usize),
         users: usize,
         split_io: bool,
+        per_engine: usize,
     ) -> Self {
         let model = &image.model;
         let order = model.topo_order();
         let n = model.graph.node_count();
         let inputs: Vec<Vec<NodeIndex>> = (0..n).map(|i| model.inputs(NodeIndex::new(i))).collect();
         let n_layers = model.hparams.n_layers;
-        let engines = new_engines(n_layers, split_io);
+        let engines = new_engines(n_layers, per_engine, split_io);
         let n_engines = engines.len();
         let mut lw = Lowering {
             image,
@@ -212,6 +252,7 @@ impl<'a> Lowering<'a> {
             users,
             split_io,
             n_layers,
+            per_engine,
             order,
             inputs,
             types,
@@ -287,12 +328,21 @@ impl<'a> Lowering<'a> {
             return Ok(());
         }
         let e = if self.split_io && ph == self.n_layers + 1 {
-            self.n_layers + 1
+            self.engines.len() - 1
         } else {
-            model.graph[nodes[0]].layer.map_or(0, |l| l + 1)
+            model.graph[nodes[0]]
+                .layer
+                .map_or(0, |l| l / self.per_engine + 1)
         };
         self.copy_in(ph, e, &nodes);
         let pc0 = self.engines[e].program.len();
+        // The engine ran the previous phase and nothing was copied in: this
+        // phase continues that run (one pipeline stage, one token at a
+        // time in the engine).
+        let continues = matches!(
+            self.schedule.last(),
+            Some(Step::Run { engine, pc1, .. }) if *engine == e && *pc1 == pc0
+        );
         let mut dies_at: HashMap<usize, usize> = HashMap::new();
         for (k, &nd) in nodes.iter().enumerate() {
             for &i in &self.inputs[nd.index()] {
@@ -309,11 +359,15 @@ impl<'a> Lowering<'a> {
             let instr = self.select(&mut cx, k, nd)?;
             self.place(&cx, k, nd, instr);
         }
-        self.schedule.push(Step::Run {
-            engine: e,
-            pc0,
-            pc1: self.engines[e].program.len(),
-        });
+        let end = self.engines[e].program.len();
+        match self.schedule.last_mut() {
+            Some(Step::Run { pc1, .. }) if continues => *pc1 = end,
+            _ => self.schedule.push(Step::Run {
+                engine: e,
+                pc0,
+                pc1: end,
+            }),
+        }
         // Values that other engines still need stay; values only this
         // engine used are freed in `place`. So the I/O engine's embedding
         // output (read by the next engine) is never reused by its head
@@ -497,8 +551,9 @@ impl<'a> Lowering<'a> {
                 // KV heads: the image verifier's rules.
                 let s = ScoreScale::inv_sqrt(*head_dim);
                 let eng = &mut self.engines[e];
-                let unit = eng.attns.len();
-                eng.attns.push(AttnUnit {
+                let region = (self.users * image.context) as u64
+                    * kv_bits_per_position(*n_kv_heads, *head_dim);
+                let a = AttnUnit {
                     node: node.name.clone(),
                     heads: *n_heads,
                     kv_heads: *n_kv_heads,
@@ -506,16 +561,48 @@ impl<'a> Lowering<'a> {
                     window: window.unwrap_or(0),
                     scale_mant: s.mant,
                     scale_shift: s.shift,
-                    kv_bits: (self.users * image.context) as u64
-                        * kv_bits_per_position(*n_kv_heads, *head_dim),
+                    kv_bits: region,
+                    layers: 1,
                     par: AttnParallel::default(),
-                });
+                };
+                // A layer of a shared engine uses the unit of an earlier
+                // layer of the same shape, in a KV region of its own.
+                let same = |u: &AttnUnit| {
+                    (
+                        u.heads,
+                        u.kv_heads,
+                        u.head_dim,
+                        u.window,
+                        u.scale_mant,
+                        u.scale_shift,
+                    ) == (
+                        a.heads,
+                        a.kv_heads,
+                        a.head_dim,
+                        a.window,
+                        a.scale_mant,
+                        a.scale_shift,
+                    )
+                };
+                let (unit, layer) = match eng.attns.iter().position(same) {
+                    Some(u) => {
+                        let x = &mut eng.attns[u];
+                        x.layers += 1;
+                        x.kv_bits += region;
+                        (u, x.layers - 1)
+                    }
+                    None => {
+                        eng.attns.push(a);
+                        (eng.attns.len() - 1, 0)
+                    }
+                };
                 Instr::Attn {
                     unit,
                     q: addr_of(0),
                     k: addr_of(1),
                     v: addr_of(2),
                     dst: self.spads[e].alloc(width),
+                    layer,
                 }
             }
             Op::Add | Op::Mul => {
@@ -615,6 +702,9 @@ impl<'a> Lowering<'a> {
             self.engines[e].spad_words = s.top.max(1).next_multiple_of(self.rows as u32);
         }
         let max_words = self.engines.iter().map(|e| e.spad_words).max().unwrap_or(1);
+        for e in &mut self.engines {
+            stack_banks(e);
+        }
         Plan {
             lanes: self.lanes,
             rows: self.rows,
@@ -626,10 +716,72 @@ impl<'a> Lowering<'a> {
             slots: self.slots,
             spad_aw: addr_bits(max_words as usize),
             attn_par: AttnParallel::default(),
+            layers_per_engine: self.per_engine,
             stages: Vec::new(),
             widths: Default::default(),
         }
     }
+}
+
+/// Groups the engine's matrices into weight banks: matrices of the same
+/// shape, code width, offsets, code bias and scale layout share one set of
+/// macros and one `tls_wfetch`, stacked in the order they were first read.
+/// A bank of one matrix keeps that matrix's macros and image names.
+fn stack_banks(e: &mut Engine) {
+    type Key = (usize, usize, u8, bool, i32, ScaleLayout, usize);
+    let key = |m: &MatRom| -> Key {
+        (
+            m.rows,
+            m.cols,
+            m.bits,
+            m.asym,
+            m.code_bias,
+            m.scales,
+            m.slices,
+        )
+    };
+    let mut keys: Vec<Key> = Vec::new();
+    let mut banks: Vec<Vec<usize>> = Vec::new();
+    for (k, m) in e.mats.iter().enumerate() {
+        match keys.iter().position(|x| *x == key(m)) {
+            Some(b) => banks[b].push(k),
+            None => {
+                keys.push(key(m));
+                banks.push(vec![k]);
+            }
+        }
+    }
+    e.banks = banks
+        .into_iter()
+        .enumerate()
+        .map(|(b, mats)| {
+            for (slot, &k) in mats.iter().enumerate() {
+                e.mats[k].bank = b;
+                e.mats[k].slot = slot;
+            }
+            let first = &e.mats[mats[0]];
+            let macros = if mats.len() == 1 {
+                first.macros.clone()
+            } else {
+                let stem = format!("e{}_bank{b}", e.index);
+                first
+                    .macros
+                    .iter()
+                    .map(|r| WeightMacro {
+                        kind: r.kind,
+                        width: r.width,
+                        depth: r.depth * mats.len(),
+                        file: match r.kind {
+                            "codes" => format!("{stem}.hex"),
+                            "scales" => format!("{stem}.s.hex"),
+                            _ => format!("{stem}.e.hex"),
+                        },
+                    })
+                    .collect()
+            };
+            WeightBank { mats, macros }
+        })
+        .collect();
 }
 
 /// The engine's weight ROM for matrix `id` (shared when read twice,
@@ -695,6 +847,8 @@ fn mat_rom(
         macros,
         file,
         packed_bits: q.storage_bits(),
+        bank: 0,
+        slot: 0,
     });
     index.insert(id, m);
     Ok(m)

@@ -14,17 +14,20 @@
 //! crate reads a plan and none is read by this one.
 //!
 //! Engine 0 is the I/O engine (embedding, final norm, head, logits
-//! stream); engine `l + 1` runs decoder layer `l`. A token visits engine 0,
-//! then every layer engine in order, then engine 0 again; values that cross
-//! engines (the residual stream) are copied by the chip controller between
-//! phases. Nothing here writes files.
+//! stream); engine `l / G + 1` runs decoder layer `l`, `G` the layers per
+//! engine (1 unless `--layers-per-engine`; a shared engine runs its layers
+//! one after the other as one pipeline stage, their matrices stacked in
+//! weight banks and their KV caches in regions of one attention unit). A
+//! token visits engine 0, then every layer engine in order, then engine 0
+//! again; values that cross engines (the residual stream) are copied by
+//! the chip controller between phases. Nothing here writes files.
 
 mod legal;
 mod lower;
 mod text;
 
 pub use legal::{check_limits, Stage, Widths, PC_BITS, POS_BITS};
-pub use lower::{plan, plan_with, plan_with_rows, scale_layout, weight_macros};
+pub use lower::{plan, plan_shared, plan_with, plan_with_rows, scale_layout, weight_macros};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -58,6 +61,10 @@ pub enum PlanError {
     /// the flag, the value and the unit).
     #[error("{0}")]
     AttnParallel(String),
+    /// The `--layers-per-engine` value is 0, or its KV regions (user
+    /// slots times layers) exceed the attention unit's 256.
+    #[error("--layers-per-engine {0}: {1}")]
+    LayersPerEngine(usize, String),
 }
 
 /// Elementwise operations of `tls_elem` (`cfg_op`).
@@ -175,6 +182,11 @@ pub enum Instr {
         v: u32,
         /// First scratchpad word of the `W48` output (`heads·head_dim`).
         dst: u32,
+        /// Which of the unit's layers runs (an engine shared by layers
+        /// keeps one KV cache region per layer and user slot: region
+        /// `slot · layers + layer`). Left out of the JSON when 0.
+        #[serde(skip_serializing_if = "is_zero")]
+        layer: usize,
     },
     /// Elementwise `dst[i] = op(a[i], b[i])` for `i < n` (`tls_elem`);
     /// `dst` may equal `a` or `b`.
@@ -213,6 +225,14 @@ impl Instr {
             Instr::Out { .. } => "out",
         }
     }
+}
+
+fn is_zero(x: &usize) -> bool {
+    *x == 0
+}
+
+fn is_one(x: &usize) -> bool {
+    *x == 1
 }
 
 /// A quantized matrix held in packed weight ROMs (`rtl/UNITS.md`, "Packed
@@ -264,6 +284,27 @@ pub struct MatRom {
     /// what a mask ROM packing the format exactly would hold. Equal to
     /// `stored_bits` unless the layout pads (see [`ScaleLayout`]).
     pub packed_bits: u64,
+    /// The engine's weight bank that holds it ([`Engine::banks`]).
+    #[serde(skip)]
+    pub bank: usize,
+    /// Its place in the bank: its words start at `slot` times its depth in
+    /// every macro of the bank.
+    #[serde(skip)]
+    pub slot: usize,
+}
+
+/// Matrices of one engine stacked in one set of ROM macros behind one
+/// `tls_wfetch`: they have the same shape, code width, offsets and scale
+/// layout, so one adapter decodes each of them, and an instruction adds
+/// its matrix's base word to the adapter's addresses. A bank of one
+/// matrix uses that matrix's macros and images as they are.
+#[derive(Clone, Debug, Serialize)]
+pub struct WeightBank {
+    /// Indices into the engine's `mats`, in slot order.
+    pub mats: Vec<usize>,
+    /// The stacked macros (`codes, scales[, exponents]`): each as wide as
+    /// a member's, as deep as all members' together.
+    pub macros: Vec<WeightMacro>,
 }
 
 impl MatRom {
@@ -368,8 +409,14 @@ pub struct AttnUnit {
     /// Rounded right shift after multiplying a score by `scale_mant`
     /// (`15 − floor(log2 scale)`).
     pub scale_shift: i32,
-    /// KV cache bits (K and V, mantissas and exponents, every user slot).
+    /// KV cache bits (K and V, mantissas and exponents, every user slot
+    /// and layer).
     pub kv_bits: u64,
+    /// Decoder layers that share the unit (`--layers-per-engine`): each
+    /// has its own KV cache region per user slot. Left out of the JSON when
+    /// 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub layers: usize,
     /// How much of the walk over the cache runs in one cycle (left out of
     /// the JSON when serial).
     #[serde(skip_serializing_if = "AttnParallel::is_serial")]
@@ -444,7 +491,8 @@ pub struct NodeSlot {
 }
 
 /// One engine: a program over its units, its scratchpad and its ROMs.
-/// Engine 0 is the I/O engine, engine `l + 1` decoder layer `l`.
+/// Engine 0 is the I/O engine, engine `l / G + 1` decoder layer `l` (`G`
+/// = [`Plan::layers_per_engine`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct Engine {
     /// Position in `Plan::engines` (the `tls_engine<index>` module).
@@ -457,6 +505,8 @@ pub struct Engine {
     pub nodes: Vec<String>,
     /// Weight ROMs (matrices and embedding tables).
     pub mats: Vec<MatRom>,
+    /// The weight ROM banks that hold `mats` (every matrix in one bank).
+    pub banks: Vec<WeightBank>,
     /// Q15.16 vectors: norm gains and LayerNorm biases.
     pub gains: Vec<VecRom>,
     /// `W48` vectors: linear biases.
@@ -529,8 +579,13 @@ pub struct Plan {
     pub context: usize,
     /// Vocabulary size: token ids and logits per token.
     pub vocab: usize,
-    /// Engine 0 (I/O), then one per decoder layer.
+    /// Engine 0 (I/O), then one per `layers_per_engine` decoder layers.
     pub engines: Vec<Engine>,
+    /// Decoder layers run by one engine (`--layers-per-engine`): its
+    /// matrix-vector unit, attention and other units serve them in turn,
+    /// one token at a time. Left out of the JSON when 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub layers_per_engine: usize,
     /// What the chip controller does for one token, in order.
     pub schedule: Vec<Step>,
     /// Where every traced node's value lives.

@@ -108,14 +108,27 @@ fn instr(f: &mut fmt::Formatter<'_>, e: &Engine, i: &Instr) -> fmt::Result {
             "rope table {table} {} in place, {heads} heads of {head_dim}, {rot} rotated",
             At(*src)
         ),
-        Instr::Attn { unit, q, k, v, dst } => write!(
-            f,
-            "attn unit {unit} q {} k {} v {} -> {}",
-            At(*q),
-            At(*k),
-            At(*v),
-            At(*dst)
-        ),
+        Instr::Attn {
+            unit,
+            q,
+            k,
+            v,
+            dst,
+            layer,
+        } => {
+            write!(
+                f,
+                "attn unit {unit} q {} k {} v {} -> {}",
+                At(*q),
+                At(*k),
+                At(*v),
+                At(*dst)
+            )?;
+            if *layer > 0 {
+                write!(f, ", KV region of layer {layer}")?;
+            }
+            Ok(())
+        }
         Instr::Elem { op, a, b, dst, n } => {
             write!(
                 f,
@@ -156,11 +169,28 @@ fn engine(f: &mut fmt::Formatter<'_>, e: &Engine) -> fmt::Result {
             m.chunks,
             m.macros
                 .iter()
-                .map(|r| format!("{} {} x {} {}", r.kind, r.depth, r.width, r.file))
+                .map(|r| format!("{} {} x {}", r.kind, r.depth, r.width))
                 .collect::<Vec<_>>()
                 .join(", "),
             m.stored_bits,
             m.packed_bits
+        )?;
+    }
+    for (b, bank) in e.banks.iter().enumerate() {
+        let mats: Vec<String> = bank.mats.iter().map(|k| k.to_string()).collect();
+        writeln!(
+            f,
+            "  bank {b}: {}; {}",
+            if mats.len() == 1 {
+                format!("mat {}", mats[0])
+            } else {
+                format!("mats {} stacked", mats.join(" "))
+            },
+            bank.macros
+                .iter()
+                .map(|r| format!("{} {} x {} {}", r.kind, r.depth, r.width, r.file))
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     for (kind, list) in [("gain", &e.gains), ("bias", &e.biases), ("rope", &e.ropes)] {
@@ -175,8 +205,13 @@ fn engine(f: &mut fmt::Formatter<'_>, e: &Engine) -> fmt::Result {
     for (k, a) in e.attns.iter().enumerate() {
         writeln!(
             f,
-            "  attn {k}: {}, {} heads, {} KV heads of {}, window {}, scale {}>>{}, {} KV bits{}",
+            "  attn {k}: {}{}, {} heads, {} KV heads of {}, window {}, scale {}>>{}, {} KV bits{}",
             a.node,
+            if a.layers > 1 {
+                format!(" (and the next {} layers, a KV region each)", a.layers - 1)
+            } else {
+                String::new()
+            },
             a.heads,
             a.kv_heads,
             a.head_dim,
