@@ -290,8 +290,12 @@ fn smollm2_two_real_layers_bit_exact() {
 /// setting (64 lanes x 4 rows: 256 MACs per cycle per engine), two users
 /// in flight: every position of both users bit-exact against each user's
 /// own reference run, and every token's latency and the run's total
-/// cycles equal to the token-flow model (RFC 0005). The benchmark
-/// `smollm2_wide` runs 16 tokens at 512 MACs and times them.
+/// cycles equal to the token-flow model (RFC 0005). Fifteen layers share
+/// each of two layer engines (`--layers-per-engine 15`: weight banks 15
+/// matrices deep, 30 KV regions in one attention unit), so the two users'
+/// tokens pass each other between the engines, and the Verilator model has
+/// three engines instead of 31. The benchmark `smollm2_wide` runs 16
+/// tokens at 512 MACs and times them.
 #[test]
 fn smollm2_full_model_wide_two_users_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
@@ -308,6 +312,8 @@ fn smollm2_full_model_wide_two_users_bit_exact() {
             "4",
             "--users",
             "2",
+            "--layers-per-engine",
+            "15",
         ],
     );
     let j = taalasc_tests::sim_lib(&chip, &["1,504", "3575"]);

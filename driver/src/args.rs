@@ -286,9 +286,10 @@ pub struct BuildArgs {
     /// Decoder layers per layer engine (1 to the model's layers): one matrix-vector unit,
     /// attention unit and set of element units serves them in turn, their matrices stacked
     /// in shared ROM banks and their KV caches in regions of one attention unit. Less logic
-    /// for the same speed per user; fewer tokens in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub layers_per_engine: usize,
+    /// for the same speed per user; fewer tokens in flight at once. Default 1; with
+    /// --target-tps-user, both 1 and all layers are tried unless this is given.
+    #[arg(long, value_name = "N")]
+    pub layers_per_engine: Option<usize>,
     /// Pick the matrix-vector parallelism (lanes and rows) that reaches N tokens/s per user
     /// on the chip budget (`--chip-budget`, default hc1): fewest chips, then least area. An
     /// unreachable target is an error that gives the best reachable figure and what limits it.

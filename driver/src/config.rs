@@ -46,8 +46,9 @@ pub struct HardwareConfig {
     pub lanes: usize,
     /// Rows per cycle of every matrix-vector unit (`--rows`).
     pub rows: usize,
-    /// Decoder layers per layer engine (`--layers-per-engine`).
-    pub layers_per_engine: usize,
+    /// Decoder layers per layer engine (`--layers-per-engine`; `None`: 1,
+    /// or searched with `target_tps_user`).
+    pub layers_per_engine: Option<usize>,
     /// Choose the parallelism for this many tokens/s per user instead
     /// (`--target-tps-user`; needs `chips`, the budget it is met on).
     pub target_tps_user: Option<f64>,
@@ -109,7 +110,7 @@ impl BuildConfig {
             hardware: Some(HardwareConfig {
                 lanes: 16,
                 rows: 1,
-                layers_per_engine: 1,
+                layers_per_engine: None,
                 target_tps_user: None,
                 users: 1,
                 attn: Default::default(),

@@ -32,6 +32,8 @@ pub struct Candidate {
     pub lanes: usize,
     /// Rows per cycle of every matrix-vector unit.
     pub rows: usize,
+    /// Decoder layers per layer engine.
+    pub layers_per_engine: usize,
     /// One user's tokens per second.
     pub tps_user: f64,
     /// Chips of the partition.
@@ -104,6 +106,7 @@ fn evaluate(
     let c = Candidate {
         lanes,
         rows,
+        layers_per_engine: per_engine,
         tps_user: budget.clock_mhz * 1e6 / l as f64,
         chips: sys.partition.chips.len(),
         area_mm2: sys.partition.chips.iter().map(|c| c.area_mm2).sum(),
@@ -112,16 +115,17 @@ fn evaluate(
     Ok(Some((c, plan, sys)))
 }
 
-/// Picks the matrix-vector parallelism for `target` tokens/s per user
-/// (the attention parallelism `attn` and the layers per engine are given,
-/// not searched): the plan and
+/// Picks the matrix-vector parallelism and the layers per engine for
+/// `target` tokens/s per user (the attention parallelism `attn` is given,
+/// not searched; the layers per engine are searched over 1 and all layers
+/// unless given): the plan and
 /// partition of the candidate with the fewest chips, then the least area,
 /// among those that meet it, and every candidate evaluated (for the
 /// record). Errors when none meets it, with the best one's figures.
 pub fn choose(
     image: &dyn ImageSource,
     target: f64,
-    (users, attn, per_engine): (usize, AttnParallel, usize),
+    (users, attn, per_engine): (usize, AttnParallel, Option<usize>),
     budget: &Budget,
     min_chips: usize,
 ) -> anyhow::Result<(Plan, System, Vec<Candidate>)> {
@@ -143,19 +147,25 @@ pub fn choose(
         })
         .max()
         .unwrap_or(1);
+    // One engine per layer, or one for all of them (one user's token is
+    // in one layer at a time: the shared engine gives the same speed per
+    // user for about 1/layers of the logic, and fewer tokens in flight).
+    let n_layers = image.info().model.hparams.n_layers.max(1);
+    let sharing: Vec<usize> = match per_engine {
+        Some(g) => vec![g],
+        None if n_layers > 1 => vec![1, n_layers],
+        None => vec![1],
+    };
     let options = LANE_OPTIONS
         .iter()
         .filter(|&&l| l < 2 * widest)
-        .flat_map(|&l| ROW_OPTIONS.iter().map(move |&r| (l, r)));
-    for (lanes, rows) in options {
-        let Some((c, plan, sys)) = evaluate(
-            image,
-            (lanes, rows),
-            (users, attn, per_engine),
-            budget,
-            min_chips,
-        )
-        .with_context(|| format!("planning at {lanes} lanes x {rows} rows"))?
+        .flat_map(|&l| ROW_OPTIONS.iter().map(move |&r| (l, r)))
+        .flat_map(|lr| sharing.iter().map(move |&g| (lr, g)));
+    for ((lanes, rows), g) in options {
+        let Some((c, plan, sys)) =
+            evaluate(image, (lanes, rows), (users, attn, g), budget, min_chips).with_context(
+                || format!("planning at {lanes} lanes x {rows} rows, {g} layer(s) per engine"),
+            )?
         else {
             continue;
         };
@@ -194,11 +204,12 @@ pub fn choose(
             let total: u64 = top.phases.iter().sum();
             anyhow::bail!(
                 "--target-tps-user {target}: unreachable on budget `{}`; the best is {:.1} tokens/s per user \
-                 ({} lanes x {} rows, {} chip(s), {:.1} mm2). A token takes {} cycles there, {:.0}% of them in {} ({} cycles){}",
+                 ({} lanes x {} rows, {} layer(s) per engine, {} chip(s), {:.1} mm2). A token takes {} cycles there, {:.0}% of them in {} ({} cycles){}",
                 budget.name,
                 top.tps_user,
                 top.lanes,
                 top.rows,
+                top.layers_per_engine,
                 top.chips,
                 top.area_mm2,
                 total,

@@ -373,7 +373,7 @@ fn read_mem(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Scratchpad address bits (words `1 << AW`); lines wider than 64 words
+/// Scratchpad address bits (words `1 << AW`); lines of 64 words or more
 /// need [`AW_WIDE`] to hold the aligned vectors.
 const AW: usize = 12;
 const AW_WIDE: usize = 14;
@@ -424,7 +424,7 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
     } = cfg;
     let name = cfg.name();
     let mut rng = Rng(seed);
-    let aw = if v > 64 { AW_WIDE } else { AW };
+    let aw = if v >= 64 { AW_WIDE } else { AW };
     let spad_words = 1usize << aw;
     // Random background: stray writes or missed outputs show up.
     let mut spad: Vec<i64> = (0..spad_words)
@@ -438,7 +438,7 @@ fn run_cfg(cfg: Cfg, seed: u64, cov: &mut Coverage) -> String {
         let x = random_vector(&mut rng, cols);
         // Line reads: the input starts on a line (as the plan places it).
         let src = next_free.next_multiple_of(v);
-        next_free += cols;
+        next_free = src + cols;
         spad[src..src + cols].copy_from_slice(&x);
         xs.push(x);
         // The load instruction, then two that reuse the buffer.

@@ -37,9 +37,10 @@ pub fn plan_for(
         )
         .with_context(|| format!("{}", model.display()))?;
         eprintln!(
-            "build: --target-tps-user {target}: {} lanes x {} rows, {:.1} tokens/s per user, {} chip(s)",
+            "build: --target-tps-user {target}: {} lanes x {} rows, {} layer(s) per engine, {:.1} tokens/s per user, {} chip(s)",
             plan.lanes,
             plan.rows,
+            plan.layers_per_engine,
             budget.clock_mhz * 1e6 / crate::target::latency_cycles(&sys).max(1) as f64,
             sys.partition.chips.len()
         );
@@ -51,7 +52,7 @@ pub fn plan_for(
         hw.rows,
         hw.users,
         hw.chips.is_some(),
-        hw.layers_per_engine,
+        hw.layers_per_engine.unwrap_or(1),
     )
     .with_context(|| format!("{} cannot be lowered to RTL", model.display()))?;
     plan.set_attn_parallel(hw.attn)?;
@@ -64,8 +65,8 @@ pub fn text(s: &State) -> String {
     let mut t = String::new();
     for c in &s.candidates {
         t += &format!(
-            "# candidate lanes {} rows {}: {:.1} tokens/s per user, {} chip(s), {:.3} mm2\n",
-            c.lanes, c.rows, c.tps_user, c.chips, c.area_mm2
+            "# candidate lanes {} rows {} layers-per-engine {}: {:.1} tokens/s per user, {} chip(s), {:.3} mm2\n",
+            c.lanes, c.rows, c.layers_per_engine, c.tps_user, c.chips, c.area_mm2
         );
     }
     t + &plan_text(s.plan.as_ref().expect("the plan step ran"))

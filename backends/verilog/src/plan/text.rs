@@ -208,7 +208,7 @@ fn engine(f: &mut fmt::Formatter<'_>, e: &Engine) -> fmt::Result {
             "  attn {k}: {}{}, {} heads, {} KV heads of {}, window {}, scale {}>>{}, {} KV bits{}",
             a.node,
             if a.layers > 1 {
-                format!(" (and the next {} layers, a KV region each)", a.layers - 1)
+                format!(" (serving {} layers, a KV region each)", a.layers)
             } else {
                 String::new()
             },
@@ -248,9 +248,15 @@ impl fmt::Display for Plan {
         } else {
             String::new()
         };
+        // Layers per engine only when several share one.
+        let shared = if self.layers_per_engine > 1 {
+            format!(" ({} layers per engine)", self.layers_per_engine)
+        } else {
+            String::new()
+        };
         writeln!(
             f,
-            "plan: {} lanes{rows}, {} users, context {}, vocab {}, {} engines",
+            "plan: {} lanes{rows}, {} users, context {}, vocab {}, {} engines{shared}",
             self.lanes,
             self.users,
             self.context,
