@@ -9,7 +9,8 @@
 //! Settings (environment): `TAALASC_WIDE_LANES` (default 64) and
 //! `TAALASC_WIDE_ROWS` (default 8) give the matrix-vector width, 512 MACs
 //! per cycle per engine by default; `TAALASC_WIDE_TOKENS` (default 8)
-//! tokens per user. It fails when the run is not bit-exact, when the
+//! tokens per user; `TAALASC_WIDE_LAYERS_PER_ENGINE` (default 1) the
+//! decoder layers that share one engine. It fails when the run is not bit-exact, when the
 //! flow model is not exact, or when the Verilator run of the 16 tokens
 //! takes more than 10 minutes.
 
@@ -27,6 +28,7 @@ fn main() {
     let lanes = env("TAALASC_WIDE_LANES", 64);
     let rows = env("TAALASC_WIDE_ROWS", 8);
     let per_user = env("TAALASC_WIDE_TOKENS", 8);
+    let shared = env("TAALASC_WIDE_LAYERS_PER_ENGINE", 1);
     let dir = tempfile::tempdir().unwrap();
     let chip = dir.path().join("chip");
     let bin = taalasc_tests::taalasc_bin();
@@ -41,6 +43,7 @@ fn main() {
         ])
         .args(["--context", "64", "--users", "2"])
         .args(["--lanes", &lanes.to_string(), "--rows", &rows.to_string()])
+        .args(["--layers-per-engine", &shared.to_string()])
         .status()
         .unwrap();
     assert!(st.success());
@@ -76,7 +79,7 @@ fn main() {
     let formula = j["predicted_cycles_per_token"].as_f64().unwrap();
     let ratio = measured / formula;
     println!(
-        "SmolLM2-135M, 30 layers + head, {lanes} lanes x {rows} rows, 2 users x {per_user} tokens:"
+        "SmolLM2-135M, 30 layers + head, {lanes} lanes x {rows} rows, {shared} layer(s) per engine, 2 users x {per_user} tokens:"
     );
     println!(
         "  bit-exact: {}; flow model exact: {}",
