@@ -567,23 +567,7 @@ impl<'a> Lowering<'a> {
                 };
                 // A layer of a shared engine uses the unit of an earlier
                 // layer of the same shape, in a KV region of its own.
-                let same = |u: &AttnUnit| {
-                    (
-                        u.heads,
-                        u.kv_heads,
-                        u.head_dim,
-                        u.window,
-                        u.scale_mant,
-                        u.scale_shift,
-                    ) == (
-                        a.heads,
-                        a.kv_heads,
-                        a.head_dim,
-                        a.window,
-                        a.scale_mant,
-                        a.scale_shift,
-                    )
-                };
+                let same = |u: &AttnUnit| u.shape() == a.shape();
                 let (unit, layer) = match eng.attns.iter().position(same) {
                     Some(u) => {
                         let x = &mut eng.attns[u];

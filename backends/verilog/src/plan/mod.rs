@@ -449,6 +449,22 @@ impl Default for AttnParallel {
     }
 }
 
+impl AttnUnit {
+    /// What makes two attention nodes one unit's work: heads, KV heads,
+    /// head size, window and score scale (the layers of a shared engine
+    /// that agree on all of them share one unit, a KV region each).
+    pub fn shape(&self) -> (usize, usize, usize, usize, u32, i32) {
+        (
+            self.heads,
+            self.kv_heads,
+            self.head_dim,
+            self.window,
+            self.scale_mant,
+            self.scale_shift,
+        )
+    }
+}
+
 impl AttnParallel {
     /// One 32-block of one head per cycle (the default).
     pub fn is_serial(&self) -> bool {
