@@ -543,10 +543,7 @@ pub const MUX2_NAND2: f64 = 3.0;
 pub fn rom_mux_cells(plan: &Plan, e: usize) -> f64 {
     let eng = &plan.engines[e];
     let rows = plan.rows as f64;
-    let word = rows
-        * (plan.lanes * 8
-            + crate::plan::blocks_per_word(plan.lanes) * crate::plan::SCALE_FIELD_BITS)
-            as f64;
+    let word = rows * crate::plan::expanded_slice_bits(plan.lanes) as f64;
     let ways = |n: usize| n.saturating_sub(1) as f64;
     MUX2_NAND2
         * (ways(eng.banks.len()) * word

@@ -6,10 +6,7 @@
 //! the chip controller. Output is deterministic: the same plan gives the
 //! same bytes.
 
-use crate::plan::{
-    addr_bits, blocks_per_word, count_bits, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS,
-    SCALE_FIELD_BITS,
-};
+use crate::plan::{addr_bits, count_bits, Engine, Instr, Plan, Widths, PC_BITS, POS_BITS};
 use crate::vlog::{lit, mux, or_all, W_MSB};
 use std::fmt::Write as _;
 use taalasc_numerics::W_BITS;
@@ -351,7 +348,6 @@ struct EngineCx<'a> {
 pub fn engine_module(plan: &Plan, e: &Engine) -> String {
     let w = plan.widths();
     let lanes = plan.lanes;
-    let nb = blocks_per_word(lanes);
     let max_aw = |it: &mut dyn Iterator<Item = usize>| it.map(addr_bits).max().unwrap_or(1);
     let cx = EngineCx {
         plan,
@@ -360,7 +356,7 @@ pub fn engine_module(plan: &Plan, e: &Engine) -> String {
         aw: w.aw,
         lanes,
         rows: plan.rows,
-        wide_bits: lanes * 8 + nb * SCALE_FIELD_BITS,
+        wide_bits: crate::plan::expanded_slice_bits(lanes),
         units: ["matvec", "embed", "norm", "elem", "rope", "attn", "out"]
             .into_iter()
             .filter(|u| e.uses(u))

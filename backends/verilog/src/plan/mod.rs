@@ -663,6 +663,13 @@ pub fn blocks_per_word(lanes: usize) -> usize {
     (lanes / nx::A8_BLOCK).max(1)
 }
 
+/// Bits of one expanded row slice of a weight word, what `tls_wfetch`
+/// gives the units per row: `lanes` 8-bit codes and the scale fields of
+/// its blocks.
+pub fn expanded_slice_bits(lanes: usize) -> usize {
+    lanes * 8 + blocks_per_word(lanes) * SCALE_FIELD_BITS
+}
+
 /// Totals of the plan's memory macros, in bits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct MacroBits {
