@@ -179,17 +179,11 @@ module tls_wfetch #(
   end
 
   // ---- expansion ----
-  genvar j, i, k;
+  // The scale fields of every row slice and block slot, decoded.
+  wire [ROWS*NB*36-1:0] fields;
+  genvar j, k;
   generate
     for (j = 0; j < ROWS; j = j + 1) begin : g_row
-      for (i = 0; i < LANES; i = i + 1) begin : g_code
-        wire [B-1:0] cb = c_data[(j*LANES+i)*B+:B];
-        if (B == 8) begin : g_same
-          assign data[j*WS+8*i+:8] = cb;
-        end else begin : g_ext
-          assign data[j*WS+8*i+:8] = {{(8 - B) {cb[B-1]}}, cb};
-        end
-      end
       for (k = 0; k < NB; k = k + 1) begin : g_slot
         localparam integer ENT = (SMODE == 2) ? (k >> GLB) : 0;
         localparam integer SB = (j * SPW + ENT) * SEW;
@@ -215,8 +209,30 @@ module tls_wfetch #(
         wire [31:0] blk = (LANES >= 32) ? ({{(32 - CHW) {1'b0}}, ch_q} * NB + k) : 32'd0;
         /* verilator lint_on UNUSEDSIGNAL */
         wire live = (blk < NBLK);
-        assign data[j*WS+LANES*8+36*k+:36] = live ? {d_f, m_f} : 36'd0;
+        assign fields[(j*NB+k)*36+:36] = live ? {d_f, m_f} : 36'd0;
       end
     end
   endgenerate
+
+  // The expanded word, written slice by slice in one procedural block.
+  // (As one continuous assignment per code, Verilator builds the word as
+  // a chain of concatenations, each copying the whole word so far:
+  // quadratic in the width, and most of a wide chip's simulation time.)
+  reg [ROWS*WS-1:0] word;
+  /* verilator lint_off UNUSEDSIGNAL */
+  reg [7+B:0] ext;  // a code with 8 copies of its sign bit above it
+  /* verilator lint_on UNUSEDSIGNAL */
+  integer r, i, s;
+  always @* begin
+    word = {ROWS * WS{1'b0}};
+    ext = {(8 + B) {1'b0}};
+    for (r = 0; r < ROWS; r = r + 1) begin
+      for (i = 0; i < LANES; i = i + 1) begin
+        ext = {{8{c_data[(r*LANES+i)*B+B-1]}}, c_data[(r*LANES+i)*B+:B]};
+        word[r*WS+8*i+:8] = ext[7:0];
+      end
+      for (s = 0; s < NB; s = s + 1) word[r*WS+LANES*8+36*s+:36] = fields[(r*NB+s)*36+:36];
+    end
+  end
+  assign data = word;
 endmodule
