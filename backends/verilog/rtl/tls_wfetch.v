@@ -224,7 +224,8 @@ module tls_wfetch #(
   /* verilator lint_on UNUSEDSIGNAL */
   integer r, i, s;
   always @* begin
-    word = {ROWS * WS{1'b0}};
+    // Every bit of the word is written below (LANES codes and NB fields
+    // per row slice): the block holds no state.
     ext = {(8 + B) {1'b0}};
     for (r = 0; r < ROWS; r = r + 1) begin
       for (i = 0; i < LANES; i = i + 1) begin
