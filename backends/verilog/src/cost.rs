@@ -676,7 +676,7 @@ mod tests {
     use super::cells;
 
     /// [`cells::Model::converted`] of the committed table.
-    const CONVERTED: &[&str] = &["tls_attn", "tls_elem", "tls_rope", "glue"];
+    const CONVERTED: &[&str] = &["tls_attn", "tls_elem", "glue"];
 
     #[test]
     fn the_committed_unit_table_gives_a_model() {
