@@ -164,6 +164,45 @@ fn report_of_a_two_chip_build_with_quality_sweep_and_measured_cycles() {
         .collect();
     assert!(kinds.contains(&"vendor claim") && kinds.iter().any(|k| k.starts_with("roofline")));
 
+    // The clock check: the longest critical path among the units this
+    // chip instantiates, each synthesized at its own width (16 lanes × 1
+    // row, lines of one word), read from the committed unit table on
+    // sky130 here, independently of the cost model's lookup. The serial
+    // attention unit was synthesized at head size 64, not tiny-llama's 32:
+    // so not every unit is at the design's width.
+    let table =
+        std::fs::read_to_string(repo_root().join("backends/verilog/synth/units.tsv")).unwrap();
+    let at_width = [
+        ("tls_matvec", "LANES=16,ROWS=1"),
+        ("tls_wfetch", "LANES=16,COLS=1024,ASYM=1,CAW=12,SAW=10"),
+        ("tls_embed", "LANES=16,V=1"),
+        ("tls_attn", "HD=64,NH=4,NKV=1,CTX=16,HP=1,KP=1,BPC=1"),
+        ("tls_norm", "V=1"),
+        ("tls_elem", "V=1"),
+        ("tls_rope", "V=1"),
+        ("tls_out", "V=1,CW=1"),
+    ];
+    let worst = table
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[2].starts_with("sky130") && at_width.contains(&(f[0], f[1])))
+        .map(|f| (f[6].parse::<f64>().unwrap(), f[0].to_string()))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap();
+    let cc = &r["timing"]["clock_check"];
+    assert_eq!(cc["evidence"]["unit"], worst.1.as_str(), "{cc}");
+    assert_eq!(cc["evidence"]["crit_fo4"].as_f64(), Some(worst.0), "{cc}");
+    assert_eq!(cc["evidence"]["at_design_widths"], false, "{cc}");
+    assert_eq!(cc["evidence"]["unmeasured"], serde_json::json!([]), "{cc}");
+    // hc1: 10 ps per FO4 (an assumption, named), 1 GHz asked.
+    let fmax = 1e6 / (worst.0 * 10.0);
+    assert!(
+        (cc["max_clock_mhz"].as_f64().unwrap() - fmax).abs() < 1e-9 * fmax,
+        "{cc}"
+    );
+    assert_eq!(cc["budget_clock_met"], fmax >= 1000.0);
+    assert!(html.contains("Clock check."));
+
     // The page: one chart per chip, stage cycles, energy, the sweep, two
     // over context and two over users.
     assert_eq!(html.matches("<svg").count(), 2 + 2 + 1 + 2 + 2);

@@ -219,11 +219,26 @@ pub fn system_input(
         weights_per_token: shape.0,
         kv_values_per_position: shape.1,
         attn_macs_per_position: shape.2,
+        clock_evidence: clock_evidence(plan, &system.budget),
     };
     Ok(ReportInput {
         rom_density_sensitivity: rom_sensitivity(&input, system.min_chips),
         ..input
     })
+}
+
+/// The synthesized units' evidence on the clock, at the budget's FO4 figure
+/// (none when the budget has none).
+pub fn clock_evidence(
+    plan: &Plan,
+    budget: &taalasc_partition::Budget,
+) -> Option<taalasc_partition::ClockEvidence> {
+    let fo4 = budget.fo4_ps?;
+    let source = budget
+        .sources
+        .get("fo4_ps")
+        .map_or("assumption: the budget gives no source", |s| s.as_str());
+    taalasc_verilog::cost::clock_evidence(plan, (fo4, source))
 }
 
 /// Stage costs of the last token of each context of the report's curves

@@ -200,6 +200,7 @@ fn main() {
         context_points: vec![],
         weights_per_token: 0,
         kv_values_per_position: 0,
+        clock_evidence: None,
         attn_macs_per_position: 0,
     };
     let report = compute(&input);

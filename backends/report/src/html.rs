@@ -357,6 +357,7 @@ pub fn render_html(r: &SystemReport) -> String {
         String::new(),
     ]);
     out.push_str(&tt.end());
+    clock_check(&mut out, t);
     if let Some(x) = me {
         p(
             &mut out,
@@ -839,4 +840,56 @@ pub fn render_html(r: &SystemReport) -> String {
         esc(&r.schema)
     );
     out
+}
+
+/// The budget's clock against the synthesized critical path.
+fn clock_check(out: &mut String, t: &crate::Timing) {
+    let Some(c) = &t.clock_check else {
+        p(
+            out,
+            "note",
+            &format!(
+                "The clock of {} MHz is the budget's design target: no synthesized critical path is set against it (the budget gives no FO4 figure, or no unit of this design was synthesized).",
+                short(t.clock_mhz)
+            ),
+        );
+        return;
+    };
+    let ev = &c.evidence;
+    let widths = if ev.at_design_widths {
+        "every unit was synthesized at this design's width".to_string()
+    } else {
+        let mut w = "some units were synthesized only at other widths and the nearest is taken: paths grow with width, so for a wider design this is a lower bound".to_string();
+        if !ev.unmeasured.is_empty() {
+            w += &format!("; not synthesized at all: {}", ev.unmeasured.join(", "));
+        }
+        w
+    };
+    p(
+        out,
+        if c.budget_clock_met { "" } else { "note" },
+        &format!(
+            "Clock check. The longest critical path among this design's synthesized units is {} ({}) on {}: {} ns = {} FO4; {}. At {} ps per FO4 ({}) that allows at most {} MHz, logic only (no flop overhead, wires or margin). {} At min({} MHz, {} MHz) one user alone gets {} tokens/s.",
+            ev.unit,
+            ev.params,
+            ev.library,
+            fixed(ev.crit_ns, 3),
+            fixed(ev.crit_fo4, 1),
+            widths,
+            short(ev.node_fo4_ps),
+            ev.node_fo4_source,
+            sig(c.max_clock_mhz),
+            if c.budget_clock_met {
+                format!("The budget's {} MHz is within it.", short(t.clock_mhz))
+            } else {
+                format!(
+                    "The budget's {} MHz is NOT: every figure on this page assumes a clock the synthesized logic does not reach without more pipeline registers.",
+                    short(t.clock_mhz)
+                )
+            },
+            short(t.clock_mhz),
+            sig(c.max_clock_mhz),
+            sig(c.tokens_per_s_per_user_at_max_clock)
+        ),
+    );
 }

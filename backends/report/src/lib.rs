@@ -54,7 +54,7 @@ pub use html::render_html;
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use taalasc_partition::{Budget, Partition, StageCost};
+use taalasc_partition::{Budget, ClockEvidence, Partition, StageCost};
 
 /// What the CLI knows about a build.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -108,6 +108,11 @@ pub struct ReportInput {
     /// layers (`2·heads·head_dim` per layer).
     #[serde(default)]
     pub attn_macs_per_position: u64,
+    /// The longest synthesized critical path among the design's units and
+    /// the clock it allows at the budget's node; `None` when the budget
+    /// has no FO4 figure or no unit was synthesized.
+    #[serde(default)]
+    pub clock_evidence: Option<ClockEvidence>,
 }
 
 /// The system at one mask-ROM density, everything else as built.
@@ -357,6 +362,23 @@ pub struct Timing {
     pub basis: String,
     /// The simulation's figures beside the prediction, when one was run.
     pub measured: Option<MeasuredTiming>,
+    /// What the synthesized units say about `clock_mhz`, when known.
+    pub clock_check: Option<ClockCheck>,
+}
+
+/// The budget's clock against the one the synthesized critical path allows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClockCheck {
+    /// The evidence: unit, path, library, the node's FO4 figure.
+    pub evidence: ClockEvidence,
+    /// `1 / (crit FO4 · node FO4)`, MHz: logic only (no flop overhead,
+    /// wires or margin), so an upper bound on the clock.
+    pub max_clock_mhz: f64,
+    /// `clock_mhz ≤ max_clock_mhz`.
+    pub budget_clock_met: bool,
+    /// `min(clock, max clock) / L`: one user alone at the clock the path
+    /// allows.
+    pub tokens_per_s_per_user_at_max_clock: f64,
 }
 
 /// Measured timing beside the prediction at the same user count.
@@ -637,6 +659,19 @@ pub fn compute(input: &ReportInput) -> SystemReport {
         users_to_saturate: ratio(latency as f64, bound as f64),
         basis: "energy and cost use the predicted aggregate throughput at the built users".into(),
         measured,
+        clock_check: input.clock_evidence.as_ref().map(|ev| {
+            let fmax = ev.max_clock_mhz();
+            ClockCheck {
+                evidence: ev.clone(),
+                max_clock_mhz: fmax,
+                budget_clock_met: b.clock_mhz <= fmax,
+                tokens_per_s_per_user_at_max_clock: if latency > 0 {
+                    fmax.min(b.clock_mhz) * 1e6 / latency as f64
+                } else {
+                    0.0
+                },
+            }
+        }),
     };
 
     // Energy.

@@ -137,6 +137,7 @@ fn input(kv: u64) -> ReportInput {
             .collect(),
         weights_per_token: 900_000,
         kv_values_per_position: 128,
+        clock_evidence: None,
         attn_macs_per_position: 64,
     }
 }

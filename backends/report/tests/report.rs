@@ -148,6 +148,7 @@ fn input() -> ReportInput {
         context_points: vec![],
         weights_per_token: 0,
         kv_values_per_position: 0,
+        clock_evidence: None,
         attn_macs_per_position: 0,
     }
 }
@@ -234,6 +235,42 @@ fn timing_latency_and_aggregate_tokens_per_s() {
     assert_close!(tm.predicted_cycles_per_token, 5000.0);
     assert_close!(tm.throughput_vs_predicted, -0.2);
     assert_close!(tm.latency_vs_predicted, 10_000.0 / 9085.0 - 1.0);
+}
+
+#[test]
+fn clock_checked_against_the_synthesized_path() {
+    // No evidence: no check (and the page says so).
+    assert!(compute(&input()).timing.clock_check.is_none());
+    let ev = |fo4: f64| taalasc_partition::ClockEvidence {
+        unit: "tls_attn".into(),
+        params: "HP=1".into(),
+        library: "lib".into(),
+        crit_ns: 1.0,
+        crit_fo4: fo4,
+        at_design_widths: false,
+        unmeasured: vec!["tls_elem".into()],
+        node_fo4_ps: 10.0,
+        node_fo4_source: "assumption: test".into(),
+    };
+    // 250 FO4 × 10 ps = 2.5 ns: at most 400 MHz, below the budget's 1 GHz;
+    // one user at 400 MHz over L = 9085 cycles.
+    let mut i = input();
+    i.clock_evidence = Some(ev(250.0));
+    let r = compute(&i);
+    let c = r.timing.clock_check.as_ref().unwrap();
+    assert_close!(c.max_clock_mhz, 400.0);
+    assert!(!c.budget_clock_met);
+    assert_close!(c.tokens_per_s_per_user_at_max_clock, 400e6 / 9085.0);
+    let html = render_html(&r);
+    assert!(html.contains("allows at most 400.0 MHz"), "{html}");
+    assert!(html.contains("is NOT"), "{html}");
+    assert!(html.contains("not synthesized at all: tls_elem"), "{html}");
+    // 50 FO4: 2 GHz allowed, the budget's 1 GHz is met and stays the clock.
+    i.clock_evidence = Some(ev(50.0));
+    let c = compute(&i).timing.clock_check.unwrap();
+    assert_close!(c.max_clock_mhz, 2000.0);
+    assert!(c.budget_clock_met);
+    assert_close!(c.tokens_per_s_per_user_at_max_clock, 1e9 / 9085.0);
 }
 
 #[test]

@@ -421,6 +421,12 @@ pub mod cells {
         })
     }
 
+    /// The rows of the committed table (parsed once).
+    pub fn rows() -> &'static [Row] {
+        static R: OnceLock<Vec<Row>> = OnceLock::new();
+        R.get_or_init(|| parse(UNITS_TSV).expect("units.tsv is checked by the tests"))
+    }
+
     /// The model of the committed table (parsed once; the crate's tests
     /// parse it, so a malformed table fails the tests, not a user's run).
     pub fn model() -> &'static Model {
@@ -527,6 +533,134 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     c += eng.banks.len() as f64 * m.wfetch.at(&[lanes * rows]);
     c += rom_mux_cells(plan, e);
     c.round() as u64
+}
+
+/// The timing evidence behind the clock of `plan`: the longest critical
+/// path among the units its engines instantiate, from the synthesized rows
+/// of `units.tsv` on the fit library ([`cells::Model::library`]), each
+/// unit at the design's own width when that row exists, else at the
+/// nearest synthesized width (wider designs have longer paths, so the
+/// figure is then a lower bound). `node_fo4_ps`: the budget's FO4 figure
+/// and its source; `None` when the plan uses no synthesized unit.
+pub fn clock_evidence(
+    plan: &Plan,
+    (node_fo4_ps, node_fo4_source): (f64, &str),
+) -> Option<taalasc_partition::ClockEvidence> {
+    let lib = &cells::model().library;
+    let rows = cells::rows();
+    let lanes = plan.lanes as f64;
+    let r = plan.rows as f64;
+    // (table unit, regressors of a row, the design's regressors, whether
+    // a row can be at the design's width, a parameter it must also have)
+    type Want<'a> = (
+        &'a str,
+        fn(&cells::Row) -> Option<Vec<f64>>,
+        Vec<f64>,
+        bool,
+        Option<(&'a str, i64)>,
+    );
+    let mut wanted: Vec<Want> = Vec::new();
+    let uses = |u: &str| plan.engines.iter().any(|e| e.uses(u));
+    if uses("matvec") {
+        wanted.push((
+            "tls_matvec",
+            cells::matvec_x,
+            vec![lanes * r, r - 1.0],
+            true,
+            None,
+        ));
+        wanted.push(("tls_wfetch", cells::wfetch_x, vec![lanes * r], true, None));
+    }
+    if uses("embed") {
+        wanted.push((
+            "tls_embed",
+            cells::embed_x,
+            vec![lanes, r.min(lanes) - 1.0],
+            true,
+            None,
+        ));
+    }
+    for e in &plan.engines {
+        for a in &e.attns {
+            let x = (a.par.heads * a.par.positions * a.par.blocks) as f64;
+            // The table's attention rows are at V = 1 (at a wider line
+            // none is at the design's width) and one head size.
+            wanted.push((
+                "tls_attn",
+                cells::attn_x,
+                vec![x],
+                plan.rows == 1,
+                Some(("HD", a.head_dim as i64)),
+            ));
+        }
+    }
+    for (u, t) in [
+        ("norm", "tls_norm"),
+        ("elem", "tls_elem"),
+        ("rope", "tls_rope"),
+        ("out", "tls_out"),
+    ] {
+        if uses(u) {
+            wanted.push((t, cells::line_x, vec![r], true, None));
+        }
+    }
+    let mut exact = true;
+    let mut unmeasured = Vec::new();
+    let mut worst: Option<&cells::Row> = None;
+    for (unit, x, want, comparable, also) in wanted {
+        let cands: Vec<(&cells::Row, Vec<f64>)> = rows
+            .iter()
+            .filter(|row| row.unit == unit && &row.library == lib)
+            .filter_map(|row| Some((row, x(row)?)))
+            .collect();
+        let same = |row: &cells::Row, v: &[f64]| {
+            comparable
+                && v == want.as_slice()
+                && also.is_none_or(|(k, val)| row.param(k, -1) == val)
+        };
+        let dist = |v: &[f64]| (v[0] - want[0]).abs();
+        let pick = cands.iter().find(|(row, v)| same(row, v)).or_else(|| {
+            // The nearest width; of two as near, the wider.
+            cands.iter().min_by(|a, b| {
+                dist(&a.1)
+                    .total_cmp(&dist(&b.1))
+                    .then(b.1[0].total_cmp(&a.1[0]))
+            })
+        });
+        match pick {
+            None => {
+                if !unmeasured.iter().any(|u| u == unit) {
+                    unmeasured.push(unit.to_string());
+                }
+            }
+            Some((row, v)) => {
+                exact &= same(row, v);
+                if worst.is_none_or(|w| row.crit_fo4 > w.crit_fo4) {
+                    worst = Some(row);
+                }
+            }
+        }
+    }
+    let w = worst?;
+    Some(taalasc_partition::ClockEvidence {
+        unit: w.unit.clone(),
+        params: if w.params.is_empty() {
+            "-".into()
+        } else {
+            w.params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        },
+        library: w.library.clone(),
+        crit_ns: w.crit_ns,
+        crit_fo4: w.crit_fo4,
+        at_design_widths: exact && unmeasured.is_empty(),
+        unmeasured,
+        node_fo4_ps,
+        node_fo4_source: node_fo4_source.to_string(),
+    })
 }
 
 /// NAND2-equivalents of one bit of a 2:1 multiplexer:
@@ -676,7 +810,7 @@ mod tests {
     use super::cells;
 
     /// [`cells::Model::converted`] of the committed table.
-    const CONVERTED: &[&str] = &["tls_attn", "tls_elem", "glue"];
+    const CONVERTED: &[&str] = &["glue"];
 
     #[test]
     fn the_committed_unit_table_gives_a_model() {

@@ -202,11 +202,7 @@ pub fn synth_sources(dir: &Path, sources: &[String], top: &str) -> Result<SynthR
     })
 }
 
-/// FO4 delay at N6 used to turn a critical path in FO4 into a clock, ps.
-/// An assumption: no citable N6 FO4 figure was found; FinFET-era FO4
-/// figures quoted in the literature are about 10-15 ps, and the lower end
-/// is taken (so the implied clock is an upper bound).
-pub const N6_FO4_PS_ASSUMED: f64 = 10.0;
+pub use taalasc_partition::budget::N6_FO4_PS_ASSUMED;
 
 /// The clock a critical path of `fo4` FO4 implies at N6, MHz (logic only:
 /// no flop overhead, wires or margin), with [`N6_FO4_PS_ASSUMED`].
@@ -218,7 +214,37 @@ pub fn n6_clock_mhz(fo4: f64) -> f64 {
 /// delay mapping (`&nf` without a delay target), then buffering of high
 /// fanout nets and gate sizing (`buffer`, `upsize`, `dnsize`, ABC's
 /// defaults), then `stime -p`, which prints the critical path.
-pub const ABC_SCRIPT: &str = "strash\n&get -n\n&fraig -x\n&put\nscorr\ndc2\ndretime\nstrash\n&get -n\n&dch -f\n&nf\n&put\nbuffer\nupsize\ndnsize\nstime -p\n";
+///
+/// `fraig_conflicts` bounds the SAT solver's conflicts per node in the
+/// SAT sweep (`&fraig -x -C N`); `None` keeps ABC's default (1,000,000),
+/// which is Yosys' own script. See [`FRAIG_CONFLICTS`] for when it is set.
+pub fn abc_script(fraig_conflicts: Option<u32>) -> String {
+    let fraig = match fraig_conflicts {
+        Some(c) => format!("&fraig -x -C {c}"),
+        None => "&fraig -x".to_string(),
+    };
+    format!(
+        "strash\n&get -n\n{fraig}\n&put\nscorr\ndc2\ndretime\nstrash\n&get -n\n&dch -f\n&nf\n&put\nbuffer\nupsize\ndnsize\nstime -p\n"
+    )
+}
+
+/// The conflict bound of the SAT sweep where the default does not finish
+/// in reasonable time: the element-wise unit (its 48 × 48 multiplier), and
+/// so every whole chip, which holds one.
+///
+/// Measured on sky130 with Berkeley ABC from Debian (RFC 0005, synthesis
+/// table): on `tls_elem` V = 1 (34,859 AIG nodes) `&fraig -x` had not
+/// finished after 63 minutes, and with `-C 1000` it takes 41 s. On
+/// `tls_norm` V = 1 (41,864 nodes) the bound costs 91 merges: 40,868
+/// nodes after the sweep instead of 40,777 (+0.22 %), in 11 s instead
+/// of 354 s. Units whose default sweep finishes keep Yosys' script.
+pub const FRAIG_CONFLICTS: u32 = 1000;
+
+/// The conflict bound [`synth_unit`] uses for `unit`: [`FRAIG_CONFLICTS`]
+/// for `tls_elem`, none for the others.
+pub fn unit_fraig_conflicts(unit: &str) -> Option<u32> {
+    (unit == "tls_elem").then_some(FRAIG_CONFLICTS)
+}
 
 /// The Yosys script of the Liberty flow over `sources` (relative to the
 /// work folder), `top` with parameters `params` set by `chparam`, mapped
@@ -230,6 +256,7 @@ pub fn liberty_script(
     params: &[(String, i64)],
     lib: &Path,
     flatten: bool,
+    fraig_conflicts: Option<u32>,
 ) -> String {
     let lib = lib.display();
     let mut s =
@@ -254,7 +281,7 @@ pub fn liberty_script(
          select -assert-none t:$*\n\
          stat -liberty {lib}\n",
         if flatten { " -flatten" } else { "" },
-        ABC_SCRIPT
+        abc_script(fraig_conflicts)
             .lines()
             .map(|l| l.replace(' ', ","))
             .collect::<Vec<_>>()
@@ -318,6 +345,7 @@ pub fn synth_liberty(
     params: &[(String, i64)],
     lib: &liberty::Liberty,
     flatten: bool,
+    fraig_conflicts: Option<u32>,
 ) -> Result<SynthResult, ToolError> {
     let sdir = dir.join("synth");
     let io = |p: &Path, e: std::io::Error| ToolError::Io {
@@ -329,7 +357,7 @@ pub fn synth_liberty(
     let script = sdir.join(format!("{stem}.ys"));
     // Sources are relative to `dir`; the library path is made absolute.
     let libpath = std::fs::canonicalize(&lib.path).map_err(|e| io(&lib.path, e))?;
-    let text = liberty_script(sources, top, params, &libpath, flatten);
+    let text = liberty_script(sources, top, params, &libpath, flatten, fraig_conflicts);
     let logp = sdir.join(format!("{stem}.log"));
     // A finished run of the same script in the same folder, whose sources
     // and library are older than its log, is reused: wide units take many
@@ -469,7 +497,15 @@ pub fn synth_unit(
         write_if_changed(&p, t.as_bytes()).map_err(|e| io(&p, e))?;
         sources.push(format!("rtl/{f}"));
     }
-    synth_liberty(work, &sources, unit, params, lib, true)
+    synth_liberty(
+        work,
+        &sources,
+        unit,
+        params,
+        lib,
+        true,
+        unit_fraig_conflicts(unit),
+    )
 }
 
 #[cfg(test)]

@@ -46,3 +46,41 @@ pub struct StageCost {
     /// when a chip boundary falls after it.
     pub out_bits: u64,
 }
+
+/// The timing evidence behind a design's clock: the longest critical path
+/// among the synthesized units the design instantiates (the backend's unit
+/// table, one Liberty library), and the clock it allows at the budget's
+/// node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClockEvidence {
+    /// The unit whose path is longest (`tls_attn`).
+    pub unit: String,
+    /// The parameters of the synthesized row (`HP=1,KP=2`, or `-`).
+    pub params: String,
+    /// The Liberty library it was synthesized on.
+    pub library: String,
+    /// The path in that library, ns.
+    pub crit_ns: f64,
+    /// The path in FO4 delays of that library.
+    pub crit_fo4: f64,
+    /// Whether every unit of the design was synthesized at the design's
+    /// own width. Otherwise the widest synthesized row of a unit stands in,
+    /// and as paths grow with width, the path is then a lower bound.
+    pub at_design_widths: bool,
+    /// Units of the design with no synthesized row at all (their paths are
+    /// not known).
+    pub unmeasured: Vec<String>,
+    /// FO4 delay at the budget's node, ps (with its source).
+    pub node_fo4_ps: f64,
+    /// Where `node_fo4_ps` comes from.
+    pub node_fo4_source: String,
+}
+
+impl ClockEvidence {
+    /// The clock the path allows at the node, MHz: `1 / (crit_fo4 ·
+    /// node_fo4_ps)` (logic only: no flop overhead, wires or margin, so an
+    /// upper bound).
+    pub fn max_clock_mhz(&self) -> f64 {
+        1e6 / (self.crit_fo4 * self.node_fo4_ps).max(f64::MIN_POSITIVE)
+    }
+}
