@@ -2,7 +2,7 @@
 """Markdown tables of backends/verilog/synth/units.tsv for the README and
 RFC 0005: every run, and the least-squares fits the cost model uses
 (the same regressors as `cost::cells`: tls_matvec over LANES*ROWS and
-V-1, tls_embed over LANES and min(V,LANES)-1, tls_attn over HP*KP*BPC,
+V-1, tls_embed over LANES and min(V,LANES)-1, tls_attn over HP*KP*BPC and HP-1,
 tls_wfetch over LANES*ROWS, tls_link over W, the others over V).
 Usage: scripts/synth-report.py [units.tsv]"""
 import sys
@@ -22,7 +22,8 @@ def regressors(unit, p):
     if unit == "tls_attn":
         if g("V", 1) != 1:
             return None, ""
-        return [g("HP", 1) * g("KP", 1) * g("BPC", 1)], "HP·KP·BPC"
+        hp = g("HP", 1)
+        return [hp * g("KP", 1) * g("BPC", 1), hp - 1], "HP·KP·BPC, HP−1"
     if unit == "tls_wfetch":
         return [g("LANES", 0) * g("ROWS", 1)], "LANES·ROWS"
     if unit == "tls_link":

@@ -288,10 +288,17 @@ pub mod cells {
         (lanes > 0).then(|| vec![lanes as f64, (r.param("V", 1).min(lanes) - 1) as f64])
     }
 
-    /// The regressor of `tls_attn`: its lanes `HP·KP·BPC`, at `V` = 1.
+    /// The regressors of `tls_attn`, at `V` = 1: its lanes `HP·KP·BPC`
+    /// and extra query heads `HP - 1` (a head in parallel costs more than a
+    /// key position: its own softmax state and output accumulators).
     pub fn attn_x(r: &Row) -> Option<Vec<f64>> {
-        (r.param("V", 1) == 1)
-            .then(|| vec![(r.param("HP", 1) * r.param("KP", 1) * r.param("BPC", 1)) as f64])
+        let hp = r.param("HP", 1);
+        (r.param("V", 1) == 1).then(|| {
+            vec![
+                (hp * r.param("KP", 1) * r.param("BPC", 1)) as f64,
+                (hp - 1) as f64,
+            ]
+        })
     }
 
     /// The regressor of the per-token units (`tls_norm`, `tls_elem`,
@@ -318,7 +325,8 @@ pub mod cells {
         /// `tls_embed` over [`embed_x`] (`per[1]` as above, then
         /// [`EMBED_LANE_GENERIC`]).
         pub embed: Fit,
-        /// `tls_attn` over [`attn_x`].
+        /// `tls_attn` over [`attn_x`] (`per[1]` is 0 when the table has
+        /// no `HP > 1` row).
         pub attn: Fit,
         /// `tls_norm` over `V`.
         pub norm: Fit,
@@ -358,7 +366,7 @@ pub mod cells {
                     x(r).filter(|v| v[1] == 0.0).map(|v| vec![v[0]])
                 })
                 .ok()?;
-                converted.push(format!("{unit} (line width)"));
+                converted.push(format!("{unit} (second regressor)"));
                 Some(Fit {
                     base: f.base,
                     per: vec![f.per[0], 0.0],
@@ -369,6 +377,7 @@ pub mod cells {
         let matvec = plane("tls_matvec", matvec_x)
             .ok_or_else(|| "units.tsv: no fit of tls_matvec".to_string())?;
         let embed = plane("tls_embed", embed_x);
+        let attn = plane("tls_attn", attn_x);
         let ratio = matvec.at(&[16.0, 0.0]) / generic_matvec(16.0);
         let generic = |unit: &str| {
             GENERIC
@@ -385,6 +394,15 @@ pub mod cells {
                 points: Vec::new(),
             }
         });
+        // Per lane of HP·KP·BPC, at the generic figure of a serial unit.
+        let attn = attn.unwrap_or_else(|| {
+            converted.push("tls_attn".into());
+            Fit {
+                base: 0.0,
+                per: vec![generic("tls_attn"), 0.0],
+                points: Vec::new(),
+            }
+        });
         // A line, or the generic figure (per-lane copies for the units
         // replicated per line word: an assumption).
         let mut line = |unit: &str, x: fn(&Row) -> Option<Vec<f64>>, per_lane: bool| {
@@ -398,7 +416,6 @@ pub mod cells {
                 }
             })
         };
-        let attn = line("tls_attn", attn_x, true);
         let norm = line("tls_norm", line_x, true);
         let elem = line("tls_elem", line_x, true);
         let rope = line("tls_rope", line_x, true);
@@ -477,11 +494,17 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
     let m = cells::model();
     let lanes = plan.lanes as f64;
     let rows = plan.rows as f64;
-    let attn_lanes = eng
+    // The widest attention unit's lanes and query heads in parallel.
+    let (attn_lanes, attn_heads) = eng
         .attns
         .iter()
-        .map(|a| (a.par.heads * a.par.positions * a.par.blocks) as f64)
-        .fold(1.0, f64::max);
+        .map(|a| {
+            (
+                (a.par.heads * a.par.positions * a.par.blocks) as f64,
+                a.par.heads as f64,
+            )
+        })
+        .fold((1.0, 1.0), |m, x| if x.0 > m.0 { x } else { m });
     let attn_io = eng
         .attns
         .iter()
@@ -507,11 +530,12 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
             "matvec",
             m.matvec.at(&[lanes * rows, 0.0]) + (rows - 1.0) * matvec_lane,
         ),
-        // The fit over HP·KP·BPC lanes (measured at one model shape, at
-        // V = 1; other head sizes and contexts are an assumption), plus
+        // The plane over HP·KP·BPC lanes and HP - 1 (measured at one
+        // model shape, at V = 1; other head sizes and contexts are an
+        // assumption), plus
         // the converter and output lanes of lines of `rows` words
         // (`attn_io_extra_cells`, an assumption).
-        ("attn", m.attn.at(&[attn_lanes]) + attn_io),
+        ("attn", m.attn.at(&[attn_lanes, attn_heads - 1.0]) + attn_io),
         // The per-token units at the line width V = rows.
         ("norm", m.norm.at(&[rows])),
         ("elem", m.elem.at(&[rows])),
@@ -582,13 +606,16 @@ pub fn clock_evidence(
     }
     for e in &plan.engines {
         for a in &e.attns {
-            let x = (a.par.heads * a.par.positions * a.par.blocks) as f64;
+            let x = vec![
+                (a.par.heads * a.par.positions * a.par.blocks) as f64,
+                (a.par.heads - 1) as f64,
+            ];
             // The table's attention rows are at V = 1 (at a wider line
             // none is at the design's width) and one head size.
             wanted.push((
                 "tls_attn",
                 cells::attn_x,
-                vec![x],
+                x,
                 plan.rows == 1,
                 Some(("HD", a.head_dim as i64)),
             ));

@@ -603,6 +603,18 @@ mod tests {
             e.to_string(),
             "b.json: field `die_mm2` must be a positive number, got -1"
         );
+        let e = Budget::from_json(r#"{"base": "hc1", "fo4_ps": 0}"#, "b.json").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "b.json: field `fo4_ps` must be a positive number, got 0"
+        );
+        let e = Budget::from_json(r#"{"base": "hc1", "fo4_ps": "fast"}"#, "b.json").unwrap_err();
+        assert!(e.to_string().contains("fo4_ps"), "{e}");
+        // The FO4 figure is optional: a budget without it gets no clock check.
+        let mut v = serde_json::to_value(Budget::preset("hc1").unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("fo4_ps");
+        let b = Budget::from_json(&v.to_string(), "b.json").unwrap();
+        assert_eq!(b.fo4_ps, None);
         let e = Budget::from_json(r#"{"base": "hc1", "die_mm3": 1}"#, "b.json").unwrap_err();
         assert!(e.to_string().contains("die_mm3"), "{e}");
         let e = Budget::load("no-such-preset").unwrap_err();
