@@ -532,9 +532,8 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
         ),
         // The plane over HP·KP·BPC lanes and HP - 1 (measured at one
         // model shape, at V = 1; other head sizes and contexts are an
-        // assumption), plus
-        // the converter and output lanes of lines of `rows` words
-        // (`attn_io_extra_cells`, an assumption).
+        // assumption), plus the converter and output lanes of lines of
+        // `rows` words (`attn_io_extra_cells`, an assumption).
         ("attn", m.attn.at(&[attn_lanes, attn_heads - 1.0]) + attn_io),
         // The per-token units at the line width V = rows.
         ("norm", m.norm.at(&[rows])),
@@ -560,7 +559,8 @@ pub fn engine_cells(plan: &Plan, e: usize) -> u64 {
 }
 
 /// The timing evidence behind the clock of `plan`: the longest critical
-/// path among the units its engines instantiate, from the synthesized rows
+/// path among the units its engines instantiate (chip-to-chip links, at
+/// 13-28 FO4 in the table, are left out), from the synthesized rows
 /// of `units.tsv` on the fit library ([`cells::Model::library`]), each
 /// unit at the design's own width when that row exists, else at the
 /// nearest synthesized width (wider designs have longer paths, so the
