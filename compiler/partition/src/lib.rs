@@ -64,8 +64,9 @@ pub struct ClockEvidence {
     /// The path in FO4 delays of that library.
     pub crit_fo4: f64,
     /// Whether every unit of the design was synthesized at the design's
-    /// own width. Otherwise the widest synthesized row of a unit stands in,
-    /// and as paths grow with width, the path is then a lower bound.
+    /// own width. Otherwise the nearest synthesized width of a unit stands
+    /// in: paths grow with width, so for a design wider than every row the
+    /// path is then a lower bound.
     pub at_design_widths: bool,
     /// Units of the design with no synthesized row at all (their paths are
     /// not known).
