@@ -15,12 +15,19 @@
 //
 // Cycles (start pulse in cycle 0, `done` in cycle D, busy in 1..D), with
 // L = ceil(n / V) lines:
-//   RESID / ADDW / MULW / COPY:  D = L + 3   (one line per cycle)
-//   SILU / GELU:                 D = 2L + 4  (two table reads per element)
+//   RESID / ADDW / MULW / COPY:  D = L + 4   (one line per cycle)
+//   SILU / GELU:                 D = 2L + 5  (two table reads per element)
 //   n = 0:                       D = 1
 // Line l issues its reads in cycle 1 + l (1 + 2l for SILU/GELU) and is
-// written 2 (4) cycles later. dst may equal a or b (each line is read
+// written 3 (5) cycles later. dst may equal a or b (each line is read
 // before it is written; different lines never alias).
+//
+// Pipeline (RFC 0005, "Pipelining for the clock": no stage holds two
+// multipliers, or a multiplier and its rounding, in series): the simple
+// ops compute in stage p1, up to MULW's 96-bit product (kept as its 73
+// bits from the rounding position up), and MULW rounds and saturates in
+// p2; SILU/GELU interpolate the gate in p3 and multiply, round and
+// saturate in p4.
 //
 // SILU/GELU: `interp_p15` (scalar.rs). The GELU table has half the step of
 // the sigmoid table; `off = 2x + 2^28` (= 2·(x - lo·2^24)) with step 2^17
@@ -66,7 +73,7 @@ module tls_elem #(
   reg         ph;  // SILU/GELU: issue only when ph == 0
   reg  [20:0] ic;  // lines issued
   reg  [20:0] wc;  // lines written
-  reg         p1, p2, p3;  // pipeline valid flags
+  reg         p1, p2, p3, p4;  // pipeline valid flags
 
   // Lines: ceil(n / V).
   wire [20:0] n_x = {1'b0, cfg_n};
@@ -85,7 +92,7 @@ module tls_elem #(
 
   // table port timing (shared by the lanes)
   wire        t_rd = run && act && (p1 || p2);
-  wire        wfire = act ? p3 : p1;
+  wire        wfire = act ? p4 : p2;
   wire [48*V-1:0] wres;
 
   genvar j;
@@ -103,21 +110,22 @@ module tls_elem #(
       wire [48:0] add_sum = {a[47], a} + {b[47], b};
       wire        add_ok = add_sum[48] == add_sum[47];
       wire [47:0] r_add = add_ok ? add_sum[47:0] : {add_sum[48], {47{~add_sum[48]}}};
-      // MULW: rshr(a*b, 24) on 73 bits
+      // MULW: rshr(a*b, 24) on 73 bits; the product's bits 95..23 are
+      // registered (s1), rounded and saturated in p2
       wire signed [95:0] mul_p = $signed(a) * $signed(b);
-      wire [72:0] mul_r = {mul_p[95], mul_p[95:24]} + {72'd0, mul_p[23]};
-      wire        mul_ok = (&mul_r[72:47]) | ~(|mul_r[72:47]);
-      wire [47:0] r_mul = mul_ok ? mul_r[47:0] : {mul_r[72], {47{~mul_r[72]}}};
-
-      reg  [47:0] r_simple;
+      reg  [47:0] r_simple1;
       always @* begin
         case (cfg_op)
-          OP_RESID: r_simple = r_resid;
-          OP_ADDW:  r_simple = r_add;
-          OP_MULW:  r_simple = r_mul;
-          default:  r_simple = a;
+          OP_RESID: r_simple1 = r_resid;
+          OP_ADDW:  r_simple1 = r_add;
+          default:  r_simple1 = a;
         endcase
       end
+      reg  [72:0] s1;
+      wire [72:0] mul_r = {s1[72], s1[72:1]} + {72'd0, s1[0]};
+      wire        mul_ok = (&mul_r[72:47]) | ~(|mul_r[72:47]);
+      wire [47:0] r_mul = mul_ok ? mul_r[47:0] : {mul_r[72], {47{~mul_r[72]}}};
+      wire [47:0] r_simple = (cfg_op == OP_MULW) ? r_mul : s1[47:0];
 
       // ---- SILU / GELU ----
       // stage 1 (p1): offset, index, fraction; read entry idx
@@ -143,12 +151,15 @@ module tls_elem #(
           .clk(clk), .en(t_rd && (cfg_op == OP_GELU)), .addr(t_addr), .data(gel_q)
       );
       wire [15:0] t_q = (cfg_op == OP_SILU) ? sig_q : gel_q;
-      // stage 3 (p3): t_q = entry idx + 1; interpolate, multiply
+      // stage 3 (p3): t_q = entry idx + 1; interpolate the gate
       wire [16:0] t_diff = {1'b0, t_q} - {1'b0, t0};
       wire signed [34:0] i_p = $signed(t_diff) * $signed({1'b0, f1});
       wire [17:0] i_sum = {2'b00, t0} + i_p[34:17] + {17'd0, i_p[16]};
       wire [16:0] gate = lo1 ? 17'd0 : hi1 ? 17'd32768 : i_sum[16:0];
-      wire signed [65:0] a_p = $signed(x1) * $signed({1'b0, gate});
+      // stage 4 (p4): x · gate, rounded and saturated
+      reg  [47:0] x3;
+      reg  [16:0] gate3;
+      wire signed [65:0] a_p = $signed(x3) * $signed({1'b0, gate3});
       wire [51:0] a_r = {a_p[65], a_p[65:15]} + {51'd0, a_p[14]};
       wire        a_ok = (&a_r[51:47]) | ~(|a_r[51:47]);
       wire [47:0] r_act = a_ok ? a_r[47:0] : {a_r[51], {47{~a_r[51]}}};
@@ -166,7 +177,15 @@ module tls_elem #(
           lo1 <= 1'b0;
           hi1 <= 1'b0;
           t0 <= 16'd0;
+          s1 <= 73'd0;
+          x3 <= 48'd0;
+          gate3 <= 17'd0;
         end else begin
+          if (p1) s1 <= (cfg_op == OP_MULW) ? mul_p[95:23] : {25'd0, r_simple1};
+          if (p3) begin
+            x3 <= x1;
+            gate3 <= gate;
+          end
           if (p1) begin
             x1 <= a;
             f1 <= off[16:0];
@@ -202,6 +221,7 @@ module tls_elem #(
       p1 <= 1'b0;
       p2 <= 1'b0;
       p3 <= 1'b0;
+      p4 <= 1'b0;
       w_en <= 1'b0;
       w_mask <= {V{1'b0}};
       w_addr <= {AW{1'b0}};
@@ -210,6 +230,7 @@ module tls_elem #(
       p1 <= issue;
       p2 <= p1;
       p3 <= p2;
+      p4 <= p3;
       if (issue) ic <= ic + 21'd1;
       ph <= (run && act) ? ~ph : 1'b0;
       w_en <= wfire;

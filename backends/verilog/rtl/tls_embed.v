@@ -24,9 +24,13 @@
 //
 // Cycles (start in cycle 0, `done` in cycle D, busy in 1..D), with
 // S = ceil(cols / E) steps:
-//   D = S + 5 (cols > 0; cycle 1 computes row·CH, step k is read in
-//   cycle 2 + k and written in cycle 5 + k),  D = 1 (cols = 0).
-// At V = 1: one element per cycle, D = cols + 5.
+//   D = S + 6 (cols > 0; cycle 1 computes row·CH, step k is read in
+//   cycle 2 + k and written in cycle 6 + k),  D = 1 (cols = 0).
+// At V = 1: one element per cycle, D = cols + 6.
+// Pipeline (RFC 0005, "Pipelining for the clock"): p1 selects the codes
+// and fields and forms the code-scale products, p2 shifts, adds and
+// saturates them into w, p3 adds w into the residual; the write is
+// registered.
 // Scratchpad lines are V x 48 bits: past Verilator's 8k-bit replication
 // warning at V = 256, on purpose.
 /* verilator lint_off WIDTHCONCAT */
@@ -111,12 +115,12 @@ module tls_embed #(
   reg  [WAW-1:0] wbase;  // (row / ROWS) · CH
   reg  [RW-1:0] grp;  // row / ROWS
   reg  [SLW-1:0] slice;  // row % ROWS
-  reg           p1, p2;
+  reg           p1, p2, p3;
   reg  [PW-1:0] pos1;  // step within the ROM word
-  reg  [OW-1:0] vo1, vo2;  // step within the scratchpad line
-  reg  [E-1:0]  ok1, ok2;  // elements before cols
-  reg  [48*E-1:0] v2;
-  reg  [32*E-1:0] base2;
+  reg  [OW-1:0] vo1, vo2, vo3;  // step within the scratchpad line
+  reg  [E-1:0]  ok1, ok2, ok3;  // elements before cols
+  reg  [48*E-1:0] v3;
+  reg  [32*E-1:0] base2, base3;
 
   wire [20:0]   cols_x = {1'b0, cfg_cols};
   wire [20:0]   steps = (cols_x + E[20:0] - 21'd1) >> LGE;
@@ -144,37 +148,26 @@ module tls_embed #(
   assign ra_addr = (issue && cfg_add) ? cfg_dst + ie_a[AW-1:0] : {AW{1'b0}};
 
   // stage 1 (p1): the row's slice, the step's E lane codes and scale
-  // fields from the word
-  reg [WW-1:0] wsl;
-  reg [8*E-1:0] code;
+  // fields from the word. Indexed part-selects, so synthesis builds
+  // balanced multiplexer trees (log2 of the choices deep); a chain of
+  // `if (pos1 == q)` overrides mapped to one mux per choice in series,
+  // 412 FO4 at 256 lanes.
+  wire [WW-1:0] wsl = (LGR > 0) ? wr_data[WW*slice+:WW] : wr_data[WW-1:0];
+  wire [8*LANES-1:0] codes = wsl[8*LANES-1:0];
+  wire [36*NB-1:0] flds = wsl[WW-1:8*LANES];
+  wire [8*E-1:0] code = codes[8*E*pos1+:8*E];
   reg [36*E-1:0] fld;
   integer j, q;
   always @* begin
-    wsl  = wr_data[WW-1:0];
-    code = {(8 * E) {1'b0}};
-    fld  = {(36 * E) {1'b0}};
-    for (j = 1; j < ROWS; j = j + 1) begin
-      if ({{(32 - SLW) {1'b0}}, slice} == j) wsl = wr_data[WW*j+:WW];
-    end
-    for (q = 0; q < NPOS; q = q + 1) begin
-      if ({{(32 - PW) {1'b0}}, pos1} == q) begin
-        for (j = 0; j < E; j = j + 1) begin
-          code[8*j+:8] = wsl[8*(q*E+j)+:8];
-          fld[36*j+:36] = wsl[LANES*8+36*((q*E+j)>>5)+:36];
-        end
-      end
+    for (j = 0; j < E; j = j + 1) begin
+      fld[36*j+:36] = flds[36*((pos1*E+j)>>5)+:36];
     end
   end
 
   // The scratchpad line read (cfg_add): the step's E words.
   reg [32*E-1:0] rbase;
   always @* begin
-    rbase = {(32 * E) {1'b0}};
-    for (q = 0; q < EPV; q = q + 1) begin
-      if ({{(32 - OW) {1'b0}}, vo1} == q) begin
-        for (j = 0; j < E; j = j + 1) rbase[32*j+:32] = ra_data[48*(q*E+j)+:32];
-      end
-    end
+    for (j = 0; j < E; j = j + 1) rbase[32*j+:32] = ra_data[48*(vo1*E+j)+:32];
   end
 
   wire [48*E-1:0] vv;
@@ -186,15 +179,31 @@ module tls_embed #(
       wire [35:0] fd = fld[36*ge+:36];
       wire [9:0]  cval = {{2{cd[7]}}, cd} + {2'b00, cfg_code_bias};
       wire signed [21:0] dprod = $signed(fd[35:24]) * $signed(cval);
-      wire [6:0]  d_up = {fd[23], fd[23:18]} + 7'd24;
-      wire [6:0]  m_up = {fd[5], fd[5:0]} + 7'd24;
-      wire [47:0] t_d = shsat(dprod, d_up);
-      wire [47:0] t_m = cfg_asym ? shsat({{10{fd[17]}}, fd[17:6]}, m_up) : 48'd0;
+      // p1 -> p2: the product, the scale exponents and the minimum's mantissa
+      reg  [21:0] dprod2;
+      reg  [6:0]  d_up2, m_up2;
+      reg  [11:0] m_m2;
+      always @(posedge clk) begin
+        if (rst) begin
+          dprod2 <= 22'd0;
+          d_up2 <= 7'd0;
+          m_up2 <= 7'd0;
+          m_m2 <= 12'd0;
+        end else if (p1) begin
+          dprod2 <= dprod;
+          d_up2 <= {fd[23], fd[23:18]} + 7'd24;
+          m_up2 <= {fd[5], fd[5:0]} + 7'd24;
+          m_m2 <= fd[17:6];
+        end
+      end
+      // stage 2 (p2): w = sat_w48(d-term [+ m-term])
+      wire [47:0] t_d = shsat(dprod2, d_up2);
+      wire [47:0] t_m = cfg_asym ? shsat({{10{m_m2[11]}}, m_m2}, m_up2) : 48'd0;
       wire [48:0] wsum = {t_d[47], t_d} + {t_m[47], t_m};
       assign vv[48*ge+:48] = (wsum[48] == wsum[47]) ? wsum[47:0] : {wsum[48], {47{~wsum[48]}}};
-      // stage 2 (p2): residual_add(base, v) = sat32(base + rshr(v, 8))
-      wire [40:0] v2e = v2[48*ge+7+:41];  // bits 47..7 of v
-      wire [31:0] b2e = base2[32*ge+:32];
+      // stage 3 (p3): residual_add(base, v) = sat32(base + rshr(v, 8))
+      wire [40:0] v2e = v3[48*ge+7+:41];  // bits 47..7 of v
+      wire [31:0] b2e = base3[32*ge+:32];
       wire [41:0] rsum = {{10{b2e[31]}}, b2e} + {{2{v2e[40]}}, v2e[40:1]} + {41'd0, v2e[0]};
       wire        r_ok = (&rsum[41:31]) | ~(|rsum[41:31]);
       assign r32[32*ge+:32] = r_ok ? rsum[31:0] : {rsum[41], {31{~rsum[41]}}};
@@ -208,10 +217,10 @@ module tls_embed #(
     wline = {(48 * V) {1'b0}};
     wmask = {V{1'b0}};
     for (q = 0; q < EPV; q = q + 1) begin
-      if ({{(32 - OW) {1'b0}}, vo2} == q) begin
+      if ({{(32 - OW) {1'b0}}, vo3} == q) begin
         for (j = 0; j < E; j = j + 1) begin
           wline[48*(q*E+j)+:48] = {{16{r32[32*j+31]}}, r32[32*j+:32]};
-          wmask[q*E+j] = ok2[j];
+          wmask[q*E+j] = ok3[j];
         end
       end
     end
@@ -220,7 +229,7 @@ module tls_embed #(
   // Deliberately unused: the sign-extension bits of R32 scratchpad words,
   // bits below the rounding position, and index/address bits above the
   // truncated widths.
-  wire unused_bits = &{1'b0, ick[20], ra_data, v2, wb_x[WAW+44:WAW], chunk[WAW+20:WAW],
+  wire unused_bits = &{1'b0, ick[20], ra_data, v3, wb_x[WAW+44:WAW], chunk[WAW+20:WAW],
                        ie_a[AW+20:AW], we_a[AW+20:AW], ic_p, ie};
 
   always @(posedge clk) begin
@@ -235,13 +244,17 @@ module tls_embed #(
       slice <= {SLW{1'b0}};
       p1 <= 1'b0;
       p2 <= 1'b0;
+      p3 <= 1'b0;
       pos1 <= {PW{1'b0}};
       vo1 <= {OW{1'b0}};
       vo2 <= {OW{1'b0}};
+      vo3 <= {OW{1'b0}};
       ok1 <= {E{1'b0}};
       ok2 <= {E{1'b0}};
-      v2 <= {(48 * E) {1'b0}};
+      ok3 <= {E{1'b0}};
+      v3 <= {(48 * E) {1'b0}};
       base2 <= {(32 * E) {1'b0}};
+      base3 <= {(32 * E) {1'b0}};
       w_en <= 1'b0;
       w_mask <= {V{1'b0}};
       w_addr <= {AW{1'b0}};
@@ -250,6 +263,7 @@ module tls_embed #(
       done <= 1'b0;
       p1 <= issue;
       p2 <= p1;
+      p3 <= p2;
       if (issue) begin
         ic <= ic + 21'd1;
         pos1 <= (LGP > 0) ? ic_p[PW-1:0] : {PW{1'b0}};
@@ -257,16 +271,21 @@ module tls_embed #(
         for (j = 0; j < E; j = j + 1) ok1[j] <= ({11'd0, ie} + j) < {11'd0, cols_x};
       end
       if (p1) begin
-        v2 <= vv;
         base2 <= cfg_add ? rbase : {(32 * E) {1'b0}};
         vo2 <= vo1;
         ok2 <= ok1;
       end
-      w_en <= p2;
-      w_mask <= p2 ? wmask : {V{1'b0}};
-      w_addr <= p2 ? (cfg_dst + we_a[AW-1:0]) & VMASK : {AW{1'b0}};
-      w_data <= p2 ? wline : {(48 * V) {1'b0}};
-      if (p2) wc <= wc + 21'd1;
+      if (p2) begin
+        v3 <= vv;
+        base3 <= base2;
+        vo3 <= vo2;
+        ok3 <= ok2;
+      end
+      w_en <= p3;
+      w_mask <= p3 ? wmask : {V{1'b0}};
+      w_addr <= p3 ? (cfg_dst + we_a[AW-1:0]) & VMASK : {AW{1'b0}};
+      w_data <= p3 ? wline : {(48 * V) {1'b0}};
+      if (p3) wc <= wc + 21'd1;
       if (start) begin
         run <= 1'b1;
         setup <= 1'b1;

@@ -23,13 +23,17 @@
 //
 // Cycles (start in cycle 0, `done` in cycle D, busy in 1..D; n >= 1), with
 // L = ceil(n / V) lines:
-//   RMSNorm:   D = 2L + 52
-//   LayerNorm: D = 3L + 97
-// (passes A and B: L + 3 cycles each, each division 42, rsqrt 2, pass C
-// L + 4, then the `done` cycle.)
+//   RMSNorm:   D = 2L + 54
+//   LayerNorm: D = 3L + 99
+// (pass A: L + 3 cycles, pass B L + 4, each division 42, rsqrt 2, pass C
+// L + 5, then the `done` cycle.)
 //   n = 0:     D = 1 (nothing written)
-// Pass C reads line l (scratchpad and gain/bias ROMs) and writes it 4
-// cycles later, one line per cycle; dst may equal src.
+// Pass C reads line l (scratchpad and gain/bias ROMs) and writes it 5
+// cycles later, one line per cycle; dst may equal src. Its stages: p1
+// c·t, p2 the shift to u, p3 u·g, p4 the rounding, bias and saturation.
+// Pass B squares in p2 and adds the line's squares into the sum in p3
+// (RFC 0005, "Pipelining for the clock": no multiplier shares a stage
+// with the adder after it).
 // Scratchpad lines are V x 48 bits: past Verilator's 8k-bit replication
 // warning at V = 256, on purpose.
 /* verilator lint_off WIDTHCONCAT */
@@ -74,8 +78,9 @@ module tls_norm #(
   reg          div_var;  // the running division is the variance (else the mean)
   reg  [20:0]  ic;  // lines issued in this pass
   reg  [20:0]  wc;  // lines written
-  reg          p1, p2, p3;  // pipeline valid flags
-  reg  [V-1:0] m1, m2, m3;  // lanes holding elements (< n), per stage
+  reg          p1, p2, p3, p4;  // pipeline valid flags
+  reg          q3;  // pass B: the line's squares are registered
+  reg  [V-1:0] m1, m2, m3, m4;  // lanes holding elements (< n), per stage
   reg  [55:0]  acc_s;  // Σ r_i
   reg  [83:0]  acc_q;  // Σ c_i^2
   reg  [33:0]  mu;  // LayerNorm mean (R32 units)
@@ -92,7 +97,7 @@ module tls_norm #(
   wire [20:0]  lines = (n_x + V[20:0] - 21'd1) >> LV;
   wire         pass = (st == S_SUM) || (st == S_SQ) || (st == S_OUT);
   wire         issue = pass && (ic != lines);
-  wire         pass_end = pass && !issue && !p1 && !p2 && !p3;
+  wire         pass_end = pass && !issue && !p1 && !p2 && !p3 && !q3;
 
   wire [AW+20:0]  ic_a = {{AW{1'b0}}, ic} << LV;
   wire [AW+20:0]  wc_a = {{AW{1'b0}}, wc} << LV;
@@ -126,8 +131,9 @@ module tls_norm #(
       wire [31:0] c32 = !cfg_layer ? x32 : c_ok ? cdiff[31:0] : {cdiff[34], {31{~cdiff[34]}}};
       reg  [31:0] c1;
       reg  [51:0] pt1;
-      reg  [31:0] g1, b1, g2, b2;
+      reg  [31:0] g1, b1, g2, b2, b3;
       reg  [47:0] u2;
+      reg  [64:0] gp3;  // u·g from the rounding bit (bit 15) up
       wire signed [63:0] sq = $signed(c1) * $signed(c1);
       wire signed [51:0] pt = $signed(c32) * $signed({1'b0, t_r});
       wire [52:0] r_sh = $signed({pt1[51], pt1}) >>> sr;
@@ -137,12 +143,13 @@ module tls_norm #(
       wire [47:0] u = up_r[6] ? r_rd[48:1] : l_ok ? l_sh[47:0] : {l_sh[59], {47{~l_sh[59]}}};
       // y = sat_w48(rshr(u·g, 16) + (b << 8))
       wire signed [79:0] gp = $signed(u2) * $signed(g2);
-      wire [65:0] ysum = {{2{gp[79]}}, gp[79:16]} + {65'd0, gp[15]}
-                       + (cfg_layer ? {{26{b2[31]}}, b2, 8'd0} : 66'd0);
+      wire [65:0] ysum = {{2{gp3[64]}}, gp3[64:1]} + {65'd0, gp3[0]}
+                       + (cfg_layer ? {{26{b3[31]}}, b3, 8'd0} : 66'd0);
       wire        y_ok = (&ysum[65:47]) | ~(|ysum[65:47]);
       assign ys[48*j+:48] = y_ok ? ysum[47:0] : {ysum[65], {47{~ysum[65]}}};
       assign xs[56*j+:56] = m1[j] ? {{24{x32[31]}}, x32} : 56'd0;
-      assign qs[84*j+:84] = m2[j] ? {20'd0, sq} : 84'd0;
+      reg  [63:0] sq3;  // c^2 (0 past n), summed in stage 3 of pass B
+      assign qs[84*j+:84] = {20'd0, sq3};
       // Deliberately unused: the sign-extension bits of R32 scratchpad
       // words and bits below a rounding position.
       wire unused_lane = &{1'b0, ra_data[48*j+32+:16], r_rd[52:49], r_rd[0], gp[14:0]};
@@ -154,8 +161,12 @@ module tls_norm #(
           b1 <= 32'd0;
           g2 <= 32'd0;
           b2 <= 32'd0;
+          b3 <= 32'd0;
           u2 <= 48'd0;
+          gp3 <= 65'd0;
+          sq3 <= 64'd0;
         end else begin
+          if (p2) sq3 <= m2[j] ? sq : 64'd0;
           if (p1) begin
             c1 <= c32;
             pt1 <= pt;
@@ -166,6 +177,10 @@ module tls_norm #(
             u2 <= u;
             g2 <= g1;
             b2 <= b1;
+          end
+          if (p3) begin
+            gp3 <= gp[79:15];
+            b3 <= b2;
           end
         end
       end
@@ -231,6 +246,8 @@ module tls_norm #(
       p1 <= 1'b0;
       p2 <= 1'b0;
       p3 <= 1'b0;
+      p4 <= 1'b0;
+      q3 <= 1'b0;
       acc_s <= 56'd0;
       acc_q <= 84'd0;
       mu <= 34'd0;
@@ -245,6 +262,7 @@ module tls_norm #(
       m1 <= {V{1'b0}};
       m2 <= {V{1'b0}};
       m3 <= {V{1'b0}};
+      m4 <= {V{1'b0}};
       w_en <= 1'b0;
       w_mask <= {V{1'b0}};
       w_addr <= {AW{1'b0}};
@@ -254,18 +272,21 @@ module tls_norm #(
       p1 <= issue;
       p2 <= p1;
       p3 <= p2 && (st == S_OUT);
+      p4 <= p3;
+      q3 <= p2 && (st == S_SQ);
       m1 <= issue ? imask : {V{1'b0}};
       m2 <= m1;
       m3 <= m2;
+      m4 <= m3;
       if (issue) ic <= ic + 21'd1;
       // pass A / B sums (pass C: the lanes' registers)
       if (p1 && st == S_SUM) acc_s <= acc_s + line_s;
-      if (p2 && st == S_SQ) acc_q <= acc_q + line_q;
-      w_en <= p3;
-      w_mask <= p3 ? m3 : {V{1'b0}};
-      w_addr <= p3 ? cfg_dst + wc_a[AW-1:0] : {AW{1'b0}};
-      w_data <= p3 ? ys : {(48 * V) {1'b0}};
-      if (p3) wc <= wc + 21'd1;
+      if (q3) acc_q <= acc_q + line_q;
+      w_en <= p4;
+      w_mask <= p4 ? m4 : {V{1'b0}};
+      w_addr <= p4 ? cfg_dst + wc_a[AW-1:0] : {AW{1'b0}};
+      w_data <= p4 ? ys : {(48 * V) {1'b0}};
+      if (p4) wc <= wc + 21'd1;
       case (st)
         S_IDLE: begin
           if (start) begin

@@ -32,10 +32,13 @@
 // once and keeps the step length):
 //   S = n_heads · (rot/2) / G, G = V in line mode, 1 in pair mode;
 //   S = ceil(n_heads · hd / V) in head mode;
-//   D = 2S + 5 (S > 0),  D = 1 (S = 0).
+//   D = 2S + 6 (S > 0),  D = 1 (S = 0).
 // Step p issues its reads (both scratchpad ports and the table) in cycle
 // 2 + 2p (cycle 1 computes the table base pos·H), writes a' in cycle
-// 5 + 2p and b' in 6 + 2p.
+// 6 + 2p and b' in 7 + 2p. Pipeline: p1 forms a·c − b·s and b·c + a·s
+// (registered from the rounding position up), p2 rounds and saturates,
+// so that no stage holds the products and the rounding in series
+// (RFC 0005, "Pipelining for the clock").
 // Scratchpad lines are V x 48 bits: past Verilator's 8k-bit replication
 // warning at V = 256, on purpose.
 /* verilator lint_off WIDTHCONCAT */
@@ -75,10 +78,23 @@ module tls_rope #(
   wire [8:0]  half = cfg_rot[9:1];
   wire [9:0]  vm = V[9:0] - 10'd1;
   // Line mode: every head and half starts on a line.
-  wire        lmode = ((cfg_hd & vm) == 10'd0) && (({1'b0, half} & vm) == 10'd0);
+  wire        lmode_c = ((cfg_hd & vm) == 10'd0) && (({1'b0, half} & vm) == 10'd0);
   // Head mode: whole heads per line, every feature rotated.
-  wire        hmode = !lmode && (cfg_rot == cfg_hd) && (cfg_hd != 10'd0)
+  wire        hmode_c = !lmode_c && (cfg_rot == cfg_hd) && (cfg_hd != 10'd0)
                       && ((cfg_hd & (cfg_hd - 10'd1)) == 10'd0) && ({1'b0, cfg_hd} <= V[10:0]);
+  // The modes, registered at `start` (the configuration holds while busy),
+  // so that the lanes' operand choice does not start at the configuration.
+  reg         lmode, hmode;
+  // Head mode's partner distance: bit k set when rot/2 = 2^k (k < LV),
+  // registered at `start` likewise.
+  localparam integer HKW = (LV > 0) ? LV : 1;
+  reg  [HKW-1:0] hk;
+  reg  [HKW-1:0] hk_c;
+  integer kk;
+  always @* begin
+    hk_c = {HKW{1'b0}};
+    for (kk = 0; kk < LV; kk = kk + 1) hk_c[kk] = ({1'b0, half} == (10'd1 << kk));
+  end
   wire [9:0]  step = lmode ? V[9:0] : 10'd1;  // pairs per step
   wire [9:0]  hwords = ({1'b0, half} + vm) >> LV;  // H = ceil(half / V)
   wire [17:0] n_words = {10'd0, cfg_n_heads} * {8'd0, cfg_hd};  // head mode: words rotated
@@ -91,7 +107,7 @@ module tls_rope #(
   reg  [17:0] hbase;  // hc · hd
   reg  [25:0] tbase;  // pos · H
   reg         more;  // steps left to issue
-  reg         p1, p2, p3, p4;  // p1: data valid; a' written in p3, b' in p4
+  reg         p1, p2, p3, p4, p5;  // p1: data valid; a' written in p4, b' in p5
   reg  [48*V-1:0] ya, yb;
   reg  [AW-1:0] ia_addr, ib_addr;  // word addresses of the issued step
   reg  [9:0]  it_pair;  // its first pair (table lane in pair mode)
@@ -125,7 +141,6 @@ module tls_rope #(
 
   // rotation, one per lane
   wire [48*V-1:0] a_new, b_new, h_new;
-  wire [9:0] half10 = {1'b0, half};
   genvar j;
   generate
     for (j = 0; j < V; j = j + 1) begin : g_lane
@@ -138,14 +153,15 @@ module tls_rope #(
         hp = 48'd0;
         ht = 32'd0;
         for (k = 0; k < LV; k = k + 1) begin
-          if (half10 == (10'd1 << k)) begin
+          if (hk[k]) begin
             hp = ra_data[48*(j^(1<<k))+:48];
             ht = t_data[32*(j&((1<<k)-1))+:32];
           end
         end
       end
       localparam [9:0] JB = j;
-      wire        hb = (JB & half10) != 10'd0;  // head mode: lane holds a b
+      // head mode (rot/2 = 2^k): the lane holds a b when its bit k is set
+      wire        hb = |(JB[HKW-1:0] & hk);
       wire [47:0] own = ra_data[48*j+:48];
       wire [47:0] av = hmode ? (hb ? hp : own) : lmode ? own : a_sel;
       wire [47:0] bv = hmode ? (hb ? own : hp) : lmode ? rb_data[48*j+:48] : b_sel;
@@ -158,9 +174,20 @@ module tls_rope #(
       wire signed [63:0] bs = $signed(bv) * ss;
       wire [64:0] na = {ac[63], ac} - {bs[63], bs};
       wire [64:0] nb = {bc[63], bc} + {as_[63], as_};
+      // p1 -> p2: the sums from the rounding bit up, and the lane's side
+      reg  [51:0] na2, nb2;
+      always @(posedge clk) begin
+        if (rst) begin
+          na2 <= 52'd0;
+          nb2 <= 52'd0;
+        end else if (p1) begin
+          na2 <= na[64:13];
+          nb2 <= nb[64:13];
+        end
+      end
       // rshr(., 14): 51-bit quotient plus the rounding bit
-      wire [51:0] ra_r = {na[64], na[64:14]} + {51'd0, na[13]};
-      wire [51:0] rb_r = {nb[64], nb[64:14]} + {51'd0, nb[13]};
+      wire [51:0] ra_r = {na2[51], na2[51:1]} + {51'd0, na2[0]};
+      wire [51:0] rb_r = {nb2[51], nb2[51:1]} + {51'd0, nb2[0]};
       wire        a_ok = (&ra_r[51:47]) | ~(|ra_r[51:47]);
       wire        b_ok = (&rb_r[51:47]) | ~(|rb_r[51:47]);
       assign a_new[48*j+:48] = a_ok ? ra_r[47:0] : {ra_r[51], {47{~ra_r[51]}}};
@@ -200,10 +227,14 @@ module tls_rope #(
       hbase <= 18'd0;
       tbase <= 26'd0;
       more <= 1'b0;
+      lmode <= 1'b0;
+      hmode <= 1'b0;
+      hk <= {HKW{1'b0}};
       p1 <= 1'b0;
       p2 <= 1'b0;
       p3 <= 1'b0;
       p4 <= 1'b0;
+      p5 <= 1'b0;
       ya <= {(48 * V) {1'b0}};
       yb <= {(48 * V) {1'b0}};
       ia_addr <= {AW{1'b0}};
@@ -223,6 +254,7 @@ module tls_rope #(
       p2 <= p1;
       p3 <= p2;
       p4 <= p3;
+      p5 <= p4;
       ph <= issue;
       if (issue) begin
         ia_addr <= a_adr;
@@ -241,18 +273,18 @@ module tls_rope #(
           pc <= pc + step;
         end
       end
-      if (p1) begin
+      if (p2) begin
         ya <= hmode ? h_new : a_new;
         yb <= b_new;
         wa_addr <= ia_addr;
         wb_addr <= ib_addr;
         w_lim <= i_lim;
       end
-      w_en <= p2 || (p3 && !hmode);
-      w_mask <= p2 ? (hmode ? hmask(w_lim) : wmask(wa_addr, lmode))
-              : (p3 && !hmode) ? wmask(wb_addr, lmode) : {V{1'b0}};
-      w_addr <= p2 ? (wa_addr & LMASK) : p3 ? (wb_addr & LMASK) : {AW{1'b0}};
-      w_data <= p2 ? ya : p3 ? yb : {(48 * V) {1'b0}};
+      w_en <= p3 || (p4 && !hmode);
+      w_mask <= p3 ? (hmode ? hmask(w_lim) : wmask(wa_addr, lmode))
+              : (p4 && !hmode) ? wmask(wb_addr, lmode) : {V{1'b0}};
+      w_addr <= p3 ? (wa_addr & LMASK) : p4 ? (wb_addr & LMASK) : {AW{1'b0}};
+      w_data <= p3 ? ya : p4 ? yb : {(48 * V) {1'b0}};
       if (start) begin
         run <= 1'b1;
         setup <= 1'b1;
@@ -260,6 +292,9 @@ module tls_rope #(
         pc <= 10'd0;
         hbase <= 18'd0;
         more <= (half != 9'd0) && (cfg_n_heads != 8'd0);
+        lmode <= lmode_c;
+        hmode <= hmode_c;
+        hk <= hk_c;
         done <= (half == 9'd0) || (cfg_n_heads == 8'd0);
       end else if (done) begin
         run <= 1'b0;
@@ -267,7 +302,7 @@ module tls_rope #(
       end else if (setup) begin
         setup <= 1'b0;
         tbase <= {10'd0, cfg_pos} * {16'd0, hwords};
-      end else if (run && !more && p4 && !p1 && !p2 && !p3) begin
+      end else if (run && !more && p5 && !p1 && !p2 && !p3 && !p4) begin
         done <= 1'b1;  // the last b' was written in this cycle
       end
     end

@@ -71,16 +71,16 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
         }
         // Steps of min(V, LANES) elements, one line write each (V = R).
         Instr::Embed { cols, .. } => {
-            (*cols as u64).div_ceil(lanes.min(plan.rows as u64).max(1)) + 5
+            (*cols as u64).div_ceil(lanes.min(plan.rows as u64).max(1)) + 6
         }
         // One scratchpad line (`rows` values) per cycle and pass (RFC 0005).
         Instr::Norm { n: 0, .. } => 1,
         Instr::Norm { n, bias, .. } => {
             let l = (*n as u64).div_ceil(plan.rows as u64);
             if bias.is_some() {
-                3 * l + 97
+                3 * l + 99
             } else {
-                2 * l + 52
+                2 * l + 54
             }
         }
         // One scratchpad line (`rows` words) per step (RFC 0005).
@@ -88,8 +88,8 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
         Instr::Elem { op, n, .. } => {
             let l = (*n as u64).div_ceil(plan.rows as u64);
             match op {
-                ElemOp::Silu | ElemOp::Gelu => 2 * l + 4,
-                _ => l + 3,
+                ElemOp::Silu | ElemOp::Gelu => 2 * l + 5,
+                _ => l + 4,
             }
         }
         Instr::Rope {
@@ -103,7 +103,7 @@ pub fn instr_cycles(plan: &Plan, engine: usize, i: &Instr, pos: usize) -> u64 {
             if steps == 0 {
                 1
             } else {
-                2 * steps as u64 + 5
+                2 * steps as u64 + 6
             }
         }
         Instr::Attn { unit, .. } => {

@@ -365,18 +365,18 @@ impl Ins {
             Ins::Norm { n, layer, .. } => {
                 let n = *n as u64;
                 if *layer {
-                    3 * n + 97
+                    3 * n + 99
                 } else {
-                    2 * n + 52
+                    2 * n + 54
                 }
             }
             Ins::Elem { n: 0, .. } => 1,
             Ins::Elem { op, n, .. } => {
                 let n = *n as u64;
                 if *op == 3 || *op == 4 {
-                    2 * n + 4
+                    2 * n + 5
                 } else {
-                    n + 3
+                    n + 4
                 }
             }
             Ins::Rope { heads, rot, .. } => {
@@ -384,7 +384,7 @@ impl Ins {
                 if p == 0 {
                     1
                 } else {
-                    2 * p + 5
+                    2 * p + 6
                 }
             }
             // Steps of E = min(V, LANES) elements, one line write each.
@@ -392,7 +392,7 @@ impl Ins {
                 if table.cols == 0 {
                     1
                 } else {
-                    table.cols.div_ceil(EMBED_V.min(*lanes)) as u64 + 5
+                    table.cols.div_ceil(EMBED_V.min(*lanes)) as u64 + 6
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! whose length is not a multiple of V (the last line is masked), outputs
 //! over an input, and n = 0. Every scratchpad word of every width is
 //! compared with the Rust model, and each instruction's cycles with the
-//! unit's formula (`L + 3`, `2L + 4`, `L = ceil(n / V)`).
+//! unit's formula (`L + 4`, `2L + 5`, `L = ceil(n / V)`).
 
 use std::path::Path;
 use std::process::Command;
@@ -63,8 +63,8 @@ impl Ins {
         let l = self.n.div_ceil(v) as u64;
         match (self.n, self.op) {
             (0, _) => 1,
-            (_, 3 | 4) => 2 * l + 4,
-            _ => l + 3,
+            (_, 3 | 4) => 2 * l + 5,
+            _ => l + 4,
         }
     }
 }

@@ -8,8 +8,8 @@
 //! the lines), and no heads. Every
 //! scratchpad word of every width is compared with the Rust model, and
 //! each instruction's cycles with the units' formulas (the same as
-//! `perf::instr_cycles`): norms `2L + 52` / `3L + 97` with `L = ceil(n /
-//! V)`, RoPE `2S + 5` with `S = perf::rope_steps`.
+//! `perf::instr_cycles`): norms `2L + 54` / `3L + 99` with `L = ceil(n /
+//! V)`, RoPE `2S + 6` with `S = perf::rope_steps`.
 
 use std::path::Path;
 use std::process::Command;
@@ -142,9 +142,9 @@ impl Ins {
             Ins::Norm { n, layer, .. } => {
                 let l = n.div_ceil(v) as u64;
                 if *layer {
-                    3 * l + 97
+                    3 * l + 99
                 } else {
-                    2 * l + 52
+                    2 * l + 54
                 }
             }
             Ins::Rope { heads, hd, rot, .. } => {
@@ -152,7 +152,7 @@ impl Ins {
                 if s == 0 {
                     1
                 } else {
-                    2 * s as u64 + 5
+                    2 * s as u64 + 6
                 }
             }
         }
