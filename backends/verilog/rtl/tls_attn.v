@@ -81,13 +81,13 @@
 // W = BPH/BPC cache words per position, R = pos/KP - lo/KP + 1 cache rows
 // of the window), checked exactly by the unit test (`tests/unit_attn.rs`)
 // against `perf::attn_cycles`:
-//   cycles = (2*NKV + HP)*C + P*(2*R*W + 11) + NH*(N + 3)
-//            + (P - 1)*max(0, HP*(C - N - 3) - R*W - 6)
+//   cycles = (2*NKV + HP)*C + P*(2*R*W + 12) + NH*(N + 3)
+//            + (P - 1)*max(0, HP*(C - N - 3) - R*W - 7)
 // i.e. the A8 conversion of k, v and the first pass's q; per pass R*W
-// cycles for the scores and R*W for the V sum (no bubbles) and 11 of
+// cycles for the scores and R*W for the V sum (no bubbles) and 12 of
 // pipeline fill/drain; per head N output line writes and 3 cycles. With
 // V = HP = KP = BPC = 1 (n = R positions; C = 33*BPH + 3, N = HD):
-//   cycles = (2*NKV + 1)*(33*BPH + 3) + NH*(2*n*BPH + HD + 14).
+//   cycles = (2*NKV + 1)*(33*BPH + 3) + NH*(2*n*BPH + HD + 15).
 // `busy` is high for exactly these cycles (from the cycle after `start`
 // through the cycle of `done`).
 //
@@ -766,6 +766,8 @@ module tls_attn #(
   reg      [ KP-1:0] e3_m;
   reg                e4_v, e4_first, e4_b0;
   reg      [WBW-1:0] e4_b;
+  reg                e5_v, e5_first;
+  reg      [WBW-1:0] e5_b;
   reg [HP*KP*17-1:0] e4_e;
   wire     [ KP-1:0] vs_mask = row_mask(sc_j, jlast, lo_lane, hi_lane);
 
@@ -812,7 +814,7 @@ module tls_attn #(
   endgenerate
 
   // V terms: lane (hh, c, l) sums its KP positions exactly, then
-  // accumulates into A of block e4_b*BPC + c of head lane hh
+  // accumulates into A of block e5_b*BPC + c of head lane hh
   wire [HP*BPC*32*ACW-1:0] vsum_flat;  // at most SD nonzero terms: exact
   generate
     for (hh = 0; hh < HP; hh = hh + 1) begin : g_vh
@@ -826,12 +828,21 @@ module tls_attn #(
             wire signed [24:0] e25 = {8'd0, e4_e[(hh*KP+pp)*17+:17]};
             wire signed [24:0] v25 = {{17{vc_rdata[VB*264+8*l+7]}}, vc_rdata[VB*264+8*l+:8]};
             wire signed [24:0] x = e25 * v25;  // |x| <= 2^22
+            // e4 -> e5: the product and its shift, registered in every
+            // lane (kept apart: one shared shift register would drive all
+            // 32·KP lanes' shifters; RFC 0005, "Pipelining for the clock")
+            (* keep *) reg signed [24:0] x5;
+            (* keep *) reg signed [9:0] up5;
+            always @(posedge clk) begin
+              x5 <= x;
+              up5 <= v_up;
+            end
             wire signed [47:0] y;
             tls_attn_shsat #(
                 .PW(25)
             ) u_vt (
-                .p (x),
-                .up(v_up),
+                .p (x5),
+                .up(up5),
                 .y (y)
             );
             assign vt[pp*48+:48] = y;
@@ -849,7 +860,7 @@ module tls_attn #(
   endgenerate
 
   // accumulators A_i of head lane hh, block ab (updated when its word
-  // e4_b = ab / BPC is in flight, from block lane ab mod BPC)
+  // e5_b = ab / BPC is in flight, from block lane ab mod BPC)
   wire [HP*HD*ACW-1:0] acc_flat;
   wire [HP*SW-1:0] s_sum_flat;
   genvar ab;
@@ -863,7 +874,7 @@ module tls_attn #(
           reg signed [ACW-1:0] a;
           wire signed [ACW-1:0] tx = vsum_flat[((hh*BPC+ABC_I)*32+l)*ACW+:ACW];
           always @(posedge clk) begin
-            if (e4_v && e4_b == ABW) a <= (e4_first ? {ACW{1'b0}} : a) + tx;
+            if (e5_v && e5_b == ABW) a <= (e5_first ? {ACW{1'b0}} : a) + tx;
           end
           assign acc_flat[((hh*BPH+ab)*32+l)*ACW+:ACW] = a;
         end
@@ -888,11 +899,13 @@ module tls_attn #(
       e2_v <= 1'b0;
       e3_v <= 1'b0;
       e4_v <= 1'b0;
+      e5_v <= 1'b0;
     end else begin
       e1_v <= sb_re;
       e2_v <= e1_v;
       e3_v <= e2_v;
       e4_v <= e3_v;
+      e5_v <= e4_v;
     end
     e1_b <= sc_b;
     e1_first <= (sc_j == {SAW{1'b0}});
@@ -912,6 +925,8 @@ module tls_attn #(
     e4_b <= e3_b;
     e4_first <= e3_first;
     e4_b0 <= e3_b0;
+    e5_b <= e4_b;
+    e5_first <= e4_first;
   end
 
   // ---------------------------------------------------------------- recip + output
@@ -1132,7 +1147,7 @@ module tls_attn #(
             q_run <= q_run + HDA;
           end
         end
-        ST_VSD: if (!(e1_v || e2_v || e3_v || e4_v)) state <= ST_RC;
+        ST_VSD: if (!(e1_v || e2_v || e3_v || e4_v || e5_v)) state <= ST_RC;
         ST_RC: begin
           state <= ST_OUT;
           oi <= {IW{1'b0}};

@@ -166,7 +166,7 @@ pub fn rope_steps(v: usize, heads: usize, head_dim: usize, rot: usize) -> usize 
 /// the formula of its header) with parallelism `par` (`HP`, `KP`, `BPC`)
 /// and scratchpad lines of `v` words (the plan's rows):
 ///
-/// `(2·KV + HP)·C + P·(2·R·W + 11) + H·(N + 3) + (P − 1)·max(0, HP·(C − N − 3) − R·W − 6)`
+/// `(2·KV + HP)·C + P·(2·R·W + 12) + H·(N + 3) + (P − 1)·max(0, HP·(C − N − 3) − R·W − 7)`
 ///
 /// with `B = hd/32`, `C = (2·Q + 1)·B/CE + 3` the A8 conversion of one
 /// vector in groups of `CE` 32-blocks ([`attn_conv_blocks`]; `Q = 16/min(v, 16)`
@@ -178,7 +178,7 @@ pub fn rope_steps(v: usize, heads: usize, head_dim: usize, rot: usize) -> usize 
 /// `W = B/BPC` cache words per position, `R = ⌊pos/KP⌋ − ⌊lo/KP⌋ + 1` cache
 /// rows of the window `lo ..= pos`. The last term is the wait for the next
 /// pass's q when its conversion outlasts the V pass and the outputs. With
-/// `v = HP = KP = BPC = 1` this is `(2·KV + 1)·(33·B + 3) + H·(2·n·B + hd + 14)`.
+/// `v = HP = KP = BPC = 1` this is `(2·KV + 1)·(33·B + 3) + H·(2·n·B + hd + 15)`.
 pub fn attn_cycles(
     heads: u64,
     kv_heads: u64,
@@ -202,9 +202,9 @@ pub fn attn_cycles(
     let conv = (2 * per_pass + 1) * (b / attn_conv_blocks(v, bpc)) + 3;
     let chunk = v.max(1).min(1 << hd.trailing_zeros());
     let out = hd / chunk + 3;
-    let wait = (hp * (conv - out)).saturating_sub(rows * words + 6);
+    let wait = (hp * (conv - out)).saturating_sub(rows * words + 7);
     (2 * kv_heads + hp) * conv
-        + passes * (2 * rows * words + 11)
+        + passes * (2 * rows * words + 12)
         + heads * out
         + (passes - 1) * wait
 }
@@ -332,17 +332,17 @@ mod tests {
             blocks: 4,
         };
         let at = |v| attn_cycles(32, 8, 128, 0, 2047, &par, v);
-        // (16 + 4)·(33·4 + 3) + 8·(2·32 + 11) + 32·(128 + 3)
-        assert_eq!(at(1), 20 * 135 + 8 * 75 + 32 * 131);
-        assert_eq!(at(1), 7492);
+        // (16 + 4)·(33·4 + 3) + 8·(2·32 + 12) + 32·(128 + 3)
+        assert_eq!(at(1), 20 * 135 + 8 * 76 + 32 * 131);
+        assert_eq!(at(1), 7500);
         // V = 32: one block per conversion step, C = 3·4 + 3 = 15, N = 4
         // (no wait).
-        assert_eq!(at(32), 20 * 15 + 8 * 75 + 32 * 7);
+        assert_eq!(at(32), 20 * 15 + 8 * 76 + 32 * 7);
         // V = 64: two blocks per step, C = 3·2 + 3 = 9, N = 2 (no wait).
-        assert_eq!(at(64), 20 * 9 + 8 * 75 + 32 * 5);
-        assert_eq!(at(64), 940);
+        assert_eq!(at(64), 20 * 9 + 8 * 76 + 32 * 5);
+        assert_eq!(at(64), 948);
         // V = 8: C = 5·4 + 3 = 23, N = 16 (no wait).
-        assert_eq!(at(8), 20 * 23 + 8 * 75 + 32 * 19);
+        assert_eq!(at(8), 20 * 23 + 8 * 76 + 32 * 19);
     }
 
     /// The same layer at lines of 256 words and 256 positions per cycle:
@@ -356,23 +356,23 @@ mod tests {
             blocks: 4,
         };
         let at = |v| attn_cycles(32, 8, 128, 0, 2047, &par, v);
-        // R = 8 rows, W = 1 word: (16 + 4)·6 + 8·(2·8 + 11) + 32·(1 + 3).
-        assert_eq!(at(256), 20 * 6 + 8 * 27 + 32 * 4);
-        assert_eq!(at(256), 464);
+        // R = 8 rows, W = 1 word: (16 + 4)·6 + 8·(2·8 + 12) + 32·(1 + 3).
+        assert_eq!(at(256), 20 * 6 + 8 * 28 + 32 * 4);
+        assert_eq!(at(256), 472);
         // The previous converter (one block per step at any V) took C = 15
         // and waited 4·(15 − 4) − 8 − 6 = 30 cycles before each of the 7
         // later passes: 20·15 + 216 + 128 + 7·30 = 854 (RFC 0005).
         let one = AttnParallel { blocks: 1, ..par };
-        // BPC = 1: W = 4 words per position, C = 15, wait 4·11 − 32 − 6 = 6.
+        // BPC = 1: W = 4 words per position, C = 15, wait 4·11 − 32 − 7 = 5.
         assert_eq!(
             attn_cycles(32, 8, 128, 0, 2047, &one, 256),
-            20 * 15 + 8 * (2 * 8 * 4 + 11) + 32 * 4 + 7 * 6
+            20 * 15 + 8 * (2 * 8 * 4 + 12) + 32 * 4 + 7 * 5
         );
         // BPC = 2: two blocks per step, C = 9.
         let two = AttnParallel { blocks: 2, ..par };
         assert_eq!(
             attn_cycles(32, 8, 128, 0, 2047, &two, 256),
-            20 * 9 + 8 * (2 * 8 * 2 + 11) + 32 * 4
+            20 * 9 + 8 * (2 * 8 * 2 + 12) + 32 * 4
         );
     }
 

@@ -237,9 +237,10 @@ pub fn abc_script(fraig_conflicts: Option<u32>) -> String {
     )
 }
 
-/// The conflict bound of the SAT sweep where the default does not finish
-/// in reasonable time: the element-wise unit (its 48 × 48 multiplier), and
-/// so every whole chip, which holds one.
+/// The conflict bound of the SAT sweep of every unit and whole chip
+/// ([`synth_unit`], `taalasc synth --liberty`): with ABC's default the
+/// sweep of the element-wise unit (its 48 × 48 multiplier) does not finish
+/// in reasonable time, and those of the norm and attention take minutes.
 ///
 /// Measured on sky130 with Berkeley ABC from Debian (RFC 0005, synthesis
 /// table): on `tls_elem` V = 1 (34,859 AIG nodes) the whole ABC run had
@@ -247,14 +248,8 @@ pub fn abc_script(fraig_conflicts: Option<u32>) -> String {
 /// with `-C 1000` the sweep takes 41 s and the whole script 47 s. On
 /// `tls_norm` V = 1 (41,864 nodes) the bound costs 91 merges: 40,868
 /// nodes after the sweep instead of 40,777 (+0.22 %), in 11 s instead
-/// of 354 s. Units whose default sweep finishes keep Yosys' script.
+/// of 354 s.
 pub const FRAIG_CONFLICTS: u32 = 1000;
-
-/// The conflict bound [`synth_unit`] uses for `unit`: [`FRAIG_CONFLICTS`]
-/// for `tls_elem`, none for the others.
-pub fn unit_fraig_conflicts(unit: &str) -> Option<u32> {
-    (unit == "tls_elem").then_some(FRAIG_CONFLICTS)
-}
 
 /// The Yosys script of the Liberty flow over `sources` (relative to the
 /// work folder), `top` with parameters `params` set by `chparam`, mapped
@@ -514,7 +509,7 @@ pub fn synth_unit(
         params,
         lib,
         true,
-        unit_fraig_conflicts(unit),
+        Some(FRAIG_CONFLICTS),
     )
 }
 
@@ -523,7 +518,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sat_sweep_is_bounded_only_where_asked() {
+    fn the_sat_sweep_is_bounded_when_asked() {
         let lib = Path::new("/l.lib");
         let srcs = ["rtl/a.v".to_string()];
         let free = liberty_script(&srcs, "tls_norm", &[], lib, true, None);
@@ -533,8 +528,6 @@ mod tests {
             bounded.contains("&get,-n;&fraig,-x,-C,1000;&put;"),
             "{bounded}"
         );
-        assert_eq!(unit_fraig_conflicts("tls_elem"), Some(FRAIG_CONFLICTS));
-        assert_eq!(unit_fraig_conflicts("tls_norm"), None);
     }
 
     #[test]

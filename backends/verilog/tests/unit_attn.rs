@@ -333,7 +333,7 @@ fn cycles_serial(c: &Cfg, pos: usize) -> usize {
     };
     let n = pos + 1 - lo;
     let conv = 33 * bph + 3;
-    (2 * c.nkv + 1) * conv + c.nh * (2 * n * bph + c.hd + 14)
+    (2 * c.nkv + 1) * conv + c.nh * (2 * n * bph + c.hd + 15)
 }
 
 /// The cycle formula of `tls_attn.v` as the cost model implements it.
