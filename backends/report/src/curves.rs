@@ -409,7 +409,7 @@ impl Ctx<'_> {
             Density {
                 part: "logic".into(),
                 value: b.logic_mm2_per_mcell,
-                unit: "mm2 per million generic Yosys cells".into(),
+                unit: "mm2 per million NAND2-equivalents".into(),
                 kind: kind_of(&source_of(b, "logic_mm2_per_mcell")),
                 source: source_of(b, "logic_mm2_per_mcell"),
             },

@@ -829,13 +829,17 @@ module tls_attn #(
             wire signed [24:0] v25 = {{17{vc_rdata[VB*264+8*l+7]}}, vc_rdata[VB*264+8*l+:8]};
             wire signed [24:0] x = e25 * v25;  // |x| <= 2^22
             // e4 -> e5: the product and its shift, registered in every
-            // lane (kept apart: one shared shift register would drive all
-            // 32·KP lanes' shifters; RFC 0005, "Pipelining for the clock")
-            (* keep *) reg signed [24:0] x5;
-            (* keep *) reg signed [9:0] up5;
+            // lane (RFC 0005, "Pipelining for the clock"). The shift is
+            // don't-care when x = 0 (the term is 0 at any shift), so each
+            // lane registers 0 there: the lanes' shift registers then hold
+            // different functions and synthesis keeps them apart, instead of
+            // merging them into one register that drives all 32·KP lanes'
+            // shifters.
+            reg signed [24:0] x5;
+            reg signed [9:0] up5;
             always @(posedge clk) begin
               x5 <= x;
-              up5 <= v_up;
+              up5 <= (x == 25'sd0) ? 10'sd0 : v_up;
             end
             wire signed [47:0] y;
             tls_attn_shsat #(

@@ -528,6 +528,10 @@ mod tests {
             bounded.contains("&get,-n;&fraig,-x,-C,1000;&put;"),
             "{bounded}"
         );
+        // No area rewrite between the sweep and the mapping: `dc2` turns
+        // the adders' carry trees into chains (see `abc_script`).
+        assert!(bounded.contains("&put;scorr;dretime;strash;"), "{bounded}");
+        assert!(!bounded.contains("dc2"), "{bounded}");
     }
 
     #[test]
