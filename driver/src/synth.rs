@@ -78,15 +78,7 @@ pub fn synthesize(
                 "synth: yosys synth + dfflibmap + abc -liberty {} + check -assert on {top} (macros as blackboxes)...",
                 lib.name
             );
-            let r = taalasc_verilog::synth::synth_liberty(
-                &dir,
-                &sources,
-                &top,
-                &[],
-                &lib,
-                false,
-                Some(taalasc_verilog::synth::FRAIG_CONFLICTS),
-            )?;
+            let r = taalasc_verilog::synth::synth_liberty(&dir, &sources, &top, &[], &lib, false)?;
             (r, format!("{top} liberty={}", lib.name))
         }
     };

@@ -360,8 +360,8 @@ mod tests {
         assert_eq!(at(256), 20 * 6 + 8 * 28 + 32 * 4);
         assert_eq!(at(256), 472);
         // The previous converter (one block per step at any V) took C = 15
-        // and waited 4·(15 − 4) − 8 − 6 = 30 cycles before each of the 7
-        // later passes: 20·15 + 216 + 128 + 7·30 = 854 (RFC 0005).
+        // and waited 4·(15 − 4) − 8 − 7 = 29 cycles before each of the 7
+        // later passes: 20·15 + 224 + 128 + 7·29 = 855 (RFC 0005).
         let one = AttnParallel { blocks: 1, ..par };
         // BPC = 1: W = 4 words per position, C = 15, wait 4·11 − 32 − 7 = 5.
         assert_eq!(

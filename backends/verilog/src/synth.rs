@@ -224,16 +224,11 @@ pub fn n6_clock_mhz(fo4: f64) -> f64 {
 /// 11.37 → 6.26 ns (+6 %), `tls_elem` V = 1 10.52 → 7.86 ns (+10 %),
 /// `tls_norm` V = 1 15.32 → 10.06 ns (+5 %).
 ///
-/// `fraig_conflicts` bounds the SAT solver's conflicts per node in the
-/// SAT sweep (`&fraig -x -C N`); `None` keeps ABC's default (1,000,000),
-/// as Yosys does. See [`FRAIG_CONFLICTS`] for when it is set.
-pub fn abc_script(fraig_conflicts: Option<u32>) -> String {
-    let fraig = match fraig_conflicts {
-        Some(c) => format!("&fraig -x -C {c}"),
-        None => "&fraig -x".to_string(),
-    };
+/// The SAT sweep is bounded at [`FRAIG_CONFLICTS`] conflicts per node
+/// (`&fraig -x -C N`; ABC's default is 1,000,000).
+pub fn abc_script() -> String {
     format!(
-        "strash\n&get -n\n{fraig}\n&put\nscorr\ndretime\nstrash\n&get -n\n&dch -f\n&nf\n&put\nbuffer\nupsize\ndnsize\nstime -p\n"
+        "strash\n&get -n\n&fraig -x -C {FRAIG_CONFLICTS}\n&put\nscorr\ndretime\nstrash\n&get -n\n&dch -f\n&nf\n&put\nbuffer\nupsize\ndnsize\nstime -p\n"
     )
 }
 
@@ -261,7 +256,6 @@ pub fn liberty_script(
     params: &[(String, i64)],
     lib: &Path,
     flatten: bool,
-    fraig_conflicts: Option<u32>,
 ) -> String {
     let lib = lib.display();
     let mut s =
@@ -286,7 +280,7 @@ pub fn liberty_script(
          select -assert-none t:$*\n\
          stat -liberty {lib}\n",
         if flatten { " -flatten" } else { "" },
-        abc_script(fraig_conflicts)
+        abc_script()
             .lines()
             .map(|l| l.replace(' ', ","))
             .collect::<Vec<_>>()
@@ -350,7 +344,6 @@ pub fn synth_liberty(
     params: &[(String, i64)],
     lib: &liberty::Liberty,
     flatten: bool,
-    fraig_conflicts: Option<u32>,
 ) -> Result<SynthResult, ToolError> {
     let sdir = dir.join("synth");
     let io = |p: &Path, e: std::io::Error| ToolError::Io {
@@ -362,7 +355,7 @@ pub fn synth_liberty(
     let script = sdir.join(format!("{stem}.ys"));
     // Sources are relative to `dir`; the library path is made absolute.
     let libpath = std::fs::canonicalize(&lib.path).map_err(|e| io(&lib.path, e))?;
-    let text = liberty_script(sources, top, params, &libpath, flatten, fraig_conflicts);
+    let text = liberty_script(sources, top, params, &libpath, flatten);
     let logp = sdir.join(format!("{stem}.log"));
     // A finished run of the same script in the same folder, whose sources
     // and library are older than its log, is reused: wide units take many
@@ -502,15 +495,7 @@ pub fn synth_unit(
         write_if_changed(&p, t.as_bytes()).map_err(|e| io(&p, e))?;
         sources.push(format!("rtl/{f}"));
     }
-    synth_liberty(
-        work,
-        &sources,
-        unit,
-        params,
-        lib,
-        true,
-        Some(FRAIG_CONFLICTS),
-    )
+    synth_liberty(work, &sources, unit, params, lib, true)
 }
 
 #[cfg(test)]
@@ -518,12 +503,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sat_sweep_is_bounded_when_asked() {
+    fn the_sat_sweep_is_bounded_and_there_is_no_dc2() {
         let lib = Path::new("/l.lib");
         let srcs = ["rtl/a.v".to_string()];
-        let free = liberty_script(&srcs, "tls_norm", &[], lib, true, None);
-        assert!(free.contains("&get,-n;&fraig,-x;&put;"), "{free}");
-        let bounded = liberty_script(&srcs, "tls_elem", &[], lib, true, Some(1000));
+        let bounded = liberty_script(&srcs, "tls_elem", &[], lib, true);
         assert!(
             bounded.contains("&get,-n;&fraig,-x,-C,1000;&put;"),
             "{bounded}"
