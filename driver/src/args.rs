@@ -290,9 +290,11 @@ pub struct BuildArgs {
     /// --target-tps-user, both 1 and all layers are tried unless this is given.
     #[arg(long, value_name = "N")]
     pub layers_per_engine: Option<usize>,
-    /// Pick the matrix-vector parallelism (lanes and rows) that reaches N tokens/s per user
-    /// on the chip budget (`--chip-budget`, default hc1): fewest chips, then least area. An
-    /// unreachable target is an error that gives the best reachable figure and what limits it.
+    /// Pick the parallelism that reaches N tokens/s per user on the chip budget
+    /// (`--chip-budget`, default hc1): matrix-vector lanes and rows, the attention parallelism
+    /// (unless an --attn-* flag fixes it) and the layers per engine (unless given); fewest
+    /// chips, then least area. An unreachable target is an error that gives the best
+    /// reachable figure and what limits it.
     #[arg(long, value_name = "N")]
     pub target_tps_user: Option<f64>,
     /// User slots: each has its own KV cache region (context positions) and position
@@ -300,17 +302,18 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 1)]
     pub users: usize,
     /// Attention: query heads per pass over the KV cache (divides the query heads per KV
-    /// head; they read each K/V word once).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub attn_heads: usize,
+    /// head; they read each K/V word once). Default 1; with --target-tps-user, the three
+    /// --attn-* options are searched unless one is given.
+    #[arg(long, value_name = "N")]
+    pub attn_heads: Option<usize>,
     /// Attention: KV positions per cycle (a power of two dividing --context; the K and V
     /// caches are banked by position).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub attn_positions: usize,
+    #[arg(long, value_name = "N")]
+    pub attn_positions: Option<usize>,
     /// Attention: 32-value blocks of head_dim per cycle (divides head_dim/32; head_dim/32 is
     /// a whole head per cycle).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub attn_blocks: usize,
+    #[arg(long, value_name = "N")]
+    pub attn_blocks: Option<usize>,
     /// Keep only the first N decoder layers (embedding, final norm and head stay): a slice of
     /// a real model for hardware tests.
     #[arg(long, value_name = "N")]
@@ -383,7 +386,9 @@ impl BuildArgs {
             }
         };
         let multi = a.chip_budget.is_some() || a.chips.is_some() || a.target_tps_user.is_some();
-        if a.no_rtl && (a.attn_heads, a.attn_positions, a.attn_blocks) != (1, 1, 1) {
+        let attn_given =
+            a.attn_heads.is_some() || a.attn_positions.is_some() || a.attn_blocks.is_some();
+        if a.no_rtl && attn_given {
             bail!("--attn-heads, --attn-positions and --attn-blocks plan the hardware; they cannot go with --no-rtl");
         }
         if multi && a.no_rtl {
@@ -396,10 +401,11 @@ impl BuildArgs {
             layers_per_engine: a.layers_per_engine,
             users: a.users,
             attn: taalasc_verilog::plan::AttnParallel {
-                heads: a.attn_heads,
-                positions: a.attn_positions,
-                blocks: a.attn_blocks,
+                heads: a.attn_heads.unwrap_or(1),
+                positions: a.attn_positions.unwrap_or(1),
+                blocks: a.attn_blocks.unwrap_or(1),
             },
+            search_attn: !attn_given,
             chips: multi.then(|| ChipsConfig {
                 budget: a.chip_budget.clone().unwrap_or_else(|| "hc1".into()),
                 min_chips: a.chips.unwrap_or(1),

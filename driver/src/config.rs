@@ -57,6 +57,9 @@ pub struct HardwareConfig {
     /// Attention parallelism (`--attn-heads`, `--attn-positions`,
     /// `--attn-blocks`).
     pub attn: taalasc_verilog::plan::AttnParallel,
+    /// With `target_tps_user`: search the attention parallelism instead of
+    /// keeping `attn` (no `--attn-*` flag given).
+    pub search_attn: bool,
     /// Split across chips on a board, or one chip.
     pub chips: Option<ChipsConfig>,
 }
@@ -114,6 +117,7 @@ impl BuildConfig {
                 target_tps_user: None,
                 users: 1,
                 attn: Default::default(),
+                search_attn: true,
                 chips: None,
             }),
             stop_after: None,

@@ -20,7 +20,7 @@ use taalasc_quant::QTensor;
 
 /// An image of which only the metadata exists: every read of a weight's
 /// values is an error naming it.
-struct Shapes(ImageInfo);
+pub(crate) struct Shapes(ImageInfo);
 
 impl Shapes {
     fn unread(&self, id: WeightId) -> ImageError {
@@ -50,6 +50,17 @@ impl ImageSource for Shapes {
     }
 }
 
+/// The image `cfg` would build, metadata only (shapes and the chosen
+/// formats), and the checkpoint's architecture: the build's own first
+/// steps resolve the options and formats.
+pub(crate) fn shapes(cfg: &BuildConfig) -> anyhow::Result<(Shapes, String)> {
+    let mut s = State::new(cfg.clone());
+    steps::load::run(&mut s)?;
+    steps::choose_formats::run(&mut s)?;
+    let info = crate::build::planned_info(s.loaded(), s.opts())?;
+    Ok((Shapes(info), s.loaded().model.hparams.architecture.clone()))
+}
+
 /// Plans, partitions and reports `cfg` from shapes and formats; writes
 /// `report.json` and `report.html` into `cfg.out` (which must not exist;
 /// written beside it and renamed into place) and returns it.
@@ -69,15 +80,9 @@ pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
             cfg.out.display()
         );
     }
-    // The build's own first steps resolve the options and formats.
-    let mut s = State::new(cfg.clone());
-    steps::load::run(&mut s)?;
-    steps::choose_formats::run(&mut s)?;
-    let info = crate::build::planned_info(s.loaded(), s.opts())?;
-    let weight_bits = info.params.iter().map(crate::build::stored_bits).sum();
-    let params = info.model.param_count();
-    let architecture = s.loaded().model.hparams.architecture.clone();
-    let image = Shapes(info);
+    let (image, architecture) = shapes(cfg)?;
+    let weight_bits = image.0.params.iter().map(crate::build::stored_bits).sum();
+    let params = image.0.model.param_count();
     let (plan, _) = crate::steps::plan::plan_for(&image, hw, &cfg.model)?;
     let system = crate::system::partition(&plan, &chips.budget, chips.min_chips)?;
     eprintln!(

@@ -1,12 +1,43 @@
 //! `build --target-tps-user N`: the parallelism that meets a speed target.
 //!
-//! Every candidate parallelism is planned, costed stage by stage and
-//! partitioned under the chip budget (RFC 0004); a candidate meets the
-//! target when one user's tokens per second, `f / L` with
-//! `L = Σ stage cycles + Σ link busy and latency cycles` (the report's
-//! formula), reaches it. Among those the fewest chips win, then the least
-//! area. An unreachable target is an error that names the best reachable
-//! figure and the phase that limits it.
+//! A candidate is one option per stage of the datapath, planned, costed
+//! stage by stage and partitioned under the chip budget (RFC 0004):
+//!
+//! - the matrix-vector stage: MAC lanes × rows per cycle (the vector units
+//!   are as wide as the rows);
+//! - the attention stage: query heads per pass, KV positions and 32-blocks
+//!   per cycle (searched unless `--attn-*` fixes them);
+//! - the layers per engine, 1 or all (unless given).
+//!
+//! A candidate meets the target when one user's tokens per second,
+//! `f / L` with `L = Σ stage cycles + Σ link busy and latency cycles` (the
+//! report's formula), reaches it. Among those the fewest chips win, then
+//! the least area. An unreachable target is an error that names the best
+//! reachable figure and the phase that limits it.
+//!
+//! ## Search
+//!
+//! The two stages are nearly separable: a token's cycles are the
+//! attention instructions' cycles, which only the attention option and
+//! the rows change, plus the rest, which only the matrix-vector option
+//! changes; and each option adds its own units' area. So, per
+//! layers-per-engine setting:
+//!
+//! 1. every matrix-vector option is evaluated at the reference attention
+//!    (serial, or the one given), and only those no other option beats on
+//!    (cycles outside attention, chips, area) are kept;
+//! 2. attention moves q and its output a scratchpad line (`rows` values)
+//!    at a time, so its cycles also depend on the rows: per rows value of
+//!    that front, every attention option is evaluated at the smallest
+//!    matrix-vector option with those rows, and only those no other beats
+//!    on (attention cycles, area added) are kept;
+//! 3. every pair of the two fronts (same rows) is evaluated whole (plan,
+//!    costs, partition), and the choice is made among every candidate
+//!    evaluated.
+//!
+//! A pruned option can only lose if a combination's chip count is not
+//! monotone in its parts' areas. [`Search::Exhaustive`] evaluates every
+//! combination instead; a test checks that both choose the same design.
 
 use crate::system::{partition_with, System};
 use anyhow::Context;
@@ -34,6 +65,8 @@ pub struct Candidate {
     pub rows: usize,
     /// Decoder layers per layer engine.
     pub layers_per_engine: usize,
+    /// The attention parallelism of every attention unit.
+    pub attn: AttnParallel,
     /// One user's tokens per second.
     pub tps_user: f64,
     /// Chips of the partition.
@@ -43,6 +76,8 @@ pub struct Candidate {
     /// One token's cycles by phase: matrix-vector, attention, other units,
     /// control (sequencer, copies, links).
     pub phases: [u64; 4],
+    /// One token's latency in cycles (the report's `L`).
+    pub latency: u64,
 }
 
 /// One token's latency in cycles under `sys` (the report's `L`).
@@ -87,7 +122,9 @@ const PHASE_NAMES: [&str; 4] = [
     "control (sequencer, copies between engines, links)",
 ];
 
-/// Evaluates `lanes` × `rows` for the image: plan, stage costs, partition.
+/// Evaluates `lanes` × `rows` with attention `attn` for the image: plan,
+/// stage costs, partition. `None` when it fits no partition (or the
+/// attention option is not legal for the model).
 fn evaluate(
     image: &dyn ImageSource,
     (lanes, rows): (usize, usize),
@@ -107,34 +144,94 @@ fn evaluate(
         lanes,
         rows,
         layers_per_engine: per_engine,
+        attn,
         tps_user: budget.clock_mhz * 1e6 / l as f64,
         chips: sys.partition.chips.len(),
         area_mm2: sys.partition.chips.iter().map(|c| c.area_mm2).sum(),
         phases: phases(&plan, plan.context / 2),
+        latency: l,
     };
     Ok(Some((c, plan, sys)))
 }
 
-/// Picks the matrix-vector parallelism and the layers per engine for
-/// `target` tokens/s per user (the attention parallelism `attn` is given,
-/// not searched; the layers per engine are searched over 1 and all layers
-/// unless given): the plan and
-/// partition of the candidate with the fewest chips, then the least area,
-/// among those that meet it, and every candidate evaluated (for the
+/// Every attention parallelism the model's attention units accept: query
+/// heads per pass dividing the heads per KV head, KV positions per cycle a
+/// power of two dividing the context, 32-blocks per cycle dividing
+/// head_dim / 32 (what [`Plan::set_attn_parallel`] checks).
+pub fn attn_options(probe: &Plan) -> Vec<AttnParallel> {
+    let units: Vec<_> = probe.engines.iter().flat_map(|e| &e.attns).collect();
+    let Some(first) = units.first() else {
+        return vec![AttnParallel::default()];
+    };
+    let group = first.heads / first.kv_heads.max(1);
+    let blocks = first.head_dim / taalasc_numerics::A8_BLOCK;
+    let divisors = |n: usize| (1..=n).filter(move |d| n.is_multiple_of(*d));
+    let mut out = Vec::new();
+    for heads in divisors(group) {
+        for blocks in divisors(blocks) {
+            let mut positions = 1;
+            while positions <= probe.context && probe.context.is_multiple_of(positions) {
+                let a = AttnParallel {
+                    heads,
+                    positions,
+                    blocks,
+                };
+                if probe.clone().set_attn_parallel(a).is_ok() {
+                    out.push(a);
+                }
+                positions *= 2;
+            }
+        }
+    }
+    out
+}
+
+/// Drops every option another one beats or ties on all of `key`'s
+/// criteria (smaller is better); of identical keys the first stays.
+fn pareto<T>(items: Vec<T>, key: impl Fn(&T) -> [f64; 3]) -> Vec<T> {
+    let keys: Vec<[f64; 3]> = items.iter().map(&key).collect();
+    let beaten = |i: usize| {
+        keys.iter().enumerate().any(|(j, k)| {
+            j != i && k.iter().zip(&keys[i]).all(|(a, b)| a <= b) && (k != &keys[i] || j < i)
+        })
+    };
+    let keep: Vec<bool> = (0..items.len()).map(|i| !beaten(i)).collect();
+    items
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(x, k)| k.then_some(x))
+        .collect()
+}
+
+/// How [`choose`] searches the options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Search {
+    /// Per stage, only the options no other option of that stage beats
+    /// (the method of the module doc).
+    Pruned,
+    /// Every combination (the reference the pruned search is tested
+    /// against; slow on large models).
+    Exhaustive,
+}
+
+/// Picks the matrix-vector parallelism, the attention parallelism (`attn`
+/// `None`: searched; given: kept) and the layers per engine (searched over
+/// 1 and all layers unless given) for `target` tokens/s per user: the plan
+/// and partition of the candidate with the fewest chips, then the least
+/// area, among those that meet it, and every candidate evaluated (for the
 /// record). Errors when none meets it, with the best one's figures.
 pub fn choose(
     image: &dyn ImageSource,
     target: f64,
-    (users, attn, per_engine): (usize, AttnParallel, Option<usize>),
+    (users, attn, per_engine): (usize, Option<AttnParallel>, Option<usize>),
     budget: &Budget,
     min_chips: usize,
+    search: Search,
 ) -> anyhow::Result<(Plan, System, Vec<Candidate>)> {
     anyhow::ensure!(
         target.is_finite() && target > 0.0,
         "--target-tps-user {target}: expected a positive number of tokens per second"
     );
-    let mut all = Vec::new();
-    let mut best: Option<(Candidate, Plan, System)> = None;
     // The widest matrix: lanes past it read nothing.
     let probe = taalasc_verilog::plan::plan_with(image, 1, users, true)?;
     let widest = probe
@@ -156,29 +253,100 @@ pub fn choose(
         None if n_layers > 1 => vec![1, n_layers],
         None => vec![1],
     };
-    let options = LANE_OPTIONS
+    let mv_options: Vec<(usize, usize)> = LANE_OPTIONS
         .iter()
         .filter(|&&l| l < 2 * widest)
         .flat_map(|&l| ROW_OPTIONS.iter().map(move |&r| (l, r)))
-        .flat_map(|lr| sharing.iter().map(move |&g| (lr, g)));
-    for ((lanes, rows), g) in options {
-        let Some((c, plan, sys)) =
-            evaluate(image, (lanes, rows), (users, attn, g), budget, min_chips).with_context(
-                || format!("planning at {lanes} lanes x {rows} rows, {g} layer(s) per engine"),
-            )?
-        else {
-            continue;
+        .collect();
+    let at_options = match attn {
+        Some(a) => vec![a],
+        None => attn_options(&probe),
+    };
+    let reference = attn.unwrap_or_default();
+
+    let mut all: Vec<Candidate> = Vec::new();
+    let mut best: Option<(Candidate, Plan, System)> = None;
+    let mut seen = std::collections::HashSet::new();
+    let mut eval =
+        |lr: (usize, usize), a: AttnParallel, g: usize| -> anyhow::Result<Option<Candidate>> {
+            let key = (lr, a.heads, a.positions, a.blocks, g);
+            if !seen.insert(key) {
+                return Ok(all
+                    .iter()
+                    .find(|c| (c.lanes, c.rows, c.attn, c.layers_per_engine) == (lr.0, lr.1, a, g))
+                    .cloned());
+            }
+            let Some((c, plan, sys)) = evaluate(image, lr, (users, a, g), budget, min_chips)
+                .with_context(|| {
+                    format!(
+                        "planning at {} lanes x {} rows, attention {}, {g} layer(s) per engine",
+                        lr.0,
+                        lr.1,
+                        attn_text(&a)
+                    )
+                })?
+            else {
+                return Ok(None);
+            };
+            all.push(c.clone());
+            if c.tps_user >= target
+                && best
+                    .as_ref()
+                    .is_none_or(|(b, _, _)| (c.chips, c.area_mm2) < (b.chips, b.area_mm2))
+            {
+                best = Some((c.clone(), plan, sys));
+            }
+            Ok(Some(c))
         };
-        all.push(c.clone());
-        if c.tps_user < target {
+    for &g in &sharing {
+        if search == Search::Exhaustive {
+            for &lr in &mv_options {
+                for &a in &at_options {
+                    eval(lr, a, g)?;
+                }
+            }
             continue;
         }
-        let better = match &best {
-            None => true,
-            Some((b, _, _)) => (c.chips, c.area_mm2) < (b.chips, b.area_mm2),
-        };
-        if better {
-            best = Some((c, plan, sys));
+        // Stage 1, the matrix-vector and vector units: every option at
+        // the reference attention; its cycles without attention's.
+        let mut mv = Vec::new();
+        for &lr in &mv_options {
+            if let Some(c) = eval(lr, reference, g)? {
+                mv.push(c);
+            }
+        }
+        let front = pareto(mv.clone(), |c| {
+            [(c.latency - c.phases[1]) as f64, c.chips as f64, c.area_mm2]
+        });
+        // Stage 2, attention, per rows per cycle (attention moves q and
+        // its output a scratchpad line at a time): every option at the
+        // smallest matrix-vector option with those rows; its attention
+        // cycles and the area it adds. Then every pair of the fronts,
+        // evaluated whole.
+        let mut row_options: Vec<usize> = front.iter().map(|c| c.rows).collect();
+        row_options.sort_unstable();
+        row_options.dedup();
+        for rows in row_options {
+            let base = mv
+                .iter()
+                .filter(|c| c.rows == rows)
+                .min_by(|a, b| a.area_mm2.total_cmp(&b.area_mm2))
+                .cloned()
+                .expect("a front member has these rows");
+            let mut at = Vec::new();
+            for &a in &at_options {
+                if let Some(c) = eval((base.lanes, rows), a, g)? {
+                    at.push(c);
+                }
+            }
+            let at = pareto(at, |c| {
+                [c.phases[1] as f64, c.area_mm2 - base.area_mm2, 0.0]
+            });
+            for m in front.iter().filter(|m| m.rows == rows) {
+                for a in &at {
+                    eval((m.lanes, rows), a.attn, g)?;
+                }
+            }
         }
     }
     match best {
@@ -202,13 +370,20 @@ pub fn choose(
                 .max_by_key(|(_, v)| **v)
                 .expect("four phases");
             let total: u64 = top.phases.iter().sum();
+            let why = match k {
+                0 => ": the widest matrix-vector option that fits is not enough",
+                1 if attn.is_none() => ": the widest attention option that fits is not enough",
+                1 => ", which --attn-heads, --attn-positions and --attn-blocks set (leave them out to search them)",
+                _ => ", which no wider option searched shortens further",
+            };
             anyhow::bail!(
                 "--target-tps-user {target}: unreachable on budget `{}`; the best is {:.1} tokens/s per user \
-                 ({} lanes x {} rows, {} layer(s) per engine, {} chip(s), {:.1} mm2). A token takes {} cycles there, {:.0}% of them in {} ({} cycles){}",
+                 ({} lanes x {} rows, attention {}, {} layer(s) per engine, {} chip(s), {:.1} mm2). A token takes {} cycles there, {:.0}% of them in {} ({} cycles){why}",
                 budget.name,
                 top.tps_user,
                 top.lanes,
                 top.rows,
+                attn_text(&top.attn),
                 top.layers_per_engine,
                 top.chips,
                 top.area_mm2,
@@ -216,12 +391,117 @@ pub fn choose(
                 100.0 * *worst as f64 / total.max(1) as f64,
                 PHASE_NAMES[k],
                 worst,
-                if k == 0 {
-                    ": the widest matrix-vector option is not enough"
-                } else {
-                    ", which wider matrix-vector units do not shorten"
-                }
             )
         }
+    }
+}
+
+/// `HP heads x KP positions x BPC blocks per cycle`.
+pub fn attn_text(a: &AttnParallel) -> String {
+    format!(
+        "{} head(s) x {} position(s) x {} block(s) per cycle",
+        a.heads, a.positions, a.blocks
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BuildConfig;
+
+    /// tiny-llama at 16 positions, as shapes and formats.
+    fn tiny() -> crate::estimate::Shapes {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/tiny-llama");
+        let mut c = BuildConfig::new(root, "unused.chip");
+        c.context = Some(16);
+        crate::estimate::shapes(&c).unwrap().0
+    }
+
+    fn hc1() -> Budget {
+        Budget::load("hc1").unwrap()
+    }
+
+    #[test]
+    fn the_stages_cycles_and_areas_add_up() {
+        // What the pruning relies on: attention's cycles depend only on
+        // the attention option, the other cycles only on the
+        // matrix-vector option, and each adds its own area.
+        let image = tiny();
+        let ev = |lr, a: AttnParallel| {
+            evaluate(&image, lr, (1, a, 1), &hc1(), 1)
+                .unwrap()
+                .unwrap()
+                .0
+        };
+        let serial = AttnParallel::default();
+        let wide = AttnParallel {
+            heads: 2,
+            positions: 4,
+            blocks: 1,
+        };
+        // Two matrix-vector options with the same rows (attention's
+        // cycles depend on the rows too).
+        let (small, big) = ((1, 4), (64, 4));
+        let (s0, s1, b0, b1) = (
+            ev(small, serial),
+            ev(small, wide),
+            ev(big, serial),
+            ev(big, wide),
+        );
+        assert!(s1.phases[1] < s0.phases[1], "{s0:?} {s1:?}");
+        assert!(b0.latency - b0.phases[1] < s0.latency - s0.phases[1]);
+        // ... and the rows do change them.
+        let rows8 = ev((64, 8), wide);
+        assert_ne!(rows8.phases[1], b1.phases[1]);
+        assert_eq!(s1.phases[1], b1.phases[1]);
+        assert_eq!(s0.phases[1], b0.phases[1]);
+        assert_eq!(s1.latency - s1.phases[1], s0.latency - s0.phases[1]);
+        assert_eq!(b1.latency - b1.phases[1], b0.latency - b0.phases[1]);
+        let (ds, db) = (s1.area_mm2 - s0.area_mm2, b1.area_mm2 - b0.area_mm2);
+        // (Within 0.1 %: the area model is not exactly additive.)
+        assert!(ds > 0.0 && (ds - db).abs() < 1e-3 * ds, "{ds} {db}");
+    }
+
+    #[test]
+    fn the_pruned_search_chooses_what_every_combination_would() {
+        let image = tiny();
+        let run = |target, search| choose(&image, target, (1, None, None), &hc1(), 1, search);
+        // The fastest design on record sets the range of targets.
+        let (_, _, all) = run(1.0, Search::Exhaustive).unwrap();
+        let fastest = all.iter().map(|c| c.tps_user).fold(0.0, f64::max);
+        let n_pairs = all.len();
+        let mut distinct = std::collections::BTreeSet::new();
+        for k in 1..=12 {
+            let target = fastest * k as f64 / 12.0;
+            let (p, ps, pruned_all) = run(target, Search::Pruned).unwrap();
+            let (e, es, _) = run(target, Search::Exhaustive).unwrap();
+            assert!(
+                pruned_all.len() < n_pairs / 2,
+                "{} of {n_pairs}",
+                pruned_all.len()
+            );
+            let figures = |plan: &Plan, sys: &System| {
+                (
+                    sys.partition.chips.len(),
+                    sys.partition.chips.iter().map(|c| c.area_mm2).sum::<f64>(),
+                    plan.lanes,
+                    plan.rows,
+                    plan.attn_par,
+                )
+            };
+            let (pf, ef) = (figures(&p, &ps), figures(&e, &es));
+            assert_eq!((pf.0, pf.1), (ef.0, ef.1), "target {target}: {pf:?} {ef:?}");
+            assert!(budget_tps(&ps) >= target);
+            distinct.insert(format!("{pf:?}"));
+        }
+        // The targets reach designs with attention wider than serial.
+        assert!(distinct.len() >= 4, "{distinct:?}");
+        assert!(distinct
+            .iter()
+            .any(|d| !d.contains("heads: 1, positions: 1, blocks: 1")));
+    }
+
+    fn budget_tps(sys: &System) -> f64 {
+        sys.budget.clock_mhz * 1e6 / latency_cycles(sys).max(1) as f64
     }
 }

@@ -34,6 +34,8 @@ struct Cand {
     shared: usize,
     tps: f64,
     area: f64,
+    /// Attention heads, positions and blocks per cycle.
+    attn: (usize, usize, usize),
 }
 
 impl Cand {
@@ -45,8 +47,25 @@ impl Cand {
 /// Every candidate, and the `(lanes, rows, layers per engine)` chosen,
 /// from the plan's dump.
 fn candidates(target: f64) -> (Vec<Cand>, (usize, usize, usize)) {
+    candidates_with(target, None)
+}
+
+/// [`candidates`] with the attention parallelism fixed (`--attn-*`).
+fn candidates_with(
+    target: f64,
+    attn: Option<(usize, usize, usize)>,
+) -> (Vec<Cand>, (usize, usize, usize)) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(&dir.path().join("x.chip"), target);
+    if let Some((heads, positions, blocks)) = attn {
+        let hw = c.hardware.as_mut().unwrap();
+        hw.attn = taalasc_verilog::plan::AttnParallel {
+            heads,
+            positions,
+            blocks,
+        };
+        hw.search_attn = false;
+    }
     c.stop_after = Some(Step::Plan);
     c.dump_after = vec![Step::Plan];
     let built = taalasc::build(&c).unwrap();
@@ -57,13 +76,18 @@ fn candidates(target: f64) -> (Vec<Cand>, (usize, usize, usize)) {
         let w: Vec<&str> = line.split(' ').collect();
         if line.starts_with("# candidate lanes ") {
             // # candidate lanes L rows R layers-per-engine G: T tokens/s
-            // per user, C chip(s), A mm2
+            // per user, C chip(s), A mm2, attention H P B (...)
             all.push(Cand {
                 lanes: w[3].parse().unwrap(),
                 rows: w[5].parse().unwrap(),
                 shared: w[7].trim_end_matches(':').parse().unwrap(),
                 tps: w[8].parse().unwrap(),
                 area: w[14].parse().unwrap(),
+                attn: (
+                    w[17].parse().unwrap(),
+                    w[18].parse().unwrap(),
+                    w[19].parse().unwrap(),
+                ),
             });
         } else if line.starts_with("plan: ") {
             // plan: L lanes[ x R rows per cycle], ..., N engines[ (G
@@ -116,6 +140,17 @@ fn a_reachable_target_gets_the_least_area_that_meets_it() {
             );
         }
     }
+}
+
+#[test]
+fn attention_is_searched_unless_fixed() {
+    // Searched: serial and wider attention options are both evaluated.
+    let (all, _) = candidates(1.0);
+    assert!(all.iter().any(|c| c.attn == (1, 1, 1)));
+    assert!(all.iter().any(|c| c.attn.1 > 1), "{all:?}");
+    // Fixed (`--attn-positions 2`): every candidate keeps it.
+    let (all, _) = candidates_with(1.0, Some((1, 2, 1)));
+    assert!(all.iter().all(|c| c.attn == (1, 2, 1)), "{all:?}");
 }
 
 #[test]

@@ -31,15 +31,21 @@ pub fn plan_for(
         let (plan, sys, all) = crate::target::choose(
             image,
             target,
-            (hw.users, hw.attn, hw.layers_per_engine),
+            (
+                hw.users,
+                (!hw.search_attn).then_some(hw.attn),
+                hw.layers_per_engine,
+            ),
             &budget,
             chips.min_chips,
+            crate::target::Search::Pruned,
         )
         .with_context(|| format!("{}", model.display()))?;
         eprintln!(
-            "build: --target-tps-user {target}: {} lanes x {} rows, {} layer(s) per engine, {:.1} tokens/s per user, {} chip(s)",
+            "build: --target-tps-user {target}: {} lanes x {} rows, attention {}, {} layer(s) per engine, {:.1} tokens/s per user, {} chip(s)",
             plan.lanes,
             plan.rows,
+            crate::target::attn_text(&plan.attn_par),
             plan.layers_per_engine,
             budget.clock_mhz * 1e6 / crate::target::latency_cycles(&sys).max(1) as f64,
             sys.partition.chips.len()
@@ -65,8 +71,16 @@ pub fn text(s: &State) -> String {
     let mut t = String::new();
     for c in &s.candidates {
         t += &format!(
-            "# candidate lanes {} rows {} layers-per-engine {}: {:.1} tokens/s per user, {} chip(s), {:.3} mm2\n",
-            c.lanes, c.rows, c.layers_per_engine, c.tps_user, c.chips, c.area_mm2
+            "# candidate lanes {} rows {} layers-per-engine {}: {:.1} tokens/s per user, {} chip(s), {:.3} mm2, attention {} {} {} (heads, positions, blocks per cycle)\n",
+            c.lanes,
+            c.rows,
+            c.layers_per_engine,
+            c.tps_user,
+            c.chips,
+            c.area_mm2,
+            c.attn.heads,
+            c.attn.positions,
+            c.attn.blocks
         );
     }
     t + &plan_text(s.plan.as_ref().expect("the plan step ran"))
