@@ -856,14 +856,20 @@ fn clock_check(out: &mut String, t: &crate::Timing) {
         return;
     };
     let ev = &c.evidence;
-    let widths = if ev.at_design_widths {
+    let mut caveats = Vec::new();
+    if !ev.at_design_widths {
+        caveats.push("some units were synthesized only at other widths and the nearest is taken: paths grow with width, so for a wider design this is a lower bound".to_string());
+    }
+    if !ev.unmeasured.is_empty() {
+        caveats.push(format!(
+            "not synthesized at all (their paths are unknown): {}",
+            ev.unmeasured.join(", ")
+        ));
+    }
+    let widths = if caveats.is_empty() {
         "every unit was synthesized at this design's width".to_string()
     } else {
-        let mut w = "some units were synthesized only at other widths and the nearest is taken: paths grow with width, so for a wider design this is a lower bound".to_string();
-        if !ev.unmeasured.is_empty() {
-            w += &format!("; not synthesized at all: {}", ev.unmeasured.join(", "));
-        }
-        w
+        caveats.join("; ")
     };
     p(
         out,

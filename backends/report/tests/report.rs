@@ -264,7 +264,19 @@ fn clock_checked_against_the_synthesized_path() {
     let html = render_html(&r);
     assert!(html.contains("allows at most 400.0 MHz"), "{html}");
     assert!(html.contains("is NOT"), "{html}");
-    assert!(html.contains("not synthesized at all: tls_elem"), "{html}");
+    assert!(
+        html.contains("not synthesized at all (their paths are unknown): tls_elem"),
+        "{html}"
+    );
+    assert!(html.contains("only at other widths"), "{html}");
+    // Every synthesized unit at the design's width, one unit not at all:
+    // only the second caveat.
+    let mut exact = ev(250.0);
+    exact.at_design_widths = true;
+    i.clock_evidence = Some(exact);
+    let html = render_html(&compute(&i));
+    assert!(html.contains("not synthesized at all"), "{html}");
+    assert!(!html.contains("only at other widths"), "{html}");
     // 50 FO4: 2 GHz allowed, the budget's 1 GHz is met and stays the clock.
     i.clock_evidence = Some(ev(50.0));
     let c = compute(&i).timing.clock_check.unwrap();

@@ -683,7 +683,7 @@ pub fn clock_evidence(
         library: w.library.clone(),
         crit_ns: w.crit_ns,
         crit_fo4: w.crit_fo4,
-        at_design_widths: exact && unmeasured.is_empty(),
+        at_design_widths: exact,
         unmeasured,
         node_fo4_ps,
         node_fo4_source: node_fo4_source.to_string(),

@@ -207,7 +207,7 @@ pub use taalasc_partition::budget::N6_FO4_PS_ASSUMED;
 /// The clock a critical path of `fo4` FO4 implies at N6, MHz (logic only:
 /// no flop overhead, wires or margin), with [`N6_FO4_PS_ASSUMED`].
 pub fn n6_clock_mhz(fo4: f64) -> f64 {
-    1e6 / (fo4 * N6_FO4_PS_ASSUMED)
+    taalasc_partition::budget::clock_mhz(fo4, N6_FO4_PS_ASSUMED)
 }
 
 /// The ABC script of the Liberty flow: Yosys' own `-liberty` script

@@ -235,6 +235,13 @@ pub const PRESETS: &[&str] = &["hc1", "n3e-reticle"];
 /// upper bound).
 pub const N6_FO4_PS_ASSUMED: f64 = 10.0;
 
+/// The clock a critical path of `fo4` FO4 delays allows at a node whose
+/// FO4 is `fo4_ps`, MHz: `1 / (fo4 · fo4_ps)` (logic only: no flop
+/// overhead, wires or margin, so an upper bound).
+pub fn clock_mhz(fo4: f64, fo4_ps: f64) -> f64 {
+    1e6 / (fo4 * fo4_ps).max(f64::MIN_POSITIVE)
+}
+
 /// Energies at a 7 nm-class node (sources in [`common_sources`]).
 fn energy_7nm() -> Energy {
     Energy {

@@ -63,10 +63,11 @@ pub struct ClockEvidence {
     pub crit_ns: f64,
     /// The path in FO4 delays of that library.
     pub crit_fo4: f64,
-    /// Whether every unit of the design was synthesized at the design's
-    /// own width. Otherwise the nearest synthesized width of a unit stands
-    /// in: paths grow with width, so for a design wider than every row the
-    /// path is then a lower bound.
+    /// Whether every synthesized unit of the design (those not in
+    /// `unmeasured`) has a row at the design's own width. Otherwise the
+    /// nearest synthesized width of a unit stands in: paths grow with
+    /// width, so for a design wider than every row the path is then a
+    /// lower bound.
     pub at_design_widths: bool,
     /// Units of the design with no synthesized row at all (their paths are
     /// not known).
@@ -78,10 +79,8 @@ pub struct ClockEvidence {
 }
 
 impl ClockEvidence {
-    /// The clock the path allows at the node, MHz: `1 / (crit_fo4 ·
-    /// node_fo4_ps)` (logic only: no flop overhead, wires or margin, so an
-    /// upper bound).
+    /// The clock the path allows at the node, MHz ([`budget::clock_mhz`]).
     pub fn max_clock_mhz(&self) -> f64 {
-        1e6 / (self.crit_fo4 * self.node_fo4_ps).max(f64::MIN_POSITIVE)
+        budget::clock_mhz(self.crit_fo4, self.node_fo4_ps)
     }
 }
