@@ -31,10 +31,25 @@ pub(crate) fn lit(w: u32, v: u64) -> String {
     format!("{w}'d{v}")
 }
 
+/// The widest sized literal Verilator accepts (IEEE 1800 lets a tool
+/// limit literals to 65,536 bits; Verilator 5.006 refuses 74,752).
+pub(crate) const MAX_LITERAL_BITS: u32 = 65_535;
+
+/// A zero of `w` bits: `w'd0`, or past [`MAX_LITERAL_BITS`] (a 512 × 16
+/// weight word) the unsized `0`, which an assignment zero-extends (and
+/// Verilator's width lint accepts, unlike an 8k-bit replication).
+pub(crate) fn zero(w: u32) -> String {
+    if w <= MAX_LITERAL_BITS {
+        format!("{w}'d0")
+    } else {
+        "0".into()
+    }
+}
+
 /// `a | b | ...` over names, or a zero of width `w` when empty.
 pub(crate) fn or_all(names: &[String], w: u32) -> String {
     if names.is_empty() {
-        format!("{w}'d0")
+        zero(w)
     } else {
         names.join(" | ")
     }
@@ -47,7 +62,7 @@ pub(crate) fn mux(s: &mut String, sel: &str, out: &str, srcs: &[String], w: u32)
     for (k, src) in srcs.iter().enumerate() {
         let _ = writeln!(s, "      {}: {out} = {src};", lit(sw, k as u64));
     }
-    let _ = writeln!(s, "      default: {out} = {w}'d0;\n    endcase\n  end");
+    let _ = writeln!(s, "      default: {out} = {};\n    endcase\n  end", zero(w));
 }
 
 /// Direction (and kind) of a port.
@@ -250,4 +265,21 @@ pub fn debug_ports(e: usize, w: Widths) -> Vec<Port> {
 /// Names of `ports`.
 pub fn names(ports: &[Port]) -> Vec<&str> {
     ports.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_past_the_literal_limit_are_unsized() {
+        assert_eq!(zero(48), "48'd0");
+        assert_eq!(zero(MAX_LITERAL_BITS), "65535'd0");
+        // 512 lanes × 16 rows of a 4-bit weight word and its scales.
+        assert_eq!(zero(74_752), "0");
+        let mut s = String::new();
+        mux(&mut s, "sel", "o", &["a".into()], 74_752);
+        assert!(s.contains("default: o = 0;"), "{s}");
+        assert_eq!(or_all(&[], 74_752), "0");
+    }
 }
