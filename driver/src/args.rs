@@ -297,6 +297,10 @@ pub struct BuildArgs {
     /// reachable figure and what limits it.
     #[arg(long, value_name = "N")]
     pub target_tps_user: Option<f64>,
+    /// Meet --target-tps-user for the token at the end of N positions of context (1 to
+    /// --context; default: the middle of the context, where the report's headline figure is).
+    #[arg(long, value_name = "N", requires = "target_tps_user")]
+    pub target_context: Option<usize>,
     /// User slots: each has its own KV cache region (context positions) and position
     /// counter; `sim` interleaves their tokens.
     #[arg(long, default_value_t = 1)]
@@ -397,6 +401,7 @@ impl BuildArgs {
         let hardware = (!a.no_rtl).then(|| HardwareConfig {
             lanes: a.lanes,
             target_tps_user: a.target_tps_user,
+            target_context: a.target_context,
             rows: a.rows,
             layers_per_engine: a.layers_per_engine,
             users: a.users,

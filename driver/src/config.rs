@@ -52,6 +52,10 @@ pub struct HardwareConfig {
     /// Choose the parallelism for this many tokens/s per user instead
     /// (`--target-tps-user`; needs `chips`, the budget it is met on).
     pub target_tps_user: Option<f64>,
+    /// Meet `target_tps_user` for the token at the end of this many
+    /// positions of context (`--target-context`; default: the middle of
+    /// the built context).
+    pub target_context: Option<usize>,
     /// User slots, each with its own KV cache region and position counter.
     pub users: usize,
     /// Attention parallelism (`--attn-heads`, `--attn-positions`,
@@ -115,6 +119,7 @@ impl BuildConfig {
                 rows: 1,
                 layers_per_engine: None,
                 target_tps_user: None,
+                target_context: None,
                 users: 1,
                 attn: Default::default(),
                 search_attn: true,
@@ -162,6 +167,13 @@ impl BuildConfig {
             );
             if let Some(c) = &h.chips {
                 anyhow::ensure!(c.min_chips > 0, "--chips must be at least 1");
+            }
+            if let Some(n) = h.target_context {
+                anyhow::ensure!(
+                    h.target_tps_user.is_some(),
+                    "--target-context {n} sets where --target-tps-user is met; give --target-tps-user too"
+                );
+                anyhow::ensure!(n > 0, "--target-context must be at least 1");
             }
             if let Some(t) = h.target_tps_user {
                 anyhow::ensure!(

@@ -11,7 +11,8 @@
 //!
 //! A candidate meets the target when one user's tokens per second,
 //! `f / L` with `L = Σ stage cycles + Σ link busy and latency cycles` (the
-//! report's formula), reaches it. Among those the fewest chips win, then
+//! report's formula) for the token at the middle of the context, or at the
+//! end of `--target-context` positions, reaches it. Among those the fewest chips win, then
 //! the least area. An unreachable target is an error that names the best
 //! reachable figure and the phase that limits it.
 //!
@@ -80,15 +81,29 @@ pub struct Candidate {
     pub latency: u64,
 }
 
-/// One token's latency in cycles under `sys` (the report's `L`).
+/// One token's latency in cycles under `sys` (the report's `L`, for the
+/// token at the middle of the context).
 pub fn latency_cycles(sys: &System) -> u64 {
-    sys.stages.iter().map(|s| s.cycles).sum::<u64>()
-        + sys
-            .partition
-            .links
-            .iter()
-            .map(|l| l.busy_cycles + l.latency_cycles)
-            .sum::<u64>()
+    sys.stages.iter().map(|s| s.cycles).sum::<u64>() + link_cycles(sys)
+}
+
+/// [`latency_cycles`] for the token at 0-based position `pos` of `plan`
+/// (attention covers `pos + 1` positions).
+pub fn latency_at(plan: &Plan, sys: &System, pos: usize) -> u64 {
+    taalasc_verilog::cost::stage_costs_at(plan, pos)
+        .iter()
+        .map(|s| s.cycles)
+        .sum::<u64>()
+        + link_cycles(sys)
+}
+
+/// Cycles a token spends on the partition's links.
+fn link_cycles(sys: &System) -> u64 {
+    sys.partition
+        .links
+        .iter()
+        .map(|l| l.busy_cycles + l.latency_cycles)
+        .sum()
 }
 
 /// One token's cycles at `pos` by phase (see [`Candidate::phases`]).
@@ -123,14 +138,14 @@ const PHASE_NAMES: [&str; 4] = [
 ];
 
 /// Evaluates `lanes` × `rows` with attention `attn` for the image: plan,
-/// stage costs, partition. `None` when it fits no partition (or the
-/// attention option is not legal for the model).
+/// stage costs, partition, and one user's speed for the token at `pos`
+/// (`None`: the middle of the context). `None` when it fits no partition.
 fn evaluate(
     image: &dyn ImageSource,
     (lanes, rows): (usize, usize),
     (users, attn, per_engine): (usize, AttnParallel, usize),
-    budget: &Budget,
-    min_chips: usize,
+    (budget, min_chips): (&Budget, usize),
+    pos: Option<usize>,
 ) -> anyhow::Result<Option<(Candidate, Plan, System)>> {
     let mut plan = taalasc_verilog::plan::plan_shared(image, lanes, rows, users, true, per_engine)?;
     plan.set_attn_parallel(attn)?;
@@ -139,7 +154,8 @@ fn evaluate(
         // A candidate that fits no partition is not a choice.
         Err(_) => return Ok(None),
     };
-    let l = latency_cycles(&sys).max(1);
+    let pos = pos.unwrap_or(plan.context / 2);
+    let l = latency_at(&plan, &sys, pos).max(1);
     let c = Candidate {
         lanes,
         rows,
@@ -148,7 +164,7 @@ fn evaluate(
         tps_user: budget.clock_mhz * 1e6 / l as f64,
         chips: sys.partition.chips.len(),
         area_mm2: sys.partition.chips.iter().map(|c| c.area_mm2).sum(),
-        phases: phases(&plan, plan.context / 2),
+        phases: phases(&plan, pos),
         latency: l,
     };
     Ok(Some((c, plan, sys)))
@@ -214,26 +230,48 @@ pub enum Search {
     Exhaustive,
 }
 
+/// A speed target: tokens/s per user for the token at the end of
+/// `context` positions (`None`: the middle of the built context).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Target {
+    /// Tokens per second for one user (`--target-tps-user`).
+    pub tps_user: f64,
+    /// Positions of context the token attends to (`--target-context`).
+    pub context: Option<usize>,
+}
+
 /// Picks the matrix-vector parallelism, the attention parallelism (`attn`
 /// `None`: searched; given: kept) and the layers per engine (searched over
-/// 1 and all layers unless given) for `target` tokens/s per user: the plan
-/// and partition of the candidate with the fewest chips, then the least
-/// area, among those that meet it, and every candidate evaluated (for the
-/// record). Errors when none meets it, with the best one's figures.
+/// 1 and all layers unless given) for `target`: the plan and partition of
+/// the candidate with the fewest chips, then the least area, among those
+/// that meet it, and every candidate evaluated (for the record). Errors
+/// when none meets it, with the best one's figures.
 pub fn choose(
     image: &dyn ImageSource,
-    target: f64,
+    target: Target,
     (users, attn, per_engine): (usize, Option<AttnParallel>, Option<usize>),
     budget: &Budget,
     min_chips: usize,
     search: Search,
 ) -> anyhow::Result<(Plan, System, Vec<Candidate>)> {
+    let Target {
+        tps_user: target,
+        context,
+    } = target;
     anyhow::ensure!(
         target.is_finite() && target > 0.0,
         "--target-tps-user {target}: expected a positive number of tokens per second"
     );
     // The widest matrix: lanes past it read nothing.
     let probe = taalasc_verilog::plan::plan_with(image, 1, users, true)?;
+    if let Some(n) = context {
+        anyhow::ensure!(
+            (1..=probe.context).contains(&n),
+            "--target-context {n}: expected 1 to the built context ({} positions)",
+            probe.context
+        );
+    }
+    let pos = context.map(|n| n - 1);
     let widest = probe
         .engines
         .iter()
@@ -276,7 +314,7 @@ pub fn choose(
                     .find(|c| (c.lanes, c.rows, c.attn, c.layers_per_engine) == (lr.0, lr.1, a, g))
                     .cloned());
             }
-            let Some((c, plan, sys)) = evaluate(image, lr, (users, a, g), budget, min_chips)
+            let Some((c, plan, sys)) = evaluate(image, lr, (users, a, g), (budget, min_chips), pos)
                 .with_context(|| {
                     format!(
                         "planning at {} lanes x {} rows, attention {}, {g} layer(s) per engine",
@@ -377,8 +415,9 @@ pub fn choose(
                 _ => ", which no wider option searched shortens further",
             };
             anyhow::bail!(
-                "--target-tps-user {target}: unreachable on budget `{}`; the best is {:.1} tokens/s per user \
+                "--target-tps-user {target}{}: unreachable on budget `{}`; the best is {:.1} tokens/s per user \
                  ({} lanes x {} rows, attention {}, {} layer(s) per engine, {} chip(s), {:.1} mm2). A token takes {} cycles there, {:.0}% of them in {} ({} cycles){why}",
+                context.map_or(String::new(), |n| format!(" at {n} positions of context")),
                 budget.name,
                 top.tps_user,
                 top.lanes,
@@ -428,7 +467,7 @@ mod tests {
         // matrix-vector option, and each adds its own area.
         let image = tiny();
         let ev = |lr, a: AttnParallel| {
-            evaluate(&image, lr, (1, a, 1), &hc1(), 1)
+            evaluate(&image, lr, (1, a, 1), (&hc1(), 1), None)
                 .unwrap()
                 .unwrap()
                 .0
@@ -465,7 +504,13 @@ mod tests {
     #[test]
     fn the_pruned_search_chooses_what_every_combination_would() {
         let image = tiny();
-        let run = |target, search| choose(&image, target, (1, None, None), &hc1(), 1, search);
+        let run = |tps_user, search| {
+            let t = Target {
+                tps_user,
+                context: None,
+            };
+            choose(&image, t, (1, None, None), &hc1(), 1, search)
+        };
         // The fastest design on record sets the range of targets.
         let (_, _, all) = run(1.0, Search::Exhaustive).unwrap();
         let fastest = all.iter().map(|c| c.tps_user).fold(0.0, f64::max);
@@ -499,6 +544,54 @@ mod tests {
         assert!(distinct
             .iter()
             .any(|d| !d.contains("heads: 1, positions: 1, blocks: 1")));
+    }
+
+    #[test]
+    fn a_target_at_a_context_is_met_there() {
+        let image = tiny();
+        let run = |tps_user, context| {
+            let t = Target { tps_user, context };
+            choose(&image, t, (1, None, None), &hc1(), 1, Search::Pruned)
+        };
+        // Candidates' speeds at the last of 16 positions are below those
+        // at the middle (attention covers more positions) for the same
+        // design.
+        let (_, _, mid) = run(1.0, None).unwrap();
+        let (_, _, end) = run(1.0, Some(16)).unwrap();
+        let (m, e) = (&mid[0], &end[0]);
+        assert_eq!((m.lanes, m.rows, m.attn), (e.lanes, e.rows, e.attn));
+        assert!(
+            e.tps_user < m.tps_user && e.phases[1] > m.phases[1],
+            "{m:?} {e:?}"
+        );
+        // A target that the middle-of-context choice misses at the end:
+        // the choice at the end meets it there, with more area.
+        let fastest = mid.iter().map(|c| c.tps_user).fold(0.0, f64::max);
+        let mut differs = false;
+        for k in 1..=8 {
+            let target = fastest * k as f64 / 10.0;
+            let (pm, sm, _) = run(target, None).unwrap();
+            let (pe, se, _) = run(target, Some(16)).unwrap();
+            let f = |plan: &Plan, sys: &System| {
+                sys.budget.clock_mhz * 1e6 / latency_at(plan, sys, 15).max(1) as f64
+            };
+            assert!(f(&pe, &se) >= target, "target {target}");
+            if f(&pm, &sm) < target {
+                differs = true;
+                let area =
+                    |sys: &System| -> f64 { sys.partition.chips.iter().map(|c| c.area_mm2).sum() };
+                assert!(area(&se) > area(&sm), "target {target}");
+            }
+        }
+        assert!(differs, "no target told the two positions apart");
+        let Err(e) = run(1.0, Some(17)) else {
+            panic!("a context past the built one was accepted");
+        };
+        assert!(
+            format!("{e:#}")
+                .contains("--target-context 17: expected 1 to the built context (16 positions)"),
+            "{e:#}"
+        );
     }
 
     fn budget_tps(sys: &System) -> f64 {

@@ -168,3 +168,22 @@ fn an_unreachable_target_names_the_best_figure_and_its_limit() {
     assert!(msg.contains("lanes x"), "{msg}");
     assert!(!dir.path().join("x.chip").exists());
 }
+
+#[test]
+fn a_target_context_needs_a_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir.path().join("x.chip"), 1.0);
+    let hw = c.hardware.as_mut().unwrap();
+    hw.target_tps_user = None;
+    hw.target_context = Some(8);
+    let e = taalasc::build(&c).err().expect("no target to meet");
+    assert!(
+        format!("{e:#}").contains("--target-context 8 sets where --target-tps-user is met"),
+        "{e:#}"
+    );
+    // With a target, the plan meets it at that context.
+    let mut c = config(&dir.path().join("y.chip"), 1.0);
+    c.hardware.as_mut().unwrap().target_context = Some(16);
+    c.stop_after = Some(Step::Plan);
+    assert!(taalasc::build(&c).is_ok());
+}

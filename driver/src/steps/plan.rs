@@ -28,9 +28,13 @@ pub fn plan_for(
 ) -> anyhow::Result<(taalasc_verilog::Plan, Vec<crate::target::Candidate>)> {
     if let (Some(target), Some(chips)) = (hw.target_tps_user, &hw.chips) {
         let budget = taalasc_partition::Budget::load(&chips.budget)?;
+        let goal = crate::target::Target {
+            tps_user: target,
+            context: hw.target_context,
+        };
         let (plan, sys, all) = crate::target::choose(
             image,
-            target,
+            goal,
             (
                 hw.users,
                 (!hw.search_attn).then_some(hw.attn),
@@ -41,13 +45,15 @@ pub fn plan_for(
             crate::target::Search::Pruned,
         )
         .with_context(|| format!("{}", model.display()))?;
+        let pos = hw.target_context.map_or(plan.context / 2, |n| n - 1);
         eprintln!(
-            "build: --target-tps-user {target}: {} lanes x {} rows, attention {}, {} layer(s) per engine, {:.1} tokens/s per user, {} chip(s)",
+            "build: --target-tps-user {target}: {} lanes x {} rows, attention {}, {} layer(s) per engine, {:.1} tokens/s per user at {} positions of context, {} chip(s)",
             plan.lanes,
             plan.rows,
             crate::target::attn_text(&plan.attn_par),
             plan.layers_per_engine,
-            budget.clock_mhz * 1e6 / crate::target::latency_cycles(&sys).max(1) as f64,
+            budget.clock_mhz * 1e6 / crate::target::latency_at(&plan, &sys, pos).max(1) as f64,
+            pos + 1,
             sys.partition.chips.len()
         );
         return Ok((plan, all));
