@@ -11,10 +11,11 @@
 //!
 //! A candidate meets the target when one user's tokens per second,
 //! `f / L` with `L = Σ stage cycles + Σ link busy and latency cycles` (the
-//! report's formula) for the token at the middle of the context, or at the
-//! end of `--target-context` positions, reaches it. Among those the fewest chips win, then
-//! the least area. An unreachable target is an error that names the best
-//! reachable figure and the phase that limits it.
+//! report's formula) for the token at the middle of the context, or at
+//! the end of `--target-context` positions, reaches it. Among those the
+//! fewest chips win, then the least area. An unreachable target is an
+//! error that names the best reachable figure and the phase that limits
+//! it.
 //!
 //! ## Search
 //!
