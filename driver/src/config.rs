@@ -173,7 +173,6 @@ impl BuildConfig {
                     h.target_tps_user.is_some(),
                     "--target-context {n} sets where --target-tps-user is met; give --target-tps-user too"
                 );
-                anyhow::ensure!(n > 0, "--target-context must be at least 1");
             }
             if let Some(t) = h.target_tps_user {
                 anyhow::ensure!(

@@ -82,14 +82,9 @@ pub struct Candidate {
     pub latency: u64,
 }
 
-/// One token's latency in cycles under `sys` (the report's `L`, for the
-/// token at the middle of the context).
-pub fn latency_cycles(sys: &System) -> u64 {
-    sys.stages.iter().map(|s| s.cycles).sum::<u64>() + link_cycles(sys)
-}
-
-/// [`latency_cycles`] for the token at 0-based position `pos` of `plan`
-/// (attention covers `pos + 1` positions).
+/// One token's latency in cycles under `sys` (the report's `L`) for the
+/// token at 0-based position `pos` of `plan` (attention covers `pos + 1`
+/// positions; the report's headline is at `plan.context / 2`).
 pub fn latency_at(plan: &Plan, sys: &System, pos: usize) -> u64 {
     taalasc_verilog::cost::stage_costs_at(plan, pos)
         .iter()
@@ -139,14 +134,14 @@ const PHASE_NAMES: [&str; 4] = [
 ];
 
 /// Evaluates `lanes` × `rows` with attention `attn` for the image: plan,
-/// stage costs, partition, and one user's speed for the token at `pos`
-/// (`None`: the middle of the context). `None` when it fits no partition.
+/// stage costs, partition, and one user's speed for the token at 0-based
+/// position `pos`. `None` when it fits no partition.
 fn evaluate(
     image: &dyn ImageSource,
     (lanes, rows): (usize, usize),
     (users, attn, per_engine): (usize, AttnParallel, usize),
     (budget, min_chips): (&Budget, usize),
-    pos: Option<usize>,
+    pos: usize,
 ) -> anyhow::Result<Option<(Candidate, Plan, System)>> {
     let mut plan = taalasc_verilog::plan::plan_shared(image, lanes, rows, users, true, per_engine)?;
     plan.set_attn_parallel(attn)?;
@@ -155,7 +150,6 @@ fn evaluate(
         // A candidate that fits no partition is not a choice.
         Err(_) => return Ok(None),
     };
-    let pos = pos.unwrap_or(plan.context / 2);
     let l = latency_at(&plan, &sys, pos).max(1);
     let c = Candidate {
         lanes,
@@ -241,6 +235,14 @@ pub struct Target {
     pub context: Option<usize>,
 }
 
+impl Target {
+    /// The 0-based position of the token the target is met for, in a
+    /// build of `built` positions of context.
+    pub fn position(&self, built: usize) -> usize {
+        self.context.map_or(built / 2, |n| n - 1)
+    }
+}
+
 /// Picks the matrix-vector parallelism, the attention parallelism (`attn`
 /// `None`: searched; given: kept) and the layers per engine (searched over
 /// 1 and all layers unless given) for `target`: the plan and partition of
@@ -249,7 +251,7 @@ pub struct Target {
 /// when none meets it, with the best one's figures.
 pub fn choose(
     image: &dyn ImageSource,
-    target: Target,
+    goal: Target,
     (users, attn, per_engine): (usize, Option<AttnParallel>, Option<usize>),
     budget: &Budget,
     min_chips: usize,
@@ -258,7 +260,7 @@ pub fn choose(
     let Target {
         tps_user: target,
         context,
-    } = target;
+    } = goal;
     anyhow::ensure!(
         target.is_finite() && target > 0.0,
         "--target-tps-user {target}: expected a positive number of tokens per second"
@@ -272,7 +274,7 @@ pub fn choose(
             probe.context
         );
     }
-    let pos = context.map(|n| n - 1);
+    let pos = goal.position(probe.context);
     let widest = probe
         .engines
         .iter()
@@ -305,15 +307,14 @@ pub fn choose(
 
     let mut all: Vec<Candidate> = Vec::new();
     let mut best: Option<(Candidate, Plan, System)> = None;
-    let mut seen = std::collections::HashSet::new();
+    // Every option evaluated: its candidate's index in `all`, or `None`
+    // when it fit no partition.
+    let mut done: std::collections::HashMap<_, Option<usize>> = std::collections::HashMap::new();
     let mut eval =
         |lr: (usize, usize), a: AttnParallel, g: usize| -> anyhow::Result<Option<Candidate>> {
             let key = (lr, a.heads, a.positions, a.blocks, g);
-            if !seen.insert(key) {
-                return Ok(all
-                    .iter()
-                    .find(|c| (c.lanes, c.rows, c.attn, c.layers_per_engine) == (lr.0, lr.1, a, g))
-                    .cloned());
+            if let Some(&k) = done.get(&key) {
+                return Ok(k.map(|k| all[k].clone()));
             }
             let Some((c, plan, sys)) = evaluate(image, lr, (users, a, g), (budget, min_chips), pos)
                 .with_context(|| {
@@ -325,8 +326,10 @@ pub fn choose(
                     )
                 })?
             else {
+                done.insert(key, None);
                 return Ok(None);
             };
+            done.insert(key, Some(all.len()));
             all.push(c.clone());
             if c.tps_user >= target
                 && best
@@ -468,7 +471,7 @@ mod tests {
         // matrix-vector option, and each adds its own area.
         let image = tiny();
         let ev = |lr, a: AttnParallel| {
-            evaluate(&image, lr, (1, a, 1), (&hc1(), 1), None)
+            evaluate(&image, lr, (1, a, 1), (&hc1(), 1), 8)
                 .unwrap()
                 .unwrap()
                 .0
@@ -537,7 +540,7 @@ mod tests {
             };
             let (pf, ef) = (figures(&p, &ps), figures(&e, &es));
             assert_eq!((pf.0, pf.1), (ef.0, ef.1), "target {target}: {pf:?} {ef:?}");
-            assert!(budget_tps(&ps) >= target);
+            assert!(budget_tps(&p, &ps) >= target);
             distinct.insert(format!("{pf:?}"));
         }
         // The targets reach designs with attention wider than serial.
@@ -595,7 +598,7 @@ mod tests {
         );
     }
 
-    fn budget_tps(sys: &System) -> f64 {
-        sys.budget.clock_mhz * 1e6 / latency_cycles(sys).max(1) as f64
+    fn budget_tps(plan: &Plan, sys: &System) -> f64 {
+        sys.budget.clock_mhz * 1e6 / latency_at(plan, sys, plan.context / 2).max(1) as f64
     }
 }

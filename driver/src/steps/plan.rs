@@ -45,7 +45,7 @@ pub fn plan_for(
             crate::target::Search::Pruned,
         )
         .with_context(|| format!("{}", model.display()))?;
-        let pos = hw.target_context.map_or(plan.context / 2, |n| n - 1);
+        let pos = goal.position(plan.context);
         eprintln!(
             "build: --target-tps-user {target}: {} lanes x {} rows, attention {}, {} layer(s) per engine, {:.1} tokens/s per user at {} positions of context, {} chip(s)",
             plan.lanes,
