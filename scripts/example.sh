@@ -21,7 +21,7 @@ set -x
 $bin inspect $model
 $bin run $model --prompt "The capital of France is" --max-tokens 12
 $bin eval $model --text examples/tiny-llama/sample.txt --ctx 64
-$bin build $model -o target/tiny-llama.chip
+$bin build $model -o target/tiny-llama.chip --force
 $bin run target/tiny-llama.chip --prompt "The capital of France is" --max-tokens 12
 $bin eval target/tiny-llama.chip --text examples/tiny-llama/sample.txt --ctx 64
 $bin sim target/tiny-llama.chip --prompt "The capital of France is"

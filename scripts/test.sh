@@ -18,6 +18,9 @@ need_tools verilator yosys iverilog g++ make osu018 ccache
 # files and every unit module generated the same way are compiled once
 # (verilated.mk reads OBJCACHE from the environment).
 export OBJCACHE=ccache CCACHE_DIR="$root/.cache/ccache"
+# sim's Verilator models (keyed by their sources; RFC 0006) stay in the
+# checkout, not in the user's home.
+export TAALASC_CACHE_DIR="$root/.cache/taalasc"
 verilator --version
 yosys -V
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy

@@ -30,6 +30,7 @@ fn prefill_is_bit_exact_and_the_flow_model_is_exact() {
         arrival_jitter: 700,
         prefill: 3,
         vcd: None,
+        ..Default::default()
     };
     let o = simulate(&chip, &cfg).unwrap();
     assert!(o.bit_exact, "{:?}", o.first_mismatch);
@@ -48,6 +49,7 @@ fn prefill_is_bit_exact_and_the_flow_model_is_exact() {
         arrival_jitter: 0,
         prefill: 6,
         vcd: None,
+        ..Default::default()
     };
     let o = simulate(&chip, &cfg).unwrap();
     assert!(o.bit_exact, "{:?}", o.first_mismatch);

@@ -307,7 +307,16 @@ fn streamed_build_is_byte_identical_to_the_in_memory_image() {
         tmp.path().join("eager.chip"),
         tmp.path().join("streamed.chip"),
     );
-    let (streamed, report_s) = build_streamed_sliced(&loaded, &opts, None, &b, 3 * d).unwrap();
+    let claim = |out: &std::path::Path| {
+        taalasc::output::claim(
+            out,
+            taalasc::output::FolderKind::Chip,
+            taalasc::output::Existing::Refuse,
+        )
+        .unwrap()
+    };
+    let (mut streamed, report_s) =
+        build_streamed_sliced(&loaded, &opts, None, claim(&b), 3 * d).unwrap();
     assert_eq!(
         serde_json::to_value(&report_e).unwrap(),
         serde_json::to_value(&report_s).unwrap()
@@ -319,8 +328,9 @@ fn streamed_build_is_byte_identical_to_the_in_memory_image() {
         taalasc_verilog::manifest(&plan_s)
     );
     let m = json!({"m": 1});
-    write_image(&a, &eager, &m, &m, Some((&plan_e, "x")), None).unwrap();
-    write_image(&b, &streamed, &m, &m, Some((&plan_s, "x")), None).unwrap();
+    write_image(claim(&a), &eager, &m, &m, Some((&plan_e, "x")), None).unwrap();
+    let staging = streamed.take_staging().unwrap();
+    write_image(staging, &streamed, &m, &m, Some((&plan_s, "x")), None).unwrap();
     drop(streamed);
     assert!(
         b.join("weights.safetensors").is_file(),
@@ -378,7 +388,7 @@ fn streamed_build_is_byte_identical_to_the_in_memory_image() {
     }
     // A build that fails after streaming leaves no staging folder behind.
     let c = tmp.path().join("failed.chip");
-    let (s, _) = build_streamed_sliced(&loaded, &opts, None, &c, 3 * d).unwrap();
+    let (s, _) = build_streamed_sliced(&loaded, &opts, None, claim(&c), 3 * d).unwrap();
     drop(s);
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()

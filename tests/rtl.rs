@@ -162,7 +162,21 @@ fn tiny_llama_gqa_bit_exact_and_a_flipped_rom_bit_is_caught() {
     let digit = u8::from_str_radix(&first[last..], 16).unwrap() ^ 0x8;
     let flipped = format!("{}{digit:x}", &first[..last]);
     std::fs::write(&rom, text.replacen(first, &flipped, 1)).unwrap();
+    // sim compiles only the RTL it generates unless asked to take the
+    // folder's own (`--rtl-from-folder`).
     let o = run(&["sim", chip.to_str().unwrap(), "--tokens", "1,5,9"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("rom/e1_layers_0_attn_q_weight.hex differs"),
+        "{err}"
+    );
+    let o = run(&[
+        "sim",
+        chip.to_str().unwrap(),
+        "--tokens",
+        "1,5,9",
+        "--rtl-from-folder",
+    ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
@@ -556,8 +570,7 @@ fn three_interleaved_users_do_not_leak() {
         text.replace(line, "wire [    31:0] slot_base32 = 32'd0;"),
     )
     .unwrap();
-    std::fs::remove_dir_all(chip.join("sim")).unwrap();
-    let o = run(&args[..args.len() - 1]);
+    let o = run(&[&args[..args.len() - 1], &["--rtl-from-folder"]].concat());
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
@@ -607,8 +620,7 @@ fn accept_and_handoff_never_claim_one_engine() {
     let text = std::fs::read_to_string(&top).unwrap();
     assert!(text.contains(" && !hand_e0 && !err;"));
     std::fs::write(&top, text.replace(" && !hand_e0 && !err;", " && !err;")).unwrap();
-    std::fs::remove_dir_all(chip.join("sim")).unwrap();
-    let o = run(&args);
+    let o = run(&[&args[..], &["--rtl-from-folder"]].concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "the race went unnoticed");
     assert!(err.contains("two stages claim one engine"), "{err}");

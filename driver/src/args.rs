@@ -105,6 +105,13 @@ pub enum Command {
         /// Dump waves of the whole run to this VCD file (builds a tracing model).
         #[arg(long, value_name = "FILE.vcd")]
         vcd: Option<PathBuf>,
+        /// Simulate the chip folder's own Verilog and ROM images where they differ from what
+        /// taalasc generates from the image (for mutation tests and hand edits). Without it, sim
+        /// compiles only RTL it regenerates itself, and a changed file is an error naming it.
+        /// Verilog can run commands ($system): use it only on a folder you trust. The harness
+        /// and filelist are always the compiler's.
+        #[arg(long)]
+        rtl_from_folder: bool,
         /// Print one JSON object: bit_exact, positions, cycles_per_token, mac_utilization,
         /// sim_seconds, and per user bit_exact (and more).
         #[arg(long)]
@@ -219,9 +226,15 @@ pub enum Command {
 pub struct BuildArgs {
     /// The checkpoint (see `inspect`).
     pub model: PathBuf,
-    /// Output folder (default: MODEL's name with `.chip`).
+    /// Output folder (default: MODEL's name with `.chip`). It must not exist, unless it is a chip
+    /// folder taalasc built earlier and --force is given; nothing else is ever replaced.
     #[arg(short, long)]
     pub out: Option<PathBuf>,
+    /// Replace the chip folder taalasc built earlier at the output path. A path holding
+    /// anything else (a file, a model, a folder with files taalasc did not write) is still an
+    /// error, and is left untouched.
+    #[arg(long)]
+    pub force: bool,
     /// Weight bits of every linear layer: 2, 3, 4, 5, 6 or 8; or `auto`: the e-graph pass picks a
     /// format per layer from measured sensitivities, within --rom-budget, --bpw or --loss-budget
     /// (needs --calib).
@@ -268,7 +281,7 @@ pub struct BuildArgs {
     pub table_format: String,
     /// Format of the linear layers and tables whose weight names match PATTERN (`*` matches any
     /// characters; names as in `taalasc inspect --ir`), e.g. `layers.*.mlp.down.weight=a6g32h`.
-    /// Repeatable; a later rule wins. Overrides --bits/--format/--table-format for those
+    /// Repeatable; two rules that give one weight different formats are an error. Overrides --bits/--format/--table-format for those
     /// weights, and --bits auto chooses only among the others.
     #[arg(long = "layer-format", value_name = "PATTERN=FORMAT")]
     pub layer_format: Vec<crate::build::LayerRule>,
@@ -418,6 +431,7 @@ impl BuildArgs {
         });
         Ok(BuildConfig {
             out: a.out.unwrap_or_else(|| BuildConfig::default_out(&a.model)),
+            force: a.force,
             model: a.model,
             layers: a.layers,
             linear,

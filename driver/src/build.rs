@@ -443,25 +443,24 @@ pub fn build_image(
 /// A chip image being built into its output folder's staging folder:
 /// `weights.safetensors` is written there, every weight streamed in as it
 /// is quantized, and read back a slice at a time ([`ImageSource`]) by the
-/// RTL backend. Only metadata is held. [`write_image`] completes the folder
-/// and renames it into place; dropped before that, the staging folder is
-/// removed.
+/// RTL backend. Only metadata is held. The `write` step completes the
+/// folder and renames it into place ([`crate::output::Staging::finish`]);
+/// dropped before that, the staging folder is removed.
 pub struct StreamedImage {
     image: taalasc_image::LazyImage,
-    staging: std::path::PathBuf,
-}
-
-impl Drop for StreamedImage {
-    fn drop(&mut self) {
-        // Gone already once write_image renamed it into place.
-        let _ = std::fs::remove_dir_all(&self.staging);
-    }
+    dir: std::path::PathBuf,
+    staging: Option<crate::output::Staging>,
 }
 
 impl StreamedImage {
     /// The staging folder the image is being written in.
     pub fn staging(&self) -> &Path {
-        &self.staging
+        &self.dir
+    }
+
+    /// The claim on the output folder, to finish it; `None` once taken.
+    pub fn take_staging(&mut self) -> Option<crate::output::Staging> {
+        self.staging.take()
     }
 }
 
@@ -490,8 +489,8 @@ impl ImageSource for StreamedImage {
     }
 }
 
-/// Quantizes `loaded` straight into the staging folder of the image folder
-/// `out` (written by [`write_image`]): one weight at a time, large RTN
+/// Quantizes `loaded` straight into the staging folder of a claimed
+/// output folder ([`crate::output::claim`]): one weight at a time, large RTN
 /// matrices a slice of rows at a time ([`RTN_SLICE_ELEMS`]); each is
 /// written to `weights.safetensors` and dropped. Memory does not grow with
 /// the model: at most one weight (or slice) is held, plus metadata. The
@@ -500,9 +499,9 @@ pub fn build_streamed(
     loaded: &LoadedModel,
     opts: &BuildOptions,
     calib: Option<&crate::calib::Calibration>,
-    out: &Path,
+    staging: crate::output::Staging,
 ) -> anyhow::Result<(StreamedImage, BuildReport)> {
-    build_streamed_sliced(loaded, opts, calib, out, RTN_SLICE_ELEMS)
+    build_streamed_sliced(loaded, opts, calib, staging, RTN_SLICE_ELEMS)
 }
 
 /// [`build_streamed`] with RTN slices of `slice_elems` weights (tests).
@@ -510,17 +509,13 @@ pub fn build_streamed_sliced(
     loaded: &LoadedModel,
     opts: &BuildOptions,
     calib: Option<&crate::calib::Calibration>,
-    out: &Path,
+    staging: crate::output::Staging,
     slice_elems: usize,
 ) -> anyhow::Result<(StreamedImage, BuildReport)> {
     let (info, jobs) = jobs(loaded, opts)?;
-    let staging = staging_dir(out)?;
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging)?;
-    }
-    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let dir = staging.dir().to_path_buf();
     let result = (|| -> anyhow::Result<_> {
-        let wpath = staging.join(taalasc_image::WEIGHTS_FILE);
+        let wpath = dir.join(taalasc_image::WEIGHTS_FILE);
         let mut w = ImageWriter::create(&wpath, info)?;
         let report = quantize_each(loaded, opts, calib, &jobs, slice_elems, |id, piece| {
             match piece {
@@ -531,13 +526,16 @@ pub fn build_streamed_sliced(
         })?;
         Ok((w.finish()?, report))
     })();
-    match result {
-        Ok((image, report)) => Ok((StreamedImage { image, staging }, report)),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Err(e).with_context(|| format!("writing {}", out.display()))
-        }
-    }
+    // On an error the staging folder goes with `staging`.
+    let (image, report) = result.with_context(|| format!("writing {}", staging.out().display()))?;
+    Ok((
+        StreamedImage {
+            image,
+            dir,
+            staging: Some(staging),
+        },
+        report,
+    ))
 }
 
 /// A source tensor's llama.cpp blocks as the plain view
@@ -588,35 +586,16 @@ fn exact_format(loaded: &LoadedModel, id: WeightId) -> anyhow::Result<Option<Wei
         .map(|b| blocks_of(&b).exact_format()))
 }
 
-/// The temporary sibling folder an image folder is written in before it is
-/// renamed over `out`.
-fn staging_dir(out: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = out
-        .file_name()
-        .context("output path has no folder name")?
-        .to_string_lossy()
-        .into_owned();
-    Ok(parent.join(format!(".{name}.tmp-{}", std::process::id())))
-}
-
 /// A chip image [`write_image`] can write: held in memory ([`ChipImage`])
 /// or streamed into the staging folder already ([`StreamedImage`]).
 pub trait ImageFiles: ImageSource {
     /// Puts `graph.json` and `weights.safetensors` into the staging folder
-    /// `tmp`, creating it (afresh) unless it is the image's own.
+    /// `tmp` (for a streamed image, its own).
     fn stage(&self, tmp: &Path) -> anyhow::Result<()>;
 }
 
 impl ImageFiles for ChipImage {
     fn stage(&self, tmp: &Path) -> anyhow::Result<()> {
-        if tmp.exists() {
-            std::fs::remove_dir_all(tmp)?;
-        }
-        std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let (graph, weights) = self.to_files();
         std::fs::write(tmp.join(taalasc_image::GRAPH_FILE), graph)?;
         std::fs::write(tmp.join(taalasc_image::WEIGHTS_FILE), weights)?;
@@ -627,9 +606,9 @@ impl ImageFiles for ChipImage {
 impl ImageFiles for StreamedImage {
     fn stage(&self, tmp: &Path) -> anyhow::Result<()> {
         anyhow::ensure!(
-            tmp == self.staging,
+            tmp == self.dir,
             "the image was streamed into {}, not {}: write it to the folder it was built for",
-            self.staging.display(),
+            self.dir.display(),
             tmp.display()
         );
         std::fs::write(
@@ -640,26 +619,28 @@ impl ImageFiles for StreamedImage {
     }
 }
 
-/// Writes the image folder atomically: everything goes into a temporary
-/// sibling folder, which is then renamed over `out`.
+/// Writes an image folder into the claimed `staging` folder (with
+/// `manifest` and `report` as given, and the RTL of `rtl` or `board`) and
+/// renames it into place; the folder appears whole or not at all.
 pub fn write_image(
-    out: &Path,
+    staging: crate::output::Staging,
     image: &impl ImageFiles,
     manifest: &serde_json::Value,
     report: &serde_json::Value,
     rtl: Option<(&taalasc_verilog::Plan, &str)>,
     board: Option<&taalasc_verilog::board::Board>,
-) -> anyhow::Result<()> {
-    let tmp = staging_dir(out)?;
-    let result = (|| -> anyhow::Result<()> {
+) -> anyhow::Result<std::path::PathBuf> {
+    let tmp = staging.dir().to_path_buf();
+    let out = staging.out().to_path_buf();
+    let result = (|| -> anyhow::Result<std::path::PathBuf> {
         image.stage(&tmp)?;
-        std::fs::write(
-            tmp.join("manifest.json"),
-            serde_json::to_string_pretty(manifest)? + "\n",
+        crate::output::write_atomic(
+            &tmp.join(crate::manifest::MANIFEST_FILE),
+            (serde_json::to_string_pretty(manifest)? + "\n").as_bytes(),
         )?;
-        std::fs::write(
-            tmp.join("report.json"),
-            serde_json::to_string_pretty(report)? + "\n",
+        crate::output::write_atomic(
+            &tmp.join(crate::manifest::REPORT_FILE),
+            (serde_json::to_string_pretty(report)? + "\n").as_bytes(),
         )?;
         match (rtl, board) {
             (Some((plan, _)), Some(board)) => {
@@ -670,11 +651,8 @@ pub fn write_image(
             }
             (None, _) => {}
         }
-        crate::output::put_in_place(&tmp, out)
+        staging.finish()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
     result.with_context(|| format!("writing {}", out.display()))
 }
 
@@ -718,9 +696,10 @@ impl std::str::FromStr for LayerRule {
         if pattern.is_empty() {
             bail!("--layer-format `{s}`: empty weight-name pattern");
         }
+        // One message with the reason: clap shows only the outermost one.
         let format = format
-            .parse()
-            .with_context(|| format!("--layer-format `{s}`"))?;
+            .parse::<WeightFormat>()
+            .map_err(|e| anyhow::anyhow!("--layer-format `{s}`: {e:#}"))?;
         Ok(LayerRule {
             pattern: pattern.to_string(),
             format,
@@ -754,19 +733,33 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 /// Applies `rules` to the model's linear layers and tables: the format of
-/// each matched weight, by name (a later rule wins over an earlier one).
-/// A rule that matches none of them is an error naming it, so a misspelt
-/// pattern never goes unnoticed.
+/// each matched weight, by name. A rule that matches none of them is an
+/// error naming it, so a misspelt pattern never goes unnoticed; two rules
+/// that give one weight different formats are an error naming both and the
+/// weight, so no rule is silently overridden (give the default with
+/// `--bits`, the exceptions with `--layer-format`).
 pub fn apply_layer_rules(
     model: &taalasc_ir::Model,
     rules: &[LayerRule],
 ) -> anyhow::Result<std::collections::BTreeMap<String, WeightFormat>> {
     let (role, _) = roles(model);
     let mut out = std::collections::BTreeMap::new();
+    let mut by: std::collections::BTreeMap<String, &LayerRule> = Default::default();
     for rule in rules {
         let mut hits = 0;
         for (i, info) in model.weights.iter().enumerate() {
             if role[i].is_some_and(WeightRole::is_matrix) && glob_match(&rule.pattern, &info.name) {
+                if let Some(first) = by.get(&info.name).filter(|r| r.format != rule.format) {
+                    bail!(
+                        "--layer-format `{}={}` and `{}={}` both match `{}` with different formats; make the patterns disjoint (give the default with --bits)",
+                        first.pattern,
+                        first.format,
+                        rule.pattern,
+                        rule.format,
+                        info.name
+                    );
+                }
+                by.insert(info.name.clone(), rule);
                 out.insert(info.name.clone(), rule.format);
                 hits += 1;
             }

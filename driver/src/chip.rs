@@ -6,6 +6,16 @@ use crate::system::System;
 use anyhow::Context;
 use taalasc_verilog::Plan;
 
+/// The chip image of the chip folder `chip`, read after its manifest's
+/// format and the digests of `graph.json` and `weights.safetensors` are
+/// checked: a changed or foreign file is an error naming it, before any
+/// arithmetic.
+pub fn read_image(chip: &std::path::Path) -> anyhow::Result<taalasc_image::ChipImage> {
+    let manifest = crate::manifest::Manifest::read(chip)?;
+    manifest.verify(chip, crate::manifest::Check::Image)?;
+    Ok(taalasc_image::ChipImage::read(chip)?)
+}
+
 /// A built chip folder: its image (read lazily: weights stay on disk until
 /// asked for), its hardware plan (checked against the one recorded in
 /// manifest.json) and, for a build with a chip budget, its system view
@@ -13,8 +23,9 @@ use taalasc_verilog::Plan;
 pub fn open_chip(
     chip: &std::path::Path,
 ) -> anyhow::Result<(taalasc_image::LazyImage, Plan, Option<System>)> {
-    let image = taalasc_image::LazyImage::open(chip)?;
     let manifest = crate::manifest::Manifest::read(chip)?;
+    manifest.verify(chip, crate::manifest::Check::Image)?;
+    let image = taalasc_image::LazyImage::open(chip)?;
     let mpath = chip.join(crate::manifest::MANIFEST_FILE);
     let mut hw = manifest.hardware.with_context(|| {
         format!(
@@ -33,6 +44,16 @@ pub fn open_chip(
         })? as usize,
         None => 1,
     };
+    // The recorded widths are the manifest's, not flags: errors name its
+    // fields (the planner's own messages speak of the build flags).
+    use taalasc_verilog::plan::{MAX_LANES, MAX_ROWS};
+    for (field, v, max) in [("lanes", hw.lanes, MAX_LANES), ("rows", hw.rows, MAX_ROWS)] {
+        anyhow::ensure!(
+            v.is_power_of_two() && v <= max,
+            "{}: hardware.{field} = {v}: expected a power of two from 1 to {max}; the file was edited or is not from this taalasc",
+            mpath.display()
+        );
+    }
     let mut plan = taalasc_verilog::plan::plan_shared(
         &image,
         hw.lanes,
@@ -40,7 +61,16 @@ pub fn open_chip(
         hw.users,
         system.is_some(),
         per_engine,
-    )?;
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the recorded hardware (lanes {}, rows {}, users {}, layers per engine {per_engine}) cannot be planned for this image: {e}",
+            mpath.display(),
+            hw.lanes,
+            hw.rows,
+            hw.users
+        )
+    })?;
     // The attention parallelism is recorded in the plan (absent: serial).
     if let Some(par) = hw.plan.get("attn_par") {
         let par = serde_json::from_value(par.clone())

@@ -75,13 +75,16 @@ pub struct BuildConfig {
     pub model: PathBuf,
     /// The chip folder to write.
     pub out: PathBuf,
+    /// Replace a chip folder built earlier at `out` (`--force`); nothing
+    /// else is ever replaced.
+    pub force: bool,
     /// Keep only the first N decoder layers.
     pub layers: Option<usize>,
     /// How the linear layers' format is chosen.
     pub linear: LinearFormat,
     /// Format of the embedding and position tables.
     pub table: WeightFormat,
-    /// Per-weight format overrides, later rules winning.
+    /// Per-weight format overrides, no two giving one weight different formats.
     pub layer_rules: Vec<LayerRule>,
     /// KV-cache positions (default: the model's maximum, at most 2048).
     pub context: Option<usize>,
@@ -106,6 +109,7 @@ impl BuildConfig {
         BuildConfig {
             model: model.into(),
             out: out.into(),
+            force: false,
             layers: None,
             linear: LinearFormat::Default,
             table: "s8g32".parse().expect("valid format"),

@@ -74,12 +74,12 @@ pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
     if matches!(cfg.linear, LinearFormat::Auto(_)) {
         bail!("--estimate takes fixed formats: --bits auto measures sensitivities on quantized weights");
     }
-    if cfg.out.exists() {
-        bail!(
-            "{}: already exists; --estimate writes a new folder and never replaces one",
-            cfg.out.display()
-        );
-    }
+    // Claimed before any work: an existing path is refused untouched.
+    let staging = crate::output::claim(
+        &cfg.out,
+        crate::output::FolderKind::Estimate,
+        crate::output::Existing::Refuse,
+    )?;
     let (image, architecture) = shapes(cfg)?;
     let weight_bits = image.0.params.iter().map(crate::build::stored_bits).sum();
     let params = image.0.model.param_count();
@@ -98,23 +98,10 @@ pub fn estimate(cfg: &BuildConfig) -> anyhow::Result<PathBuf> {
         &plan,
         &system,
     )?;
-    // Written beside the output and renamed into place: never half a folder.
-    let name = cfg
-        .out
-        .file_name()
-        .map_or_else(|| "estimate".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = cfg
-        .out
-        .with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = taalasc_report::write(&taalasc_report::compute(&input), &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, &cfg.out)
-                .with_context(|| format!("renaming {} to {}", tmp.display(), cfg.out.display()))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    written?;
+    // Written in the staging folder and renamed into place: never half a
+    // folder.
+    taalasc_report::write(&taalasc_report::compute(&input), staging.dir())
+        .with_context(|| format!("writing {}", staging.dir().display()))?;
+    staging.finish()?;
     Ok(cfg.out.clone())
 }

@@ -295,7 +295,7 @@ pub fn eval_models(
                     "{} is not a chip image: several models can only be chip images of one source",
                     m.display()
                 );
-                Ok(ChipImage::read(m)?)
+                crate::chip::read_image(m)
             })
             .collect::<anyhow::Result<_>>()?
     } else {

@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod simtree;
 pub mod steps;
 pub mod synth;
 pub mod system;
@@ -73,10 +74,11 @@ pub fn load_float_layers(
     Ok((loaded, float))
 }
 
-/// Does `path` hold a chip image written by `taalasc build`?
+/// Is `path` a chip folder (it has a `manifest.json` or a `graph.json`)?
+/// Whether it is a whole and unchanged one is for [`chip::read_image`] to
+/// say, naming the file.
 pub fn is_chip_image(path: &Path) -> bool {
-    path.join(taalasc_image::GRAPH_FILE).is_file()
-        && path.join(taalasc_image::WEIGHTS_FILE).is_file()
+    path.join(manifest::MANIFEST_FILE).is_file() || path.join(taalasc_image::GRAPH_FILE).is_file()
 }
 
 /// The chip image's recorded source checkpoint (for float comparisons).

@@ -6,10 +6,15 @@
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The manifest's format tag.
-pub const MANIFEST_FORMAT: &str = "taalasc-chip-image-1";
+/// The manifest's format tag: the family and this version. Version 2
+/// added [`Manifest::digests`].
+pub const MANIFEST_FORMAT: &str = "taalasc-chip-image-2";
+/// What every version's format tag starts with: a folder whose manifest
+/// has it was written by some taalasc.
+pub const MANIFEST_FORMAT_FAMILY: &str = "taalasc-chip-image-";
 /// The manifest's file name in a chip folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The build report's file name in a chip folder.
@@ -56,6 +61,10 @@ pub struct Manifest {
     pub bits_per_weight: f64,
     /// The image's files.
     pub files: Vec<String>,
+    /// The SHA-256 (lower-case hex) of every file the build wrote, by path
+    /// relative to the folder; all but this manifest and the files later
+    /// commands rewrite ([`written_by_commands`]).
+    pub digests: BTreeMap<String, String>,
     /// The RTL, when the build lowered the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<Hardware>,
@@ -122,10 +131,134 @@ pub fn write_json<T: Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Is `rel` (a path in a chip folder, `/`-separated) one that a command
+/// other than `build` writes or rewrites, so that no digest can cover it:
+/// the manifest itself, `report.json` (`synth` adds to it),
+/// `timings.json`, anything in a `sim/`, `synth/` or top-level `report/`
+/// folder that is not listed in the digests, and the staging folders of
+/// those commands.
+pub fn written_by_commands(rel: &str) -> bool {
+    matches!(
+        rel,
+        MANIFEST_FILE | REPORT_FILE | crate::pipeline::TIMINGS_FILE | "report"
+    ) || rel.split('/').any(|c| {
+        c == "sim"
+                || c == "synth"
+                // What a killed `report` left (output::claim's staging).
+                || (c.starts_with('.')
+                    && (c.ends_with(".taalasc-staging") || c.ends_with(".taalasc-replaced")))
+    })
+}
+
+/// The SHA-256 of the file at `path`, in lower-case hex, read a buffer at
+/// a time.
+pub fn file_digest(path: &Path) -> anyhow::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The digests of every file below `dir` (relative paths, `/`-separated)
+/// but those [`written_by_commands`] and the staging lock.
+pub fn digests_of(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e.with_context(|| format!("reading {}", d.display()))?;
+            let p = e.path();
+            let rel = p
+                .strip_prefix(dir)
+                .expect("below dir")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if e.file_type()?.is_dir() {
+                stack.push(p);
+            } else if rel != crate::output::STAGING_LOCK && !written_by_commands(&rel) {
+                out.insert(rel, file_digest(&p)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which of a chip folder's files a command reads, and so checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The chip image: `graph.json` and `weights.safetensors` (`run`,
+    /// `eval`, `report`).
+    Image,
+    /// Every file with a digest (`sim`, `synth`).
+    All,
+}
+
 impl Manifest {
     /// Reads `chip/manifest.json`; an error names the file and the field.
+    /// A manifest of another format version is an error naming both.
     pub fn read(chip: &Path) -> anyhow::Result<Manifest> {
-        read_json(&chip.join(MANIFEST_FILE))
+        let path = chip.join(MANIFEST_FILE);
+        let v: serde_json::Value = read_json(&path)?;
+        let format = v.get("format").and_then(|f| f.as_str()).with_context(|| {
+            format!(
+                "{}: no `format` string: not a taalasc chip manifest",
+                path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            format == MANIFEST_FORMAT,
+            "{}: format `{format}` is not `{MANIFEST_FORMAT}`, the chip-image format this taalasc reads; rebuild the chip with this version",
+            path.display()
+        );
+        serde_json::from_value(v).with_context(|| format!("{}", path.display()))
+    }
+
+    /// Checks the digest of every file of `which` kind in the chip folder
+    /// `chip`; an error names the first file that is missing or changed.
+    pub fn verify(&self, chip: &Path, which: Check) -> anyhow::Result<()> {
+        let image = [taalasc_image::GRAPH_FILE, taalasc_image::WEIGHTS_FILE];
+        for f in image {
+            anyhow::ensure!(
+                self.digests.contains_key(f),
+                "{}: lists no digest of {f}",
+                chip.join(MANIFEST_FILE).display()
+            );
+        }
+        for (rel, want) in &self.digests {
+            if which == Check::Image && !image.contains(&rel.as_str()) {
+                continue;
+            }
+            anyhow::ensure!(
+                !rel.split('/')
+                    .any(|c| c.is_empty() || c == "." || c == ".."),
+                "{}: digests: `{rel}` is not a path inside the chip folder",
+                chip.join(MANIFEST_FILE).display()
+            );
+            let p = chip.join(rel);
+            anyhow::ensure!(
+                p.is_file(),
+                "{}: missing (manifest.json lists it); rebuild the chip",
+                p.display()
+            );
+            let got = file_digest(&p)?;
+            anyhow::ensure!(
+                &got == want,
+                "{}: changed since the build (SHA-256 {got}, manifest.json says {want}); restore it or rebuild the chip",
+                p.display()
+            );
+        }
+        Ok(())
     }
 
     /// Writes `dir/manifest.json` atomically.

@@ -126,6 +126,22 @@ pub fn build(cfg: &BuildConfig) -> Result<Built, BuildError> {
         cause,
     })?;
     let mut state = State::new(cfg.clone());
+    // The output path is checked (and its staging folder claimed) before
+    // any work: a refused path costs nothing and is left untouched.
+    let writes = matches!(cfg.stop_after, None | Some(Step::Write));
+    let existing = match (writes, cfg.force) {
+        (false, _) => crate::output::Existing::NotWritten,
+        (true, false) => crate::output::Existing::Refuse,
+        (true, true) => crate::output::Existing::Replace,
+    };
+    state.staging = Some(
+        crate::output::claim(&cfg.out, crate::output::FolderKind::Chip, existing).map_err(
+            |cause| BuildError {
+                step: Step::Load,
+                cause,
+            },
+        )?,
+    );
     let mut timings = Vec::new();
     let mut dumps = Vec::new();
     let mut last = Step::Load;

@@ -90,7 +90,7 @@ pub fn report(
     let mut sweep = Vec::new();
     if let Some(text) = &opts.text {
         // Scoring runs the reference: it needs the whole image.
-        let image = &ChipImage::read(chip)?;
+        let image = &crate::chip::read_image(chip)?;
         let mut rebuilt = Vec::new();
         if !opts.sweep.is_empty() {
             let loaded = crate::load_layers(&source, layers)?;
@@ -183,9 +183,16 @@ pub fn report(
         ..base
     };
     let out = opts.out.clone().unwrap_or_else(|| chip.join("report"));
-    taalasc_report::write(&taalasc_report::compute(&input), &out)
+    // A new folder, or the report taalasc wrote there before: never a
+    // folder with anything else in it (RFC 0006).
+    let staging = crate::output::claim(
+        &out,
+        crate::output::FolderKind::Report,
+        crate::output::Existing::Replace,
+    )?;
+    taalasc_report::write(&taalasc_report::compute(&input), staging.dir())
         .with_context(|| format!("writing {}", out.display()))?;
-    Ok(out)
+    staging.finish()
 }
 
 /// The report's input for `plan` partitioned as `system`, with `params`

@@ -42,7 +42,7 @@ pub struct RunOutcome {
 /// from a checkpoint), and the checkpoint that supplies its tokenizer.
 pub fn open_image(model: &Path) -> anyhow::Result<(ChipImage, Option<LoadedModel>)> {
     if crate::is_chip_image(model) {
-        let image = ChipImage::read(model)?;
+        let image = crate::chip::read_image(model)?;
         let source = crate::image_source(model)
             .ok()
             .and_then(|p| crate::load(&p).ok());

@@ -22,6 +22,9 @@ pub struct SimConfig {
     pub prefill: usize,
     /// Dump waves of the whole run to this VCD file.
     pub vcd: Option<PathBuf>,
+    /// Simulate the folder's own Verilog and ROM images where they differ
+    /// from what the compiler generates (mutation tests, hand edits).
+    pub rtl_from_folder: bool,
 }
 
 /// The outcome of a simulation.
@@ -46,6 +49,8 @@ pub struct SimOutcome {
     pub sim_seconds: f64,
     /// Wall time of building the Verilator model (0 when it was built before).
     pub build_seconds: f64,
+    /// The Verilator model that ran (in the cache, never in the chip folder).
+    pub model: PathBuf,
     /// Cycles of every token.
     pub per_token: Vec<taalasc_verilog::sim::Cycles>,
     /// Cycles from the first token in to the last logit out.
@@ -78,14 +83,15 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
     // Verilator's make and the simulation run in other folders: every path
     // handed on is absolute.
     let chip = &std::path::absolute(chip).with_context(|| format!("{}", chip.display()))?;
-    let (_, plan, system) = crate::chip::open_chip(chip)?;
+    let (lazy, plan, system) = crate::chip::open_chip(chip)?;
     let board = system.and_then(|s| s.board);
     let image = taalasc_image::ChipImage::read(chip)?;
     // A board simulates as one design from its board/ folder.
-    let (sim_dir, top) = match &board {
-        Some(_) => (chip.join("board"), taalasc_verilog::board::BOARD_TOP),
-        None => (chip.to_path_buf(), taalasc_verilog::output::TOP),
+    let (sim_sub, top) = match &board {
+        Some(_) => ("board", taalasc_verilog::board::BOARD_TOP),
+        None => ("", taalasc_verilog::output::TOP),
     };
+    let sim_dir = chip.join(sim_sub);
     let seqs = &cfg.users;
     anyhow::ensure!(!seqs.is_empty(), "give --prompt or --tokens");
     anyhow::ensure!(
@@ -110,13 +116,31 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         .map(std::path::absolute)
         .transpose()
         .context("the --vcd path")?;
-    eprintln!("sim: building the Verilator model (once per chip folder)...");
-    let t0 = std::time::Instant::now();
-    let exe = sim::build(&sim_dir, top, vcd.is_some())?;
-    let build_seconds = t0.elapsed().as_secs_f64();
+    // The RTL is regenerated and compared, never taken from the folder.
+    let name = crate::manifest::Manifest::read(chip)?.source.architecture;
+    let design = match &board {
+        Some(b) => crate::simtree::Design::Board(b),
+        None => crate::simtree::Design::Chip { name: &name },
+    };
+    let model = crate::simtree::model(
+        chip,
+        &lazy,
+        &plan,
+        design,
+        sim_sub,
+        top,
+        vcd.is_some(),
+        cfg.rtl_from_folder,
+    )?;
     let inputs = sim::interleave(seqs, cfg.arrival_jitter, cfg.prefill);
-    let work = sim_dir.join("sim/run");
-    let rtl = sim::run_rtl(&exe, &work, &inputs, vcd.as_deref())?;
+    // A private run folder: the model's entry may serve other sims too.
+    let work = model
+        .entry
+        .join(sim_sub)
+        .join(format!("sim/run-{}", std::process::id()));
+    let rtl = sim::run_rtl(&model.exe, &work, &inputs, vcd.as_deref());
+    let _ = std::fs::remove_dir_all(&work);
+    let rtl = rtl?;
     let expected = crate::expected_traces(&image, seqs)?;
     let checks = sim::compare(&plan, &expected, &inputs, &rtl)?;
     // Each token's position within its own sequence, for the cycle formula.
@@ -144,7 +168,8 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         lanes: plan.lanes,
         tokens: inputs.len(),
         sim_seconds: rtl.seconds,
-        build_seconds,
+        build_seconds: model.build_seconds,
+        model: model.exe.clone(),
         per_token: rtl.cycles,
         total_cycles: rtl.total_cycles,
         flow,
@@ -157,6 +182,17 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         cycles_per_token: outcome.perf.cycles_per_token,
         throughput_cycles_per_token: outcome.perf.throughput_cycles_per_token,
     };
+    // Into the chip folder, but never through a link planted there.
+    let sim_folder = sim_dir.join("sim");
+    if let Ok(m) = std::fs::symlink_metadata(&sim_folder) {
+        anyhow::ensure!(
+            m.is_dir() && !m.file_type().is_symlink(),
+            "{}: is not a folder (a link or a file); sim writes its record there: remove it",
+            sim_folder.display()
+        );
+    }
+    std::fs::create_dir_all(&sim_folder)
+        .with_context(|| format!("creating {}", sim_folder.display()))?;
     crate::manifest::write_json(&sim_dir.join(SIM_RESULT), &record)?;
     Ok(outcome)
 }
@@ -193,6 +229,7 @@ impl SimOutcome {
             "sim_seconds": self.sim_seconds,
             "sim_tokens_per_second": self.tokens as f64 / self.sim_seconds,
             "build_seconds": self.build_seconds,
+            "model": self.model,
             "per_token": self.per_token,
             "total_cycles": self.total_cycles,
             "flow_model": self.flow.as_ref().map(|f| serde_json::json!({

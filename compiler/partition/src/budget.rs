@@ -222,7 +222,7 @@ pub enum BudgetError {
     },
     /// The name is neither a preset nor a readable file: the name given and the
     /// presets, comma-separated.
-    #[error("unknown chip budget `{0}`: give a JSON file or one of the presets {1}")]
+    #[error("unknown chip budget `{0}`: no preset has that name and no file does; give a JSON file or one of the presets {1}")]
     Unknown(String, String),
 }
 
@@ -384,7 +384,11 @@ impl Budget {
             return Ok(b);
         }
         let path = std::path::Path::new(spec);
-        if !path.exists() {
+        // A name that looks like a file is reported as the missing file it is.
+        let file_like = spec.contains(std::path::MAIN_SEPARATOR)
+            || spec.contains('/')
+            || path.extension().is_some();
+        if !path.exists() && !file_like {
             return Err(BudgetError::Unknown(spec.into(), PRESETS.join(", ")));
         }
         let text = std::fs::read_to_string(path).map_err(|source| BudgetError::Io {

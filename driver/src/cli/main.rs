@@ -71,13 +71,14 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             vcd,
             arrival_jitter,
             prefill,
+            rtl_from_folder,
             json,
         } => sim(
             &chip,
             &prompt,
             &tokens,
             vcd,
-            (arrival_jitter, prefill),
+            (arrival_jitter, prefill, rtl_from_folder),
             json,
         )?,
         Command::Synth {
@@ -265,7 +266,7 @@ fn sim(
     prompts: &[String],
     tokens: &[String],
     vcd: Option<PathBuf>,
-    (arrival_jitter, prefill): (u32, usize),
+    (arrival_jitter, prefill, rtl_from_folder): (u32, usize, bool),
     json: bool,
 ) -> anyhow::Result<()> {
     let tokenizer = if prompts.is_empty() {
@@ -293,6 +294,7 @@ fn sim(
         arrival_jitter,
         prefill,
         vcd,
+        rtl_from_folder,
     };
     let o = taalasc::sim::simulate(chip, &cfg)?;
     if json {

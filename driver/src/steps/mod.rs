@@ -52,6 +52,9 @@ pub struct State {
     pub calib: Option<Calibrated>,
     /// `choose-formats`: what `--bits auto` chose.
     pub auto: Option<AutoReport>,
+    /// Before `load`: the claim on the output folder (RFC 0006), taken by
+    /// `quantize`.
+    pub staging: Option<crate::output::Staging>,
     /// `quantize`: the image, streamed into the staging folder.
     pub image: Option<StreamedImage>,
     /// `quantize`: every weight's format and bits.
@@ -84,6 +87,7 @@ impl State {
             pinned: BTreeMap::new(),
             calib: None,
             auto: None,
+            staging: None,
             image: None,
             report: None,
             types: None,

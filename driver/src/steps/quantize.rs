@@ -7,11 +7,12 @@ use std::fmt::Write as _;
 
 /// Quantizes (or imports) every weight into the staging folder.
 pub fn run(s: &mut State) -> anyhow::Result<()> {
+    let staging = s.staging.take().expect("the build claimed its output");
     let (image, report) = crate::build::build_streamed(
         s.loaded(),
         s.opts(),
         s.calib.as_ref().map(|c| &c.stats),
-        &s.cfg.out,
+        staging,
     )?;
     s.image = Some(image);
     s.report = Some(report);

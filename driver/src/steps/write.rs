@@ -9,16 +9,22 @@ use anyhow::Context;
 
 /// Completes the staging folder and puts it in place.
 pub fn run(s: &mut State) -> anyhow::Result<()> {
-    let manifest = manifest(s)?;
+    let mut manifest = manifest(s)?;
     let report = report_file(s)?;
     let out = s.cfg.out.clone();
-    let image = s.image();
+    let image = s.image.as_mut().expect("the quantize step ran");
     let tmp = image.staging().to_path_buf();
+    let staging = image
+        .take_staging()
+        .expect("the staging folder is written once");
     let result = (|| -> anyhow::Result<()> {
-        crate::build::ImageFiles::stage(image, &tmp)?;
+        crate::build::ImageFiles::stage(s.image(), &tmp)?;
+        // Every file is in place but the manifest: its digests cover them.
+        manifest.digests = crate::manifest::digests_of(&tmp)?;
         manifest.write(&tmp)?;
         report.write(&tmp)?;
-        crate::output::put_in_place(&tmp, &out)
+        staging.finish()?;
+        Ok(())
     })();
     result.with_context(|| format!("writing {}", out.display()))?;
     s.report_file = Some(report);
@@ -76,6 +82,8 @@ fn manifest(s: &State) -> anyhow::Result<Manifest> {
         files: ["graph.json", "weights.safetensors", "report.json"]
             .map(String::from)
             .to_vec(),
+        // Filled in by `run` once every other file is written.
+        digests: Default::default(),
         hardware,
     })
 }
