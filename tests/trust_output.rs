@@ -361,6 +361,35 @@ fn a_changed_rtl_never_reuses_a_stale_model() {
     assert_eq!(names(&cache.join("sim")).len(), 2);
 }
 
+/// A `sim` or `synth` folder that is a link (a folder from elsewhere could
+/// point it at the user's files) is refused before anything is written.
+#[test]
+fn records_are_never_written_through_a_planted_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c.chip");
+    assert!(build(&c, &[]).0);
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("result.json"), "mine").unwrap();
+    std::fs::remove_dir_all(c.join("synth")).unwrap();
+    for sub in ["sim", "synth"] {
+        std::os::unix::fs::symlink(&elsewhere, c.join(sub)).unwrap();
+    }
+    let cs = c.to_str().unwrap();
+    for args in [vec!["sim", cs, "--tokens", "1"], vec!["synth", cs]] {
+        let (ok, _, err) = run(&args);
+        assert!(
+            !ok && err.contains("is a link or a file"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(names(&elsewhere), ["result.json"]);
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.join("result.json")).unwrap(),
+        "mine"
+    );
+}
+
 /// Defect 7: flipped bytes in `weights.safetensors` gave garbage with exit
 /// 0 from `run` and `eval`. The manifest's digests catch them, naming the
 /// file, in `run`, `eval`, `report` and `sim`.

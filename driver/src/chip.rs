@@ -29,8 +29,8 @@ pub fn open_chip(
     let mpath = chip.join(crate::manifest::MANIFEST_FILE);
     let mut hw = manifest.hardware.with_context(|| {
         format!(
-            "{}: no RTL in this chip folder (it was built with --no-rtl); rebuild without it",
-            chip.display()
+            "{}: no `hardware` section: no RTL in this chip folder (it was built with --no-rtl); rebuild without it",
+            mpath.display()
         )
     })?;
     let system = hw.system.take();

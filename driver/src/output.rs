@@ -323,6 +323,22 @@ impl Drop for Staging {
     }
 }
 
+/// The folder `dir/name` that a command writes its records in, created if
+/// need be: an error, naming it, when a link or a file is there (a folder
+/// from elsewhere could point it at the user's files).
+pub fn own_subfolder(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let sub = dir.join(name);
+    if let Ok(m) = std::fs::symlink_metadata(&sub) {
+        anyhow::ensure!(
+            m.is_dir() && !m.file_type().is_symlink(),
+            "{}: is a link or a file, not a folder; taalasc writes its records there: remove it",
+            sub.display()
+        );
+    }
+    std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+    Ok(sub)
+}
+
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {

@@ -92,6 +92,9 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         None => ("", taalasc_verilog::output::TOP),
     };
     let sim_dir = chip.join(sim_sub);
+    // The record goes into the chip folder, never through a link planted
+    // there: checked before any work.
+    crate::output::own_subfolder(&sim_dir, "sim")?;
     let seqs = &cfg.users;
     anyhow::ensure!(!seqs.is_empty(), "give --prompt or --tokens");
     anyhow::ensure!(
@@ -137,7 +140,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
     let work = model
         .entry
         .join(sim_sub)
-        .join(format!("sim/run-{}", std::process::id()));
+        .join(format!("sim/run-{}", crate::simtree::unique()));
     let rtl = sim::run_rtl(&model.exe, &work, &inputs, vcd.as_deref());
     let _ = std::fs::remove_dir_all(&work);
     let rtl = rtl?;
@@ -182,17 +185,6 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         cycles_per_token: outcome.perf.cycles_per_token,
         throughput_cycles_per_token: outcome.perf.throughput_cycles_per_token,
     };
-    // Into the chip folder, but never through a link planted there.
-    let sim_folder = sim_dir.join("sim");
-    if let Ok(m) = std::fs::symlink_metadata(&sim_folder) {
-        anyhow::ensure!(
-            m.is_dir() && !m.file_type().is_symlink(),
-            "{}: is not a folder (a link or a file); sim writes its record there: remove it",
-            sim_folder.display()
-        );
-    }
-    std::fs::create_dir_all(&sim_folder)
-        .with_context(|| format!("creating {}", sim_folder.display()))?;
     crate::manifest::write_json(&sim_dir.join(SIM_RESULT), &record)?;
     Ok(outcome)
 }

@@ -75,6 +75,14 @@ pub enum Design<'a> {
     Board(&'a taalasc_verilog::board::Board),
 }
 
+/// `PID-N`: unique among the folders this process and any other running
+/// one makes (sims may run in several threads of one process).
+pub fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 /// Every file below `dir`, relative and `/`-separated, sorted.
 fn files(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
@@ -123,7 +131,7 @@ pub fn model(
 ) -> anyhow::Result<Model> {
     let root = cache_root()?;
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    let gen = root.join(format!("gen-{}", std::process::id()));
+    let gen = root.join(format!("gen-{}", unique()));
     if gen.exists() {
         std::fs::remove_dir_all(&gen).with_context(|| format!("removing {}", gen.display()))?;
     }
@@ -213,13 +221,19 @@ pub fn model(
     let build_seconds = t0.elapsed().as_secs_f64();
     std::fs::write(gen.join(COMPLETE), &key)
         .with_context(|| format!("writing {}", gen.join(COMPLETE).display()))?;
-    if entry.exists() {
-        // An entry another sim finished meanwhile, or one a killed build left.
-        std::fs::remove_dir_all(&entry).with_context(|| format!("removing {}", entry.display()))?;
+    if entry.join(COMPLETE).is_file() && entry.join(&exe_rel).is_file() {
+        // Another sim of the same design finished first (and may be running
+        // it): use its model; ours goes with `_cleanup`.
+    } else {
+        if entry.exists() {
+            // Not a finished entry (entries are renamed in whole): debris.
+            std::fs::remove_dir_all(&entry)
+                .with_context(|| format!("removing {}", entry.display()))?;
+        }
+        std::fs::rename(&gen, &entry)
+            .with_context(|| format!("renaming {} to {}", gen.display(), entry.display()))?;
+        prune(&root, &entry);
     }
-    std::fs::rename(&gen, &entry)
-        .with_context(|| format!("renaming {} to {}", gen.display(), entry.display()))?;
-    prune(&root, &entry);
     Ok(Model {
         exe: entry.join(&exe_rel),
         entry,
@@ -267,7 +281,7 @@ fn prune(root: &Path, keep: &Path) {
     for e in rd.flatten() {
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("gen-") {
+        if let Some(pid) = name.strip_prefix("gen-").and_then(|r| r.split('-').next()) {
             // A build folder of a sim that was killed.
             if !Path::new("/proc").join(pid).exists() {
                 let _ = std::fs::remove_dir_all(&p);

@@ -51,6 +51,8 @@ pub fn synthesize(
             taalasc_verilog::output::TOP.to_string(),
         ),
     };
+    // Yosys' scripts and logs go there: never through a planted link.
+    crate::output::own_subfolder(&dir, "synth")?;
     let top = match engine {
         Some(e) => {
             anyhow::ensure!(
