@@ -107,10 +107,12 @@ fn build_onto_a_file_is_refused_and_leaves_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("f");
     std::fs::write(&f, "hi").unwrap();
-    let (ok, err) = build(&f, &["--force"]);
-    assert!(!ok && err.contains("already exists and is a file"), "{err}");
-    assert_eq!(std::fs::read_to_string(&f).unwrap(), "hi");
-    assert_eq!(names(tmp.path()), ["f"]);
+    for extra in [&[][..], &["--force"][..]] {
+        let (ok, err) = build(&f, extra);
+        assert!(!ok && err.contains("already exists and is a file"), "{err}");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "hi");
+        assert_eq!(names(tmp.path()), ["f"]);
+    }
 }
 
 /// `--force` replaces an earlier chip folder, and only one: a file the
