@@ -119,6 +119,39 @@ pub(crate) fn check_hparams(model: &Model) -> Result<(), String> {
             layers.iter().take(8).collect::<Vec<_>>()
         ));
     }
+    // Every value flows forward through the layers: embedding (and
+    // positions), layer 0, 1, ..., then the head (the phases the hardware
+    // runs them in).
+    let phase = |nd: taalasc_ir::NodeIndex| {
+        let n = &model.graph[nd];
+        match n.layer {
+            Some(l) => l + 1,
+            None if matches!(
+                n.op,
+                Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }
+            ) =>
+            {
+                0
+            }
+            None => h.n_layers + 1,
+        }
+    };
+    for nd in model.graph.node_indices() {
+        for i in model.inputs(nd) {
+            if phase(i) > phase(nd) {
+                let at = |n: &taalasc_ir::Node| {
+                    n.layer.map_or("no layer".into(), |l| format!("layer {l}"))
+                };
+                return Err(format!(
+                    "node `{}` ({}) reads `{}` ({}), which comes after it",
+                    model.graph[nd].name,
+                    at(&model.graph[nd]),
+                    model.graph[i].name,
+                    at(&model.graph[i])
+                ));
+            }
+        }
+    }
     let mut attn = 0;
     for nd in model.graph.node_indices() {
         let node = &model.graph[nd];

@@ -196,6 +196,8 @@ impl ChipImage {
 pub struct LazyImage {
     info: ImageInfo,
     path: PathBuf,
+    /// The folder's `graph.json`.
+    graph: PathBuf,
     file: std::fs::File,
     /// File offset of the data.
     data_start: u64,
@@ -436,6 +438,7 @@ impl LazyImage {
         Ok(LazyImage {
             info,
             path: wpath,
+            graph: gpath,
             file,
             data_start,
             spans,
@@ -469,6 +472,10 @@ impl LazyImage {
 impl ImageSource for LazyImage {
     fn info(&self) -> Cow<'_, ImageInfo> {
         Cow::Borrowed(&self.info)
+    }
+
+    fn graph_path(&self) -> Option<&Path> {
+        Some(&self.graph)
     }
 
     fn matrix_rows(
@@ -691,6 +698,7 @@ impl ImageWriter {
         }
         Ok(LazyImage {
             info: self.info,
+            graph: self.path.with_file_name(GRAPH_FILE),
             path: self.path,
             file: self.file,
             data_start: self.data_start,
