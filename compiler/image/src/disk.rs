@@ -11,6 +11,16 @@
 //! (`taalasc-chip-image-1`), the context and every matrix's weight format.
 //! The layout is a function of [`ImageInfo`] alone, so [`ChipImage::to_files`]
 //! and a streamed [`ImageWriter`] give the same bytes.
+//!
+//! A folder may come from elsewhere, so [`LazyImage::open`] (and with it
+//! [`ChipImage::read`]) trusts nothing in it: `graph.json` must carry the
+//! format tag [`taalasc_ir::GRAPH_FORMAT`], every size in it is bounded
+//! ([`crate::MAX_DIM`], [`crate::MAX_CONTEXT`]) before anything is built
+//! from it, every hyperparameter must agree with the nodes, and config-like
+//! values (`eps`, RoPE `theta` and scaling) must be in range; every tensor
+//! of `weights.safetensors` must have exactly the dtype and shape the graph
+//! gives its weight, and no other tensor may be present. Each error names
+//! the file and the field or tensor.
 
 use crate::check;
 use crate::error::{bad_rows, io_err, not_a, ImageError};
