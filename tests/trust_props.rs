@@ -3,8 +3,9 @@
 //! the JSON truncated; weights.safetensors with header shape, dtype and
 //! offset edits, truncation, byte flips — is fed to the image loader, then
 //! (when it loads) to the integer reference for one token and to the
-//! hardware planner. Nothing may panic or abort, and every error names the
-//! file it is about.
+//! hardware planner. Nothing may panic or abort, every error names the
+//! file it is about, and a header whose tensors' dtypes or shapes changed
+//! never loads.
 //!
 //! The tiny-llama image is built once in memory; each case writes its
 //! mutated copy over the same two files in one temporary folder.
@@ -164,8 +165,23 @@ fn mutate_graph(text: &str, edits: &[Edit]) -> String {
     s
 }
 
-/// weights.safetensors with `edits` applied.
-fn mutate_weights(bytes: &[u8], edits: &[Edit]) -> Vec<u8> {
+/// Each tensor's (dtype, shape) in a safetensors header.
+fn forms(h: &Value) -> Vec<(String, Value, Value)> {
+    let mut v: Vec<_> = h
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, t)| (k.clone(), t["dtype"].clone(), t["shape"].clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// weights.safetensors with `edits` applied, and whether a tensor's dtype
+/// or shape changed or a tensor was removed (`None`: unknown, the raw
+/// bytes were edited too).
+fn mutate_weights(bytes: &[u8], edits: &[Edit]) -> (Vec<u8>, Option<bool>) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     let mut data = bytes[8 + n..].to_vec();
@@ -246,6 +262,10 @@ fn mutate_weights(bytes: &[u8], edits: &[Edit]) -> Vec<u8> {
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(&h);
     out.extend_from_slice(&data);
+    let changed = raw.is_empty().then(|| {
+        let base: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        forms(&base) != forms(&header)
+    });
     for (kind, a, b) in raw {
         if out.is_empty() {
             break;
@@ -257,7 +277,7 @@ fn mutate_weights(bytes: &[u8], edits: &[Edit]) -> Vec<u8> {
             _ => out[at] ^= 1 << (a % 8),
         }
     }
-    out
+    (out, changed)
 }
 
 /// Loads the folder, and when it loads, plans it and runs one token:
@@ -341,7 +361,16 @@ fn mutated_weights_never_panic_and_errors_name_the_file() {
     let t0 = std::time::Instant::now();
     TestRunner::new(config())
         .run(&edits(), |e| {
-            std::fs::write(tmp.path().join(WEIGHTS_FILE), mutate_weights(weights, &e)).unwrap();
+            let (bytes, changed) = mutate_weights(weights, &e);
+            std::fs::write(tmp.path().join(WEIGHTS_FILE), bytes).unwrap();
+            // A header whose tensors disagree with graph.json never loads.
+            if changed == Some(true) {
+                if LazyImage::open(tmp.path()).is_ok() {
+                    return Err(TestCaseError::fail(
+                        "a tensor's dtype or shape was changed (or a tensor removed), yet the image loaded",
+                    ));
+                }
+            }
             load_and_use(tmp.path()).map_err(TestCaseError::fail)
         })
         .unwrap();
