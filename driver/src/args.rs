@@ -62,7 +62,9 @@ pub enum Command {
         /// Prompt as comma-separated token ids, e.g. `1,2,3`.
         #[arg(long)]
         tokens: Option<String>,
-        /// Number of tokens to generate greedily (stops early at EOS).
+        /// Number of tokens to generate greedily (stops early at EOS). Generation also stops at
+        /// the context (the chip's, or the checkpoint's max_positions): the tokens generated so
+        /// far are printed, a note goes to stderr, and the exit status is 0.
         #[arg(long, default_value_t = 16)]
         max_tokens: usize,
         /// Write the prompt positions' logits as `[positions, vocab]` .npy: float32 from the float

@@ -227,10 +227,17 @@ pub fn prepare(
     policy: BosPolicy,
 ) -> anyhow::Result<Prepared> {
     use anyhow::Context;
+    anyhow::ensure!(max_chunks != Some(0), "--chunks must be at least 1");
     let body =
         std::fs::read_to_string(text).with_context(|| format!("reading {}", text.display()))?;
     let (loaded, float) = crate::load_float_layers(source, layers)
         .with_context(|| format!("loading the float model {}", source.display()))?;
+    let max = loaded.model.hparams.max_positions;
+    anyhow::ensure!(
+        ctx <= max,
+        "--ctx {ctx} is longer than the {max} positions {} supports (max_positions): give --ctx {max} or less",
+        source.display()
+    );
     let tok = loaded.tokenizer.as_ref().with_context(|| {
         format!(
             "{} ships no tokenizer, so it cannot tokenize --text",
@@ -286,6 +293,7 @@ pub fn eval_models(
 ) -> anyhow::Result<(Vec<Scored>, std::path::PathBuf)> {
     use taalasc_image::ChipImage;
     anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
+    anyhow::ensure!(chunks != Some(0), "--chunks must be at least 1");
     let images: Vec<ChipImage> = if models.iter().any(|m| crate::is_chip_image(m)) {
         models
             .iter()
@@ -295,7 +303,15 @@ pub fn eval_models(
                     "{} is not a chip image: several models can only be chip images of one source",
                     m.display()
                 );
-                crate::chip::read_image(m)
+                let image = crate::chip::read_image(m)?;
+                anyhow::ensure!(
+                    ctx <= image.context,
+                    "--ctx {ctx} is longer than the context of {} ({} positions): give --ctx {} or less",
+                    m.display(),
+                    image.context,
+                    image.context
+                );
+                Ok(image)
             })
             .collect::<anyhow::Result<_>>()?
     } else {

@@ -36,6 +36,11 @@ pub struct RunOutcome {
     pub generated: Vec<u32>,
     /// Their text, when the model has a tokenizer.
     pub generated_text: Option<String>,
+    /// `Some(context)` when generation stopped because the next token would
+    /// not fit the context (the chip's, or the checkpoint's
+    /// `max_positions`) before `max_tokens` or EOS: what was generated so far
+    /// is kept, and a note goes to stderr.
+    pub stopped_at_context: Option<usize>,
 }
 
 /// The chip image at `model` (or one built in memory with default options
@@ -105,58 +110,105 @@ pub fn run(
         }
         Ok(())
     };
-    let (ids, generated, tokenizer) = if executor == Executor::Reference {
+    let (ids, generated, tokenizer, limit, eos) = if executor == Executor::Reference {
         let (image, source) = open_image(model)?;
         let tok = source.and_then(|s| s.tokenizer);
         let ids = prompt_ids(tok.as_ref(), model, prompt)?;
+        let limit = image.context;
+        fits(&ids, limit, "the chip's context")?;
         let r = Reference::new(&image, 0)?;
         let vocab = image.model.hparams.vocab_size;
         let mut session = r.session();
         let logits = r.forward(&mut session, &ids, 0)?;
         dump(npy_i64(&[ids.len(), vocab], &logits))?;
         let mut last = logits[(ids.len() - 1) * vocab..].to_vec();
-        let generated = greedy(max_tokens, image.model.hparams.eos_token_id, |next| {
-            last = match next {
-                Some(t) => r.forward(&mut session, &[t], 0)?,
-                None => return Ok(taalasc_float::argmax(&last)),
-            };
-            Ok(taalasc_float::argmax(&last))
-        })?;
-        (ids, generated, tok)
+        let generated = greedy(
+            max_tokens,
+            limit - ids.len(),
+            image.model.hparams.eos_token_id,
+            |next| {
+                last = match next {
+                    Some(t) => r.forward(&mut session, &[t], 0)?,
+                    None => return Ok(taalasc_float::argmax(&last)),
+                };
+                Ok(taalasc_float::argmax(&last))
+            },
+        )?;
+        (ids, generated, tok, limit, image.model.hparams.eos_token_id)
     } else {
         let (loaded, float) = crate::load_float(model)?;
         let ids = prompt_ids(loaded.tokenizer.as_ref(), model, prompt)?;
+        let limit = loaded.model.hparams.max_positions;
+        fits(&ids, limit, "the model's max_positions")?;
         let mut session = float.session();
         let logits = float.forward(&mut session, &ids, 0)?;
         let data: Vec<f32> = logits.iter().copied().collect();
         dump(npy_f32(&[logits.nrows(), logits.ncols()], &data))?;
         let mut last = logits.row(logits.nrows() - 1).to_owned();
-        let generated = greedy(max_tokens, loaded.model.hparams.eos_token_id, |next| {
-            if let Some(t) = next {
-                last = float.forward(&mut session, &[t], 0)?.row(0).to_owned();
-            }
-            Ok(taalasc_float::argmax(
-                last.as_slice().expect("contiguous logits"),
-            ))
-        })?;
-        (ids, generated, loaded.tokenizer)
+        let room = limit - ids.len();
+        let generated = greedy(
+            max_tokens,
+            room,
+            loaded.model.hparams.eos_token_id,
+            |next| {
+                if let Some(t) = next {
+                    last = float.forward(&mut session, &[t], 0)?.row(0).to_owned();
+                }
+                Ok(taalasc_float::argmax(
+                    last.as_slice().expect("contiguous logits"),
+                ))
+            },
+        )?;
+        (
+            ids,
+            generated,
+            loaded.tokenizer,
+            limit,
+            loaded.model.hparams.eos_token_id,
+        )
     };
+    // Stopped by the context: fewer than asked, and not at EOS.
+    let stopped_at_context = (generated.len() < max_tokens
+        && generated.len() == limit - ids.len() + 1
+        && generated.last().copied() != eos)
+        .then_some(limit);
     let generated_text = tokenizer
         .as_ref()
         .map(|t| t.decode(&generated))
         .transpose()?;
+    if let Some(ctx) = stopped_at_context {
+        eprintln!(
+            "note: generation stopped at the context of {ctx} positions after {} of {max_tokens} tokens ({} prompt + {} generated); the tokens generated so far are printed",
+            generated.len(),
+            ids.len(),
+            generated.len()
+        );
+    }
     Ok(RunOutcome {
         prompt_tokens: ids,
         generated,
         generated_text,
+        stopped_at_context,
     })
 }
 
+/// Checks that the prompt fits a context of `limit` positions (`what`).
+fn fits(ids: &[u32], limit: usize, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        ids.len() <= limit,
+        "the prompt's {} tokens do not fit {what} of {limit} positions",
+        ids.len()
+    );
+    Ok(())
+}
+
 /// Greedy generation: `step(None)` gives the argmax after the prompt,
-/// `step(Some(t))` feeds `t` and gives the next argmax; stops at `eos` or
-/// after `max_tokens`.
+/// `step(Some(t))` feeds `t` and gives the next argmax; stops at `eos`,
+/// after `max_tokens`, or when no position is left to feed a token (`room`:
+/// positions after the prompt; at most `room + 1` tokens are generated).
 fn greedy(
     max_tokens: usize,
+    room: usize,
     eos: Option<u32>,
     mut step: impl FnMut(Option<u32>) -> anyhow::Result<u32>,
 ) -> anyhow::Result<Vec<u32>> {
@@ -167,7 +219,7 @@ fn greedy(
     let mut next = step(None)?;
     loop {
         generated.push(next);
-        if Some(next) == eos || generated.len() == max_tokens {
+        if Some(next) == eos || generated.len() == max_tokens || generated.len() > room {
             return Ok(generated);
         }
         next = step(Some(next))?;

@@ -47,6 +47,23 @@ pub enum FloatError {
         /// Rows of the position table (`max_positions`).
         max: usize,
     },
+    /// A node computed a NaN or infinite value (weights or activations
+    /// that overflow f32): the first such node of the call.
+    #[error("{}node `{node}` ({op}) computed a non-finite value ({value}) at position {position}, feature {feature}: the model's weights or activations overflow f32", layer.map_or(String::new(), |l| format!("layer {l}, ")))]
+    NonFinite {
+        /// The decoder layer of the node (`None`: embedding or head).
+        layer: Option<usize>,
+        /// The node's IR name.
+        node: String,
+        /// The node's op mnemonic.
+        op: &'static str,
+        /// The absolute position of the first bad value.
+        position: usize,
+        /// Its feature index.
+        feature: usize,
+        /// The value (NaN or ±inf).
+        value: f32,
+    },
     /// `logits_from` is larger than the number of tokens given.
     #[error("`logits_from` = {from} is past the {tokens} tokens of this call")]
     BadLogitsRange {
@@ -286,6 +303,24 @@ impl FloatModel {
                 Op::GeluTanh => arg(0).mapv(kernels::gelu_tanh),
                 Op::Logits => arg(0).to_owned(),
             };
+            // One pass over each node's output: the first node (in
+            // topological, so layer, order) that overflows is named.
+            if let Some(i) = out.iter().position(|x| !x.is_finite()) {
+                let cols = out.ncols().max(1);
+                let row0 = if n == self.head || n == self.model.output {
+                    logits_from
+                } else {
+                    0
+                };
+                return Err(FloatError::NonFinite {
+                    layer: node.layer,
+                    node: node.name.clone(),
+                    op: node.op.mnemonic(),
+                    position: pos0 + row0 + i / cols,
+                    feature: i % cols,
+                    value: out.iter().nth(i).copied().unwrap_or(f32::NAN),
+                });
+            }
             for i in ins {
                 remaining[i.index()] -= 1;
                 if remaining[i.index()] == 0 {

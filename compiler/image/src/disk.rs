@@ -11,7 +11,18 @@
 //! (`taalasc-chip-image-1`), the context and every matrix's weight format.
 //! The layout is a function of [`ImageInfo`] alone, so [`ChipImage::to_files`]
 //! and a streamed [`ImageWriter`] give the same bytes.
+//!
+//! A folder may come from elsewhere, so [`LazyImage::open`] (and with it
+//! [`ChipImage::read`]) trusts nothing in it: `graph.json` must carry the
+//! format tag [`taalasc_ir::GRAPH_FORMAT`], every size in it is bounded
+//! ([`crate::MAX_DIM`], [`crate::MAX_CONTEXT`]) before anything is built
+//! from it, every hyperparameter must agree with the nodes, and config-like
+//! values (`eps`, RoPE `theta` and scaling) must be in range; every tensor
+//! of `weights.safetensors` must have exactly the dtype and shape the graph
+//! gives its weight, and no other tensor may be present. Each error names
+//! the file and the field or tensor.
 
+use crate::check;
 use crate::error::{bad_rows, io_err, not_a, ImageError};
 use crate::image::{ChipImage, ImageInfo, ImageSource, MatrixInfo, Param, ParamInfo};
 use std::borrow::Cow;
@@ -195,6 +206,8 @@ impl ChipImage {
 pub struct LazyImage {
     info: ImageInfo,
     path: PathBuf,
+    /// The folder's `graph.json`.
+    graph: PathBuf,
     file: std::fs::File,
     /// File offset of the data.
     data_start: u64,
@@ -211,10 +224,16 @@ impl LazyImage {
         use std::os::unix::fs::FileExt;
         let gpath = dir.join(GRAPH_FILE);
         let text = std::fs::read_to_string(&gpath).map_err(io_err(&gpath))?;
-        let model = Model::from_json(&text).map_err(|e| ImageError::Format {
+        let gbad = |message: String| ImageError::Format {
             path: gpath.display().to_string(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| gbad(e.to_string()))?;
+        check::check_graph_doc(&doc).map_err(gbad)?;
+        drop(doc);
+        let model = Model::from_json(&text).map_err(|e| gbad(e.to_string()))?;
+        check::check_hparams(&model).map_err(gbad)?;
         let wpath = dir.join(WEIGHTS_FILE);
         let file = std::fs::File::open(&wpath).map_err(io_err(&wpath))?;
         let size = file.metadata().map_err(io_err(&wpath))?.len();
@@ -248,6 +267,7 @@ impl LazyImage {
             .as_str()
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| bad("metadata has no context".into()))?;
+        check::check_context(&model, context).map_err(&bad)?;
         let formats: serde_json::Value =
             serde_json::from_str(meta["weight_formats"].as_str().unwrap_or("{}"))
                 .map_err(|e| bad(format!("weight_formats: {e}")))?;
@@ -265,12 +285,17 @@ impl LazyImage {
             }
             let shape: Vec<usize> = t["shape"]
                 .as_array()
-                .map(|a| {
+                .and_then(|a| {
                     a.iter()
-                        .filter_map(|d| d.as_u64().map(|d| d as usize))
-                        .collect()
+                        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                        .collect::<Option<Vec<usize>>>()
                 })
-                .unwrap_or_default();
+                .ok_or_else(|| {
+                    bad(format!(
+                        "tensor `{name}`: shape {} is not a list of sizes",
+                        t["shape"]
+                    ))
+                })?;
             let o = &t["data_offsets"];
             let (s, e) = (
                 o[0].as_u64().unwrap_or(u64::MAX),
@@ -301,8 +326,17 @@ impl LazyImage {
                 let (sshape, scales) = tensor(&format!("{n}.scales"), "U16", 2)?
                     .ok_or_else(|| bad(format!("`{n}` has no scales")))?;
                 let offsets = tensor(&format!("{n}.offsets"), "U16", 2)?;
-                let group_bits = tensor(&format!("{n}.group_bits"), "U8", 1)?.map(|t| t.1);
-                let row_bits = tensor(&format!("{n}.row_bits"), "U8", 1)?.map(|t| t.1);
+                let list = |what: &str| -> Result<Option<Range<u64>>, ImageError> {
+                    let t = tensor(&format!("{n}.{what}"), "U8", 1)?;
+                    match t {
+                        Some((s, _)) if s.len() != 1 => Err(bad(format!(
+                            "tensor `{n}.{what}` has shape {s:?}, expected a list"
+                        ))),
+                        t => Ok(t.map(|t| t.1)),
+                    }
+                };
+                let group_bits = list("group_bits")?;
+                let row_bits = list("row_bits")?;
                 if shape.len() != 2 {
                     return Err(bad(format!("`{n}.codes` must be 2-D")));
                 }
@@ -312,13 +346,15 @@ impl LazyImage {
                     .product::<usize>()
                     .checked_div(rows)
                     .unwrap_or(0);
-                let lengths_ok = sshape.iter().product::<usize>() == rows * groups
-                    && offsets
-                        .as_ref()
-                        .is_none_or(|o| o.0.iter().product::<usize>() == rows * groups);
-                if !lengths_ok {
+                let want = [rows, format.groups_per_row(cols)];
+                if rows > 0 && sshape != want {
                     return Err(bad(format!(
-                        "`{n}`: scales or offsets do not hold whole rows of groups"
+                        "tensor `{n}.scales` has shape {sshape:?}, but format {fmt_name} of `{n}.codes` {shape:?} needs {want:?}"
+                    )));
+                }
+                if let Some((oshape, _)) = offsets.as_ref().filter(|o| o.0 != sshape) {
+                    return Err(bad(format!(
+                        "tensor `{n}.offsets` has shape {oshape:?}, but `{n}.scales` has {sshape:?}"
                     )));
                 }
                 let widths = CodeWidths {
@@ -349,12 +385,24 @@ impl LazyImage {
                     row_bits,
                 });
             } else if let Some((shape, values)) = tensor(&format!("{n}.fixed16"), "I32", 4)? {
+                if shape.len() != 1 {
+                    return Err(bad(format!(
+                        "tensor `{n}.fixed16` has shape {shape:?}, but graph.json gives `{n}` the shape {:?}",
+                        info.shape
+                    )));
+                }
                 params.push(ParamInfo::Fixed16(shape.iter().product()));
                 spans.push(Spans {
                     values,
                     ..Spans::default()
                 });
             } else if let Some((shape, values)) = tensor(&format!("{n}.w48"), "I64", 8)? {
+                if shape.len() != 1 {
+                    return Err(bad(format!(
+                        "tensor `{n}.w48` has shape {shape:?}, but graph.json gives `{n}` the shape {:?}",
+                        info.shape
+                    )));
+                }
                 params.push(ParamInfo::Wide(shape.iter().product()));
                 spans.push(Spans {
                     values,
@@ -364,13 +412,43 @@ impl LazyImage {
                 return Err(bad(format!("no tensor for weight `{n}`")));
             }
         }
+        // Every stored tensor belongs to a weight of the graph.
+        let mut known = std::collections::HashSet::new();
+        for info in &model.weights {
+            for t in [
+                "codes",
+                "scales",
+                "offsets",
+                "group_bits",
+                "row_bits",
+                "fixed16",
+                "w48",
+            ] {
+                known.insert(format!("{}.{t}", info.name));
+            }
+        }
+        if let Some(name) = header
+            .as_object()
+            .into_iter()
+            .flat_map(|h| h.keys())
+            .find(|k| *k != "__metadata__" && !known.contains(*k))
+        {
+            return Err(bad(format!(
+                "tensor `{name}` is not a weight of {GRAPH_FILE}"
+            )));
+        }
+        let info = ImageInfo {
+            model,
+            params,
+            context,
+        };
+        // Every stored shape against the graph, then the datapath's rules.
+        check::check_params(&info).map_err(&bad)?;
+        crate::legality::verify(&info).map_err(|e| gbad(e.to_string()))?;
         Ok(LazyImage {
-            info: ImageInfo {
-                model,
-                params,
-                context,
-            },
+            info,
             path: wpath,
+            graph: gpath,
             file,
             data_start,
             spans,
@@ -404,6 +482,10 @@ impl LazyImage {
 impl ImageSource for LazyImage {
     fn info(&self) -> Cow<'_, ImageInfo> {
         Cow::Borrowed(&self.info)
+    }
+
+    fn graph_path(&self) -> Option<&Path> {
+        Some(&self.graph)
     }
 
     fn matrix_rows(
@@ -626,6 +708,7 @@ impl ImageWriter {
         }
         Ok(LazyImage {
             info: self.info,
+            graph: self.path.with_file_name(GRAPH_FILE),
             path: self.path,
             file: self.file,
             data_start: self.data_start,

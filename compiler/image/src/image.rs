@@ -217,6 +217,12 @@ pub trait ImageSource {
     fn fixed16_values(&self, id: WeightId) -> Result<Cow<'_, [i32]>, ImageError>;
     /// The `W48` values of weight `id`.
     fn wide_values(&self, id: WeightId) -> Result<Cow<'_, [i64]>, ImageError>;
+    /// The `graph.json` the image was read from, if it was read from a
+    /// folder: consumers (the hardware planner) name it in their errors
+    /// about the image.
+    fn graph_path(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 impl ImageSource for ChipImage {

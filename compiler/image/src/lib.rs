@@ -24,11 +24,13 @@
 
 #![warn(missing_docs)]
 
+mod check;
 pub mod disk;
 mod error;
 pub mod image;
 pub mod legality;
 
+pub use check::{MAX_CONTEXT, MAX_DIM};
 pub use disk::{ImageWriter, LazyImage, GRAPH_FILE, WEIGHTS_FILE};
 pub use error::ImageError;
 pub use image::{rows_of, ChipImage, ImageInfo, ImageSource, MatrixInfo, Param, ParamInfo};

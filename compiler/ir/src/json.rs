@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 /// index order, edges as `(source, target, port)`.
 #[derive(Serialize, Deserialize)]
 struct ModelDoc {
+    /// [`GRAPH_FORMAT`] (absent in graphs written before it existed; the
+    /// chip-image loader requires it).
+    #[serde(default)]
+    format: Option<String>,
     hparams: HParams,
     weights: Vec<WeightInfo>,
     nodes: Vec<Node>,
@@ -19,10 +23,15 @@ struct ModelDoc {
     output: usize,
 }
 
+/// The format tag `graph.json` carries (its `format` field): a reader
+/// rejects a graph of any other version.
+pub const GRAPH_FORMAT: &str = "taalasc-graph-1";
+
 impl Model {
     /// Deterministic JSON form of the model (graph, weights, hyperparameters).
     pub fn to_json(&self) -> String {
         let doc = ModelDoc {
+            format: Some(GRAPH_FORMAT.to_string()),
             hparams: self.hparams.clone(),
             weights: self.weights.clone(),
             nodes: self.graph.node_weights().cloned().collect(),

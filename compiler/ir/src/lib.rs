@@ -22,7 +22,7 @@ pub mod weights;
 
 pub use builder::Builder;
 pub use dtype::DType;
-pub use json::JsonError;
+pub use json::{JsonError, GRAPH_FORMAT};
 pub use model::{Edge, HParams, LayerSummary, Model, Node};
 pub use op::{Op, RopeScaling, RopeSpec};
 pub use petgraph::graph::NodeIndex;

@@ -112,6 +112,30 @@ pub fn plan_shared(
     split_io: bool,
     layers_per_engine: usize,
 ) -> Result<Plan, PlanError> {
+    plan_image(image, lanes, rows, users, split_io, layers_per_engine).map_err(|e| {
+        // An image read from a folder: its errors name the folder's graph.json.
+        match (e, image.graph_path()) {
+            (
+                PlanError::Image(e @ (ImageError::Unsupported { .. } | ImageError::Param { .. })),
+                Some(path),
+            ) => PlanError::Image(ImageError::Format {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            (e, _) => e,
+        }
+    })
+}
+
+/// [`plan_shared`], with errors about the image as found.
+fn plan_image(
+    image: &dyn ImageSource,
+    lanes: usize,
+    rows: usize,
+    users: usize,
+    split_io: bool,
+    layers_per_engine: usize,
+) -> Result<Plan, PlanError> {
     // Metadata only (formats, shapes, widths): no weight value is read.
     let info = image.info();
     check_options(lanes, rows, users)?;
