@@ -3,6 +3,10 @@
 //! the file and the tensor, field or layer); the float reference refuses to
 //! print NaN; generation stops at the context and keeps what it generated.
 //! Each test damages a copy of `examples/tiny-llama` or a chip built from it.
+//! A damaged chip file is resealed (its digest in manifest.json updated), as
+//! someone handing over a forged folder would: the digests alone would
+//! otherwise catch every edit first (tests/trust_output.rs), and the image
+//! checks below would go untested.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -51,11 +55,28 @@ fn assert_mentions(msg: &str, parts: &[&str]) {
     }
 }
 
+/// Updates the digest of the chip file `path` in its folder's manifest.
+fn reseal(path: &Path) {
+    use sha2::Digest;
+    let dir = path.parent().unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let mp = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&mp).unwrap()).unwrap();
+    let d: String = sha2::Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(m["digests"][name].is_string(), "{name} has no digest");
+    m["digests"][name] = Value::String(d);
+    std::fs::write(&mp, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
 fn edit_graph(dir: &Path, f: impl FnOnce(&mut Value)) {
     let p = dir.join("graph.json");
     let mut g: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     f(&mut g);
     std::fs::write(&p, serde_json::to_string(&g).unwrap()).unwrap();
+    reseal(&p);
 }
 
 /// Rewrites the header of a safetensors file.
@@ -72,6 +93,9 @@ fn edit_header(path: &Path, f: impl FnOnce(&mut serde_json::Map<String, Value>))
     out.extend_from_slice(&hb);
     out.extend_from_slice(&bytes[8 + n..]);
     std::fs::write(path, out).unwrap();
+    if path.parent().unwrap().join("manifest.json").is_file() {
+        reseal(path);
+    }
 }
 
 fn run_chip(dir: &Path) -> String {

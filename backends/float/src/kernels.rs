@@ -8,7 +8,13 @@ pub fn rms_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, eps: f32) -> Array2<f
     let mut out = x.to_owned();
     for mut row in out.rows_mut() {
         let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
-        let r = 1.0 / (ms + eps).sqrt();
+        // An overflowed sum would give a scale of exactly 0 and hide the
+        // overflow; NaN lets the non-finite check name this node.
+        let r = if ms.is_finite() {
+            1.0 / (ms + eps).sqrt()
+        } else {
+            f32::NAN
+        };
         row.iter_mut()
             .zip(gain.iter())
             .for_each(|(v, g)| *v = g * (*v * r));
@@ -27,7 +33,12 @@ pub fn layer_norm(
         let n = row.len() as f32;
         let mean = row.sum() / n;
         let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-        let r = 1.0 / (var + eps).sqrt();
+        // As in rms_norm: an overflowed variance is reported, not zeroed.
+        let r = if var.is_finite() {
+            1.0 / (var + eps).sqrt()
+        } else {
+            f32::NAN
+        };
         row.iter_mut()
             .zip(gain.iter().zip(bias.iter()))
             .for_each(|(v, (g, b))| *v = (*v - mean) * r * g + b);
@@ -179,4 +190,26 @@ pub fn attention(
 pub fn gelu_tanh(x: f32) -> f32 {
     const C: f32 = 0.797_884_6; // sqrt(2/pi)
     0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{arr1, arr2};
+
+    /// Finite inputs whose squares overflow f32: the norms give NaN (which
+    /// the reference's non-finite check reports) rather than a silent 0.
+    #[test]
+    fn norms_report_an_overflowed_sum_as_nan() {
+        let x = arr2(&[[3e38f32, 3e38, 1.0, -1.0], [1.0, 2.0, 3.0, 4.0]]);
+        let g = arr1(&[1.0f32; 4]);
+        let b = arr1(&[0.0f32; 4]);
+        for out in [
+            rms_norm(x.view(), g.view(), 1e-5),
+            layer_norm(x.view(), g.view(), b.view(), 1e-5),
+        ] {
+            assert!(out.row(0).iter().all(|v| v.is_nan()), "{out}");
+            assert!(out.row(1).iter().all(|v| v.is_finite()), "{out}");
+        }
+    }
 }

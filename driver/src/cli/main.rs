@@ -155,6 +155,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                     "prompt_tokens": r.prompt_tokens,
                     "generated_tokens": r.generated,
                     "generated_text": r.generated_text,
+                    "stopped_at_context": r.stopped_at_context,
                     "logits_file": dump_logits.map(|p| p.display().to_string()),
                 });
                 outln!("{}", serde_json::to_string_pretty(&v)?);
