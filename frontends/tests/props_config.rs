@@ -18,7 +18,7 @@ proptest! {
         gpt2 in any::<bool>(),
     ) {
         let s = scratch();
-        std::fs::write(s.dir.join("model.safetensors"), safetensors_bytes(&tiny_hf_tensors())).unwrap();
+        write_tiny_weights_once(&s.dir);
         let mut cfg = tiny_config();
         if gpt2 {
             cfg["architectures"] = json!(["GPT2LMHeadModel"]);
@@ -39,12 +39,20 @@ proptest! {
     #[test]
     fn config_mutated_text(muts in proptest::collection::vec(mutation(), 1..5)) {
         let s = scratch();
-        std::fs::write(s.dir.join("model.safetensors"), safetensors_bytes(&tiny_hf_tensors())).unwrap();
+        write_tiny_weights_once(&s.dir);
         let mut text = serde_json::to_vec_pretty(&tiny_config()).unwrap();
         for m in &muts {
             apply(&mut text, m);
         }
         std::fs::write(s.dir.join("config.json"), &text).unwrap();
         check_load(&s.dir, &s.dir)?;
+    }
+}
+
+/// The weights never change between cases: write them once per folder.
+fn write_tiny_weights_once(dir: &std::path::Path) {
+    let p = dir.join("model.safetensors");
+    if !p.exists() {
+        std::fs::write(p, safetensors_bytes(&tiny_hf_tensors())).unwrap();
     }
 }
