@@ -401,6 +401,60 @@ pub(crate) fn keep_layers(
     Ok(())
 }
 
+/// The checkpoint must hold exactly the decoder layers the config declares:
+/// a layer tensor (named `{prefix}{layer}.…`) at or past `n_layers` means the
+/// config undercounts and those weights would be silently dropped; a
+/// highest stored layer below `n_layers - 1` means it overcounts. Either is
+/// an error naming the config file and its `field`. Call it before any
+/// deliberate `--layers` slicing ([`keep_layers`]).
+pub(crate) fn check_layer_count(
+    index: &TensorIndex,
+    prefix: &str,
+    n_layers: usize,
+    config: &Path,
+    field: &str,
+) -> Result<(), LoadError> {
+    // (layer, name) of the first tensor past the declared layers, and the
+    // highest layer stored.
+    let mut first_extra: Option<(usize, &str)> = None;
+    let mut highest: Option<usize> = None;
+    for name in index.tensors.keys() {
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let digits = rest.split('.').next().unwrap_or("");
+        let Ok(layer) = digits.parse::<usize>() else {
+            continue;
+        };
+        highest = highest.max(Some(layer));
+        if layer >= n_layers && first_extra.is_none_or(|(l, _)| layer < l) {
+            first_extra = Some((layer, name));
+        }
+    }
+    let err = |message: String| LoadError::Config {
+        path: config.to_path_buf(),
+        field: field.to_string(),
+        message,
+    };
+    if let Some((layer, tensor)) = first_extra {
+        return Err(err(format!(
+            "declares {n_layers} decoder layers, but the checkpoint holds {} (tensor `{tensor}` of layer {layer} would be unused)",
+            highest.unwrap_or(layer) + 1
+        )));
+    }
+    match highest {
+        Some(h) if h + 1 < n_layers => Err(err(format!(
+            "declares {n_layers} decoder layers, but the checkpoint holds only {} (no `{prefix}{}.*` tensor)",
+            h + 1,
+            h + 1
+        ))),
+        None => Err(err(format!(
+            "declares {n_layers} decoder layers, but the checkpoint holds no `{prefix}N.*` tensor"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Builds the IR graph for `spec`, binding every weight through `names`.
 pub fn lower(
     spec: &ArchSpec,

@@ -15,6 +15,7 @@ pub mod dequant;
 pub mod error;
 pub mod gguf;
 pub mod hf;
+pub mod json;
 pub mod tensors;
 pub mod tokenizer;
 

@@ -36,6 +36,28 @@ impl MappedFile {
     }
 }
 
+impl MappedFile {
+    /// An anonymous read-only map holding a copy of `bytes`, named `path` in
+    /// messages: the in-memory twin of [`MappedFile::open`], for checking
+    /// bytes that are not in a file (fuzzing, property tests).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, LoadError> {
+        if bytes.is_empty() {
+            // A zero-length anonymous map is an error; so is an empty checkpoint.
+            return Err(LoadError::format(path, "the file is empty"));
+        }
+        let mut map = memmap2::MmapOptions::new()
+            .len(bytes.len())
+            .map_anon()
+            .map_err(|e| LoadError::io(path, e))?;
+        map.copy_from_slice(bytes);
+        let map = map.make_read_only().map_err(|e| LoadError::io(path, e))?;
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+}
+
 /// Where one source tensor lives.
 #[derive(Clone, Debug)]
 pub struct TensorEntry {

@@ -108,6 +108,18 @@ fn verify_node(model: &Model, n: NodeIndex) -> Result<(), VerifyError> {
         }
         Ok(())
     };
+    // The integer norm's constants need a positive, finite epsilon
+    // (`taalasc_numerics::NormConsts::new` asserts it).
+    let eps_ok = |eps: f32| -> Result<(), VerifyError> {
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(fail(
+                model,
+                n,
+                format!("norm eps {eps} must be positive and finite"),
+            ));
+        }
+        Ok(())
+    };
     match &node.op {
         Op::Tokens => width_is(w, 1, "width")?,
         Op::Embed { table } => {
@@ -120,11 +132,13 @@ fn verify_node(model: &Model, n: NodeIndex) -> Result<(), VerifyError> {
             let rows = model.weight(*table).shape.first().copied().unwrap_or(0);
             shape_is(*table, &[rows, w])?;
         }
-        Op::RmsNorm { gain, .. } => {
+        Op::RmsNorm { gain, eps } => {
+            eps_ok(*eps)?;
             width_is(ins[0], w, "input width")?;
             shape_is(*gain, &[w])?;
         }
-        Op::LayerNorm { gain, bias, .. } => {
+        Op::LayerNorm { gain, bias, eps } => {
+            eps_ok(*eps)?;
             width_is(ins[0], w, "input width")?;
             shape_is(*gain, &[w])?;
             shape_is(*bias, &[w])?;
@@ -142,6 +156,13 @@ fn verify_node(model: &Model, n: NodeIndex) -> Result<(), VerifyError> {
         } => {
             width_is(ins[0], w, "input width")?;
             width_is(w, n_heads * head_dim, "width")?;
+            if !(spec.theta.is_finite() && spec.theta > 0.0) {
+                return Err(fail(
+                    model,
+                    n,
+                    format!("RoPE theta {} must be positive and finite", spec.theta),
+                ));
+            }
             if spec.rotary_dim > *head_dim || spec.rotary_dim % 2 != 0 || spec.rotary_dim == 0 {
                 return Err(fail(
                     model,

@@ -91,6 +91,14 @@ pub type RmsNormConsts = NormConsts;
 
 impl NormConsts {
     /// Build time: constants for width `n` and the model's epsilon.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 or `eps` is negative or not finite. Callers pass a
+    /// verified IR graph, whose norms have `eps > 0` and finite (the
+    /// frontends reject anything else naming the config field, and
+    /// `taalasc_ir::verify` rejects it for graphs from any other source), so
+    /// this is a check of that contract, not of user input.
     pub fn new(n: usize, eps: f32) -> Self {
         assert!(
             n > 0 && eps >= 0.0 && eps.is_finite(),

@@ -26,9 +26,31 @@ use std::path::Path;
 /// Loads a GGUF file: graph, lazily-read weights and (if the metadata holds
 /// one) the tokenizer.
 pub fn load(path: &Path, layers: Option<usize>) -> Result<LoadedModel, LoadError> {
-    let file = GgufFile::open(path)?;
+    load_parsed(GgufFile::open(path)?, layers)
+}
+
+/// [`load`] from the bytes of a GGUF file held in memory; `path` only names
+/// it in messages. The same checks, for fuzzing and property tests.
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    layers: Option<usize>,
+) -> Result<LoadedModel, LoadError> {
+    let file = crate::tensors::MappedFile::from_bytes(path, bytes)?;
+    load_parsed(GgufFile::from_mapped(file)?, layers)
+}
+
+fn load_parsed(file: GgufFile, layers: Option<usize>) -> Result<LoadedModel, LoadError> {
+    let path = &file.path().to_path_buf();
     let (metadata, index) = file.into_parts();
     let mut spec = names::arch_spec(&metadata, &index)?;
+    crate::arch::check_layer_count(
+        &index,
+        "blk.",
+        spec.hparams.n_layers,
+        path,
+        &format!("{}.block_count", spec.hparams.architecture),
+    )?;
     crate::arch::keep_layers(&mut spec, layers, path)?;
     let scheme = names::LlamaCppNames {
         path: path.to_path_buf(),

@@ -100,8 +100,11 @@ pub fn arch_spec(meta: &Metadata, index: &TensorIndex) -> Result<ArchSpec, LoadE
     let eps = meta
         .f64(&eps_key)?
         .ok_or_else(|| meta.err(&eps_key, "missing (the RMSNorm epsilon is required)"))?;
-    if eps <= 0.0 {
-        return Err(meta.err(&eps_key, format!("must be positive, found {eps}")));
+    if eps <= 0.0 || !(eps as f32 > 0.0 && (eps as f32).is_finite()) {
+        return Err(meta.err(
+            &eps_key,
+            format!("must be positive and a finite f32, found {eps}"),
+        ));
     }
     let max_positions = meta.positive(&k("context_length"))?;
     let scaling = rope_scaling(meta, arch)?;
@@ -153,6 +156,18 @@ pub fn arch_spec(meta: &Metadata, index: &TensorIndex) -> Result<ArchSpec, LoadE
             format!("{n_heads} heads of {head_dim} features is implausibly large"),
         ));
     }
+    let token_id = |key: &str| -> Result<Option<u32>, LoadError> {
+        match meta.token_id(key)? {
+            Some(id) if id as usize >= vocab_size => Err(meta.err(
+                key,
+                format!("token id {id} is outside the vocabulary (vocab_size = {vocab_size})"),
+            )),
+            id => Ok(id),
+        }
+    };
+    let bos_token_id = token_id("tokenizer.ggml.bos_token_id")?;
+    let eos_token_id = token_id("tokenizer.ggml.eos_token_id")?;
+    token_id("tokenizer.ggml.padding_token_id")?;
     let has = |name: &str| index.get(name).is_some();
     let qkv_bias = ["attn_q", "attn_k", "attn_v"]
         .iter()
@@ -174,8 +189,8 @@ pub fn arch_spec(meta: &Metadata, index: &TensorIndex) -> Result<ArchSpec, LoadE
             d_ff,
             max_positions,
             tied_embeddings: !has("output.weight"),
-            bos_token_id: meta.token_id("tokenizer.ggml.bos_token_id")?,
-            eos_token_id: meta.token_id("tokenizer.ggml.eos_token_id")?,
+            bos_token_id,
+            eos_token_id,
         },
         norm: NormKind::Rms,
         norm_eps: eps as f32,

@@ -137,8 +137,12 @@ impl GgufFile {
                 format!("not a GGUF file: only {len} bytes long (a GGUF file starts with the 4-byte magic `GGUF`)"),
             ));
         }
-        let file = MappedFile::open(path)?;
-        let header = Header::parse(path, &file.map)?;
+        Self::from_mapped(MappedFile::open(path)?)
+    }
+
+    /// Parses an already mapped file (see [`MappedFile::from_bytes`]).
+    pub fn from_mapped(file: MappedFile) -> Result<Self, LoadError> {
+        let header = Header::parse(&file.path, &file.map)?;
         Ok(GgufFile { header, file })
     }
 

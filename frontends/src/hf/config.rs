@@ -16,6 +16,10 @@ pub const SUPPORTED: &[&str] = &[
     "GPT2LMHeadModel",
 ];
 
+/// Upper bound on any single size read from the config (2^31), so that
+/// products of sizes cannot overflow and every token id fits in `u32`.
+pub const MAX_SIZE: usize = 1 << 31;
+
 /// The family a config selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -40,7 +44,13 @@ impl Config {
     /// Reads and parses `path`, which must hold a JSON object.
     pub fn read(path: &Path) -> Result<Self, LoadError> {
         let text = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
-        let value: Value = serde_json::from_slice(&text)
+        Self::parse(path, &text)
+    }
+
+    /// Parses `text` as the contents of the config file `path` (used only in
+    /// messages). A key given twice is an error, not "last one wins".
+    pub fn parse(path: &Path, text: &[u8]) -> Result<Self, LoadError> {
+        let value: Value = crate::json::parse_strict(text)
             .map_err(|e| LoadError::format(path, format!("config is not valid JSON: {e}")))?;
         match value {
             Value::Object(map) => Ok(Config {
@@ -68,6 +78,10 @@ impl Config {
         match self.get(field) {
             None => Ok(None),
             Some(v) => match v.as_u64() {
+                Some(n) if n > MAX_SIZE as u64 => Err(self.err(
+                    field,
+                    format!("{n} is implausibly large (limit {MAX_SIZE})"),
+                )),
                 Some(n) if n > 0 => Ok(Some(n as usize)),
                 _ => Err(self.err(field, format!("expected a positive integer, found {v}"))),
             },
@@ -107,20 +121,47 @@ impl Config {
         }
     }
 
-    /// A token id field that may be an integer or a list (first entry used).
-    fn token_id(&self, field: &str) -> Result<Option<u32>, LoadError> {
+    /// A token id field that may be an integer or a list of integers (the
+    /// first entry is used; every entry must be a valid id). Every id must be
+    /// below `vocab_size`: an id is never truncated or wrapped.
+    fn token_id(&self, field: &str, vocab_size: usize) -> Result<Option<u32>, LoadError> {
+        let check = |v: &Value| -> Result<u32, LoadError> {
+            let id = v.as_u64().ok_or_else(|| {
+                self.err(
+                    field,
+                    format!("expected a non-negative integer token id, found {v}"),
+                )
+            })?;
+            if id >= vocab_size as u64 {
+                return Err(self.err(
+                    field,
+                    format!("token id {id} is outside the vocabulary (vocab_size = {vocab_size})"),
+                ));
+            }
+            // vocab_size <= MAX_SIZE = 2^31, so the id fits in u32.
+            Ok(id as u32)
+        };
         match self.get(field) {
             None => Ok(None),
-            Some(Value::Array(a)) if a.is_empty() => Ok(None),
-            Some(Value::Array(a)) => a[0]
-                .as_u64()
-                .map(|x| Some(x as u32))
-                .ok_or_else(|| self.err(field, "expected integer token ids")),
-            Some(v) => v
-                .as_u64()
-                .map(|x| Some(x as u32))
-                .ok_or_else(|| self.err(field, format!("expected an integer token id, found {v}"))),
+            Some(Value::Array(a)) => {
+                let ids = a.iter().map(check).collect::<Result<Vec<u32>, _>>()?;
+                Ok(ids.first().copied())
+            }
+            Some(v) => check(v).map(Some),
         }
+    }
+
+    /// A required-positive float that must also be a usable `f32` norm epsilon.
+    fn eps(&self, field: &str, default: f64) -> Result<f32, LoadError> {
+        let eps = self.f64(field)?.unwrap_or(default);
+        let e32 = eps as f32;
+        if !(eps > 0.0 && e32 > 0.0 && e32.is_finite()) {
+            return Err(self.err(
+                field,
+                format!("the norm epsilon must be a positive, finite f32, found {eps}"),
+            ));
+        }
+        Ok(e32)
     }
 
     /// The family named by `architectures[0]`; an unsupported name is
@@ -180,8 +221,30 @@ impl Config {
             Some(t) => t,
             None => self.f64("rope_theta")?.unwrap_or(10000.0),
         };
+        if theta <= 0.0 {
+            let field = match params.and_then(|p| p.get("rope_theta")) {
+                Some(_) => format!("{ctx}rope_theta"),
+                None => "rope_theta".to_string(),
+            };
+            return Err(self.err(
+                &field,
+                format!("the RoPE base must be positive, found {theta}"),
+            ));
+        }
         let partial = self.f64("partial_rotary_factor")?.unwrap_or(1.0);
+        if !(partial > 0.0 && partial <= 1.0) {
+            return Err(self.err(
+                "partial_rotary_factor",
+                format!("must be in (0, 1], found {partial}"),
+            ));
+        }
         let rotary_dim = ((head_dim as f64 * partial).round() as usize) & !1;
+        if rotary_dim == 0 {
+            return Err(self.err(
+                "partial_rotary_factor",
+                format!("{partial} of head_dim {head_dim} rotates no feature pair"),
+            ));
+        }
         let scaling = match params {
             None => RopeScaling::None,
             Some(p) => {
@@ -190,23 +253,44 @@ impl Config {
                     .or_else(|| p.get("type"))
                     .and_then(Value::as_str)
                     .unwrap_or("default");
+                // Every scaling parameter is a positive, finite number.
                 let need = |f: &str| -> Result<f64, LoadError> {
-                    self.f64_in(p, f, ctx)?.ok_or_else(|| {
+                    let x = self.f64_in(p, f, ctx)?.ok_or_else(|| {
                         self.err(
                             &format!("{ctx}{f}"),
                             format!("required for rope type `{kind}`"),
                         )
-                    })
+                    })?;
+                    if x <= 0.0 {
+                        return Err(
+                            self.err(&format!("{ctx}{f}"), format!("must be positive, found {x}"))
+                        );
+                    }
+                    Ok(x)
                 };
                 match kind {
                     "default" => RopeScaling::None,
                     "linear" => RopeScaling::Linear { factor: need("factor")? },
-                    "llama3" => RopeScaling::Llama3 {
-                        factor: need("factor")?,
-                        low_freq_factor: need("low_freq_factor")?,
-                        high_freq_factor: need("high_freq_factor")?,
-                        original_max_positions: need("original_max_position_embeddings")?,
-                    },
+                    "llama3" => {
+                        let factor = need("factor")?;
+                        let low_freq_factor = need("low_freq_factor")?;
+                        let high_freq_factor = need("high_freq_factor")?;
+                        let original_max_positions = need("original_max_position_embeddings")?;
+                        if high_freq_factor <= low_freq_factor {
+                            return Err(self.err(
+                                &format!("{ctx}high_freq_factor"),
+                                format!(
+                                    "must exceed low_freq_factor ({low_freq_factor}), found {high_freq_factor}"
+                                ),
+                            ));
+                        }
+                        RopeScaling::Llama3 {
+                            factor,
+                            low_freq_factor,
+                            high_freq_factor,
+                            original_max_positions,
+                        }
+                    }
                     other => {
                         return Err(self.err(
                             &format!("{ctx}rope_type"),
@@ -255,23 +339,29 @@ impl Config {
                     ))
                 }
             }
+            let vocab_size = self.usize("vocab_size")?;
+            self.token_id("pad_token_id", vocab_size)?;
+            let d_ff = self.opt_usize("n_inner")?.unwrap_or(4 * d);
+            if d_ff > MAX_SIZE {
+                return Err(self.err("n_embd", format!("4 x {d} is implausibly large")));
+            }
             return Ok(ArchSpec {
                 hparams: HParams {
                     architecture: arch_name,
-                    vocab_size: self.usize("vocab_size")?,
+                    vocab_size,
                     d_model: d,
                     n_layers: self.usize("n_layer")?,
                     n_heads,
                     n_kv_heads: n_heads,
                     head_dim: d / n_heads,
-                    d_ff: self.opt_usize("n_inner")?.unwrap_or(4 * d),
+                    d_ff,
                     max_positions: self.usize("n_positions")?,
                     tied_embeddings: self.bool("tie_word_embeddings", true)?,
-                    bos_token_id: self.token_id("bos_token_id")?,
-                    eos_token_id: self.token_id("eos_token_id")?,
+                    bos_token_id: self.token_id("bos_token_id", vocab_size)?,
+                    eos_token_id: self.token_id("eos_token_id", vocab_size)?,
                 },
                 norm: NormKind::Layer,
-                norm_eps: self.f64("layer_norm_epsilon")?.unwrap_or(1e-5) as f32,
+                norm_eps: self.eps("layer_norm_epsilon", 1e-5)?,
                 positions: Positions::Learned,
                 mlp: MlpKind::GeluTanh,
                 qkv_bias: true,
@@ -299,6 +389,14 @@ impl Config {
                 ))
             }
         };
+        if n_heads.checked_mul(head_dim).is_none_or(|w| w > MAX_SIZE) {
+            return Err(self.err(
+                "head_dim",
+                format!("{n_heads} heads of {head_dim} features is implausibly large"),
+            ));
+        }
+        let vocab_size = self.usize("vocab_size")?;
+        self.token_id("pad_token_id", vocab_size)?;
         if let Some(act) = self.get("hidden_act") {
             if act.as_str() != Some("silu") {
                 return Err(self.err(
@@ -321,7 +419,7 @@ impl Config {
         Ok(ArchSpec {
             hparams: HParams {
                 architecture: arch_name,
-                vocab_size: self.usize("vocab_size")?,
+                vocab_size,
                 d_model: d,
                 n_layers: self.usize("num_hidden_layers")?,
                 n_heads,
@@ -330,11 +428,11 @@ impl Config {
                 d_ff: self.usize("intermediate_size")?,
                 max_positions: self.opt_usize("max_position_embeddings")?.unwrap_or(2048),
                 tied_embeddings: self.bool("tie_word_embeddings", false)?,
-                bos_token_id: self.token_id("bos_token_id")?,
-                eos_token_id: self.token_id("eos_token_id")?,
+                bos_token_id: self.token_id("bos_token_id", vocab_size)?,
+                eos_token_id: self.token_id("eos_token_id", vocab_size)?,
             },
             norm: NormKind::Rms,
-            norm_eps: self.f64("rms_norm_eps")?.unwrap_or(1e-6) as f32,
+            norm_eps: self.eps("rms_norm_eps", 1e-6)?,
             positions: Positions::Rope(self.rope(head_dim)?),
             mlp: MlpKind::GatedSilu,
             qkv_bias: family == Family::Qwen2 || attention_bias,
@@ -342,5 +440,57 @@ impl Config {
             mlp_bias: family == Family::Llama && self.bool("mlp_bias", false)?,
             sliding_window,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_err(extra: &str) -> String {
+        let text = format!(
+            r#"{{"architectures": ["LlamaForCausalLM"], "vocab_size": 512, "hidden_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128{extra}}}"#
+        );
+        let p = Path::new("dir/config.json");
+        let c = Config::parse(p, text.as_bytes()).map_err(|e| e.to_string());
+        match c.and_then(|c| c.arch_spec(Family::Llama).map_err(|e| e.to_string())) {
+            Ok(_) => panic!("{extra} was accepted"),
+            Err(e) => {
+                assert!(e.starts_with("dir/config.json: "), "{e}");
+                e
+            }
+        }
+    }
+
+    #[test]
+    fn hyperparameters_are_range_checked() {
+        for (extra, field) in [
+            (r#", "rms_norm_eps": -1"#, "rms_norm_eps"),
+            (r#", "rms_norm_eps": 0"#, "rms_norm_eps"),
+            (r#", "rms_norm_eps": 1e-60"#, "rms_norm_eps"),
+            (r#", "rope_theta": 0"#, "rope_theta"),
+            (r#", "rope_theta": -1.5"#, "rope_theta"),
+            (r#", "partial_rotary_factor": 0"#, "partial_rotary_factor"),
+            (r#", "partial_rotary_factor": 2"#, "partial_rotary_factor"),
+            (
+                r#", "rope_scaling": {"type": "linear", "factor": 0}"#,
+                "rope_scaling.factor",
+            ),
+            (r#", "bos_token_id": 1099511627776"#, "bos_token_id"),
+            (r#", "eos_token_id": [2, 512]"#, "eos_token_id"),
+            (r#", "pad_token_id": -1"#, "pad_token_id"),
+            (r#", "num_key_value_heads": 3"#, "num_key_value_heads"),
+            (r#", "head_dim": 4294967296"#, "head_dim"),
+        ] {
+            let e = spec_err(extra);
+            assert!(e.contains(&format!("field `{field}`")), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_fields_are_rejected() {
+        let e = spec_err(r#", "vocab_size": 7"#);
+        assert!(e.contains("duplicate key `vocab_size`"), "{e}");
     }
 }

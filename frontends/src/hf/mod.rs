@@ -10,7 +10,7 @@ use crate::tensors::{MappedFile, TensorIndex, Transform};
 use crate::tokenizer::TextTokenizer;
 use crate::{LoadedModel, SourceFormat};
 use config::{Config, Family};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The files that make up one HF checkpoint.
@@ -24,6 +24,9 @@ pub struct HfFiles {
     pub tokenizer: Option<PathBuf>,
     /// What the user named (for messages).
     pub root: PathBuf,
+    /// For a sharded checkpoint, the index file and its `weight_map`
+    /// (tensor name to shard file name).
+    pub weight_map: Option<(PathBuf, BTreeMap<String, String>)>,
 }
 
 impl HfFiles {
@@ -39,10 +42,11 @@ impl HfFiles {
                 ),
             ));
         }
-        let shards = if weights.to_string_lossy().ends_with(".index.json") {
-            read_index(weights)?
+        let (shards, weight_map) = if weights.to_string_lossy().ends_with(".index.json") {
+            let (shards, map) = read_index(weights)?;
+            (shards, Some((weights.to_path_buf(), map)))
         } else {
-            vec![weights.to_path_buf()]
+            (vec![weights.to_path_buf()], None)
         };
         let tok = dir.join("tokenizer.json");
         Ok(HfFiles {
@@ -50,6 +54,7 @@ impl HfFiles {
             shards,
             tokenizer: tok.is_file().then_some(tok),
             root: root.to_path_buf(),
+            weight_map,
         })
     }
 
@@ -75,21 +80,24 @@ impl HfFiles {
     }
 }
 
-/// Shard file names from `model.safetensors.index.json`'s `weight_map`.
-fn read_index(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+/// Shard file names from `model.safetensors.index.json`'s `weight_map`, and
+/// the map itself (tensor name to shard file name).
+#[allow(clippy::type_complexity)]
+fn read_index(path: &Path) -> Result<(Vec<PathBuf>, BTreeMap<String, String>), LoadError> {
     let text = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
-    let v: serde_json::Value = serde_json::from_slice(&text)
+    let v: serde_json::Value = crate::json::parse_strict(&text)
         .map_err(|e| LoadError::format(path, format!("index is not valid JSON: {e}")))?;
     let map = v
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| LoadError::config(path, "weight_map", "missing or not an object"))?;
     let mut files = BTreeSet::new();
+    let mut tensors = BTreeMap::new();
     for (tensor, file) in map {
         let f = file.as_str().ok_or_else(|| {
             LoadError::config(path, format!("weight_map.{tensor}"), "expected a file name")
         })?;
-        if f.contains('/') || f.contains('\\') || f == ".." {
+        if f.is_empty() || f.contains('/') || f.contains('\\') || f == ".." || f == "." {
             return Err(LoadError::config(
                 path,
                 format!("weight_map.{tensor}"),
@@ -97,12 +105,57 @@ fn read_index(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
             ));
         }
         files.insert(f.to_string());
+        tensors.insert(tensor.clone(), f.to_string());
     }
     if files.is_empty() {
         return Err(LoadError::config(path, "weight_map", "lists no shards"));
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    Ok(files.into_iter().map(|f| dir.join(f)).collect())
+    Ok((files.into_iter().map(|f| dir.join(f)).collect(), tensors))
+}
+
+/// The index's `weight_map` must describe the shards exactly: every tensor
+/// it lists is in the shard it names, and every tensor the shards hold is
+/// listed. Anything else means the index or a shard is stale.
+fn check_weight_map(
+    (index_path, map): &(PathBuf, BTreeMap<String, String>),
+    index: &TensorIndex,
+) -> Result<(), LoadError> {
+    for (tensor, shard) in map {
+        match index.get(tensor) {
+            None => {
+                return Err(LoadError::config(
+                    index_path,
+                    format!("weight_map.{tensor}"),
+                    format!("names shard `{shard}`, but no shard holds tensor `{tensor}`"),
+                ))
+            }
+            Some(e) => {
+                let actual = index.path_of(e);
+                if actual.file_name().and_then(|n| n.to_str()) != Some(shard.as_str()) {
+                    return Err(LoadError::config(
+                        index_path,
+                        format!("weight_map.{tensor}"),
+                        format!(
+                            "names shard `{shard}`, but tensor `{tensor}` is in {}",
+                            actual.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some((name, e)) = index.tensors.iter().find(|(n, _)| !map.contains_key(*n)) {
+        return Err(LoadError::tensor(
+            index.path_of(e),
+            name,
+            format!(
+                "is not listed in the weight_map of {} (the index is stale)",
+                index_path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 struct LlamaNames {
@@ -251,21 +304,85 @@ pub fn load(path: &Path, layers: Option<usize>) -> Result<LoadedModel, LoadError
     let files = HfFiles::resolve(path)?;
     let config = Config::read(&files.config)?;
     let family = config.family()?;
-    let mut spec = config.arch_spec(family)?;
-    crate::arch::keep_layers(&mut spec, layers, &files.config)?;
+    let spec = config.arch_spec(family)?;
     let mut index = TensorIndex::default();
     for shard in &files.shards {
         safetensors::add_file(&mut index, MappedFile::open(shard)?)?;
     }
-    let config_source = files.config.display().to_string();
+    if let Some(map) = &files.weight_map {
+        check_weight_map(map, &index)?;
+    }
+    let tokenizer = files.tokenizer.clone();
+    finish(
+        files.root,
+        &files.config,
+        family,
+        spec,
+        index,
+        tokenizer,
+        layers,
+    )
+}
+
+/// [`load`] from bytes held in memory: the text of `config.json` (named
+/// `config_path` in messages) and one `.safetensors` file (named
+/// `weights_path`). No tokenizer. The same checks, for fuzzing and property
+/// tests.
+pub fn load_bytes(
+    config_path: &Path,
+    config: &[u8],
+    weights_path: &Path,
+    weights: &[u8],
+    layers: Option<usize>,
+) -> Result<LoadedModel, LoadError> {
+    let cfg = Config::parse(config_path, config)?;
+    let family = cfg.family()?;
+    let spec = cfg.arch_spec(family)?;
+    let mut index = TensorIndex::default();
+    safetensors::add_file(&mut index, MappedFile::from_bytes(weights_path, weights)?)?;
+    finish(
+        weights_path.to_path_buf(),
+        config_path,
+        family,
+        spec,
+        index,
+        None,
+        layers,
+    )
+}
+
+/// Everything after the config and the shards are read.
+fn finish(
+    root: PathBuf,
+    config_path: &Path,
+    family: Family,
+    mut spec: crate::arch::ArchSpec,
+    index: TensorIndex,
+    tokenizer: Option<PathBuf>,
+    layers: Option<usize>,
+) -> Result<LoadedModel, LoadError> {
+    let gpt2_prefix = if index.get("transformer.wte.weight").is_some() {
+        "transformer."
+    } else {
+        ""
+    };
+    let (layer_prefix, layer_field) = match family {
+        Family::Gpt2 => (format!("{gpt2_prefix}h."), "n_layer"),
+        _ => ("model.layers.".to_string(), "num_hidden_layers"),
+    };
+    crate::arch::check_layer_count(
+        &index,
+        &layer_prefix,
+        spec.hparams.n_layers,
+        config_path,
+        layer_field,
+    )?;
+    crate::arch::keep_layers(&mut spec, layers, config_path)?;
+    let config_source = config_path.display().to_string();
     let (model, weights) = if family == Family::Gpt2 {
-        let prefix = if index.get("transformer.wte.weight").is_some() {
-            "transformer."
-        } else {
-            ""
-        };
+        let prefix = gpt2_prefix;
         let names = Gpt2Names {
-            root: files.root.clone(),
+            root: root.clone(),
             config: config_source,
             prefix,
             d: spec.hparams.d_model,
@@ -273,13 +390,12 @@ pub fn load(path: &Path, layers: Option<usize>) -> Result<LoadedModel, LoadError
         lower(&spec, index, &names)?
     } else {
         let names = LlamaNames {
-            root: files.root.clone(),
+            root: root.clone(),
             config: config_source,
         };
         lower(&spec, index, &names)?
     };
-    let tokenizer = files
-        .tokenizer
+    let tokenizer = tokenizer
         .as_deref()
         .map(|t| {
             TextTokenizer::from_file(t, model.hparams.bos_token_id, model.hparams.eos_token_id)
@@ -290,6 +406,6 @@ pub fn load(path: &Path, layers: Option<usize>) -> Result<LoadedModel, LoadError
         weights,
         tokenizer,
         format: SourceFormat::Safetensors,
-        path: files.root,
+        path: root,
     })
 }

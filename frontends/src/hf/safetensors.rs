@@ -10,16 +10,39 @@ use crate::arch::expected_bytes;
 use crate::error::LoadError;
 use crate::tensors::{MappedFile, TensorEntry, TensorIndex};
 use serde_json::Value;
+use std::path::Path;
 use taalasc_ir::DType;
 
-/// Maps `file` and adds its tensors to `index`. Names already present (from
-/// another shard) are an error.
-pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadError> {
-    let path = file.path.clone();
-    let bytes = &file.map[..];
+/// One tensor's validated header entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeaderEntry {
+    /// The tensor's name as stored.
+    pub name: String,
+    /// Storage dtype.
+    pub dtype: DType,
+    /// Shape, outermost dimension first.
+    pub shape: Vec<usize>,
+    /// Byte range relative to the start of the data section.
+    pub offsets: (u64, u64),
+}
+
+/// A parsed and validated safetensors header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    /// Absolute offset of the data section (8 + the header length).
+    pub data_start: usize,
+    /// Every tensor, in header order; names are unique.
+    pub tensors: Vec<HeaderEntry>,
+}
+
+/// Parses and validates the header of a safetensors file whose whole
+/// contents are `bytes`, without touching tensor data: a JSON object with no
+/// repeated key, every entry's dtype, shape and offsets consistent and inside
+/// the file, no two tensors overlapping. `path` is only used in messages.
+pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<Header, LoadError> {
     if bytes.len() < 8 {
         return Err(LoadError::format(
-            &path,
+            path,
             format!(
                 "truncated safetensors file: {} bytes, the header length alone needs 8",
                 bytes.len()
@@ -29,28 +52,36 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
     let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
     let data_start = 8u64.checked_add(header_len).filter(|&e| e <= bytes.len() as u64).ok_or_else(|| {
         LoadError::format(
-            &path,
+            path,
             format!(
                 "truncated or corrupt safetensors file: header claims {header_len} bytes, the file has {} after the length",
                 bytes.len() - 8
             ),
         )
     })? as usize;
-    let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..data_start])
-        .map_err(|e| {
-            LoadError::format(
-                &path,
-                format!("safetensors header is not a JSON object: {e}"),
-            )
-        })?;
+    let header = match crate::json::parse_strict(&bytes[8..data_start]) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return Err(LoadError::format(
+                path,
+                "safetensors header is not a JSON object",
+            ))
+        }
+        Err(e) => {
+            return Err(LoadError::format(
+                path,
+                format!("safetensors header is not a valid JSON object: {e}"),
+            ))
+        }
+    };
     let data_len = (bytes.len() - data_start) as u64;
-    let file_idx = index.files.len();
+    let mut tensors = Vec::new();
     let mut spans: Vec<(u64, u64, String)> = Vec::new();
     for (name, meta) in &header {
         if name == "__metadata__" {
             continue;
         }
-        let bad = |m: String| LoadError::tensor(&path, name, m);
+        let bad = |m: String| LoadError::tensor(path, name, m);
         let dtype_str = meta
             .get("dtype")
             .and_then(Value::as_str)
@@ -68,7 +99,11 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
         let shape: Vec<usize> = meta
             .get("shape")
             .and_then(Value::as_array)
-            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
+            .and_then(|a| {
+                a.iter()
+                    .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                    .collect()
+            })
             .ok_or_else(|| {
                 bad("header entry has no `shape` array of non-negative integers".into())
             })?;
@@ -88,7 +123,7 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
         let numel = numel.ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
-        let need = expected_bytes(&path, name, dtype, numel)?;
+        let need = expected_bytes(path, name, dtype, numel)?;
         if end - start != need {
             return Err(bad(format!(
                 "data_offsets [{start}, {end}] hold {} bytes, but {dtype} {shape:?} needs {need}",
@@ -96,25 +131,18 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
             )));
         }
         spans.push((start, end, name.clone()));
-        if index.tensors.contains_key(name) {
-            return Err(bad("tensor appears in more than one file".into()));
-        }
-        index.tensors.insert(
-            name.clone(),
-            TensorEntry {
-                file: file_idx,
-                start: data_start + start as usize,
-                end: data_start + end as usize,
-                dtype,
-                shape,
-            },
-        );
+        tensors.push(HeaderEntry {
+            name: name.clone(),
+            dtype,
+            shape,
+            offsets: (start, end),
+        });
     }
     spans.sort();
     for w in spans.windows(2) {
         if w[1].0 < w[0].1 && w[1].0 != w[1].1 {
             return Err(LoadError::tensor(
-                &path,
+                path,
                 &w[1].2,
                 format!(
                     "data_offsets start at {} inside tensor `{}` ([{}, {}]): overlapping tensors",
@@ -122,6 +150,39 @@ pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadErr
                 ),
             ));
         }
+    }
+    Ok(Header {
+        data_start,
+        tensors,
+    })
+}
+
+/// Maps `file` and adds its tensors to `index`. Names already present (from
+/// another shard) are an error.
+pub fn add_file(index: &mut TensorIndex, file: MappedFile) -> Result<(), LoadError> {
+    let header = parse_header(&file.path, &file.map[..])?;
+    let file_idx = index.files.len();
+    for t in header.tensors {
+        if let Some(prev) = index.tensors.get(&t.name) {
+            return Err(LoadError::tensor(
+                &file.path,
+                &t.name,
+                format!(
+                    "tensor appears in more than one file (also in {})",
+                    index.files[prev.file].path.display()
+                ),
+            ));
+        }
+        index.tensors.insert(
+            t.name,
+            TensorEntry {
+                file: file_idx,
+                start: header.data_start + t.offsets.0 as usize,
+                end: header.data_start + t.offsets.1 as usize,
+                dtype: t.dtype,
+                shape: t.shape,
+            },
+        );
     }
     index.files.push(file);
     Ok(())
