@@ -634,11 +634,11 @@ pub fn write_image(
     let out = staging.out().to_path_buf();
     let result = (|| -> anyhow::Result<std::path::PathBuf> {
         image.stage(&tmp)?;
-        crate::output::write_atomic(
+        crate::files::write_atomic(
             &tmp.join(crate::manifest::MANIFEST_FILE),
             (serde_json::to_string_pretty(manifest)? + "\n").as_bytes(),
         )?;
-        crate::output::write_atomic(
+        crate::files::write_atomic(
             &tmp.join(crate::manifest::REPORT_FILE),
             (serde_json::to_string_pretty(report)? + "\n").as_bytes(),
         )?;

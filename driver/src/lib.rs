@@ -26,6 +26,7 @@ pub mod chip;
 pub mod config;
 pub mod estimate;
 pub mod eval;
+pub mod files;
 pub mod inspect;
 pub mod manifest;
 pub mod output;

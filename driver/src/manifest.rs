@@ -12,13 +12,7 @@ use std::path::{Path, PathBuf};
 /// The manifest's format tag: the family and this version. Version 2
 /// added [`Manifest::digests`].
 pub const MANIFEST_FORMAT: &str = "taalasc-chip-image-2";
-/// What every version's format tag starts with: a folder whose manifest
-/// has it was written by some taalasc.
-pub const MANIFEST_FORMAT_FAMILY: &str = "taalasc-chip-image-";
-/// The manifest's file name in a chip folder.
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// The build report's file name in a chip folder.
-pub const REPORT_FILE: &str = "report.json";
+pub use crate::output::{MANIFEST_FILE, MANIFEST_FORMAT_FAMILY, REPORT_FILE, TIMINGS_FILE};
 
 /// The checkpoint a chip was built from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +57,7 @@ pub struct Manifest {
     pub files: Vec<String>,
     /// The SHA-256 (lower-case hex) of every file the build wrote, by path
     /// relative to the folder; all but this manifest and the files later
-    /// commands rewrite ([`written_by_commands`]).
+    /// commands rewrite ([`crate::output::written_by_commands`]).
     pub digests: BTreeMap<String, String>,
     /// The RTL, when the build lowered the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,27 +121,8 @@ pub fn to_json_text<T: Serialize>(v: &T) -> anyhow::Result<String> {
 /// Writes `v` to `path` as [`to_json_text`], atomically (temporary file,
 /// then rename): the one writer of every JSON file in a chip folder.
 pub fn write_json<T: Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
-    crate::output::write_atomic(path, to_json_text(v)?.as_bytes())
+    crate::files::write_atomic(path, to_json_text(v)?.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
-}
-
-/// Is `rel` (a path in a chip folder, `/`-separated) one that a command
-/// other than `build` writes or rewrites, so that no digest can cover it:
-/// the manifest itself, `report.json` (`synth` adds to it),
-/// `timings.json`, anything in a `sim/`, `synth/` or top-level `report/`
-/// folder that is not listed in the digests, and the staging folders of
-/// those commands.
-pub fn written_by_commands(rel: &str) -> bool {
-    matches!(
-        rel,
-        MANIFEST_FILE | REPORT_FILE | crate::pipeline::TIMINGS_FILE | "report"
-    ) || rel.split('/').any(|c| {
-        c == "sim"
-                || c == "synth"
-                // What a killed `report` left (output::claim's staging).
-                || (c.starts_with('.')
-                    && (c.ends_with(".taalasc-staging") || c.ends_with(".taalasc-replaced")))
-    })
 }
 
 /// The SHA-256 of the file at `path`, in lower-case hex, read a buffer at
@@ -171,8 +146,8 @@ pub fn file_digest(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The digests of every file below `dir` (relative paths, `/`-separated)
-/// but those [`written_by_commands`] and the staging lock.
-pub fn digests_of(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+/// but those [`crate::output::written_by_commands`] and `skip` (the staging folder's lock).
+pub fn digests_of(dir: &Path, skip: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -186,7 +161,7 @@ pub fn digests_of(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
                 .replace('\\', "/");
             if e.file_type()?.is_dir() {
                 stack.push(p);
-            } else if rel != crate::output::STAGING_LOCK && !written_by_commands(&rel) {
+            } else if rel != skip && !crate::output::written_by_commands(&rel) {
                 out.insert(rel, file_digest(&p)?);
             }
         }

@@ -117,7 +117,7 @@ pub struct Built {
 }
 
 /// The file beside the outputs that holds each step's wall time.
-pub const TIMINGS_FILE: &str = "timings.json";
+pub use crate::manifest::TIMINGS_FILE;
 
 /// Runs [`PIPELINE`] on `cfg`.
 pub fn build(cfg: &BuildConfig) -> Result<Built, BuildError> {

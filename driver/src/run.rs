@@ -3,7 +3,7 @@
 //! image.
 
 use crate::build::BuildOptions;
-use crate::output::{npy_f32, npy_i64, write_atomic};
+use crate::files::{npy_f32, npy_i64, write_atomic};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use taalasc_frontends::{LoadedModel, TextTokenizer};

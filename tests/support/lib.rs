@@ -35,7 +35,7 @@ pub fn ids(v: &Value) -> Vec<u32> {
 /// Reads a float32 `.npy` written by numpy.
 pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    taalasc::output::read_npy_f32(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    taalasc::files::read_npy_f32(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Largest absolute difference, and the rows whose argmax differs.

@@ -20,7 +20,7 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
     let result = (|| -> anyhow::Result<()> {
         crate::build::ImageFiles::stage(s.image(), &tmp)?;
         // Every file is in place but the manifest: its digests cover them.
-        manifest.digests = crate::manifest::digests_of(&tmp)?;
+        manifest.digests = crate::manifest::digests_of(&tmp, crate::output::STAGING_LOCK)?;
         manifest.write(&tmp)?;
         report.write(&tmp)?;
         staging.finish()?;
