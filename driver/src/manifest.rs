@@ -149,21 +149,9 @@ pub fn file_digest(path: &Path) -> anyhow::Result<String> {
 /// but those [`crate::output::written_by_commands`] and `skip` (the staging folder's lock).
 pub fn digests_of(dir: &Path, skip: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-            let e = e.with_context(|| format!("reading {}", d.display()))?;
-            let p = e.path();
-            let rel = p
-                .strip_prefix(dir)
-                .expect("below dir")
-                .to_string_lossy()
-                .replace('\\', "/");
-            if e.file_type()?.is_dir() {
-                stack.push(p);
-            } else if rel != skip && !crate::output::written_by_commands(&rel) {
-                out.insert(rel, file_digest(&p)?);
-            }
+    for rel in crate::files::files_below(dir)? {
+        if rel != skip && !crate::output::written_by_commands(&rel) {
+            out.insert(rel.clone(), file_digest(&dir.join(&rel))?);
         }
     }
     Ok(out)

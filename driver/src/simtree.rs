@@ -83,26 +83,6 @@ pub fn unique() -> String {
     format!("{}-{n}", std::process::id())
 }
 
-/// Every file below `dir`, relative and `/`-separated, sorted.
-fn files(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-            let e = e.with_context(|| format!("reading {}", d.display()))?;
-            let p = e.path();
-            if e.file_type()?.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).expect("below dir");
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// May `--rtl-from-folder` take this file from the chip folder? Verilog
 /// and ROM images only: never the harness, filelists or scripts.
 fn rtl_or_rom(rel: &str) -> bool {
@@ -159,7 +139,7 @@ pub fn model(
     let mut differ = Vec::new();
     let mut taken = Vec::new();
     let mut digests = BTreeMap::new();
-    for rel in files(&gen)? {
+    for rel in crate::files::files_below(&gen)? {
         let ours = std::fs::read(gen.join(&rel)).with_context(|| format!("reading {rel}"))?;
         let theirs = std::fs::read(chip.join(&rel)).ok();
         if theirs.as_deref() != Some(&ours[..]) {

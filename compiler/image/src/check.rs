@@ -122,20 +122,7 @@ pub(crate) fn check_hparams(model: &Model) -> Result<(), String> {
     // Every value flows forward through the layers: embedding (and
     // positions), layer 0, 1, ..., then the head (the phases the hardware
     // runs them in).
-    let phase = |nd: taalasc_ir::NodeIndex| {
-        let n = &model.graph[nd];
-        match n.layer {
-            Some(l) => l + 1,
-            None if matches!(
-                n.op,
-                Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }
-            ) =>
-            {
-                0
-            }
-            None => h.n_layers + 1,
-        }
-    };
+    let phase = |nd: taalasc_ir::NodeIndex| model.phase_of(&model.graph[nd]);
     for nd in model.graph.node_indices() {
         for i in model.inputs(nd) {
             if phase(i) > phase(nd) {

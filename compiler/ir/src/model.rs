@@ -150,24 +150,29 @@ impl Model {
         self.weights.iter().map(WeightInfo::source_bytes).sum()
     }
 
+    /// The phase a node runs in: 0 for the embedding (tokens, table,
+    /// positions), `l + 1` for decoder layer `l`, `n_layers + 1` for the
+    /// head. Values flow from lower phases to higher ones.
+    pub fn phase_of(&self, n: &Node) -> usize {
+        match n.layer {
+            Some(l) => l + 1,
+            None if matches!(
+                n.op,
+                Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }
+            ) =>
+            {
+                0
+            }
+            None => self.hparams.n_layers + 1,
+        }
+    }
+
     /// Ops, parameters and bytes grouped by layer: embedding first, then each
     /// decoder layer, then the head. A weight is charged to the first group
     /// (in that order) that reads it.
     pub fn layer_summaries(&self) -> Vec<LayerSummary> {
         let order = self.topo_order();
-        let group_of = |n: &Node| -> usize {
-            match n.layer {
-                Some(l) => l + 1,
-                None if matches!(
-                    n.op,
-                    Op::Tokens | Op::Embed { .. } | Op::AddPositions { .. }
-                ) =>
-                {
-                    0
-                }
-                None => self.hparams.n_layers + 1,
-            }
-        };
+        let group_of = |n: &Node| self.phase_of(n);
         let groups = self.hparams.n_layers + 2;
         let mut out: Vec<LayerSummary> = (0..groups)
             .map(|g| LayerSummary {

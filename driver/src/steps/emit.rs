@@ -31,20 +31,10 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
 
 /// Every file below `dir`, relative to it, sorted.
 fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir)?.to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    Ok(crate::files::files_below(dir)?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect())
 }
 
 /// The files emitted, one per line.
