@@ -99,9 +99,16 @@ fn report_file(s: &State) -> anyhow::Result<BuildReportFile> {
     })
 }
 
-/// The manifest as written.
+/// The manifest as written (its digests included).
 pub fn text(s: &State) -> String {
-    manifest(s)
-        .and_then(|m| crate::manifest::to_json_text(&m))
-        .unwrap_or_else(|e| format!("# {e:#}\n"))
+    let written = s
+        .written
+        .as_ref()
+        .map(|dir| crate::manifest::Manifest::read(dir));
+    match written {
+        Some(m) => m,
+        None => manifest(s),
+    }
+    .and_then(|m| crate::manifest::to_json_text(&m))
+    .unwrap_or_else(|e| format!("# {e:#}\n"))
 }
