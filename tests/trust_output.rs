@@ -146,6 +146,16 @@ fn force_replaces_only_a_chip_folder_taalasc_wrote() {
     );
     assert_eq!(snapshot(&c), before);
     assert_eq!(names(tmp.path()), ["c.chip"]);
+    // A chip of the older format lists no files: not replaced either.
+    std::fs::remove_file(c.join("rtl/notes.txt")).unwrap();
+    let mut m = read_json(&c.join("manifest.json"));
+    m["format"] = "taalasc-chip-image-1".into();
+    m.as_object_mut().unwrap().remove("digests");
+    std::fs::write(c.join("manifest.json"), m.to_string()).unwrap();
+    let before = snapshot(&c);
+    let (ok, err) = build(&c, &["--force"]);
+    assert!(!ok && err.contains("an older taalasc"), "{err}");
+    assert_eq!(snapshot(&c), before);
 }
 
 /// `report --out DIR` writes only a new folder or over a report it wrote:

@@ -215,6 +215,14 @@ pub fn claim(out: &Path, kind: FolderKind, existing: Existing) -> anyhow::Result
                 bail!("{shown}: already exists and is {what}; pass --force to replace it. Nothing was changed.");
             }
             if kind == FolderKind::Chip {
+                let listed = std::fs::read_to_string(out.join(MANIFEST_FILE))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .is_some_and(|v| v.get("digests").is_some_and(|d| d.is_object()));
+                anyhow::ensure!(
+                    listed,
+                    "{shown}: a chip folder of an older taalasc, whose manifest lists no files, so --force cannot tell its files from yours; remove it yourself. Nothing was changed."
+                );
                 if let Some(f) = foreign_entry(out)? {
                     bail!(
                         "{shown}: --force replaces only what taalasc wrote, and {} is not one of its files; move it away first. Nothing was changed.",
