@@ -140,12 +140,13 @@ pub fn model(
     let mut taken = Vec::new();
     let mut digests = BTreeMap::new();
     for rel in crate::files::files_below(&gen)? {
-        let ours = std::fs::read(gen.join(&rel)).with_context(|| format!("reading {rel}"))?;
+        let mut ours = std::fs::read(gen.join(&rel)).with_context(|| format!("reading {rel}"))?;
         let theirs = std::fs::read(chip.join(&rel)).ok();
         if theirs.as_deref() != Some(&ours[..]) {
             match theirs {
                 Some(t) if rtl_from_folder && rtl_or_rom(&rel) => {
                     std::fs::write(gen.join(&rel), &t).with_context(|| format!("writing {rel}"))?;
+                    ours = t;
                     taken.push(rel.clone());
                 }
                 Some(_) if rtl_from_folder => {
@@ -158,8 +159,7 @@ pub fn model(
                 None => differ.push(format!("{} is missing", chip.join(&rel).display())),
             }
         }
-        let bytes = std::fs::read(gen.join(&rel)).with_context(|| format!("reading {rel}"))?;
-        digests.insert(rel, sha256_hex(&bytes));
+        digests.insert(rel, sha256_hex(&ours));
     }
     if !differ.is_empty() {
         let n = differ.len();
