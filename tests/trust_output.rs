@@ -431,6 +431,33 @@ fn a_changed_image_file_is_named_by_every_command() {
     }
 }
 
+/// `report.json` has a digest too: `synth`, which adds to it, records the
+/// new one, and `report` names the file when it changed otherwise.
+#[test]
+fn report_json_is_checked_and_synth_keeps_its_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("c.chip");
+    assert!(build(&c, &[]).0);
+    let cs = c.to_str().unwrap();
+    let (ok, _, err) = run(&["synth", cs]);
+    assert!(ok, "{err}");
+    assert!(read_json(&c.join("report.json"))["synth"].is_object());
+    let (ok, _, err) = run(&["report", cs]);
+    assert!(ok, "{err}");
+    let r = c.join("report.json");
+    let text = std::fs::read_to_string(&r).unwrap();
+    std::fs::write(
+        &r,
+        text.replacen("\"bits_per_weight\": 5", "\"bits_per_weight\": 4", 1),
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["report", cs]);
+    assert!(
+        !ok && err.contains("report.json: changed since the build"),
+        "{err}"
+    );
+}
+
 /// Defect 7: an unknown chip-image format version was accepted.
 #[test]
 fn an_unknown_manifest_format_version_is_refused() {

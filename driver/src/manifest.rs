@@ -161,10 +161,11 @@ pub fn digests_of(dir: &Path, skip: &str) -> anyhow::Result<BTreeMap<String, Str
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Check {
     /// The chip image: `graph.json` and `weights.safetensors` (`run`,
-    /// `eval`, `report`).
+    /// `eval`, `sim`, `synth`; `sim` checks the hardware files by
+    /// regenerating them).
     Image,
-    /// Every file with a digest (`sim`, `synth`).
-    All,
+    /// The image and `report.json` (`report`).
+    ImageAndReport,
 }
 
 impl Manifest {
@@ -191,15 +192,19 @@ impl Manifest {
     /// `chip`; an error names the first file that is missing or changed.
     pub fn verify(&self, chip: &Path, which: Check) -> anyhow::Result<()> {
         let image = [taalasc_image::GRAPH_FILE, taalasc_image::WEIGHTS_FILE];
-        for f in image {
+        let files: &[&str] = match which {
+            Check::Image => &image,
+            Check::ImageAndReport => &[image[0], image[1], REPORT_FILE],
+        };
+        for f in files {
             anyhow::ensure!(
-                self.digests.contains_key(f),
+                self.digests.contains_key(*f),
                 "{}: lists no digest of {f}",
                 chip.join(MANIFEST_FILE).display()
             );
         }
         for (rel, want) in &self.digests {
-            if which == Check::Image && !image.contains(&rel.as_str()) {
+            if !files.contains(&rel.as_str()) {
                 continue;
             }
             anyhow::ensure!(
@@ -222,6 +227,16 @@ impl Manifest {
             );
         }
         Ok(())
+    }
+
+    /// Records the digest of `rel` as it now is, after a command other than
+    /// `build` rewrote it (`synth` adds to `report.json`), and writes the
+    /// manifest back.
+    pub fn record_digest(chip: &Path, rel: &str) -> anyhow::Result<()> {
+        let mut m = Manifest::read(chip)?;
+        m.digests
+            .insert(rel.to_string(), file_digest(&chip.join(rel))?);
+        m.write(chip)
     }
 
     /// Writes `dir/manifest.json` atomically.

@@ -28,14 +28,14 @@ pub const TIMINGS_FILE: &str = "timings.json";
 /// The build report's file name in a chip folder.
 pub const REPORT_FILE: &str = "report.json";
 
-/// Is `rel` (a path in a chip folder, `/`-separated) one that a command
-/// other than `build` writes or rewrites, so that no digest can cover it:
-/// the manifest itself, `report.json` (`synth` adds to it),
-/// `timings.json`, anything in a `sim/`, `synth/` or top-level `report/`
-/// folder that is not listed in the digests, and the staging folders of
-/// those commands.
+/// Is `rel` (a path in a chip folder, `/`-separated) one that no digest
+/// covers: the manifest itself, `timings.json` (wall times, written after
+/// the folder is in place), anything in a `sim/`, `synth/` or top-level
+/// `report/` folder (what those commands write), and the staging folders
+/// of those commands. (`report.json` has a digest, which `synth` updates
+/// when it adds to the file.)
 pub fn written_by_commands(rel: &str) -> bool {
-    matches!(rel, MANIFEST_FILE | REPORT_FILE | TIMINGS_FILE | "report")
+    matches!(rel, MANIFEST_FILE | TIMINGS_FILE | "report")
         || rel.split('/').any(|c| {
             c == "sim"
                 || c == "synth"

@@ -78,6 +78,7 @@ pub fn report(
 ) -> anyhow::Result<PathBuf> {
     let chip = &opts.chip;
     let manifest = crate::manifest::Manifest::read(chip)?;
+    manifest.verify(chip, crate::manifest::Check::ImageAndReport)?;
     let build = crate::manifest::BuildReportFile::read(chip)?;
     let system = match system {
         Some(s) => s,

@@ -93,6 +93,7 @@ pub fn synthesize(
         .insert(key, (&result).into());
     report.macro_bits = Some(macro_bits.clone());
     report.write(chip)?;
+    crate::manifest::Manifest::record_digest(chip, crate::manifest::REPORT_FILE)?;
     Ok(SynthOutcome { result, macro_bits })
 }
 

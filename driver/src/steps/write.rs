@@ -19,10 +19,10 @@ pub fn run(s: &mut State) -> anyhow::Result<()> {
         .expect("the staging folder is written once");
     let result = (|| -> anyhow::Result<()> {
         crate::build::ImageFiles::stage(s.image(), &tmp)?;
+        report.write(&tmp)?;
         // Every file is in place but the manifest: its digests cover them.
         manifest.digests = crate::manifest::digests_of(&tmp, crate::output::STAGING_LOCK)?;
         manifest.write(&tmp)?;
-        report.write(&tmp)?;
         staging.finish()?;
         Ok(())
     })();
