@@ -87,7 +87,7 @@ fn cli_build_is_deterministic_and_run_dumps_the_reference_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let build = |out: &std::path::Path| {
         let st = std::process::Command::new(taalasc_bin())
-            .args(["build", "--context", "256", "-o"])
+            .args(["build", "--context", "256", "--force", "-o"])
             .arg(out)
             .arg(repo_root().join("examples/tiny-llama"))
             .stderr(std::process::Stdio::null())
@@ -99,7 +99,7 @@ fn cli_build_is_deterministic_and_run_dumps_the_reference_logits() {
     let (a, b) = (tmp.path().join("a.chip"), tmp.path().join("b.chip"));
     build(&a);
     build(&b);
-    build(&a); // rebuilding over an existing image replaces it whole
+    build(&a); // --force: rebuilding over the chip it built replaces it whole
     for f in ["graph.json", "weights.safetensors", "report.json"] {
         assert_eq!(
             std::fs::read(a.join(f)).unwrap(),
