@@ -426,11 +426,13 @@ fn sim_rejects_a_chip_without_rtl() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no RTL in this chip folder"), "{err}");
     let tiny = repo_root().join("examples/tiny-llama");
+    // Bad flags, each to a new path (an existing chip needs --force).
+    let other = dir.path().join("other");
     let o = run(&[
         "build",
         tiny.to_str().unwrap(),
         "-o",
-        chip.to_str().unwrap(),
+        other.to_str().unwrap(),
         "--layers",
         "3",
     ]);
@@ -445,7 +447,7 @@ fn sim_rejects_a_chip_without_rtl() {
         "build",
         repo_root().join("examples/tiny-llama").to_str().unwrap(),
         "-o",
-        chip.to_str().unwrap(),
+        other.to_str().unwrap(),
         "--lanes",
         "3",
     ]);
@@ -454,6 +456,7 @@ fn sim_rejects_a_chip_without_rtl() {
         !o.status.success() && err.contains("--lanes 3: expected a power of two"),
         "{err}"
     );
+    assert!(!other.exists(), "a failed build left {}", other.display());
 }
 
 /// The CLI with a relative chip path, run from the chip's parent folder
