@@ -367,8 +367,11 @@ fn a_changed_rtl_never_reuses_a_stale_model() {
     std::fs::write(&f, format!("{text}\n// edited\n")).unwrap();
     let (ok, _, err) = sim(&c, &cache, &[]);
     assert!(!ok && err.contains("rtl/taalasc_chip.v differs"), "{err}");
-    let (ok, out, err) = sim(&c, &cache, &["--rtl-from-folder"]);
-    assert!(ok && out.contains("bit-exact"), "{out}{err}");
+    let (ok, out, err) = sim(&c, &cache, &["--rtl-from-folder", "--json"]);
+    assert!(ok, "{out}{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["bit_exact"], true);
+    assert_eq!(j["rtl_from_folder"], serde_json::json!(["rtl/taalasc_chip.v"]));
     assert!(err.contains("building the Verilator model"), "{err}");
     assert_eq!(names(&cache.join("sim")).len(), 2);
 }

@@ -51,6 +51,9 @@ pub struct SimOutcome {
     pub build_seconds: f64,
     /// The Verilator model that ran (in the cache, never in the chip folder).
     pub model: PathBuf,
+    /// The chip folder's files simulated in place of the compiler's
+    /// (`--rtl-from-folder`).
+    pub rtl_from_folder: Vec<String>,
     /// Cycles of every token.
     pub per_token: Vec<taalasc_verilog::sim::Cycles>,
     /// Cycles from the first token in to the last logit out.
@@ -77,7 +80,8 @@ pub struct SimRecord {
     pub throughput_cycles_per_token: f64,
 }
 
-/// Builds the Verilator model of `chip` (once per chip folder) and runs
+/// Regenerates the RTL of `chip`, compares it with the folder's, builds its
+/// Verilator model in the cache (once per design; see [`crate::simtree`]) and runs
 /// `cfg.users` through it, comparing every user with its own reference run.
 pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
     // Verilator's make and the simulation run in other folders: every path
@@ -173,6 +177,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         sim_seconds: rtl.seconds,
         build_seconds: model.build_seconds,
         model: model.exe.clone(),
+        rtl_from_folder: model.from_folder.clone(),
         per_token: rtl.cycles,
         total_cycles: rtl.total_cycles,
         flow,
@@ -222,6 +227,7 @@ impl SimOutcome {
             "sim_tokens_per_second": self.tokens as f64 / self.sim_seconds,
             "build_seconds": self.build_seconds,
             "model": self.model,
+            "rtl_from_folder": self.rtl_from_folder,
             "per_token": self.per_token,
             "total_cycles": self.total_cycles,
             "flow_model": self.flow.as_ref().map(|f| serde_json::json!({

@@ -38,9 +38,11 @@ pub enum SimError {
 /// several GB of compiler memory and could not use both make jobs.
 pub const SINGLE_UNIT_MAX_CPP_BYTES: u64 = 16 << 20;
 
-/// Builds (once) the Verilator simulation of the chip (or board) in `dir`
-/// with top module `top`; `vcd`
-/// builds the tracing variant. Returns the executable.
+/// Builds the Verilator simulation of the chip (or board) in `dir` with
+/// top module `top`; `vcd` builds the tracing variant. Returns the
+/// executable. It always builds: `dir` must hold sources the caller
+/// generated (the driver's `simtree` regenerates them and keeps built
+/// models in its own cache), never a folder's prebuilt binary.
 ///
 /// Verilator writes the C++ model, then `make` compiles it with
 /// Verilator's own optimisation levels (`OPT_FAST = -Os` for the
@@ -50,9 +52,6 @@ pub const SINGLE_UNIT_MAX_CPP_BYTES: u64 = 16 << 20;
 pub fn build(dir: &Path, top: &str, vcd: bool) -> Result<PathBuf, SimError> {
     let mdir = if vcd { "sim/obj_vcd" } else { "sim/obj" };
     let exe = dir.join(mdir).join(format!("V{top}"));
-    if exe.is_file() {
-        return Ok(exe);
-    }
     let mut args: Vec<String> = [
         "--cc",
         "--exe",
