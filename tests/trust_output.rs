@@ -371,7 +371,10 @@ fn a_changed_rtl_never_reuses_a_stale_model() {
     assert!(ok, "{out}{err}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["bit_exact"], true);
-    assert_eq!(j["rtl_from_folder"], serde_json::json!(["rtl/taalasc_chip.v"]));
+    assert_eq!(
+        j["rtl_from_folder"],
+        serde_json::json!(["rtl/taalasc_chip.v"])
+    );
     assert!(err.contains("building the Verilator model"), "{err}");
     assert_eq!(names(&cache.join("sim")).len(), 2);
 }
