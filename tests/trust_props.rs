@@ -295,9 +295,11 @@ fn load_and_use(dir: &Path) -> Result<(), String> {
         Ok(l) => l,
         Err(e) => return names_file(&e),
     };
-    // The planner reads metadata only.
+    // The planner reads metadata only. It may refuse a graph the loader
+    // accepts (a structure the units do not lower, e.g. a RoPE input read
+    // by another node too), but then names the file.
     if let Err(e) = taalasc_verilog::plan::plan_shared(&lazy, 16, 1, 1, false, 1) {
-        return Err(format!("the planner refused a loaded image: {e}"));
+        return names_file(&e);
     }
     let image = match ChipImage::read(dir) {
         Ok(i) => i,

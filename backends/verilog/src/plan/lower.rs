@@ -122,6 +122,10 @@ pub fn plan_shared(
                 path: path.display().to_string(),
                 message: e.to_string(),
             }),
+            // A structure the emitter cannot hand over is the graph's too.
+            (PlanError::Limit(m), Some(path)) => {
+                PlanError::Limit(format!("{}: {m}", path.display()))
+            }
             (e, _) => e,
         }
     })
