@@ -94,15 +94,40 @@ fn row8_exp(amax: f64, max: f64) -> i32 {
 fn on_row8(x: f64, e: i32, signed: bool) -> Option<Sf16> {
     let max = row8_max(signed);
     let lo = if signed { -max - 1.0 } else { 0.0 };
-    let unit = pow2(e);
-    if e == ROW8_EXP_MAX && !(lo - 0.5..max + 0.5).contains(&(x / unit)) {
+    // x / 2^e, as a product: both are the one rounding of x·2^-e.
+    let y = x * pow2(-e);
+    if e == ROW8_EXP_MAX && !(lo - 0.5..max + 0.5).contains(&y) {
         return None;
     }
-    let n = round_clamped(x / unit, lo, max);
-    let v = n as f64 * unit;
-    let s = sf16_of(v)?;
-    debug_assert_eq!(s.to_f64(), v, "n·2^E is exact in SF16");
+    let n = round_clamped(y, lo, max);
+    let s = row8_sf16(n, e);
+    debug_assert_eq!(
+        Some(s),
+        sf16_of(n as f64 * pow2(e)),
+        "n·2^E is exact in SF16"
+    );
     Some(s)
+}
+
+/// The `SF16` of `n · 2^e` (`|n| <= 255`, `ROW8_EXP_MIN <= e <=
+/// ROW8_EXP_MAX`, exact in binary16), by its fields: what `sf16_of` gives.
+#[inline]
+fn row8_sf16(n: i32, e: i32) -> Sf16 {
+    if n == 0 {
+        return Sf16(0);
+    }
+    let sign = if n < 0 { 0x8000u16 } else { 0 };
+    let a = n.unsigned_abs();
+    let k = 31 - a.leading_zeros() as i32; // a in [2^k, 2^(k+1))
+    let biased = k + e + 15;
+    let bits = if biased >= 1 {
+        // Normal: 1.f · 2^(k+e), ten fraction bits.
+        ((biased as u32) << 10) | ((a << (10 - k)) & 0x3ff)
+    } else {
+        // Subnormal: f · 2^-24.
+        a << (e + 24)
+    };
+    Sf16(sign | bits as u16)
 }
 
 impl Grid {
@@ -207,13 +232,8 @@ fn round_clamped(x: f64, lo: f64, hi: f64) -> i32 {
     let t = x.clamp(lo, hi); // NaN never reaches here (finite weights)
     let i = t as i32; // truncation
     let frac = t - i as f64; // exact
-    if frac >= 0.5 {
-        i + 1
-    } else if frac <= -0.5 {
-        i - 1
-    } else {
-        i
-    }
+                             // Without branches (the data decides them at random).
+    i + (frac >= 0.5) as i32 - (frac <= -0.5) as i32
 }
 
 /// A group's rounded parameters and the quantizer they define.
@@ -274,6 +294,21 @@ impl GroupQ {
         } else {
             // q ∈ [0, 2^b - 1], stored as q - 2^(b-1).
             (round_clamped((w - self.mf) / self.df, 0.0, self.hi) - self.bias as i32) as i8
+        }
+    }
+
+    /// [`GroupQ::code`] of each of `vals` into `out` (as long).
+    pub fn codes_into(&self, vals: &[f64], out: &mut [i8]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if self.df != 0.0 && std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                unsafe { lanes_avx2::codes(self, vals, out) };
+                return;
+            }
+        }
+        for (c, &v) in out.iter_mut().zip(vals) {
+            *c = self.code(v);
         }
     }
 
@@ -456,7 +491,7 @@ fn search(
         for (j, &k) in chunk.iter().enumerate() {
             cands[j] = base[k];
         }
-        let st = stats_lanes(vals, &cands[..chunk.len()]);
+        let st = stats_lanes::<true>(vals, &cands[..chunk.len()]);
         for (j, &k) in chunk.iter().enumerate() {
             stats[k] = st[j];
         }
@@ -490,7 +525,7 @@ fn search(
     }
     let mut todo_e = [0.0f64; MAX_BASE];
     for (ci, chunk) in todo[..nt].chunks(LANES).enumerate() {
-        let st = stats_lanes(vals, chunk);
+        let st = stats_lanes::<false>(vals, chunk);
         for (j, s) in st.iter().take(chunk.len()).enumerate() {
             todo_e[ci * LANES + j] = s.sse;
         }
@@ -525,14 +560,14 @@ const LANES: usize = 4;
 /// kind, none with a zero scale) over `vals`, bit for bit; the entries past
 /// `cands.len()` are unspecified.
 #[inline]
-fn stats_lanes(vals: &[f64], cands: &[GroupQ]) -> [Stats; LANES] {
+fn stats_lanes<const FULL: bool>(vals: &[f64], cands: &[GroupQ]) -> [Stats; LANES] {
     debug_assert!(!cands.is_empty() && cands.len() <= LANES);
     debug_assert!(cands.iter().all(|c| c.df != 0.0));
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { lanes_avx2::stats4(vals, cands) };
+            return unsafe { lanes_avx2::stats4::<FULL>(vals, cands) };
         }
     }
     let mut out = [Stats::default(); LANES];
@@ -555,12 +590,50 @@ mod lanes_avx2 {
     /// range). Else the lanes are divided exactly.
     const NEAR_HALF: f64 = 1.0 / (1u64 << 32) as f64;
 
-    /// See [`super::stats_lanes`].
+    /// The codes of `a = w` (symmetric) or `a = w - m` (asymmetric) in
+    /// each lane, as `round_clamped(a / d, lo, hi)` gives them (exactly:
+    /// see [`NEAR_HALF`]), as f64; `+ 0.0` makes a -0 code +0.
+    #[inline(always)]
+    unsafe fn round_codes(
+        a: __m256d,
+        d: __m256d,
+        inv: __m256d,
+        lo: __m256d,
+        hi: __m256d,
+        sym: bool,
+    ) -> __m256d {
+        let half = _mm256_set1_pd(0.5);
+        let sign = _mm256_set1_pd(-0.0);
+        let mut t = _mm256_min_pd(_mm256_max_pd(_mm256_mul_pd(a, inv), lo), hi);
+        let mut i = _mm256_round_pd(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        let mut frac = _mm256_sub_pd(t, i);
+        // | |frac| - 0.5 | < NEAR_HALF: divide.
+        let dist = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_andnot_pd(sign, frac), half));
+        if _mm256_movemask_pd(_mm256_cmp_pd(dist, _mm256_set1_pd(NEAR_HALF), _CMP_LT_OQ)) != 0 {
+            t = _mm256_min_pd(_mm256_max_pd(_mm256_div_pd(a, d), lo), hi);
+            i = _mm256_round_pd(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            frac = _mm256_sub_pd(t, i);
+        }
+        let one = _mm256_set1_pd(1.0);
+        let up = _mm256_and_pd(_mm256_cmp_pd(frac, half, _CMP_GE_OQ), one);
+        let c = _mm256_add_pd(i, up);
+        if sym {
+            let down = _mm256_and_pd(_mm256_cmp_pd(frac, _mm256_set1_pd(-0.5), _CMP_LE_OQ), one);
+            _mm256_sub_pd(c, down)
+        } else {
+            c
+        }
+    }
+
+    /// See [`super::stats_lanes`]; without `FULL`, only `sse` is summed.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn stats4(vals: &[f64], cands: &[GroupQ]) -> [Stats; LANES] {
+    pub(super) unsafe fn stats4<const FULL: bool>(
+        vals: &[f64],
+        cands: &[GroupQ],
+    ) -> [Stats; LANES] {
         let lane = |f: &dyn Fn(&GroupQ) -> f64| -> __m256d {
             let mut a = [0.0f64; LANES];
             for (k, x) in a.iter_mut().enumerate() {
@@ -574,36 +647,13 @@ mod lanes_avx2 {
         let inv = _mm256_div_pd(_mm256_set1_pd(1.0), d);
         let lo = _mm256_set1_pd(if sym { cands[0].lo } else { 0.0 });
         let hi = _mm256_set1_pd(cands[0].hi);
-        let half = _mm256_set1_pd(0.5);
-        let neg_half = _mm256_set1_pd(-0.5);
-        let one = _mm256_set1_pd(1.0);
-        let near = _mm256_set1_pd(NEAR_HALF);
-        let sign = _mm256_set1_pd(-0.0);
         let zero = _mm256_setzero_pd();
         let (mut sse, mut sx, mut sxx, mut sw, mut swx) = (zero, zero, zero, zero, zero);
         for &x in vals {
             let w = _mm256_set1_pd(x);
-            // Symmetric: w / d; asymmetric: (w - m) / d (m is 0 in the
-            // symmetric lanes, but w - 0 is w).
+            // Symmetric: w / d; asymmetric: (w - m) / d.
             let a = if sym { w } else { _mm256_sub_pd(w, m) };
-            let mut t = _mm256_min_pd(_mm256_max_pd(_mm256_mul_pd(a, inv), lo), hi);
-            let mut i = _mm256_round_pd(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            let mut frac = _mm256_sub_pd(t, i);
-            // | |frac| - 0.5 | < NEAR_HALF: divide.
-            let dist = _mm256_andnot_pd(sign, _mm256_sub_pd(_mm256_andnot_pd(sign, frac), half));
-            if _mm256_movemask_pd(_mm256_cmp_pd(dist, near, _CMP_LT_OQ)) != 0 {
-                t = _mm256_min_pd(_mm256_max_pd(_mm256_div_pd(a, d), lo), hi);
-                i = _mm256_round_pd(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-                frac = _mm256_sub_pd(t, i);
-            }
-            // Round half away from zero (`round_clamped`); `+ 0.0` makes a
-            // -0 code +0 (as an integer code is).
-            let up = _mm256_and_pd(_mm256_cmp_pd(frac, half, _CMP_GE_OQ), one);
-            let mut c = _mm256_add_pd(i, up);
-            if sym {
-                let down = _mm256_and_pd(_mm256_cmp_pd(frac, neg_half, _CMP_LE_OQ), one);
-                c = _mm256_sub_pd(c, down);
-            }
+            let c = round_codes(a, d, inv, lo, hi, sym);
             // The value (symmetric d·c; asymmetric d·q + m, q = c + bias
             // being the code computed here), its error and the sums.
             let v = if sym {
@@ -613,10 +663,12 @@ mod lanes_avx2 {
             };
             let e = _mm256_sub_pd(w, v);
             sse = _mm256_add_pd(sse, _mm256_mul_pd(e, e));
-            sx = _mm256_add_pd(sx, c);
-            sxx = _mm256_add_pd(sxx, _mm256_mul_pd(c, c));
-            sw = _mm256_add_pd(sw, w);
-            swx = _mm256_add_pd(swx, _mm256_mul_pd(w, c));
+            if FULL {
+                sx = _mm256_add_pd(sx, c);
+                sxx = _mm256_add_pd(sxx, _mm256_mul_pd(c, c));
+                sw = _mm256_add_pd(sw, w);
+                swx = _mm256_add_pd(swx, _mm256_mul_pd(w, c));
+            }
         }
         let get = |v: __m256d| {
             let mut a = [0.0f64; LANES];
@@ -635,6 +687,35 @@ mod lanes_avx2 {
             };
         }
         out
+    }
+
+    /// [`GroupQ::code`] of every value (`q.df != 0`), four at a time.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn codes(q: &GroupQ, vals: &[f64], out: &mut [i8]) {
+        let d = _mm256_set1_pd(q.df);
+        let m = _mm256_set1_pd(q.mf);
+        let inv = _mm256_div_pd(_mm256_set1_pd(1.0), d);
+        let lo = _mm256_set1_pd(if q.symmetric { q.lo } else { 0.0 });
+        let hi = _mm256_set1_pd(q.hi);
+        let bias = if q.symmetric { 0 } else { q.bias as i32 };
+        let mut chunks = vals.chunks_exact(LANES);
+        let mut outs = out.chunks_exact_mut(LANES);
+        for (v, o) in (&mut chunks).zip(&mut outs) {
+            let w = _mm256_loadu_pd(v.as_ptr());
+            let a = if q.symmetric { w } else { _mm256_sub_pd(w, m) };
+            let c = round_codes(a, d, inv, lo, hi, q.symmetric);
+            let mut k = [0i32; LANES];
+            _mm_storeu_si128(k.as_mut_ptr().cast(), _mm256_cvttpd_epi32(c));
+            for (o, k) in o.iter_mut().zip(k) {
+                *o = (k - bias) as i8;
+            }
+        }
+        for (o, &v) in outs.into_remainder().iter_mut().zip(chunks.remainder()) {
+            *o = q.code(v);
+        }
     }
 }
 
@@ -796,6 +877,16 @@ mod tests {
     use crate::testutil::Rng;
 
     #[test]
+    fn row8_fields_give_the_rounded_sf16() {
+        for e in ROW8_EXP_MIN..=ROW8_EXP_MAX {
+            for n in -128..=255 {
+                let want = sf16_of(n as f64 * (e as f64).exp2()).unwrap();
+                assert_eq!(row8_sf16(n, e), want, "{n} * 2^{e}");
+            }
+        }
+    }
+
+    #[test]
     fn fast_helpers_give_the_libm_values() {
         for e in -1022..=1023 {
             assert_eq!(pow2(e), (e as f64).exp2(), "2^{e}");
@@ -904,10 +995,16 @@ mod tests {
                     }
                 })
                 .collect();
-            let fast = stats_lanes(&vals, &cands);
+            let fast = stats_lanes::<true>(&vals, &cands);
+            let sse_only = stats_lanes::<false>(&vals, &cands);
             for (k, c) in cands.iter().enumerate() {
                 let want = c.stats(&vals);
                 let got = fast[k];
+                assert_eq!(
+                    sse_only[k].sse.to_bits(),
+                    want.sse.to_bits(),
+                    "{fmt} lane {k}"
+                );
                 for (a, b) in [
                     (got.sse, want.sse),
                     (got.sx, want.sx),
@@ -921,6 +1018,10 @@ mod tests {
                         "{fmt} lane {k}: {got:?} vs {want:?}"
                     );
                 }
+                let mut codes = vec![0i8; vals.len()];
+                c.codes_into(&vals, &mut codes);
+                let want: Vec<i8> = vals.iter().map(|&x| c.code(x)).collect();
+                assert_eq!(codes, want, "{fmt} lane {k}");
                 // Whether multiplying by the reciprocal alone would have
                 // coded some value differently: the case the division covers.
                 let inv = 1.0 / c.df;
@@ -971,6 +1072,13 @@ mod tests {
                         assert_eq!((f.d, f.m), (s.d, s.m), "{name} {rule:?} {vals:?}");
                         for &x in &vals {
                             assert_eq!(f.code(x), s.code(x), "{name} {x}");
+                        }
+                        // The vectorized codes, in a wider matrix's convention too.
+                        for q in [f, f.in_tensor(&fmt.with_bits(8))] {
+                            let mut codes = vec![0i8; vals.len()];
+                            q.codes_into(&vals, &mut codes);
+                            let want: Vec<i8> = vals.iter().map(|&x| q.code(x)).collect();
+                            assert_eq!(codes, want, "{name} {vals:?}");
                         }
                         searched += 1;
                     }
