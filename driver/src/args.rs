@@ -21,6 +21,34 @@ pub struct Cli {
     #[command(subcommand)]
     /// The verb and its flags.
     pub command: Command,
+    /// Worker threads of every command (quantization, references, format search; default:
+    /// every core). The results do not depend on it.
+    #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+}
+
+/// `--threads N`: a positive thread count.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("--threads must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("--threads `{s}`: expected a positive whole number")),
+    }
+}
+
+/// Sizes rayon's global thread pool, which every parallel part of taalasc
+/// runs on: `threads` workers, or one per core when `None`. Call once,
+/// before any parallel work.
+pub fn init_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    let n = match threads {
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    anyhow::ensure!(n > 0, "--threads must be at least 1");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .with_context(|| format!("--threads {n}: cannot start the thread pool"))
 }
 
 #[derive(Subcommand)]

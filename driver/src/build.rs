@@ -249,7 +249,7 @@ enum Piece {
 /// never sits in memory as f32.
 pub const RTN_SLICE_ELEMS: usize = 1 << 24;
 
-/// RTN of rows `r0..` of a matrix (`w` holds them), on `threads` threads
+/// RTN of rows `r0..` of a matrix (`w` holds them), on rayon's pool
 /// ([`taalasc_quant::quantize_rtn_rows`]), errors naming the weight.
 fn rtn_rows(
     w: &[f32],
@@ -258,9 +258,8 @@ fn rtn_rows(
     fmt: &WeightFormat,
     widths: &CodeWidths,
     name: &str,
-    threads: usize,
 ) -> anyhow::Result<QTensor> {
-    taalasc_quant::quantize_rtn_rows(w, r0, cols, fmt, widths, threads)
+    taalasc_quant::quantize_rtn_rows(w, r0, cols, fmt, widths)
         .with_context(|| format!("quantizing `{name}`"))
 }
 
@@ -280,7 +279,6 @@ fn quantize_each(
     if opts.quantizer == Quantizer::Gptq && calib.is_none() {
         bail!("GPTQ needs calibration text (--calib FILE)");
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut weights = Vec::new();
     for (i, (info, job)) in model.weights.iter().zip(jobs).enumerate() {
         let id = WeightId(i as u32);
@@ -338,20 +336,20 @@ fn quantize_each(
                         };
                         match if step < rows { reading(0..step)? } else { None } {
                             Some(first) => {
-                                let q = rtn_rows(&first, 0, cols, fmt, gb, &info.name, threads)?;
+                                let q = rtn_rows(&first, 0, cols, fmt, gb, &info.name)?;
                                 drop(first);
                                 put(id, Piece::Rows(q))?;
                                 for r0 in (step..rows).step_by(step) {
                                     let r1 = (r0 + step).min(rows);
                                     let w = reading(r0..r1)?.expect("rows read like the first");
-                                    let q = rtn_rows(&w, r0, cols, fmt, gb, &info.name, threads)?;
+                                    let q = rtn_rows(&w, r0, cols, fmt, gb, &info.name)?;
                                     drop(w);
                                     put(id, Piece::Rows(q))?;
                                 }
                             }
                             None => {
                                 let w = values()?;
-                                let q = rtn_rows(&w, 0, cols, fmt, gb, &info.name, threads)?;
+                                let q = rtn_rows(&w, 0, cols, fmt, gb, &info.name)?;
                                 drop(w);
                                 put(id, Piece::Rows(q))?;
                             }
@@ -823,7 +821,8 @@ pub fn plan_auto(
         }
     }
     let t0 = std::time::Instant::now();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // As many as rayon's global pool (`--threads`).
+    let threads = rayon::current_num_threads();
     let row_weights = head_row_weights(model, calib);
     let layer_data = |j: usize| -> anyhow::Result<cost::LayerData<'_>> {
         let id = linears[j];

@@ -54,7 +54,7 @@ fn score(
     )?;
     let refs = images
         .iter()
-        .map(|img| Reference::new(img, 0))
+        .map(|img| Reference::new(img, rayon::current_num_threads()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut engines: Vec<&dyn LogitsEngine> = vec![&prep.float];
     engines.extend(refs.iter().map(|r| r as &dyn LogitsEngine));

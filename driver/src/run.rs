@@ -116,7 +116,7 @@ pub fn run(
         let ids = prompt_ids(tok.as_ref(), model, prompt)?;
         let limit = image.context;
         fits(&ids, limit, "the chip's context")?;
-        let r = Reference::new(&image, 0)?;
+        let r = Reference::new(&image, rayon::current_num_threads())?;
         let vocab = image.model.hparams.vocab_size;
         let mut session = r.session();
         let logits = r.forward(&mut session, &ids, 0)?;

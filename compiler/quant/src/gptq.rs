@@ -157,7 +157,8 @@ pub struct GptqOptions {
     /// Scale rule for each group (default [`ScaleRule::Search`], as
     /// [`crate::quantize_rtn`]).
     pub scale_rule: ScaleRule,
-    /// Worker threads over row ranges; 0 = available parallelism. The
+    /// Worker threads over row ranges; 0 = the threads of rayon's current
+    /// pool (`--threads`). The
     /// result does not depend on it.
     pub threads: usize,
     /// Activation order ("act-order" with static groups): quantize the
@@ -293,7 +294,7 @@ pub fn quantize_gptq_mixed(
         perm: perm.as_deref(),
     };
     let mut threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |t| t.get())
+        rayon::current_num_threads()
     } else {
         opts.threads
     };

@@ -1,27 +1,30 @@
 //! Round-to-nearest of a matrix's rows on several threads.
 //!
 //! RTN treats rows independently, so a matrix (or a slice of its rows, for a
-//! table too large to hold as f32) can be split into runs of rows, each
-//! quantized on its own thread, and the parts joined in order: the result is
-//! that of one thread, whatever the split.
+//! table too large to hold as f32) is split into runs of rows of a fixed
+//! size, quantized as tasks of rayon's current pool (the global one, sized
+//! by `--threads`), and the parts joined in order: the result is that of one
+//! thread, whatever the pool.
 
 use crate::{quantize_rtn_mixed, CodeWidths, QTensor, QuantError, ScaleRule, WeightFormat};
 
-/// Below this many weights a matrix is quantized on the calling thread.
-pub const PARALLEL_MIN_ELEMS: usize = 1 << 16;
+/// Weights per task: below this a matrix is quantized on the calling
+/// thread; above, in runs of rows of about this many weights.
+pub const PARALLEL_MIN_ELEMS: usize = 1 << 15;
 
 /// [`quantize_rtn_mixed`] with [`ScaleRule::Search`] of rows `r0..` of a
-/// matrix of `cols` columns (`w` holds them, row-major), on up to `threads`
-/// threads. `widths` are the whole matrix's: its row list (if any) is read
-/// from row `r0` on. Errors name rows in the whole matrix.
+/// matrix of `cols` columns (`w` holds them, row-major), on rayon's current
+/// thread pool. `widths` are the whole matrix's: its row list (if any) is
+/// read from row `r0` on. Errors name rows in the whole matrix (the first
+/// failing row's).
 pub fn quantize_rtn_rows(
     w: &[f32],
     r0: usize,
     cols: usize,
     fmt: &WeightFormat,
     widths: &CodeWidths,
-    threads: usize,
 ) -> Result<QTensor, QuantError> {
+    use rayon::prelude::*;
     let rows = w.len() / cols.max(1);
     let part = |a: usize, b: usize| -> Result<QTensor, QuantError> {
         let sub = CodeWidths {
@@ -56,24 +59,14 @@ pub fn quantize_rtn_rows(
             e => e,
         })
     };
-    let threads = threads.clamp(1, rows.max(1));
-    if threads == 1 || rows * cols < PARALLEL_MIN_ELEMS {
+    if rayon::current_num_threads() == 1 || rows * cols < 2 * PARALLEL_MIN_ELEMS {
         return part(0, rows);
     }
-    let per = rows.div_ceil(threads);
-    let parts: Vec<Result<QTensor, QuantError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..rows)
-            .step_by(per)
-            .map(|a| {
-                let part = &part;
-                s.spawn(move || part(a, (a + per).min(rows)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("RTN worker"))
-            .collect()
-    });
+    let per = (PARALLEL_MIN_ELEMS / cols.max(1)).max(1);
+    let parts: Vec<Result<QTensor, QuantError>> = (0..rows.div_ceil(per))
+        .into_par_iter()
+        .map(|k| part(k * per, ((k + 1) * per).min(rows)))
+        .collect();
     let mut parts = parts.into_iter();
     let mut q = parts.next().expect("one part at least")?;
     for p in parts {
@@ -95,6 +88,15 @@ fn append_rows(q: &mut QTensor, p: QTensor) {
 mod tests {
     use super::*;
     use crate::testutil::Rng;
+
+    /// `f` in a pool of `threads` threads.
+    fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
 
     fn matrix(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
         let mut rng = Rng::seeded(seed);
@@ -120,9 +122,11 @@ mod tests {
                 ScaleRule::Search,
             )
             .unwrap();
-            for threads in [1, 2, 3, 7, 1000] {
-                let q =
-                    quantize_rtn_rows(&w, 0, cols, &f, &CodeWidths::default(), threads).unwrap();
+            for threads in [1, 2, 3, 7] {
+                let q = on_threads(threads, || {
+                    quantize_rtn_rows(&w, 0, cols, &f, &CodeWidths::default())
+                })
+                .unwrap();
                 assert_eq!(q, one, "{fmt} on {threads} threads");
             }
         }
@@ -139,8 +143,11 @@ mod tests {
             groups: Vec::new(),
             rows: (0..rows).map(|r| if r % 2 == 0 { 2 } else { 4 }).collect(),
         };
-        let whole = quantize_rtn_rows(&w, 0, cols, &f, &widths, 1).unwrap();
-        let part = quantize_rtn_rows(&w[100 * cols..], 100, cols, &f, &widths, 3).unwrap();
+        let whole = on_threads(1, || quantize_rtn_rows(&w, 0, cols, &f, &widths)).unwrap();
+        let part = on_threads(3, || {
+            quantize_rtn_rows(&w[100 * cols..], 100, cols, &f, &widths)
+        })
+        .unwrap();
         assert_eq!(part.rows, 200);
         assert_eq!(part.widths.rows, widths.rows[100..]);
         assert_eq!(part.codes, whole.codes[100 * cols..]);
@@ -158,8 +165,10 @@ mod tests {
         let mut w = matrix(rows, cols, 5);
         w[250 * cols + 40] = 1.0e9;
         let f: WeightFormat = "s8g32".parse().unwrap();
-        let e = quantize_rtn_rows(&w[50 * cols..], 50, cols, &f, &CodeWidths::default(), 4)
-            .unwrap_err();
+        let e = on_threads(4, || {
+            quantize_rtn_rows(&w[50 * cols..], 50, cols, &f, &CodeWidths::default())
+        })
+        .unwrap_err();
         match e {
             QuantError::ScaleOverflow { row, group, .. } => assert_eq!((row, group), (250, 1)),
             e => panic!("unexpected error {e}"),

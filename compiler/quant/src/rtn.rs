@@ -78,9 +78,7 @@ pub fn quantize_rtn_mixed(
             }
             let q = choose_at(&vals, fmt, widths.at(r, gi, fmt.bits), rule, &grid, r, gi)?;
             out.set_group(r, gi, &q);
-            for (c, &v) in out.codes[base..base + g].iter_mut().zip(&vals) {
-                *c = q.code(v);
-            }
+            q.codes_into(&vals, &mut out.codes[base..base + g]);
         }
     }
     Ok(out)

@@ -26,7 +26,8 @@ macro_rules! outln {
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = dispatch(cli.command) {
+    let run = taalasc::args::init_threads(cli.threads).and_then(|()| dispatch(cli.command));
+    if let Err(e) = run {
         let closed_pipe = e.chain().any(|c| {
             c.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
