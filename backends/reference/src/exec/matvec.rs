@@ -200,7 +200,7 @@ const ROW_ALIGN: usize = 16;
 /// Rows `r0..r1` of positions `t0..t0 + out.len() / (r1 - r0)`, written
 /// `[position × (r1 - r0)]`: the bits of [`nx::linear::linear_row_decoded`]
 /// (and so of [`nx::linear_row`]), by its own loop ([`row_value`]) compiled
-/// once more for AVX2 when the CPU has it. A matrix outside that loop's
+/// once more for AVX2 when the CPU has it (with an AVX2 block dot product). A matrix outside that loop's
 /// bounds goes through `linear_row_decoded` itself (which names the fault).
 fn portable(
     q: &QTensor,
@@ -228,7 +228,7 @@ fn portable(
         // SAFETY: the CPU has AVX2.
         return unsafe { portable_avx2(q, bias, acts, t0, rows, out) };
     }
-    portable_rows(q, bias, acts, t0, rows, out)
+    portable_rows(q, bias, acts, t0, rows, out, nx::dot_i8)
 }
 
 /// [`portable_rows`] compiled for AVX2 (the same source, so the same bits).
@@ -242,7 +242,32 @@ unsafe fn portable_avx2(
     rows: (usize, usize),
     out: &mut [i64],
 ) {
-    portable_rows(q, bias, acts, t0, rows, out)
+    // SAFETY (of the calls): this function runs only on CPUs with AVX2.
+    portable_rows(q, bias, acts, t0, rows, out, |a, w| unsafe {
+        dot32_avx2(a, w)
+    })
+}
+
+/// [`nx::dot_i8`] of one 32-value block, exactly: the products of the
+/// sign-extended values summed in i32 (`|Σ| <= 32 · 2^14`), in AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn dot32_avx2(a: &[i8], w: &[i8]) -> i32 {
+    use std::arch::x86_64::*;
+    let a: &[i8; 32] = a.try_into().expect("32-value block");
+    let w: &[i8; 32] = w.try_into().expect("32-value block");
+    // SAFETY: both arrays hold 32 bytes; AVX2 is enabled.
+    unsafe {
+        let ld = |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p as *const __m128i));
+        let lo = _mm256_madd_epi16(ld(a.as_ptr()), ld(w.as_ptr()));
+        let hi = _mm256_madd_epi16(ld(a.as_ptr().add(16)), ld(w.as_ptr().add(16)));
+        let s = _mm256_add_epi32(lo, hi);
+        let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+        _mm_cvtsi128_si32(s)
+    }
 }
 
 /// The body of [`portable`] for a matrix within [`row_value`]'s bounds:
@@ -255,6 +280,7 @@ fn portable_rows(
     t0: usize,
     (r0, r1): (usize, usize),
     out: &mut [i64],
+    dot: impl Fn(&[i8], &[i8]) -> i32 + Copy,
 ) {
     let w = r1 - r0;
     let nt = out.len() / w;
@@ -280,6 +306,7 @@ fn portable_rows(
                 bpg,
                 (&ds, offsets),
                 b,
+                dot,
             );
         }
     }
@@ -300,6 +327,7 @@ fn row_value(
     blocks_per_group: usize,
     (scales, offsets): RowScales<'_>,
     bias: i64,
+    dot: impl Fn(&[i8], &[i8]) -> i32,
 ) -> i64 {
     let mut acc: i64 = 0;
     for (b, (xa, qa)) in x_mant
@@ -309,7 +337,7 @@ fn row_value(
     {
         let g = b / blocks_per_group;
         let e_b = x_exp[b] as i32;
-        let mut p = nx::dot_i8(xa, qa) as i64;
+        let mut p = dot(xa, qa) as i64;
         if code_bias != 0 {
             p += code_bias as i64 * x_sums[b] as i64;
         }
