@@ -8,6 +8,20 @@
 //!    the logits at positions `ctx/2 .. ctx-1` predict the tokens after them,
 //!    `ctx - 1 - ctx/2` scored tokens per chunk;
 //! 5. perplexity = exp(mean negative log-likelihood over all scored tokens).
+//!
+//! Every total is the sum of per-chunk sums taken in chunk order, so a run
+//! over chunks `A..C` and the merge ([`merge_shards`], [`merge_eval_json`])
+//! of runs over `A..B` and `B..C` (`eval --chunks-from/--chunks-to --json`)
+//! give the same bits; the JSON carries each chunk's sums with their exact
+//! f64 bits.
+//!
+//! Scoring a chip image needs the float source's logits of every chunk; they
+//! are cached on disk ([`float_cache_dir`]), one file of `(ctx-1-ctx/2) ×
+//! vocab` exact f32 per chunk (SmolLM2, ctx 512: 50,135,096 bytes, so the
+//! 147 chunks of a full run would take 7.0 GiB). The folder is capped
+//! ([`FLOAT_CACHE_MAX_BYTES`], 4 GiB, about 85 such chunks): past the cap
+//! nothing more is stored, and those chunks run the float model every time;
+//! cluster shards each fill the cache of their own machine.
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -661,7 +675,7 @@ pub fn eval_models(
     anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
     anyhow::ensure!(
         opts.range.to != Some(0),
-        "--chunks (or --chunks-to) must be at least 1"
+        "--chunks must be at least 1 (so must --chunks-to)"
     );
     let images: Vec<ChipImage> = if models.iter().any(|m| crate::is_chip_image(m)) {
         models
