@@ -239,15 +239,37 @@ pub enum Command {
         /// Context length of each chunk.
         #[arg(long, default_value_t = 512)]
         ctx: usize,
-        /// Score only the first N chunks.
-        #[arg(long)]
+        /// Score only the first N chunks (the same as --chunks-to N).
+        #[arg(long, conflicts_with_all = ["chunks_from", "chunks_to"])]
         chunks: Option<usize>,
+        /// Shard of a longer evaluation: score chunks FROM..TO only (half-open: chunk FROM is
+        /// scored, chunk TO is not; chunk i holds tokens i*ctx..(i+1)*ctx of the text). Each
+        /// defaults to its end of the text's chunks. `--json` then carries the exact per-chunk
+        /// sums that merge into the report of a single run over the union, bit for bit.
+        #[arg(long, value_name = "FROM")]
+        chunks_from: Option<usize>,
+        /// One past the last chunk to score (see --chunks-from).
+        #[arg(long, value_name = "TO")]
+        chunks_to: Option<usize>,
         /// Whether each chunk starts with BOS (auto: as llama.cpp, when the tokenizer adds BOS).
         #[arg(long, value_enum, default_value_t = BosPolicy::Auto)]
         bos: BosPolicy,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write the JSON result (as --json prints it) to FILE, atomically: FILE appears
+        /// complete or not at all. Stdout is unchanged (text, or JSON with --json).
+        #[arg(long, value_name = "FILE")]
+        json_out: Option<PathBuf>,
+        /// For a chip image: always run the float model, neither reading nor writing its
+        /// cached logits. By default the float logits of each chunk are cached in
+        /// $TAALASC_CACHE_DIR/eval (else $XDG_CACHE_HOME/taalasc/eval, else
+        /// ~/.cache/taalasc/eval), keyed by the source's and the text's SHA-256, ctx, BOS, the
+        /// chunk and this taalasc; one file per chunk of (ctx-1-ctx/2) x vocab f32 (SmolLM2,
+        /// ctx 512: 50 MB). The folder is capped at 4096 MiB (TAALASC_EVAL_CACHE_MAX_MB):
+        /// chunks past the cap are not stored.
+        #[arg(long)]
+        no_float_cache: bool,
     },
 }
 

@@ -1,6 +1,8 @@
 //! Integer reference speed on SmolLM2-135M: one 512-token chunk scored as
 //! `eval` does (logits from position 256), against the float reference on
-//! the same chunk in the same run (`cargo bench -p taalasc-tests --bench reference_chunk`).
+//! the same chunk in the same run, and decode (one token per call, as `run`
+//! generates) on rayon's global pool and on the calling thread alone
+//! (`cargo bench -p taalasc-tests --bench reference_chunk`).
 //! The chip image is the default build (a4g32/s8g32 imported losslessly).
 
 use std::time::Instant;
@@ -50,4 +52,24 @@ fn main() {
         512.0 / f_s
     );
     println!("  reference / float = {:.2}x", r_s / f_s);
+    // Decode: 64 positions one call each, every core and one thread.
+    let decode = |r: &Reference| {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let mut s = r.session();
+            let t = Instant::now();
+            for &tok in &ids[..64] {
+                std::hint::black_box(r.forward(&mut s, &[tok], 0).unwrap());
+            }
+            v.push(t.elapsed().as_secs_f64() * 1e3 / 64.0);
+        }
+        median(v)
+    };
+    let one = Reference::new(&image, 1).expect("reference");
+    let (all_ms, one_ms) = (decode(&r), decode(&one));
+    println!(
+        "  integer decode, 64 positions: {all_ms:.2} ms/token on {} threads, {one_ms:.2} ms/token on 1 ({:.2}x)",
+        rayon::current_num_threads(),
+        one_ms / all_ms
+    );
 }

@@ -1,8 +1,8 @@
 //! The integer interpreter of a chip image.
 
 use matvec::{row_of, Acts, Prepared};
+use rayon::prelude::*;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use taalasc_image::{ChipImage, Dtype, ImageInfo, Types};
 use taalasc_ir::{NodeIndex, Op, WeightId};
 use taalasc_numerics::{self as nx, NormConsts, RopeTable, ScoreScale, WeightRow};
@@ -107,9 +107,14 @@ pub struct Reference<'a> {
     inputs: Vec<Vec<NodeIndex>>,
     uses: Vec<usize>,
     attn_slot: HashMap<NodeIndex, usize>,
-    rope: HashMap<NodeIndex, RopeTable>,
+    /// Each RoPE node's table, an index into `rope_tables`.
+    rope: HashMap<NodeIndex, usize>,
+    /// The distinct RoPE tables (every layer of a model usually shares one).
+    rope_tables: Vec<RopeTable>,
     norms: HashMap<NodeIndex, NormConsts>,
     head: NodeIndex,
+    /// 1: everything on the calling thread; 0: rayon's global pool; N > 1:
+    /// the global pool, work cut for N workers.
     threads: usize,
     /// Every linear layer's matrix, prepared for the matrix-vector unit.
     prepared: HashMap<WeightId, Prepared>,
@@ -141,7 +146,11 @@ pub fn check_image(info: &ImageInfo) -> Result<(), RefError> {
 
 impl<'a> Reference<'a> {
     /// Validates the image against the datapath's constraints and builds the
-    /// RoPE and norm constants. `threads` = 0 uses every core.
+    /// RoPE and norm constants. `threads` = 1 runs every pass on the calling
+    /// thread; any other value runs on rayon's global pool (whose size the
+    /// caller sets, e.g. the driver's `--threads`), 0 cutting the work for
+    /// the pool's size and N > 1 for N workers. The outputs are the same bits
+    /// whatever `threads` and the pool's size.
     pub fn new(image: &'a ChipImage, threads: usize) -> Result<Self, RefError> {
         let model = &image.model;
         let order = model.topo_order();
@@ -156,6 +165,8 @@ impl<'a> Reference<'a> {
         }
         let mut attn_slot = HashMap::new();
         let mut rope = HashMap::new();
+        let mut rope_tables = Vec::new();
+        let mut rope_keys: Vec<Vec<u64>> = Vec::new();
         let mut norms = HashMap::new();
         let mut prepared = HashMap::new();
         for &nd in &order {
@@ -171,7 +182,17 @@ impl<'a> Reference<'a> {
                     norms.insert(nd, NormConsts::new(node.width, *eps));
                 }
                 Op::Rope { spec, .. } => {
-                    rope.insert(nd, RopeTable::new(&spec.inv_freqs(), image.context));
+                    // Nodes of equal frequencies share one table (built once).
+                    let freqs: Vec<u64> = spec.inv_freqs().iter().map(|f| f.to_bits()).collect();
+                    let i = match rope_keys.iter().position(|k| *k == freqs) {
+                        Some(i) => i,
+                        None => {
+                            rope_tables.push(RopeTable::new(&spec.inv_freqs(), image.context));
+                            rope_keys.push(freqs);
+                            rope_tables.len() - 1
+                        }
+                    };
+                    rope.insert(nd, i);
                 }
                 Op::Attention { .. } => {
                     let slot = attn_slot.len();
@@ -181,11 +202,6 @@ impl<'a> Reference<'a> {
             }
         }
         let head = inputs[model.output.index()][0];
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
         Ok(Reference {
             image,
             types,
@@ -194,11 +210,20 @@ impl<'a> Reference<'a> {
             uses,
             attn_slot,
             rope,
+            rope_tables,
             norms,
             head,
             threads,
             prepared,
         })
+    }
+
+    /// Workers the work of one pass is cut for (1: the calling thread only).
+    fn workers(&self) -> usize {
+        match self.threads {
+            0 => rayon::current_num_threads(),
+            n => n,
+        }
     }
 
     /// The image this runs.
@@ -269,7 +294,7 @@ impl<'a> Reference<'a> {
             // This node is the last reader of operand `i`: its buffer can be
             // reused in place.
             let last = |i: usize| remaining[ins[i].index()] == 1;
-            let threads = self.threads;
+            let threads = self.workers();
             let out = match &node.op {
                 Op::Tokens => Val::Tokens,
                 Op::Embed { table } => {
@@ -351,7 +376,7 @@ impl<'a> Reference<'a> {
                 }
                 Op::Rope { head_dim, spec, .. } => {
                     let mut x = take_w(&mut values, ins[0], last(0));
-                    let table = &self.rope[&nd];
+                    let table = &self.rope_tables[self.rope[&nd]];
                     par_rows(threads, &mut x, width, |t, row| {
                         nx::rotate(row, *head_dim, spec.rotary_dim, pos0 + t, table)
                     });
@@ -529,40 +554,33 @@ fn w_ref(values: &[Option<Val>], i: NodeIndex) -> &[i64] {
     }
 }
 
-/// Runs `f` on every item, on up to `threads` threads that each take the
-/// next item when done (so a descheduled thread delays nothing). Which
-/// thread computes an item never changes its value.
-pub(crate) fn par_for_each<I>(threads: usize, items: I, f: impl Fn(I::Item) + Sync)
+/// Runs `f` on every item: on the calling thread when `threads` <= 1,
+/// else as tasks on rayon's global pool (sized by the driver's `--threads`).
+/// Which thread computes an item never changes its value.
+pub(crate) fn par_for_each<I>(threads: usize, items: I, f: impl Fn(I::Item) + Sync + Send)
 where
-    I: ExactSizeIterator + Send,
+    I: Iterator,
     I::Item: Send,
 {
-    let spawn = threads.clamp(1, items.len().max(1));
-    if spawn == 1 {
+    if threads <= 1 {
         items.for_each(f);
         return;
     }
-    let queue = Mutex::new(items);
-    let worker = || loop {
-        let next = queue.lock().expect("work queue").next();
-        let Some(item) = next else { break };
-        f(item);
-    };
-    std::thread::scope(|sc| {
-        for _ in 1..spawn {
-            sc.spawn(worker);
-        }
-        worker();
-    });
+    let items: Vec<I::Item> = items.collect();
+    if items.len() <= 1 {
+        items.into_iter().for_each(f);
+        return;
+    }
+    items.into_par_iter().for_each(f);
 }
 
 /// Runs `f(position, row)` over the `width`-value rows of `out`, in chunks
-/// over threads.
+/// of positions over the workers.
 fn par_rows<T: Send>(
     threads: usize,
     out: &mut [T],
     width: usize,
-    f: impl Fn(usize, &mut [T]) + Sync,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) {
     if width == 0 {
         return;
@@ -584,8 +602,9 @@ fn par_rows<T: Send>(
 /// the cache, then each query head attends over its window.
 ///
 /// Position `t` reads cache rows up to its own, so appending all `t_n` rows
-/// first changes nothing; the positions are then split over threads (each
-/// (position, head) output is computed by the same operations either way).
+/// first changes nothing; the (position, head) outputs are then split over
+/// the workers, so that one decoded position uses every core (each output
+/// is computed by the same operations either way).
 fn attention(
     (q, k, v): (&[i64], &[i64], &[i64]),
     kv: &mut Kv,
@@ -638,11 +657,20 @@ fn attention(
     if t_n == 0 || q_w == 0 {
         return out;
     }
-    // Later positions attend over more rows: small chunks balance the load.
-    let per = 4;
-    par_for_each(threads, out.chunks_mut(per * q_w).enumerate(), |(ci, o)| {
-        job.run(ci * per, o)
-    });
+    if threads <= 1 {
+        let mut scratch = attend::Scratch::default();
+        for (i, oh) in out.chunks_exact_mut(hd).enumerate() {
+            job.run(i / n_heads, i % n_heads, &mut scratch, oh);
+        }
+    } else {
+        // One task per (position, head); rayon balances the later
+        // positions' longer windows.
+        out.par_chunks_exact_mut(hd)
+            .enumerate()
+            .for_each_init(attend::Scratch::default, |scratch, (i, oh)| {
+                job.run(i / n_heads, i % n_heads, scratch, oh)
+            });
+    }
     out
 }
 
@@ -658,39 +686,33 @@ struct AttnJob<'a> {
 }
 
 impl AttnJob<'_> {
-    /// Outputs of positions `t0..t0 + out.len() / q_w` (relative to `pos0`).
-    fn run(&self, t0: usize, out: &mut [i64]) {
+    /// The output of head `h` at position `t` (relative to `pos0`).
+    fn run(&self, t: usize, h: usize, scratch: &mut attend::Scratch, oh: &mut [i64]) {
         let hd = self.hd;
         let q_w = self.n_heads * hd;
         let scale = ScoreScale::inv_sqrt(hd);
         let group = self.n_heads / self.n_kv_heads;
-        let mut scratch = attend::Scratch::default();
-        for (i, o) in out.chunks_exact_mut(q_w).enumerate() {
-            let t = t0 + i;
-            let p = self.pos0 + t;
-            let lo = self.window.map_or(0, |w| (p + 1).saturating_sub(w));
-            for (h, oh) in o.chunks_exact_mut(hd).enumerate() {
-                let kvh = h / group;
-                let qa = nx::to_a8_vec(
-                    &self.q[t * q_w + h * hd..t * q_w + (h + 1) * hd],
-                    nx::W_FRAC,
-                )
-                .expect("head_dim checked");
-                attend::Head {
-                    q_mant: &qa.mant,
-                    q_exp: &qa.exp,
-                    k_mant: &self.kv.k_mant[kvh],
-                    k_exp: &self.kv.k_exp[kvh],
-                    v_mant: &self.kv.v_mant[kvh],
-                    v_exp: &self.kv.v_exp[kvh],
-                    k_pack: self.kv.k_pack.get(kvh),
-                    hd,
-                    lo,
-                    p,
-                    scale,
-                }
-                .run(&mut scratch, oh);
-            }
+        let p = self.pos0 + t;
+        let lo = self.window.map_or(0, |w| (p + 1).saturating_sub(w));
+        let kvh = h / group;
+        let qa = nx::to_a8_vec(
+            &self.q[t * q_w + h * hd..t * q_w + (h + 1) * hd],
+            nx::W_FRAC,
+        )
+        .expect("head_dim checked");
+        attend::Head {
+            q_mant: &qa.mant,
+            q_exp: &qa.exp,
+            k_mant: &self.kv.k_mant[kvh],
+            k_exp: &self.kv.k_exp[kvh],
+            v_mant: &self.kv.v_mant[kvh],
+            v_exp: &self.kv.v_exp[kvh],
+            k_pack: self.kv.k_pack.get(kvh),
+            hd,
+            lo,
+            p,
+            scale,
         }
+        .run(scratch, oh);
     }
 }

@@ -173,36 +173,52 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             text,
             ctx,
             chunks,
+            chunks_from,
+            chunks_to,
             bos,
             json,
-        } => eval(&models, &text, ctx, chunks, bos, json)?,
+            json_out,
+            no_float_cache,
+        } => {
+            let opts = taalasc::eval::EvalOptions {
+                text,
+                ctx,
+                range: taalasc::eval::ChunkRange {
+                    from: chunks_from,
+                    to: chunks_to.or(chunks),
+                },
+                bos,
+                show_progress: !json,
+                float_cache: !no_float_cache,
+            };
+            eval(&models, &opts, json, json_out.as_deref())?
+        }
     }
     Ok(())
 }
 
 fn eval(
     models: &[PathBuf],
-    text: &Path,
-    ctx: usize,
-    chunks: Option<usize>,
-    bos: taalasc::eval::BosPolicy,
+    opts: &taalasc::eval::EvalOptions,
     json: bool,
+    json_out: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let (scored, float_path) = taalasc::eval::eval_models(models, text, ctx, chunks, bos, !json)?;
-    let images = taalasc::is_chip_image(&models[0]);
-    let mut out = Vec::new();
+    let (scored, float_path) = taalasc::eval::eval_models(models, opts)?;
+    let ctx = opts.ctx;
+    if json || json_out.is_some() {
+        let text =
+            serde_json::to_string_pretty(&taalasc::eval::scores_json(&scored, &float_path)?)?;
+        if let Some(path) = json_out {
+            taalasc::files::write_atomic(path, format!("{text}\n").as_bytes())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        }
+        if json {
+            outln!("{text}");
+            return Ok(());
+        }
+    }
     for s in &scored {
         let r = &s.report;
-        if json {
-            let mut v = serde_json::to_value(r)?;
-            if images {
-                v["model"] = s.model.display().to_string().into();
-                v["bits_per_weight"] = s.bits_per_weight.into();
-                v["float_baseline"] = float_path.display().to_string().into();
-            }
-            out.push(v);
-            continue;
-        }
         if scored.len() > 1 {
             outln!("{}:", s.model.display());
         }
@@ -218,14 +234,6 @@ fn eval(
             "perplexity {:.4} over {} chunks of {} ({} tokens scored, {} tokens in the text, BOS per chunk: {})",
             r.perplexity, r.chunks, ctx, r.tokens_scored, r.text_tokens, r.bos_per_chunk
         );
-    }
-    if json {
-        let v = if out.len() == 1 {
-            out.remove(0)
-        } else {
-            serde_json::Value::Array(out)
-        };
-        outln!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
 }

@@ -10,8 +10,10 @@
 //! - x86-64 with AVX-512 VNNI: weights repacked once per chip image (module
 //!   `avx512`), 16 rows per vector, several positions per weight load.
 //!
-//! Work is split over positions in chunks; every output element is computed
-//! by the same operations whatever the split or the thread count.
+//! Work is split over positions in chunks, and over blocks of output rows
+//! when there are too few positions for the workers (a decoded token);
+//! every output element is computed by the same operations whatever the
+//! split or the thread count.
 
 use super::par_for_each;
 use taalasc_numerics::{self as nx, WeightRow};
@@ -145,32 +147,227 @@ pub(crate) fn linear(
     if n == 0 || rows == 0 {
         return out;
     }
-    // Chunks of positions: each reuses every weight row for all of its
-    // positions; a few chunks per thread balance the load.
-    let per = n.div_ceil(threads.max(1) * 4).clamp(8, 128);
-    let work = |t0: usize, o: &mut [i64]| match prep {
-        Prepared::Portable => portable(q, bias, acts, t0, o),
+    let workers = threads.max(1);
+    let work = |t0: usize, r0: usize, r1: usize, o: &mut [i64]| match prep {
+        Prepared::Portable => portable(q, bias, acts, t0, (r0, r1), o),
         #[cfg(target_arch = "x86_64")]
-        Prepared::Avx512(p) => p.run(q, bias, acts, t0, o),
+        Prepared::Avx512(p) => p.run(q, bias, acts, t0, (r0, r1), o),
     };
-    par_for_each(
-        threads,
-        out.chunks_mut(per * rows).enumerate(),
-        |(ci, o)| work(ci * per, o),
-    );
+    // Chunks of positions: each reuses every weight row for all of its
+    // positions; a few chunks per worker balance the load.
+    let per = n.div_ceil(workers * 4).clamp(8, 128);
+    if workers == 1 || n.div_ceil(per) >= workers {
+        par_for_each(
+            workers,
+            out.chunks_mut(per * rows).enumerate(),
+            |(ci, o)| work(ci * per, 0, rows, o),
+        );
+        return out;
+    }
+    // Fewer chunks than workers (decode): blocks of rows, a multiple of the
+    // kernels' 16-row groups, a few per worker; each block's `[n × block]`
+    // outputs are computed apart and copied into place.
+    let block = rows
+        .div_ceil(workers * 4)
+        .next_multiple_of(ROW_ALIGN)
+        .max(ROW_ALIGN);
+    if n == 1 {
+        par_for_each(workers, out.chunks_mut(block).enumerate(), |(bi, o)| {
+            let r0 = bi * block;
+            work(0, r0, r0 + o.len(), o)
+        });
+        return out;
+    }
+    let mut tiles: Vec<Vec<i64>> = (0..rows.div_ceil(block))
+        .map(|bi| vec![0; n * (block.min(rows - bi * block))])
+        .collect();
+    par_for_each(workers, tiles.iter_mut().enumerate(), |(bi, o)| {
+        let r0 = bi * block;
+        work(0, r0, r0 + o.len() / n, o)
+    });
+    for (bi, tile) in tiles.iter().enumerate() {
+        let (r0, w) = (bi * block, tile.len() / n);
+        for (t, src) in tile.chunks_exact(w).enumerate() {
+            out[t * rows + r0..t * rows + r0 + w].copy_from_slice(src);
+        }
+    }
     out
 }
 
-/// Positions `t0..t0 + out.len() / rows` through [`nx::linear::linear_row_decoded`].
-fn portable(q: &QTensor, bias: Option<&[i64]>, acts: &Acts, t0: usize, out: &mut [i64]) {
-    let rows = q.rows;
-    let nt = out.len() / rows;
-    for r in 0..rows {
+/// Rows of a block of a row split: the packed kernel's row group.
+const ROW_ALIGN: usize = 16;
+
+/// Rows `r0..r1` of positions `t0..t0 + out.len() / (r1 - r0)`, written
+/// `[position × (r1 - r0)]`: the bits of [`nx::linear::linear_row_decoded`]
+/// (and so of [`nx::linear_row`]), by its own loop ([`row_value`]) compiled
+/// once more for AVX2 when the CPU has it (with an AVX2 block dot product). A matrix outside that loop's
+/// bounds goes through `linear_row_decoded` itself (which names the fault).
+fn portable(
+    q: &QTensor,
+    bias: Option<&[i64]>,
+    acts: &Acts,
+    t0: usize,
+    rows: (usize, usize),
+    out: &mut [i64],
+) {
+    let cols = q.cols;
+    let group = q.format.group_len(cols);
+    let fits = cols <= 1 << 19
+        && cols.is_multiple_of(nx::A8_BLOCK)
+        && group > 0
+        && group.is_multiple_of(nx::A8_BLOCK)
+        && acts.cols == cols
+        && q.codes.len() == q.rows * cols
+        && q.scales.len() == q.rows * cols.div_ceil(group)
+        && (q.format.symmetric || q.offsets.len() == q.scales.len());
+    if !fits {
+        return portable_checked(q, bias, acts, t0, rows, out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { portable_avx2(q, bias, acts, t0, rows, out) };
+    }
+    portable_rows(q, bias, acts, t0, rows, out, nx::dot_i8)
+}
+
+/// [`portable_rows`] compiled for AVX2 (the same source, so the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn portable_avx2(
+    q: &QTensor,
+    bias: Option<&[i64]>,
+    acts: &Acts,
+    t0: usize,
+    rows: (usize, usize),
+    out: &mut [i64],
+) {
+    // SAFETY (of the calls): this function runs only on CPUs with AVX2.
+    portable_rows(q, bias, acts, t0, rows, out, |a, w| unsafe {
+        dot32_avx2(a, w)
+    })
+}
+
+/// [`nx::dot_i8`] of one 32-value block, exactly: the products of the
+/// sign-extended values summed in i32 (`|Σ| <= 32 · 2^14`), in AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn dot32_avx2(a: &[i8], w: &[i8]) -> i32 {
+    use std::arch::x86_64::*;
+    let a: &[i8; 32] = a.try_into().expect("32-value block");
+    let w: &[i8; 32] = w.try_into().expect("32-value block");
+    // SAFETY: both arrays hold 32 bytes; AVX2 is enabled.
+    unsafe {
+        let ld = |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p as *const __m128i));
+        let lo = _mm256_madd_epi16(ld(a.as_ptr()), ld(w.as_ptr()));
+        let hi = _mm256_madd_epi16(ld(a.as_ptr().add(16)), ld(w.as_ptr().add(16)));
+        let s = _mm256_add_epi32(lo, hi);
+        let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+        _mm_cvtsi128_si32(s)
+    }
+}
+
+/// The body of [`portable`] for a matrix within [`row_value`]'s bounds:
+/// each row's scales decoded once into reused buffers.
+#[inline(always)]
+fn portable_rows(
+    q: &QTensor,
+    bias: Option<&[i64]>,
+    acts: &Acts,
+    t0: usize,
+    (r0, r1): (usize, usize),
+    out: &mut [i64],
+    dot: impl Fn(&[i8], &[i8]) -> i32 + Copy,
+) {
+    let w = r1 - r0;
+    let nt = out.len() / w;
+    let mut ds: Vec<(i32, i32)> = Vec::new();
+    let mut dm: Vec<(i32, i32)> = Vec::new();
+    for r in r0..r1 {
+        let row = row_of(q, r);
+        ds.clear();
+        ds.extend(row.scales.iter().map(|s| s.mant_exp()));
+        dm.clear();
+        if let Some(o) = row.offsets {
+            dm.extend(o.iter().map(|s| s.mant_exp()));
+        }
+        let offsets = row.offsets.map(|_| &dm[..]);
+        let b = bias.map_or(0, |b| b[r]);
+        let bpg = row.group / nx::A8_BLOCK;
+        for i in 0..nt {
+            let t = t0 + i;
+            out[i * w + r - r0] = row_value(
+                (acts.mant(t), acts.exp(t), acts.sums(t)),
+                row.codes,
+                row.code_bias,
+                bpg,
+                (&ds, offsets),
+                b,
+                dot,
+            );
+        }
+    }
+}
+
+/// A row's decoded `(mant, exp)` scales and, for asymmetric formats, offsets.
+type RowScales<'a> = (&'a [(i32, i32)], Option<&'a [(i32, i32)]>);
+
+/// The loop of [`nx::linear::linear_row_decoded`] over one row: per 32-value
+/// block the exact dot product, the code-bias and offset terms by
+/// [`nx::linear::block_term_i64`], summed in i64, then `sat_w48(acc + bias)`.
+/// The caller checked the shapes `linear_row_decoded` asserts.
+#[inline(always)]
+fn row_value(
+    (x_mant, x_exp, x_sums): (&[i8], &[i8], &[i32]),
+    codes: &[i8],
+    code_bias: i32,
+    blocks_per_group: usize,
+    (scales, offsets): RowScales<'_>,
+    bias: i64,
+    dot: impl Fn(&[i8], &[i8]) -> i32,
+) -> i64 {
+    let mut acc: i64 = 0;
+    for (b, (xa, qa)) in x_mant
+        .chunks_exact(nx::A8_BLOCK)
+        .zip(codes.chunks_exact(nx::A8_BLOCK))
+        .enumerate()
+    {
+        let g = b / blocks_per_group;
+        let e_b = x_exp[b] as i32;
+        let mut p = dot(xa, qa) as i64;
+        if code_bias != 0 {
+            p += code_bias as i64 * x_sums[b] as i64;
+        }
+        let (dm, de) = scales[g];
+        acc += nx::linear::block_term_i64(dm, de, p, e_b);
+        if let Some(off) = offsets {
+            let (mm, me) = off[g];
+            acc += nx::linear::block_term_i64(mm, me, x_sums[b] as i64, e_b);
+        }
+    }
+    nx::sat_w48(acc as i128 + bias as i128)
+}
+
+/// [`portable`] through [`nx::linear::linear_row_decoded`] and its checks.
+fn portable_checked(
+    q: &QTensor,
+    bias: Option<&[i64]>,
+    acts: &Acts,
+    t0: usize,
+    (r0, r1): (usize, usize),
+    out: &mut [i64],
+) {
+    let w = r1 - r0;
+    let nt = out.len() / w;
+    for r in r0..r1 {
         let row = row_of(q, r).decode();
         let b = bias.map_or(0, |b| b[r]);
         for i in 0..nt {
             let t = t0 + i;
-            out[i * rows + r] =
+            out[i * w + r - r0] =
                 nx::linear::linear_row_decoded(acts.mant(t), acts.exp(t), acts.sums(t), &row, b);
         }
     }
@@ -306,19 +503,24 @@ pub(crate) mod avx512 {
             Some(p)
         }
 
-        /// Positions `t0..t0 + out.len() / rows`, written `[position × row]`.
+        /// Rows `r0..r1` (`r0` a multiple of 16, `r1` too or the last row)
+        /// of positions `t0..t0 + out.len() / (r1 - r0)`, written
+        /// `[position × (r1 - r0)]`.
         pub fn run(
             &self,
             q: &QTensor,
             bias: Option<&[i64]>,
             acts: &Acts,
             t0: usize,
+            (r0, r1): (usize, usize),
             out: &mut [i64],
         ) {
             assert!(available() && acts.cols == self.cols);
+            assert!(r0 < r1 && r1 <= q.rows && r0.is_multiple_of(LANES));
+            assert!(r1.is_multiple_of(LANES) || r1 == q.rows);
             // SAFETY: the CPU features were checked; all indices are in
             // bounds by construction (asserted shapes).
-            unsafe { self.run_avx512(q, bias, acts, t0, out) }
+            unsafe { self.run_avx512(q, bias, acts, t0, (r0, r1), out) }
         }
 
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
@@ -328,10 +530,13 @@ pub(crate) mod avx512 {
             bias: Option<&[i64]>,
             acts: &Acts,
             t0: usize,
+            (row0, row1): (usize, usize),
             out: &mut [i64],
         ) {
             let rows = q.rows;
-            let nt = out.len() / rows;
+            // Output row stride: the rows of this call.
+            let ow = row1 - row0;
+            let nt = out.len() / ow;
             assert!(t0 + nt <= acts.n && acts.mant.len() == acts.n * self.cols);
             assert!(acts.exp.len() == acts.n * self.nb && acts.sums.len() == acts.exp.len());
             // Largest block exponent per position: decides the fast path.
@@ -353,7 +558,8 @@ pub(crate) mod avx512 {
                 |out: &mut [i64], acc: &[(__m512i, __m512i)], ts: &[usize], rg: usize| {
                     let (r0, r1) = (rg * LANES, ((rg + 1) * LANES).min(rows));
                     for (&(e, o), &t) in acc.iter().zip(ts) {
-                        let dst = &mut out[(t - t0) * rows + r0..(t - t0) * rows + r1];
+                        let base = (t - t0) * ow;
+                        let dst = &mut out[base + r0 - row0..base + r1 - row0];
                         if vector_bias {
                             store_rows(e, o, &bias_pad[r0..r0 + LANES], dst);
                         } else {
@@ -364,7 +570,7 @@ pub(crate) mod avx512 {
                         }
                     }
                 };
-            for rg in 0..rgs {
+            for rg in row0 / LANES..row1.div_ceil(LANES) {
                 let r0 = rg * LANES;
                 let r1 = (r0 + LANES).min(rows);
                 fast.clear();
@@ -377,7 +583,7 @@ pub(crate) mod avx512 {
                         // Outside the kernel's bounds: the definition itself.
                         let t = t0 + i;
                         for r in r0..r1 {
-                            emit_slow(q, bias, acts, t, r, &mut out[i * rows + r]);
+                            emit_slow(q, bias, acts, t, r, &mut out[i * ow + r - row0]);
                         }
                     }
                 }
@@ -610,7 +816,7 @@ mod tests {
                 let t_n = 1 + (si * 7 + fi * 3) % 23;
                 let x = random_acts(&mut s, t_n, cols);
                 for from in [0, t_n / 2] {
-                    for threads in [1, 3] {
+                    for threads in [1, 2, 3, 8] {
                         let acts = Acts::new(&x, cols, from, t_n, threads);
                         let w = want(&q, bias, &acts);
                         for force in [true, false] {
