@@ -175,24 +175,31 @@ impl QTensor {
             self.offsets.len(),
         )?;
         check_widths(&self.format, &self.widths, self.rows, self.groups_per_row())?;
+        // Group by group: one range per group, and the group's codes checked
+        // by their minimum and maximum (a loop the compiler vectorizes); the
+        // first code out of range is searched for only when there is one.
         let g = self.group_len().max(1);
-        let range = |i: usize| {
-            group_code_range(
-                &self.format,
-                self.bits_at(i / self.cols, (i % self.cols) / g),
-            )
-        };
-        if let Some(i) = self.codes.iter().enumerate().position(|(i, &c)| {
-            let (lo, hi) = range(i);
-            !(lo..=hi).contains(&(c as i32))
-        }) {
-            let (lo, hi) = range(i);
-            return Err(QuantError::CodeOutOfRange {
-                code: self.codes[i],
-                index: i,
-                lo,
-                hi,
-            });
+        for r in 0..self.rows {
+            for (gi, group) in self.row_codes(r).chunks(g).enumerate() {
+                let (lo, hi) = group_code_range(&self.format, self.bits_at(r, gi));
+                let (min, max) = group
+                    .iter()
+                    .fold((i8::MAX, i8::MIN), |(a, b), &c| (a.min(c), b.max(c)));
+                if group.is_empty() || (lo <= min as i32 && max as i32 <= hi) {
+                    continue;
+                }
+                let j = group
+                    .iter()
+                    .position(|&c| !(lo..=hi).contains(&(c as i32)))
+                    .expect("a code outside the range exists");
+                let index = r * self.cols + gi * g + j;
+                return Err(QuantError::CodeOutOfRange {
+                    code: self.codes[index],
+                    index,
+                    lo,
+                    hi,
+                });
+            }
         }
         if let Some(s) = self
             .scales
