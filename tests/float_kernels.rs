@@ -216,6 +216,14 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// Panics naming the first element where `got` and `want` differ in bits.
+fn same_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!("{what}: element {i}: {} != {}", got[i], want[i]);
+    }
+}
+
 /// A quantized GGUF binds every matrix to its stored blocks: the executor's
 /// f32 values are the norm vectors only.
 #[test]
@@ -296,21 +304,19 @@ fn check_paths_and_decode(path: &std::path::Path, tokens: &[u32]) {
         let mut s = float.session();
         for (t, &tok) in tokens.iter().enumerate() {
             let row = float.forward(&mut s, &[tok], 0).unwrap();
-            assert_eq!(
-                bits(row.as_slice().unwrap()),
-                bits(prefill.row(t).to_vec().as_slice()),
-                "{}: {isa:?}: decode step {t} differs from prefill",
-                path.display()
+            same_bits(
+                row.as_slice().unwrap(),
+                prefill.row(t).to_vec().as_slice(),
+                &format!("{}: {isa:?}: decode step {t} vs prefill", path.display()),
             );
         }
         results.push(prefill);
     }
     for r in &results[1..] {
-        assert_eq!(
-            bits(r.as_slice().unwrap()),
-            bits(results[0].as_slice().unwrap()),
-            "{}: paths differ",
-            path.display()
+        same_bits(
+            r.as_slice().unwrap(),
+            results[0].as_slice().unwrap(),
+            &format!("{}: AVX2 vs portable", path.display()),
         );
     }
 }
@@ -354,4 +360,38 @@ fn smollm2_keeps_its_blocks_and_paths_agree() {
     }
     drop(float);
     check_paths_and_decode(&path, &[1, 504, 3458, 314, 2370, 30]);
+}
+
+/// Stored rows are checked for NaN/Inf without decoding them: the scan must
+/// find the same first bad element as decoding everything would.
+#[test]
+fn the_finite_scan_finds_what_decoding_finds() {
+    let mut rng = SplitMix64::seeded(7);
+    for dtype in ALL {
+        let cols = dtype.block().0 * 4;
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut bytes = random_rows(&mut rng, dtype, 3, cols);
+            assert_eq!(dequant::first_non_finite(dtype, &bytes), None, "{dtype}");
+            // Poison one scale (or one element of a plain-float row).
+            let size = dtype.block().1;
+            let at = size * (1 + rng.below(8) as usize);
+            match dtype {
+                DType::F32 => bytes[at..at + 4].copy_from_slice(&bad.to_le_bytes()),
+                DType::F16 => bytes[at..at + 2].copy_from_slice(&f16::from_f32(bad).to_le_bytes()),
+                DType::BF16 => {
+                    bytes[at..at + 2].copy_from_slice(&bf16::from_f32(bad).to_le_bytes())
+                }
+                _ => {
+                    let o = at
+                        + scale_fields(dtype)[rng.below(scale_fields(dtype).len() as u64) as usize];
+                    bytes[o..o + 2].copy_from_slice(&f16::from_f32(bad).to_le_bytes());
+                }
+            }
+            let all = dequant::to_f32(dtype, &bytes, 3 * cols).unwrap();
+            let want = all.iter().position(|v| !v.is_finite()).expect("poisoned");
+            let (i, v) = dequant::first_non_finite(dtype, &bytes).expect("found");
+            assert_eq!(i, want, "{dtype} {bad}");
+            assert_eq!(v.to_bits(), all[want].to_bits(), "{dtype} {bad}");
+        }
+    }
 }
