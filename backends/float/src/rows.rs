@@ -194,6 +194,52 @@ fn fused<const R: usize, const N: usize>(
     })
 }
 
+/// An AVX2 decoder of whole stored rows into a slice of their length.
+#[cfg(target_arch = "x86_64")]
+type SimdDecoder = unsafe fn(&[u8], &mut [f32]);
+
+/// The AVX2 decoder of whole stored rows of `dtype`, when there is one.
+#[cfg(target_arch = "x86_64")]
+fn simd_decoder(isa: Isa, dtype: DType, cols: usize) -> Option<SimdDecoder> {
+    use crate::simd::*;
+    if isa != Isa::Avx2 {
+        return None;
+    }
+    let plain = cols.is_multiple_of(8);
+    Some(match dtype {
+        DType::F32 if plain => f32_decode,
+        DType::F16 if plain => f16_decode,
+        DType::BF16 if plain => bf16_decode,
+        DType::Q8_0 => q8_0_decode,
+        DType::Q4_0 => q4_0_decode,
+        DType::Q4_1 => q4_1_decode,
+        DType::Q5_0 => q5_0_decode,
+        DType::Q5_1 => q5_1_decode,
+        DType::Q4K => q4_k_decode,
+        DType::Q5K => q5_k_decode,
+        DType::Q6K => q6_k_decode,
+        _ => return None,
+    })
+}
+
+/// Appends stored row `r` of `raw`, decoded, to `buf`: with the AVX2
+/// decoder when there is one (the same values as `raw.decode`).
+fn decode_row(isa: Isa, raw: &RawRows, r: usize, buf: &mut Vec<f32>) {
+    let row = raw.row(r);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(f) = simd_decoder(isa, raw.dtype, raw.cols) {
+        assert_eq!(row.len(), raw.row_bytes);
+        let at = buf.len();
+        buf.resize(at + raw.cols, 0.0);
+        // SAFETY: AVX2/F16C were detected; the row is whole blocks holding
+        // `raw.cols` elements, the size of the destination.
+        unsafe { f(row, &mut buf[at..]) };
+        return;
+    }
+    let _ = isa;
+    (raw.decode)(row, buf);
+}
+
 /// Whether rows of `dtype` (`cols` long) go through a fused decode-and-dot
 /// kernel on `isa` (otherwise they are decoded to an f32 tile first).
 pub fn is_fused(isa: Isa, dtype: DType, cols: usize) -> bool {
@@ -329,7 +375,7 @@ fn task(isa: Isa, w: &Matrix, r0: usize, xs: &[&[f32]], out: &mut [f32], buf: &m
                     Matrix::Stored(raw) => {
                         buf.clear();
                         for r in t0..t1 {
-                            (raw.decode)(raw.row(r0 + r), buf);
+                            decode_row(isa, raw, r0 + r, buf);
                         }
                         assert_eq!(buf.len(), (t1 - t0) * cols, "stored rows decode");
                         buf

@@ -121,7 +121,22 @@ fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
 /// with `N` activation rows. `$body` fills `$v: [__m256; $groups]` with the
 /// block `$b`'s values in element order.
 macro_rules! fused {
-    ($name:ident, $bytes:expr, $groups:expr, |$b:ident, $v:ident| $body:block) => {
+    ($name:ident, $dec:ident, $bytes:expr, $groups:expr, |$b:ident, $v:ident| $body:block) => {
+        /// Decodes a stored row (whole blocks) into `out` (as long as the row).
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) unsafe fn $dec(row: &[u8], out: &mut [f32]) {
+            let blocks = row.len() / $bytes;
+            assert_eq!(out.len(), blocks * 8 * $groups);
+            for k in 0..blocks {
+                let $b = row.as_ptr().add(k * $bytes);
+                let mut $v = [_mm256_setzero_ps(); $groups];
+                $body
+                for (g, w) in $v.iter().enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add((k * $groups + g) * 8), *w);
+                }
+            }
+        }
+
         /// Dot products of `R` stored rows (whole blocks, equally long) with
         /// `N` activation rows: `R * N` independent accumulator chains, so
         /// that the adds of one chain overlap with the others'.
@@ -157,20 +172,20 @@ macro_rules! fused {
     };
 }
 
-fused!(f32_rows, 32, 1, |b, v| {
+fused!(f32_rows, f32_decode, 32, 1, |b, v| {
     v[0] = _mm256_loadu_ps(b as *const f32);
 });
 
-fused!(f16_rows, 16, 1, |b, v| {
+fused!(f16_rows, f16_decode, 16, 1, |b, v| {
     v[0] = _mm256_cvtph_ps(_mm_loadu_si128(b as *const __m128i));
 });
 
-fused!(bf16_rows, 16, 1, |b, v| {
+fused!(bf16_rows, bf16_decode, 16, 1, |b, v| {
     let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(b as *const __m128i));
     v[0] = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(h));
 });
 
-fused!(q8_0_rows, 34, 4, |b, v| {
+fused!(q8_0_rows, q8_0_decode, 34, 4, |b, v| {
     let d = _mm256_set1_ps(half(b));
     for (g, o) in v.iter_mut().enumerate() {
         let q = _mm_loadl_epi64(b.add(2 + 8 * g) as *const __m128i);
@@ -179,7 +194,7 @@ fused!(q8_0_rows, 34, 4, |b, v| {
     }
 });
 
-fused!(q4_0_rows, 18, 4, |b, v| {
+fused!(q4_0_rows, q4_0_decode, 18, 4, |b, v| {
     let d = _mm256_set1_ps(half(b));
     let (lo, hi) = nibbles16(b.add(2));
     for (g, o) in v.iter_mut().enumerate() {
@@ -188,7 +203,7 @@ fused!(q4_0_rows, 18, 4, |b, v| {
     }
 });
 
-fused!(q4_1_rows, 20, 4, |b, v| {
+fused!(q4_1_rows, q4_1_decode, 20, 4, |b, v| {
     let (d, m) = half_pair(b);
     let (lo, hi) = nibbles16(b.add(4));
     for (g, o) in v.iter_mut().enumerate() {
@@ -197,7 +212,7 @@ fused!(q4_1_rows, 20, 4, |b, v| {
     }
 });
 
-fused!(q5_0_rows, 22, 4, |b, v| {
+fused!(q5_0_rows, q5_0_decode, 22, 4, |b, v| {
     let d = _mm256_set1_ps(half(b));
     let qh = u32::from_le_bytes([*b.add(2), *b.add(3), *b.add(4), *b.add(5)]);
     let (lo, hi) = nibbles16(b.add(6));
@@ -208,7 +223,7 @@ fused!(q5_0_rows, 22, 4, |b, v| {
     }
 });
 
-fused!(q5_1_rows, 24, 4, |b, v| {
+fused!(q5_1_rows, q5_1_decode, 24, 4, |b, v| {
     let (d, m) = half_pair(b);
     let qh = u32::from_le_bytes([*b.add(4), *b.add(5), *b.add(6), *b.add(7)]);
     let (lo, hi) = nibbles16(b.add(8));
@@ -230,7 +245,7 @@ unsafe fn k_half(q: __m256i, scale: f32, min: f32, out: &mut [__m256]) {
     }
 }
 
-fused!(q4_k_rows, 144, 32, |b, v| {
+fused!(q4_k_rows, q4_k_decode, 144, 32, |b, v| {
     let (d, dmin) = (half(b), half(b.add(2)));
     let scales = std::slice::from_raw_parts(b.add(4), 12);
     let mask = _mm256_set1_epi8(0x0F);
@@ -246,7 +261,7 @@ fused!(q4_k_rows, 144, 32, |b, v| {
     }
 });
 
-fused!(q5_k_rows, 176, 32, |b, v| {
+fused!(q5_k_rows, q5_k_decode, 176, 32, |b, v| {
     let (d, dmin) = (half(b), half(b.add(2)));
     let scales = std::slice::from_raw_parts(b.add(4), 12);
     let qh = _mm256_loadu_si256(b.add(16) as *const __m256i);
@@ -279,7 +294,7 @@ unsafe fn two_bits(qh: __m256i, s: i32) -> __m256i {
     _mm256_slli_epi16::<4>(_mm256_and_si256(x, _mm256_set1_epi8(3)))
 }
 
-fused!(q6_k_rows, 210, 32, |b, v| {
+fused!(q6_k_rows, q6_k_decode, 210, 32, |b, v| {
     let d = half(b.add(208));
     let mask = _mm256_set1_epi8(0x0F);
     for h in 0..2 {
