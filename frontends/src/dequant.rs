@@ -27,7 +27,109 @@
 //! nibble and element `j + 16` in its high nibble.
 
 use half::{bf16, f16};
-use taalasc_ir::DType;
+use taalasc_ir::{DType, RowDecoder};
+
+/// The decoder of a run of whole `dtype` blocks (one stored row), appending
+/// the values to a vector, operation for operation as [`to_f32`]: what a
+/// [`taalasc_ir::RawRows`] carries so that its user decodes rows exactly as
+/// `load_f32` would.
+pub fn row_decoder(dtype: DType) -> RowDecoder {
+    fn each(b: &[u8], out: &mut Vec<f32>, size: usize, f: fn(&[u8], &mut Vec<f32>)) {
+        b.chunks_exact(size).for_each(|blk| f(blk, out));
+    }
+    match dtype {
+        DType::F32 => |b, out| {
+            out.extend(
+                b.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            )
+        },
+        DType::F16 => |b, out| {
+            out.extend(
+                b.chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            )
+        },
+        DType::BF16 => |b, out| {
+            out.extend(
+                b.chunks_exact(2)
+                    .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            )
+        },
+        DType::Q8_0 => |b, out| each(b, out, 34, q8_0),
+        DType::Q4_0 => |b, out| each(b, out, 18, q4_0),
+        DType::Q4_1 => |b, out| each(b, out, 20, q4_1),
+        DType::Q5_0 => |b, out| each(b, out, 22, q5_0),
+        DType::Q5_1 => |b, out| each(b, out, 24, q5_1),
+        DType::Q2K => |b, out| each(b, out, 84, q2_k),
+        DType::Q3K => |b, out| each(b, out, 110, q3_k),
+        DType::Q4K => |b, out| each(b, out, 144, q4_k),
+        DType::Q5K => |b, out| each(b, out, 176, q5_k),
+        DType::Q6K => |b, out| each(b, out, 210, q6_k),
+    }
+}
+
+/// Byte offsets of the f16 scale fields (`d`, `m`, `dmin`) in a `dtype`
+/// block. A block decodes to finite values exactly when these are finite:
+/// every code and sub-scale is a small integer, so a finite f16 scale
+/// (at most 65504) keeps every product and sum far inside f32, while a
+/// non-finite one makes at least one element NaN or infinite.
+fn scale_offsets(dtype: DType) -> &'static [usize] {
+    match dtype {
+        DType::F32 | DType::F16 | DType::BF16 => &[],
+        DType::Q8_0 | DType::Q4_0 | DType::Q5_0 => &[0],
+        DType::Q4_1 | DType::Q5_1 | DType::Q4K | DType::Q5K => &[0, 2],
+        DType::Q2K => &[80, 82],
+        DType::Q3K => &[108],
+        DType::Q6K => &[208],
+    }
+}
+
+/// The first element of `bytes` (whole `dtype` blocks) that decodes to NaN
+/// or infinity, with its index and value, without decoding the whole run:
+/// plain floats are checked element by element, block formats by their
+/// scale fields (only a block with a non-finite scale is decoded).
+pub fn first_non_finite(dtype: DType, bytes: &[u8]) -> Option<(usize, f32)> {
+    let half_bad = |bits: u16, mask: u16| bits & mask == mask;
+    match dtype {
+        DType::F32 => bytes.chunks_exact(4).enumerate().find_map(|(i, b)| {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            (!v.is_finite()).then_some((i, v))
+        }),
+        DType::F16 | DType::BF16 => {
+            let mask = if dtype == DType::F16 { 0x7C00 } else { 0x7F80 };
+            bytes.chunks_exact(2).enumerate().find_map(|(i, b)| {
+                let bits = u16::from_le_bytes([b[0], b[1]]);
+                half_bad(bits, mask).then(|| {
+                    let v = if dtype == DType::F16 {
+                        f16::from_bits(bits).to_f32()
+                    } else {
+                        bf16::from_bits(bits).to_f32()
+                    };
+                    (i, v)
+                })
+            })
+        }
+        _ => {
+            let (elems, size) = dtype.block();
+            let offsets = scale_offsets(dtype);
+            let decode = row_decoder(dtype);
+            bytes.chunks_exact(size).enumerate().find_map(|(k, blk)| {
+                let bad = offsets
+                    .iter()
+                    .any(|&o| half_bad(u16::from_le_bytes([blk[o], blk[o + 1]]), 0x7C00));
+                if !bad {
+                    return None;
+                }
+                let mut v = Vec::with_capacity(elems);
+                decode(blk, &mut v);
+                v.iter()
+                    .position(|x| !x.is_finite())
+                    .map(|i| (k * elems + i, v[i]))
+            })
+        }
+    }
+}
 
 /// Decodes `n` elements of `dtype` from `bytes`.
 pub fn to_f32(dtype: DType, bytes: &[u8], n: usize) -> Result<Vec<f32>, String> {

@@ -11,14 +11,16 @@ use memmap2::Mmap;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use taalasc_ir::{DType, WeightError, WeightId, WeightSource};
+use std::sync::Arc;
+use taalasc_ir::{DType, RawRows, WeightError, WeightId, WeightSource};
 
 /// One memory-mapped checkpoint file.
 pub struct MappedFile {
     /// The file's path, for error messages.
     pub path: PathBuf,
-    /// A read-only map of the whole file.
-    pub map: Mmap,
+    /// A read-only map of the whole file (shared with the [`RawRows`] that
+    /// borrow its tensors).
+    pub map: Arc<Mmap>,
 }
 
 impl MappedFile {
@@ -31,7 +33,7 @@ impl MappedFile {
         let map = unsafe { Mmap::map(&file) }.map_err(|e| LoadError::io(path, e))?;
         Ok(MappedFile {
             path: path.to_path_buf(),
-            map,
+            map: Arc::new(map),
         })
     }
 }
@@ -53,7 +55,7 @@ impl MappedFile {
         let map = map.make_read_only().map_err(|e| LoadError::io(path, e))?;
         Ok(MappedFile {
             path: path.to_path_buf(),
-            map,
+            map: Arc::new(map),
         })
     }
 }
@@ -274,6 +276,78 @@ impl WeightSource for MappedWeights {
             shape = next;
         }
         Ok(data)
+    }
+
+    /// Zero-copy rows for a matrix stored in any dtype whose transforms only
+    /// move whole rows (GGUF's rotary un-permutation, a row slice) and whose
+    /// rows are whole blocks; the map's pages stay mapped (they are read again
+    /// on every use). Checks every element is finite, as `load_f32` does.
+    fn raw_rows(&self, id: WeightId) -> Result<Option<RawRows>, WeightError> {
+        let (binding, entry) = self.bound(id)?;
+        let [rows, cols] = entry.shape[..] else {
+            return Ok(None);
+        };
+        let row_only = binding.transforms.iter().all(|t| match t {
+            Transform::UnpermuteRope { .. } => true,
+            Transform::Slice { axis, .. } => *axis == 0,
+            Transform::Transpose => false,
+        });
+        let (block_elems, block_bytes) = entry.dtype.block();
+        if !row_only || cols % block_elems != 0 || rows == 0 || cols == 0 {
+            return Ok(None);
+        }
+        let file = self.index.path_of(entry).display().to_string();
+        let invalid = |message: String| WeightError::Invalid {
+            file: file.clone(),
+            tensor: binding.tensor.clone(),
+            message,
+        };
+        let row_bytes = cols / block_elems * block_bytes;
+        let bytes = self.index.bytes(entry);
+        if rows.checked_mul(row_bytes) != Some(bytes.len()) {
+            return Err(invalid(format!(
+                "{rows} x {cols} {} elements need {} bytes, the file holds {}",
+                entry.dtype,
+                rows.saturating_mul(row_bytes),
+                bytes.len()
+            )));
+        }
+        if let Some((index, value)) = dequant::first_non_finite(entry.dtype, bytes) {
+            return Err(WeightError::NonFinite {
+                file,
+                tensor: binding.tensor.clone(),
+                index,
+                value,
+            });
+        }
+        // Which stored row lands in each canonical row: the transforms run
+        // over a column of row numbers (exact in f32 below 2^24 rows).
+        let mut order = None;
+        if !binding.transforms.is_empty() {
+            if rows >= 1 << 24 {
+                return Ok(None);
+            }
+            let mut map: Vec<f32> = (0..rows).map(|r| r as f32).collect();
+            let mut shape = vec![rows, 1];
+            for t in &binding.transforms {
+                let next = t.apply_shape(&shape).map_err(invalid)?;
+                map = t.apply(map, &shape);
+                shape = next;
+            }
+            order = Some(map.iter().map(|&r| r as u32).collect::<Arc<[u32]>>());
+        }
+        let out_rows = order.as_ref().map_or(rows, |o| o.len());
+        let mapped = &self.index.files[entry.file].map;
+        Ok(Some(RawRows {
+            dtype: entry.dtype,
+            rows: out_rows,
+            cols,
+            row_bytes,
+            bytes: Arc::clone(mapped) as Arc<dyn AsRef<[u8]> + Send + Sync>,
+            offset: entry.start,
+            order,
+            decode: dequant::row_decoder(entry.dtype),
+        }))
     }
 }
 

@@ -1,7 +1,7 @@
 //! f32 kernels, each written to follow the Hugging Face implementation's order
 //! of operations so that float results agree to ~1e-6 relative.
 
-use ndarray::{s, Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2};
 use taalasc_ir::RopeSpec;
 
 pub fn rms_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, eps: f32) -> Array2<f32> {
@@ -44,77 +44,6 @@ pub fn layer_norm(
             .for_each(|(v, (g, b))| *v = (*v - mean) * r * g + b);
     }
     out
-}
-
-/// `x W^T + b` with `W` as `[out, in]`.
-pub fn linear(
-    x: ArrayView2<f32>,
-    w: ArrayView2<f32>,
-    bias: Option<ArrayView1<f32>>,
-) -> Array2<f32> {
-    let mut out = if x.nrows() == 1 {
-        matvec(x.row(0), w).insert_axis(Axis(0))
-    } else {
-        x.dot(&w.t())
-    };
-    if let Some(b) = bias {
-        out += &b;
-    }
-    out
-}
-
-/// One row times `W^T`: a dot product per weight row, split across threads
-/// for large matrices (the decode path; GEMM packing would dominate here).
-fn matvec(x: ArrayView1<f32>, w: ArrayView2<f32>) -> ndarray::Array1<f32> {
-    let x = x.to_vec();
-    let rows = w.nrows();
-    let mut out = vec![0.0f32; rows];
-    let dot_rows = |first: usize, dst: &mut [f32]| {
-        for (i, d) in dst.iter_mut().enumerate() {
-            let row = w.row(first + i);
-            *d = match row.as_slice() {
-                Some(r) => dot(r, &x),
-                None => row.iter().zip(&x).map(|(a, b)| a * b).sum(),
-            };
-        }
-    };
-    let threads = if rows * w.ncols() >= 1 << 16 {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8)
-    } else {
-        1
-    };
-    if threads <= 1 {
-        dot_rows(0, &mut out);
-    } else {
-        let chunk = rows.div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (c, dst) in out.chunks_mut(chunk).enumerate() {
-                let f = &dot_rows;
-                scope.spawn(move || f(c * chunk, dst));
-            }
-        });
-    }
-    ndarray::Array1::from_vec(out)
-}
-
-/// Dot product with 8 independent accumulators (vectorizes; fixed order, so
-/// results do not depend on thread count).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 /// Rotates each head's first `rotary_dim` features in split-halves layout,

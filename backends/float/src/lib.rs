@@ -9,17 +9,29 @@
 //! Hugging Face reference implementations op for op; tests hold it to
 //! |Δlogit| ≤ 1e-4 against transformers.
 //!
-//! Weights are read once from the [`WeightSource`] at construction and held
-//! as f32 (a float executor has to dequantize anyway); the source file stays
-//! memory-mapped and is never read whole.
+//! Matrix weights stay in their stored format when the [`WeightSource`] can
+//! give its rows ([`WeightSource::raw_rows`]: GGUF blocks, f16/bf16/f32 rows,
+//! shared with the memory map): each row is decoded on the fly inside the dot
+//! product ([`rows`]), so no f32 copy of a quantized matrix is ever made.
+//! Other weights (vectors, and matrices a source can only give as f32, e.g.
+//! transposed GPT-2 `Conv1D` weights) are read once as f32;
+//! [`FloatModel::resident_f32_bytes`] reports how much that holds.
+//!
+//! Matrix products run on rayon's global thread pool (sized by its user), and
+//! use AVX2 when the CPU has it (detected at run time). Results do not
+//! depend on either: see [`rows`].
 
 #![warn(missing_docs)]
 
 mod kernels;
+pub mod rows;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 
 use ndarray::{s, Array2, ArrayView2};
+use rows::{Isa, Matrix};
 use std::collections::HashMap;
-use taalasc_ir::{Model, NodeIndex, Op, WeightError, WeightId, WeightSource};
+use taalasc_ir::{Model, NodeIndex, Op, RawRows, WeightError, WeightId, WeightSource};
 
 /// Why the float executor could not load a model ([`FloatModel::new`]) or
 /// run a call ([`FloatModel::forward`]).
@@ -74,12 +86,17 @@ pub enum FloatError {
     },
 }
 
-/// A model ready to run: graph plus f32 weights.
+/// A model ready to run: graph plus weights (stored rows or f32).
 pub struct FloatModel {
     model: Model,
     order: Vec<NodeIndex>,
     inputs: Vec<Vec<NodeIndex>>,
-    weights: Vec<Array2<f32>>,
+    /// Every weight; vectors are one-row dense matrices.
+    weights: Vec<Matrix>,
+    /// The source's stored rows of each weight that has them, kept so that
+    /// [`FloatModel::swap_weight`] can return to them.
+    stored: Vec<Option<RawRows>>,
+    isa: Isa,
     /// Attention node → cache slot.
     attn_slot: HashMap<NodeIndex, usize>,
     /// Node → number of consumers (to free activations early).
@@ -104,23 +121,47 @@ impl Session {
 }
 
 impl FloatModel {
-    /// Reads every weight from `source` (dequantizing to f32).
+    /// Binds every weight of `source`: matrices to their stored rows when
+    /// the source has them (nothing is decoded), the rest read as f32.
     pub fn new(model: &Model, source: &dyn WeightSource) -> Result<Self, FloatError> {
         let mut weights = Vec::with_capacity(model.weights.len());
+        let mut stored = Vec::with_capacity(model.weights.len());
         for (i, info) in model.weights.iter().enumerate() {
-            let data = source.load_f32(WeightId(i as u32))?;
+            let id = WeightId(i as u32);
+            if let [r, c] = info.shape[..] {
+                if let Some(raw) = source.raw_rows(id)? {
+                    if (raw.rows, raw.cols) != (r, c) {
+                        return Err(WeightError::Invalid {
+                            file: String::new(),
+                            tensor: info.source_tensor.clone(),
+                            message: format!(
+                                "stored rows are {} x {}, the model expects {r} x {c}",
+                                raw.rows, raw.cols
+                            ),
+                        }
+                        .into());
+                    }
+                    weights.push(Matrix::Stored(raw.clone()));
+                    stored.push(Some(raw));
+                    continue;
+                }
+            }
+            // No stored rows (a vector, or a matrix the source only gives
+            // as f32): an f32 copy, counted by `resident_f32_bytes`.
+            stored.push(None);
+            let data = source.load_f32(id)?;
             let shape = match info.shape.as_slice() {
                 [n] => (1, *n),
                 [r, c] => (*r, *c),
                 other => (1, other.iter().product()),
             };
-            weights.push(Array2::from_shape_vec(shape, data).map_err(|e| {
-                WeightError::Invalid {
+            weights.push(Matrix::Dense(Array2::from_shape_vec(shape, data).map_err(
+                |e| WeightError::Invalid {
                     file: String::new(),
                     tensor: info.source_tensor.clone(),
                     message: e.to_string(),
-                }
-            })?);
+                },
+            )?));
         }
         let order = model.topo_order();
         let n = model.graph.node_count();
@@ -143,6 +184,8 @@ impl FloatModel {
             order,
             inputs,
             weights,
+            stored,
+            isa: Isa::detect(),
             attn_slot,
             uses,
             head,
@@ -156,12 +199,62 @@ impl FloatModel {
 
     /// Swaps in other values for one weight (same shape), returning the old
     /// ones: lets quantization measure a single layer's effect end to end.
+    /// Swapping back values equal (bit for bit) to the source's returns the
+    /// weight to its stored rows, so no f32 copy outlives the measurement.
     pub fn swap_weight(&mut self, id: WeightId, values: Vec<f32>) -> Vec<f32> {
-        let w = &mut self.weights[id.0 as usize];
-        assert_eq!(values.len(), w.len(), "swap_weight: size");
-        let shape = w.raw_dim();
-        let new = Array2::from_shape_vec(shape, values).expect("same size");
-        std::mem::replace(w, new).into_raw_vec_and_offset().0
+        let i = id.0 as usize;
+        let (rows, cols) = (self.weights[i].rows(), self.weights[i].cols());
+        assert_eq!(values.len(), rows * cols, "swap_weight: size");
+        let old = self.weights[i].to_f32();
+        self.weights[i] = match &self.stored[i] {
+            Some(raw)
+                if Matrix::Stored(raw.clone())
+                    .to_f32()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .eq(values.iter().map(|v| v.to_bits())) =>
+            {
+                Matrix::Stored(raw.clone())
+            }
+            _ => Matrix::Dense(Array2::from_shape_vec((rows, cols), values).expect("same size")),
+        };
+        old
+    }
+
+    /// Bytes of f32 weight values this executor holds in memory: vectors,
+    /// and matrices its source could not give as stored rows (or swapped
+    /// in). Stored rows are not counted: they stay in the source's map.
+    pub fn resident_f32_bytes(&self) -> usize {
+        self.weights.iter().map(Matrix::resident_f32_bytes).sum()
+    }
+
+    /// How each matrix weight is held: its IR name and `Some(dtype)` for
+    /// stored rows, `None` for f32 in memory.
+    pub fn weight_storage(&self) -> Vec<(String, Option<taalasc_ir::DType>)> {
+        self.model
+            .weights
+            .iter()
+            .zip(&self.weights)
+            .filter(|(info, _)| info.shape.len() == 2)
+            .map(|(info, w)| {
+                let d = match w {
+                    Matrix::Stored(r) => Some(r.dtype),
+                    Matrix::Dense(_) => None,
+                };
+                (info.name.clone(), d)
+            })
+            .collect()
+    }
+
+    /// Uses `isa` for the matrix products instead of the detected best one
+    /// (for tests that compare the paths; results are the same bits).
+    /// Refuses an instruction set this CPU lacks.
+    pub fn set_isa(&mut self, isa: Isa) -> bool {
+        let ok = Isa::available().contains(&isa);
+        if ok {
+            self.isa = isa;
+        }
+        ok
     }
 
     /// A fresh session at position 0.
@@ -172,13 +265,28 @@ impl FloatModel {
         }
     }
 
-    fn w(&self, id: WeightId) -> ArrayView2<'_, f32> {
-        self.weights[id.0 as usize].view()
+    fn w(&self, id: WeightId) -> &Matrix {
+        &self.weights[id.0 as usize]
     }
 
-    /// A 1-D weight (stored as one row).
+    /// A 1-D weight (always f32, as one row).
     fn row(&self, id: WeightId) -> ndarray::ArrayView1<'_, f32> {
-        self.weights[id.0 as usize].row(0)
+        match &self.weights[id.0 as usize] {
+            Matrix::Dense(a) => a.row(0),
+            Matrix::Stored(_) => unreachable!("vectors are always read as f32"),
+        }
+    }
+
+    /// Rows `rows` of a matrix weight as f32.
+    fn rows_f32(&self, id: WeightId, rows: impl Iterator<Item = usize>) -> Array2<f32> {
+        let w = self.w(id);
+        let mut data = Vec::new();
+        let mut n = 0;
+        for r in rows {
+            w.row_into(r, &mut data);
+            n += 1;
+        }
+        Array2::from_shape_vec((n, w.cols()), data).expect("row shape")
     }
 
     /// Runs `tokens` at the session's next positions, appending to its KV
@@ -190,7 +298,10 @@ impl FloatModel {
         tokens: &[u32],
         logits_from: usize,
     ) -> Result<Array2<f32>, FloatError> {
-        self.forward_probed(session, tokens, logits_from, &mut |_, _| {})
+        // The whole call runs on one of rayon's workers, so that the matrix
+        // products inside it split across the pool without a hand-off to
+        // and from the caller's thread each time.
+        rayon::scope(|_| self.forward_probed(session, tokens, logits_from, &mut |_, _| {}))
     }
 
     /// [`FloatModel::forward`], calling `probe(node, input)` with the input
@@ -224,31 +335,30 @@ impl FloatModel {
             let out = match &node.op {
                 Op::Tokens => Array2::zeros((tokens.len(), 0)),
                 Op::Embed { table } => {
-                    let t = self.w(*table);
-                    let vocab = t.nrows();
-                    let mut out = Array2::zeros((tokens.len(), t.ncols()));
-                    for (i, &tok) in tokens.iter().enumerate() {
-                        if tok as usize >= vocab {
-                            return Err(FloatError::TokenOutOfRange {
-                                token: tok,
-                                position: pos0 + i,
-                                vocab,
-                            });
-                        }
-                        out.row_mut(i).assign(&t.row(tok as usize));
-                    }
-                    out
-                }
-                Op::AddPositions { table } => {
-                    let t = self.w(*table);
-                    let end = pos0 + tokens.len();
-                    if end > t.nrows() {
-                        return Err(FloatError::PositionOutOfRange {
-                            position: end - 1,
-                            max: t.nrows(),
+                    let vocab = self.w(*table).rows();
+                    if let Some((i, &tok)) = tokens
+                        .iter()
+                        .enumerate()
+                        .find(|(_, &t)| t as usize >= vocab)
+                    {
+                        return Err(FloatError::TokenOutOfRange {
+                            token: tok,
+                            position: pos0 + i,
+                            vocab,
                         });
                     }
-                    &arg(0) + &t.slice(s![pos0..end, ..])
+                    self.rows_f32(*table, tokens.iter().map(|&t| t as usize))
+                }
+                Op::AddPositions { table } => {
+                    let max = self.w(*table).rows();
+                    let end = pos0 + tokens.len();
+                    if end > max {
+                        return Err(FloatError::PositionOutOfRange {
+                            position: end - 1,
+                            max,
+                        });
+                    }
+                    &arg(0) + &self.rows_f32(*table, pos0..end)
                 }
                 Op::RmsNorm { gain, eps } => kernels::rms_norm(arg(0), self.row(*gain), *eps),
                 Op::LayerNorm { gain, bias, eps } => {
@@ -262,7 +372,11 @@ impl FloatModel {
                     } else {
                         x
                     };
-                    kernels::linear(x, self.w(*weight), bias.map(|b| self.row(b)))
+                    let mut out = rows::matmul(self.isa, x, self.w(*weight));
+                    if let Some(b) = bias {
+                        out += &self.row(*b);
+                    }
+                    out
                 }
                 Op::Rope {
                     n_heads,

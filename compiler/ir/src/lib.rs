@@ -27,4 +27,4 @@ pub use model::{Edge, HParams, LayerSummary, Model, Node};
 pub use op::{Op, RopeScaling, RopeSpec};
 pub use petgraph::graph::NodeIndex;
 pub use verify::{verify, VerifyError};
-pub use weights::{WeightError, WeightId, WeightInfo, WeightSource};
+pub use weights::{RawRows, RowDecoder, WeightError, WeightId, WeightInfo, WeightSource};
