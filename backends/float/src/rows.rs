@@ -331,6 +331,9 @@ macro_rules! by_n {
 /// Rows of a task handled together while their activations stay in cache.
 const TILE: usize = 24;
 
+/// Activation rows met by a tile at a time (a multiple of 4).
+const XBLOCK: usize = 32;
+
 /// `out[r * n + i] = W[r0 + r] · xs[i]` for the task's rows.
 fn task(isa: Isa, w: &Matrix, r0: usize, xs: &[&[f32]], out: &mut [f32], buf: &mut Vec<f32>) {
     let n = xs.len();
@@ -382,36 +385,43 @@ fn task(isa: Isa, w: &Matrix, r0: usize, xs: &[&[f32]], out: &mut [f32], buf: &m
                     }
                 };
                 let wr = |r: usize| &tile[(r - t0) * cols..(r - t0 + 1) * cols];
-                for (g0, g) in xs.chunks(4).enumerate() {
-                    let mut r = t0;
-                    while r + 3 <= t1 {
-                        let ws = [wr(r), wr(r + 1), wr(r + 2)];
-                        let mut o = [[0f32; 4]; 3];
-                        match g.len() {
-                            1 => dot_f32_rows(isa, &ws, &[g[0]])
-                                .iter()
-                                .zip(&mut o)
-                                .for_each(|(v, o)| o[..1].copy_from_slice(v)),
-                            2 => dot_f32_rows(isa, &ws, &[g[0], g[1]])
-                                .iter()
-                                .zip(&mut o)
-                                .for_each(|(v, o)| o[..2].copy_from_slice(v)),
-                            3 => dot_f32_rows(isa, &ws, &[g[0], g[1], g[2]])
-                                .iter()
-                                .zip(&mut o)
-                                .for_each(|(v, o)| o[..3].copy_from_slice(v)),
-                            _ => o = dot_f32_rows(isa, &ws, &[g[0], g[1], g[2], g[3]]),
+                // Activations a block at a time, so that the block and the
+                // tile stay in L2 while every row of the tile meets them (a
+                // whole prefill's activations do not fit; streaming them from
+                // L3 once per three rows made prefill memory-bound).
+                for (b0, xb) in xs.chunks(XBLOCK).enumerate() {
+                    for (g0, g) in xb.chunks(4).enumerate() {
+                        let g0 = b0 * XBLOCK / 4 + g0;
+                        let mut r = t0;
+                        while r + 3 <= t1 {
+                            let ws = [wr(r), wr(r + 1), wr(r + 2)];
+                            let mut o = [[0f32; 4]; 3];
+                            match g.len() {
+                                1 => dot_f32_rows(isa, &ws, &[g[0]])
+                                    .iter()
+                                    .zip(&mut o)
+                                    .for_each(|(v, o)| o[..1].copy_from_slice(v)),
+                                2 => dot_f32_rows(isa, &ws, &[g[0], g[1]])
+                                    .iter()
+                                    .zip(&mut o)
+                                    .for_each(|(v, o)| o[..2].copy_from_slice(v)),
+                                3 => dot_f32_rows(isa, &ws, &[g[0], g[1], g[2]])
+                                    .iter()
+                                    .zip(&mut o)
+                                    .for_each(|(v, o)| o[..3].copy_from_slice(v)),
+                                _ => o = dot_f32_rows(isa, &ws, &[g[0], g[1], g[2], g[3]]),
+                            }
+                            for (k, ok) in o.iter().enumerate() {
+                                let base = (r + k) * n + 4 * g0;
+                                out[base..base + g.len()].copy_from_slice(&ok[..g.len()]);
+                            }
+                            r += 3;
                         }
-                        for (k, ok) in o.iter().enumerate() {
-                            let base = (r + k) * n + 4 * g0;
-                            out[base..base + g.len()].copy_from_slice(&ok[..g.len()]);
+                        for r in r..t1 {
+                            let dst = &mut out[r * n + 4 * g0..r * n + 4 * g0 + g.len()];
+                            let w = wr(r);
+                            group(g, dst, |g, o| by_n!(g, o, |a| dot_f32(isa, w, &a)));
                         }
-                        r += 3;
-                    }
-                    for r in r..t1 {
-                        let dst = &mut out[r * n + 4 * g0..r * n + 4 * g0 + g.len()];
-                        let w = wr(r);
-                        group(g, dst, |g, o| by_n!(g, o, |a| dot_f32(isa, w, &a)));
                     }
                 }
             }
