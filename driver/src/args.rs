@@ -267,6 +267,9 @@ pub enum Command {
         /// A Liberty library for the syntheses (as for `synth`).
         #[arg(long, value_name = "FILE")]
         liberty: Option<PathBuf>,
+        /// Synthesize only these engines (comma-separated; default every engine).
+        #[arg(long = "engine", value_name = "N", value_delimiter = ',')]
+        engines: Vec<usize>,
     },
     /// Merge the results of the jobs of `taalasc jobs` into the chip folder: synthesis cells
     /// into report.json, the simulation record, and report/ (RFC 0007).

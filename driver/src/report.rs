@@ -162,7 +162,7 @@ fn point_of(label: &str, bpw: f64, s: &System, r: &eval::PerplexityReport) -> Qu
 }
 
 /// What a point's result depends on beyond the chip folder (for
-/// [`crate::jobs::fingerprint`]): the point, the text (its path as
+/// [`crate::job_result::fingerprint`]): the point, the text (its path as
 /// recorded and its bytes), the chunks scored and the budget.
 pub fn job_params(opts: &ReportOptions, point: &str) -> anyhow::Result<serde_json::Value> {
     let text = opts

@@ -114,7 +114,7 @@ pub fn record_command(chip: &Path, cfg: &SimConfig) -> String {
 }
 
 /// What a shard's result depends on beyond the chip folder, for
-/// [`crate::jobs::fingerprint`].
+/// [`crate::job_result::fingerprint`].
 pub fn job_params(cfg: &SimConfig, shard: (usize, usize)) -> serde_json::Value {
     serde_json::json!({
         "kind": "sim",
@@ -220,7 +220,7 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
     let chip = &std::path::absolute(chip).with_context(|| format!("{}", chip.display()))?;
     if let Some(r) = &cfg.result {
         anyhow::ensure!(cfg.shard.is_some(), "--result goes with --shard I/N");
-        crate::jobs::check_result_path(r)?;
+        crate::job_result::check_result_path(r)?;
     }
     anyhow::ensure!(
         cfg.shard.is_none() || cfg.result.is_some(),
@@ -314,9 +314,9 @@ pub fn simulate(chip: &Path, cfg: &SimConfig) -> anyhow::Result<SimOutcome> {
         parts.push(p);
     }
     if let (Some(shard), Some(r)) = (cfg.shard, &cfg.result) {
-        let id = crate::jobs::sim_id(shard);
-        let inputs = crate::jobs::fingerprint(chip, &job_params(cfg, shard))?;
-        crate::jobs::write_result(r, &id, &inputs, &parts[0])?;
+        let id = crate::job_result::sim_id(shard);
+        let inputs = crate::job_result::fingerprint(chip, &job_params(cfg, shard))?;
+        crate::job_result::write_result(r, &id, &inputs, &parts[0])?;
     } else {
         let record = merge(record_command(chip, cfg), &parts);
         crate::manifest::write_json(&sim_dir.join(SIM_RESULT), &record)?;

@@ -30,7 +30,7 @@ pub fn synthesize(
 /// What one synthesis records: the key in `report.json`'s `synth` map
 /// (the top, and the library when mapped onto one), the record, and the
 /// design's macro bits. A `synth --result` job writes this (in a
-/// [`crate::jobs::JobResult`]); `gather` records it as `synth` would.
+/// [`crate::job_result::JobResult`]); `gather` records it as `synth` would.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SynthEntry {
     /// The key in `report.json`'s `synth` map.
@@ -60,7 +60,7 @@ pub fn record(chip: &Path, entries: &[SynthEntry]) -> anyhow::Result<()> {
 }
 
 /// The job parameters of one synthesis (what its result depends on beyond
-/// the chip folder): for [`crate::jobs::fingerprint`].
+/// the chip folder): for [`crate::job_result::fingerprint`].
 pub fn job_params(
     engine: Option<usize>,
     chip_index: Option<usize>,
@@ -92,7 +92,7 @@ pub fn synthesize_to(
     // A job's result file is checked before the work.
     let result_file = result;
     if let Some(r) = result_file {
-        crate::jobs::check_result_path(r)?;
+        crate::job_result::check_result_path(r)?;
     }
     let (_, plan, system) = crate::chip::open_chip(chip)?;
     let board = system.and_then(|s| s.board);
@@ -163,9 +163,14 @@ pub fn synthesize_to(
     };
     match result_file {
         Some(r) => {
-            let id = crate::jobs::synth_id(chip_index, engine);
+            let id = crate::job_result::synth_id(chip_index, engine);
             let params = job_params(engine, chip_index, liberty)?;
-            crate::jobs::write_result(r, &id, &crate::jobs::fingerprint(chip, &params)?, &entry)?;
+            crate::job_result::write_result(
+                r,
+                &id,
+                &crate::job_result::fingerprint(chip, &params)?,
+                &entry,
+            )?;
         }
         None => record(chip, std::slice::from_ref(&entry))?,
     }

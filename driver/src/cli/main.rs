@@ -214,6 +214,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             chunks,
             chip_budget,
             liberty,
+            engines,
         } => {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
             let opts = taalasc::jobs::JobsOptions {
@@ -230,6 +231,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 chunks,
                 budget: chip_budget,
                 liberty,
+                engines,
             };
             let plan = taalasc::jobs::write_jobs(&opts)?;
             let dir = std::path::absolute(&opts.out)?;
