@@ -395,7 +395,9 @@ fn slurm_and_ninja_jobs_equal_the_single_process_commands() {
         glog.contains("sim-shard1of3:"),
         "gather names the failed job:\n{glog}"
     );
-    assert!(glog.contains("not a job result taalasc wrote"), "{glog}");
+    assert!(glog.contains("rerun:"), "{glog}");
+    let jlog = std::fs::read_to_string(j1.join("logs/sim-shard1of3.log")).unwrap();
+    assert!(jlog.contains("not a job result taalasc wrote"), "{jlog}");
     assert!(
         !chip.join("report").exists(),
         "nothing merged while a job failed"
