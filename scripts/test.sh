@@ -14,6 +14,8 @@ step "tools"
 # Verilator compiles its models with a C++ compiler and make.
 source scripts/tools.sh
 need_tools verilator yosys iverilog g++ make osu018 ccache
+# tests/jobs.rs: Slurm (a one-node cluster on loopback) and munge, ninja.
+need_tools slurmctld slurmd sbatch squeue sinfo munged ninja
 # The suite builds about forty Verilator models: Verilator's own runtime
 # files and every unit module generated the same way are compiled once
 # (verilated.mk reads OBJCACHE from the environment).
@@ -25,6 +27,10 @@ verilator --version
 yosys -V
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy
 python3 -c 'import numpy; print("numpy", numpy.__version__)'
+# tests/jobs.rs lints the FuseSoC core build writes with the real fusesoc.
+command -v fusesoc >/dev/null || python3 -m pip install --quiet --disable-pip-version-check fusesoc
+command -v fusesoc >/dev/null || { echo "test.sh: fusesoc is still missing after pip install fusesoc" >&2; exit 1; }
+fusesoc --version
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 
 step "data"

@@ -19,9 +19,13 @@ need_tools() {
     case "$cmd" in
       g++) pkg=g++ ;;
       osu018) pkg=qflow-tech-osu018 ;;
+      # tests/jobs.rs runs a one-node Slurm cluster and ninja.
+      slurmctld|slurmd|sbatch|squeue|sinfo) pkg=slurm-wlm ;;
+      munged) pkg=munge ;;
+      ninja) pkg=ninja-build ;;
       *) pkg=$cmd ;;
     esac
-    missing+=("$pkg")
+    [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then

@@ -142,6 +142,20 @@ pub enum Command {
         /// and filelist are always the compiler's.
         #[arg(long)]
         rtl_from_folder: bool,
+        /// Split the users into N shards (user u in shard u mod N), each simulated on its own
+        /// (its users interleaved in their own slots) one after another; the record in
+        /// sim/result.json merges them. Cycle figures then count no interleaving across
+        /// shards. Default 1: every user in one run.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        shards: usize,
+        /// Simulate only shard I of N (users u with u mod N = I) and write its part to
+        /// --result instead of sim/result.json: a job of `taalasc jobs`, merged by
+        /// `taalasc gather` into the record `--shards N` writes.
+        #[arg(long, value_name = "I/N", requires = "result", conflicts_with_all = ["shards", "vcd"])]
+        shard: Option<String>,
+        /// With --shard: the job result file (written atomically).
+        #[arg(long, value_name = "FILE", requires = "shard")]
+        result: Option<PathBuf>,
         /// Print one JSON object: bit_exact, positions, cycles_per_token, mac_utilization,
         /// sim_seconds, and per user bit_exact (and more).
         #[arg(long)]
@@ -186,6 +200,10 @@ pub enum Command {
         /// of its engines.
         #[arg(long, value_name = "K")]
         chip_index: Option<usize>,
+        /// Write the result to this job result file (atomically) instead of recording it in
+        /// the chip's report.json: a job of `taalasc jobs`, merged by `taalasc gather`.
+        #[arg(long, value_name = "FILE", conflicts_with = "unit")]
+        result: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -220,6 +238,76 @@ pub enum Command {
         /// Output folder (default CHIP/report).
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Score one point of the quality table instead of writing the report: `chip` (the
+        /// chip itself and the float model) or one linear-layer format (as --sweep rebuilds
+        /// it); needs --text and --result. A job of `taalasc jobs`.
+        #[arg(long, value_name = "chip|FORMAT", requires_all = ["text", "result"], conflicts_with_all = ["sweep", "out"])]
+        point: Option<String>,
+        /// With --point: the job result file (written atomically).
+        #[arg(long, value_name = "FILE", requires = "point")]
+        result: Option<PathBuf>,
+    },
+    /// Write a chip's synthesis, simulation and quality sweep as independent jobs (RFC 0007):
+    /// a ninja file (`ninja -C DIR -j N`) and Slurm array scripts (`sh DIR/submit.sh`).
+    ///
+    /// One job per engine synthesis, per simulation shard and per sweep point (the chip
+    /// itself and each --sweep format), each an ordinary taalasc command that writes its
+    /// result atomically to DIR/results/JOB.json; then `taalasc gather DIR` merges them into
+    /// the files the single-process commands write. DIR must be new or a jobs folder taalasc
+    /// wrote (its results are kept).
+    Jobs {
+        /// A chip folder written by `taalasc build` (with RTL).
+        chip: PathBuf,
+        /// The jobs to write (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+        what: Vec<crate::jobs::What>,
+        /// The runners to write for (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "ninja,slurm")]
+        emit: Vec<crate::jobs::Emit>,
+        /// The jobs folder.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// A simulation user's prompt (repeatable, as for `sim`).
+        #[arg(long)]
+        prompt: Vec<String>,
+        /// A simulation user's token ids, e.g. `1,2,3` (repeatable, as for `sim`).
+        #[arg(long)]
+        tokens: Vec<String>,
+        /// Simulation shards (user u in shard u mod N); `gather` writes what `sim --shards N`
+        /// writes.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        shards: usize,
+        /// Linear-layer formats of the quality sweep, comma-separated (one job each).
+        #[arg(long, value_delimiter = ',')]
+        sweep: Vec<String>,
+        /// Text to score quality on (needed for the sweep).
+        #[arg(long)]
+        text: Option<PathBuf>,
+        /// Context length of each scored chunk.
+        #[arg(long, default_value_t = 256)]
+        ctx: usize,
+        /// Chunks of --text to score.
+        #[arg(long, default_value_t = 4)]
+        chunks: usize,
+        /// Chip budget for a chip built without --chip-budget (as for `report`).
+        #[arg(long, value_name = "FILE|PRESET")]
+        chip_budget: Option<String>,
+        /// A Liberty library for the syntheses (as for `synth`).
+        #[arg(long, value_name = "FILE")]
+        liberty: Option<PathBuf>,
+        /// Synthesize only these engines (comma-separated; default every engine).
+        #[arg(long = "engine", value_name = "N", value_delimiter = ',')]
+        engines: Vec<usize>,
+    },
+    /// Merge the results of the jobs of `taalasc jobs` into the chip folder: synthesis cells
+    /// into report.json, the simulation record, and report/ (RFC 0007).
+    ///
+    /// The files are byte-identical to those of the single-process commands. Any missing,
+    /// failed or stale job is named with the command that reruns it, nothing is merged and
+    /// the exit status is 1.
+    Gather {
+        /// The jobs folder.
+        dir: PathBuf,
     },
     /// Perplexity of the model on a text file, in llama.cpp's convention.
     ///

@@ -28,6 +28,8 @@ pub mod estimate;
 pub mod eval;
 pub mod files;
 pub mod inspect;
+pub mod job_result;
+pub mod jobs;
 pub mod manifest;
 pub mod output;
 pub mod pipeline;

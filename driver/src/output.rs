@@ -55,6 +55,9 @@ pub enum FolderKind {
     /// A system report (`report`): may replace a report folder taalasc
     /// wrote (`report.json` and `report.html`, nothing else).
     Report,
+    /// A jobs folder (`jobs`, RFC 0007): claimed when new; `jobs` itself
+    /// rewrites the plan files of a jobs folder it wrote.
+    Jobs,
 }
 
 /// What a claim may do to an existing output path.
@@ -185,7 +188,7 @@ pub fn claim(out: &Path, kind: FolderKind, existing: Existing) -> anyhow::Result
                 && match kind {
                     FolderKind::Chip => is_chip_folder(out),
                     FolderKind::Report => is_report_folder(out),
-                    FolderKind::Estimate => false,
+                    FolderKind::Estimate | FolderKind::Jobs => false,
                 };
             let what = if link {
                 "a symbolic link"
@@ -206,6 +209,7 @@ pub fn claim(out: &Path, kind: FolderKind, existing: Existing) -> anyhow::Result
             let allowed = match kind {
                 FolderKind::Chip => "a new path or, with --force, over a chip folder it built",
                 FolderKind::Estimate => "a new path (--estimate never replaces a folder)",
+                FolderKind::Jobs => "a new path or over a jobs folder it wrote",
                 FolderKind::Report => "a new path or over a report it wrote",
             };
             if !ours {

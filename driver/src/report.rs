@@ -70,12 +70,32 @@ fn score(
     Ok((float_ppl, reports))
 }
 
-/// Builds the report of `opts.chip`; returns the folder written.
-pub fn report(
+/// One point of a quality table, as a `report --point` job scores it: the
+/// chip itself (its quality and the float model's perplexity) or the
+/// chip rebuilt with one `--sweep` format.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointResult {
+    /// The chip's own quality.
+    Chip(Quality),
+    /// One point of the quality-versus-area sweep.
+    Sweep(QualityPoint),
+}
+
+/// The label of the chip's own point (`--point chip`).
+pub const CHIP_POINT: &str = "chip";
+
+/// The chip folder's manifest (checked) and build report, and its system
+/// view (partitioned on the budget for a chip built without one).
+fn open(
     opts: &ReportOptions,
     plan: &Plan,
     system: Option<System>,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<(
+    crate::manifest::Manifest,
+    crate::manifest::BuildReportFile,
+    System,
+)> {
     let chip = &opts.chip;
     let manifest = crate::manifest::Manifest::read(chip)?;
     manifest.verify(chip, crate::manifest::Check::ImageAndReport)?;
@@ -84,6 +104,121 @@ pub fn report(
         Some(s) => s,
         None => crate::system::partition(plan, opts.budget.as_deref().unwrap_or("hc1"), 1)?,
     };
+    Ok((manifest, build, system))
+}
+
+/// The chip's image rebuilt with linear layers in format `f` (its
+/// context and table format kept), planned as the chip and partitioned on
+/// its budget: (image, bits per weight, system).
+fn rebuild(
+    loaded: &taalasc_frontends::LoadedModel,
+    f: &str,
+    context: usize,
+    manifest: &crate::manifest::Manifest,
+    plan: &Plan,
+    system: &System,
+) -> anyhow::Result<(ChipImage, f64, System)> {
+    let mut o = BuildOptions::defaults(&loaded.model);
+    o.linear = f.parse().with_context(|| format!("--sweep format `{f}`"))?;
+    o.context = context;
+    o.table = manifest.table_format.parse()?;
+    eprintln!("report: rebuilding with linear layers {f}...");
+    let (img, rep) = build_image(loaded, &o, None)?;
+    let mut p = taalasc_verilog::plan::plan_shared(
+        &img,
+        plan.lanes,
+        plan.rows,
+        plan.users,
+        true,
+        plan.layers_per_engine,
+    )?;
+    p.set_attn_parallel(plan.attn_par)?;
+    let s = crate::system::partition_with(&p, system.budget.clone(), system.min_chips)?;
+    Ok((img, rep.bits_per_weight, s))
+}
+
+fn quality_of(text: &Path, q: &eval::PerplexityReport, float_ppl: f64) -> Quality {
+    Quality {
+        text: text.display().to_string(),
+        tokens_scored: q.tokens_scored,
+        ppl: q.perplexity,
+        float_ppl,
+        kl: q.kl_mean.unwrap_or(0.0),
+        top1: q.top1.unwrap_or(1.0),
+    }
+}
+
+fn point_of(label: &str, bpw: f64, s: &System, r: &eval::PerplexityReport) -> QualityPoint {
+    QualityPoint {
+        label: label.to_string(),
+        bits_per_weight: bpw,
+        rom_mbit: s.stages.iter().map(|c| c.rom_bits).sum::<u64>() as f64 / 1e6,
+        area_mm2: s.partition.chips.iter().map(|c| c.area_mm2).sum(),
+        chips: s.partition.chips.len(),
+        ppl: r.perplexity,
+        kl: r.kl_mean.unwrap_or(0.0),
+        top1: r.top1.unwrap_or(1.0),
+    }
+}
+
+/// What a point's result depends on beyond the chip folder (for
+/// [`crate::job_result::fingerprint`]): the point, the text (its path as
+/// recorded and its bytes), the chunks scored and the budget.
+pub fn job_params(opts: &ReportOptions, point: &str) -> anyhow::Result<serde_json::Value> {
+    let text = opts
+        .text
+        .as_deref()
+        .context("a quality point is scored on a text: give --text FILE")?;
+    let digest =
+        crate::manifest::file_digest(text).with_context(|| format!("--text {}", text.display()))?;
+    Ok(serde_json::json!({
+        "kind": "sweep",
+        "point": point,
+        "text": text.display().to_string(),
+        "text_sha256": digest,
+        "ctx": opts.ctx,
+        "chunks": opts.chunks,
+        "budget": opts.budget,
+    }))
+}
+
+/// Scores one point of the quality table of `opts` (`chip`, or a format
+/// of `opts.sweep`'s kind) on `opts.text` against the float model: the
+/// figures `report` computes for it, bit for bit (each image's tallies are
+/// its own, whatever else is scored in the same pass).
+pub fn score_point(
+    opts: &ReportOptions,
+    plan: &Plan,
+    system: Option<System>,
+    point: &str,
+) -> anyhow::Result<PointResult> {
+    let (manifest, _, system) = open(opts, plan, system)?;
+    let text = opts
+        .text
+        .as_deref()
+        .context("--point scores on a text: give --text FILE")?;
+    let source = manifest.source.path.clone();
+    let layers = manifest.source.layers_kept;
+    let image = crate::chip::read_image(&opts.chip)?;
+    if point == CHIP_POINT {
+        let (float_ppl, reports) = score(&[&image], &source, layers, text, opts.ctx, opts.chunks)?;
+        return Ok(PointResult::Chip(quality_of(text, &reports[0], float_ppl)));
+    }
+    let loaded = crate::load_layers(&source, layers)?;
+    let (img, bpw, s) = rebuild(&loaded, point, image.context, &manifest, plan, &system)?;
+    drop(image);
+    let (_, reports) = score(&[&img], &source, layers, text, opts.ctx, opts.chunks)?;
+    Ok(PointResult::Sweep(point_of(point, bpw, &s, &reports[0])))
+}
+
+/// Builds the report of `opts.chip`; returns the folder written.
+pub fn report(
+    opts: &ReportOptions,
+    plan: &Plan,
+    system: Option<System>,
+) -> anyhow::Result<PathBuf> {
+    let chip = &opts.chip;
+    let (manifest, _, system) = open(opts, plan, system)?;
     let source = manifest.source.path.clone();
     let layers = manifest.source.layers_kept;
     // Quality of this build, and of the sweep's rebuilds, on the same chunks.
@@ -96,23 +231,8 @@ pub fn report(
         if !opts.sweep.is_empty() {
             let loaded = crate::load_layers(&source, layers)?;
             for f in &opts.sweep {
-                let mut o = BuildOptions::defaults(&loaded.model);
-                o.linear = f.parse().with_context(|| format!("--sweep format `{f}`"))?;
-                o.context = image.context;
-                o.table = manifest.table_format.parse()?;
-                eprintln!("report: rebuilding with linear layers {f}...");
-                let (img, rep) = build_image(&loaded, &o, None)?;
-                let mut p = taalasc_verilog::plan::plan_shared(
-                    &img,
-                    plan.lanes,
-                    plan.rows,
-                    plan.users,
-                    true,
-                    plan.layers_per_engine,
-                )?;
-                p.set_attn_parallel(plan.attn_par)?;
-                let s = crate::system::partition_with(&p, system.budget.clone(), system.min_chips)?;
-                rebuilt.push((f.clone(), img, rep.bits_per_weight, s));
+                let (img, bpw, s) = rebuild(&loaded, f, image.context, &manifest, plan, &system)?;
+                rebuilt.push((f.clone(), img, bpw, s));
             }
         }
         let mut images: Vec<&ChipImage> = vec![image];
@@ -124,30 +244,29 @@ pub fn report(
             opts.ctx
         );
         let (float_ppl, reports) = score(&images, &source, layers, text, opts.ctx, opts.chunks)?;
-        let q = &reports[0];
-        quality = Some(Quality {
-            text: text.display().to_string(),
-            tokens_scored: q.tokens_scored,
-            ppl: q.perplexity,
-            float_ppl,
-            kl: q.kl_mean.unwrap_or(0.0),
-            top1: q.top1.unwrap_or(1.0),
-        });
+        quality = Some(quality_of(text, &reports[0], float_ppl));
         for ((label, _, bpw, s), r) in rebuilt.iter().zip(&reports[1..]) {
-            sweep.push(QualityPoint {
-                label: label.clone(),
-                bits_per_weight: *bpw,
-                rom_mbit: s.stages.iter().map(|c| c.rom_bits).sum::<u64>() as f64 / 1e6,
-                area_mm2: s.partition.chips.iter().map(|c| c.area_mm2).sum(),
-                chips: s.partition.chips.len(),
-                ppl: r.perplexity,
-                kl: r.kl_mean.unwrap_or(0.0),
-                top1: r.top1.unwrap_or(1.0),
-            });
+            sweep.push(point_of(label, *bpw, s, r));
         }
     } else if !opts.sweep.is_empty() {
         anyhow::bail!("--sweep scores each setting on a text: give --text FILE too");
     }
+    write_report(opts, plan, Some(system), quality, sweep)
+}
+
+/// Writes the report of `opts.chip` with the quality and sweep points
+/// given (scored by [`report`] or by `report --point` jobs that
+/// `taalasc gather` merges) and the chip's last simulation record.
+pub fn write_report(
+    opts: &ReportOptions,
+    plan: &Plan,
+    system: Option<System>,
+    quality: Option<Quality>,
+    sweep: Vec<QualityPoint>,
+) -> anyhow::Result<PathBuf> {
+    let chip = &opts.chip;
+    let (manifest, build, system) = open(opts, plan, system)?;
+    let source = manifest.source.path.clone();
     // The last simulation of this chip, if one was run.
     let sim_dir = if system.board.is_some() {
         chip.join("board")

@@ -3,7 +3,7 @@
 //! in the chip's `report.json`.
 
 use crate::manifest::BuildReportFile;
-use anyhow::bail;
+use anyhow::{bail, Context};
 use std::path::Path;
 use taalasc_verilog::plan::MacroBits;
 use taalasc_verilog::synth::SynthResult;
@@ -24,6 +24,76 @@ pub fn synthesize(
     chip_index: Option<usize>,
     liberty: Option<&Path>,
 ) -> anyhow::Result<SynthOutcome> {
+    synthesize_to(chip, engine, chip_index, liberty, None)
+}
+
+/// What one synthesis records: the key in `report.json`'s `synth` map
+/// (the top, and the library when mapped onto one), the record, and the
+/// design's macro bits. A `synth --result` job writes this (in a
+/// [`crate::job_result::JobResult`]); `gather` records it as `synth` would.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SynthEntry {
+    /// The key in `report.json`'s `synth` map.
+    pub key: String,
+    /// What is recorded under it.
+    pub record: crate::manifest::SynthRecord,
+    /// The design's macro bits.
+    pub macro_bits: MacroBits,
+}
+
+/// Records synthesis entries in `chip/report.json` (and its digest in the
+/// manifest), as one `synth` run per entry in turn would.
+pub fn record(chip: &Path, entries: &[SynthEntry]) -> anyhow::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut report = BuildReportFile::read(chip)?;
+    for e in entries {
+        report
+            .synth
+            .get_or_insert_with(Default::default)
+            .insert(e.key.clone(), e.record.clone());
+        report.macro_bits = Some(e.macro_bits.clone());
+    }
+    report.write(chip)?;
+    crate::manifest::Manifest::record_digest(chip, crate::manifest::REPORT_FILE)
+}
+
+/// The job parameters of one synthesis (what its result depends on beyond
+/// the chip folder): for [`crate::job_result::fingerprint`].
+pub fn job_params(
+    engine: Option<usize>,
+    chip_index: Option<usize>,
+    liberty: Option<&Path>,
+) -> anyhow::Result<serde_json::Value> {
+    let lib = liberty
+        .map(|l| {
+            crate::manifest::file_digest(l).with_context(|| format!("--liberty {}", l.display()))
+        })
+        .transpose()?;
+    Ok(serde_json::json!({
+        "kind": "synth",
+        "engine": engine,
+        "chip_index": chip_index,
+        "liberty_sha256": lib,
+    }))
+}
+
+/// As [`synthesize`]; with `result`, the entry goes to that file (a job
+/// result for `taalasc gather`) and the chip folder's `report.json` is
+/// left alone, so that jobs may synthesize engines of one chip at once.
+pub fn synthesize_to(
+    chip: &Path,
+    engine: Option<usize>,
+    chip_index: Option<usize>,
+    liberty: Option<&Path>,
+    result: Option<&Path>,
+) -> anyhow::Result<SynthOutcome> {
+    // A job's result file is checked before the work.
+    let result_file = result;
+    if let Some(r) = result_file {
+        crate::job_result::check_result_path(r)?;
+    }
     let (_, plan, system) = crate::chip::open_chip(chip)?;
     let board = system.and_then(|s| s.board);
     // The folder to synthesize in, its sources, its engines and its top.
@@ -86,14 +156,24 @@ pub fn synthesize(
     };
     let macro_bits = plan.macro_bits();
     // Recorded without the wall time: the same design gives the same file.
-    let mut report = BuildReportFile::read(chip)?;
-    report
-        .synth
-        .get_or_insert_with(Default::default)
-        .insert(key, (&result).into());
-    report.macro_bits = Some(macro_bits.clone());
-    report.write(chip)?;
-    crate::manifest::Manifest::record_digest(chip, crate::manifest::REPORT_FILE)?;
+    let entry = SynthEntry {
+        key,
+        record: (&result).into(),
+        macro_bits: macro_bits.clone(),
+    };
+    match result_file {
+        Some(r) => {
+            let id = crate::job_result::synth_id(chip_index, engine);
+            let params = job_params(engine, chip_index, liberty)?;
+            crate::job_result::write_result(
+                r,
+                &id,
+                &crate::job_result::fingerprint(chip, &params)?,
+                &entry,
+            )?;
+        }
+        None => record(chip, std::slice::from_ref(&entry))?,
+    }
     Ok(SynthOutcome { result, macro_bits })
 }
 

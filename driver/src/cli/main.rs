@@ -73,15 +73,22 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             arrival_jitter,
             prefill,
             rtl_from_folder,
+            shards,
+            shard,
+            result,
             json,
-        } => sim(
-            &chip,
-            &prompt,
-            &tokens,
-            vcd,
-            (arrival_jitter, prefill, rtl_from_folder),
-            json,
-        )?,
+        } => {
+            let shard = shard.as_deref().map(parse_shard).transpose()?;
+            sim(
+                &chip,
+                &prompt,
+                &tokens,
+                vcd,
+                (arrival_jitter, prefill, rtl_from_folder),
+                (shards, shard, result),
+                json,
+            )?
+        }
         Command::Synth {
             chip,
             engine,
@@ -93,6 +100,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             rtl,
             work,
             tsv,
+            result,
         } => match (unit, chip) {
             (Some(unit), _) => synth_unit(
                 &unit,
@@ -103,7 +111,13 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 json,
                 tsv,
             )?,
-            (None, Some(chip)) => synth(&chip, engine, chip_index, liberty.as_deref(), json)?,
+            (None, Some(chip)) => synth(
+                &chip,
+                (engine, chip_index),
+                liberty.as_deref(),
+                result.as_deref(),
+                json,
+            )?,
             (None, None) => anyhow::bail!("synth: give a chip folder or --unit"),
         },
         Command::Report {
@@ -114,6 +128,8 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             sweep,
             chip_budget,
             out,
+            point,
+            result,
         } => {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
             let (_, plan, system) = taalasc::chip::open_chip(&chip)?;
@@ -129,6 +145,15 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 budget: chip_budget,
                 out,
             };
+            if let (Some(point), Some(result)) = (point, result) {
+                taalasc::jobs::check_result_path(&result)?;
+                let params = taalasc::report::job_params(&opts, &point)?;
+                let r = taalasc::report::score_point(&opts, &plan, system, &point)?;
+                let inputs = taalasc::jobs::fingerprint(&chip, &params)?;
+                taalasc::jobs::write_result(&result, &format!("sweep-{point}"), &inputs, &r)?;
+                outln!("wrote {}", result.display());
+                return Ok(());
+            }
             let dir = taalasc::report::report(&opts, &plan, system)?;
             outln!(
                 "wrote {} and {}",
@@ -192,6 +217,69 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 float_cache: !no_float_cache,
             };
             eval(&models, &opts, json, json_out.as_deref())?
+        }
+        Command::Jobs {
+            chip,
+            what,
+            emit,
+            out,
+            prompt,
+            tokens,
+            shards,
+            sweep,
+            text,
+            ctx,
+            chunks,
+            chip_budget,
+            liberty,
+            engines,
+        } => {
+            anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
+            let opts = taalasc::jobs::JobsOptions {
+                chip,
+                what,
+                emit: emit.clone(),
+                out,
+                prompts: prompt,
+                tokens,
+                shards,
+                sweep,
+                text,
+                ctx,
+                chunks,
+                budget: chip_budget,
+                liberty,
+                engines,
+            };
+            let plan = taalasc::jobs::write_jobs(&opts)?;
+            let dir = std::path::absolute(&opts.out)?;
+            outln!("wrote {} jobs to {}:", plan.jobs.len(), dir.display());
+            if emit.contains(&taalasc::jobs::Emit::Ninja) {
+                outln!("  ninja:  ninja -C {} -j N", dir.display());
+            }
+            if emit.contains(&taalasc::jobs::Emit::Slurm) {
+                outln!(
+                    "  slurm:  sh {}",
+                    dir.join(taalasc::jobs::SUBMIT_FILE).display()
+                );
+            }
+            outln!(
+                "  then:   taalasc gather {} (ninja and the Slurm gather job run it)",
+                dir.display()
+            );
+        }
+        Command::Gather { dir } => {
+            let g = taalasc::jobs::gather(&dir)?;
+            outln!("merged {} jobs:", g.jobs);
+            for w in &g.written {
+                outln!("  wrote {}", w.display());
+            }
+            if !g.failures.is_empty() {
+                for f in &g.failures {
+                    eprintln!("error: {f}");
+                }
+                std::process::exit(1);
+            }
         }
     }
     Ok(())
@@ -271,40 +359,35 @@ fn build(a: BuildArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
+    let bad = || anyhow::anyhow!("--shard {s}: expected I/N, e.g. 0/3");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    Ok((
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+#[allow(clippy::type_complexity)]
 fn sim(
     chip: &Path,
     prompts: &[String],
     tokens: &[String],
     vcd: Option<PathBuf>,
     (arrival_jitter, prefill, rtl_from_folder): (u32, usize, bool),
+    (shards, shard, result): (usize, Option<(usize, usize)>, Option<PathBuf>),
     json: bool,
 ) -> anyhow::Result<()> {
-    let tokenizer = if prompts.is_empty() {
-        None
-    } else {
-        taalasc::image_source(chip)
-            .ok()
-            .and_then(|p| taalasc::load(&p).ok())
-            .and_then(|l| l.tokenizer)
-    };
-    let mut users = Vec::new();
-    for p in prompts {
-        users.push(taalasc::run::prompt_ids(
-            tokenizer.as_ref(),
-            chip,
-            &Prompt::Text(p.clone()),
-        )?);
-    }
-    for t in tokens {
-        let ids = taalasc::parse_tokens(t)?;
-        users.push(taalasc::run::prompt_ids(None, chip, &Prompt::Tokens(ids))?);
-    }
+    let users = taalasc::sim::resolve_users(chip, prompts, tokens)?;
     let cfg = taalasc::sim::SimConfig {
         users,
         arrival_jitter,
         prefill,
         vcd,
         rtl_from_folder,
+        shards,
+        shard,
+        result,
     };
     let o = taalasc::sim::simulate(chip, &cfg)?;
     if json {
@@ -360,12 +443,12 @@ fn sim(
 
 fn synth(
     chip: &Path,
-    engine: Option<usize>,
-    chip_index: Option<usize>,
+    (engine, chip_index): (Option<usize>, Option<usize>),
     liberty: Option<&Path>,
+    result: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let o = taalasc::synth::synthesize(chip, engine, chip_index, liberty)?;
+    let o = taalasc::synth::synthesize_to(chip, engine, chip_index, liberty, result)?;
     let r = &o.result;
     if json {
         outln!("{}", serde_json::to_string_pretty(r)?);
