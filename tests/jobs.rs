@@ -1,6 +1,6 @@
 //! `taalasc jobs` and `taalasc gather` (RFC 0007) on a tiny 2-chip board:
 //! every engine's synthesis, a 3-user simulation in 3 shards and a 3-point
-//! quality sweep run as jobs through a real one-node Slurm cluster (munge,
+//! quality sweep (under Slurm each point split in two chunk ranges) run as jobs through a real one-node Slurm cluster (munge,
 //! slurmctld and slurmd on loopback, configured in a temporary folder) and
 //! through `ninja -j 2`; `gather`'s files must equal, byte for byte, those
 //! of the single-process commands. A failed job and a deleted result are
@@ -358,7 +358,9 @@ fn slurm_and_ninja_jobs_equal_the_single_process_commands() {
     assert_eq!(rep["synth"].as_object().unwrap().len(), engines.len());
     restore(&chip, &pristine);
 
-    let jobs_args = |out: &Path, emit: &str| -> Vec<String> {
+    // Slurm splits every quality point in two chunk ranges (--chunk-shards
+    // 2); ninja runs each point as one job.
+    let jobs_args = |out: &Path, emit: &str, split: &[&str]| -> Vec<String> {
         [
             &[
                 "jobs",
@@ -374,6 +376,7 @@ fn slurm_and_ninja_jobs_equal_the_single_process_commands() {
             &users,
             &["--shards", "3", "--sweep", SWEEP],
             &quality,
+            split,
         ]
         .concat()
         .iter()
@@ -385,8 +388,31 @@ fn slurm_and_ninja_jobs_equal_the_single_process_commands() {
     // is not a job result, which the job refuses to replace.
     let cluster = Cluster::start(&dir.join("slurm"));
     let j1 = dir.join("jobs-slurm");
-    let a = jobs_args(&j1, "slurm");
+    let a = jobs_args(&j1, "slurm", &["--chunk-shards", "2"]);
     ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let planned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(j1.join("jobs.json")).unwrap()).unwrap();
+    let sweeps: Vec<&str> = planned["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["spec"]["kind"] == "sweep")
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sweeps,
+        [
+            "sweep-chip-chunks0-1",
+            "sweep-chip-chunks1-2",
+            "sweep-0-s3g32-chunks0-1",
+            "sweep-0-s3g32-chunks1-2",
+            "sweep-1-a4g32-chunks0-1",
+            "sweep-1-a4g32-chunks1-2",
+            "sweep-2-s6g32-chunks0-1",
+            "sweep-2-s6g32-chunks1-2",
+        ],
+        "each point in two chunk ranges"
+    );
     let blocked = j1.join("results/sim-shard1of3.json");
     std::fs::write(&blocked, "not a result").unwrap();
     cluster.submit_and_wait(&j1);
@@ -410,10 +436,23 @@ fn slurm_and_ninja_jobs_equal_the_single_process_commands() {
     let (good, msg) = gather(&j1);
     assert!(good, "{msg}");
     assert_same(&outputs(&chip), &single, "slurm");
+    // A range's result carries eval's per-chunk sums (the chip's: the
+    // image's and the float model's), only for its own chunks.
+    let r: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(j1.join("results/sweep-chip-chunks1-2.json")).unwrap(),
+    )
+    .unwrap();
+    let range = &r["result"]["range"];
+    for m in ["image", "float"] {
+        let per = range[m]["per_chunk"].as_array().unwrap();
+        assert_eq!(per.len(), 1, "{m}: {range}");
+        assert_eq!(per[0]["chunk"], 1, "{m}: {range}");
+        assert!(per[0]["nll_sum_bits"].as_str().unwrap().starts_with("0x"));
+    }
 
-    // A deleted result (a killed job) is named; rerunning it completes.
+    // A deleted range result (a killed job) is named; rerunning it completes.
     restore(&chip, &pristine);
-    let victim = j1.join("results/sweep-1-a4g32.json");
+    let victim = j1.join("results/sweep-1-a4g32-chunks1-2.json");
     let id = victim.file_stem().unwrap().to_str().unwrap().to_string();
     std::fs::remove_file(&victim).unwrap();
     let (good, msg) = gather(&j1);
@@ -428,7 +467,7 @@ fn slurm_and_ninja_jobs_equal_the_single_process_commands() {
     // ninja -j 2 over a fresh jobs folder.
     restore(&chip, &pristine);
     let j2 = dir.join("jobs-ninja");
-    let a = jobs_args(&j2, "ninja");
+    let a = jobs_args(&j2, "ninja", &[]);
     ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let ninja = |args: &[&str]| {
         let o = Command::new("ninja")
@@ -468,7 +507,7 @@ fn slurm_and_ninja_jobs_equal_the_single_process_commands() {
     let foreign = dir.join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    let a = jobs_args(&foreign, "ninja");
+    let a = jobs_args(&foreign, "ninja", &[]);
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a jobs folder taalasc wrote"));

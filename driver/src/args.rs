@@ -246,6 +246,14 @@ pub enum Command {
         /// With --point: the job result file (written atomically).
         #[arg(long, value_name = "FILE", requires = "point")]
         result: Option<PathBuf>,
+        /// With --point: score only chunks FROM..TO of the --chunks (half-open); the result
+        /// carries the per-chunk sums `taalasc gather` merges in chunk order (a job of
+        /// `taalasc jobs --chunk-shards`).
+        #[arg(long, value_name = "FROM", requires_all = ["point", "chunks_to"])]
+        chunks_from: Option<usize>,
+        /// One past the last chunk to score (see --chunks-from).
+        #[arg(long, value_name = "TO", requires_all = ["point", "chunks_from"])]
+        chunks_to: Option<usize>,
     },
     /// Write a chip's synthesis, simulation and quality sweep as independent jobs (RFC 0007):
     /// a ninja file (`ninja -C DIR -j N`) and Slurm array scripts (`sh DIR/submit.sh`).
@@ -289,6 +297,10 @@ pub enum Command {
         /// Chunks of --text to score.
         #[arg(long, default_value_t = 4)]
         chunks: usize,
+        /// Jobs per quality point, each scoring a contiguous range of the chunks; `gather`
+        /// sums their log-likelihoods in chunk order (the same bits as one job).
+        #[arg(long, default_value_t = 1, value_name = "K")]
+        chunk_shards: usize,
         /// Chip budget for a chip built without --chip-budget (as for `report`).
         #[arg(long, value_name = "FILE|PRESET")]
         chip_budget: Option<String>,

@@ -120,7 +120,7 @@ impl ChunkSums {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 /// What `eval` measured on one model, over chunks `chunks_from..chunks_to`
 /// of the text. A report is also a shard of a longer run ([`ShardResult`]):
 /// `per_chunk` holds the exact sums [`merge_shards`] adds up.
@@ -365,6 +365,29 @@ pub fn quality_many(
     bos_per_chunk: bool,
     progress: &dyn Fn(usize),
 ) -> anyhow::Result<Vec<PerplexityReport>> {
+    quality_many_at(
+        engines,
+        baseline,
+        0,
+        chunks,
+        text_tokens,
+        bos_per_chunk,
+        progress,
+    )
+}
+
+/// [`quality_many`] of chunks `first..first + chunks.len()` of the text
+/// (a [`Prepared::first_chunk`] range): the reports are shards of the run
+/// over all chunks, which [`merge_shards`] puts together bit for bit.
+pub fn quality_many_at(
+    engines: &[&dyn LogitsEngine],
+    baseline: Option<&dyn LogitsEngine>,
+    first: usize,
+    chunks: &[Vec<u32>],
+    text_tokens: usize,
+    bos_per_chunk: bool,
+    progress: &dyn Fn(usize),
+) -> anyhow::Result<Vec<PerplexityReport>> {
     let ctx = chunks.first().map_or(0, Vec::len);
     let base = baseline.map(|b| {
         move |_: usize, chunk: &[u32]| -> anyhow::Result<Array2<f32>> {
@@ -380,7 +403,7 @@ pub fn quality_many(
     let indexed: Vec<(usize, &[u32])> = chunks
         .iter()
         .enumerate()
-        .map(|(i, c)| (i, c.as_slice()))
+        .map(|(i, c)| (first + i, c.as_slice()))
         .collect();
     score_chunks(
         engines,
@@ -498,6 +521,8 @@ pub struct Prepared {
     pub text_tokens: usize,
     /// The BOS token each chunk starts with, if any.
     pub bos: Option<u32>,
+    /// The text's index of `chunks[0]`.
+    pub first_chunk: usize,
 }
 
 /// Reads `text`, loads the float model of `source` and cuts the text into
@@ -510,16 +535,29 @@ pub fn prepare(
     max_chunks: Option<usize>,
     policy: BosPolicy,
 ) -> anyhow::Result<Prepared> {
-    use anyhow::Context;
     anyhow::ensure!(max_chunks != Some(0), "--chunks must be at least 1");
-    let t = prepare_text(
+    prepare_range(
         source,
         layers,
         text,
         ctx,
         ChunkRange::first(max_chunks),
         policy,
-    )?;
+    )
+}
+
+/// [`prepare`] of the chunks `range` of the text (checked against the
+/// text's chunks, as `eval --chunks-from/--chunks-to` checks them).
+pub fn prepare_range(
+    source: &std::path::Path,
+    layers: Option<usize>,
+    text: &std::path::Path,
+    ctx: usize,
+    range: ChunkRange,
+    policy: BosPolicy,
+) -> anyhow::Result<Prepared> {
+    use anyhow::Context;
+    let t = prepare_text(source, layers, text, ctx, range, policy)?;
     let float = taalasc_float::FloatModel::new(&t.loaded.model, &t.loaded.weights)
         .with_context(|| format!("reading the weights of {}", source.display()))?;
     Ok(Prepared {
@@ -528,7 +566,31 @@ pub fn prepare(
         chunks: t.chunks,
         text_tokens: t.text_tokens,
         bos: t.bos,
+        first_chunk: t.range.start,
     })
+}
+
+/// How many chunks `prepare(.., ctx, Some(max_chunks), ..)` scores: the
+/// first `max_chunks` of the text's chunks of `ctx` tokens, or all there
+/// are (the source's tokenizer cuts the text; its weights are not read).
+pub fn chunks_scored(
+    source: &std::path::Path,
+    layers: Option<usize>,
+    text: &std::path::Path,
+    ctx: usize,
+    max_chunks: usize,
+    policy: BosPolicy,
+) -> anyhow::Result<usize> {
+    anyhow::ensure!(max_chunks > 0, "--chunks must be at least 1");
+    let t = prepare_text(
+        source,
+        layers,
+        text,
+        ctx,
+        ChunkRange::first(Some(max_chunks)),
+        policy,
+    )?;
+    Ok(t.range.len())
 }
 
 /// Which of the text's chunks to score.

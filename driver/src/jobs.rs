@@ -5,7 +5,8 @@
 //!
 //! A job is an ordinary `taalasc` command (`synth --engine N --result
 //! FILE`, `sim --shard I/N --result FILE`, `report --point P --result
-//! FILE`) that writes one [`JobResult`] atomically to its own file under
+//! FILE`, with `--chunks-from A --chunks-to B` for one chunk range of a
+//! point) that writes one [`JobResult`] atomically to its own file under
 //! `DIR/results/` and touches nothing else: rerunning it replaces only that
 //! file. A result records a fingerprint of everything it was computed
 //! from (the chip folder's digests and the job's parameters), so `gather`
@@ -56,8 +57,9 @@ pub enum What {
     Synth,
     /// The simulation's users in shards.
     Sim,
-    /// The quality of the chip and of each `--sweep` format, one job each,
-    /// and the system report.
+    /// The quality of the chip and of each `--sweep` format, one job each
+    /// (`--chunk-shards K`: K each, over ranges of the chunks), and the
+    /// system report.
     Sweep,
     /// All three.
     All,
@@ -98,6 +100,8 @@ pub struct JobsOptions {
     pub ctx: usize,
     /// Chunks scored.
     pub chunks: usize,
+    /// Jobs per quality point, each over a contiguous range of the chunks.
+    pub chunk_shards: usize,
     /// Budget for a chip built without one.
     pub budget: Option<String>,
     /// Liberty library for synthesis.
@@ -122,10 +126,14 @@ pub enum Spec {
         /// Shard `.0` of `.1`.
         shard: (usize, usize),
     },
-    /// `report --point`.
+    /// `report --point` (`--chunks-from A --chunks-to B`: one chunk range
+    /// of the point).
     Sweep {
         /// `chip` or a format.
         point: String,
+        /// The chunk range `A..B`, when the point is split (`--chunk-shards`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunks: Option<(usize, usize)>,
     },
 }
 
@@ -176,6 +184,9 @@ pub struct JobsFile {
     pub ctx: usize,
     /// Chunks.
     pub chunks: usize,
+    /// Jobs per quality point (each over a range of the chunks).
+    #[serde(default = "one")]
+    pub chunk_shards: usize,
     /// Sweep formats.
     pub sweep: Vec<String>,
     /// Budget for a chip built without one.
@@ -186,6 +197,10 @@ pub struct JobsFile {
     pub jobs: Vec<Job>,
     /// The gather command.
     pub gather: Vec<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn abs(p: &Path) -> anyhow::Result<PathBuf> {
@@ -360,16 +375,52 @@ pub fn plan_jobs(opts: &JobsOptions) -> anyhow::Result<JobsFile> {
                 .with_context(|| format!("--sweep format `{f}`"))?;
         }
         let params = crate::manifest::BuildReportFile::read(&chip)?.build.params as f64;
-        let per_point =
-            SWEEP_POINT_MINUTES * (params / 135e6) * (opts.ctx * opts.chunks) as f64 / 1024.0;
+        // --chunk-shards K: each point in K jobs over contiguous ranges of
+        // the chunks the single run scores (the text cut as it cuts it).
+        let k = opts.chunk_shards.max(1);
+        let ranges: Vec<Option<(usize, usize)>> = if k == 1 {
+            vec![None]
+        } else {
+            let m = crate::manifest::Manifest::read(&chip)?;
+            anyhow::ensure!(opts.chunks > 0, "--chunks must be at least 1");
+            let n = crate::eval::chunks_scored(
+                &m.source.path,
+                m.source.layers_kept,
+                text,
+                opts.ctx,
+                opts.chunks,
+                crate::eval::BosPolicy::Auto,
+            )?;
+            anyhow::ensure!(
+                k <= n,
+                "--chunk-shards {k}: only {n} chunks of {} tokens to score (--chunks {} of {}); every range needs one",
+                opts.ctx,
+                opts.chunks,
+                text.display()
+            );
+            let mut seen = std::collections::BTreeSet::new();
+            for f in &opts.sweep {
+                anyhow::ensure!(
+                    seen.insert(f),
+                    "--sweep lists `{f}` twice: with --chunk-shards, give each format once"
+                );
+            }
+            (0..k).map(|i| Some((i * n / k, (i + 1) * n / k))).collect()
+        };
+        let per_chunk = SWEEP_POINT_MINUTES * (params / 135e6) * opts.ctx as f64 / 1024.0;
         let points = std::iter::once((None, crate::report::CHIP_POINT.to_string())).chain(
             opts.sweep
                 .iter()
                 .enumerate()
                 .map(|(k, f)| (Some(k), f.clone())),
         );
-        for (k, point) in points {
-            let id = sweep_id(k, &point);
+        for ((k, point), range) in
+            points.flat_map(|pt| ranges.iter().map(move |r| (pt.clone(), *r)))
+        {
+            let id = match range {
+                None => sweep_id(k, &point),
+                Some((a, b)) => format!("{}-chunks{a}-{b}", sweep_id(k, &point)),
+            };
             let mut argv = vec![
                 t.clone(),
                 "report".into(),
@@ -385,16 +436,24 @@ pub fn plan_jobs(opts: &JobsOptions) -> anyhow::Result<JobsFile> {
                 argv.extend(["--chip-budget".into(), b.clone()]);
             }
             argv.extend(["--point".into(), point.clone()]);
+            if let Some((a, b)) = range {
+                argv.extend(["--chunks-from".into(), a.to_string()]);
+                argv.extend(["--chunks-to".into(), b.to_string()]);
+            }
             argv.extend(["--result".into(), p(&result(&id))]);
+            let scored = range.map_or(opts.chunks, |(a, b)| b - a);
             jobs.push(Job {
                 resources: Resources {
                     cpus: 2,
                     mem_mb: ((params * 12.0 / 1048576.0) as u64 + 1024).max(2048),
-                    minutes: minutes(per_point),
+                    minutes: minutes(per_chunk * scored as f64),
                 },
                 result: result(&id),
                 log: log(&id),
-                spec: Spec::Sweep { point },
+                spec: Spec::Sweep {
+                    point,
+                    chunks: range,
+                },
                 argv,
                 id,
             });
@@ -418,6 +477,7 @@ pub fn plan_jobs(opts: &JobsOptions) -> anyhow::Result<JobsFile> {
         text,
         ctx: opts.ctx,
         chunks: opts.chunks,
+        chunk_shards: opts.chunk_shards.max(1),
         sweep: if what(What::Sweep) {
             opts.sweep.clone()
         } else {
@@ -772,13 +832,15 @@ pub fn gather(dir: &Path) -> anyhow::Result<Gathered> {
     let mut parts = Vec::new();
     let mut quality = None;
     let mut points = Vec::new();
+    let mut ranges: std::collections::BTreeMap<String, Vec<crate::report::RangeResult>> =
+        Default::default();
     for j in &plan.jobs {
         let params = match &j.spec {
             Spec::Synth { chip_index, engine } => {
                 crate::synth::job_params(Some(*engine), *chip_index, plan.liberty.as_deref())?
             }
             Spec::Sim { shard } => crate::sim::job_params(&sim_cfg, *shard),
-            Spec::Sweep { point } => crate::report::job_params(&ropts, point)?,
+            Spec::Sweep { point, chunks } => crate::report::job_params(&ropts, point, *chunks)?,
         };
         let inputs = fingerprint(chip, &params)?;
         let taken = match &j.spec {
@@ -786,21 +848,35 @@ pub fn gather(dir: &Path) -> anyhow::Result<Gathered> {
                 take::<crate::synth::SynthEntry>(j, &inputs).map(|e| synth.push(e))
             }
             Spec::Sim { .. } => take::<crate::sim::SimPart>(j, &inputs).map(|p| parts.push(p)),
-            Spec::Sweep { point } => take::<crate::report::PointResult>(j, &inputs).and_then(|r| {
-                match r {
-                    crate::report::PointResult::Chip(q) if point == crate::report::CHIP_POINT => {
-                        quality = Some(q)
+            Spec::Sweep { point, chunks } => take::<crate::report::PointResult>(j, &inputs)
+                .and_then(|r| {
+                    match r {
+                        crate::report::PointResult::Chip(q)
+                            if point == crate::report::CHIP_POINT && chunks.is_none() =>
+                        {
+                            quality = Some(q)
+                        }
+                        crate::report::PointResult::Sweep(q)
+                            if q.label == *point && chunks.is_none() =>
+                        {
+                            points.push(q)
+                        }
+                        crate::report::PointResult::Range(r)
+                            if r.point == *point
+                                && *chunks == Some((r.image.chunks_from, r.image.chunks_to)) =>
+                        {
+                            ranges.entry(point.clone()).or_default().push(*r)
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{}: holds another point or chunk range than `{point}`{}",
+                                j.result.display(),
+                                chunks.map_or(String::new(), |(a, b)| format!(" chunks {a}..{b}"))
+                            ))
+                        }
                     }
-                    crate::report::PointResult::Sweep(q) if q.label == *point => points.push(q),
-                    _ => {
-                        return Err(format!(
-                            "{}: holds another point than `{point}`",
-                            j.result.display()
-                        ))
-                    }
-                }
-                Ok(())
-            }),
+                    Ok(())
+                }),
         };
         if let Err(why) = taken {
             problems.push(Problem {
@@ -822,6 +898,31 @@ pub fn gather(dir: &Path) -> anyhow::Result<Gathered> {
             msg += &format!("\n  {}: {}\n    rerun: {}", pr.job, pr.why, pr.rerun);
         }
         bail!(msg);
+    }
+    if !ranges.is_empty() {
+        // Split points, before anything is written: each point's chunk
+        // ranges merged (per-chunk log-likelihoods summed in chunk order),
+        // in --sweep order.
+        let text = plan
+            .text
+            .as_deref()
+            .context("jobs.json plans quality points but names no text")?;
+        let mut merge = |point: &str| -> anyhow::Result<crate::report::PointResult> {
+            let r = ranges
+                .remove(point)
+                .with_context(|| format!("jobs.json plans no chunk ranges of point `{point}`"))?;
+            crate::report::merge_ranges(text, point, &r)
+        };
+        match merge(crate::report::CHIP_POINT)? {
+            crate::report::PointResult::Chip(q) => quality = Some(q),
+            _ => bail!("the chip's chunk ranges did not merge into its quality"),
+        }
+        for f in &plan.sweep {
+            match merge(f)? {
+                crate::report::PointResult::Sweep(q) => points.push(q),
+                _ => bail!("the chunk ranges of `{f}` did not merge into a sweep point"),
+            }
+        }
     }
     let mut written = Vec::new();
     let mut failures = Vec::new();

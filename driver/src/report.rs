@@ -44,30 +44,47 @@ fn score(
     ctx: usize,
     chunks: usize,
 ) -> anyhow::Result<(f64, Vec<eval::PerplexityReport>)> {
-    let prep = eval::prepare(
+    anyhow::ensure!(chunks > 0, "--chunks must be at least 1");
+    let mut reports = score_range(
+        images,
         source,
         layers,
         text,
         ctx,
-        Some(chunks),
-        eval::BosPolicy::Auto,
+        eval::ChunkRange::first(Some(chunks)),
     )?;
+    let float_ppl = reports.remove(0).perplexity;
+    Ok((float_ppl, reports))
+}
+
+/// [`score`] of the chunks `range`: the float model's report first, then
+/// each image's, each with its per-chunk sums (shards of the run over all
+/// chunks, [`eval::merge_shards`]).
+fn score_range(
+    images: &[&ChipImage],
+    source: &Path,
+    layers: Option<usize>,
+    text: &Path,
+    ctx: usize,
+    range: eval::ChunkRange,
+) -> anyhow::Result<Vec<eval::PerplexityReport>> {
+    let prep = eval::prepare_range(source, layers, text, ctx, range, eval::BosPolicy::Auto)?;
     let refs = images
         .iter()
         .map(|img| Reference::new(img, rayon::current_num_threads()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut engines: Vec<&dyn LogitsEngine> = vec![&prep.float];
     engines.extend(refs.iter().map(|r| r as &dyn LogitsEngine));
-    let mut reports = eval::quality_many(
+    let reports = eval::quality_many_at(
         &engines,
         Some(&prep.float),
+        prep.first_chunk,
         &prep.chunks,
         prep.text_tokens,
         prep.bos.is_some(),
         &|_| {},
     )?;
-    let float_ppl = reports.remove(0).perplexity;
-    Ok((float_ppl, reports))
+    Ok(reports)
 }
 
 /// One point of a quality table, as a `report --point` job scores it: the
@@ -80,6 +97,97 @@ pub enum PointResult {
     Chip(Quality),
     /// One point of the quality-versus-area sweep.
     Sweep(QualityPoint),
+    /// One chunk range of a point (`report --point P --chunks-from A
+    /// --chunks-to B`); `gather` merges a point's ranges ([`merge_ranges`]).
+    Range(Box<RangeResult>),
+}
+
+/// A point scored on chunks `A..B` of the text: eval's reports with their
+/// exact per-chunk sums, which merge (log-likelihoods added in chunk
+/// order, never perplexities) into the point scored on all chunks, bit for
+/// bit.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RangeResult {
+    /// `chip` or the format.
+    pub point: String,
+    /// The image's scores over the range (against the float model).
+    pub image: eval::PerplexityReport,
+    /// The float model's own scores over the range (the `chip` point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub float: Option<eval::PerplexityReport>,
+    /// A sweep point's build figures (its quality fields are the range's
+    /// alone; [`merge_ranges`] replaces them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<QualityPoint>,
+}
+
+/// Merges the chunk ranges of point `point` (any order; together one range
+/// of chunks from 0 without a gap or an overlap) into the result of the
+/// point scored on all of them at once: eval's per-chunk sums are added in
+/// chunk order ([`eval::merge_shards`]) and the figures computed from the
+/// totals, as one pass computes them.
+pub fn merge_ranges(
+    text: &Path,
+    point: &str,
+    ranges: &[RangeResult],
+) -> anyhow::Result<PointResult> {
+    anyhow::ensure!(
+        !ranges.is_empty(),
+        "point `{point}`: no chunk ranges to merge"
+    );
+    for r in ranges {
+        anyhow::ensure!(
+            r.point == point,
+            "a range of point `{}` is among those of `{point}`",
+            r.point
+        );
+    }
+    let images: Vec<eval::ShardResult> = ranges.iter().map(|r| r.image.clone()).collect();
+    let image = eval::merge_shards(&images)
+        .with_context(|| format!("merging the chunk ranges of point `{point}`"))?;
+    anyhow::ensure!(
+        image.chunks_from == 0,
+        "point `{point}`: its ranges start at chunk {}, not 0",
+        image.chunks_from
+    );
+    if point == CHIP_POINT {
+        let floats = ranges
+            .iter()
+            .map(|r| r.float.clone())
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| format!("point `{point}`: a range lacks the float model's scores"))?;
+        let float = eval::merge_shards(&floats)
+            .with_context(|| format!("merging the float model's chunk ranges of `{point}`"))?;
+        return Ok(PointResult::Chip(quality_of(
+            text,
+            &image,
+            float.perplexity,
+        )));
+    }
+    let build = |r: &RangeResult| -> anyhow::Result<QualityPoint> {
+        let q = r
+            .sweep
+            .clone()
+            .with_context(|| format!("point `{point}`: a range lacks the build's figures"))?;
+        Ok(QualityPoint {
+            ppl: image.perplexity,
+            kl: image.kl_mean.unwrap_or(0.0),
+            top1: image.top1.unwrap_or(1.0),
+            ..q
+        })
+    };
+    let q = build(&ranges[0])?;
+    for r in &ranges[1..] {
+        anyhow::ensure!(
+            build(r)? == q,
+            "point `{point}`: the ranges of chunks {}..{} and {}..{} rebuilt different images (bits per weight, ROM or area differ)",
+            ranges[0].image.chunks_from,
+            ranges[0].image.chunks_to,
+            r.image.chunks_from,
+            r.image.chunks_to
+        );
+    }
+    Ok(PointResult::Sweep(q))
 }
 
 /// The label of the chip's own point (`--point chip`).
@@ -164,14 +272,18 @@ fn point_of(label: &str, bpw: f64, s: &System, r: &eval::PerplexityReport) -> Qu
 /// What a point's result depends on beyond the chip folder (for
 /// [`crate::job_result::fingerprint`]): the point, the text (its path as
 /// recorded and its bytes), the chunks scored and the budget.
-pub fn job_params(opts: &ReportOptions, point: &str) -> anyhow::Result<serde_json::Value> {
+pub fn job_params(
+    opts: &ReportOptions,
+    point: &str,
+    range: Option<(usize, usize)>,
+) -> anyhow::Result<serde_json::Value> {
     let text = opts
         .text
         .as_deref()
         .context("a quality point is scored on a text: give --text FILE")?;
     let digest =
         crate::manifest::file_digest(text).with_context(|| format!("--text {}", text.display()))?;
-    Ok(serde_json::json!({
+    let mut v = serde_json::json!({
         "kind": "sweep",
         "point": point,
         "text": text.display().to_string(),
@@ -179,7 +291,12 @@ pub fn job_params(opts: &ReportOptions, point: &str) -> anyhow::Result<serde_jso
         "ctx": opts.ctx,
         "chunks": opts.chunks,
         "budget": opts.budget,
-    }))
+    });
+    if let Some((a, b)) = range {
+        v["chunks_from"] = a.into();
+        v["chunks_to"] = b.into();
+    }
+    Ok(v)
 }
 
 /// Scores one point of the quality table of `opts` (`chip`, or a format
@@ -209,6 +326,56 @@ pub fn score_point(
     drop(image);
     let (_, reports) = score(&[&img], &source, layers, text, opts.ctx, opts.chunks)?;
     Ok(PointResult::Sweep(point_of(point, bpw, &s, &reports[0])))
+}
+
+/// [`score_point`] on chunks `from..to` of the first `opts.chunks` chunks
+/// of the text: the range's per-chunk sums, one part of the point.
+pub fn score_point_range(
+    opts: &ReportOptions,
+    plan: &Plan,
+    system: Option<System>,
+    point: &str,
+    (from, to): (usize, usize),
+) -> anyhow::Result<PointResult> {
+    anyhow::ensure!(
+        from < to && to <= opts.chunks,
+        "--chunks-from {from} --chunks-to {to}: give a non-empty range of the --chunks {} scored (FROM < TO <= {})",
+        opts.chunks,
+        opts.chunks
+    );
+    let (manifest, _, system) = open(opts, plan, system)?;
+    let text = opts
+        .text
+        .as_deref()
+        .context("--point scores on a text: give --text FILE")?;
+    let source = manifest.source.path.clone();
+    let layers = manifest.source.layers_kept;
+    let image = crate::chip::read_image(&opts.chip)?;
+    let range = eval::ChunkRange {
+        from: Some(from),
+        to: Some(to),
+    };
+    if point == CHIP_POINT {
+        let mut reports = score_range(&[&image], &source, layers, text, opts.ctx, range)?;
+        let float = reports.remove(0);
+        return Ok(PointResult::Range(Box::new(RangeResult {
+            point: point.into(),
+            image: reports.remove(0),
+            float: Some(float),
+            sweep: None,
+        })));
+    }
+    let loaded = crate::load_layers(&source, layers)?;
+    let (img, bpw, s) = rebuild(&loaded, point, image.context, &manifest, plan, &system)?;
+    drop(image);
+    let mut reports = score_range(&[&img], &source, layers, text, opts.ctx, range)?;
+    let r = reports.remove(1);
+    Ok(PointResult::Range(Box::new(RangeResult {
+        point: point.into(),
+        sweep: Some(point_of(point, bpw, &s, &r)),
+        image: r,
+        float: None,
+    })))
 }
 
 /// Builds the report of `opts.chip`; returns the folder written.
@@ -458,4 +625,104 @@ fn rom_sensitivity(input: &ReportInput, min_chips: usize) -> Vec<Sensitivity> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// Logits that depend on the token and the position: every chunk has
+    /// its own NLL, so the order of the sums matters.
+    struct Toy(f32);
+    impl eval::LogitsEngine for Toy {
+        fn chunk_logits(&self, tokens: &[u32], from: usize) -> anyhow::Result<Array2<f32>> {
+            Ok(Array2::from_shape_fn(
+                (tokens.len() - from, 11),
+                |(r, v)| {
+                    let t = tokens[from + r] as usize;
+                    ((t * 7 + v * 3 + r * r) % 11) as f32 * self.0
+                        + (v == (t + 1) % 11) as u8 as f32
+                },
+            ))
+        }
+    }
+
+    #[test]
+    fn chunk_ranges_merge_to_the_bits_of_one_pass() {
+        let mut x = 99u64;
+        let ids: Vec<u32> = (0..70)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                ((x >> 33) % 11) as u32
+            })
+            .collect();
+        let chunks = eval::chunks(&ids, 10, None, None);
+        assert_eq!(chunks.len(), 7);
+        let (float, image) = (Toy(0.9), Toy(0.4));
+        let engines: [&dyn eval::LogitsEngine; 2] = [&float, &image];
+        let base: &dyn eval::LogitsEngine = &float;
+        let pass = |first: usize, c: &[Vec<u32>]| {
+            eval::quality_many_at(&engines, Some(base), first, c, 70, false, &|_| {}).unwrap()
+        };
+        let whole = pass(0, &chunks);
+        let text = Path::new("/t.txt");
+        let want = PointResult::Chip(quality_of(text, &whole[1], whole[0].perplexity));
+        let range = |a: usize, b: usize| {
+            let mut r = pass(a, &chunks[a..b]);
+            RangeResult {
+                point: CHIP_POINT.into(),
+                float: Some(r.remove(0)),
+                image: r.remove(0),
+                sweep: None,
+            }
+        };
+        let parts = [range(3, 7), range(0, 2), range(2, 3)];
+        let json = |p: &PointResult| serde_json::to_string(p).unwrap();
+        assert_eq!(
+            json(&merge_ranges(text, CHIP_POINT, &parts).unwrap()),
+            json(&want)
+        );
+        // Perplexities differ between ranges: combining them is not the merge.
+        assert_ne!(parts[0].image.perplexity, parts[1].image.perplexity);
+        let e = merge_ranges(text, CHIP_POINT, &parts[..2]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("chunks 2..3 are missing"),
+            "{e:#}"
+        );
+        let e = merge_ranges(text, CHIP_POINT, &parts[..1]).unwrap_err();
+        assert!(format!("{e:#}").contains("start at chunk 3"), "{e:#}");
+        // A sweep point: the build's figures kept, quality from the totals.
+        let q = QualityPoint {
+            label: "s3g32".into(),
+            bits_per_weight: 3.5,
+            rom_mbit: 1.0,
+            area_mm2: 2.0,
+            chips: 1,
+            ppl: 0.0,
+            kl: 0.0,
+            top1: 0.0,
+        };
+        let sweep: Vec<RangeResult> = parts
+            .iter()
+            .map(|r| RangeResult {
+                point: "s3g32".into(),
+                float: None,
+                sweep: Some(q.clone()),
+                ..r.clone()
+            })
+            .collect();
+        let got = merge_ranges(text, "s3g32", &sweep).unwrap();
+        let want = PointResult::Sweep(QualityPoint {
+            ppl: whole[1].perplexity,
+            kl: whole[1].kl_mean.unwrap(),
+            top1: whole[1].top1.unwrap(),
+            ..q.clone()
+        });
+        assert_eq!(json(&got), json(&want));
+        let mut odd = sweep.clone();
+        odd[1].sweep.as_mut().unwrap().bits_per_weight = 4.0;
+        let e = merge_ranges(text, "s3g32", &odd).unwrap_err();
+        assert!(e.to_string().contains("rebuilt different images"), "{e}");
+    }
 }

@@ -130,6 +130,8 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             out,
             point,
             result,
+            chunks_from,
+            chunks_to,
         } => {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
             let (_, plan, system) = taalasc::chip::open_chip(&chip)?;
@@ -147,10 +149,20 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             };
             if let (Some(point), Some(result)) = (point, result) {
                 taalasc::jobs::check_result_path(&result)?;
-                let params = taalasc::report::job_params(&opts, &point)?;
-                let r = taalasc::report::score_point(&opts, &plan, system, &point)?;
+                let range = chunks_from.zip(chunks_to);
+                let params = taalasc::report::job_params(&opts, &point, range)?;
+                let (r, job) = match range {
+                    None => (
+                        taalasc::report::score_point(&opts, &plan, system, &point)?,
+                        format!("sweep-{point}"),
+                    ),
+                    Some(r) => (
+                        taalasc::report::score_point_range(&opts, &plan, system, &point, r)?,
+                        format!("sweep-{point}-chunks{}-{}", r.0, r.1),
+                    ),
+                };
                 let inputs = taalasc::jobs::fingerprint(&chip, &params)?;
-                taalasc::jobs::write_result(&result, &format!("sweep-{point}"), &inputs, &r)?;
+                taalasc::jobs::write_result(&result, &job, &inputs, &r)?;
                 outln!("wrote {}", result.display());
                 return Ok(());
             }
@@ -230,6 +242,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             text,
             ctx,
             chunks,
+            chunk_shards,
             chip_budget,
             liberty,
             engines,
@@ -247,6 +260,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 text,
                 ctx,
                 chunks,
+                chunk_shards,
                 budget: chip_budget,
                 liberty,
                 engines,
