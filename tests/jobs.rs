@@ -558,3 +558,69 @@ fn fusesoc_lints_the_core_build_writes() {
     );
     let _ = taalasc_bin();
 }
+
+#[test]
+fn job_threads_reach_every_job_and_its_slurm_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = repo_root().join("examples/tiny-llama");
+    let text = model.join("sample.txt");
+    let chip = tmp.path().join("tiny.chip");
+    ok(&[
+        "build",
+        s(&model),
+        "-o",
+        s(&chip),
+        "--lanes",
+        "16",
+        "--context",
+        "32",
+    ]);
+    let plan = tmp.path().join("jobs");
+    let tokens: Vec<&str> = USERS.iter().flat_map(|u| ["--tokens", u]).collect();
+    let mut args = vec!["jobs", s(&chip), "-o", s(&plan), "--what", "all"];
+    args.extend(["--engine", "0", "--shards", "2", "--job-threads", "1"]);
+    args.extend(["--text", s(&text), "--ctx", "16", "--chunks", "2"]);
+    args.extend(["--sweep", "s4g32"]);
+    args.extend(tokens);
+    ok(&args);
+    let planned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(plan.join("jobs.json")).unwrap()).unwrap();
+    let jobs = planned["jobs"].as_array().unwrap();
+    // One synthesis, two sim shards, the chip and one sweep format.
+    assert_eq!(jobs.len(), 5, "{jobs:?}");
+    let ninja = std::fs::read_to_string(plan.join("build.ninja")).unwrap();
+    for j in jobs {
+        let argv: Vec<&str> = j["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(&argv[1..3], ["--threads", "1"], "{argv:?}");
+        assert_eq!(j["resources"]["cpus"], 1, "{j}");
+        let id = j["id"].as_str().unwrap();
+        let line = ninja
+            .lines()
+            .skip_while(|l| *l != format!("  id = {id}"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{id} in build.ninja"));
+        assert!(line.contains(" --threads 1 "), "{line}");
+    }
+    for f in std::fs::read_dir(plan.join("slurm")).unwrap() {
+        let f = f.unwrap().path();
+        let sb = std::fs::read_to_string(&f).unwrap();
+        if !sb.contains("taalasc-gather") {
+            assert!(
+                sb.contains("#SBATCH --cpus-per-task=1\n"),
+                "{}",
+                f.display()
+            );
+        }
+    }
+    let o = run(&["jobs", s(&chip), "-o", s(&plan), "--job-threads", "0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--job-threads"),
+        "{err}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `--threads N`: every command takes it, 0 is refused naming the flag,
-//! and the chip image does not depend on it.
+//! and the chip image does not depend on it. `--simd LEVEL`: both
+//! references give the same logits, bit for bit, at every level this CPU has.
 
 use std::path::Path;
 use taalasc_tests::*;
@@ -111,4 +112,60 @@ fn every_command_takes_threads_and_refuses_zero() {
             assert!(!err.contains("panicked"), "{err}");
         }
     }
+}
+
+/// `taalasc run MODEL --dump-logits` at `--simd level`: the .npy's bytes.
+fn logits_at(model: &Path, level: &str, dir: &Path) -> Vec<u8> {
+    let out = dir.join(format!("{level}.npy"));
+    taalasc_ok(&[
+        "--simd",
+        level,
+        "run",
+        model.to_str().unwrap(),
+        "--tokens",
+        "1,504,3260,282,4649,314,260,5061,30,330",
+        "--max-tokens",
+        "1",
+        "--dump-logits",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::read(&out).unwrap()
+}
+
+#[test]
+fn every_simd_level_gives_the_same_logits() {
+    // The real SmolLM2 (float: its Q4_1 and Q8_0 blocks) and a 2-layer chip
+    // of it (integer: the packed AVX-512 and AVX2 kernels, the portable
+    // loop); levels this CPU lacks fall back, so each compares what runs.
+    let tmp = tempfile::tempdir().unwrap();
+    let chip = tmp.path().join("s.chip");
+    taalasc_ok(&[
+        "build",
+        smollm2_gguf().to_str().unwrap(),
+        "-o",
+        chip.to_str().unwrap(),
+        "--layers",
+        "2",
+        "--no-rtl",
+    ]);
+    for model in [smollm2_gguf(), chip] {
+        let want = logits_at(&model, "portable", tmp.path());
+        assert!(
+            want.len() > 10 * 49152 * 4,
+            "{}: logits dumped",
+            model.display()
+        );
+        for level in ["avx2", "avx512"] {
+            let got = logits_at(&model, level, tmp.path());
+            assert!(
+                got == want,
+                "{}: --simd {level} differs from portable",
+                model.display()
+            );
+        }
+    }
+    let o = taalasc_run(&["--simd", "sse9", "inspect", "x"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--simd"), "{err}");
+    assert!(err.contains("portable, avx2 or avx512"), "{err}");
 }

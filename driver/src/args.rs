@@ -25,6 +25,11 @@ pub struct Cli {
     /// every core). The results do not depend on it.
     #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
+    /// Widest SIMD instruction set the float and integer references may use: portable, avx2 or
+    /// avx512 (default: the best this CPU has). Every level gives the same bits; a lower one runs
+    /// a smaller machine's kernels, e.g. to time them.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub simd: Option<taalasc_ir::SimdLevel>,
 }
 
 /// `--threads N`: a positive thread count.
@@ -33,6 +38,24 @@ fn parse_threads(s: &str) -> Result<usize, String> {
         Ok(0) => Err("--threads must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("--threads `{s}`: expected a positive whole number")),
+    }
+}
+
+/// Caps the references' SIMD level (`--simd`) for the whole process. Call
+/// once, before any reference runs.
+pub fn init_simd(level: Option<taalasc_ir::SimdLevel>) {
+    if let Some(level) = level {
+        taalasc_ir::set_simd_cap(level);
+    }
+}
+
+/// `--job-threads K`: a positive thread count.
+fn parse_job_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "--job-threads `{s}`: expected a positive whole number"
+        )),
     }
 }
 
@@ -310,6 +333,11 @@ pub enum Command {
         /// Synthesize only these engines (comma-separated; default every engine).
         #[arg(long = "engine", value_name = "N", value_delimiter = ',')]
         engines: Vec<usize>,
+        /// Worker threads of each job: `--threads K` in every job's command, and K CPUs per
+        /// Slurm task (default: each job uses every core it is given). With `ninja -j N` on M
+        /// cores, K = M / N keeps every core busy without oversubscribing them.
+        #[arg(long, value_name = "K", value_parser = parse_job_threads)]
+        job_threads: Option<usize>,
     },
     /// Merge the results of the jobs of `taalasc jobs` into the chip folder: synthesis cells
     /// into report.json, the simulation record, and report/ (RFC 0007).

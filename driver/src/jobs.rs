@@ -108,6 +108,9 @@ pub struct JobsOptions {
     pub liberty: Option<PathBuf>,
     /// Engines to synthesize (empty: every engine).
     pub engines: Vec<usize>,
+    /// Worker threads of each job: `--threads K` in every job's command and
+    /// K CPUs per Slurm task (`None`: each job uses every core it is given).
+    pub job_threads: Option<usize>,
 }
 
 /// One job's kind and parameters.
@@ -240,8 +243,13 @@ const SYNTH_LAYER_MB: f64 = 1360.0;
 const SIM_CYCLES_PER_S: f64 = 870_000.0;
 /// Building a Verilator model of it, minutes.
 const SIM_BUILD_MINUTES: f64 = 5.0;
-/// Minutes to rebuild and score one SmolLM2-135M point (ctx 256 × 4 chunks).
-const SWEEP_POINT_MINUTES: f64 = 27.0;
+/// Minutes to rebuild and score one SmolLM2-135M point per 1,024 scored
+/// positions (e.g. ctx 256 × 4 chunks). Measured: 0.24 (5 points at ctx
+/// 512 × 5 chunks, `ninja -j 1`, 184.6 s on a 2-core AVX-512 EPYC,
+/// 2026-12-07, the first point filling the float cache); 1.0 leaves room
+/// for slower nodes (the AVX2 kernels are about 1.4× slower, the portable
+/// path about 4×).
+const SWEEP_POINT_MINUTES: f64 = 1.0;
 
 fn minutes(m: f64) -> u64 {
     // Twice the estimate, at least 10 minutes.
@@ -463,6 +471,14 @@ pub fn plan_jobs(opts: &JobsOptions) -> anyhow::Result<JobsFile> {
         !jobs.is_empty(),
         "no jobs: give --what synth, sim, sweep or all"
     );
+    if let Some(k) = opts.job_threads {
+        anyhow::ensure!(k >= 1, "--job-threads must be at least 1");
+        for j in &mut jobs {
+            j.argv
+                .splice(1..1, ["--threads".to_string(), k.to_string()]);
+            j.resources.cpus = k;
+        }
+    }
     Ok(JobsFile {
         schema: JOBS_SCHEMA.into(),
         taalasc: taalasc.clone(),

@@ -299,6 +299,53 @@ pub fn job_params(
     Ok(v)
 }
 
+/// What one quality point scores: the chip's own image (`rebuilt: None`),
+/// or the image rebuilt in the point's format with its bits per weight and
+/// system figures.
+struct PointInput<'a> {
+    text: &'a Path,
+    source: PathBuf,
+    layers: Option<usize>,
+    image: ChipImage,
+    rebuilt: Option<(f64, System)>,
+}
+
+/// Opens `opts.chip` for `point` (see [`PointInput`]), rebuilding unless the
+/// point is the chip itself.
+fn point_input<'a>(
+    opts: &'a ReportOptions,
+    plan: &Plan,
+    system: Option<System>,
+    point: &str,
+) -> anyhow::Result<PointInput<'a>> {
+    let (manifest, _, system) = open(opts, plan, system)?;
+    let text = opts
+        .text
+        .as_deref()
+        .context("--point scores on a text: give --text FILE")?;
+    let source = manifest.source.path.clone();
+    let layers = manifest.source.layers_kept;
+    let image = crate::chip::read_image(&opts.chip)?;
+    if point == CHIP_POINT {
+        return Ok(PointInput {
+            text,
+            source,
+            layers,
+            image,
+            rebuilt: None,
+        });
+    }
+    let loaded = crate::load_layers(&source, layers)?;
+    let (img, bpw, s) = rebuild(&loaded, point, image.context, &manifest, plan, &system)?;
+    Ok(PointInput {
+        text,
+        source,
+        layers,
+        image: img,
+        rebuilt: Some((bpw, s)),
+    })
+}
+
 /// Scores one point of the quality table of `opts` (`chip`, or a format
 /// of `opts.sweep`'s kind) on `opts.text` against the float model: the
 /// figures `report` computes for it, bit for bit (each image's tallies are
@@ -309,23 +356,19 @@ pub fn score_point(
     system: Option<System>,
     point: &str,
 ) -> anyhow::Result<PointResult> {
-    let (manifest, _, system) = open(opts, plan, system)?;
-    let text = opts
-        .text
-        .as_deref()
-        .context("--point scores on a text: give --text FILE")?;
-    let source = manifest.source.path.clone();
-    let layers = manifest.source.layers_kept;
-    let image = crate::chip::read_image(&opts.chip)?;
-    if point == CHIP_POINT {
-        let (float_ppl, reports) = score(&[&image], &source, layers, text, opts.ctx, opts.chunks)?;
-        return Ok(PointResult::Chip(quality_of(text, &reports[0], float_ppl)));
-    }
-    let loaded = crate::load_layers(&source, layers)?;
-    let (img, bpw, s) = rebuild(&loaded, point, image.context, &manifest, plan, &system)?;
-    drop(image);
-    let (_, reports) = score(&[&img], &source, layers, text, opts.ctx, opts.chunks)?;
-    Ok(PointResult::Sweep(point_of(point, bpw, &s, &reports[0])))
+    let p = point_input(opts, plan, system, point)?;
+    let (float_ppl, reports) = score(
+        &[&p.image],
+        &p.source,
+        p.layers,
+        p.text,
+        opts.ctx,
+        opts.chunks,
+    )?;
+    Ok(match p.rebuilt {
+        None => PointResult::Chip(quality_of(p.text, &reports[0], float_ppl)),
+        Some((bpw, s)) => PointResult::Sweep(point_of(point, bpw, &s, &reports[0])),
+    })
 }
 
 /// [`score_point`] on chunks `from..to` of the first `opts.chunks` chunks
@@ -343,38 +386,28 @@ pub fn score_point_range(
         opts.chunks,
         opts.chunks
     );
-    let (manifest, _, system) = open(opts, plan, system)?;
-    let text = opts
-        .text
-        .as_deref()
-        .context("--point scores on a text: give --text FILE")?;
-    let source = manifest.source.path.clone();
-    let layers = manifest.source.layers_kept;
-    let image = crate::chip::read_image(&opts.chip)?;
+    let p = point_input(opts, plan, system, point)?;
     let range = eval::ChunkRange {
         from: Some(from),
         to: Some(to),
     };
-    if point == CHIP_POINT {
-        let mut reports = score_range(&[&image], &source, layers, text, opts.ctx, range)?;
-        let float = reports.remove(0);
-        return Ok(PointResult::Range(Box::new(RangeResult {
+    let mut reports = score_range(&[&p.image], &p.source, p.layers, p.text, opts.ctx, range)?;
+    // The float model's sums, then the image's.
+    let image = reports.remove(1);
+    let float = reports.remove(0);
+    Ok(PointResult::Range(Box::new(match p.rebuilt {
+        None => RangeResult {
             point: point.into(),
-            image: reports.remove(0),
+            image,
             float: Some(float),
             sweep: None,
-        })));
-    }
-    let loaded = crate::load_layers(&source, layers)?;
-    let (img, bpw, s) = rebuild(&loaded, point, image.context, &manifest, plan, &system)?;
-    drop(image);
-    let mut reports = score_range(&[&img], &source, layers, text, opts.ctx, range)?;
-    let r = reports.remove(1);
-    Ok(PointResult::Range(Box::new(RangeResult {
-        point: point.into(),
-        sweep: Some(point_of(point, bpw, &s, &r)),
-        image: r,
-        float: None,
+        },
+        Some((bpw, s)) => RangeResult {
+            point: point.into(),
+            sweep: Some(point_of(point, bpw, &s, &image)),
+            image,
+            float: None,
+        },
     })))
 }
 

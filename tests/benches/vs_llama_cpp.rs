@@ -153,6 +153,23 @@ fn main() {
         taalasc(&["build", &s(&gguf), "-o", &s(&chip), "--no-rtl"]),
         &log,
     );
+    // The integer reference as on a CPU without AVX-512 (`--simd avx2`; the
+    // float reference has AVX2 kernels only).
+    let eval_chip_at = |simd: &str| {
+        taalasc(&[
+            "--simd",
+            simd,
+            "eval",
+            &s(&chip),
+            "--text",
+            &s(&text),
+            "--ctx",
+            "512",
+            "--chunks",
+            "5",
+            "--json",
+        ])
+    };
     let eval_chip = || {
         taalasc(&[
             "eval",
@@ -169,6 +186,18 @@ fn main() {
     measure(eval_chip(), &log);
 
     let prompt = "The capital of France is";
+    let run_avx2 = |model: &Path, n: usize| {
+        taalasc(&[
+            "--simd",
+            "avx2",
+            "run",
+            &s(model),
+            "--prompt",
+            prompt,
+            "--max-tokens",
+            &n.to_string(),
+        ])
+    };
     let run = |model: &Path, n: usize| {
         taalasc(&[
             "run",
@@ -283,6 +312,9 @@ fn main() {
         "llama perplexity",
         "build rtn",
         "llama-quantize",
+        "chip run 64 avx2",
+        "chip run 1 avx2",
+        "chip eval avx2",
     ];
     let mut series: Vec<Series> = names.iter().map(|_| Series::default()).collect();
     let (mut ppl_float, mut ppl_chip, mut ppl_llama) = (Vec::new(), Vec::new(), Vec::new());
@@ -309,6 +341,15 @@ fn main() {
         series[9].runs.push(measure(build_rtn(), &log).0);
         let _ = std::fs::remove_file(&quant_gguf);
         series[10].runs.push(measure(quantize(), &log).0);
+        series[11].runs.push(measure(run_avx2(&chip, 64), &log).0);
+        series[12].runs.push(measure(run_avx2(&chip, 1), &log).0);
+        let (r, out) = measure(eval_chip_at("avx2"), &log);
+        series[13].runs.push(r);
+        let ppl_avx2 = numbers_after(&out, "\"perplexity\"");
+        assert_eq!(
+            ppl_avx2, ppl_chip,
+            "chip eval at --simd avx2 and at the best level"
+        );
     }
     let load_after = loadavg();
 
@@ -318,6 +359,7 @@ fn main() {
         decode(&series[2], &series[3]),
         decode(&series[4], &series[5]),
     );
+    let c_dec_avx2 = decode(&series[11], &series[12]);
     let ms = |v: f64| format!("{v:.1} ms");
     let sec = |v: f64| format!("{v:.2} s");
     let mib = |v: f64| format!("{v:.0} MiB");
@@ -337,6 +379,13 @@ fn main() {
             bound: Some(1.0),
         },
         Row {
+            figure: "decode, integer reference, --simd avx2 (as without AVX-512)",
+            llama: ms(l_dec),
+            taalasc: ms(c_dec_avx2),
+            ratio: c_dec_avx2 / l_dec,
+            bound: None,
+        },
+        Row {
             figure: "perplexity, 5 x 512-token chunks, float",
             llama: sec(series[8].secs()),
             taalasc: sec(series[6].secs()),
@@ -349,6 +398,13 @@ fn main() {
             taalasc: sec(series[7].secs()),
             ratio: series[7].secs() / series[8].secs(),
             bound: Some(1.0),
+        },
+        Row {
+            figure: "perplexity, 5 chunks, chip, --simd avx2 (as without AVX-512)",
+            llama: sec(series[8].secs()),
+            taalasc: sec(series[13].secs()),
+            ratio: series[13].secs() / series[8].secs(),
+            bound: None,
         },
         Row {
             figure: "start-up + 1 token, float",

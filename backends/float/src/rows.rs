@@ -27,12 +27,14 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// The best instruction set this CPU has (detected once).
+    /// The best instruction set this CPU has, within `taalasc --simd`'s cap
+    /// ([`taalasc_ir::simd_cap`]; detected once).
     pub fn detect() -> Isa {
         static ISA: OnceLock<Isa> = OnceLock::new();
         *ISA.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2")
+            if taalasc_ir::simd_cap() >= taalasc_ir::SimdLevel::Avx2
+                && is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
                 && is_x86_feature_detected!("f16c")
             {

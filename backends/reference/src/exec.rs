@@ -168,15 +168,12 @@ impl<'a> Reference<'a> {
         let mut rope_tables = Vec::new();
         let mut rope_keys: Vec<Vec<u64>> = Vec::new();
         let mut norms = HashMap::new();
-        let mut prepared = HashMap::new();
+        let mut matrices = Vec::new();
         for &nd in &order {
             let node = &model.graph[nd];
             match &node.op {
-                Op::Linear { weight, .. } => {
-                    let q = image.matrix(*weight)?;
-                    prepared
-                        .entry(*weight)
-                        .or_insert_with(|| Prepared::new(q, false));
+                Op::Linear { weight, .. } if !matrices.iter().any(|(w, _)| w == weight) => {
+                    matrices.push((*weight, image.matrix(*weight)?));
                 }
                 Op::RmsNorm { eps, .. } | Op::LayerNorm { eps, .. } => {
                     norms.insert(nd, NormConsts::new(node.width, *eps));
@@ -201,6 +198,14 @@ impl<'a> Reference<'a> {
                 _ => {}
             }
         }
+        // Every matrix repacked once, on the pool unless the reference runs
+        // on the calling thread only (start-up time).
+        let prepare = |(w, q): (WeightId, &QTensor)| (w, Prepared::new(q, false));
+        let prepared: HashMap<WeightId, Prepared> = if threads == 1 {
+            matrices.into_iter().map(prepare).collect()
+        } else {
+            matrices.into_par_iter().map(prepare).collect()
+        };
         let head = inputs[model.output.index()][0];
         Ok(Reference {
             image,

@@ -17,6 +17,7 @@ mod json;
 pub mod model;
 pub mod op;
 mod print;
+pub mod simd;
 pub mod verify;
 pub mod weights;
 
@@ -26,5 +27,6 @@ pub use json::{JsonError, GRAPH_FORMAT};
 pub use model::{Edge, HParams, LayerSummary, Model, Node};
 pub use op::{Op, RopeScaling, RopeSpec};
 pub use petgraph::graph::NodeIndex;
+pub use simd::{set_simd_cap, simd_cap, SimdLevel};
 pub use verify::{verify, VerifyError};
 pub use weights::{RawRows, RowDecoder, WeightError, WeightId, WeightInfo, WeightSource};

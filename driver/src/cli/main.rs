@@ -26,6 +26,7 @@ macro_rules! outln {
 
 fn main() {
     let cli = Cli::parse();
+    taalasc::args::init_simd(cli.simd);
     let run = taalasc::args::init_threads(cli.threads).and_then(|()| dispatch(cli.command));
     if let Err(e) = run {
         let closed_pipe = e.chain().any(|c| {
@@ -246,6 +247,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             chip_budget,
             liberty,
             engines,
+            job_threads,
         } => {
             anyhow::ensure!(ctx >= 4, "--ctx must be at least 4");
             let opts = taalasc::jobs::JobsOptions {
@@ -264,6 +266,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 budget: chip_budget,
                 liberty,
                 engines,
+                job_threads,
             };
             let plan = taalasc::jobs::write_jobs(&opts)?;
             let dir = std::path::absolute(&opts.out)?;

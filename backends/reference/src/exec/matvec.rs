@@ -1,14 +1,16 @@
 //! The matrix-vector unit of the reference: the bits of
 //! [`nx::linear_row`], computed fast.
 //!
-//! Two paths, chosen at run time, both producing exactly the bits of
+//! Three paths, chosen at run time, all producing exactly the bits of
 //! `linear_row` for every element (tests below compare them on random
 //! matrices, including saturating and extreme-exponent cases):
 //!
 //! - portable: [`nx::linear::linear_row_decoded`] per (row, position), each
 //!   row's scales decoded once;
 //! - x86-64 with AVX-512 VNNI: weights repacked once per chip image (module
-//!   `avx512`), 16 rows per vector, several positions per weight load.
+//!   `avx512`), 16 rows per vector, several positions per weight load;
+//! - x86-64 with AVX2 only: the same scheme with 8 rows per vector and
+//!   products by `vpmaddwd` on codes widened to i16 (module `avx2`).
 //!
 //! Work is split over positions in chunks, and over blocks of output rows
 //! when there are too few positions for the workers (a decoded token);
@@ -16,6 +18,7 @@
 //! split or the thread count.
 
 use super::par_for_each;
+use taalasc_ir::SimdLevel;
 use taalasc_numerics::{self as nx, WeightRow};
 use taalasc_quant::QTensor;
 
@@ -110,24 +113,62 @@ impl Acts {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 /// A weight matrix prepared for the fastest available path.
 pub(crate) enum Prepared {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx512(Box<avx512::Packed>),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Box<avx2::Packed>),
+}
+
+/// The paths [`Prepared::with`] can choose from, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    Avx512,
+    /// Named only by tests (the AVX2 kernel on an AVX-512 machine).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Avx2,
+    Portable,
 }
 
 impl Prepared {
-    /// Repacks `q` when the CPU has AVX-512 VNNI and `q` fits the packed
-    /// kernel's bounds; `force_portable` for tests.
+    /// Repacks `q` for the best packed kernel this CPU has (AVX-512 VNNI,
+    /// else AVX2) when `q` fits its bounds; `force_portable` for tests.
     pub fn new(q: &QTensor, force_portable: bool) -> Prepared {
+        let best = if force_portable {
+            Path::Portable
+        } else {
+            Path::Avx512
+        };
+        Prepared::with(q, best)
+    }
+
+    /// [`Prepared::new`] choosing among `best` and the paths after it (tests
+    /// run every path this CPU has), within `taalasc --simd`'s cap.
+    pub fn with(q: &QTensor, best: Path) -> Prepared {
+        let best = match taalasc_ir::simd_cap() {
+            SimdLevel::Portable => Path::Portable,
+            SimdLevel::Avx2 if best == Path::Avx512 => Path::Avx2,
+            _ => best,
+        };
         #[cfg(target_arch = "x86_64")]
-        if !force_portable && avx512::available() {
-            if let Some(p) = avx512::Packed::new(q) {
-                return Prepared::Avx512(Box::new(p));
+        {
+            if best == Path::Avx512 && avx512::available() {
+                if let Some(p) = avx512::Packed::new(q) {
+                    return Prepared::Avx512(Box::new(p));
+                }
+            }
+            if best != Path::Portable && avx2::available() {
+                if let Some(p) = avx2::Packed::new(q) {
+                    return Prepared::Avx2(Box::new(p));
+                }
             }
         }
-        let _ = (q, force_portable);
+        let _ = (q, best);
         Prepared::Portable
     }
 }
@@ -152,6 +193,8 @@ pub(crate) fn linear(
         Prepared::Portable => portable(q, bias, acts, t0, (r0, r1), o),
         #[cfg(target_arch = "x86_64")]
         Prepared::Avx512(p) => p.run(q, bias, acts, t0, (r0, r1), o),
+        #[cfg(target_arch = "x86_64")]
+        Prepared::Avx2(p) => p.run(q, bias, acts, t0, (r0, r1), o),
     };
     // Chunks of positions: each reuses every weight row for all of its
     // positions; a few chunks per worker balance the load.
@@ -165,8 +208,8 @@ pub(crate) fn linear(
         return out;
     }
     // Fewer chunks than workers (decode): blocks of rows, a multiple of the
-    // kernels' 16-row groups, a few per worker; each block's `[n × block]`
-    // outputs are computed apart and copied into place.
+    // packed kernels' row groups (16 and 8 rows), a few per worker; each
+    // block's `[n × block]` outputs are computed apart and copied into place.
     let block = rows
         .div_ceil(workers * 4)
         .next_multiple_of(ROW_ALIGN)
@@ -194,7 +237,8 @@ pub(crate) fn linear(
     out
 }
 
-/// Rows of a block of a row split: the packed kernel's row group.
+/// Rows of a block of a row split: a multiple of both packed kernels' row
+/// groups.
 const ROW_ALIGN: usize = 16;
 
 /// Rows `r0..r1` of positions `t0..t0 + out.len() / (r1 - r0)`, written
@@ -224,7 +268,7 @@ fn portable(
         return portable_checked(q, bias, acts, t0, rows, out);
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if taalasc_ir::simd_cap() >= SimdLevel::Avx2 && std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2.
         return unsafe { portable_avx2(q, bias, acts, t0, rows, out) };
     }
@@ -483,9 +527,12 @@ pub(crate) mod avx512 {
             for r in 0..q.rows {
                 let (rg, lane) = (r / LANES, r % LANES);
                 let row = row_of(q, r);
-                for (i, &c) in row.codes.iter().enumerate() {
-                    let (b, k, byte) = (i / 32, (i % 32) / 4, i % 4);
-                    p.codes[(rg * nb + b) * 8 + k].0[lane * 4 + byte] = (c as u8) ^ 0x80;
+                // Bytes 4k..4k+4 of each block into line k, lane `lane`.
+                let lines = &mut p.codes[rg * nb * 8..(rg + 1) * nb * 8];
+                for (line, quad) in lines.iter_mut().zip(row.codes.chunks_exact(4)) {
+                    for (o, &c) in line.0[lane * 4..lane * 4 + 4].iter_mut().zip(quad) {
+                        *o = (c as u8) ^ 0x80;
+                    }
                 }
                 for g in 0..groups {
                     let (m, e) = row.scales[g].mant_exp();
@@ -819,11 +866,14 @@ mod tests {
                     for threads in [1, 2, 3, 8] {
                         let acts = Acts::new(&x, cols, from, t_n, threads);
                         let w = want(&q, bias, &acts);
-                        for force in [true, false] {
-                            let prep = Prepared::new(&q, force);
+                        for path in [Path::Portable, Path::Avx2, Path::Avx512] {
+                            let prep = Prepared::with(&q, path);
                             let junk = vec![-5; acts.n * q.rows];
                             let got = linear(&q, &prep, bias, &acts, threads, junk);
-                            assert_eq!(got, w, "{fmt} {rows}x{cols} t_n {t_n} from {from}");
+                            assert_eq!(
+                                got, w,
+                                "{fmt} {rows}x{cols} t_n {t_n} from {from} {path:?}"
+                            );
                             cases += 1;
                         }
                     }
@@ -849,11 +899,14 @@ mod tests {
             .map(|_| (xorshift(&mut s) as i64) >> (64 - 24 - 3))
             .collect();
         let acts = Acts::new(&x, cols, 0, 64, 2);
-        let prep = Prepared::new(&q, false);
-        let out = vec![0; acts.n * rows];
-        assert_eq!(
-            linear(&q, &prep, None, &acts, 2, out),
-            want(&q, None, &acts)
-        );
+        for path in [Path::Avx2, Path::Avx512] {
+            let prep = Prepared::with(&q, path);
+            let out = vec![0; acts.n * rows];
+            assert_eq!(
+                linear(&q, &prep, None, &acts, 2, out),
+                want(&q, None, &acts),
+                "{path:?}"
+            );
+        }
     }
 }

@@ -76,11 +76,12 @@ pub fn unzip(acc_e: __m512i, acc_o: __m512i, out: &mut [i64; LANES]) {
     }
 }
 
-/// Whether the AVX-512 kernels can run on this CPU.
+/// Whether the AVX-512 kernels can run on this CPU and may
+/// (`taalasc --simd`, [`taalasc_ir::simd_cap`]).
 pub fn have_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        available()
+        taalasc_ir::simd_cap() >= taalasc_ir::SimdLevel::Avx512 && available()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
