@@ -135,6 +135,134 @@ pub(crate) enum Path {
     Portable,
 }
 
+/// A matrix's scales and offsets for a packed kernel of `L` rows per
+/// vector: per (row group, group) the decoded mantissas and `exp + 24` of
+/// each row's scale and offset (zeros for padding rows), and per row group
+/// the largest shifts, which decide each position's path.
+pub(crate) struct LaneScales<const L: usize> {
+    pub cols: usize,
+    /// 32-value blocks per row.
+    pub nb: usize,
+    pub blocks_per_group: usize,
+    pub groups: usize,
+    pub asym: bool,
+    pub code_bias: i32,
+    pub dm: Vec<[i32; L]>,
+    pub dk: Vec<[i32; L]>,
+    pub mm: Vec<[i32; L]>,
+    pub mk: Vec<[i32; L]>,
+    dk_max: Vec<i32>,
+    mk_max: Vec<i32>,
+}
+
+/// Largest shift `k` of the packed kernels' fast path (module `avx512`).
+const K_MAX: i32 = 16;
+
+impl<const L: usize> LaneScales<L> {
+    /// `None` when `q` is outside the packed kernels' bounds (or malformed:
+    /// the portable path then names the fault).
+    pub fn new(q: &QTensor) -> Option<Self> {
+        let cols = q.cols;
+        let group = q.format.group_len(cols);
+        let code_bias = code_bias(q);
+        if cols == 0
+            || !cols.is_multiple_of(nx::A8_BLOCK)
+            || cols > 1 << 19
+            || group == 0
+            || !group.is_multiple_of(nx::A8_BLOCK)
+            || !(0..=128).contains(&code_bias)
+        {
+            return None;
+        }
+        let groups = cols.div_ceil(group);
+        let asym = !q.format.symmetric;
+        let offsets = if asym { q.rows * groups } else { 0 };
+        if q.codes.len() != q.rows * cols
+            || q.scales.len() != q.rows * groups
+            || q.offsets.len() != offsets
+        {
+            return None;
+        }
+        let rgs = q.rows.div_ceil(L);
+        let zero = [0; L];
+        let mut p = LaneScales {
+            cols,
+            nb: cols / nx::A8_BLOCK,
+            blocks_per_group: group / nx::A8_BLOCK,
+            groups,
+            asym,
+            code_bias,
+            dm: vec![zero; rgs * groups],
+            dk: vec![zero; rgs * groups],
+            mm: vec![zero; rgs * groups],
+            mk: vec![zero; rgs * groups],
+            dk_max: vec![i32::MIN; rgs],
+            mk_max: vec![i32::MIN; rgs],
+        };
+        for r in 0..q.rows {
+            let (rg, lane) = (r / L, r % L);
+            let row = row_of(q, r);
+            for g in 0..groups {
+                let at = rg * groups + g;
+                let (m, e) = row.scales[g].mant_exp();
+                p.dm[at][lane] = m;
+                p.dk[at][lane] = e + nx::W_FRAC;
+                p.dk_max[rg] = p.dk_max[rg].max(e + nx::W_FRAC);
+                if let Some(off) = row.offsets {
+                    let (m, e) = off[g].mant_exp();
+                    p.mm[at][lane] = m;
+                    p.mk[at][lane] = e + nx::W_FRAC;
+                    p.mk_max[rg] = p.mk_max[rg].max(e + nx::W_FRAC);
+                }
+            }
+        }
+        Some(p)
+    }
+
+    /// Splits positions `t0..t0 + e_max.len()` (`e_max`: each one's largest
+    /// block exponent) for row group `rg`: a position whose shifts could
+    /// exceed [`K_MAX`] is computed here by [`nx::linear_row`] itself (into
+    /// `out[i * ow + r - row0]`, `i` its index); the others' indices are left
+    /// in `fast`.
+    pub fn split(
+        &self,
+        rg: usize,
+        (q, bias, acts): (&QTensor, Option<&[i64]>, &Acts),
+        (t0, e_max): (usize, &[i32]),
+        (row0, ow): (usize, usize),
+        out: &mut [i64],
+        fast: &mut Vec<usize>,
+    ) {
+        let (r0, r1) = (rg * L, ((rg + 1) * L).min(q.rows));
+        fast.clear();
+        for (i, &em) in e_max.iter().enumerate() {
+            let ok = self.dk_max[rg].saturating_add(em) <= K_MAX
+                && (!self.asym || self.mk_max[rg].saturating_add(em) <= K_MAX);
+            if ok {
+                fast.push(i);
+                continue;
+            }
+            let t = t0 + i;
+            for r in r0..r1 {
+                out[i * ow + r - row0] = nx::linear_row(
+                    acts.mant(t),
+                    acts.exp(t),
+                    acts.sums(t),
+                    &row_of(q, r),
+                    bias.map_or(0, |b| b[r]),
+                );
+            }
+        }
+    }
+
+    /// The largest block exponent of each of positions `t0..t0 + n`.
+    pub fn e_max(acts: &Acts, t0: usize, n: usize) -> Vec<i32> {
+        (t0..t0 + n)
+            .map(|t| acts.exp(t).iter().map(|&e| e as i32).max().unwrap_or(0))
+            .collect()
+    }
+}
+
 impl Prepared {
     /// Repacks `q` for the best packed kernel this CPU has (AVX-512 VNNI,
     /// else AVX2) when `q` fits its bounds; `force_portable` for tests.
@@ -442,112 +570,41 @@ pub(crate) mod avx512 {
     //! (exact: at most 2^15 terms below 2^47) and the row is `sat_w48(acc +
     //! bias)`, exactly as in `linear_row`.
 
-    use super::{row_of, Acts, QTensor};
+    use super::{row_of, Acts, LaneScales, QTensor};
     pub use crate::exec::simd::available;
-    use crate::exec::simd::{term, unzip, Lanes, Line, LANES};
+    use crate::exec::simd::{term, unzip, Line, LANES};
     use std::arch::x86_64::*;
     use taalasc_numerics as nx;
 
     /// Positions per weight load.
     const NT: usize = 4;
-    /// Largest shift `k` of the fast path (see module docs).
-    const K_MAX: i32 = 16;
 
     /// A matrix repacked for the kernel.
     pub struct Packed {
-        cols: usize,
-        nb: usize,
-        blocks_per_group: usize,
-        groups: usize,
-        asym: bool,
-        /// `code_bias - 128`.
-        corr: i32,
+        s: LaneScales<LANES>,
         /// `[row group][block][8 lines]`: line `k` holds bytes `4k..4k+4` of
         /// the block for each of the 16 rows.
         codes: Vec<Line>,
-        /// `[row group][group]`: scale mantissas, `exp + 24`, and the same
-        /// for offsets (zeros for padding rows).
-        dm: Vec<Lanes>,
-        dk: Vec<Lanes>,
-        mm: Vec<Lanes>,
-        mk: Vec<Lanes>,
-        /// Per row group: the largest `dk` / `mk` of its rows.
-        dk_max: Vec<i32>,
-        mk_max: Vec<i32>,
     }
 
     impl Packed {
         /// `None` when the matrix is outside the kernel's bounds (then the
         /// portable path runs).
         pub fn new(q: &QTensor) -> Option<Packed> {
-            let cols = q.cols;
-            let group = q.format.group_len(cols);
-            let bias = super::code_bias(q);
-            if cols == 0
-                || !cols.is_multiple_of(nx::A8_BLOCK)
-                || cols > 1 << 19
-                || group == 0
-                || !group.is_multiple_of(nx::A8_BLOCK)
-                || !(0..=128).contains(&bias)
-            {
-                return None;
-            }
-            let nb = cols / nx::A8_BLOCK;
-            let groups = cols.div_ceil(group);
-            let offsets = if q.format.symmetric {
-                0
-            } else {
-                q.rows * groups
-            };
-            if q.codes.len() != q.rows * cols
-                || q.scales.len() != q.rows * groups
-                || q.offsets.len() != offsets
-            {
-                // Malformed: the portable path reports it as before.
-                return None;
-            }
-            let rgs = q.rows.div_ceil(LANES);
-            let asym = !q.format.symmetric;
-            let zero = Lanes([0; LANES]);
-            let mut p = Packed {
-                cols,
-                nb,
-                blocks_per_group: group / nx::A8_BLOCK,
-                groups,
-                asym,
-                corr: bias - 128,
-                codes: vec![Line([128; 64]); rgs * nb * 8],
-                dm: vec![zero; rgs * groups],
-                dk: vec![zero; rgs * groups],
-                mm: vec![zero; rgs * groups],
-                mk: vec![zero; rgs * groups],
-                dk_max: vec![i32::MIN; rgs],
-                mk_max: vec![i32::MIN; rgs],
-            };
+            let s = LaneScales::<LANES>::new(q)?;
+            let nb = s.nb;
+            let mut codes = vec![Line([128; 64]); q.rows.div_ceil(LANES) * nb * 8];
             for r in 0..q.rows {
                 let (rg, lane) = (r / LANES, r % LANES);
-                let row = row_of(q, r);
                 // Bytes 4k..4k+4 of each block into line k, lane `lane`.
-                let lines = &mut p.codes[rg * nb * 8..(rg + 1) * nb * 8];
-                for (line, quad) in lines.iter_mut().zip(row.codes.chunks_exact(4)) {
+                let lines = &mut codes[rg * nb * 8..(rg + 1) * nb * 8];
+                for (line, quad) in lines.iter_mut().zip(row_of(q, r).codes.chunks_exact(4)) {
                     for (o, &c) in line.0[lane * 4..lane * 4 + 4].iter_mut().zip(quad) {
                         *o = (c as u8) ^ 0x80;
                     }
                 }
-                for g in 0..groups {
-                    let (m, e) = row.scales[g].mant_exp();
-                    p.dm[rg * groups + g].0[lane] = m;
-                    p.dk[rg * groups + g].0[lane] = e + nx::W_FRAC;
-                    p.dk_max[rg] = p.dk_max[rg].max(e + nx::W_FRAC);
-                    if let Some(off) = row.offsets {
-                        let (m, e) = off[g].mant_exp();
-                        p.mm[rg * groups + g].0[lane] = m;
-                        p.mk[rg * groups + g].0[lane] = e + nx::W_FRAC;
-                        p.mk_max[rg] = p.mk_max[rg].max(e + nx::W_FRAC);
-                    }
-                }
             }
-            Some(p)
+            Some(Packed { s, codes })
         }
 
         /// Rows `r0..r1` (`r0` a multiple of 16, `r1` too or the last row)
@@ -562,7 +619,7 @@ pub(crate) mod avx512 {
             (r0, r1): (usize, usize),
             out: &mut [i64],
         ) {
-            assert!(available() && acts.cols == self.cols);
+            assert!(available() && acts.cols == self.s.cols);
             assert!(r0 < r1 && r1 <= q.rows && r0.is_multiple_of(LANES));
             assert!(r1.is_multiple_of(LANES) || r1 == q.rows);
             // SAFETY: the CPU features were checked; all indices are in
@@ -584,12 +641,9 @@ pub(crate) mod avx512 {
             // Output row stride: the rows of this call.
             let ow = row1 - row0;
             let nt = out.len() / ow;
-            assert!(t0 + nt <= acts.n && acts.mant.len() == acts.n * self.cols);
-            assert!(acts.exp.len() == acts.n * self.nb && acts.sums.len() == acts.exp.len());
-            // Largest block exponent per position: decides the fast path.
-            let e_max: Vec<i32> = (t0..t0 + nt)
-                .map(|t| acts.exp(t).iter().map(|&e| e as i32).max().unwrap_or(0))
-                .collect();
+            assert!(t0 + nt <= acts.n && acts.mant.len() == acts.n * self.s.cols);
+            assert!(acts.exp.len() == acts.n * self.s.nb && acts.sums.len() == acts.exp.len());
+            let e_max = LaneScales::<LANES>::e_max(acts, t0, nt);
             let mut fast = Vec::with_capacity(nt);
             // The vector epilogue adds the bias in i64: exact when |bias| <=
             // 2^62 (the sums of at most 2^15 terms below 2^47 stay below
@@ -604,8 +658,8 @@ pub(crate) mod avx512 {
             let mut emit =
                 |out: &mut [i64], acc: &[(__m512i, __m512i)], ts: &[usize], rg: usize| {
                     let (r0, r1) = (rg * LANES, ((rg + 1) * LANES).min(rows));
-                    for (&(e, o), &t) in acc.iter().zip(ts) {
-                        let base = (t - t0) * ow;
+                    for (&(e, o), &i) in acc.iter().zip(ts) {
+                        let base = i * ow;
                         let dst = &mut out[base + r0 - row0..base + r1 - row0];
                         if vector_bias {
                             store_rows(e, o, &bias_pad[r0..r0 + LANES], dst);
@@ -618,60 +672,59 @@ pub(crate) mod avx512 {
                     }
                 };
             for rg in row0 / LANES..row1.div_ceil(LANES) {
-                let r0 = rg * LANES;
-                let r1 = (r0 + LANES).min(rows);
-                fast.clear();
-                for (i, &em) in e_max.iter().enumerate() {
-                    let ok = self.dk_max[rg].saturating_add(em) <= K_MAX
-                        && (!self.asym || self.mk_max[rg].saturating_add(em) <= K_MAX);
-                    if ok {
-                        fast.push(t0 + i);
-                    } else {
-                        // Outside the kernel's bounds: the definition itself.
-                        let t = t0 + i;
-                        for r in r0..r1 {
-                            emit_slow(q, bias, acts, t, r, &mut out[i * ow + r - row0]);
-                        }
-                    }
-                }
+                self.s.split(
+                    rg,
+                    (q, bias, acts),
+                    (t0, &e_max),
+                    (row0, ow),
+                    out,
+                    &mut fast,
+                );
                 let mut tiles = fast.chunks_exact(NT);
                 for ts in &mut tiles {
                     let ts: &[usize; NT] = ts.try_into().unwrap();
-                    let acc = if self.asym {
-                        self.tile::<NT, true>(rg, acts, ts)
+                    let acc = if self.s.asym {
+                        self.tile::<NT, true>(rg, acts, t0, ts)
                     } else {
-                        self.tile::<NT, false>(rg, acts, ts)
+                        self.tile::<NT, false>(rg, acts, t0, ts)
                     };
                     emit(out, &acc, ts, rg);
                 }
-                for &t in tiles.remainder() {
-                    let acc = if self.asym {
-                        self.tile::<1, true>(rg, acts, &[t])
+                for &i in tiles.remainder() {
+                    let acc = if self.s.asym {
+                        self.tile::<1, true>(rg, acts, t0, &[i])
                     } else {
-                        self.tile::<1, false>(rg, acts, &[t])
+                        self.tile::<1, false>(rg, acts, t0, &[i])
                     };
-                    emit(out, &acc, &[t], rg);
+                    emit(out, &acc, &[i], rg);
                 }
             }
         }
 
-        /// The sums of terms of 16 rows for the positions `ts`, as i64
-        /// (even lanes, odd lanes).
+        /// The sums of terms of 16 rows for the positions `t0 + ts[i]`, as
+        /// i64 (even lanes, odd lanes).
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
         #[inline]
         unsafe fn tile<const N: usize, const ASYM: bool>(
             &self,
             rg: usize,
             acts: &Acts,
+            t0: usize,
             ts: &[usize; N],
         ) -> [(__m512i, __m512i); N] {
-            let (nb, cols) = (self.nb, self.cols);
+            let s = &self.s;
+            let (nb, cols) = (s.nb, s.cols);
+            // P = Σ u_i a_i + (code_bias - 128)·A.
+            let corr = s.code_bias - 128;
+            let lanes = |v: &Vec<[i32; LANES]>, g: usize| {
+                _mm512_loadu_si512(v.as_ptr().add(g) as *const __m512i)
+            };
             let mut acc_e = [_mm512_setzero_si512(); N];
             let mut acc_o = [_mm512_setzero_si512(); N];
             let codes = self.codes.as_ptr().add(rg * nb * 8) as *const __m512i;
-            let mant = acts.mant.as_ptr();
+            let mant = acts.mant.as_ptr().add(t0 * cols);
             for b in 0..nb {
-                let g = rg * self.groups + b / self.blocks_per_group;
+                let g = rg * s.groups + b / s.blocks_per_group;
                 let w = codes.add(b * 8);
                 let mut p = [_mm512_setzero_si512(); N];
                 for k in 0..8 {
@@ -681,13 +734,12 @@ pub(crate) mod avx512 {
                         p[i] = _mm512_dpbusd_epi32(p[i], wk, _mm512_set1_epi32(a.read_unaligned()));
                     }
                 }
-                let dm = _mm512_load_si512(self.dm.as_ptr().add(g) as *const __m512i);
-                let dk = _mm512_load_si512(self.dk.as_ptr().add(g) as *const __m512i);
+                let (dm, dk) = (lanes(&s.dm, g), lanes(&s.dk, g));
                 for i in 0..N {
-                    let ib = ts[i] * nb + b;
+                    let ib = (t0 + ts[i]) * nb + b;
                     let e = _mm512_set1_epi32(*acts.exp.get_unchecked(ib) as i32);
-                    let s = *acts.sums.get_unchecked(ib);
-                    let p = _mm512_add_epi32(p[i], _mm512_set1_epi32(self.corr * s));
+                    let sum = *acts.sums.get_unchecked(ib);
+                    let p = _mm512_add_epi32(p[i], _mm512_set1_epi32(corr * sum));
                     term(
                         _mm512_mullo_epi32(p, dm),
                         _mm512_add_epi32(dk, e),
@@ -695,10 +747,9 @@ pub(crate) mod avx512 {
                         &mut acc_o[i],
                     );
                     if ASYM {
-                        let mm = _mm512_load_si512(self.mm.as_ptr().add(g) as *const __m512i);
-                        let mk = _mm512_load_si512(self.mk.as_ptr().add(g) as *const __m512i);
+                        let (mm, mk) = (lanes(&s.mm, g), lanes(&s.mk, g));
                         term(
-                            _mm512_mullo_epi32(mm, _mm512_set1_epi32(s)),
+                            _mm512_mullo_epi32(mm, _mm512_set1_epi32(sum)),
                             _mm512_add_epi32(mk, e),
                             &mut acc_e[i],
                             &mut acc_o[i],
@@ -708,24 +759,6 @@ pub(crate) mod avx512 {
             }
             std::array::from_fn(|i| (acc_e[i], acc_o[i]))
         }
-    }
-
-    /// One output of the slow path: [`nx::linear_row`] itself.
-    fn emit_slow(
-        q: &QTensor,
-        bias: Option<&[i64]>,
-        acts: &Acts,
-        t: usize,
-        r: usize,
-        out: &mut i64,
-    ) {
-        *out = nx::linear_row(
-            acts.mant(t),
-            acts.exp(t),
-            acts.sums(t),
-            &row_of(q, r),
-            bias.map_or(0, |b| b[r]),
-        );
     }
 
     /// `sat_w48(acc + bias)` of up to 16 rows into `dst`, from even/odd-lane

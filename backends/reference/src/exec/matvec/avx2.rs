@@ -19,7 +19,7 @@
 //! Terms are summed in i64 and each row is `sat_w48(acc + bias)`, exactly
 //! as in `linear_row`.
 
-use super::{row_of, Acts, QTensor};
+use super::{row_of, Acts, LaneScales, QTensor};
 use std::arch::x86_64::*;
 use taalasc_numerics as nx;
 
@@ -27,8 +27,6 @@ use taalasc_numerics as nx;
 const LANES: usize = 8;
 /// Positions per weight load.
 const NT: usize = 4;
-/// Largest shift `k` of the fast path (see the module docs).
-const K_MAX: i32 = 16;
 /// Lines of one 32-element block: two elements of each of the 8 rows.
 const LINES: usize = 16;
 
@@ -37,98 +35,31 @@ pub fn available() -> bool {
     is_x86_feature_detected!("avx2")
 }
 
-/// One i32 per row of a row group.
-type Lanes = [i32; LANES];
-
 /// A matrix repacked for the kernel.
 pub struct Packed {
-    cols: usize,
-    nb: usize,
-    blocks_per_group: usize,
-    groups: usize,
-    asym: bool,
-    code_bias: i32,
+    s: LaneScales<LANES>,
     /// `[row group][block][line]`, 16 bytes per line: byte `2·lane + j` is
     /// element `2·line + j` of the block of row `8·group + lane` (padding
     /// rows are zeros).
     codes: Vec<[i8; 16]>,
-    /// `[row group][group]`: scale mantissas, `exp + 24`, and the same for
-    /// offsets (zeros for padding rows).
-    dm: Vec<Lanes>,
-    dk: Vec<Lanes>,
-    mm: Vec<Lanes>,
-    mk: Vec<Lanes>,
-    /// Per row group: the largest `dk` / `mk` of its rows.
-    dk_max: Vec<i32>,
-    mk_max: Vec<i32>,
 }
 
 impl Packed {
     /// `None` when the matrix is outside the kernel's bounds (then the
     /// portable path runs).
     pub fn new(q: &QTensor) -> Option<Packed> {
-        let cols = q.cols;
-        let group = q.format.group_len(cols);
-        let code_bias = super::code_bias(q);
-        if cols == 0
-            || !cols.is_multiple_of(nx::A8_BLOCK)
-            || cols > 1 << 19
-            || group == 0
-            || !group.is_multiple_of(nx::A8_BLOCK)
-            || !(0..=128).contains(&code_bias)
-        {
-            return None;
-        }
-        let nb = cols / nx::A8_BLOCK;
-        let groups = cols.div_ceil(group);
-        let asym = !q.format.symmetric;
-        let offsets = if asym { q.rows * groups } else { 0 };
-        if q.codes.len() != q.rows * cols
-            || q.scales.len() != q.rows * groups
-            || q.offsets.len() != offsets
-        {
-            // Malformed: the portable path reports it.
-            return None;
-        }
-        let rgs = q.rows.div_ceil(LANES);
-        let zero = [0; LANES];
-        let mut p = Packed {
-            cols,
-            nb,
-            blocks_per_group: group / nx::A8_BLOCK,
-            groups,
-            asym,
-            code_bias,
-            codes: vec![[0; 16]; rgs * nb * LINES],
-            dm: vec![zero; rgs * groups],
-            dk: vec![zero; rgs * groups],
-            mm: vec![zero; rgs * groups],
-            mk: vec![zero; rgs * groups],
-            dk_max: vec![i32::MIN; rgs],
-            mk_max: vec![i32::MIN; rgs],
-        };
+        let s = LaneScales::<LANES>::new(q)?;
+        let nb = s.nb;
+        let mut codes = vec![[0; 16]; q.rows.div_ceil(LANES) * nb * LINES];
         for r in 0..q.rows {
             let (rg, lane) = (r / LANES, r % LANES);
-            let row = row_of(q, r);
             // Elements 2k, 2k + 1 of each block into line k, lane `lane`.
-            let lines = &mut p.codes[rg * nb * LINES..(rg + 1) * nb * LINES];
-            for (line, two) in lines.iter_mut().zip(row.codes.chunks_exact(2)) {
+            let lines = &mut codes[rg * nb * LINES..(rg + 1) * nb * LINES];
+            for (line, two) in lines.iter_mut().zip(row_of(q, r).codes.chunks_exact(2)) {
                 line[2 * lane..2 * lane + 2].copy_from_slice(two);
             }
-            for g in 0..groups {
-                let (m, e) = row.scales[g].mant_exp();
-                p.dm[rg * groups + g][lane] = m;
-                p.dk[rg * groups + g][lane] = e + nx::W_FRAC;
-                p.dk_max[rg] = p.dk_max[rg].max(e + nx::W_FRAC);
-                if let Some(off) = row.offsets {
-                    let (m, e) = off[g].mant_exp();
-                    p.mm[rg * groups + g][lane] = m;
-                    p.mk[rg * groups + g][lane] = e + nx::W_FRAC;
-                    p.mk_max[rg] = p.mk_max[rg].max(e + nx::W_FRAC);
-                }
-            }
         }
-        Some(p)
+        Some(Packed { s, codes })
     }
 
     /// Rows `r0..r1` (`r0` a multiple of 8, `r1` too or the last row) of
@@ -143,12 +74,13 @@ impl Packed {
         (r0, r1): (usize, usize),
         out: &mut [i64],
     ) {
-        assert!(available() && acts.cols == self.cols);
+        let s = &self.s;
+        assert!(available() && acts.cols == s.cols);
         assert!(r0 < r1 && r1 <= q.rows && r0.is_multiple_of(LANES));
         assert!(r1.is_multiple_of(LANES) || r1 == q.rows);
         let nt = out.len() / (r1 - r0);
-        assert!(t0 + nt <= acts.n && acts.mant.len() == acts.n * self.cols);
-        assert!(acts.exp.len() == acts.n * self.nb && acts.sums.len() == acts.exp.len());
+        assert!(t0 + nt <= acts.n && acts.mant.len() == acts.n * s.cols);
+        assert!(acts.exp.len() == acts.n * s.nb && acts.sums.len() == acts.exp.len());
         // SAFETY: AVX2 was checked; every index is in bounds by the asserted
         // shapes.
         unsafe { self.run_avx2(q, bias, acts, t0, (r0, r1), out) }
@@ -167,41 +99,25 @@ impl Packed {
         let rows = q.rows;
         let ow = row1 - row0;
         let nt = out.len() / ow;
-        let cols = self.cols;
+        let cols = self.s.cols;
         // The positions' mantissas widened to i16, for vpmaddwd.
         let mant16: Vec<i16> = acts.mant[t0 * cols..(t0 + nt) * cols]
             .iter()
             .map(|&a| a as i16)
             .collect();
-        // Largest block exponent per position: decides the fast path.
-        let e_max: Vec<i32> = (t0..t0 + nt)
-            .map(|t| acts.exp(t).iter().map(|&e| e as i32).max().unwrap_or(0))
-            .collect();
+        let e_max = LaneScales::<LANES>::e_max(acts, t0, nt);
         let mut fast = Vec::with_capacity(nt);
         let mut sums = [0i64; LANES];
         for rg in row0 / LANES..row1.div_ceil(LANES) {
-            let r0 = rg * LANES;
-            let r1 = (r0 + LANES).min(rows);
-            fast.clear();
-            for (i, &em) in e_max.iter().enumerate() {
-                let ok = self.dk_max[rg].saturating_add(em) <= K_MAX
-                    && (!self.asym || self.mk_max[rg].saturating_add(em) <= K_MAX);
-                if ok {
-                    fast.push(i);
-                } else {
-                    // Outside the kernel's bounds: the definition itself.
-                    let t = t0 + i;
-                    for r in r0..r1 {
-                        out[i * ow + r - row0] = nx::linear_row(
-                            acts.mant(t),
-                            acts.exp(t),
-                            acts.sums(t),
-                            &row_of(q, r),
-                            bias.map_or(0, |b| b[r]),
-                        );
-                    }
-                }
-            }
+            let (r0, r1) = (rg * LANES, ((rg + 1) * LANES).min(rows));
+            self.s.split(
+                rg,
+                (q, bias, acts),
+                (t0, &e_max),
+                (row0, ow),
+                out,
+                &mut fast,
+            );
             let mut emit = |acc: &[(__m256i, __m256i)], ts: &[usize]| {
                 for (&(e, o), &i) in acc.iter().zip(ts) {
                     unzip(e, o, &mut sums);
@@ -214,7 +130,7 @@ impl Packed {
             let mut tiles = fast.chunks_exact(NT);
             for ts in &mut tiles {
                 let ts: &[usize; NT] = ts.try_into().expect("NT positions");
-                let acc = if self.asym {
+                let acc = if self.s.asym {
                     self.tile::<NT, true>(rg, acts, &mant16, t0, ts)
                 } else {
                     self.tile::<NT, false>(rg, acts, &mant16, t0, ts)
@@ -222,7 +138,7 @@ impl Packed {
                 emit(&acc, ts);
             }
             for &i in tiles.remainder() {
-                let acc = if self.asym {
+                let acc = if self.s.asym {
                     self.tile::<1, true>(rg, acts, &mant16, t0, &[i])
                 } else {
                     self.tile::<1, false>(rg, acts, &mant16, t0, &[i])
@@ -244,12 +160,16 @@ impl Packed {
         t0: usize,
         ts: &[usize; N],
     ) -> [(__m256i, __m256i); N] {
-        let (nb, cols) = (self.nb, self.cols);
+        let s = &self.s;
+        let (nb, cols) = (s.nb, s.cols);
+        let lanes = |v: &Vec<[i32; LANES]>, g: usize| {
+            _mm256_loadu_si256(v.as_ptr().add(g) as *const __m256i)
+        };
         let mut acc_e = [_mm256_setzero_si256(); N];
         let mut acc_o = [_mm256_setzero_si256(); N];
         let codes = self.codes.as_ptr().add(rg * nb * LINES) as *const __m128i;
         for b in 0..nb {
-            let g = rg * self.groups + b / self.blocks_per_group;
+            let g = rg * s.groups + b / s.blocks_per_group;
             let w = codes.add(b * LINES);
             let mut p = [_mm256_setzero_si256(); N];
             for k in 0..LINES {
@@ -260,13 +180,12 @@ impl Packed {
                     p[i] = _mm256_add_epi32(p[i], _mm256_madd_epi16(wk, a));
                 }
             }
-            let dm = _mm256_loadu_si256(self.dm.as_ptr().add(g) as *const __m256i);
-            let dk = _mm256_loadu_si256(self.dk.as_ptr().add(g) as *const __m256i);
+            let (dm, dk) = (lanes(&s.dm, g), lanes(&s.dk, g));
             for i in 0..N {
                 let ib = (t0 + ts[i]) * nb + b;
                 let e = _mm256_set1_epi32(*acts.exp.get_unchecked(ib) as i32);
-                let s = *acts.sums.get_unchecked(ib);
-                let p = _mm256_add_epi32(p[i], _mm256_set1_epi32(self.code_bias * s));
+                let sum = *acts.sums.get_unchecked(ib);
+                let p = _mm256_add_epi32(p[i], _mm256_set1_epi32(s.code_bias * sum));
                 term(
                     _mm256_mullo_epi32(p, dm),
                     _mm256_add_epi32(dk, e),
@@ -274,10 +193,9 @@ impl Packed {
                     &mut acc_o[i],
                 );
                 if ASYM {
-                    let mm = _mm256_loadu_si256(self.mm.as_ptr().add(g) as *const __m256i);
-                    let mk = _mm256_loadu_si256(self.mk.as_ptr().add(g) as *const __m256i);
+                    let (mm, mk) = (lanes(&s.mm, g), lanes(&s.mk, g));
                     term(
-                        _mm256_mullo_epi32(mm, _mm256_set1_epi32(s)),
+                        _mm256_mullo_epi32(mm, _mm256_set1_epi32(sum)),
                         _mm256_add_epi32(mk, e),
                         &mut acc_e[i],
                         &mut acc_o[i],
