@@ -633,7 +633,7 @@ fn prepare_text(
 ) -> anyhow::Result<TextChunks> {
     use anyhow::Context;
     let raw = std::fs::read(text).with_context(|| format!("reading {}", text.display()))?;
-    let text_sha = sha256_hex(&raw);
+    let text_sha = crate::manifest::sha256_hex(&raw);
     let body = String::from_utf8(raw)
         .map_err(|e| anyhow::anyhow!("reading {}: not UTF-8 ({e})", text.display()))?;
     let loaded = crate::load_layers(source, layers)
@@ -1011,8 +1011,8 @@ impl FloatCache {
         let src = content_sha256(source)
             .with_context(|| format!("hashing {} for the float cache key", source.display()))?;
         let exe = std::env::current_exe()
-            .and_then(std::fs::read)
-            .map(|b| sha256_hex(&b))
+            .map_err(anyhow::Error::from)
+            .and_then(|p| crate::manifest::file_digest(&p))
             .context("hashing the taalasc executable for the float cache key")?;
         let key = format!(
             "taalasc eval float logits\nversion {}\nexe {exe}\nsource {src}\nlayers {:?}\ntext {}\nctx {ctx}\nbos {:?} {:?}\n",
@@ -1040,7 +1040,7 @@ impl FloatCache {
     }
 
     fn path(&self, index: usize) -> std::path::PathBuf {
-        let k = sha256_hex(format!("{}chunk {index}\n", self.key).as_bytes());
+        let k = crate::manifest::sha256_hex(format!("{}chunk {index}\n", self.key).as_bytes());
         self.dir.join(format!("{k}.f32"))
     }
 
@@ -1151,26 +1151,19 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
-/// Lower-case hex SHA-256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 of a checkpoint's content: a file's bytes, or for a folder the
-/// digests and relative paths of every file below it.
+/// digests and relative paths of every file below it. Files are streamed
+/// ([`crate::manifest::file_digest`]): memory does not grow with their size.
 fn content_sha256(path: &std::path::Path) -> anyhow::Result<String> {
-    use anyhow::Context;
+    use crate::manifest::file_digest;
     if path.is_dir() {
         let mut list = String::new();
         for rel in crate::files::files_below(path)? {
-            let f = path.join(&rel);
-            let b = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
-            list += &format!("{} {rel}\n", sha256_hex(&b));
+            list += &format!("{} {rel}\n", file_digest(&path.join(&rel))?);
         }
-        Ok(sha256_hex(list.as_bytes()))
+        Ok(crate::manifest::sha256_hex(list.as_bytes()))
     } else {
-        let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(sha256_hex(&b))
+        file_digest(path)
     }
 }
 

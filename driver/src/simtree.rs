@@ -159,7 +159,7 @@ pub fn model(
                 None => differ.push(format!("{} is missing", chip.join(&rel).display())),
             }
         }
-        digests.insert(rel, sha256_hex(&ours));
+        digests.insert(rel, crate::manifest::sha256_hex(&ours));
     }
     if !differ.is_empty() {
         let n = differ.len();
@@ -239,16 +239,7 @@ fn model_key(top: &str, vcd: bool, digests: &BTreeMap<String, String>) -> anyhow
     for (rel, d) in digests {
         text += &format!("{d} {rel}\n");
     }
-    Ok(sha256_hex(text.as_bytes()))
-}
-
-/// Lower-case hex SHA-256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Ok(crate::manifest::sha256_hex(text.as_bytes()))
 }
 
 /// Removes cache entries past the [`CACHE_ENTRIES`] most recently used

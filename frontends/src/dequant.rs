@@ -27,6 +27,7 @@
 //! nibble and element `j + 16` in its high nibble.
 
 use half::{bf16, f16};
+use taalasc_ir::dtype::k4_scale_min;
 use taalasc_ir::{DType, RowDecoder};
 
 /// The decoder of a run of whole `dtype` blocks (one stored row), appending
@@ -299,18 +300,6 @@ fn q3_k(b: &[u8], out: &mut Vec<f32>) {
             }
             bit += 1;
         }
-    }
-}
-
-/// Scale and min `j` (0..8) of a Q4_K / Q5_K block, 6 bits each packed in 12 bytes.
-fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (s[j] & 63, s[j + 4] & 63)
-    } else {
-        (
-            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
-            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
-        )
     }
 }
 

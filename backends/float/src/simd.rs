@@ -15,6 +15,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 use std::arch::x86_64::*;
+use taalasc_ir::dtype::k4_scale_min;
 
 /// The eight lanes summed left to right, as `[f32; 8]::iter().sum()`.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -100,19 +101,6 @@ unsafe fn nibble_group(lo: __m128i, hi: __m128i, g: usize) -> __m256i {
         1 => u8x8(lo, 1),
         2 => u8x8(hi, 0),
         _ => u8x8(hi, 1),
-    }
-}
-
-/// The 6-bit scale and min `j` of a Q4_K/Q5_K block (12 packed bytes at `s`).
-#[inline]
-fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (s[j] & 63, s[j + 4] & 63)
-    } else {
-        (
-            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
-            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
-        )
     }
 }
 

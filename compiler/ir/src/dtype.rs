@@ -39,6 +39,20 @@ pub enum DType {
     Q6K,
 }
 
+/// Scale and min `j` (0..8) of a Q4_K / Q5_K block: 6 bits each, packed in
+/// the block's 12 scale bytes `s` (GGUF's layout). The one definition both
+/// the dequantizer and the float reference's kernels read.
+pub fn k4_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
 impl DType {
     /// Elements per block and bytes per block.
     pub const fn block(self) -> (usize, usize) {
