@@ -24,7 +24,7 @@ pub enum ScaleRule {
 
 /// Factors applied to the plain scale by [`ScaleRule::Search`] (the plain
 /// scale itself, factor 1, is always tried first and wins ties).
-const SEARCH_FACTORS: [f64; 8] = [0.80, 0.84, 0.88, 0.92, 0.96, 1.04, 1.08, 1.12];
+pub(crate) const SEARCH_FACTORS: [f64; 8] = [0.80, 0.84, 0.88, 0.92, 0.96, 1.04, 1.08, 1.12];
 
 /// Nearest `SF16` of `x` (one rounding, f64 → binary16, ties to even);
 /// `None` on overflow. `-0` is normalised to `+0`.
@@ -69,7 +69,7 @@ pub(crate) enum Grid {
 }
 
 /// Largest 8-bit scale/offset integer magnitude.
-fn row8_max(signed: bool) -> f64 {
+pub(crate) fn row8_max(signed: bool) -> f64 {
     if signed {
         127.0
     } else {
@@ -87,11 +87,12 @@ fn row8_exp(amax: f64, max: f64) -> i32 {
     e
 }
 
-/// `n · 2^e` rounded to the 8-bit grid (half away from zero, clamped);
-/// exact in `SF16` for `ROW8_EXP_MIN <= e <= ROW8_EXP_MAX`. `None` when
-/// even the largest exponent cannot hold `x` (an overflow, as for `SF16`;
-/// below it, a value past the grid clamps to its end).
-fn on_row8(x: f64, e: i32, signed: bool) -> Option<Sf16> {
+/// The integer `n` of `n · 2^e`, `x` rounded to the 8-bit grid (half away
+/// from zero, clamped); `None` when even the largest exponent cannot hold
+/// `x` (an overflow, as for `SF16`; below it, a value past the grid clamps
+/// to its end).
+#[inline]
+pub(crate) fn row8_int(x: f64, e: i32, signed: bool) -> Option<i32> {
     let max = row8_max(signed);
     let lo = if signed { -max - 1.0 } else { 0.0 };
     // x / 2^e, as a product: both are the one rounding of x·2^-e.
@@ -99,7 +100,30 @@ fn on_row8(x: f64, e: i32, signed: bool) -> Option<Sf16> {
     if e == ROW8_EXP_MAX && !(lo - 0.5..max + 0.5).contains(&y) {
         return None;
     }
-    let n = round_clamped(y, lo, max);
+    Some(round_clamped(y, lo, max))
+}
+
+/// The integer of [`Grid::scale`] on the 8-bit grid of exponent `d_exp`:
+/// a nonzero `x` never becomes 0 (it rounds to `±1`), and an unsigned
+/// scale is never negative (`None`).
+#[inline]
+pub(crate) fn row8_scale_int(x: f64, d_exp: i32, d_signed: bool) -> Option<i32> {
+    let unit = pow2(d_exp);
+    let x = if x != 0.0 && x.abs() < unit {
+        unit.copysign(x)
+    } else {
+        x
+    };
+    if !d_signed && x < 0.0 {
+        return None;
+    }
+    row8_int(x, d_exp, d_signed)
+}
+
+/// `x` rounded to the 8-bit grid of exponent `e` ([`row8_int`]), as the
+/// exact `SF16` of `n · 2^e` for `ROW8_EXP_MIN <= e <= ROW8_EXP_MAX`.
+fn on_row8(x: f64, e: i32, signed: bool) -> Option<Sf16> {
+    let n = row8_int(x, e, signed)?;
     let s = row8_sf16(n, e);
     debug_assert_eq!(
         Some(s),
@@ -112,7 +136,7 @@ fn on_row8(x: f64, e: i32, signed: bool) -> Option<Sf16> {
 /// The `SF16` of `n · 2^e` (`|n| <= 255`, `ROW8_EXP_MIN <= e <=
 /// ROW8_EXP_MAX`, exact in binary16), by its fields: what `sf16_of` gives.
 #[inline]
-fn row8_sf16(n: i32, e: i32) -> Sf16 {
+pub(crate) fn row8_sf16(n: i32, e: i32) -> Sf16 {
     if n == 0 {
         return Sf16(0);
     }
@@ -179,18 +203,7 @@ impl Grid {
             Grid::Sf16 => sf16_of(x),
             Grid::Row8 {
                 d_exp, d_signed, ..
-            } => {
-                let unit = pow2(d_exp);
-                let x = if x != 0.0 && x.abs() < unit {
-                    unit.copysign(x)
-                } else {
-                    x
-                };
-                if !d_signed && x < 0.0 {
-                    return None;
-                }
-                on_row8(x, d_exp, d_signed)
-            }
+            } => row8_scale_int(x, d_exp, d_signed).map(|n| row8_sf16(n, d_exp)),
         }
     }
 
@@ -228,7 +241,7 @@ pub(crate) fn row8_fits(values: &[Sf16], signed: bool) -> bool {
 /// `lo <= hi` (equal to `round(clamp(x, lo, hi))`). Exact, and without the
 /// libm `round` call that baseline x86-64 needs.
 #[inline]
-fn round_clamped(x: f64, lo: f64, hi: f64) -> i32 {
+pub(crate) fn round_clamped(x: f64, lo: f64, hi: f64) -> i32 {
     let t = x.clamp(lo, hi); // NaN never reaches here (finite weights)
     let i = t as i32; // truncation
     let frac = t - i as f64; // exact
@@ -437,7 +450,7 @@ fn refit(st: &Stats, n: f64, fmt: &WeightFormat, grid: &Grid) -> Option<GroupQ> 
 }
 
 /// Most candidates a search tries: the plain one, one per factor.
-const MAX_BASE: usize = 1 + SEARCH_FACTORS.len();
+pub(crate) const MAX_BASE: usize = 1 + SEARCH_FACTORS.len();
 
 /// The search shared by both kinds (see [`choose`]); `candidate(s)` is the
 /// candidate for factor `s` (`None` when it overflows or has a zero scale).
@@ -874,7 +887,7 @@ mod tests {
         }
     }
 
-    use crate::testutil::Rng;
+    use crate::testutil::{random_group, Rng};
 
     #[test]
     fn row8_fields_give_the_rounded_sf16() {
@@ -897,60 +910,6 @@ mod tests {
                 assert_eq!(sf16_value(s).to_bits(), s.to_f64().to_bits(), "{b:#06x}");
             }
         }
-    }
-
-    /// One random group of `g` values of a kind the search must get right:
-    /// Gaussians of any magnitude, values on an exact code grid and half
-    /// way between its points (ties), zeros, constants, a lone spike,
-    /// repeats, tiny (subnormal f32) and huge values.
-    fn random_group(rng: &mut Rng, g: usize, bits: u8) -> Vec<f64> {
-        let kind = rng.below(12);
-        let mag = 10f64.powi(rng.below(14) as i32 - 9);
-        let d = half::f16::from_f64(mag * (0.05 + rng.unit())).to_f64();
-        let m = half::f16::from_f64(-mag * rng.unit()).to_f64();
-        let mut v: Vec<f64> = (0..g)
-            .map(|_| match kind {
-                0 | 1 => rng.gauss() * mag,
-                // On a grid, and half way between points (f32-exact).
-                2 => m + d * rng.below(16) as f64,
-                3 => m + d * (rng.below(1 << bits) as f64 + 0.5 * rng.below(2) as f64),
-                4 => {
-                    d * ((rng.below(1 << bits) as f64 - (1 << (bits - 1)) as f64)
-                        + 0.5 * rng.below(2) as f64)
-                }
-                5 => 0.0,
-                6 => mag,
-                7 => {
-                    if rng.below(8) == 0 {
-                        -mag
-                    } else {
-                        0.0
-                    }
-                }
-                8 => [mag, -mag, 0.5 * mag, 0.0][rng.below(4) as usize],
-                9 => rng.gauss() * 1e-41,
-                10 => rng.gauss() * 1e4 * rng.below(3) as f64,
-                _ => (rng.gauss() * mag).clamp(-0.3 * mag, mag),
-            })
-            .collect();
-        // Anchors that make the grid's own step the plain scale, so the
-        // half-way values are exact ties for it.
-        let top = (1u32 << bits) as f64;
-        match kind {
-            3 => {
-                v[0] = m;
-                v[1] = m + d * (top - 1.0);
-            }
-            4 => v[0] = -d * top / 2.0,
-            _ => {}
-        }
-        if rng.below(4) == 0 {
-            // Values as the build has them: f32 widened.
-            for x in &mut v {
-                *x = *x as f32 as f64;
-            }
-        }
-        v
     }
 
     /// The lanes against [`GroupQ::stats`] on values exactly half way

@@ -41,6 +41,7 @@ mod linalg;
 pub mod loss;
 pub mod parallel;
 pub mod rtn;
+mod screen;
 pub mod tensor;
 
 #[cfg(test)]

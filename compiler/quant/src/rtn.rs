@@ -2,7 +2,7 @@
 
 pub use crate::group::ScaleRule;
 use crate::group::{choose, Grid, GroupQ};
-use crate::{CodeWidths, QTensor, QuantError, WeightFormat};
+use crate::{screen, CodeWidths, QTensor, QuantError, WeightFormat};
 
 /// Round-to-nearest with [`ScaleRule::Search`] (the default rule; see
 /// [`quantize_rtn_with`]). Use [`quantize_rtn_plain`] for textbook RTN.
@@ -66,21 +66,85 @@ pub fn quantize_rtn_mixed(
     out.widths = widths.clone();
     let mut vals = vec![0.0f64; g];
     let mut row = vec![0.0f64; cols];
+    // Groups of the 8-bit row grid are searched in batches by the screen
+    // (`crate::screen`), which leaves the groups it cannot settle to the
+    // exact search; a batch holds groups of one width, and is finished
+    // before any other group is quantized, so that an error names the
+    // first failing group.
+    let mut batch: Vec<(usize, usize, Grid)> = Vec::with_capacity(screen::LANES);
+    let mut scratch = screen::Scratch::default();
+    let mut finish = |batch: &mut Vec<(usize, usize, Grid)>,
+                      out: &mut QTensor,
+                      vals: &mut [f64]|
+     -> Result<(), QuantError> {
+        let Some(&(r0, g0, _)) = batch.first() else {
+            return Ok(());
+        };
+        let bits = widths.at(r0, g0, fmt.bits);
+        let lanes: Vec<screen::Lane<'_>> = batch
+            .iter()
+            .map(|&(r, gi, grid)| {
+                let Grid::Row8 { d_exp, m_exp, .. } = grid else {
+                    unreachable!("only row-grid groups are batched")
+                };
+                let base = r * cols + gi * g;
+                screen::Lane {
+                    vals: &w[base..base + g],
+                    d_exp,
+                    m_exp,
+                }
+            })
+            .collect();
+        let settled = screen::screen(&fmt.with_bits(bits), &lanes, &mut scratch);
+        for (&(r, gi, grid), q) in batch.iter().zip(settled) {
+            let base = r * cols + gi * g;
+            for (v, &x) in vals.iter_mut().zip(&w[base..base + g]) {
+                *v = x as f64;
+            }
+            let q = match q {
+                Some(q) => q.in_tensor(fmt),
+                None => choose_at(vals, fmt, bits, rule, &grid, r, gi)?,
+            };
+            out.set_group(r, gi, &q);
+            q.codes_into(vals, &mut out.codes[base..base + g]);
+        }
+        batch.clear();
+        Ok(())
+    };
     for r in 0..rows {
         for (v, &x) in row.iter_mut().zip(&w[r * cols..(r + 1) * cols]) {
             *v = x as f64;
         }
         let grid = Grid::for_row(fmt, &row, g, |k| widths.at(r, k, fmt.bits));
         for gi in 0..gpr {
+            let bits = widths.at(r, gi, fmt.bits);
+            if rule == ScaleRule::Search
+                && matches!(grid, Grid::Row8 { .. })
+                && screen::screenable(&fmt.with_bits(bits), g)
+            {
+                if batch
+                    .first()
+                    .is_some_and(|&(r0, g0, _)| widths.at(r0, g0, fmt.bits) != bits)
+                {
+                    finish(&mut batch, &mut out, &mut vals)?;
+                }
+                batch.push((r, gi, grid));
+                if batch.len() == screen::LANES {
+                    finish(&mut batch, &mut out, &mut vals)?;
+                }
+                continue;
+            }
+            finish(&mut batch, &mut out, &mut vals)?;
             let base = r * cols + gi * g;
             for (v, &x) in vals.iter_mut().zip(&w[base..base + g]) {
                 *v = x as f64;
             }
-            let q = choose_at(&vals, fmt, widths.at(r, gi, fmt.bits), rule, &grid, r, gi)?;
+            let q = choose_at(&vals, fmt, bits, rule, &grid, r, gi)?;
             out.set_group(r, gi, &q);
             q.codes_into(&vals, &mut out.codes[base..base + g]);
         }
     }
+    finish(&mut batch, &mut out, &mut vals)?;
     Ok(out)
 }
 
@@ -439,6 +503,76 @@ mod tests {
             c
         } else {
             (c as i32 + (1 << (bits - 1)) - fmt.code_bias()) as i8
+        }
+    }
+
+    /// Matrices on the 8-bit row grid go through the screen in batches of
+    /// groups that span rows and end where the width changes; every group
+    /// must still be the exact search's, parameters and codes. Rows mix
+    /// Gaussian groups, llama.cpp-style gridded ones (whose codes and
+    /// refits sit on rounding boundaries) and constant ones (which the
+    /// screen leaves to the exact search).
+    #[test]
+    fn row8_matrices_are_the_exact_search_group_by_group() {
+        use crate::group::{choose_reference, Grid};
+        let mut rng = Rng::seeded(5);
+        let (rows, cols) = (23, 96);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| {
+                let (r, g) = (i / cols, (i % cols) / 32);
+                match (r + g) % 5 {
+                    0 => 0.25,
+                    1 | 2 => {
+                        let d = half::f16::from_f64(0.004 * (1 + r % 3) as f64).to_f32();
+                        d * rng.below(16) as f32 - 8.0 * d
+                    }
+                    _ => (rng.gauss() * 0.03) as f32,
+                }
+            })
+            .collect();
+        for name in ["a4g32h", "s4g32h", "a3g32h", "s6g32h"] {
+            let f = fmt(name);
+            let b = f.bits;
+            let widths = [
+                CodeWidths::default(),
+                CodeWidths {
+                    groups: vec![b, 2, b],
+                    rows: vec![],
+                },
+                CodeWidths {
+                    groups: vec![],
+                    rows: (0..rows).map(|r| [b, b, 2, b - 1][r % 4]).collect(),
+                },
+            ];
+            for wd in &widths {
+                let q = quantize_rtn_mixed(&w, rows, cols, &f, wd, ScaleRule::Search).unwrap();
+                let row64 = |r: usize| -> Vec<f64> {
+                    w[r * cols..(r + 1) * cols]
+                        .iter()
+                        .map(|&x| x as f64)
+                        .collect()
+                };
+                for r in 0..rows {
+                    let row = row64(r);
+                    let grid = Grid::for_row(&f, &row, 32, |k| wd.at(r, k, f.bits));
+                    for (gi, vals) in row.chunks(32).enumerate() {
+                        let b = wd.at(r, gi, f.bits);
+                        let want =
+                            choose_reference(vals, &f.with_bits(b), ScaleRule::Search, &grid)
+                                .unwrap()
+                                .in_tensor(&f);
+                        let k = r * 3 + gi;
+                        let at = format!("{name} {wd:?} row {r} group {gi}");
+                        assert_eq!(q.scales[k], want.d, "{at}");
+                        if !f.symmetric {
+                            assert_eq!(q.offsets[k], want.m, "{at}");
+                        }
+                        for (i, &x) in vals.iter().enumerate() {
+                            assert_eq!(q.codes[r * cols + gi * 32 + i], want.code(x), "{at} {i}");
+                        }
+                    }
+                }
+            }
         }
     }
 
