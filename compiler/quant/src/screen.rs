@@ -689,19 +689,6 @@ fn screen_lanes(
     let mut high = [[f64::NAN; LANES]; ENTRIES];
     for e in 0..ENTRIES {
         let base = e % 2 == 0;
-        if !base {
-            // A refit whose parameters another entry has stands for it:
-            // every base entry, and the refits before this one.
-            let mut seen = [false; LANES];
-            for j in (0..ENTRIES).filter(|&j| j % 2 == 0 || j < e) {
-                for l in 0..LANES {
-                    seen[l] |= vk[j][l] == vk[e][l];
-                }
-            }
-            for l in 0..LANES {
-                vk[e][l] = if seen[l] { f64::NAN } else { vk[e][l] };
-            }
-        }
         let valid = vk[e].map(|k| !k.is_nan());
         if !valid.iter().any(|&v| v) {
             continue;
