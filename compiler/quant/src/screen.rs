@@ -875,6 +875,45 @@ mod tests {
             .unwrap()
     }
 
+    /// The screen's grid rounding against the exact search's
+    /// (`row8_int`, `row8_scale_int`), on ties, clamps, the unit clamp,
+    /// signs and the overflow at the largest exponent.
+    #[test]
+    fn grid_rounding_is_the_exact_searchs() {
+        let mut rng = Rng::seeded(3);
+        let as_f64 = |n: Option<i32>| n.map_or(f64::NAN, |n| n as f64);
+        let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+        for e in crate::format::ROW8_EXP_MIN..=ROW8_EXP_MAX {
+            let (unit, inv) = (group::pow2(e), group::pow2(-e));
+            for k in 0..2000 {
+                let y = match k % 4 {
+                    // Half-way points, grid points, and random values, over
+                    // and past both ends of each range.
+                    0 => (rng.below(800) as f64 - 400.0) * 0.5,
+                    1 => rng.below(800) as f64 - 400.0,
+                    2 => (rng.unit() - 0.5) * 800.0,
+                    _ => (rng.unit() - 0.5) * 4.0,
+                };
+                let x = y * unit;
+                for signed in [false, true] {
+                    let top = e == ROW8_EXP_MAX;
+                    let want = as_f64(group::row8_int(x, e, signed));
+                    let got = grid_int(x, inv, signed, top);
+                    assert!(
+                        same(got, want),
+                        "row8_int({x}, {e}, {signed}): {got} vs {want}"
+                    );
+                    let want = as_f64(group::row8_scale_int(x, e, signed));
+                    let got = grid_scale(x, unit, inv, signed, top);
+                    assert!(
+                        same(got, want),
+                        "scale({x}, {e}, {signed}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
     /// Every kind of group [`random_group`] makes (ties, constants, spikes,
     /// subnormals, huge values), every width and both kinds, batches of
     /// every length: what the screen settles is what the exact search
