@@ -277,9 +277,9 @@ fn quantize_each(
     // Two stages: this thread reads each weight (and imports it, or runs
     // GPTQ, as it must); a second one quantizes the RTN ones on the pool and
     // writes every piece, in order. So reading the next weight overlaps
-    // quantizing and writing this one. At most two weights (or slices) are
-    // held: one queued, one in hand. (A third stage for writing was slower
-    // on 2 cores.)
+    // quantizing and writing this one. At most three weights (or slices)
+    // are held: one being quantized, one queued, one being read. (A third
+    // thread for writing was slower on 2 cores.)
     let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(1);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> anyhow::Result<()> {
