@@ -92,15 +92,20 @@ pub(crate) fn screen(
 ) -> [Option<GroupQ>; LANES] {
     debug_assert!(!lanes.is_empty() && lanes.len() <= LANES);
     debug_assert!(screenable(fmt, lanes[0].vals.len()));
-    match Simd::detect() {
-        // SAFETY: `Simd::detect` found AVX-512F/VL.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { screen_avx512(fmt, lanes, scratch) },
-        // SAFETY: `Simd::detect` found AVX2.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { screen_avx2(fmt, lanes, scratch) },
-        Simd::Portable => screen_lanes(fmt, lanes, scratch, Simd::Portable),
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has AVX-512F/VL (checked just above).
+            return unsafe { screen_avx512(fmt, lanes, scratch) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { screen_avx2(fmt, lanes, scratch) };
+        }
     }
+    screen_lanes(fmt, lanes, scratch)
 }
 
 /// [`screen_lanes`] compiled for AVX-512.
@@ -114,7 +119,7 @@ unsafe fn screen_avx512(
     lanes: &[Lane<'_>],
     scratch: &mut Scratch,
 ) -> [Option<GroupQ>; LANES] {
-    screen_lanes(fmt, lanes, scratch, Simd::Avx512)
+    screen_lanes(fmt, lanes, scratch)
 }
 
 /// [`screen_lanes`] compiled for AVX2.
@@ -128,34 +133,7 @@ unsafe fn screen_avx2(
     lanes: &[Lane<'_>],
     scratch: &mut Scratch,
 ) -> [Option<GroupQ>; LANES] {
-    screen_lanes(fmt, lanes, scratch, Simd::Avx2)
-}
-
-/// The instruction set a pass is compiled for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Simd {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    Portable,
-}
-
-impl Simd {
-    fn detect() -> Simd {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-            {
-                return Simd::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Simd::Avx2;
-            }
-        }
-        Simd::Portable
-    }
+    screen_lanes(fmt, lanes, scratch)
 }
 
 /// The f32 sums of one pass of a candidate per lane over the batch.
@@ -175,7 +153,8 @@ struct Sums {
 
 /// One pass over the transposed values `w`: each lane's candidate `(d, m)`
 /// (`m = 0` symmetric), codes clamped to `[qlo, qhi]` (the datapath code:
-/// asymmetric `q = c + bias`).
+/// asymmetric `q = c + bias`). Inlined into [`screen_lanes`], so compiled
+/// for the instruction set that one is compiled for.
 #[inline(always)]
 fn pass<const FULL: bool, const SYM: bool>(
     w: &[[f32; LANES]],
@@ -217,58 +196,6 @@ fn pass<const FULL: bool, const SYM: bool>(
         }
     }
     o
-}
-
-/// [`pass`] compiled for AVX-512.
-///
-/// # Safety
-/// The CPU must support AVX-512F and AVX-512VL.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn pass_avx512<const FULL: bool, const SYM: bool>(
-    w: &[[f32; LANES]],
-    d: &[f32; LANES],
-    m: &[f32; LANES],
-    qlo: f32,
-    qhi: f32,
-) -> Sums {
-    pass::<FULL, SYM>(w, d, m, qlo, qhi)
-}
-
-/// [`pass`] compiled for AVX2.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn pass_avx2<const FULL: bool, const SYM: bool>(
-    w: &[[f32; LANES]],
-    d: &[f32; LANES],
-    m: &[f32; LANES],
-    qlo: f32,
-    qhi: f32,
-) -> Sums {
-    pass::<FULL, SYM>(w, d, m, qlo, qhi)
-}
-
-/// [`pass`] on the instruction set `simd` (detected by [`Simd::detect`]).
-fn pass_on<const FULL: bool, const SYM: bool>(
-    simd: Simd,
-    w: &[[f32; LANES]],
-    d: &[f32; LANES],
-    m: &[f32; LANES],
-    qlo: f32,
-    qhi: f32,
-) -> Sums {
-    match simd {
-        // SAFETY: `Simd::detect` found AVX-512F/VL.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { pass_avx512::<FULL, SYM>(w, d, m, qlo, qhi) },
-        // SAFETY: `Simd::detect` found AVX2.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { pass_avx2::<FULL, SYM>(w, d, m, qlo, qhi) },
-        Simd::Portable => pass::<FULL, SYM>(w, d, m, qlo, qhi),
-    }
 }
 
 /// The exact search's own statistics of one group's candidate, computed
@@ -561,7 +488,6 @@ fn screen_lanes(
     fmt: &WeightFormat,
     lanes: &[Lane<'_>],
     scratch: &mut Scratch,
-    simd: Simd,
 ) -> [Option<GroupQ>; LANES] {
     let nl = lanes.len();
     let g = lanes[0].vals.len();
@@ -713,10 +639,10 @@ fn screen_lanes(
         }
         let (fl, fh) = (qlo as f32, qhi as f32);
         let sums = match (base, sym) {
-            (true, true) => pass_on::<true, true>(simd, w, &d32, &m32, fl, fh),
-            (true, false) => pass_on::<true, false>(simd, w, &d32, &m32, fl, fh),
-            (false, true) => pass_on::<false, true>(simd, w, &d32, &m32, fl, fh),
-            (false, false) => pass_on::<false, false>(simd, w, &d32, &m32, fl, fh),
+            (true, true) => pass::<true, true>(w, &d32, &m32, fl, fh),
+            (true, false) => pass::<true, false>(w, &d32, &m32, fl, fh),
+            (false, true) => pass::<false, true>(w, &d32, &m32, fl, fh),
+            (false, false) => pass::<false, false>(w, &d32, &m32, fl, fh),
         };
         let ms = Measures::of(&sums);
         // The exact search's own figures where the f32 pass is unsure of a
@@ -846,7 +772,7 @@ mod tests {
             .collect();
         let mut scratch = Scratch::default();
         let got = screen(fmt, &lanes, &mut scratch);
-        let portable = screen_lanes(fmt, &lanes, &mut scratch, Simd::Portable);
+        let portable = screen_lanes(fmt, &lanes, &mut scratch);
         assert_eq!(format!("{got:?}"), format!("{portable:?}"), "{fmt}");
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
