@@ -160,6 +160,44 @@ fn cli_logits_are_byte_identical_across_runs_and_thread_counts() {
     );
 }
 
+/// `taalasc run SmolLM2 --json` on `prompt` (with `extra` flags): the
+/// generated token ids.
+fn generated(prompt: &str, extra: &[&str]) -> Vec<u64> {
+    let out = std::process::Command::new(taalasc_bin())
+        .args(["run", "--max-tokens", "40", "--json", "--prompt", prompt])
+        .args(extra)
+        .arg(smollm2_gguf())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["generated_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn run_stops_at_eos_unless_told_to_ignore_it() {
+    // Greedy SmolLM2 ends this answer with `<|im_end|>` well within 40
+    // tokens; `--ignore-eos` goes on through it to exactly 40 (the fixed
+    // length the speed benchmark times against llama.cpp's `--ignore-eos`).
+    let eos = model().0.model.hparams.eos_token_id.unwrap() as u64;
+    let prompt = "The capital of France is";
+    let stopped = generated(prompt, &[]);
+    assert!(stopped.len() < 40, "{stopped:?}");
+    assert_eq!(stopped.last(), Some(&eos));
+    let through = generated(prompt, &["--ignore-eos"]);
+    assert_eq!(through.len(), 40);
+    assert_eq!(through[..stopped.len()], stopped[..]);
+}
+
 #[test]
 fn source_blocks_reproduce_the_dequantized_weights_exactly() {
     // Lossless import reads Q4_1/Q8_0 blocks directly; they must describe

@@ -118,6 +118,10 @@ pub enum Command {
         /// far are printed, a note goes to stderr, and the exit status is 0.
         #[arg(long, default_value_t = 16)]
         max_tokens: usize,
+        /// Generate past EOS: exactly --max-tokens tokens unless the context ends first (for
+        /// timing against other tools' fixed-length runs).
+        #[arg(long)]
+        ignore_eos: bool,
         /// Write the prompt positions' logits as `[positions, vocab]` .npy: float32 from the float
         /// engine, int64 (W48, 24 fraction bits) from the reference.
         #[arg(long, value_name = "OUT.npy")]

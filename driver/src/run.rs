@@ -82,16 +82,19 @@ pub fn prompt_ids(
 }
 
 /// Runs `prompt` through `model` and generates up to `max_tokens` greedily
-/// (stopping at EOS); with `dump_logits`, writes the prompt positions'
-/// logits as `.npy` (float32 from the float executor, int64 `W48` from the
-/// reference).
+/// (stopping at EOS unless `ignore_eos`); with `dump_logits`, writes the
+/// prompt positions' logits as `.npy` (float32 from the float executor,
+/// int64 `W48` from the reference).
 pub fn run(
     model: &Path,
     executor: Option<Executor>,
     prompt: &Prompt,
     max_tokens: usize,
+    ignore_eos: bool,
     dump_logits: Option<&PathBuf>,
 ) -> anyhow::Result<RunOutcome> {
+    // The token generation stops at.
+    let stop = |eos: Option<u32>| if ignore_eos { None } else { eos };
     let is_image = crate::is_chip_image(model);
     let executor = executor.unwrap_or(if is_image {
         Executor::Reference
@@ -125,7 +128,7 @@ pub fn run(
         let generated = greedy(
             max_tokens,
             limit - ids.len(),
-            image.model.hparams.eos_token_id,
+            stop(image.model.hparams.eos_token_id),
             |next| {
                 last = match next {
                     Some(t) => r.forward(&mut session, &[t], 0)?,
@@ -134,7 +137,13 @@ pub fn run(
                 Ok(taalasc_float::argmax(&last))
             },
         )?;
-        (ids, generated, tok, limit, image.model.hparams.eos_token_id)
+        (
+            ids,
+            generated,
+            tok,
+            limit,
+            stop(image.model.hparams.eos_token_id),
+        )
     } else {
         let (loaded, float) = crate::load_float(model)?;
         let ids = prompt_ids(loaded.tokenizer.as_ref(), model, prompt)?;
@@ -149,7 +158,7 @@ pub fn run(
         let generated = greedy(
             max_tokens,
             room,
-            loaded.model.hparams.eos_token_id,
+            stop(loaded.model.hparams.eos_token_id),
             |next| {
                 if let Some(t) = next {
                     last = float.forward(&mut session, &[t], 0)?.row(0).to_owned();
@@ -164,7 +173,7 @@ pub fn run(
             generated,
             loaded.tokenizer,
             limit,
-            loaded.model.hparams.eos_token_id,
+            stop(loaded.model.hparams.eos_token_id),
         )
     };
     // Stopped by the context: fewer than asked, and not at EOS.

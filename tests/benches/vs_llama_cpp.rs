@@ -12,7 +12,9 @@
 //! Each figure is the median of `TAALASC_VS_REPS` (default 5) runs of each
 //! tool, the two tools' runs alternating so that a change in machine load
 //! hits both. Decode ms/token = (T(64 tokens) − T(1 token)) / 63, so start-up
-//! cancels. Peak memory is the process's maximum resident set (`wait4`).
+//! cancels; both tools generate past EOS (`--ignore-eos`), and the benchmark
+//! checks that taalasc generated exactly the tokens asked for. Peak memory
+//! is the process's maximum resident set (`wait4`).
 //! The chip `eval` is measured with a warm float-logits cache (one untimed
 //! run fills it, in a cache folder private to this run).
 //!
@@ -185,6 +187,8 @@ fn main() {
             prompt,
             "--max-tokens",
             &n.to_string(),
+            "--ignore-eos",
+            "--json",
         ])
     };
     let run = |model: &Path, n: usize| run_at(model, n, "avx512");
@@ -298,17 +302,35 @@ fn main() {
         "chip eval avx2",
     ];
     let mut series: Vec<Series> = names.iter().map(|_| Series::default()).collect();
+    // A timed `run` that generated exactly `n` tokens, as llama.cpp's
+    // `--ignore-eos` run does: the decode figure divides by them.
+    let run_n = |cmd: Command, n: usize| {
+        let (r, out) = measure(cmd, &log);
+        // The log holds stderr too: the JSON object is what lies in braces.
+        let json = match (out.find('{'), out.rfind('}')) {
+            (Some(a), Some(b)) if a < b => &out[a..=b],
+            _ => panic!("taalasc run --json printed no object:\n{out}"),
+        };
+        let v: serde_json::Value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("taalasc run --json: {e}:\n{out}"));
+        let got = v["generated_tokens"].as_array().map(Vec::len);
+        assert_eq!(
+            got,
+            Some(n),
+            "taalasc run should generate {n} tokens:\n{out}"
+        );
+        r
+    };
     let (mut ppl_float, mut ppl_chip, mut ppl_llama) = (Vec::new(), Vec::new(), Vec::new());
     for rep in 0..reps {
         eprintln!("rep {}/{reps} (load {})", rep + 1, loadavg());
         // taalasc and llama.cpp alternate, figure by figure.
-        let r = measure(run(&gguf, 64), &log).0;
-        series[0].runs.push(r);
+        series[0].runs.push(run_n(run(&gguf, 64), 64));
         series[4].runs.push(measure(completion(64), &log).0);
-        series[2].runs.push(measure(run(&chip, 64), &log).0);
-        series[1].runs.push(measure(run(&gguf, 1), &log).0);
+        series[2].runs.push(run_n(run(&chip, 64), 64));
+        series[1].runs.push(run_n(run(&gguf, 1), 1));
         series[5].runs.push(measure(completion(1), &log).0);
-        series[3].runs.push(measure(run(&chip, 1), &log).0);
+        series[3].runs.push(run_n(run(&chip, 1), 1));
         let (r, out) = measure(eval_float(), &log);
         series[6].runs.push(r);
         ppl_float = numbers_after(&out, "\"perplexity\"");
@@ -322,8 +344,8 @@ fn main() {
         series[9].runs.push(measure(build_rtn(), &log).0);
         let _ = std::fs::remove_file(&quant_gguf);
         series[10].runs.push(measure(quantize(), &log).0);
-        series[11].runs.push(measure(run_avx2(&chip, 64), &log).0);
-        series[12].runs.push(measure(run_avx2(&chip, 1), &log).0);
+        series[11].runs.push(run_n(run_avx2(&chip, 64), 64));
+        series[12].runs.push(run_n(run_avx2(&chip, 1), 1));
         let (r, out) = measure(eval_chip_at("avx2"), &log);
         series[13].runs.push(r);
         let ppl_avx2 = numbers_after(&out, "\"perplexity\"");

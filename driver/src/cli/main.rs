@@ -180,6 +180,7 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
             prompt,
             tokens,
             max_tokens,
+            ignore_eos,
             dump_logits,
             json,
         } => {
@@ -188,7 +189,14 @@ fn dispatch(cmd: Command) -> anyhow::Result<()> {
                 (None, Some(t)) => Prompt::Tokens(taalasc::parse_tokens(&t)?),
                 (None, None) => bail!("give --prompt or --tokens"),
             };
-            let r = taalasc::run::run(&model, engine, &prompt, max_tokens, dump_logits.as_ref())?;
+            let r = taalasc::run::run(
+                &model,
+                engine,
+                &prompt,
+                max_tokens,
+                ignore_eos,
+                dump_logits.as_ref(),
+            )?;
             if json {
                 let v = serde_json::json!({
                     "prompt_tokens": r.prompt_tokens,
