@@ -253,7 +253,11 @@ impl<'a> Reference<'a> {
         tokens: &[u32],
         logits_from: usize,
     ) -> Result<Vec<i64>, RefError> {
-        self.forward_traced(s, tokens, logits_from, None)
+        // The whole pass runs on one of rayon's workers, so that each
+        // parallel step splits across the pool without a hand-off to and
+        // from the caller's thread (which would sleep and wake once per
+        // step: many times per decoded token).
+        rayon::scope(|_| self.forward_traced(s, tokens, logits_from, None))
     }
 
     /// [`Reference::forward`], calling `trace(node, values)` with every

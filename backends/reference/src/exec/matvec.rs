@@ -147,10 +147,14 @@ pub(crate) struct LaneScales<const L: usize> {
     pub groups: usize,
     pub asym: bool,
     pub code_bias: i32,
-    pub dm: Vec<[i32; L]>,
-    pub dk: Vec<[i32; L]>,
-    pub mm: Vec<[i32; L]>,
-    pub mk: Vec<[i32; L]>,
+    /// Per (row group, group), one lane per row: the scale's mantissa
+    /// (`|m| <= 2047`) and `exp + W_FRAC` (`exp ∈ [-24, 5]`), and the
+    /// offset's, held narrow (the kernels widen them as they load them):
+    /// scales are a large part of what a decode step streams.
+    pub dm: Vec<[i16; L]>,
+    pub dk: Vec<[i8; L]>,
+    pub mm: Vec<[i16; L]>,
+    pub mk: Vec<[i8; L]>,
     dk_max: Vec<i32>,
     mk_max: Vec<i32>,
 }
@@ -184,7 +188,6 @@ impl<const L: usize> LaneScales<L> {
             return None;
         }
         let rgs = q.rows.div_ceil(L);
-        let zero = [0; L];
         let mut p = LaneScales {
             cols,
             nb: cols / nx::A8_BLOCK,
@@ -192,10 +195,10 @@ impl<const L: usize> LaneScales<L> {
             groups,
             asym,
             code_bias,
-            dm: vec![zero; rgs * groups],
-            dk: vec![zero; rgs * groups],
-            mm: vec![zero; rgs * groups],
-            mk: vec![zero; rgs * groups],
+            dm: vec![[0; L]; rgs * groups],
+            dk: vec![[0; L]; rgs * groups],
+            mm: vec![[0; L]; rgs * groups],
+            mk: vec![[0; L]; rgs * groups],
             dk_max: vec![i32::MIN; rgs],
             mk_max: vec![i32::MIN; rgs],
         };
@@ -204,14 +207,15 @@ impl<const L: usize> LaneScales<L> {
             let row = row_of(q, r);
             for g in 0..groups {
                 let at = rg * groups + g;
+                // SF16: |mant| <= 2047, exp ∈ [-24, 5] (so these fit).
                 let (m, e) = row.scales[g].mant_exp();
-                p.dm[at][lane] = m;
-                p.dk[at][lane] = e + nx::W_FRAC;
+                p.dm[at][lane] = i16::try_from(m).ok()?;
+                p.dk[at][lane] = i8::try_from(e + nx::W_FRAC).ok()?;
                 p.dk_max[rg] = p.dk_max[rg].max(e + nx::W_FRAC);
                 if let Some(off) = row.offsets {
                     let (m, e) = off[g].mant_exp();
-                    p.mm[at][lane] = m;
-                    p.mk[at][lane] = e + nx::W_FRAC;
+                    p.mm[at][lane] = i16::try_from(m).ok()?;
+                    p.mk[at][lane] = i8::try_from(e + nx::W_FRAC).ok()?;
                     p.mk_max[rg] = p.mk_max[rg].max(e + nx::W_FRAC);
                 }
             }
@@ -554,8 +558,9 @@ pub(crate) mod avx512 {
     //! `c_i` the stored codes, `A` the block sum, `E` the block exponent:
     //!
     //! ```text
-    //! u_i  = c_i + 128 ∈ [0, 255]                 (u8, stored)
-    //! P    = Σ u_i a_i + (code_bias - 128)·A      = Σ (c_i + code_bias) a_i   exact
+    //! u_i  = c_i + off ∈ [0, 255]                 (u8, stored; off = 128,
+    //!                                               or 8 for 4-bit codes)
+    //! P    = Σ u_i a_i + (code_bias - off)·A      = Σ (c_i + code_bias) a_i   exact
     //! x    = mant(d_g) · P                        |x| <= 2047·32·127·255 < 2^31
     //! k    = exp(d_g) + E + 24
     //! term = k >= 0 ? x·2^k : ((x >> (-k-1)) + 1) >> 1
@@ -582,9 +587,13 @@ pub(crate) mod avx512 {
     /// A matrix repacked for the kernel.
     pub struct Packed {
         s: LaneScales<LANES>,
-        /// `[row group][block][8 lines]`: line `k` holds bytes `4k..4k+4` of
-        /// the block for each of the 16 rows.
+        /// `[row group][block][8 lines]`: line `k` holds elements `4k..4k+4`
+        /// of the block for each of the 16 rows, as `u = c + 128`. When
+        /// every code fits in four bits (`nibbles`), `[row group][block][4
+        /// lines]` instead: line `k` holds lines `k` (low nibbles) and `k +
+        /// 4` (high nibbles) of `u = c + 8`, half the bytes to stream.
         codes: Vec<Line>,
+        nibbles: bool,
     }
 
     impl Packed {
@@ -593,18 +602,31 @@ pub(crate) mod avx512 {
         pub fn new(q: &QTensor) -> Option<Packed> {
             let s = LaneScales::<LANES>::new(q)?;
             let nb = s.nb;
-            let mut codes = vec![Line([128; 64]); q.rows.div_ceil(LANES) * nb * 8];
+            let nibbles = q.codes.iter().all(|&c| (-8..8).contains(&c));
+            let (lines, off) = if nibbles { (4, 8) } else { (8, 128) };
+            let fill = if nibbles { 0x88 } else { 128 };
+            let mut codes = vec![Line([fill; 64]); q.rows.div_ceil(LANES) * nb * lines];
             for r in 0..q.rows {
                 let (rg, lane) = (r / LANES, r % LANES);
-                // Bytes 4k..4k+4 of each block into line k, lane `lane`.
-                let lines = &mut codes[rg * nb * 8..(rg + 1) * nb * 8];
-                for (line, quad) in lines.iter_mut().zip(row_of(q, r).codes.chunks_exact(4)) {
-                    for (o, &c) in line.0[lane * 4..lane * 4 + 4].iter_mut().zip(quad) {
-                        *o = (c as u8) ^ 0x80;
+                let block_lines = &mut codes[rg * nb * lines..(rg + 1) * nb * lines];
+                for (b, block) in row_of(q, r).codes.chunks_exact(32).enumerate() {
+                    // Elements 4k..4k+4 into line k (its high nibbles for
+                    // k >= 4 when packed), lane `lane`.
+                    for (k, quad) in block.chunks_exact(4).enumerate() {
+                        let (line, shift) = (b * lines + k % lines, 4 * (k / lines) as u32);
+                        let bytes = &mut block_lines[line].0[lane * 4..lane * 4 + 4];
+                        for (o, &c) in bytes.iter_mut().zip(quad) {
+                            let u = (c as i32 + off) as u8;
+                            *o = if nibbles {
+                                (*o & !(0x0F << shift)) | (u << shift)
+                            } else {
+                                u
+                            };
+                        }
                     }
                 }
             }
-            Some(Packed { s, codes })
+            Some(Packed { s, codes, nibbles })
         }
 
         /// Rows `r0..r1` (`r0` a multiple of 16, `r1` too or the last row)
@@ -683,20 +705,23 @@ pub(crate) mod avx512 {
                 let mut tiles = fast.chunks_exact(NT);
                 for ts in &mut tiles {
                     let ts: &[usize; NT] = ts.try_into().unwrap();
-                    let acc = if self.s.asym {
-                        self.tile::<NT, true>(rg, acts, t0, ts)
-                    } else {
-                        self.tile::<NT, false>(rg, acts, t0, ts)
+                    let acc = match (self.s.asym, self.nibbles) {
+                        (true, true) => self.tile::<NT, true, true>(rg, acts, t0, ts),
+                        (true, false) => self.tile::<NT, true, false>(rg, acts, t0, ts),
+                        (false, true) => self.tile::<NT, false, true>(rg, acts, t0, ts),
+                        (false, false) => self.tile::<NT, false, false>(rg, acts, t0, ts),
                     };
                     emit(out, &acc, ts, rg);
                 }
                 for &i in tiles.remainder() {
-                    let acc = if self.s.asym {
-                        self.tile::<1, true>(rg, acts, t0, &[i])
-                    } else {
-                        self.tile::<1, false>(rg, acts, t0, &[i])
+                    let ts = &[i];
+                    let acc = match (self.s.asym, self.nibbles) {
+                        (true, true) => self.tile::<1, true, true>(rg, acts, t0, ts),
+                        (true, false) => self.tile::<1, true, false>(rg, acts, t0, ts),
+                        (false, true) => self.tile::<1, false, true>(rg, acts, t0, ts),
+                        (false, false) => self.tile::<1, false, false>(rg, acts, t0, ts),
                     };
-                    emit(out, &acc, &[i], rg);
+                    emit(out, &acc, ts, rg);
                 }
             }
         }
@@ -705,7 +730,7 @@ pub(crate) mod avx512 {
         /// i64 (even lanes, odd lanes).
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
         #[inline]
-        unsafe fn tile<const N: usize, const ASYM: bool>(
+        unsafe fn tile<const N: usize, const ASYM: bool, const NIB: bool>(
             &self,
             rg: usize,
             acts: &Acts,
@@ -714,27 +739,41 @@ pub(crate) mod avx512 {
         ) -> [(__m512i, __m512i); N] {
             let s = &self.s;
             let (nb, cols) = (s.nb, s.cols);
-            // P = Σ u_i a_i + (code_bias - 128)·A.
-            let corr = s.code_bias - 128;
-            let lanes = |v: &Vec<[i32; LANES]>, g: usize| {
-                _mm512_loadu_si512(v.as_ptr().add(g) as *const __m512i)
+            let lines = if NIB { 4 } else { 8 };
+            // P = Σ u_i a_i + (code_bias - off)·A, `u = c + off`.
+            let corr = s.code_bias - if NIB { 8 } else { 128 };
+            let wide_mant = |v: &Vec<[i16; LANES]>, g: usize| {
+                _mm512_cvtepi16_epi32(_mm256_loadu_si256(v.as_ptr().add(g) as *const __m256i))
             };
+            let wide_exp = |v: &Vec<[i8; LANES]>, g: usize| {
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(v.as_ptr().add(g) as *const __m128i))
+            };
+            let low = _mm512_set1_epi8(0x0F);
             let mut acc_e = [_mm512_setzero_si512(); N];
             let mut acc_o = [_mm512_setzero_si512(); N];
-            let codes = self.codes.as_ptr().add(rg * nb * 8) as *const __m512i;
+            let codes = self.codes.as_ptr().add(rg * nb * lines) as *const __m512i;
             let mant = acts.mant.as_ptr().add(t0 * cols);
             for b in 0..nb {
                 let g = rg * s.groups + b / s.blocks_per_group;
-                let w = codes.add(b * 8);
+                let w = codes.add(b * lines);
                 let mut p = [_mm512_setzero_si512(); N];
                 for k in 0..8 {
-                    let wk = _mm512_load_si512(w.add(k));
+                    let wk = if NIB {
+                        let v = _mm512_load_si512(w.add(k % 4));
+                        if k < 4 {
+                            _mm512_and_si512(v, low)
+                        } else {
+                            _mm512_and_si512(_mm512_srli_epi16::<4>(v), low)
+                        }
+                    } else {
+                        _mm512_load_si512(w.add(k))
+                    };
                     for i in 0..N {
                         let a = mant.add(ts[i] * cols + b * 32 + 4 * k) as *const i32;
                         p[i] = _mm512_dpbusd_epi32(p[i], wk, _mm512_set1_epi32(a.read_unaligned()));
                     }
                 }
-                let (dm, dk) = (lanes(&s.dm, g), lanes(&s.dk, g));
+                let (dm, dk) = (wide_mant(&s.dm, g), wide_exp(&s.dk, g));
                 for i in 0..N {
                     let ib = (t0 + ts[i]) * nb + b;
                     let e = _mm512_set1_epi32(*acts.exp.get_unchecked(ib) as i32);
@@ -747,7 +786,7 @@ pub(crate) mod avx512 {
                         &mut acc_o[i],
                     );
                     if ASYM {
-                        let (mm, mk) = (lanes(&s.mm, g), lanes(&s.mk, g));
+                        let (mm, mk) = (wide_mant(&s.mm, g), wide_exp(&s.mk, g));
                         term(
                             _mm512_mullo_epi32(mm, _mm512_set1_epi32(sum)),
                             _mm512_add_epi32(mk, e),

@@ -162,8 +162,11 @@ impl Packed {
     ) -> [(__m256i, __m256i); N] {
         let s = &self.s;
         let (nb, cols) = (s.nb, s.cols);
-        let lanes = |v: &Vec<[i32; LANES]>, g: usize| {
-            _mm256_loadu_si256(v.as_ptr().add(g) as *const __m256i)
+        let wide_mant = |v: &Vec<[i16; LANES]>, g: usize| {
+            _mm256_cvtepi16_epi32(_mm_loadu_si128(v.as_ptr().add(g) as *const __m128i))
+        };
+        let wide_exp = |v: &Vec<[i8; LANES]>, g: usize| {
+            _mm256_cvtepi8_epi32(_mm_loadl_epi64(v.as_ptr().add(g) as *const __m128i))
         };
         let mut acc_e = [_mm256_setzero_si256(); N];
         let mut acc_o = [_mm256_setzero_si256(); N];
@@ -180,7 +183,7 @@ impl Packed {
                     p[i] = _mm256_add_epi32(p[i], _mm256_madd_epi16(wk, a));
                 }
             }
-            let (dm, dk) = (lanes(&s.dm, g), lanes(&s.dk, g));
+            let (dm, dk) = (wide_mant(&s.dm, g), wide_exp(&s.dk, g));
             for i in 0..N {
                 let ib = (t0 + ts[i]) * nb + b;
                 let e = _mm256_set1_epi32(*acts.exp.get_unchecked(ib) as i32);
@@ -193,7 +196,7 @@ impl Packed {
                     &mut acc_o[i],
                 );
                 if ASYM {
-                    let (mm, mk) = (lanes(&s.mm, g), lanes(&s.mk, g));
+                    let (mm, mk) = (wide_mant(&s.mm, g), wide_exp(&s.mk, g));
                     term(
                         _mm256_mullo_epi32(mm, _mm256_set1_epi32(sum)),
                         _mm256_add_epi32(mk, e),
