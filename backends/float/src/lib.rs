@@ -103,6 +103,10 @@ pub struct FloatModel {
     uses: Vec<usize>,
     /// The linear that feeds the logits (only its requested rows are computed).
     head: NodeIndex,
+    /// At the first of several linears (the head aside) that read one
+    /// input, all of them in order; empty elsewhere. They run as one
+    /// parallel region ([`rows::matmul_many`]).
+    siblings: Vec<Vec<NodeIndex>>,
 }
 
 /// Per-sequence decoding state: the KV caches and the next position.
@@ -179,6 +183,19 @@ impl FloatModel {
             .map(|(slot, &n)| (n, slot))
             .collect();
         let head = inputs[model.output.index()][0];
+        let mut siblings = vec![Vec::new(); n];
+        let mut first_reader: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        for &m in &order {
+            if m != head && matches!(model.graph[m].op, Op::Linear { .. }) {
+                let first = *first_reader.entry(inputs[m.index()][0]).or_insert(m);
+                siblings[first.index()].push(m);
+            }
+        }
+        for s in &mut siblings {
+            if s.len() < 2 {
+                s.clear();
+            }
+        }
         Ok(FloatModel {
             model: model.clone(),
             order,
@@ -189,6 +206,7 @@ impl FloatModel {
             attn_slot,
             uses,
             head,
+            siblings,
         })
     }
 
@@ -269,6 +287,14 @@ impl FloatModel {
         &self.weights[id.0 as usize]
     }
 
+    /// The weight of linear node `n`.
+    fn linear_w(&self, n: NodeIndex) -> &Matrix {
+        match &self.model.graph[n].op {
+            Op::Linear { weight, .. } => self.w(*weight),
+            op => unreachable!("a sibling is a linear, not {}", op.mnemonic()),
+        }
+    }
+
     /// A 1-D weight (always f32, as one row).
     fn row(&self, id: WeightId) -> ndarray::ArrayView1<'_, f32> {
         match &self.weights[id.0 as usize] {
@@ -323,6 +349,8 @@ impl FloatModel {
         let pos0 = session.pos;
         let mut values: Vec<Option<Array2<f32>>> = vec![None; self.model.graph.node_count()];
         let mut remaining = self.uses.clone();
+        // Products computed ahead with an earlier sibling (`siblings`).
+        let mut pending: Vec<Option<Array2<f32>>> = vec![None; values.len()];
         for &n in &self.order {
             let node = &self.model.graph[n];
             let ins = &self.inputs[n.index()];
@@ -372,7 +400,21 @@ impl FloatModel {
                     } else {
                         x
                     };
-                    let mut out = rows::matmul(self.isa, x, self.w(*weight));
+                    let mut out = if let Some(out) = pending[n.index()].take() {
+                        out
+                    } else if self.siblings[n.index()].is_empty() {
+                        rows::matmul(self.isa, x, self.w(*weight))
+                    } else {
+                        // This linear and the later ones that read `x`.
+                        let sib = &self.siblings[n.index()];
+                        let ws: Vec<&Matrix> = sib.iter().map(|&m| self.linear_w(m)).collect();
+                        let mut outs = rows::matmul_many(self.isa, x, &ws).into_iter();
+                        let out = outs.next().expect("a product per linear");
+                        for (&m, o) in sib[1..].iter().zip(outs) {
+                            pending[m.index()] = Some(o);
+                        }
+                        out
+                    };
                     if let Some(b) = bias {
                         out += &self.row(*b);
                     }

@@ -18,12 +18,15 @@ use std::sync::OnceLock;
 use taalasc_ir::{DType, RawRows};
 
 /// The instruction set the row kernels use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
     /// Plain Rust (what the compiler makes of it for the build target).
     Portable,
     /// AVX2 with F16C (x86-64, chosen at run time).
     Avx2,
+    /// AVX2 with F16C and AVX-512F/VL: the AVX2 kernels, and kernels that
+    /// look a block's values up in a table ([`crate::simd`]).
+    Avx512,
 }
 
 impl Isa {
@@ -38,19 +41,30 @@ impl Isa {
                 && is_x86_feature_detected!("fma")
                 && is_x86_feature_detected!("f16c")
             {
+                if taalasc_ir::simd_cap() >= taalasc_ir::SimdLevel::Avx512
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512vl")
+                {
+                    return Isa::Avx512;
+                }
                 return Isa::Avx2;
             }
             Isa::Portable
         })
     }
 
-    /// Every instruction set this CPU can run (the portable one first).
+    /// Every instruction set this CPU can run, in order (the portable one
+    /// first).
     pub fn available() -> Vec<Isa> {
-        let mut v = vec![Isa::Portable];
-        if Isa::detect() == Isa::Avx2 {
-            v.push(Isa::Avx2);
-        }
-        v
+        [Isa::Portable, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|&i| i <= Isa::detect())
+            .collect()
+    }
+
+    /// Whether the AVX2 kernels run (AVX2, FMA and F16C were detected).
+    fn avx2(self) -> bool {
+        self >= Isa::Avx2
     }
 }
 
@@ -140,7 +154,7 @@ fn dot_f32_rows<const R: usize, const N: usize>(
     let len = ws[0].len();
     assert!(ws.iter().all(|w| w.len() == len) && xs.iter().all(|x| x.len() >= len));
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 {
+    if isa.avx2() {
         let whole = len / 8 * 8;
         // SAFETY: AVX2/F16C were detected (`isa`); each byte view covers the
         // first `whole` floats of its row, and every `xs[i]` holds at least
@@ -174,11 +188,12 @@ fn fused<const R: usize, const N: usize>(
     cols: usize,
 ) -> Option<Fused<R, N>> {
     use crate::simd::*;
-    if isa != Isa::Avx2 {
+    if !isa.avx2() {
         return None;
     }
     let plain = cols.is_multiple_of(8);
     Some(match dtype {
+        DType::Q4_1 if isa == Isa::Avx512 => q4_1_rows_table::<R, N>,
         DType::F32 if plain => f32_rows::<R, N>,
         DType::F16 if plain => f16_rows::<R, N>,
         DType::BF16 if plain => bf16_rows::<R, N>,
@@ -204,7 +219,7 @@ type SimdDecoder = unsafe fn(&[u8], &mut [f32]);
 #[cfg(target_arch = "x86_64")]
 fn simd_decoder(isa: Isa, dtype: DType, cols: usize) -> Option<SimdDecoder> {
     use crate::simd::*;
-    if isa != Isa::Avx2 {
+    if !isa.avx2() {
         return None;
     }
     let plain = cols.is_multiple_of(8);
@@ -434,37 +449,62 @@ fn task(isa: Isa, w: &Matrix, r0: usize, xs: &[&[f32]], out: &mut [f32], buf: &m
 /// `x W^T`: `[n, cols] x [rows, cols]^T -> [n, rows]`, split over rows on
 /// rayon's global pool.
 pub fn matmul(isa: Isa, x: ArrayView2<f32>, w: &Matrix) -> Array2<f32> {
-    let (n, rows, cols) = (x.nrows(), w.rows(), w.cols());
-    assert_eq!(x.ncols(), cols, "linear: activation width");
-    if n == 0 || rows == 0 {
-        return Array2::zeros((n, rows));
+    matmul_many(isa, x, &[w]).pop().expect("one product")
+}
+
+/// [`matmul`] of one activation with each of `ws` (all as wide as `x`), in
+/// one parallel region: siblings such as the query, key and value
+/// projections of a layer share one hand-off to the pool instead of three.
+/// Each output element is computed as [`matmul`] computes it alone.
+pub fn matmul_many(isa: Isa, x: ArrayView2<f32>, ws: &[&Matrix]) -> Vec<Array2<f32>> {
+    let (n, cols) = (x.nrows(), x.ncols());
+    for w in ws {
+        assert_eq!(w.cols(), cols, "linear: activation width");
     }
     let x = x.as_standard_layout();
     let flat = x.as_slice().expect("standard layout");
     let xs: Vec<&[f32]> = flat.chunks_exact(cols.max(1)).collect();
-    let mut ot = vec![0f32; rows * n];
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; w.rows() * n]).collect();
     let threads = rayon::current_num_threads();
-    let work = rows * cols.max(1) * n;
-    let task_rows = if threads <= 1 || work < 1 << 15 {
-        rows
-    } else {
-        rows.div_ceil(threads * 4).max(8)
-    };
-    if task_rows >= rows {
-        task(isa, w, 0, &xs, &mut ot, &mut Vec::new());
-    } else {
-        ot.par_chunks_mut(task_rows * n)
-            .enumerate()
-            .for_each_init(Vec::new, |buf, (t, out)| {
-                task(isa, w, t * task_rows, &xs, out, buf)
+    // Each matrix's rows split into about four tasks per thread (one task
+    // when it is small or there is one thread).
+    let mut tasks: Vec<(usize, usize, &mut [f32])> = Vec::new();
+    for (j, (w, ot)) in ws.iter().zip(outs.iter_mut()).enumerate() {
+        let rows = w.rows();
+        if n == 0 || rows == 0 {
+            continue;
+        }
+        let work = rows * cols.max(1) * n;
+        let task_rows = if threads <= 1 || work < 1 << 15 {
+            rows
+        } else {
+            rows.div_ceil(threads * 4).max(8)
+        };
+        for (t, out) in ot.chunks_mut(task_rows * n).enumerate() {
+            tasks.push((j, t * task_rows, out));
+        }
+    }
+    if tasks.len() == 1 {
+        let (j, r0, out) = tasks.pop().expect("one task");
+        task(isa, ws[j], r0, &xs, out, &mut Vec::new());
+    } else if !tasks.is_empty() {
+        tasks
+            .into_par_iter()
+            .for_each_init(Vec::new, |buf, (j, r0, out)| {
+                task(isa, ws[j], r0, &xs, out, buf)
             });
     }
-    if n == 1 {
-        return Array2::from_shape_vec((1, rows), ot).expect("shape");
-    }
-    Array2::from_shape_vec((rows, n), ot)
-        .expect("shape")
-        .reversed_axes()
-        .as_standard_layout()
-        .into_owned()
+    ws.iter()
+        .zip(outs)
+        .map(|(w, ot)| {
+            if n == 1 {
+                return Array2::from_shape_vec((1, w.rows()), ot).expect("shape");
+            }
+            Array2::from_shape_vec((w.rows(), n), ot)
+                .expect("shape")
+                .reversed_axes()
+                .as_standard_layout()
+                .into_owned()
+        })
+        .collect()
 }

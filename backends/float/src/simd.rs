@@ -10,7 +10,8 @@
 //! row computed alone or with three others, give the same bits.
 //!
 //! Only compiled for x86-64; only called after
-//! [`crate::rows::Isa::detect`] saw AVX2, FMA and F16C at run time.
+//! [`crate::rows::Isa::detect`] saw AVX2, FMA and F16C at run time (and
+//! AVX-512F/VL for the table kernels).
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -135,10 +136,14 @@ macro_rules! fused {
         ) -> [[f32; N]; R] {
             let mut acc = [[_mm256_setzero_ps(); N]; R];
             let blocks = rows[0].len() / $bytes;
+            let ahead = R * rows[0].len();
             for k in 0..blocks {
                 let e = k * 8 * $groups;
                 for r in 0..R {
                     let $b = rows[r].as_ptr().add(k * $bytes);
+                    // The rows that follow these (a matrix's rows lie one
+                    // after another): a hint only, which never faults.
+                    _mm_prefetch::<_MM_HINT_T0>($b.wrapping_add(ahead) as *const i8);
                     let mut $v = [_mm256_setzero_ps(); $groups];
                     $body
                     for (g, w) in $v.iter().enumerate() {
@@ -199,6 +204,61 @@ fused!(q4_1_rows, q4_1_decode, 20, 4, |b, v| {
         *o = _mm256_add_ps(_mm256_mul_ps(q, d), m);
     }
 });
+
+/// [`q4_1_rows`] with AVX-512VL: each block's sixteen possible values
+/// `d·q + m` (`q` = 0..15, the same operations as the decoder's) are
+/// computed once, and each element is looked up by its nibble
+/// (`vpermt2ps`, which reads the low four bits of each index), instead of
+/// being converted, multiplied and offset one by one. The products and sums
+/// are [`q4_1_rows`]'s, so the results are the same bits.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+pub(crate) unsafe fn q4_1_rows_table<const R: usize, const N: usize>(
+    rows: &[&[u8]; R],
+    xs: &[&[f32]; N],
+) -> [[f32; N]; R] {
+    let codes_lo = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+    let codes_hi = _mm256_setr_ps(8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0);
+    let mut acc = [[_mm256_setzero_ps(); N]; R];
+    let blocks = rows[0].len() / 20;
+    let ahead = R * rows[0].len();
+    for k in 0..blocks {
+        let e = k * 32;
+        for r in 0..R {
+            let b = rows[r].as_ptr().add(k * 20);
+            // The rows that follow these (a matrix's rows lie one after
+            // another): a hint only, which never faults.
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(ahead) as *const i8);
+            let (d, m) = half_pair(b);
+            let t_lo = _mm256_add_ps(_mm256_mul_ps(codes_lo, d), m);
+            let t_hi = _mm256_add_ps(_mm256_mul_ps(codes_hi, d), m);
+            // Element j of the block is the low nibble of byte j (j < 16),
+            // else the high nibble of byte j - 16.
+            let q = _mm_loadu_si128(b.add(4) as *const __m128i);
+            let i0 = _mm256_cvtepu8_epi32(q);
+            let i1 = _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(q));
+            let idx = [
+                i0,
+                i1,
+                _mm256_srli_epi32::<4>(i0),
+                _mm256_srli_epi32::<4>(i1),
+            ];
+            for (g, i) in idx.iter().enumerate() {
+                let w = _mm256_permutex2var_ps(t_lo, *i, t_hi);
+                for n in 0..N {
+                    let x = _mm256_loadu_ps(xs[n].as_ptr().add(e + 8 * g));
+                    acc[r][n] = _mm256_add_ps(acc[r][n], _mm256_mul_ps(w, x));
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; N]; R];
+    for r in 0..R {
+        for n in 0..N {
+            out[r][n] = hsum(acc[r][n]);
+        }
+    }
+    out
+}
 
 fused!(q5_0_rows, q5_0_decode, 22, 4, |b, v| {
     let d = _mm256_set1_ps(half(b));
