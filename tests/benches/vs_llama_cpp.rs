@@ -156,8 +156,7 @@ fn main() {
         &log,
     );
     // `--simd avx512` caps nothing (the best level this CPU has); `--simd
-    // avx2` runs the integer reference as on a CPU without AVX-512 (the
-    // float reference has AVX2 kernels only).
+    // avx2` runs the integer reference as on a CPU without AVX-512.
     let eval_chip_at = |simd: &str| {
         taalasc(&[
             "--simd",
