@@ -565,23 +565,25 @@ fn screen_lanes(
         mid[l] = 0.5 * (cx.lo[l] + cx.hi[l]);
     }
     for k in 0..MAX_BASE {
+        // The plain candidate: the factor 1 (`d0 * 1.0 == d0`), and the
+        // group's smallest value as the asymmetric offset.
         let s = if k == 0 { 1.0 } else { SEARCH_FACTORS[k - 1] };
+        let (mut a, mut b) = ([0.0; LANES], [0.0; LANES]);
         for l in 0..LANES {
-            // The plain candidate: the factor 1 (`d0 * 1.0 == d0`), and the
-            // group's smallest value as the asymmetric offset.
-            let d = d0[l] * s;
-            nd[2 * k][l] = grid_scale(d, cx.du[l], cx.di[l], sym, cx.d_top[l]);
-            let m = if k == 0 {
-                cx.lo[l]
-            } else {
-                mid[l] - 0.5 * qmax * d
-            };
-            nm[2 * k][l] = if sym {
-                0.0
-            } else {
-                grid_int(m, cx.mi[l], true, cx.m_top[l])
-            };
+            a[l] = grid_scale(d0[l] * s, cx.du[l], cx.di[l], sym, cx.d_top[l]);
         }
+        if !sym {
+            for l in 0..LANES {
+                let m = if k == 0 {
+                    cx.lo[l]
+                } else {
+                    mid[l] - 0.5 * qmax * (d0[l] * s)
+                };
+                b[l] = grid_int(m, cx.mi[l], true, cx.m_top[l]);
+            }
+        }
+        nd[2 * k] = a;
+        nm[2 * k] = b;
     }
     for l in 0..LANES {
         let (a, b) = (nd[0][l], nm[0][l]);
@@ -649,22 +651,28 @@ fn screen_lanes(
         // code, and (below) where its sums cannot settle a refit.
         let mut exact: [Option<Exact>; LANES] = [None; LANES];
         let stats = |l: usize| exact_stats(lanes[l].vals, dv[l], mv[l], sym, qlo, qhi);
+        // Usually no lane needs them: the lane loops below are skipped.
+        let mut any_exact = false;
         for l in 0..nl {
-            if valid[l] && sums.near[l] > near_limit {
+            if valid[l] & (sums.near[l] > near_limit) {
                 exact[l] = Some(stats(l));
+                any_exact = true;
             }
         }
         if base {
             let (mut a, mut b, unsettled) = shape.refit(&cx, &dv, &mv, &ms);
-            for l in 0..nl {
-                if !valid[l] {
-                    continue;
-                }
-                if unsettled[l] && exact[l].is_none() {
-                    exact[l] = Some(stats(l));
-                }
-                if let Some(x) = exact[l] {
-                    (a[l], b[l]) = x.refit(sym, shape.g, cx.sw[l], &lanes[l]);
+            if any_exact | unsettled[..nl].iter().any(|&u| u) {
+                for l in 0..nl {
+                    if !valid[l] {
+                        continue;
+                    }
+                    if unsettled[l] && exact[l].is_none() {
+                        exact[l] = Some(stats(l));
+                        any_exact = true;
+                    }
+                    if let Some(x) = exact[l] {
+                        (a[l], b[l]) = x.refit(sym, shape.g, cx.sw[l], &lanes[l]);
+                    }
                 }
             }
             for l in 0..LANES {
@@ -674,9 +682,11 @@ fn screen_lanes(
             }
         }
         let (mut a, mut b) = shape.sse(&cx, &dv, &mv, &ms);
-        for l in 0..nl {
-            if let Some(x) = exact[l] {
-                (a[l], b[l]) = (x.sse, x.sse);
+        if any_exact {
+            for l in 0..nl {
+                if let Some(x) = exact[l] {
+                    (a[l], b[l]) = (x.sse, x.sse);
+                }
             }
         }
         for l in 0..LANES {
