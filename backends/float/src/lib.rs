@@ -183,19 +183,7 @@ impl FloatModel {
             .map(|(slot, &n)| (n, slot))
             .collect();
         let head = inputs[model.output.index()][0];
-        let mut siblings = vec![Vec::new(); n];
-        let mut first_reader: HashMap<NodeIndex, NodeIndex> = HashMap::new();
-        for &m in &order {
-            if m != head && matches!(model.graph[m].op, Op::Linear { .. }) {
-                let first = *first_reader.entry(inputs[m.index()][0]).or_insert(m);
-                siblings[first.index()].push(m);
-            }
-        }
-        for s in &mut siblings {
-            if s.len() < 2 {
-                s.clear();
-            }
-        }
+        let siblings = model.sibling_linears(&order, head);
         Ok(FloatModel {
             model: model.clone(),
             order,

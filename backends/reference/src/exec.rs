@@ -118,6 +118,10 @@ pub struct Reference<'a> {
     threads: usize,
     /// Every linear layer's matrix, prepared for the matrix-vector unit.
     prepared: HashMap<WeightId, Prepared>,
+    /// At the first of several linears (the head aside) that read one
+    /// input, all of them in order; empty elsewhere. A decoded position
+    /// runs them as one parallel step ([`matvec::linear_many`]).
+    siblings: Vec<Vec<NodeIndex>>,
 }
 
 /// Element `(r, i)` of a quantized table in `W48` (embedding and position
@@ -207,6 +211,7 @@ impl<'a> Reference<'a> {
             matrices.into_par_iter().map(prepare).collect()
         };
         let head = inputs[model.output.index()][0];
+        let siblings = model.sibling_linears(&order, head);
         Ok(Reference {
             image,
             types,
@@ -220,6 +225,7 @@ impl<'a> Reference<'a> {
             head,
             threads,
             prepared,
+            siblings,
         })
     }
 
@@ -290,6 +296,8 @@ impl<'a> Reference<'a> {
         let mut remaining = self.uses.clone();
         let mut pool = Pool::default();
         let mut acts = Acts::default();
+        // Products computed ahead with an earlier sibling (`siblings`).
+        let mut pending: Vec<Option<Val>> = (0..values.len()).map(|_| None).collect();
         for &nd in &self.order {
             let node = &model.graph[nd];
             let ins = &self.inputs[nd.index()];
@@ -362,26 +370,52 @@ impl<'a> Reference<'a> {
                     });
                     Val::W(out)
                 }
+                // Computed with an earlier sibling.
+                Op::Linear { .. } if pending[nd.index()].is_some() => {
+                    pending[nd.index()].take().expect("checked just above")
+                }
                 Op::Linear { weight, bias } => {
                     let from = if nd == self.head { logits_from } else { 0 };
                     let x = w_in(0);
                     let q = self.image.matrix(*weight)?;
                     let b = bias.map(|b| self.image.wide(b)).transpose()?;
                     acts.fill(x, q.cols, from, t_n, threads);
-                    // The logits leave the pass: a buffer of their own.
-                    let out = if nd == self.head {
-                        vec![0; acts.n * q.rows]
+                    let sib = &self.siblings[nd.index()];
+                    if sib.is_empty() {
+                        // The logits leave the pass: a buffer of their own.
+                        let out = if nd == self.head {
+                            vec![0; acts.n * q.rows]
+                        } else {
+                            pool.w(acts.n * q.rows)
+                        };
+                        Val::W(matvec::linear(
+                            q,
+                            &self.prepared[weight],
+                            b,
+                            &acts,
+                            threads,
+                            out,
+                        ))
                     } else {
-                        pool.w(acts.n * q.rows)
-                    };
-                    Val::W(matvec::linear(
-                        q,
-                        &self.prepared[weight],
-                        b,
-                        &acts,
-                        threads,
-                        out,
-                    ))
+                        // This linear and the later ones that read `x`.
+                        let mut mats = Vec::with_capacity(sib.len());
+                        let mut outs = Vec::with_capacity(sib.len());
+                        for &m in sib {
+                            let Op::Linear { weight, bias } = &model.graph[m].op else {
+                                unreachable!("siblings are linears")
+                            };
+                            let q = self.image.matrix(*weight)?;
+                            let b = bias.map(|b| self.image.wide(b)).transpose()?;
+                            mats.push((q, &self.prepared[weight], b));
+                            outs.push(pool.w(acts.n * q.rows));
+                        }
+                        let mut got = matvec::linear_many(&mats, &acts, threads, outs).into_iter();
+                        let out = got.next().expect("a product per linear");
+                        for (&m, o) in sib[1..].iter().zip(got) {
+                            pending[m.index()] = Some(Val::W(o));
+                        }
+                        Val::W(out)
+                    }
                 }
                 Op::Rope { head_dim, spec, .. } => {
                     let mut x = take_w(&mut values, ins[0], last(0));

@@ -111,6 +111,30 @@ impl Model {
         v.into_iter().map(|(_, s)| s).collect()
     }
 
+    /// Linears that read one input (a layer's query, key and value
+    /// projections; its gate and up projections), for executors that run
+    /// them together: indexed by node, at the first of each group in
+    /// `order` every member in `order`; empty elsewhere and for groups of
+    /// one. `except` (the logits' linear) is never grouped.
+    pub fn sibling_linears(&self, order: &[NodeIndex], except: NodeIndex) -> Vec<Vec<NodeIndex>> {
+        let mut groups = vec![Vec::new(); self.graph.node_count()];
+        let mut first_reader: std::collections::HashMap<NodeIndex, NodeIndex> =
+            std::collections::HashMap::new();
+        for &m in order {
+            if m != except && matches!(self.graph[m].op, Op::Linear { .. }) {
+                let input = self.inputs(m)[0];
+                let first = *first_reader.entry(input).or_insert(m);
+                groups[first.index()].push(m);
+            }
+        }
+        for g in &mut groups {
+            if g.len() < 2 {
+                g.clear();
+            }
+        }
+        groups
+    }
+
     /// Nodes in a deterministic topological order (ties broken by node index).
     pub fn topo_order(&self) -> Vec<NodeIndex> {
         let n = self.graph.node_count();

@@ -321,12 +321,8 @@ pub(crate) fn linear(
         return out;
     }
     let workers = threads.max(1);
-    let work = |t0: usize, r0: usize, r1: usize, o: &mut [i64]| match prep {
-        Prepared::Portable => portable(q, bias, acts, t0, (r0, r1), o),
-        #[cfg(target_arch = "x86_64")]
-        Prepared::Avx512(p) => p.run(q, bias, acts, t0, (r0, r1), o),
-        #[cfg(target_arch = "x86_64")]
-        Prepared::Avx2(p) => p.run(q, bias, acts, t0, (r0, r1), o),
+    let work = |t0: usize, r0: usize, r1: usize, o: &mut [i64]| {
+        run_rows((q, prep, bias), acts, t0, (r0, r1), o)
     };
     // Chunks of positions: each reuses every weight row for all of its
     // positions; a few chunks per worker balance the load.
@@ -342,10 +338,7 @@ pub(crate) fn linear(
     // Fewer chunks than workers (decode): blocks of rows, a multiple of the
     // packed kernels' row groups (16 and 8 rows), a few per worker; each
     // block's `[n × block]` outputs are computed apart and copied into place.
-    let block = rows
-        .div_ceil(workers * 4)
-        .next_multiple_of(ROW_ALIGN)
-        .max(ROW_ALIGN);
+    let block = row_block(rows, workers);
     if n == 1 {
         par_for_each(workers, out.chunks_mut(block).enumerate(), |(bi, o)| {
             let r0 = bi * block;
@@ -372,6 +365,65 @@ pub(crate) fn linear(
 /// Rows of a block of a row split: a multiple of both packed kernels' row
 /// groups.
 const ROW_ALIGN: usize = 16;
+
+/// The rows of each task when a matrix's `rows` are split over `workers`
+/// (a few blocks per worker).
+fn row_block(rows: usize, workers: usize) -> usize {
+    rows.div_ceil(workers * 4)
+        .next_multiple_of(ROW_ALIGN)
+        .max(ROW_ALIGN)
+}
+
+/// Rows `r0..r1` of positions `t0..` of one matrix into `o`, on its path.
+fn run_rows(
+    (q, prep, bias): (&QTensor, &Prepared, Option<&[i64]>),
+    acts: &Acts,
+    t0: usize,
+    (r0, r1): (usize, usize),
+    o: &mut [i64],
+) {
+    match prep {
+        Prepared::Portable => portable(q, bias, acts, t0, (r0, r1), o),
+        #[cfg(target_arch = "x86_64")]
+        Prepared::Avx512(p) => p.run(q, bias, acts, t0, (r0, r1), o),
+        #[cfg(target_arch = "x86_64")]
+        Prepared::Avx2(p) => p.run(q, bias, acts, t0, (r0, r1), o),
+    }
+}
+
+/// [`linear`] of one input with several matrices (siblings such as a
+/// layer's query, key and value projections), each output into its own
+/// buffer. A decoded position (`acts.n == 1`) runs every matrix's row
+/// blocks as one parallel step, one hand-off to the pool instead of one
+/// per matrix; each output element is computed as [`linear`] computes it.
+pub(crate) fn linear_many(
+    mats: &[(&QTensor, &Prepared, Option<&[i64]>)],
+    acts: &Acts,
+    threads: usize,
+    mut outs: Vec<Vec<i64>>,
+) -> Vec<Vec<i64>> {
+    assert_eq!(mats.len(), outs.len(), "linear_many: one buffer per matrix");
+    let workers = threads.max(1);
+    if acts.n != 1 || workers == 1 {
+        return mats
+            .iter()
+            .zip(outs)
+            .map(|(&(q, prep, bias), out)| linear(q, prep, bias, acts, threads, out))
+            .collect();
+    }
+    let mut tasks: Vec<(usize, usize, &mut [i64])> = Vec::new();
+    for (j, (&(q, ..), out)) in mats.iter().zip(outs.iter_mut()).enumerate() {
+        assert_eq!(out.len(), q.rows, "linear: output buffer");
+        let block = row_block(q.rows, workers);
+        for (bi, o) in out.chunks_mut(block).enumerate() {
+            tasks.push((j, bi * block, o));
+        }
+    }
+    par_for_each(workers, tasks.into_iter(), |(j, r0, o)| {
+        run_rows(mats[j], acts, 0, (r0, r0 + o.len()), o)
+    });
+    outs
+}
 
 /// Rows `r0..r1` of positions `t0..t0 + out.len() / (r1 - r0)`, written
 /// `[position × (r1 - r0)]`: the bits of [`nx::linear::linear_row_decoded`]
@@ -953,6 +1005,46 @@ mod tests {
             }
         }
         assert!(cases > 100);
+    }
+
+    #[test]
+    fn siblings_in_one_step_match_each_alone() {
+        // Three matrices of one input width (Q, K, V-like: different row
+        // counts and formats), a decoded position and prefill positions,
+        // on every path and thread count.
+        let mut s = 11u64;
+        let cols = 192;
+        let qs = [
+            random_matrix(&mut s, 72, cols, "a4g32"),
+            random_matrix(&mut s, 24, cols, "s8g32"),
+            random_matrix(&mut s, 40, cols, "a3g64"),
+        ];
+        let bias: Vec<i64> = (0..72).map(|i| i * 1000 - 5000).collect();
+        for t_n in [1, 5] {
+            let x = random_acts(&mut s, t_n, cols);
+            for threads in [1, 2, 3] {
+                let acts = Acts::new(&x, cols, 0, t_n, threads);
+                for path in [Path::Portable, Path::Avx2, Path::Avx512] {
+                    let preps: Vec<Prepared> = qs.iter().map(|q| Prepared::with(q, path)).collect();
+                    let mats: Vec<(&QTensor, &Prepared, Option<&[i64]>)> = qs
+                        .iter()
+                        .zip(&preps)
+                        .enumerate()
+                        .map(|(j, (q, p))| (q, p, (j == 0).then_some(&bias[..])))
+                        .collect();
+                    let outs = qs.iter().map(|q| vec![-7; t_n * q.rows]).collect();
+                    let got = linear_many(&mats, &acts, threads, outs);
+                    for (j, &(q, p, b)) in mats.iter().enumerate() {
+                        let alone = linear(q, p, b, &acts, threads, vec![0; t_n * q.rows]);
+                        assert_eq!(
+                            got[j], alone,
+                            "matrix {j} t_n {t_n} {threads} threads {path:?}"
+                        );
+                        assert_eq!(alone, want(q, b, &acts));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
