@@ -1,7 +1,7 @@
 //! f32 kernels, each written to follow the Hugging Face implementation's order
 //! of operations so that float results agree to ~1e-6 relative.
 
-use ndarray::{s, Array2, ArrayView1, ArrayView2};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 use taalasc_ir::RopeSpec;
 
 pub fn rms_norm(x: ArrayView2<f32>, gain: ArrayView1<f32>, eps: f32) -> Array2<f32> {
@@ -71,8 +71,82 @@ pub fn rope(x: &mut Array2<f32>, n_heads: usize, head_dim: usize, spec: &RopeSpe
 
 /// Causal attention of the new rows `q` (at positions `pos0..`) over the
 /// whole cache `k`, `v` (`[positions, n_kv_heads * head_dim]`).
+///
+/// The two products of each head are `ndarray`'s `dot`, i.e.
+/// `matrixmultiply`'s sgemm, except for one new row (a decode step), where
+/// [`attention_row`] computes the same bits without sgemm's packing, from
+/// `keys_t`, the same keys by feature (brought up to date here).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
+    q: ArrayView2<f32>,
+    k: ArrayView2<f32>,
+    v: ArrayView2<f32>,
+    keys_t: &mut KeysByFeature,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    pos0: usize,
+    window: Option<usize>,
+) -> Array2<f32> {
+    if q.nrows() == 1 {
+        keys_t.sync(k);
+        let shape = AttnShape {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+        };
+        let out = attention_row(q.row(0), keys_t, v, shape, pos0, window);
+        return Array2::from_shape_vec((1, n_heads * head_dim), out).expect("one row");
+    }
+    attention_gemm(q, k, v, n_heads, n_kv_heads, head_dim, pos0, window)
+}
+
+/// An attention's key cache by feature, for decode steps: for each column
+/// `c` of the cache (key head `c / head_dim`, feature `c % head_dim`), the
+/// keys of every position side by side, so that a new row's scores against
+/// all of them are summed lane by lane. Filled lazily: a prefill does not
+/// pay for it until a decode step follows.
+#[derive(Clone, Debug, Default)]
+pub struct KeysByFeature {
+    /// `data[c * cap + j]`: column `c` of position `j`.
+    data: Vec<f32>,
+    /// Positions each column has room for.
+    cap: usize,
+    /// Positions filled.
+    len: usize,
+}
+
+impl KeysByFeature {
+    /// Brings the copy up to date with the cache `k` (`[positions, width]`),
+    /// which only ever grows.
+    fn sync(&mut self, k: ArrayView2<f32>) {
+        let (total, width) = k.dim();
+        if total > self.cap {
+            let cap = total.next_power_of_two().max(64);
+            let mut data = vec![0f32; width * cap];
+            for c in 0..width {
+                data[c * cap..c * cap + self.len]
+                    .copy_from_slice(&self.data[c * self.cap..c * self.cap + self.len]);
+            }
+            (self.data, self.cap) = (data, cap);
+        }
+        for j in self.len..total {
+            for (c, &x) in k.row(j).iter().enumerate() {
+                self.data[c * self.cap + j] = x;
+            }
+        }
+        self.len = total;
+    }
+
+    /// Column `c` of every position.
+    fn column(&self, c: usize) -> &[f32] {
+        &self.data[c * self.cap..c * self.cap + self.len]
+    }
+}
+
+/// [`attention`] through sgemm, whatever the number of rows.
+#[allow(clippy::too_many_arguments)]
+fn attention_gemm(
     q: ArrayView2<f32>,
     k: ArrayView2<f32>,
     v: ArrayView2<f32>,
@@ -91,29 +165,170 @@ pub fn attention(
         let cols = s![.., h * head_dim..(h + 1) * head_dim];
         let kv_cols = s![.., kvh * head_dim..(kvh + 1) * head_dim];
         let mut scores = q.slice(cols).dot(&k.slice(kv_cols).t());
-        for (i, mut row) in scores.rows_mut().into_iter().enumerate() {
-            let p = pos0 + i;
-            let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
-            let mut max = f32::NEG_INFINITY;
-            for (j, s) in row.iter_mut().enumerate() {
-                if j > p || j < lo {
-                    *s = f32::NEG_INFINITY;
-                } else {
-                    *s *= scale;
-                    max = max.max(*s);
-                }
-            }
-            let mut sum = 0.0;
-            row.mapv_inplace(|s| {
-                let e = (s - max).exp();
-                sum += e;
-                e
-            });
-            row /= sum;
+        for (i, row) in scores.rows_mut().into_iter().enumerate() {
+            softmax_causal(row, pos0 + i, window, scale);
         }
         out.slice_mut(cols).assign(&scores.dot(&v.slice(kv_cols)));
     }
     out
+}
+
+/// Heads of an attention.
+#[derive(Clone, Copy)]
+struct AttnShape {
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+/// One row of scores (position `p`) into probabilities, in place: the
+/// positions it may not see are `-inf`, the rest scaled; then the softmax.
+fn softmax_causal(mut row: ArrayViewMut1<f32>, p: usize, window: Option<usize>, scale: f32) {
+    let lo = window.map_or(0, |w| (p + 1).saturating_sub(w));
+    let mut max = f32::NEG_INFINITY;
+    for (j, s) in row.iter_mut().enumerate() {
+        if j > p || j < lo {
+            *s = f32::NEG_INFINITY;
+        } else {
+            *s *= scale;
+            max = max.max(*s);
+        }
+    }
+    let mut sum = 0.0;
+    row.mapv_inplace(|s| {
+        let e = (s - max).exp();
+        sum += e;
+        e
+    });
+    row /= sum;
+}
+
+/// How far `matrixmultiply`'s f32 sgemm sums along the shared dimension
+/// before it adds the partial sum to the output (its `S_KC`).
+const SGEMM_KC: usize = 256;
+
+/// The attention of one new row `q` (position `pos0`) over the keys by
+/// feature `kt` and the values `v`, bit for bit as [`attention`]'s sgemm
+/// products compute it on a CPU with FMA (the kernel `matrixmultiply` picks
+/// there): each output element is a chain of fused multiply-adds from zero
+/// over the shared dimension in order, a chunk of [`SGEMM_KC`] at a time,
+/// the chunks' sums added in order. Here every instruction set uses the
+/// same fused operations (`f32::mul_add`). Heads are independent tasks of
+/// one parallel step ([`crate::team`]).
+fn attention_row(
+    q: ArrayView1<f32>,
+    kt: &KeysByFeature,
+    v: ArrayView2<f32>,
+    shape: AttnShape,
+    pos0: usize,
+    window: Option<usize>,
+) -> Vec<f32> {
+    let hd = shape.head_dim;
+    let q = q.to_vec();
+    let v = v.as_standard_layout();
+    let vs = v.as_slice().expect("standard layout");
+    let mut out = vec![0f32; shape.n_heads * hd];
+    let cells: Vec<std::sync::Mutex<&mut [f32]>> =
+        out.chunks_mut(hd).map(std::sync::Mutex::new).collect();
+    let fma = cfg!(target_arch = "x86_64") && crate::rows::Isa::detect() >= crate::rows::Isa::Avx2;
+    crate::team::run(shape.n_heads, &|h| {
+        let mut dst = cells[h].lock().expect("a head runs once");
+        let args = HeadArgs {
+            q: &q[h * hd..(h + 1) * hd],
+            kt,
+            vs,
+            shape,
+            kvh: h / (shape.n_heads / shape.n_kv_heads),
+            pos0,
+            window,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if fma {
+            // SAFETY: AVX2 and FMA were detected (`Isa::Avx2`).
+            return unsafe { head_fma(&args, &mut dst) };
+        }
+        let _ = fma;
+        head_any(&args, &mut dst)
+    });
+    drop(cells);
+    out
+}
+
+/// What one head of [`attention_row`] reads.
+struct HeadArgs<'a> {
+    /// The head's query.
+    q: &'a [f32],
+    kt: &'a KeysByFeature,
+    /// The value cache, row-major.
+    vs: &'a [f32],
+    shape: AttnShape,
+    /// The head's key and value head.
+    kvh: usize,
+    pos0: usize,
+    window: Option<usize>,
+}
+
+/// [`head_any`] compiled with FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn head_fma(a: &HeadArgs<'_>, out: &mut [f32]) {
+    head_any(a, out)
+}
+
+/// One head of [`attention_row`] into `out` (`head_dim` long).
+#[inline(always)]
+fn head_any(a: &HeadArgs<'_>, out: &mut [f32]) {
+    let hd = a.shape.head_dim;
+    let kv_w = a.shape.n_kv_heads * hd;
+    let total = a.kt.len;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let mut scores = vec![0f32; total];
+    let mut part = vec![0f32; total.max(hd)];
+    // scores = q · Kᵀ.
+    for (c, d0) in (0..hd).step_by(SGEMM_KC).enumerate() {
+        let sum = if c == 0 {
+            &mut scores[..]
+        } else {
+            &mut part[..total]
+        };
+        sum.fill(0.0);
+        for (d, &x) in a.q.iter().enumerate().skip(d0).take(SGEMM_KC) {
+            let kd = a.kt.column(a.kvh * hd + d);
+            for (s, &y) in sum.iter_mut().zip(kd) {
+                *s = x.mul_add(y, *s);
+            }
+        }
+        if c > 0 {
+            for (s, &y) in scores.iter_mut().zip(&part[..total]) {
+                *s += y;
+            }
+        }
+    }
+    softmax_causal(
+        ArrayViewMut1::from(&mut scores[..]),
+        a.pos0,
+        a.window,
+        scale,
+    );
+    // out = probabilities · V.
+    for (c, j0) in (0..total).step_by(SGEMM_KC).enumerate() {
+        let sum = if c == 0 { &mut *out } else { &mut part[..hd] };
+        sum.fill(0.0);
+        for (j, &p) in scores.iter().enumerate().skip(j0).take(SGEMM_KC) {
+            let vr = &a.vs[j * kv_w + a.kvh * hd..][..hd];
+            for (s, &y) in sum.iter_mut().zip(vr) {
+                *s = p.mul_add(y, *s);
+            }
+        }
+        if c > 0 {
+            for (s, &y) in out.iter_mut().zip(&part[..hd]) {
+                *s += y;
+            }
+        }
+    }
 }
 
 pub fn gelu_tanh(x: f32) -> f32 {
@@ -125,6 +340,47 @@ pub fn gelu_tanh(x: f32) -> f32 {
 mod tests {
     use super::*;
     use ndarray::{arr1, arr2};
+
+    /// A decode step's attention (one row, no sgemm) gives sgemm's bits, on
+    /// caches shorter and longer than sgemm's chunk, with grouped heads and a
+    /// window; and a mutation of the chunking is seen.
+    #[test]
+    fn one_row_attention_matches_sgemm_bit_for_bit() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+        };
+        for &(total, hd, nh, nkv, window) in &[
+            (1, 64, 9, 3, None),
+            (69, 64, 9, 3, None),
+            (300, 64, 4, 2, None),
+            (600, 16, 2, 1, Some(100)),
+            (40, 320, 2, 2, None),
+        ] {
+            let q = Array2::from_shape_fn((1, nh * hd), |_| next());
+            let k = Array2::from_shape_fn((total, nkv * hd), |_| next());
+            let v = Array2::from_shape_fn((total, nkv * hd), |_| next());
+            let pos0 = total - 1;
+            let want = attention_gemm(q.view(), k.view(), v.view(), nh, nkv, hd, pos0, window);
+            let mut kt = KeysByFeature::default();
+            let got = attention(
+                q.view(),
+                k.view(),
+                v.view(),
+                &mut kt,
+                nh,
+                nkv,
+                hd,
+                pos0,
+                window,
+            );
+            let bits = |a: &Array2<f32>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "total {total}, head_dim {hd}");
+        }
+    }
 
     /// Finite inputs whose squares overflow f32: the norms give NaN (which
     /// the reference's non-finite check reports) rather than a silent 0.

@@ -27,6 +27,7 @@ mod kernels;
 pub mod rows;
 #[cfg(target_arch = "x86_64")]
 mod simd;
+pub mod team;
 
 use ndarray::{s, Array2, ArrayView2};
 use rows::{Isa, Matrix};
@@ -112,8 +113,9 @@ pub struct FloatModel {
 /// Per-sequence decoding state: the KV caches and the next position.
 #[derive(Clone, Debug, Default)]
 pub struct Session {
-    /// One `(k, v)` pair per attention node, `[positions, kv_width]` each, row-major.
-    caches: Vec<(Vec<f32>, Vec<f32>)>,
+    /// One `(k, v)` pair per attention node, `[positions, kv_width]` each,
+    /// row-major, and the same keys by feature for decode steps.
+    caches: Vec<(Vec<f32>, Vec<f32>, kernels::KeysByFeature)>,
     pos: usize,
 }
 
@@ -266,7 +268,7 @@ impl FloatModel {
     /// A fresh session at position 0.
     pub fn session(&self) -> Session {
         Session {
-            caches: vec![(Vec::new(), Vec::new()); self.attn_slot.len()],
+            caches: vec![Default::default(); self.attn_slot.len()],
             pos: 0,
         }
     }
@@ -315,7 +317,10 @@ impl FloatModel {
         // The whole call runs on one of rayon's workers, so that the matrix
         // products inside it split across the pool without a hand-off to
         // and from the caller's thread each time.
-        rayon::scope(|_| self.forward_probed(session, tokens, logits_from, &mut |_, _| {}))
+        // The pool's other workers stay on this pass's steps ([`team`]).
+        rayon::scope(|_| {
+            team::Team::scope(|| self.forward_probed(session, tokens, logits_from, &mut |_, _| {}))
+        })
     }
 
     /// [`FloatModel::forward`], calling `probe(node, input)` with the input
@@ -423,7 +428,7 @@ impl FloatModel {
                     head_dim,
                     window,
                 } => {
-                    let (kc, vc) = &mut session.caches[self.attn_slot[&n]];
+                    let (kc, vc, keys_t) = &mut session.caches[self.attn_slot[&n]];
                     kc.extend(arg(1).iter());
                     vc.extend(arg(2).iter());
                     let kv_w = n_kv_heads * head_dim;
@@ -434,6 +439,7 @@ impl FloatModel {
                         arg(0),
                         k,
                         v,
+                        keys_t,
                         *n_heads,
                         *n_kv_heads,
                         *head_dim,

@@ -8,13 +8,12 @@
 //! Every output element is one dot product computed the same way whatever the
 //! format, instruction set, batch size or thread count: the weight row's
 //! values decoded exactly as the source's own decoder does, multiplied into the
-//! activation row with eight accumulators in a fixed order
-//! ([`dot_scalar`]). So decoding token by token and prefilling give the same
+//! activation row with sixteen accumulators of fused multiply-adds in a fixed
+//! order ([`dot_scalar`]). So decoding token by token and prefilling give the same
 //! bits, and so do the AVX2 and portable paths.
 
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use taalasc_ir::{DType, RawRows};
 
 /// The instruction set the row kernels use.
@@ -119,21 +118,26 @@ impl Matrix {
     }
 }
 
-/// The reference dot product: eight accumulators, lane `k` summing the
-/// products of elements `8i + k` in order, then the lanes left to right, then
-/// the tail. Every kernel reproduces it bit for bit.
+/// Accumulators of the reference dot product ([`dot_scalar`]).
+pub const LANES: usize = 16;
+
+/// The reference dot product: [`LANES`] accumulators, lane `k` summing the
+/// products of elements `16i + k` in order with fused multiply-adds (one
+/// rounding each, `f32::mul_add`), then the lanes left to right, then the
+/// tail (the elements past the last whole sixteen), again fused, in order.
+/// Every kernel reproduces it bit for bit.
 pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
+        for k in 0..LANES {
+            acc[k] = x[k].mul_add(y[k], acc[k]);
         }
     }
     let mut s: f32 = acc.iter().sum();
     for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
+        s = x.mul_add(*y, s);
     }
     s
 }
@@ -155,7 +159,7 @@ fn dot_f32_rows<const R: usize, const N: usize>(
     assert!(ws.iter().all(|w| w.len() == len) && xs.iter().all(|x| x.len() >= len));
     #[cfg(target_arch = "x86_64")]
     if isa.avx2() {
-        let whole = len / 8 * 8;
+        let whole = len / LANES * LANES;
         // SAFETY: AVX2/F16C were detected (`isa`); each byte view covers the
         // first `whole` floats of its row, and every `xs[i]` holds at least
         // `whole`.
@@ -166,7 +170,7 @@ fn dot_f32_rows<const R: usize, const N: usize>(
         for (o, w) in out.iter_mut().zip(ws) {
             for (oi, x) in o.iter_mut().zip(xs) {
                 for (a, b) in w[whole..].iter().zip(&x[whole..len]) {
-                    *oi += a * b;
+                    *oi = a.mul_add(*b, *oi);
                 }
             }
         }
@@ -191,9 +195,10 @@ fn fused<const R: usize, const N: usize>(
     if !isa.avx2() {
         return None;
     }
-    let plain = cols.is_multiple_of(8);
+    let plain = cols.is_multiple_of(LANES);
     Some(match dtype {
-        DType::Q4_1 if isa == Isa::Avx512 => q4_1_rows_table::<R, N>,
+        DType::Q4_1 if isa == Isa::Avx512 => q4_1_rows_avx512::<R, N>,
+        DType::Q8_0 if isa == Isa::Avx512 => q8_0_rows_avx512::<R, N>,
         DType::F32 if plain => f32_rows::<R, N>,
         DType::F16 if plain => f16_rows::<R, N>,
         DType::BF16 if plain => bf16_rows::<R, N>,
@@ -345,6 +350,11 @@ macro_rules! by_n {
     };
 }
 
+thread_local! {
+    /// Each thread's buffer of decoded rows (a tile of stored rows).
+    static TILE_BUF: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Rows of a task handled together while their activations stay in cache.
 const TILE: usize = 24;
 
@@ -362,6 +372,31 @@ fn task(isa: Isa, w: &Matrix, r0: usize, xs: &[&[f32]], out: &mut [f32], buf: &m
         match w {
             Matrix::Stored(raw) if n == 1 => {
                 let mut r = t0;
+                #[cfg(target_arch = "x86_64")]
+                if let Some(f) = fused::<4, 1>(isa, raw.dtype, cols) {
+                    // The kernel and the rows' bytes looked up once per task,
+                    // not per four rows (a decode step's rows are short).
+                    assert!(xs[0].len() >= cols, "activation too short");
+                    let all: &[u8] = (*raw.bytes).as_ref();
+                    let rb = raw.row_bytes;
+                    let row = |r: usize| {
+                        let s = raw.order.as_ref().map_or(r, |o| o[r] as usize);
+                        &all[raw.offset + s * rb..][..rb]
+                    };
+                    while r + 4 <= t1 {
+                        let a = r0 + r;
+                        let rows = [row(a), row(a + 1), row(a + 2), row(a + 3)];
+                        // SAFETY: as in `dot_stored4`: the kernel exists only
+                        // when its instruction set was detected; each row is
+                        // whole blocks holding `cols` elements, and the
+                        // activation row is at least that long.
+                        let v = unsafe { f(&rows, &[xs[0]]) };
+                        for k in 0..4 {
+                            out[r + k] = v[k][0];
+                        }
+                        r += 4;
+                    }
+                }
                 while r + 4 <= t1 {
                     let v = dot_stored4(isa, raw, r0 + r, xs[0], buf);
                     out[r..r + 4].copy_from_slice(&v);
@@ -488,11 +523,15 @@ pub fn matmul_many(isa: Isa, x: ArrayView2<f32>, ws: &[&Matrix]) -> Vec<Array2<f
         let (j, r0, out) = tasks.pop().expect("one task");
         task(isa, ws[j], r0, &xs, out, &mut Vec::new());
     } else if !tasks.is_empty() {
-        tasks
-            .into_par_iter()
-            .for_each_init(Vec::new, |buf, (j, r0, out)| {
-                task(isa, ws[j], r0, &xs, out, buf)
-            });
+        // Each task's output behind its own (uncontended) lock, so that any
+        // thread of the step may run it.
+        let cells: Vec<Mutex<(usize, usize, &mut [f32])>> =
+            tasks.into_iter().map(Mutex::new).collect();
+        crate::team::run(cells.len(), &|i| {
+            let mut cell = cells[i].lock().expect("a task runs once");
+            let (j, r0, ref mut out) = *cell;
+            TILE_BUF.with(|b| task(isa, ws[j], r0, &xs, out, &mut b.borrow_mut()));
+        });
     }
     ws.iter()
         .zip(outs)

@@ -1,30 +1,61 @@
 //! AVX2 row kernels: each decodes a stored row eight elements at a time
 //! (bit for bit as the source's own decoder, i.e. `taalasc-frontends`'
-//! `dequant`, does) and multiplies them into `N` activation rows at once.
+//! `dequant`, does) and multiplies them into `N` activation rows at once;
+//! and AVX-512 kernels for the formats a decode step spends its time in,
+//! sixteen elements at a time.
 //!
 //! Every output keeps the portable dot product's order
-//! ([`crate::rows::dot_scalar`]): lane `k` of one 8-wide accumulator sums
-//! the products of the elements `j ≡ k (mod 8)` in order, with a separate
-//! multiply and add (never a fused multiply-add), and the eight lanes are
-//! summed left to right at the end. So the AVX2 and the portable paths, and a
-//! row computed alone or with three others, give the same bits.
+//! ([`crate::rows::dot_scalar`]): lane `k` of sixteen accumulator lanes (two
+//! 8-wide AVX2 registers, or one AVX-512 register) sums the products of the
+//! elements `j ≡ k (mod 16)` in order, each with one fused multiply-add, and
+//! the sixteen lanes are summed left to right at the end. So the AVX-512,
+//! AVX2 and portable paths, and a row computed alone or with three others,
+//! give the same bits.
 //!
 //! Only compiled for x86-64; only called after
 //! [`crate::rows::Isa::detect`] saw AVX2, FMA and F16C at run time (and
-//! AVX-512F/VL for the table kernels).
+//! AVX-512F/VL for the AVX-512 kernels).
 
 #![allow(clippy::missing_safety_doc)]
 
 use std::arch::x86_64::*;
 use taalasc_ir::dtype::k4_scale_min;
 
-/// The eight lanes summed left to right, as `[f32; 8]::iter().sum()`.
+/// The sixteen lanes of two 8-wide accumulators (lanes `0..8`, then
+/// `8..16`) summed left to right, as `[f32; 16]::iter().sum()`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn hsum(v: __m256) -> f32 {
-    let mut a = [0f32; 8];
-    _mm256_storeu_ps(a.as_mut_ptr(), v);
+unsafe fn hsum(v: [__m256; 2]) -> f32 {
+    let mut a = [0f32; 16];
+    _mm256_storeu_ps(a.as_mut_ptr(), v[0]);
+    _mm256_storeu_ps(a.as_mut_ptr().add(8), v[1]);
     a.iter().sum()
+}
+
+/// The sixteen lanes of an AVX-512 accumulator summed left to right, as
+/// [`hsum`].
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+#[inline]
+unsafe fn hsum16(v: __m512) -> f32 {
+    let mut a = [0f32; 16];
+    _mm512_storeu_ps(a.as_mut_ptr(), v);
+    a.iter().sum()
+}
+
+/// How many calls' worth of rows ahead the kernels prefetch into L2 (and
+/// one call ahead into L1); a decode step calls them on four consecutive
+/// rows at a time. Measured on SmolLM2's Q8_0 head streamed from memory by
+/// one thread (RFC 0008): 8.6 GMAC/s with a single L1 prefetch four calls
+/// ahead, 12.1 with both, about its speed from cache (12.4).
+const PREFETCH_FAR: usize = 16;
+
+/// Hints that the rows `near` and `far` bytes past `b` will be read soon:
+/// the first into L1, the second into L2. Hints only, which never fault.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn prefetch_ahead(b: *const u8, near: usize, far: usize) {
+    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(near) as *const i8);
+    _mm_prefetch::<_MM_HINT_T1>(b.wrapping_add(far) as *const i8);
 }
 
 /// The f16 at `p`, widened (exact).
@@ -126,30 +157,34 @@ macro_rules! fused {
             }
         }
 
-        /// Dot products of `R` stored rows (whole blocks, equally long) with
-        /// `N` activation rows: `R * N` independent accumulator chains, so
-        /// that the adds of one chain overlap with the others'.
+        /// Dot products of `R` stored rows (whole blocks, equally long, a
+        /// multiple of 16 elements) with `N` activation rows: `2 * R * N`
+        /// independent accumulator chains, so that the adds of one chain
+        /// overlap with the others'.
         #[target_feature(enable = "avx2,fma,f16c")]
         pub(crate) unsafe fn $name<const R: usize, const N: usize>(
             rows: &[&[u8]; R],
             xs: &[&[f32]; N],
         ) -> [[f32; N]; R] {
-            let mut acc = [[_mm256_setzero_ps(); N]; R];
+            // `acc[r][i][h]`: lanes `8h..8h + 8` of the sixteen.
+            let mut acc = [[[_mm256_setzero_ps(); 2]; N]; R];
             let blocks = rows[0].len() / $bytes;
-            let ahead = R * rows[0].len();
+            // The rows of the next call and of a later one (a matrix's
+            // rows lie one after another).
+            let (near, far) = (R * rows[0].len(), PREFETCH_FAR * R * rows[0].len());
             for k in 0..blocks {
                 let e = k * 8 * $groups;
                 for r in 0..R {
                     let $b = rows[r].as_ptr().add(k * $bytes);
-                    // The rows that follow these (a matrix's rows lie one
-                    // after another): a hint only, which never faults.
-                    _mm_prefetch::<_MM_HINT_T0>($b.wrapping_add(ahead) as *const i8);
+                    prefetch_ahead($b, near, far);
                     let mut $v = [_mm256_setzero_ps(); $groups];
                     $body
                     for (g, w) in $v.iter().enumerate() {
+                        // Elements `e + 8g..`: which half of the sixteen lanes.
+                        let h = (k * $groups + g) % 2;
                         for i in 0..N {
                             let x = _mm256_loadu_ps(xs[i].as_ptr().add(e + 8 * g));
-                            acc[r][i] = _mm256_add_ps(acc[r][i], _mm256_mul_ps(*w, x));
+                            acc[r][i][h] = _mm256_fmadd_ps(*w, x, acc[r][i][h]);
                         }
                     }
                 }
@@ -205,48 +240,45 @@ fused!(q4_1_rows, q4_1_decode, 20, 4, |b, v| {
     }
 });
 
-/// [`q4_1_rows`] with AVX-512VL: each block's sixteen possible values
-/// `d·q + m` (`q` = 0..15, the same operations as the decoder's) are
-/// computed once, and each element is looked up by its nibble
-/// (`vpermt2ps`, which reads the low four bits of each index), instead of
-/// being converted, multiplied and offset one by one. The products and sums
-/// are [`q4_1_rows`]'s, so the results are the same bits.
+/// [`q4_1_rows`] with AVX-512: each block's
+/// sixteen possible values `d·q + m` (`q` = 0..15, the decoder's values)
+/// are computed once in one register, and each element is looked up by its
+/// nibble (`vpermps`, which reads the low four bits of each index), sixteen
+/// at a time: elements `0..16` are the low nibbles of the block's bytes and
+/// `16..32` the high ones, so each lands in its own accumulator lane.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
-pub(crate) unsafe fn q4_1_rows_table<const R: usize, const N: usize>(
+pub(crate) unsafe fn q4_1_rows_avx512<const R: usize, const N: usize>(
     rows: &[&[u8]; R],
     xs: &[&[f32]; N],
 ) -> [[f32; N]; R] {
-    let codes_lo = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
-    let codes_hi = _mm256_setr_ps(8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0);
-    let mut acc = [[_mm256_setzero_ps(); N]; R];
+    let codes = _mm512_setr_ps(
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+    );
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
     let blocks = rows[0].len() / 20;
-    let ahead = R * rows[0].len();
+    // The rows of the next call and of a later one (a matrix's rows lie
+    // one after another).
+    let (near, far) = (R * rows[0].len(), PREFETCH_FAR * R * rows[0].len());
     for k in 0..blocks {
         let e = k * 32;
         for r in 0..R {
             let b = rows[r].as_ptr().add(k * 20);
-            // The rows that follow these (a matrix's rows lie one after
-            // another): a hint only, which never faults.
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(ahead) as *const i8);
-            let (d, m) = half_pair(b);
-            let t_lo = _mm256_add_ps(_mm256_mul_ps(codes_lo, d), m);
-            let t_hi = _mm256_add_ps(_mm256_mul_ps(codes_hi, d), m);
-            // Element j of the block is the low nibble of byte j (j < 16),
-            // else the high nibble of byte j - 16.
-            let q = _mm_loadu_si128(b.add(4) as *const __m128i);
-            let i0 = _mm256_cvtepu8_epi32(q);
-            let i1 = _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(q));
-            let idx = [
-                i0,
-                i1,
-                _mm256_srli_epi32::<4>(i0),
-                _mm256_srli_epi32::<4>(i1),
+            prefetch_ahead(b, near, far);
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128((b as *const u32).read_unaligned() as i32));
+            let d = _mm512_broadcastss_ps(dm);
+            let m = _mm512_broadcastss_ps(_mm_movehdup_ps(dm));
+            // `q·d` is exact (a 4-bit integer times an f16), so the fused
+            // `q·d + m` rounds once, as the decoder's multiply-then-add does.
+            let table = _mm512_fmadd_ps(codes, d, m);
+            let q = _mm512_cvtepu8_epi32(_mm_loadu_si128(b.add(4) as *const __m128i));
+            let w = [
+                _mm512_permutexvar_ps(q, table),
+                _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(q), table),
             ];
-            for (g, i) in idx.iter().enumerate() {
-                let w = _mm256_permutex2var_ps(t_lo, *i, t_hi);
+            for (g, w) in w.iter().enumerate() {
                 for n in 0..N {
-                    let x = _mm256_loadu_ps(xs[n].as_ptr().add(e + 8 * g));
-                    acc[r][n] = _mm256_add_ps(acc[r][n], _mm256_mul_ps(w, x));
+                    let x = _mm512_loadu_ps(xs[n].as_ptr().add(e + 16 * g));
+                    acc[r][n] = _mm512_fmadd_ps(*w, x, acc[r][n]);
                 }
             }
         }
@@ -254,7 +286,42 @@ pub(crate) unsafe fn q4_1_rows_table<const R: usize, const N: usize>(
     let mut out = [[0f32; N]; R];
     for r in 0..R {
         for n in 0..N {
-            out[r][n] = hsum(acc[r][n]);
+            out[r][n] = hsum16(acc[r][n]);
+        }
+    }
+    out
+}
+
+/// [`q8_0_rows`] with AVX-512: sixteen elements at a time, each `q·d` as
+/// the decoder computes it (exact: an 8-bit integer times an f16).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+pub(crate) unsafe fn q8_0_rows_avx512<const R: usize, const N: usize>(
+    rows: &[&[u8]; R],
+    xs: &[&[f32]; N],
+) -> [[f32; N]; R] {
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
+    let blocks = rows[0].len() / 34;
+    let (near, far) = (R * rows[0].len(), PREFETCH_FAR * R * rows[0].len());
+    for k in 0..blocks {
+        let e = k * 32;
+        for r in 0..R {
+            let b = rows[r].as_ptr().add(k * 34);
+            prefetch_ahead(b, near, far);
+            let d = _mm512_set1_ps(half(b));
+            for g in 0..2 {
+                let q = _mm512_cvtepi8_epi32(_mm_loadu_si128(b.add(2 + 16 * g) as *const __m128i));
+                let w = _mm512_mul_ps(_mm512_cvtepi32_ps(q), d);
+                for n in 0..N {
+                    let x = _mm512_loadu_ps(xs[n].as_ptr().add(e + 16 * g));
+                    acc[r][n] = _mm512_fmadd_ps(w, x, acc[r][n]);
+                }
+            }
+        }
+    }
+    let mut out = [[0f32; N]; R];
+    for r in 0..R {
+        for n in 0..N {
+            out[r][n] = hsum16(acc[r][n]);
         }
     }
     out
