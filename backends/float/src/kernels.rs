@@ -95,7 +95,9 @@ pub fn attention(
             n_kv_heads,
             head_dim,
         };
-        let out = attention_row(q.row(0), keys_t, v, shape, pos0, window);
+        let simd =
+            cfg!(target_arch = "x86_64") && crate::rows::Isa::detect() >= crate::rows::Isa::Avx2;
+        let out = attention_row(q.row(0), keys_t, v, shape, pos0, window, simd);
         return Array2::from_shape_vec((1, n_heads * head_dim), out).expect("one row");
     }
     attention_gemm(q, k, v, n_heads, n_kv_heads, head_dim, pos0, window)
@@ -214,7 +216,7 @@ const SGEMM_KC: usize = 256;
 /// over the shared dimension in order, a chunk of [`SGEMM_KC`] at a time,
 /// the chunks' sums added in order. Here every instruction set uses the
 /// same fused operations (`f32::mul_add`). Heads are independent tasks of
-/// one parallel step ([`crate::team`]).
+/// one parallel step ([`crate::team`]). `simd`: AVX2 and FMA were detected.
 fn attention_row(
     q: ArrayView1<f32>,
     kt: &KeysByFeature,
@@ -222,6 +224,7 @@ fn attention_row(
     shape: AttnShape,
     pos0: usize,
     window: Option<usize>,
+    simd: bool,
 ) -> Vec<f32> {
     let hd = shape.head_dim;
     let q = q.to_vec();
@@ -230,7 +233,6 @@ fn attention_row(
     let mut out = vec![0f32; shape.n_heads * hd];
     let cells: Vec<std::sync::Mutex<&mut [f32]>> =
         out.chunks_mut(hd).map(std::sync::Mutex::new).collect();
-    let fma = cfg!(target_arch = "x86_64") && crate::rows::Isa::detect() >= crate::rows::Isa::Avx2;
     crate::team::run(shape.n_heads, &|h| {
         let mut dst = cells[h].lock().expect("a head runs once");
         let args = HeadArgs {
@@ -243,12 +245,12 @@ fn attention_row(
             window,
         };
         #[cfg(target_arch = "x86_64")]
-        if fma {
-            // SAFETY: AVX2 and FMA were detected (`Isa::Avx2`).
+        if simd {
+            // SAFETY: AVX2 and FMA were detected (the caller's `simd`).
             return unsafe { head_fma(&args, &mut dst) };
         }
-        let _ = fma;
-        head_any(&args, &mut dst)
+        let _ = simd;
+        head_any::<false>(&args, &mut dst)
     });
     drop(cells);
     out
@@ -275,37 +277,77 @@ struct HeadArgs<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn head_fma(a: &HeadArgs<'_>, out: &mut [f32]) {
-    head_any(a, out)
+    head_any::<true>(a, out)
+}
+
+/// Lanes of [`fma_block`]: sums kept in registers while their chains run.
+const BLOCK: usize = 16;
+
+/// `acc[l] = fma(a(i), b(i)[l], acc[l])` for `i` in `range`, in order, for
+/// the `len <= BLOCK` lanes: each lane one chain of fused multiply-adds
+/// from `acc`'s values, held in registers throughout (two AVX registers
+/// when `SIMD`: the caller was compiled with AVX2 and FMA).
+#[inline(always)]
+fn fma_block<'b, const SIMD: bool>(
+    acc: &mut [f32],
+    range: std::ops::Range<usize>,
+    a: impl Fn(usize) -> f32,
+    b: impl Fn(usize) -> &'b [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if SIMD && acc.len() == BLOCK {
+        use std::arch::x86_64::*;
+        // SAFETY: `SIMD` callers run with AVX2 and FMA (see `head_fma`);
+        // every `b(i)` holds at least BLOCK values (checked).
+        unsafe {
+            let mut lo = _mm256_loadu_ps(acc.as_ptr());
+            let mut hi = _mm256_loadu_ps(acc.as_ptr().add(8));
+            for i in range {
+                let (x, y) = (_mm256_set1_ps(a(i)), &b(i)[..BLOCK]);
+                lo = _mm256_fmadd_ps(x, _mm256_loadu_ps(y.as_ptr()), lo);
+                hi = _mm256_fmadd_ps(x, _mm256_loadu_ps(y.as_ptr().add(8)), hi);
+            }
+            _mm256_storeu_ps(acc.as_mut_ptr(), lo);
+            _mm256_storeu_ps(acc.as_mut_ptr().add(8), hi);
+        }
+        return;
+    }
+    let len = acc.len();
+    for i in range {
+        let (x, y) = (a(i), &b(i)[..len]);
+        for (s, &w) in acc.iter_mut().zip(y) {
+            *s = x.mul_add(w, *s);
+        }
+    }
 }
 
 /// One head of [`attention_row`] into `out` (`head_dim` long).
 #[inline(always)]
-fn head_any(a: &HeadArgs<'_>, out: &mut [f32]) {
+fn head_any<const SIMD: bool>(a: &HeadArgs<'_>, out: &mut [f32]) {
     let hd = a.shape.head_dim;
     let kv_w = a.shape.n_kv_heads * hd;
     let total = a.kt.len;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut scores = vec![0f32; total];
-    let mut part = vec![0f32; total.max(hd)];
-    // scores = q · Kᵀ.
-    for (c, d0) in (0..hd).step_by(SGEMM_KC).enumerate() {
-        let sum = if c == 0 {
-            &mut scores[..]
-        } else {
-            &mut part[..total]
-        };
-        sum.fill(0.0);
-        for (d, &x) in a.q.iter().enumerate().skip(d0).take(SGEMM_KC) {
-            let kd = a.kt.column(a.kvh * hd + d);
-            for (s, &y) in sum.iter_mut().zip(kd) {
-                *s = x.mul_add(y, *s);
+    // scores = q · Kᵀ: sixteen positions at a time, each a chain over the
+    // features (in chunks of SGEMM_KC, whose sums are added in order).
+    for j0 in (0..total).step_by(BLOCK) {
+        let j1 = (j0 + BLOCK).min(total);
+        let mut sum = [0f32; BLOCK];
+        for (c, d0) in (0..hd).step_by(SGEMM_KC).enumerate() {
+            let mut part = [0f32; BLOCK];
+            let d1 = (d0 + SGEMM_KC).min(hd);
+            fma_block::<SIMD>(
+                &mut part[..j1 - j0],
+                d0..d1,
+                |d| a.q[d],
+                |d| &a.kt.column(a.kvh * hd + d)[j0..],
+            );
+            for (s, p) in sum.iter_mut().zip(part) {
+                *s = if c == 0 { p } else { *s + p };
             }
         }
-        if c > 0 {
-            for (s, &y) in scores.iter_mut().zip(&part[..total]) {
-                *s += y;
-            }
-        }
+        scores[j0..j1].copy_from_slice(&sum[..j1 - j0]);
     }
     softmax_causal(
         ArrayViewMut1::from(&mut scores[..]),
@@ -313,21 +355,25 @@ fn head_any(a: &HeadArgs<'_>, out: &mut [f32]) {
         a.window,
         scale,
     );
-    // out = probabilities · V.
-    for (c, j0) in (0..total).step_by(SGEMM_KC).enumerate() {
-        let sum = if c == 0 { &mut *out } else { &mut part[..hd] };
-        sum.fill(0.0);
-        for (j, &p) in scores.iter().enumerate().skip(j0).take(SGEMM_KC) {
-            let vr = &a.vs[j * kv_w + a.kvh * hd..][..hd];
-            for (s, &y) in sum.iter_mut().zip(vr) {
-                *s = p.mul_add(y, *s);
+    // out = probabilities · V: sixteen features at a time, each a chain over
+    // the positions (in chunks of SGEMM_KC).
+    for e0 in (0..hd).step_by(BLOCK) {
+        let e1 = (e0 + BLOCK).min(hd);
+        let mut sum = [0f32; BLOCK];
+        for (c, j0) in (0..total).step_by(SGEMM_KC).enumerate() {
+            let mut part = [0f32; BLOCK];
+            let j1 = (j0 + SGEMM_KC).min(total);
+            fma_block::<SIMD>(
+                &mut part[..e1 - e0],
+                j0..j1,
+                |j| scores[j],
+                |j| &a.vs[j * kv_w + a.kvh * hd + e0..],
+            );
+            for (s, p) in sum.iter_mut().zip(part) {
+                *s = if c == 0 { p } else { *s + p };
             }
         }
-        if c > 0 {
-            for (s, &y) in out.iter_mut().zip(&part[..hd]) {
-                *s += y;
-            }
-        }
+        out[e0..e1].copy_from_slice(&sum[..e1 - e0]);
     }
 }
 
@@ -379,6 +425,16 @@ mod tests {
             );
             let bits = |a: &Array2<f32>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "total {total}, head_dim {hd}");
+            // The portable path too.
+            let shape = AttnShape {
+                n_heads: nh,
+                n_kv_heads: nkv,
+                head_dim: hd,
+            };
+            let portable = attention_row(q.row(0), &kt, v.view(), shape, pos0, window, false);
+            let want: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
+            let portable: Vec<u32> = portable.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(portable, want, "portable: total {total}, head_dim {hd}");
         }
     }
 

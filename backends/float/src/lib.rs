@@ -317,9 +317,17 @@ impl FloatModel {
         // The whole call runs on one of rayon's workers, so that the matrix
         // products inside it split across the pool without a hand-off to
         // and from the caller's thread each time.
-        // The pool's other workers stay on this pass's steps ([`team`]).
+        // A decode step's parallel steps are short: the pool's other workers
+        // stay on them ([`team`]). A prefill's are long, and its attention's
+        // products run on matrixmultiply's own threads, which spinning
+        // workers would slow down.
         rayon::scope(|_| {
-            team::Team::scope(|| self.forward_probed(session, tokens, logits_from, &mut |_, _| {}))
+            let mut pass = || self.forward_probed(session, tokens, logits_from, &mut |_, _| {});
+            if tokens.len() == 1 {
+                team::Team::scope(pass)
+            } else {
+                pass()
+            }
         })
     }
 

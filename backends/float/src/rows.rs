@@ -160,13 +160,19 @@ fn dot_f32_rows<const R: usize, const N: usize>(
     #[cfg(target_arch = "x86_64")]
     if isa.avx2() {
         let whole = len / LANES * LANES;
-        // SAFETY: AVX2/F16C were detected (`isa`); each byte view covers the
+        // SAFETY: AVX2/F16C (and AVX-512F/VL for `Isa::Avx512`) were detected (`isa`); each byte view covers the
         // first `whole` floats of its row, and every `xs[i]` holds at least
         // `whole`.
         let bytes: [&[u8]; R] = std::array::from_fn(|r| unsafe {
             std::slice::from_raw_parts(ws[r].as_ptr() as *const u8, whole * 4)
         });
-        let mut out = unsafe { crate::simd::f32_rows::<R, N>(&bytes, xs) };
+        let mut out = unsafe {
+            if isa == Isa::Avx512 {
+                crate::simd::f32_rows_avx512::<R, N>(&bytes, xs)
+            } else {
+                crate::simd::f32_rows::<R, N>(&bytes, xs)
+            }
+        };
         for (o, w) in out.iter_mut().zip(ws) {
             for (oi, x) in o.iter_mut().zip(xs) {
                 for (a, b) in w[whole..].iter().zip(&x[whole..len]) {
@@ -199,6 +205,7 @@ fn fused<const R: usize, const N: usize>(
     Some(match dtype {
         DType::Q4_1 if isa == Isa::Avx512 => q4_1_rows_avx512::<R, N>,
         DType::Q8_0 if isa == Isa::Avx512 => q8_0_rows_avx512::<R, N>,
+        DType::F32 if plain && isa == Isa::Avx512 => f32_rows_avx512::<R, N>,
         DType::F32 if plain => f32_rows::<R, N>,
         DType::F16 if plain => f16_rows::<R, N>,
         DType::BF16 if plain => bf16_rows::<R, N>,

@@ -327,6 +327,37 @@ pub(crate) unsafe fn q8_0_rows_avx512<const R: usize, const N: usize>(
     out
 }
 
+/// [`f32_rows`] with AVX-512: sixteen elements at a time, one register per
+/// accumulator (a prefill's tile of three rows by four activation rows
+/// needs twelve, which fit where AVX2's twenty-four halves did not).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+pub(crate) unsafe fn f32_rows_avx512<const R: usize, const N: usize>(
+    rows: &[&[u8]; R],
+    xs: &[&[f32]; N],
+) -> [[f32; N]; R] {
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
+    let chunks = rows[0].len() / 64;
+    let (near, far) = (R * rows[0].len(), PREFETCH_FAR * R * rows[0].len());
+    for k in 0..chunks {
+        for r in 0..R {
+            let b = rows[r].as_ptr().add(k * 64);
+            prefetch_ahead(b, near, far);
+            let w = _mm512_loadu_ps(b as *const f32);
+            for n in 0..N {
+                let x = _mm512_loadu_ps(xs[n].as_ptr().add(16 * k));
+                acc[r][n] = _mm512_fmadd_ps(w, x, acc[r][n]);
+            }
+        }
+    }
+    let mut out = [[0f32; N]; R];
+    for r in 0..R {
+        for n in 0..N {
+            out[r][n] = hsum16(acc[r][n]);
+        }
+    }
+    out
+}
+
 fused!(q5_0_rows, q5_0_decode, 22, 4, |b, v| {
     let d = _mm256_set1_ps(half(b));
     let qh = u32::from_le_bytes([*b.add(2), *b.add(3), *b.add(4), *b.add(5)]);
