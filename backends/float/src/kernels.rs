@@ -88,19 +88,19 @@ pub fn attention(
     pos0: usize,
     window: Option<usize>,
 ) -> Array2<f32> {
+    let shape = AttnShape {
+        n_heads,
+        n_kv_heads,
+        head_dim,
+    };
     if q.nrows() == 1 {
         keys_t.sync(k);
-        let shape = AttnShape {
-            n_heads,
-            n_kv_heads,
-            head_dim,
-        };
         let simd =
             cfg!(target_arch = "x86_64") && crate::rows::Isa::detect() >= crate::rows::Isa::Avx2;
         let out = attention_row(q.row(0), keys_t, v, shape, pos0, window, simd);
         return Array2::from_shape_vec((1, n_heads * head_dim), out).expect("one row");
     }
-    attention_gemm(q, k, v, n_heads, n_kv_heads, head_dim, pos0, window)
+    attention_gemm(q, k, v, shape, pos0, window)
 }
 
 /// An attention's key cache by feature, for decode steps: for each column
@@ -147,17 +147,19 @@ impl KeysByFeature {
 }
 
 /// [`attention`] through sgemm, whatever the number of rows.
-#[allow(clippy::too_many_arguments)]
 fn attention_gemm(
     q: ArrayView2<f32>,
     k: ArrayView2<f32>,
     v: ArrayView2<f32>,
-    n_heads: usize,
-    n_kv_heads: usize,
-    head_dim: usize,
+    shape: AttnShape,
     pos0: usize,
     window: Option<usize>,
 ) -> Array2<f32> {
+    let AttnShape {
+        n_heads,
+        n_kv_heads,
+        head_dim,
+    } = shape;
     let t = q.nrows();
     let group = n_heads / n_kv_heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
@@ -321,6 +323,26 @@ fn fma_block<'b, const SIMD: bool>(
     }
 }
 
+/// `out[l] = Σ_i a(i)·b(i)[l]` over `i < n`, for `out.len() <= BLOCK`
+/// lanes, as sgemm sums it: chains of fused multiply-adds from zero, a
+/// chunk of [`SGEMM_KC`] at a time, the chunks' sums added in order.
+#[inline(always)]
+fn sgemm_sums<'b, const SIMD: bool>(
+    out: &mut [f32],
+    n: usize,
+    a: impl Fn(usize) -> f32 + Copy,
+    b: impl Fn(usize) -> &'b [f32] + Copy,
+) {
+    let len = out.len();
+    for (c, i0) in (0..n).step_by(SGEMM_KC).enumerate() {
+        let mut part = [0f32; BLOCK];
+        fma_block::<SIMD>(&mut part[..len], i0..(i0 + SGEMM_KC).min(n), a, b);
+        for (s, p) in out.iter_mut().zip(part) {
+            *s = if c == 0 { p } else { *s + p };
+        }
+    }
+}
+
 /// One head of [`attention_row`] into `out` (`head_dim` long).
 #[inline(always)]
 fn head_any<const SIMD: bool>(a: &HeadArgs<'_>, out: &mut [f32]) {
@@ -333,21 +355,12 @@ fn head_any<const SIMD: bool>(a: &HeadArgs<'_>, out: &mut [f32]) {
     // features (in chunks of SGEMM_KC, whose sums are added in order).
     for j0 in (0..total).step_by(BLOCK) {
         let j1 = (j0 + BLOCK).min(total);
-        let mut sum = [0f32; BLOCK];
-        for (c, d0) in (0..hd).step_by(SGEMM_KC).enumerate() {
-            let mut part = [0f32; BLOCK];
-            let d1 = (d0 + SGEMM_KC).min(hd);
-            fma_block::<SIMD>(
-                &mut part[..j1 - j0],
-                d0..d1,
-                |d| a.q[d],
-                |d| &a.kt.column(a.kvh * hd + d)[j0..],
-            );
-            for (s, p) in sum.iter_mut().zip(part) {
-                *s = if c == 0 { p } else { *s + p };
-            }
-        }
-        scores[j0..j1].copy_from_slice(&sum[..j1 - j0]);
+        sgemm_sums::<SIMD>(
+            &mut scores[j0..j1],
+            hd,
+            |d| a.q[d],
+            |d| &a.kt.column(a.kvh * hd + d)[j0..],
+        );
     }
     softmax_causal(
         ArrayViewMut1::from(&mut scores[..]),
@@ -359,21 +372,12 @@ fn head_any<const SIMD: bool>(a: &HeadArgs<'_>, out: &mut [f32]) {
     // the positions (in chunks of SGEMM_KC).
     for e0 in (0..hd).step_by(BLOCK) {
         let e1 = (e0 + BLOCK).min(hd);
-        let mut sum = [0f32; BLOCK];
-        for (c, j0) in (0..total).step_by(SGEMM_KC).enumerate() {
-            let mut part = [0f32; BLOCK];
-            let j1 = (j0 + SGEMM_KC).min(total);
-            fma_block::<SIMD>(
-                &mut part[..e1 - e0],
-                j0..j1,
-                |j| scores[j],
-                |j| &a.vs[j * kv_w + a.kvh * hd + e0..],
-            );
-            for (s, p) in sum.iter_mut().zip(part) {
-                *s = if c == 0 { p } else { *s + p };
-            }
-        }
-        out[e0..e1].copy_from_slice(&sum[..e1 - e0]);
+        sgemm_sums::<SIMD>(
+            &mut out[e0..e1],
+            total,
+            |j| scores[j],
+            |j| &a.vs[j * kv_w + a.kvh * hd + e0..],
+        );
     }
 }
 
@@ -410,7 +414,12 @@ mod tests {
             let k = Array2::from_shape_fn((total, nkv * hd), |_| next());
             let v = Array2::from_shape_fn((total, nkv * hd), |_| next());
             let pos0 = total - 1;
-            let want = attention_gemm(q.view(), k.view(), v.view(), nh, nkv, hd, pos0, window);
+            let shape = AttnShape {
+                n_heads: nh,
+                n_kv_heads: nkv,
+                head_dim: hd,
+            };
+            let want = attention_gemm(q.view(), k.view(), v.view(), shape, pos0, window);
             let mut kt = KeysByFeature::default();
             let got = attention(
                 q.view(),
@@ -426,11 +435,6 @@ mod tests {
             let bits = |a: &Array2<f32>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "total {total}, head_dim {hd}");
             // The portable path too.
-            let shape = AttnShape {
-                n_heads: nh,
-                n_kv_heads: nkv,
-                head_dim: hd,
-            };
             let portable = attention_row(q.row(0), &kt, v.view(), shape, pos0, window, false);
             let want: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
             let portable: Vec<u32> = portable.iter().map(|x| x.to_bits()).collect();

@@ -42,6 +42,19 @@ unsafe fn hsum16(v: __m512) -> f32 {
     a.iter().sum()
 }
 
+/// [`hsum16`] of every accumulator.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+#[inline]
+unsafe fn hsums16<const R: usize, const N: usize>(acc: &[[__m512; N]; R]) -> [[f32; N]; R] {
+    let mut out = [[0f32; N]; R];
+    for r in 0..R {
+        for n in 0..N {
+            out[r][n] = hsum16(acc[r][n]);
+        }
+    }
+    out
+}
+
 /// How many calls' worth of rows ahead the kernels prefetch into L2 (and
 /// one call ahead into L1); a decode step calls them on four consecutive
 /// rows at a time. Measured on SmolLM2's Q8_0 head streamed from memory by
@@ -283,13 +296,7 @@ pub(crate) unsafe fn q4_1_rows_avx512<const R: usize, const N: usize>(
             }
         }
     }
-    let mut out = [[0f32; N]; R];
-    for r in 0..R {
-        for n in 0..N {
-            out[r][n] = hsum16(acc[r][n]);
-        }
-    }
-    out
+    hsums16(&acc)
 }
 
 /// [`q8_0_rows`] with AVX-512: sixteen elements at a time, each `q·d` as
@@ -318,13 +325,7 @@ pub(crate) unsafe fn q8_0_rows_avx512<const R: usize, const N: usize>(
             }
         }
     }
-    let mut out = [[0f32; N]; R];
-    for r in 0..R {
-        for n in 0..N {
-            out[r][n] = hsum16(acc[r][n]);
-        }
-    }
-    out
+    hsums16(&acc)
 }
 
 /// [`f32_rows`] with AVX-512: sixteen elements at a time, one register per
@@ -349,13 +350,7 @@ pub(crate) unsafe fn f32_rows_avx512<const R: usize, const N: usize>(
             }
         }
     }
-    let mut out = [[0f32; N]; R];
-    for r in 0..R {
-        for n in 0..N {
-            out[r][n] = hsum16(acc[r][n]);
-        }
-    }
-    out
+    hsums16(&acc)
 }
 
 fused!(q5_0_rows, q5_0_decode, 22, 4, |b, v| {
