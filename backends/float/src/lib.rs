@@ -27,7 +27,7 @@ mod kernels;
 pub mod rows;
 #[cfg(target_arch = "x86_64")]
 mod simd;
-pub mod team;
+mod team;
 
 use ndarray::{s, Array2, ArrayView2};
 use rows::{Isa, Matrix};
@@ -318,9 +318,9 @@ impl FloatModel {
         // products inside it split across the pool without a hand-off to
         // and from the caller's thread each time.
         // A decode step's parallel steps are short: the pool's other workers
-        // stay on them ([`team`]). A prefill's are long, and its attention's
-        // products run on matrixmultiply's own threads, which spinning
-        // workers would slow down.
+        // stay on them ([`team`]). A prefill's are long, so a wake-up costs
+        // it little, and its attention's products run on matrixmultiply's
+        // own threads, which spinning workers would compete with.
         rayon::scope(|_| {
             let mut pass = || self.forward_probed(session, tokens, logits_from, &mut |_, _| {});
             if tokens.len() == 1 {

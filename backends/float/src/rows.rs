@@ -9,8 +9,8 @@
 //! format, instruction set, batch size or thread count: the weight row's
 //! values decoded exactly as the source's own decoder does, multiplied into the
 //! activation row with sixteen accumulators of fused multiply-adds in a fixed
-//! order ([`dot_scalar`]). So decoding token by token and prefilling give the same
-//! bits, and so do the AVX2 and portable paths.
+//! order ([`dot_scalar`]). So decoding token by token and prefilling give the
+//! same bits, and so do the AVX-512, AVX2 and portable paths.
 
 use ndarray::{Array2, ArrayView2};
 use std::sync::{Mutex, OnceLock};
@@ -160,9 +160,9 @@ fn dot_f32_rows<const R: usize, const N: usize>(
     #[cfg(target_arch = "x86_64")]
     if isa.avx2() {
         let whole = len / LANES * LANES;
-        // SAFETY: AVX2/F16C (and AVX-512F/VL for `Isa::Avx512`) were detected (`isa`); each byte view covers the
-        // first `whole` floats of its row, and every `xs[i]` holds at least
-        // `whole`.
+        // SAFETY: AVX2/F16C (and AVX-512F/VL for `Isa::Avx512`) were
+        // detected (`isa`); each byte view covers the first `whole` floats
+        // of its row, and every `xs[i]` holds at least `whole`.
         let bytes: [&[u8]; R] = std::array::from_fn(|r| unsafe {
             std::slice::from_raw_parts(ws[r].as_ptr() as *const u8, whole * 4)
         });
