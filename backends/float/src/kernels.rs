@@ -434,6 +434,16 @@ mod tests {
             );
             let bits = |a: &Array2<f32>| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&want), "total {total}, head_dim {hd}");
+            // The keys by feature filled one decode step at a time, growing
+            // past their first capacity (64) and re-laid out, give the same.
+            let mut grown = KeysByFeature::default();
+            for t in 1..=total {
+                grown.sync(k.slice(s![..t, ..]));
+            }
+            assert_eq!(grown.len, kt.len);
+            for c in 0..nkv * hd {
+                assert_eq!(grown.column(c), kt.column(c), "column {c}");
+            }
             // The portable path too.
             let portable = attention_row(q.row(0), &kt, v.view(), shape, pos0, window, false);
             let want: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
